@@ -1,0 +1,90 @@
+//! Two-phase decode: bytes → envelope with raw `data` → the typed payload the topic implies.
+//!
+//! The fast path runs plain serde; only when it fails is the input decoded again with path tracking, so the error
+//! names the field (`data.essay_results[0].normalized_score`) without slowing valid records down.
+
+use serde_json::value::RawValue;
+
+use crate::envelope::EventEnvelope;
+use crate::error::{DecodeError, DecodePhase};
+use crate::registry::{decode_payload_fast, decode_payload_tracked, Event, Payload, TypedEvent};
+
+/// An envelope whose payload is still raw JSON (phase one).
+pub type RawEnvelope<'a> = EventEnvelope<&'a RawValue>;
+
+/// A fully decoded record.
+pub type DecodedEnvelope = EventEnvelope<TypedEvent>;
+
+/// Phase one: checks UTF-8 and the envelope's fields, leaving `data` unparsed.
+pub fn decode_envelope(bytes: &[u8]) -> Result<RawEnvelope<'_>, DecodeError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        DecodeError::new(DecodePhase::Envelope, ".", format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))
+    })?;
+    match serde_json::from_str::<RawEnvelope<'_>>(text) {
+        Ok(env) => Ok(env),
+        Err(_) => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            match serde_path_to_error::deserialize::<_, RawEnvelope<'_>>(&mut de) {
+                Ok(env) => Ok(env),
+                Err(e) => Err(DecodeError::new(DecodePhase::Envelope, path_of(e.path()), e.inner().to_string())),
+            }
+        }
+    }
+}
+
+/// Chooses the event: from the Kafka topic when given (standard or legacy), else from `event_type`
+/// (a topic, an event name or an enum value, all of which Python producers write).
+pub fn route(topic: Option<&str>, event_type: &str) -> Result<Event, DecodeError> {
+    match topic {
+        Some(t) => Event::from_topic(t).map_err(|_| {
+            DecodeError::new(DecodePhase::Routing, "topic", format!("topic `{t}` is not a registered event topic"))
+        }),
+        None => Event::lookup(event_type).map_err(|_| {
+            DecodeError::new(
+                DecodePhase::Routing,
+                "event_type",
+                format!("`{event_type}` is neither a registered topic nor an event name or value"),
+            )
+        }),
+    }
+}
+
+/// Phase two: decodes `data` as the payload of `event`.
+pub fn decode_payload(event: Event, data: &RawValue) -> Result<TypedEvent, DecodeError> {
+    let json = data.get();
+    decode_payload_fast(event, json).or_else(|_| {
+        decode_payload_tracked(event, json).map_err(|e| {
+            let inner = e.path().to_string();
+            let path = if inner == "." { "data".to_owned() } else { format!("data.{inner}") };
+            DecodeError::new(DecodePhase::Payload, path, format!("{} (payload {})", e.inner(), event.def().payload_type))
+        })
+    })
+}
+
+/// Decodes a record completely: envelope, route, payload.
+pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, DecodeError> {
+    let raw = decode_envelope(bytes)?;
+    let event = route(topic, &raw.event_type)?;
+    let data = decode_payload(event, raw.data)?;
+    Ok(raw.map_data(|_| data))
+}
+
+/// Decodes a record whose payload type is known statically.
+pub fn decode_as<P: Payload>(bytes: &[u8]) -> Result<EventEnvelope<P>, DecodeError> {
+    let raw = decode_envelope(bytes)?;
+    match serde_json::from_str::<P>(raw.data.get()) {
+        Ok(payload) => Ok(raw.map_data(|_| payload)),
+        Err(plain) => Err(decode_payload(P::EVENT, raw.data)
+            .err()
+            .unwrap_or_else(|| DecodeError::new(DecodePhase::Payload, "data", plain.to_string()))),
+    }
+}
+
+fn path_of(path: &serde_path_to_error::Path) -> String {
+    let p = path.to_string();
+    if p.is_empty() {
+        ".".to_owned()
+    } else {
+        p
+    }
+}

@@ -1,0 +1,261 @@
+//! The standard Kafka headers every record carries, and the retry policy they describe.
+//!
+//! The seeds' idempotency key `topic:partition_key:version` would make two different events of one aggregate
+//! collide (both are version 1), so `X-Idempotency-Key` is `topic:partition_key:event_id`.
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::envelope::EventEnvelope;
+use crate::time::Timestamp;
+
+/// Header names.
+pub mod names {
+    /// The event id (also read by the Python idempotency decorator).
+    pub const EVENT_ID: &str = "event_id";
+    /// The envelope's `event_type`.
+    pub const EVENT_TYPE: &str = "event_type";
+    /// The correlation id, under the original's name.
+    pub const TRACE_ID: &str = "trace_id";
+    /// Envelope schema version.
+    pub const SCHEMA_VERSION: &str = "schema_version";
+    /// When the event happened.
+    pub const OCCURRED_AT: &str = "occurred_at";
+    /// Always `application/json`.
+    pub const CONTENT_TYPE: &str = "content_type";
+    /// The producing service.
+    pub const SOURCE_SERVICE: &str = "source_service";
+    /// The correlation id.
+    pub const CORRELATION_ID: &str = "X-Correlation-Id";
+    /// `topic:partition_key:event_id`.
+    pub const IDEMPOTENCY_KEY: &str = "X-Idempotency-Key";
+    /// Deliveries so far that failed.
+    pub const RETRY_COUNT: &str = "X-Retry-Count";
+    /// How many retries a consumer may make.
+    pub const MAX_RETRIES: &str = "X-Max-Retries";
+    /// Comma-separated retry delays in milliseconds.
+    pub const BACKOFF_MS: &str = "X-Backoff-Ms";
+    /// When the event was first produced.
+    pub const ORIGINAL_TIMESTAMP: &str = "X-Original-Timestamp";
+    /// W3C trace context.
+    pub const TRACEPARENT: &str = "traceparent";
+    /// W3C trace state.
+    pub const TRACESTATE: &str = "tracestate";
+    /// Set on records republished from a dead-letter topic.
+    pub const REPLAYED_FROM: &str = "X-Replayed-From";
+}
+
+/// Default `X-Max-Retries`.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+/// Default `X-Backoff-Ms`.
+pub const DEFAULT_BACKOFF_MS: &[u64] = &[1000, 5000, 15000];
+
+/// An ordered list of header names and UTF-8 values.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl Headers {
+    /// Adds or replaces a header.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.0.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name.to_owned(), value)),
+        }
+    }
+
+    /// The value of a header.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Iterates over the headers in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Encodes as a JSON object (for storage in an outbox row).
+    pub fn to_json(&self) -> String {
+        let map: serde_json::Map<String, serde_json::Value> =
+            self.0.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        serde_json::Value::Object(map).to_string()
+    }
+
+    /// Decodes a JSON object of string values; other values are skipped.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)?;
+        Ok(Headers(map.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect()))
+    }
+
+    /// Parses raw Kafka headers; a value that is not UTF-8 is an error naming the header.
+    pub fn from_raw<'a>(raw: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> Result<Self, HeaderError> {
+        let mut out = Vec::new();
+        for (name, value) in raw {
+            let value = value.unwrap_or_default();
+            let text = std::str::from_utf8(value).map_err(|_| HeaderError::NotUtf8 { name: name.to_owned() })?;
+            out.push((name.to_owned(), text.to_owned()));
+        }
+        Ok(Headers(out))
+    }
+
+    /// The retry policy these headers describe, with the defaults for absent headers.
+    pub fn retry_policy(&self) -> Result<RetryPolicy, HeaderError> {
+        let max_retries = match self.get(names::MAX_RETRIES) {
+            Some(v) => v.trim().parse().map_err(|_| HeaderError::Invalid {
+                name: names::MAX_RETRIES.to_owned(),
+                value: v.to_owned(),
+                expected: "a non-negative integer",
+            })?,
+            None => DEFAULT_MAX_RETRIES,
+        };
+        let backoff_ms = match self.get(names::BACKOFF_MS) {
+            Some(v) => parse_backoff(v).ok_or_else(|| HeaderError::Invalid {
+                name: names::BACKOFF_MS.to_owned(),
+                value: v.to_owned(),
+                expected: "comma-separated milliseconds such as 1000,5000,15000",
+            })?,
+            None => DEFAULT_BACKOFF_MS.to_vec(),
+        };
+        Ok(RetryPolicy { max_retries, backoff_ms })
+    }
+
+    /// `X-Retry-Count`, 0 when absent or unreadable.
+    pub fn retry_count(&self) -> u32 {
+        self.get(names::RETRY_COUNT).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    }
+}
+
+fn parse_backoff(v: &str) -> Option<Vec<u64>> {
+    let list: Option<Vec<u64>> = v.split(',').map(|p| p.trim().parse().ok()).collect();
+    list.filter(|l| !l.is_empty())
+}
+
+/// A header that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// The value is not UTF-8.
+    #[error("header `{name}` is not UTF-8")]
+    NotUtf8 {
+        /// The header's name.
+        name: String,
+    },
+    /// The value does not parse.
+    #[error("header `{name}` has value `{value}`; expected {expected}")]
+    Invalid {
+        /// The header's name.
+        name: String,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        expected: &'static str,
+    },
+}
+
+/// How often and how long a consumer retries a failing delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Delay before retry n (1-based) is `backoff_ms[min(n, len) - 1]`.
+    pub backoff_ms: Vec<u64>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_retries: DEFAULT_MAX_RETRIES, backoff_ms: DEFAULT_BACKOFF_MS.to_vec() }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before retry `n` (1-based); the last delay repeats.
+    pub fn delay_before_retry(&self, n: u32) -> Duration {
+        let idx = (n.max(1) as usize - 1).min(self.backoff_ms.len().saturating_sub(1));
+        Duration::from_millis(self.backoff_ms.get(idx).copied().unwrap_or(0))
+    }
+}
+
+/// Builds the standard headers of an event about to be published.
+pub fn standard_headers<T>(envelope: &EventEnvelope<T>, topic: &str, partition_key: &str) -> Headers {
+    let occurred = envelope.event_timestamp.to_string();
+    let correlation = envelope.correlation_id.to_string();
+    let event_id = envelope.event_id.to_string();
+    let mut h = Headers(Vec::with_capacity(15));
+    h.set(names::EVENT_ID, event_id.clone());
+    h.set(names::EVENT_TYPE, envelope.event_type.clone());
+    h.set(names::TRACE_ID, correlation.clone());
+    h.set(names::SCHEMA_VERSION, envelope.schema_version.to_string());
+    h.set(names::OCCURRED_AT, occurred.clone());
+    h.set(names::CONTENT_TYPE, "application/json");
+    h.set(names::SOURCE_SERVICE, envelope.source_service.clone());
+    h.set(names::CORRELATION_ID, correlation);
+    h.set(names::IDEMPOTENCY_KEY, idempotency_key(topic, partition_key, envelope.event_id));
+    h.set(names::RETRY_COUNT, "0");
+    h.set(names::MAX_RETRIES, DEFAULT_MAX_RETRIES.to_string());
+    h.set(names::BACKOFF_MS, "1000,5000,15000");
+    h.set(names::ORIGINAL_TIMESTAMP, occurred);
+    if let Some(meta) = &envelope.metadata {
+        if let Some(tp) = &meta.traceparent {
+            h.set(names::TRACEPARENT, tp.clone());
+        }
+        if let Some(ts) = &meta.tracestate {
+            h.set(names::TRACESTATE, ts.clone());
+        }
+    }
+    h
+}
+
+/// `topic:partition_key:event_id`.
+pub fn idempotency_key(topic: &str, partition_key: &str, event_id: Uuid) -> String {
+    format!("{topic}:{partition_key}:{event_id}")
+}
+
+/// The standard header names every record must carry (trace context only when known).
+pub const REQUIRED: &[&str] = &[
+    names::EVENT_ID,
+    names::EVENT_TYPE,
+    names::TRACE_ID,
+    names::SCHEMA_VERSION,
+    names::OCCURRED_AT,
+    names::CONTENT_TYPE,
+    names::SOURCE_SERVICE,
+    names::CORRELATION_ID,
+    names::IDEMPOTENCY_KEY,
+    names::RETRY_COUNT,
+    names::MAX_RETRIES,
+    names::BACKOFF_MS,
+    names::ORIGINAL_TIMESTAMP,
+];
+
+/// The `occurred_at` header as a timestamp, if present and valid.
+pub fn occurred_at(h: &Headers) -> Option<Timestamp> {
+    h.get(names::OCCURRED_AT).and_then(|v| Timestamp::parse(v).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_policy_from_headers() {
+        let mut h = Headers::default();
+        assert_eq!(h.retry_policy().expect("defaults"), RetryPolicy::default());
+        h.set(names::BACKOFF_MS, "10, 20");
+        h.set(names::MAX_RETRIES, "5");
+        let p = h.retry_policy().expect("valid");
+        assert_eq!(p.max_retries, 5);
+        assert_eq!(p.delay_before_retry(1), Duration::from_millis(10));
+        assert_eq!(p.delay_before_retry(4), Duration::from_millis(20));
+        h.set(names::BACKOFF_MS, "soon");
+        let err = h.retry_policy().expect_err("invalid");
+        assert!(err.to_string().contains("X-Backoff-Ms"));
+    }
+
+    #[test]
+    fn non_utf8_header_is_named() {
+        let bad: &[u8] = &[0xff, 0xfe];
+        let err = Headers::from_raw([("event_id", Some(bad))]).expect_err("not utf8");
+        assert_eq!(err.to_string(), "header `event_id` is not UTF-8");
+    }
+}

@@ -1,0 +1,71 @@
+//! Typed payloads of all 71 events, with the field names, order, types, defaults and constraints of the original
+//! pydantic models (reference Appendix A).
+//!
+//! Field order is the wire order: inherited `BaseEventData` fields (`event_name`, `entity_id`, `entity_type`,
+//! `parent_id`, `timestamp`) come first, then `ProcessingUpdate`'s `status` and `system_metadata`, then the model's
+//! own. Constraints are enforced by the field types of [`crate::constrained`] while decoding. Defaults the original
+//! computes from a clock or a random source (`timestamp = now(UTC)`, `correlation_id = uuid4()`) become the epoch
+//! and the nil UUID when the field is absent, since this crate has neither; every producer writes them.
+//! Fields are documented by their model's documentation in Appendix A of the reference.
+
+#![allow(missing_docs)]
+
+/// Declares a payload deriving from `BaseEventData`: its five fields, then the model's own. `[required]` makes
+/// `event_name` required; `["default_fn"]` gives it the model's default.
+macro_rules! base_event {
+    ($(#[$meta:meta])* $name:ident [required] { $($body:tt)* }) => {
+        base_event!(@emit $(#[$meta])* $name [] { $($body)* });
+    };
+    ($(#[$meta:meta])* $name:ident [$default:literal] { $($body:tt)* }) => {
+        base_event!(@emit $(#[$meta])* $name [#[serde(default = $default)]] { $($body)* });
+    };
+    (@emit $(#[$meta:meta])* $name:ident [$($evattr:tt)*]
+        { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        pub struct $name {
+            $($evattr)*
+            pub event_name: $crate::registry::Event,
+            #[serde(default)]
+            pub entity_id: Option<String>,
+            #[serde(default)]
+            pub entity_type: Option<String>,
+            #[serde(default)]
+            pub parent_id: Option<String>,
+            #[serde(default)]
+            pub timestamp: $crate::time::Timestamp,
+            $($(#[$fmeta])* pub $field: $ty,)*
+        }
+    };
+}
+
+/// Declares a payload deriving from `ProcessingUpdate`: `BaseEventData`, `status`, `system_metadata`, then its own.
+macro_rules! processing_update {
+    ($(#[$meta:meta])* $name:ident [$($ev:tt)*] { $($body:tt)* }) => {
+        base_event!($(#[$meta])* $name [$($ev)*] {
+            status: $crate::enums::EntityStatus,
+            system_metadata: $crate::payloads::SystemProcessingMetadata,
+            $($body)*
+        });
+    };
+}
+
+
+mod base;
+mod batch;
+mod cj;
+mod class;
+mod defaults;
+mod essay;
+mod identity;
+mod llm;
+mod results;
+
+pub use base::*;
+pub use batch::*;
+pub use cj::*;
+pub use class::*;
+pub use essay::*;
+pub use identity::*;
+pub use llm::*;
+pub use results::*;
