@@ -21,7 +21,7 @@ macro_rules! ranged_f64 {
 
             /// Checks the range.
             pub fn new(value: f64) -> Result<Self, String> {
-                if value.is_finite() && value >= $lo && value <= $hi {
+                if value.is_finite() && ($lo..=$hi).contains(&value) {
                     Ok($name(value))
                 } else {
                     Err(format!("{value} is outside [{}, {}]", $lo, $hi))
@@ -122,9 +122,13 @@ impl<const MIN: usize, const MAX: usize> BoundedString<MIN, MAX> {
         let value = value.into();
         let len = value.chars().count();
         if len < MIN {
-            Err(format!("string of {len} characters is shorter than the minimum of {MIN}"))
+            Err(format!(
+                "string of {len} characters is shorter than the minimum of {MIN}"
+            ))
         } else if len > MAX {
-            Err(format!("string of {len} characters is longer than the maximum of {MAX}"))
+            Err(format!(
+                "string of {len} characters is longer than the maximum of {MAX}"
+            ))
         } else {
             Ok(BoundedString(value))
         }

@@ -1,7 +1,8 @@
 //! Two-phase decode: bytes → envelope with raw `data` → the typed payload the topic implies.
 //!
-//! The fast path runs plain serde; only when it fails is the input decoded again with path tracking, so the error
-//! names the field (`data.essay_results[0].normalized_score`) without slowing valid records down.
+//! The fast path parses with `sonic-rs` (SIMD) into the same serde types; only when it fails is the input decoded
+//! again with `serde_json` and path tracking, so the error names the field (`data.essay_results[0].normalized_score`)
+//! without slowing valid records down. Both paths enforce the same types and constraints.
 
 use serde_json::value::RawValue;
 
@@ -18,7 +19,11 @@ pub type DecodedEnvelope = EventEnvelope<TypedEvent>;
 /// Phase one: checks UTF-8 and the envelope's fields, leaving `data` unparsed.
 pub fn decode_envelope(bytes: &[u8]) -> Result<RawEnvelope<'_>, DecodeError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        DecodeError::new(DecodePhase::Envelope, ".", format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()))
+        DecodeError::new(
+            DecodePhase::Envelope,
+            ".",
+            format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()),
+        )
     })?;
     match serde_json::from_str::<RawEnvelope<'_>>(text) {
         Ok(env) => Ok(env),
@@ -26,7 +31,11 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<RawEnvelope<'_>, DecodeError> {
             let mut de = serde_json::Deserializer::from_str(text);
             match serde_path_to_error::deserialize::<_, RawEnvelope<'_>>(&mut de) {
                 Ok(env) => Ok(env),
-                Err(e) => Err(DecodeError::new(DecodePhase::Envelope, path_of(e.path()), e.inner().to_string())),
+                Err(e) => Err(DecodeError::new(
+                    DecodePhase::Envelope,
+                    path_of(e.path()),
+                    e.inner().to_string(),
+                )),
             }
         }
     }
@@ -37,7 +46,11 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<RawEnvelope<'_>, DecodeError> {
 pub fn route(topic: Option<&str>, event_type: &str) -> Result<Event, DecodeError> {
     match topic {
         Some(t) => Event::from_topic(t).map_err(|_| {
-            DecodeError::new(DecodePhase::Routing, "topic", format!("topic `{t}` is not a registered event topic"))
+            DecodeError::new(
+                DecodePhase::Routing,
+                "topic",
+                format!("topic `{t}` is not a registered event topic"),
+            )
         }),
         None => Event::lookup(event_type).map_err(|_| {
             DecodeError::new(
@@ -51,18 +64,36 @@ pub fn route(topic: Option<&str>, event_type: &str) -> Result<Event, DecodeError
 
 /// Phase two: decodes `data` as the payload of `event`.
 pub fn decode_payload(event: Event, data: &RawValue) -> Result<TypedEvent, DecodeError> {
-    let json = data.get();
-    decode_payload_fast(event, json).or_else(|_| {
+    decode_payload_str(event, data.get())
+}
+
+fn decode_payload_str(event: Event, json: &str) -> Result<TypedEvent, DecodeError> {
+    decode_payload_fast(event, json).map(Ok).unwrap_or_else(|| {
         decode_payload_tracked(event, json).map_err(|e| {
             let inner = e.path().to_string();
-            let path = if inner == "." { "data".to_owned() } else { format!("data.{inner}") };
-            DecodeError::new(DecodePhase::Payload, path, format!("{} (payload {})", e.inner(), event.def().payload_type))
+            let path = if inner == "." {
+                "data".to_owned()
+            } else {
+                format!("data.{inner}")
+            };
+            DecodeError::new(
+                DecodePhase::Payload,
+                path,
+                format!("{} (payload {})", e.inner(), event.def().payload_type),
+            )
         })
     })
 }
 
 /// Decodes a record completely: envelope, route, payload.
 pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, DecodeError> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if let Ok(env) = sonic_rs::from_str::<EventEnvelope<sonic_rs::LazyValue<'_>>>(text) {
+            let event = route(topic, &env.event_type)?;
+            let data = decode_payload_str(event, env.data.as_raw_str())?;
+            return Ok(env.map_data(|_| data));
+        }
+    }
     let raw = decode_envelope(bytes)?;
     let event = route(topic, &raw.event_type)?;
     let data = decode_payload(event, raw.data)?;

@@ -258,10 +258,15 @@ mod tests {
 
     #[test]
     fn status_union_rejects_processing_stage_values() {
-        let ok: EntityStatus = serde_json::from_str("\"completed_successfully\"").expect("batch status");
+        let ok: EntityStatus =
+            serde_json::from_str("\"completed_successfully\"").expect("batch status");
         assert_eq!(ok, EntityStatus::Batch(BatchStatus::CompletedSuccessfully));
-        let essay: EntityStatus = serde_json::from_str("\"content_ingestion_failed\"").expect("shared value");
-        assert_eq!(essay, EntityStatus::Essay(EssayStatus::ContentIngestionFailed));
+        let essay: EntityStatus =
+            serde_json::from_str("\"content_ingestion_failed\"").expect("shared value");
+        assert_eq!(
+            essay,
+            EntityStatus::Essay(EssayStatus::ContentIngestionFailed)
+        );
         assert!(serde_json::from_str::<EntityStatus>("\"completed\"").is_err());
         assert_eq!(EssayStatus::ALL.len(), 31);
     }

@@ -85,7 +85,9 @@ impl<T> EventEnvelope<T> {
 
     /// The W3C `traceparent` carried in metadata, if any.
     pub fn traceparent(&self) -> Option<&str> {
-        self.metadata.as_ref().and_then(|m| m.traceparent.as_deref())
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.traceparent.as_deref())
     }
 
     /// Replaces the payload, keeping every envelope field.
@@ -114,7 +116,8 @@ impl<T: Serialize> EventEnvelope<T> {
     /// separators and non-ASCII escaped as `\uXXXX`.
     pub fn to_python_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         let mut out = Vec::with_capacity(512);
-        let mut ser = serde_json::Serializer::with_formatter(&mut out, crate::pyjson::PythonFormatter);
+        let mut ser =
+            serde_json::Serializer::with_formatter(&mut out, crate::pyjson::PythonFormatter);
         self.serialize(&mut ser)?;
         Ok(out)
     }
@@ -136,10 +139,13 @@ fn lax_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
             u32::try_from(v).map_err(|_| E::custom(format_args!("{v} is too large")))
         }
         fn visit_i64<E: de::Error>(self, v: i64) -> Result<u32, E> {
-            u32::try_from(v).map_err(|_| E::custom(format_args!("{v} is not a non-negative integer")))
+            u32::try_from(v)
+                .map_err(|_| E::custom(format_args!("{v} is not a non-negative integer")))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<u32, E> {
-            v.trim().parse().map_err(|_| E::custom(format_args!("`{v}` is not an integer")))
+            v.trim()
+                .parse()
+                .map_err(|_| E::custom(format_args!("`{v}` is not an integer")))
         }
     }
     d.deserialize_any(V)

@@ -27,7 +27,11 @@ impl LookupError {
             }
             known.push('\n');
         }
-        LookupError { kind, given: given.to_owned(), known }
+        LookupError {
+            kind,
+            given: given.to_owned(),
+            known,
+        }
     }
 }
 
@@ -66,8 +70,16 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn new(phase: DecodePhase, path: impl Into<String>, reason: impl Into<String>) -> Self {
-        DecodeError { phase, path: path.into(), reason: reason.into() }
+    pub(crate) fn new(
+        phase: DecodePhase,
+        path: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        DecodeError {
+            phase,
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -26,9 +26,12 @@ pub fn example_payload(event: Event) -> Result<TypedEvent, DecodeError> {
         path: "data".into(),
         reason: format!("no example for {}", event.name()),
     })?;
-    let raw: Box<serde_json::value::RawValue> = serde_json::value::RawValue::from_string(json).map_err(|e| {
-        DecodeError { phase: crate::error::DecodePhase::Payload, path: "data".into(), reason: e.to_string() }
-    })?;
+    let raw: Box<serde_json::value::RawValue> = serde_json::value::RawValue::from_string(json)
+        .map_err(|e| DecodeError {
+            phase: crate::error::DecodePhase::Payload,
+            path: "data".into(),
+            reason: e.to_string(),
+        })?;
     decode_payload(event, &raw)
 }
 
@@ -40,7 +43,12 @@ pub fn example_envelope(
     at: Timestamp,
 ) -> Result<DecodedEnvelope, DecodeError> {
     let data = example_payload(event)?;
-    let producer = event.def().producers.first().copied().unwrap_or("hule_events");
+    let producer = event
+        .def()
+        .producers
+        .first()
+        .copied()
+        .unwrap_or("hule_events");
     let mut env = EventEnvelope::new(event_id, event.topic(), at, producer, correlation_id, data);
     env.metadata = Some(EnvelopeMetadata {
         traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),

@@ -67,7 +67,10 @@ impl Headers {
 
     /// The value of a header.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Iterates over the headers in order.
@@ -77,23 +80,34 @@ impl Headers {
 
     /// Encodes as a JSON object (for storage in an outbox row).
     pub fn to_json(&self) -> String {
-        let map: serde_json::Map<String, serde_json::Value> =
-            self.0.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
         serde_json::Value::Object(map).to_string()
     }
 
     /// Decodes a JSON object of string values; other values are skipped.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)?;
-        Ok(Headers(map.into_iter().filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned()))).collect()))
+        Ok(Headers(
+            map.into_iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
+                .collect(),
+        ))
     }
 
     /// Parses raw Kafka headers; a value that is not UTF-8 is an error naming the header.
-    pub fn from_raw<'a>(raw: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>) -> Result<Self, HeaderError> {
+    pub fn from_raw<'a>(
+        raw: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    ) -> Result<Self, HeaderError> {
         let mut out = Vec::new();
         for (name, value) in raw {
             let value = value.unwrap_or_default();
-            let text = std::str::from_utf8(value).map_err(|_| HeaderError::NotUtf8 { name: name.to_owned() })?;
+            let text = std::str::from_utf8(value).map_err(|_| HeaderError::NotUtf8 {
+                name: name.to_owned(),
+            })?;
             out.push((name.to_owned(), text.to_owned()));
         }
         Ok(Headers(out))
@@ -117,12 +131,17 @@ impl Headers {
             })?,
             None => DEFAULT_BACKOFF_MS.to_vec(),
         };
-        Ok(RetryPolicy { max_retries, backoff_ms })
+        Ok(RetryPolicy {
+            max_retries,
+            backoff_ms,
+        })
     }
 
     /// `X-Retry-Count`, 0 when absent or unreadable.
     pub fn retry_count(&self) -> u32 {
-        self.get(names::RETRY_COUNT).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        self.get(names::RETRY_COUNT)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -164,7 +183,10 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries: DEFAULT_MAX_RETRIES, backoff_ms: DEFAULT_BACKOFF_MS.to_vec() }
+        RetryPolicy {
+            max_retries: DEFAULT_MAX_RETRIES,
+            backoff_ms: DEFAULT_BACKOFF_MS.to_vec(),
+        }
     }
 }
 
@@ -177,7 +199,11 @@ impl RetryPolicy {
 }
 
 /// Builds the standard headers of an event about to be published.
-pub fn standard_headers<T>(envelope: &EventEnvelope<T>, topic: &str, partition_key: &str) -> Headers {
+pub fn standard_headers<T>(
+    envelope: &EventEnvelope<T>,
+    topic: &str,
+    partition_key: &str,
+) -> Headers {
     let occurred = envelope.event_timestamp.to_string();
     let correlation = envelope.correlation_id.to_string();
     let event_id = envelope.event_id.to_string();
@@ -190,7 +216,10 @@ pub fn standard_headers<T>(envelope: &EventEnvelope<T>, topic: &str, partition_k
     h.set(names::CONTENT_TYPE, "application/json");
     h.set(names::SOURCE_SERVICE, envelope.source_service.clone());
     h.set(names::CORRELATION_ID, correlation);
-    h.set(names::IDEMPOTENCY_KEY, idempotency_key(topic, partition_key, envelope.event_id));
+    h.set(
+        names::IDEMPOTENCY_KEY,
+        idempotency_key(topic, partition_key, envelope.event_id),
+    );
     h.set(names::RETRY_COUNT, "0");
     h.set(names::MAX_RETRIES, DEFAULT_MAX_RETRIES.to_string());
     h.set(names::BACKOFF_MS, "1000,5000,15000");
@@ -230,7 +259,8 @@ pub const REQUIRED: &[&str] = &[
 
 /// The `occurred_at` header as a timestamp, if present and valid.
 pub fn occurred_at(h: &Headers) -> Option<Timestamp> {
-    h.get(names::OCCURRED_AT).and_then(|v| Timestamp::parse(v).ok())
+    h.get(names::OCCURRED_AT)
+        .and_then(|v| Timestamp::parse(v).ok())
 }
 
 #[cfg(test)]

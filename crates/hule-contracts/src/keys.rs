@@ -118,7 +118,9 @@ pub fn domain_contract(domain: &str) -> Option<&'static DomainContract> {
 /// True when the event's key differs from its domain's default (seed 002's per-event keys).
 pub fn is_override(event: Event) -> bool {
     let def = event.def();
-    domain_contract(def.domain()).map(|c| c.concept != def.key.concept).unwrap_or(true)
+    domain_contract(def.domain())
+        .map(|c| c.concept != def.key.concept)
+        .unwrap_or(true)
 }
 
 /// The partition key of a typed payload, or an error naming the event and the missing field.
@@ -134,7 +136,10 @@ pub fn partition_key_of_typed(event: &TypedEvent) -> Result<String, KeyError> {
 fn check_key(event: Event, key: Option<String>) -> Result<String, KeyError> {
     match key {
         Some(k) if !k.is_empty() => Ok(k),
-        _ => Err(KeyError::Missing { event: event.name(), field: event.def().key.field }),
+        _ => Err(KeyError::Missing {
+            event: event.name(),
+            field: event.def().key.field,
+        }),
     }
 }
 
@@ -194,7 +199,10 @@ mod tests {
             (b"foobar", -790_332_482),
             (b"a-little-bit-long-string", -985_981_536),
             (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58_897_971,
+            ),
             (b"abc", 479_470_107),
         ];
         for (input, want) in cases {
@@ -204,14 +212,22 @@ mod tests {
 
     #[test]
     fn partition_is_positive_modulo() {
-        assert_eq!(partition_for(b"21", 3), ((-973_932_308i32 & 0x7fff_ffff) as u32) % 3);
+        assert_eq!(
+            partition_for(b"21", 3),
+            ((-973_932_308i32 & 0x7fff_ffff) as u32) % 3
+        );
         assert_eq!(partition_for(b"x", 0), 0);
     }
 
     #[test]
     fn every_domain_has_a_contract() {
         for def in crate::registry::EVENTS {
-            assert!(domain_contract(def.domain()).is_some(), "{} has no contract for {}", def.name, def.domain());
+            assert!(
+                domain_contract(def.domain()).is_some(),
+                "{} has no contract for {}",
+                def.name,
+                def.domain()
+            );
         }
     }
 }

@@ -77,8 +77,12 @@ pub fn check_topic(topic: &str) -> Vec<NamingRule> {
     if topic.contains("command") && (segs.len() < 2 || segs[segs.len() - 2] != "command") {
         broken.push(NamingRule::CommandPosition);
     }
-    if segs.iter().any(|s| s.is_empty() || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
-    {
+    if segs.iter().any(|s| {
+        s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    }) {
         broken.push(NamingRule::Charset);
     }
     broken
@@ -89,10 +93,16 @@ pub fn check_registry() -> Vec<NamingViolation> {
     let mut out = Vec::new();
     for (i, def) in EVENTS.iter().enumerate() {
         for rule in check_topic(def.topic) {
-            out.push(NamingViolation { topic: def.topic.to_owned(), rule });
+            out.push(NamingViolation {
+                topic: def.topic.to_owned(),
+                rule,
+            });
         }
         if EVENTS[..i].iter().any(|d| d.topic == def.topic) {
-            out.push(NamingViolation { topic: def.topic.to_owned(), rule: NamingRule::Unique });
+            out.push(NamingViolation {
+                topic: def.topic.to_owned(),
+                rule: NamingRule::Unique,
+            });
         }
     }
     out
@@ -116,16 +126,34 @@ mod tests {
     #[test]
     fn each_rule_catches_its_case() {
         assert_eq!(check_topic("kafka.batch.x.v1"), vec![NamingRule::Prefix]);
-        assert_eq!(check_topic("huleedu.llm_provider.x.v1"), vec![NamingRule::NoUnderscore]);
-        assert_eq!(check_topic("huleedu.batch.x.y"), vec![NamingRule::VersionSuffix]);
-        assert_eq!(check_topic("huleedu.batch.v1"), vec![NamingRule::MinSegments]);
-        assert_eq!(check_topic("huleedu.commands.batch.pipeline.v1"), vec![NamingRule::CommandPosition]);
+        assert_eq!(
+            check_topic("huleedu.llm_provider.x.v1"),
+            vec![NamingRule::NoUnderscore]
+        );
+        assert_eq!(
+            check_topic("huleedu.batch.x.y"),
+            vec![NamingRule::VersionSuffix]
+        );
+        assert_eq!(
+            check_topic("huleedu.batch.v1"),
+            vec![NamingRule::MinSegments]
+        );
+        assert_eq!(
+            check_topic("huleedu.commands.batch.pipeline.v1"),
+            vec![NamingRule::CommandPosition]
+        );
         assert_eq!(check_topic("huleedu.Batch.x.v1"), vec![NamingRule::Charset]);
     }
 
     #[test]
     fn legacy_topics_break_them() {
-        let broken = EVENTS.iter().filter(|d| !check_topic(d.legacy_topic).is_empty()).count();
-        assert!(broken >= 14, "expected the 14 underscore topics and the prefix-form command to break rules");
+        let broken = EVENTS
+            .iter()
+            .filter(|d| !check_topic(d.legacy_topic).is_empty())
+            .count();
+        assert!(
+            broken >= 14,
+            "expected the 14 underscore topics and the prefix-form command to break rules"
+        );
     }
 }

@@ -15,7 +15,9 @@ use crate::keys::KeyConcept;
 use crate::payloads::*;
 
 /// A typed event payload: knows its event and where its partition key comes from.
-pub trait Payload: Serialize + for<'de> Deserialize<'de> + Clone + fmt::Debug + Send + Sync + 'static {
+pub trait Payload:
+    Serialize + for<'de> Deserialize<'de> + Clone + fmt::Debug + Send + Sync + 'static
+{
     /// The event this payload belongs to.
     const EVENT: Event;
     /// The partition key from the event's contract, or `None` when the (optional) field is absent.
@@ -124,7 +126,12 @@ impl EventDef {
 
     /// The version from the last topic segment (`v2` → 2).
     pub fn version(&self) -> u32 {
-        self.topic.rsplit('.').next().and_then(|v| v.strip_prefix('v')).and_then(|v| v.parse().ok()).unwrap_or(1)
+        self.topic
+            .rsplit('.')
+            .next()
+            .and_then(|v| v.strip_prefix('v'))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
     }
 }
 
@@ -212,9 +219,9 @@ macro_rules! registry {
             }
         }
 
-        /// Decodes `json` as the payload of `event` with plain serde (fast path, no field path).
-        pub(crate) fn decode_payload_fast(event: Event, json: &str) -> Result<TypedEvent, serde_json::Error> {
-            match event { $(Event::$variant => serde_json::from_str::<$payload>(json).map(TypedEvent::$variant),)+ }
+        /// Decodes `json` as the payload of `event` with the SIMD parser (fast path, no field path).
+        pub(crate) fn decode_payload_fast(event: Event, json: &str) -> Option<TypedEvent> {
+            match event { $(Event::$variant => sonic_rs::from_str::<$payload>(json).ok().map(TypedEvent::$variant),)+ }
         }
 
         /// Decodes `json` as the payload of `event`, tracking the path of the failing field.
@@ -839,12 +846,20 @@ impl Event {
 
     /// Looks an event up by name (`CJ_ASSESSMENT_COMPLETED`).
     pub fn from_name(name: &str) -> Result<Event, LookupError> {
-        EVENTS.iter().find(|d| d.name == name).map(|d| d.event).ok_or_else(|| LookupError::unknown("name", name))
+        EVENTS
+            .iter()
+            .find(|d| d.name == name)
+            .map(|d| d.event)
+            .ok_or_else(|| LookupError::unknown("name", name))
     }
 
     /// Looks an event up by enum value (`cj_assessment.completed`).
     pub fn from_value(value: &str) -> Result<Event, LookupError> {
-        EVENTS.iter().find(|d| d.value == value).map(|d| d.event).ok_or_else(|| LookupError::unknown("value", value))
+        EVENTS
+            .iter()
+            .find(|d| d.value == value)
+            .map(|d| d.event)
+            .ok_or_else(|| LookupError::unknown("value", value))
     }
 
     /// Looks an event up by its standard or legacy topic.
@@ -882,7 +897,9 @@ impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Cow::<'de, str>::deserialize(d)?;
         Event::from_value(&value).map_err(|_| {
-            serde::de::Error::custom(format_args!("`{value}` is not the value of a registered ProcessingEvent"))
+            serde::de::Error::custom(format_args!(
+                "`{value}` is not the value of a registered ProcessingEvent"
+            ))
         })
     }
 }

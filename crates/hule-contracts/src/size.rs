@@ -21,7 +21,10 @@ pub enum SizeVerdict {
 /// Checks a record's size against the limits.
 pub fn check_size(bytes: usize) -> Result<SizeVerdict, SizeError> {
     if bytes > MAX_EVENT_BYTES {
-        Err(SizeError { size: bytes, limit: MAX_EVENT_BYTES })
+        Err(SizeError {
+            size: bytes,
+            limit: MAX_EVENT_BYTES,
+        })
     } else if bytes > WARN_EVENT_BYTES {
         Ok(SizeVerdict::Warn)
     } else {

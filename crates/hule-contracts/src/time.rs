@@ -46,7 +46,11 @@ impl Timestamp {
             return Ok(Self::from_datetime(dt.with_timezone(&Utc)));
         }
         // `2025-01-01T12:00:00+00:00` without seconds fraction is RFC 3339 too; what remains is naive or date-only.
-        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(t, fmt) {
                 return Ok(Self::from_datetime(Utc.from_utc_datetime(&naive)));
             }
@@ -59,13 +63,19 @@ impl Timestamp {
                 return Ok(Self::from_datetime(Utc.from_utc_datetime(&naive)));
             }
         }
-        Err(format!("invalid datetime `{text}`: expected ISO 8601 such as 2025-11-21T18:04:12.345678Z"))
+        Err(format!(
+            "invalid datetime `{text}`: expected ISO 8601 such as 2025-11-21T18:04:12.345678Z"
+        ))
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let form = if self.0.nanosecond() == 0 { SecondsFormat::Secs } else { SecondsFormat::Micros };
+        let form = if self.0.nanosecond() == 0 {
+            SecondsFormat::Secs
+        } else {
+            SecondsFormat::Micros
+        };
         f.write_str(&self.0.to_rfc3339_opts(form, true))
     }
 }

@@ -10,7 +10,11 @@ const EVENTS_TSV: &str = include_str!("../../../contracts/events.tsv");
 
 #[test]
 fn registry_equals_events_tsv() {
-    let rows: Vec<Vec<&str>> = EVENTS_TSV.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    let rows: Vec<Vec<&str>> = EVENTS_TSV
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').collect())
+        .collect();
     assert_eq!(rows.len(), 71);
     assert_eq!(EVENTS.len(), 71);
     for (row, def) in rows.iter().zip(EVENTS) {
@@ -19,9 +23,27 @@ fn registry_equals_events_tsv() {
         assert_eq!(row[2], def.legacy_topic, "{}", def.name);
         assert_eq!(row[3], def.topic, "{}", def.name);
         assert_eq!(row[4], def.payload_type, "{}", def.name);
-        let list = |s: &str| if s == "-" { vec![] } else { s.split(',').map(str::to_owned).collect::<Vec<_>>() };
-        assert_eq!(list(row[5]), def.producers.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(list(row[6]), def.consumers.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let list = |s: &str| {
+            if s == "-" {
+                vec![]
+            } else {
+                s.split(',').map(str::to_owned).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            list(row[5]),
+            def.producers
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            list(row[6]),
+            def.consumers
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        );
     }
 }
 
@@ -30,9 +52,18 @@ fn lookups_by_name_value_and_either_topic() {
     let e = Event::CjAssessmentCompleted;
     assert_eq!(Event::from_name("CJ_ASSESSMENT_COMPLETED"), Ok(e));
     assert_eq!(Event::from_value("cj_assessment.completed"), Ok(e));
-    assert_eq!(Event::from_topic("huleedu.cj.assessment.completed.v1"), Ok(e));
-    assert_eq!(Event::from_topic("huleedu.cj_assessment.completed.v1"), Ok(e));
-    assert_ne!(Event::from_topic("huleedu.batch.nlp.initiate.command.v2"), Event::from_topic("huleedu.batch.nlp.initiate.command.v1"));
+    assert_eq!(
+        Event::from_topic("huleedu.cj.assessment.completed.v1"),
+        Ok(e)
+    );
+    assert_eq!(
+        Event::from_topic("huleedu.cj_assessment.completed.v1"),
+        Ok(e)
+    );
+    assert_ne!(
+        Event::from_topic("huleedu.batch.nlp.initiate.command.v2"),
+        Event::from_topic("huleedu.batch.nlp.initiate.command.v1")
+    );
     let err = Event::from_name("ESSAY_AIFEEDBACK_COMPLETED").expect_err("unmapped");
     let msg = err.to_string();
     assert!(msg.contains("ESSAY_AIFEEDBACK_COMPLETED"), "{msg}");
@@ -54,14 +85,27 @@ fn every_event_has_a_valid_example_with_a_key() {
 fn every_example_round_trips_through_both_encodings() {
     let at = Timestamp::parse("2025-11-21T18:04:12.345678Z").expect("time");
     for def in EVENTS {
-        let env = example_envelope(def.event, Uuid::from_u128(7), Uuid::from_u128(9), at).expect("example");
+        let env = example_envelope(def.event, Uuid::from_u128(7), Uuid::from_u128(9), at)
+            .expect("example");
         let compact = env.to_json().expect("encode");
-        let back = decode(Some(def.topic), &compact).unwrap_or_else(|e| panic!("{}: {e}", def.name));
+        let back =
+            decode(Some(def.topic), &compact).unwrap_or_else(|e| panic!("{}: {e}", def.name));
         assert_eq!(back, env, "{}", def.name);
-        assert_eq!(back.to_json().expect("encode"), compact, "{}: compact bytes differ", def.name);
+        assert_eq!(
+            back.to_json().expect("encode"),
+            compact,
+            "{}: compact bytes differ",
+            def.name
+        );
         let python = env.to_python_json().expect("encode");
-        let back = decode(Some(def.legacy_topic), &python).unwrap_or_else(|e| panic!("{}: {e}", def.name));
-        assert_eq!(back.to_json().expect("encode"), compact, "{}: python form differs", def.name);
+        let back =
+            decode(Some(def.legacy_topic), &python).unwrap_or_else(|e| panic!("{}: {e}", def.name));
+        assert_eq!(
+            back.to_json().expect("encode"),
+            compact,
+            "{}: python form differs",
+            def.name
+        );
     }
 }
 
@@ -77,20 +121,38 @@ fn pydantic_compact_output_is_reproduced_byte_for_byte() {
 fn python_kafkabus_encoding_with_escapes_offsets_naive_times_and_extra_keys() {
     let bytes = include_bytes!("fixtures/python_kafkabus.json");
     let env = decode(None, bytes.trim_ascii()).expect("decode");
-    let TypedEvent::StudentCreated(p) = &env.data else { panic!("wrong event {:?}", env.data.event()) };
+    let TypedEvent::StudentCreated(p) = &env.data else {
+        panic!("wrong event {:?}", env.data.event())
+    };
     assert_eq!(p.first_name, "Åsa");
     assert_eq!(p.last_name, "Lindqvist 😀");
     assert_eq!(p.timestamp.to_string(), "2025-11-21T18:04:12.345678Z");
     assert_eq!(env.event_timestamp.to_string(), "2025-11-21T18:04:12Z");
     assert_eq!(env.schema_version, 1);
-    assert_eq!(env.metadata.as_ref().and_then(|m| m.extra.get("org_id")).and_then(|v| v.as_str()), Some("org-1"));
+    assert_eq!(
+        env.metadata
+            .as_ref()
+            .and_then(|m| m.extra.get("org_id"))
+            .and_then(|v| v.as_str()),
+        Some("org-1")
+    );
 }
 
 #[test]
 fn legacy_topic_and_enum_value_in_event_type_route() {
     let at = Timestamp::parse("2025-11-21T18:04:12Z").expect("time");
-    for event_type in ["huleedu.llm_provider.comparison_result.v1", "llm_provider.comparison_result", "LLM_COMPARISON_RESULT"] {
-        let mut env = example_envelope(Event::LlmComparisonResult, Uuid::from_u128(1), Uuid::from_u128(2), at).expect("ex");
+    for event_type in [
+        "huleedu.llm_provider.comparison_result.v1",
+        "llm_provider.comparison_result",
+        "LLM_COMPARISON_RESULT",
+    ] {
+        let mut env = example_envelope(
+            Event::LlmComparisonResult,
+            Uuid::from_u128(1),
+            Uuid::from_u128(2),
+            at,
+        )
+        .expect("ex");
         env.event_type = event_type.into();
         let back = decode(None, &env.to_json().expect("enc")).expect(event_type);
         assert_eq!(back.data.event(), Event::LlmComparisonResult);
@@ -100,7 +162,8 @@ fn legacy_topic_and_enum_value_in_event_type_route() {
 fn mutate(event: Event, path: &[&str], value: serde_json::Value) -> Vec<u8> {
     let at = Timestamp::parse("2025-11-21T18:04:12Z").expect("time");
     let env = example_envelope(event, Uuid::from_u128(1), Uuid::from_u128(2), at).expect("ex");
-    let mut json: serde_json::Value = serde_json::from_slice(&env.to_json().expect("enc")).expect("json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&env.to_json().expect("enc")).expect("json");
     let mut slot = &mut json;
     for p in &path[..path.len() - 1] {
         slot = match p.parse::<usize>() {
@@ -115,13 +178,48 @@ fn mutate(event: Event, path: &[&str], value: serde_json::Value) -> Vec<u8> {
 #[test]
 fn constraint_violations_name_the_field_path() {
     let cases: &[(Event, &[&str], serde_json::Value, &str)] = &[
-        (Event::AssessmentResultPublished, &["data", "essay_results", "0", "normalized_score"], 1.5.into(), "data.essay_results[0].normalized_score"),
-        (Event::AssessmentResultPublished, &["data", "essay_results", "1", "letter_grade"], "G".into(), "data.essay_results[1].letter_grade"),
-        (Event::AssessmentResultPublished, &["data", "essay_results", "0", "rank"], 0.into(), "data.essay_results[0].rank"),
-        (Event::AssessmentResultPublished, &["data", "essay_results", "0", "confidence_label"], "MEDIUM".into(), "data.essay_results[0].confidence_label"),
-        (Event::CjAssessmentCompleted, &["data", "status"], "completed".into(), "data.status"),
-        (Event::IdentityUserRegistered, &["data", "email"], "not-an-email".into(), "data.email"),
-        (Event::ClientBatchPipelineRequest, &["data", "batch_id"], "".into(), "data.batch_id"),
+        (
+            Event::AssessmentResultPublished,
+            &["data", "essay_results", "0", "normalized_score"],
+            1.5.into(),
+            "data.essay_results[0].normalized_score",
+        ),
+        (
+            Event::AssessmentResultPublished,
+            &["data", "essay_results", "1", "letter_grade"],
+            "G".into(),
+            "data.essay_results[1].letter_grade",
+        ),
+        (
+            Event::AssessmentResultPublished,
+            &["data", "essay_results", "0", "rank"],
+            0.into(),
+            "data.essay_results[0].rank",
+        ),
+        (
+            Event::AssessmentResultPublished,
+            &["data", "essay_results", "0", "confidence_label"],
+            "MEDIUM".into(),
+            "data.essay_results[0].confidence_label",
+        ),
+        (
+            Event::CjAssessmentCompleted,
+            &["data", "status"],
+            "completed".into(),
+            "data.status",
+        ),
+        (
+            Event::IdentityUserRegistered,
+            &["data", "email"],
+            "not-an-email".into(),
+            "data.email",
+        ),
+        (
+            Event::ClientBatchPipelineRequest,
+            &["data", "batch_id"],
+            "".into(),
+            "data.batch_id",
+        ),
     ];
     for (event, path, value, want) in cases {
         let bytes = mutate(*event, path, value.clone());
@@ -141,25 +239,47 @@ fn envelope_rejects_bad_ids_and_missing_fields() {
     for (path, value, want) in cases {
         let bytes = mutate(Event::BatchEssaysRegistered, path, value.clone());
         let err = decode(None, &bytes).expect_err(want);
-        assert_eq!((err.phase, err.path.as_str()), (DecodePhase::Envelope, *want), "{err}");
+        assert_eq!(
+            (err.phase, err.path.as_str()),
+            (DecodePhase::Envelope, *want),
+            "{err}"
+        );
     }
-    let err = decode(None, br#"{"event_id":"3f6c1c2e-9a7b-4e1d-8c2a-5b9e0d4f7a11"}"#).expect_err("missing");
+    let err = decode(
+        None,
+        br#"{"event_id":"3f6c1c2e-9a7b-4e1d-8c2a-5b9e0d4f7a11"}"#,
+    )
+    .expect_err("missing");
     assert_eq!(err.phase, DecodePhase::Envelope);
     assert!(err.reason.contains("missing field"), "{err}");
     let err = decode(None, b"\xff\xfe").expect_err("bytes");
     assert!(err.reason.contains("UTF-8"), "{err}");
-    let err = decode(Some("huleedu.nope.v1"), &mutate(Event::BatchEssaysRegistered, &["source_service"], "x".into()))
-        .expect_err("routing");
+    let err = decode(
+        Some("huleedu.nope.v1"),
+        &mutate(
+            Event::BatchEssaysRegistered,
+            &["source_service"],
+            "x".into(),
+        ),
+    )
+    .expect_err("routing");
     assert_eq!(err.phase, DecodePhase::Routing);
 }
 
 #[test]
 fn data_null_fails_in_the_payload_phase() {
-    let bytes = mutate(Event::BatchEssaysRegistered, &["data"], serde_json::Value::Null);
+    let bytes = mutate(
+        Event::BatchEssaysRegistered,
+        &["data"],
+        serde_json::Value::Null,
+    );
     let env = decode_envelope(&bytes).expect("envelope phase accepts null data");
     assert_eq!(env.data.get(), "null");
     let err = decode(None, &bytes).expect_err("payload");
-    assert_eq!((err.phase, err.path.as_str()), (DecodePhase::Payload, "data"));
+    assert_eq!(
+        (err.phase, err.path.as_str()),
+        (DecodePhase::Payload, "data")
+    );
 }
 
 #[test]
@@ -176,5 +296,11 @@ fn examples_are_realistic_json() {
     let json = example_json(Event::AssessmentResultPublished).expect("example");
     assert!(json.contains("essay_results"));
     let _: EventEnvelope<serde_json::Value> = EventEnvelope::new(
-        Uuid::nil(), "t", Timestamp::EPOCH, "s", Uuid::nil(), serde_json::from_str(&json).expect("json"));
+        Uuid::nil(),
+        "t",
+        Timestamp::EPOCH,
+        "s",
+        Uuid::nil(),
+        serde_json::from_str(&json).expect("json"),
+    );
 }

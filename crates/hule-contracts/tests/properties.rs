@@ -11,8 +11,11 @@ fn replace_strings(v: &mut serde_json::Value, s: &str) {
     match v {
         serde_json::Value::Object(map) => {
             for (k, child) in map.iter_mut() {
-                let free = (k.ends_with("_id") && !k.contains("correlation")) || k.ends_with("name") && k != "phase_name"
-                    || k == "reason" || k == "message" || k == "filename";
+                let free = (k.ends_with("_id") && !k.contains("correlation"))
+                    || k.ends_with("name") && k != "phase_name"
+                    || k == "reason"
+                    || k == "message"
+                    || k == "filename";
                 if free && child.is_string() {
                     *child = serde_json::Value::String(s.to_owned());
                 } else {

@@ -12,7 +12,9 @@ use crate::time::Timestamp;
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 
 /// Deserializes a field that is required but may be `null` (`x: str | None` with no default).
-pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     Option::<T>::deserialize(d)
 }
 

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::base::{EssayProcessingInputRefV1, ErrorDetail, StorageReferenceMetadata, SystemProcessingMetadata};
+use super::base::{
+    ErrorDetail, EssayProcessingInputRefV1, StorageReferenceMetadata, SystemProcessingMetadata,
+};
 use super::defaults::*;
 use crate::constrained::BoundedString;
 use crate::enums::{BatchStatus, CourseCode, PhaseName};
@@ -152,10 +154,13 @@ impl<'de> Deserialize<'de> for PipelinePromptPayload {
         }
         let raw = Raw::deserialize(d)?;
         match (&raw.assignment_id, &raw.cms_prompt_ref) {
-            (Some(_), None) | (None, Some(_)) => {
-                Ok(PipelinePromptPayload { assignment_id: raw.assignment_id, cms_prompt_ref: raw.cms_prompt_ref })
-            }
-            _ => Err(serde::de::Error::custom("exactly one of assignment_id or cms_prompt_ref must be set")),
+            (Some(_), None) | (None, Some(_)) => Ok(PipelinePromptPayload {
+                assignment_id: raw.assignment_id,
+                cms_prompt_ref: raw.cms_prompt_ref,
+            }),
+            _ => Err(serde::de::Error::custom(
+                "exactly one of assignment_id or cms_prompt_ref must be set",
+            )),
         }
     }
 }

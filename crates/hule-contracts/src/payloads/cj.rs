@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::base::{EssayProcessingInputRefV1, JsonMap, ProcessingSummary, StorageReferenceMetadata};
+use super::base::{
+    EssayProcessingInputRefV1, JsonMap, ProcessingSummary, StorageReferenceMetadata,
+};
 use super::defaults::*;
 use crate::constrained::{BoundedString, LetterGrade, PositiveInt, Temperature, UnitInterval};
 use crate::enums::{ConfidenceLabel, CourseCode};

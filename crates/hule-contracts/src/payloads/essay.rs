@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::base::{
-    EssayProcessingInputRefV1, ErrorDetail, JsonMap, ProcessingSummary, SpellcheckMetricsV1,
+    ErrorDetail, EssayProcessingInputRefV1, JsonMap, ProcessingSummary, SpellcheckMetricsV1,
     StorageReferenceMetadata,
 };
 use super::defaults::*;

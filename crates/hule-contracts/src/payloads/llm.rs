@@ -75,14 +75,24 @@ mod wire {
     impl TryFrom<LlmComparisonResultWire> for LlmComparisonResultV1 {
         type Error = String;
         fn try_from(w: LlmComparisonResultWire) -> Result<Self, String> {
-            let success = [w.winner.is_some(), w.justification.is_some(), w.confidence.is_some()];
+            let success = [
+                w.winner.is_some(),
+                w.justification.is_some(),
+                w.confidence.is_some(),
+            ];
             let any_success = success.iter().any(|b| *b);
             let all_success = success.iter().all(|b| *b);
             match (any_success, w.error_detail.is_some()) {
-                (true, true) => return Err("success fields and error_detail are mutually exclusive".into()),
-                (false, false) => return Err("either the success fields or error_detail must be set".into()),
+                (true, true) => {
+                    return Err("success fields and error_detail are mutually exclusive".into())
+                }
+                (false, false) => {
+                    return Err("either the success fields or error_detail must be set".into())
+                }
                 (true, false) if !all_success => {
-                    return Err("winner, justification and confidence must all be set together".into())
+                    return Err(
+                        "winner, justification and confidence must all be set together".into(),
+                    )
                 }
                 _ => {}
             }

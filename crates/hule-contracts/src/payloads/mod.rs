@@ -50,7 +50,6 @@ macro_rules! processing_update {
     };
 }
 
-
 mod base;
 mod batch;
 mod cj;

@@ -1,0 +1,168 @@
+//! `hule bench`: each scenario's figure beside the baseline it is judged against, measured in the same run.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use hule_contracts::examples::example_envelope;
+use hule_contracts::{decode, Event, Timestamp, TypedEvent};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Options of `hule bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Small sizes, all scenarios within 60 seconds (CI smoke test).
+    #[arg(long)]
+    quick: bool,
+    /// Also write the results as JSON to this path.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// One scenario's result.
+#[derive(Debug, Serialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub figure: f64,
+    pub unit: String,
+    pub baseline_name: String,
+    pub baseline: f64,
+    /// figure / baseline.
+    pub ratio: f64,
+    pub peak_rss_mb: f64,
+    pub note: String,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let budget = if args.quick {
+        Duration::from_millis(700)
+    } else {
+        Duration::from_secs(4)
+    };
+    let mut results = Vec::new();
+    results.extend(envelope_scenarios(budget)?);
+    print_table(&results);
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({ "quick": args.quick, "scenarios": results });
+        std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs `f` repeatedly for about `budget` and returns operations per second.
+fn rate(budget: Duration, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+    for _ in 0..100 {
+        f()?;
+    }
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    while start.elapsed() < budget {
+        for _ in 0..64 {
+            f()?;
+        }
+        n += 64;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+/// The `ASSESSMENT_RESULT_PUBLISHED` envelope with 30 essay results used by the envelope scenarios.
+pub fn assessment_envelope_bytes() -> anyhow::Result<Vec<u8>> {
+    let at = Timestamp::parse("2025-11-21T18:04:12.345678Z").map_err(anyhow::Error::msg)?;
+    let mut env = example_envelope(
+        Event::AssessmentResultPublished,
+        Uuid::from_u128(1),
+        Uuid::from_u128(2),
+        at,
+    )?;
+    if let TypedEvent::AssessmentResultPublished(p) = &mut env.data {
+        let template = p.essay_results[0].clone();
+        p.essay_results = (0..30)
+            .map(|i| {
+                let mut r = template.clone();
+                r.essay_id = format!("essay-{i:04}-5d1e-4c1a-9a0b-{:012}", i * 7919);
+                r.display_name = Some(format!("Student {i}, Åsa L."));
+                r.rank = hule_contracts::constrained::PositiveInt::new(i + 1)
+                    .expect("invariant: rank > 0");
+                r.bt_score = 2.0 - f64::from(i as i32) * 0.131;
+                r
+            })
+            .collect();
+    }
+    Ok(env.to_json()?)
+}
+
+fn envelope_scenarios(budget: Duration) -> anyhow::Result<Vec<ScenarioResult>> {
+    let bytes = assessment_envelope_bytes()?;
+    let topic = Event::AssessmentResultPublished.topic();
+    let baseline = rate(budget, || {
+        let v: serde_json::Value = serde_json::from_slice(&bytes)?;
+        std::hint::black_box(v);
+        Ok(())
+    })?;
+    let decode_rate = rate(budget, || {
+        let env = decode::decode(Some(topic), std::hint::black_box(&bytes))?;
+        std::hint::black_box(env);
+        Ok(())
+    })?;
+    let env = decode::decode(Some(topic), &bytes)?;
+    let encode_rate = rate(budget, || {
+        let out = std::hint::black_box(&env).to_json()?;
+        std::hint::black_box(out);
+        Ok(())
+    })?;
+    let rss = peak_rss_mb();
+    let size = bytes.len();
+    Ok(vec![
+        ScenarioResult {
+            scenario: "envelope decode+validate".into(),
+            figure: decode_rate,
+            unit: "envelopes/s".into(),
+            baseline_name: "serde_json::Value parse".into(),
+            baseline,
+            ratio: decode_rate / baseline,
+            peak_rss_mb: rss,
+            note: format!("ASSESSMENT_RESULT_PUBLISHED, 30 essay results, {size} bytes; Python original ~10k/s"),
+        },
+        ScenarioResult {
+            scenario: "envelope encode".into(),
+            figure: encode_rate,
+            unit: "envelopes/s".into(),
+            baseline_name: "serde_json::Value parse".into(),
+            baseline,
+            ratio: encode_rate / baseline,
+            peak_rss_mb: rss,
+            note: format!("{size} bytes, pydantic-compatible compact JSON"),
+        },
+    ])
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn print_table(results: &[ScenarioResult]) {
+    crate::out(format_args!(
+        "{:<30} {:>14} {:<14} {:<28} {:>14} {:>7} {:>9}",
+        "SCENARIO", "FIGURE", "UNIT", "BASELINE", "BASELINE", "RATIO", "PEAK MB"
+    ));
+    for r in results {
+        crate::out(format_args!(
+            "{:<30} {:>14.0} {:<14} {:<28} {:>14.0} {:>7.2} {:>9.1}",
+            r.scenario, r.figure, r.unit, r.baseline_name, r.baseline, r.ratio, r.peak_rss_mb
+        ));
+        crate::out(format_args!("    {}", r.note));
+    }
+}

@@ -1,0 +1,109 @@
+//! End-to-end tests of the `hule` binary.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use hule_contracts::EVENTS;
+
+fn hule(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hule"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hule");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn events_lists_all_71_with_their_topics() {
+    let (code, out, _) = hule(&["events", "--json"], None);
+    assert_eq!(code, 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    assert_eq!(rows.len(), 71);
+    for (row, def) in rows.iter().zip(EVENTS) {
+        assert_eq!(row["topic"], def.topic);
+        assert_eq!(row["legacy_topic"], def.legacy_topic);
+    }
+}
+
+#[test]
+fn every_example_passes_check() {
+    for def in EVENTS {
+        for name in [def.name, def.legacy_topic] {
+            let (code, example, err) = hule(&["envelope", "example", name], None);
+            assert_eq!(code, 0, "{name}: {err}");
+            let (code, out, err) = hule(&["envelope", "check", "-"], Some(example.as_bytes()));
+            assert_eq!(code, 0, "{name}: {err}");
+            assert!(out.starts_with("valid: "), "{out}");
+        }
+    }
+}
+
+#[test]
+fn check_reports_phase_path_and_reason() {
+    let (_, example, _) = hule(
+        &["envelope", "example", "ASSESSMENT_RESULT_PUBLISHED"],
+        None,
+    );
+    let broken = example.replacen("\"letter_grade\":\"B+\"", "\"letter_grade\":\"Z\"", 1);
+    let (code, _, err) = hule(&["envelope", "check"], Some(broken.as_bytes()));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("payload phase, at `data.essay_results[0].letter_grade`"),
+        "{err}"
+    );
+    let (code, _, err) = hule(
+        &[
+            "envelope",
+            "check",
+            "--topic",
+            "huleedu.cj_assessment.completed.v1",
+        ],
+        Some(example.as_bytes()),
+    );
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = hule(&["envelope", "check", "/nonexistent/file.json"], None);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = hule(&["envelope", "check"], Some(b"\x00\xff not json"));
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = hule(&["envelope", "example", "NOPE"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("known events"), "{err}");
+}
+
+#[test]
+fn python_encoding_is_accepted() {
+    let (code, example, _) = hule(
+        &["envelope", "example", "--python", "STUDENT_CREATED"],
+        None,
+    );
+    assert_eq!(code, 0);
+    assert!(example.contains("\\u00c5sa"), "{example}");
+    let (code, _, err) = hule(
+        &[
+            "envelope",
+            "check",
+            "--topic",
+            "huleedu.class.student.created.v1",
+        ],
+        Some(example.as_bytes()),
+    );
+    assert_eq!(code, 0, "{err}");
+}
