@@ -1,1 +1,182 @@
-//! placeholder
+/*!
+The only crate that speaks Kafka (through `rdkafka`): the relay's publisher and mock-cluster helpers.
+
+[`KafkaPublisher`] implements `hule_outbox::relay::Publish`: it enqueues every record of a batch without awaiting
+each (`FutureProducer::send_result`), then awaits all delivery reports. The producer is idempotent with
+`acks=all`, and partitions with `murmur2_random`, so keys land where the Java and Python clients put them.
+
+```no_run
+# async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+let publisher = hule_kafka::KafkaPublisher::new(&hule_kafka::ProducerConfig::new("localhost:9092"))?;
+# Ok(()) }
+```
+*/
+#![warn(missing_docs)]
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use hule_outbox::model::Claimed;
+use hule_outbox::relay::Publish;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+/// Producer settings.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// `compression.type` (none, lz4, gzip, snappy).
+    pub compression: String,
+    /// `linger.ms`.
+    pub linger_ms: u32,
+    /// `message.timeout.ms`: how long a record may wait for delivery before it counts as failed.
+    pub message_timeout_ms: u32,
+    /// Extra librdkafka properties.
+    pub extra: Vec<(String, String)>,
+}
+
+impl ProducerConfig {
+    /// Defaults: lz4, linger 5 ms, 30 s delivery timeout.
+    pub fn new(brokers: &str) -> Self {
+        ProducerConfig {
+            brokers: brokers.to_owned(),
+            compression: "lz4".into(),
+            linger_ms: 5,
+            message_timeout_ms: 30_000,
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client could not be created or the broker not reached.
+    #[error("kafka client error: {0}")]
+    Client(#[from] KafkaError),
+    /// The brokers did not answer.
+    #[error(
+        "cannot reach Kafka brokers `{brokers}` within {timeout:?}: {source}; check --brokers"
+    )]
+    Unreachable {
+        /// The bootstrap list.
+        brokers: String,
+        /// How long we waited.
+        timeout: Duration,
+        /// The cause.
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// Publishes relay batches to Kafka.
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+}
+
+impl KafkaPublisher {
+    /// Creates the idempotent producer.
+    pub fn new(config: &ProducerConfig) -> Result<Self, Error> {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &config.brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("compression.type", &config.compression)
+            .set("linger.ms", config.linger_ms.to_string())
+            .set("message.timeout.ms", config.message_timeout_ms.to_string())
+            .set("partitioner", "murmur2_random");
+        for (k, v) in &config.extra {
+            cc.set(k, v);
+        }
+        Ok(KafkaPublisher {
+            producer: cc.create()?,
+        })
+    }
+
+    /// Checks that the brokers answer, failing fast with a clear message.
+    pub fn check_reachable(&self, brokers: &str, timeout: Duration) -> Result<(), Error> {
+        self.producer
+            .client()
+            .fetch_metadata(None, timeout)
+            .map(|_| ())
+            .map_err(|source| Error::Unreachable {
+                brokers: brokers.to_owned(),
+                timeout,
+                source,
+            })
+    }
+
+    /// The underlying producer.
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+}
+
+impl Publish for KafkaPublisher {
+    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
+        let mut futures = Vec::with_capacity(batch.len());
+        for row in batch {
+            let mut headers = OwnedHeaders::new_with_capacity(row.headers.0.len());
+            for (k, v) in row.headers.iter() {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v.as_bytes()),
+                });
+            }
+            let mut record = FutureRecord::to(&row.topic)
+                .payload(&row.value)
+                .headers(headers);
+            if let Some(key) = &row.key {
+                record = record.key(key.as_bytes());
+            }
+            loop {
+                match self.producer.send_result(record) {
+                    Ok(delivery) => {
+                        futures.push(Some(delivery));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        self.producer.poll(Duration::from_millis(5));
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((e, _)) => {
+                        tracing::warn!(topic = %row.topic, error = %e, "record refused by the producer");
+                        futures.push(None);
+                        break;
+                    }
+                }
+            }
+        }
+        let mut refused = Vec::new();
+        let pending: Vec<_> = futures
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, f)| match f {
+                Some(f) => Some(f),
+                None => {
+                    refused.push(i);
+                    None
+                }
+            })
+            .collect();
+        let mut reports = join_all(pending).await.into_iter();
+        (0..batch.len())
+            .map(|i| {
+                if refused.contains(&i) {
+                    return Err("record refused by the producer (size or configuration)".to_owned());
+                }
+                match reports.next() {
+                    Some(Ok(Ok(_))) => Ok(()),
+                    Some(Ok(Err((e, _)))) => Err(e.to_string()),
+                    Some(Err(_)) => Err("delivery report lost (producer closed)".to_owned()),
+                    None => Err("missing delivery report".to_owned()),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,1 +1,43 @@
-//! placeholder
+/*!
+The transactional outbox: events are written in the caller's own database transaction and moved to the broker by
+a relay that keeps per-key order, counts attempts, backs off and parks what keeps failing.
+
+- [`prepare::prepare`] turns a typed envelope into rows (topic mode standard / legacy / both, key from the
+  event's partition contract, standard headers, size check before anything is written).
+- [`sqlite::enqueue`] and [`pg::enqueue`] insert the rows inside the caller's transaction.
+- [`store::OutboxStore`] is what the relay needs from a table; [`SqliteOutbox`] and [`PgOutbox`] implement it on
+  the same columns (a superset of the original `event_outbox`).
+- [`relay::run_relay`] claims batches, hands them to a [`relay::Publish`] (Kafka lives in `hule-kafka`), and
+  completes or fails each row. It knows nothing of Kafka.
+
+```no_run
+# async fn demo(env: hule_contracts::EventEnvelope<hule_contracts::payloads::SpellcheckPhaseCompletedV1>) -> Result<(), Box<dyn std::error::Error>> {
+use hule_outbox::prepare::{prepare, EnqueueOptions};
+let outbox = hule_outbox::SqliteOutbox::open("/tmp/outbox.db")?;
+let mut conn = hule_outbox::sqlite::open(outbox.path())?;
+let tx = conn.transaction()?;
+// ... the business write in `tx` ...
+hule_outbox::sqlite::enqueue(&tx, &prepare(&env, &EnqueueOptions::default())?)?;
+tx.commit()?;
+outbox.notify();
+# Ok(()) }
+```
+*/
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod model;
+#[cfg(feature = "postgres")]
+pub mod pg;
+pub mod prepare;
+pub mod relay;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+pub mod store;
+
+pub use error::StoreError;
+#[cfg(feature = "postgres")]
+pub use pg::PgOutbox;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteOutbox;
+pub use store::OutboxStore;

@@ -1,0 +1,467 @@
+//! The outbox relay end to end: SQLite and PostgreSQL outboxes into librdkafka's mock cluster, read back by an
+//! independent consumer. PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hule_contracts::enums::ProcessingStatus;
+use hule_contracts::headers::REQUIRED;
+use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
+use hule_contracts::{decode, Event, EventEnvelope, Timestamp, TypedEvent};
+use hule_kafka::{KafkaPublisher, ProducerConfig};
+use hule_outbox::prepare::{prepare, EnqueueOptions, TopicMode};
+use hule_outbox::relay::{relay_once, run_relay, RelayConfig, RelayStats};
+use hule_outbox::store::{FailurePolicy, OutboxStore};
+use hule_outbox::{PgOutbox, SqliteOutbox};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers as _, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use uuid::Uuid;
+
+const PARTITIONS: i32 = 12;
+
+fn envelope(key: &str, n: i64, note: &str) -> EventEnvelope<SpellcheckPhaseCompletedV1> {
+    let at = Timestamp::from_datetime(chrono::Utc::now());
+    let payload = SpellcheckPhaseCompletedV1 {
+        entity_id: format!("essay-{n}"),
+        batch_id: key.to_owned(),
+        correlation_id: "c".into(),
+        status: ProcessingStatus::Completed,
+        corrected_text_storage_id: None,
+        error_code: Some(note.to_owned()),
+        processing_duration_ms: n,
+        timestamp: at,
+    };
+    EventEnvelope::new(
+        Uuid::new_v4(),
+        Event::SpellcheckPhaseCompleted.topic(),
+        at,
+        "test",
+        Uuid::new_v4(),
+        payload,
+    )
+}
+
+/// A record read back: (topic, key, event id, counter, headers).
+struct Read {
+    topic: String,
+    key: String,
+    event_id: Uuid,
+    counter: i64,
+    headers: HashMap<String, String>,
+}
+
+fn read_all(brokers: &str, topics: &[&str], want: usize, settle: Duration) -> Vec<Read> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "verify")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset(t, p, Offset::Beginning)
+                .expect("tpl");
+        }
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet_since = None;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                quiet_since = None;
+                let value = m.payload().expect("value");
+                let env = decode::decode(Some(m.topic()), value).expect("record decodes");
+                let counter = match &env.data {
+                    TypedEvent::SpellcheckPhaseCompleted(p) => p.processing_duration_ms,
+                    _ => -1,
+                };
+                let mut headers = HashMap::new();
+                if let Some(h) = m.headers() {
+                    for hd in h.iter() {
+                        headers.insert(
+                            hd.key.to_owned(),
+                            String::from_utf8_lossy(hd.value.unwrap_or_default()).into(),
+                        );
+                    }
+                }
+                out.push(Read {
+                    topic: m.topic().to_owned(),
+                    key: String::from_utf8_lossy(m.key().expect("key")).into(),
+                    event_id: env.event_id,
+                    counter,
+                    headers,
+                });
+            }
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {
+                if out.len() >= want {
+                    let since = *quiet_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= settle {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let c = MockCluster::new(3).expect("mock cluster");
+    for e in [Event::SpellcheckPhaseCompleted, Event::EmailDeliveryFailed] {
+        c.create_topic(e.topic(), PARTITIONS, 3).expect("topic");
+        c.create_topic(e.legacy_topic(), PARTITIONS, 3).ok();
+    }
+    c
+}
+
+async fn drain<S: OutboxStore>(
+    store: &S,
+    publisher: &KafkaPublisher,
+    config: &RelayConfig,
+) -> RelayStats {
+    let mut stats = RelayStats::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.depth().await.expect("depth") > 0 && Instant::now() < deadline {
+        if relay_once(store, publisher, config, &mut stats)
+            .await
+            .expect("relay")
+            == 0
+        {
+            store.wait_for_work(Duration::from_millis(50)).await;
+        }
+    }
+    stats
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_commit_publishes_exactly_its_events_and_rollback_nothing() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let dir = std::env::temp_dir().join(format!("hule-relay-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let outbox = SqliteOutbox::open(dir.join("outbox.db")).expect("open");
+    let mut conn = hule_outbox::sqlite::open(outbox.path()).expect("conn");
+
+    let rolled_back = envelope("batch-r", 1, "rolled back");
+    let tx = conn.transaction().expect("tx");
+    hule_outbox::sqlite::enqueue(
+        &tx,
+        &prepare(&rolled_back, &EnqueueOptions::default()).expect("prep"),
+    )
+    .expect("enq");
+    tx.rollback().expect("rollback");
+
+    let at = Timestamp::from_datetime(chrono::Utc::now());
+    let example = hule_contracts::examples::example_envelope(
+        Event::EmailDeliveryFailed,
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        at,
+    )
+    .expect("example");
+    let a = example.map_data(|d| match d {
+        TypedEvent::EmailDeliveryFailed(p) => p,
+        other => panic!("wrong example {:?}", other.event()),
+    });
+    let b = envelope("batch-b", 2, "b");
+    let tx = conn.transaction().expect("tx");
+    let both = EnqueueOptions {
+        mode: TopicMode::Both,
+        ..EnqueueOptions::default()
+    };
+    hule_outbox::sqlite::enqueue(&tx, &prepare(&a, &both).expect("prep")).expect("enq");
+    hule_outbox::sqlite::enqueue(&tx, &prepare(&b, &EnqueueOptions::default()).expect("prep"))
+        .expect("enq");
+    tx.commit().expect("commit");
+    outbox.notify();
+
+    let publisher = KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer");
+    let config = RelayConfig {
+        poll_interval: Duration::from_millis(50),
+        ..RelayConfig::default()
+    };
+    let stats = drain(&outbox, &publisher, &config).await;
+    assert_eq!(stats.published, 3);
+
+    let def = Event::EmailDeliveryFailed.def();
+    let topics = [
+        def.topic,
+        def.legacy_topic,
+        Event::SpellcheckPhaseCompleted.topic(),
+    ];
+    let got = read_all(&brokers, &topics, 3, Duration::from_millis(800));
+    assert_eq!(
+        got.len(),
+        3,
+        "a on both topics, b on the standard one, nothing rolled back"
+    );
+    let ids: Vec<Uuid> = got.iter().map(|r| r.event_id).collect();
+    assert!(!ids.contains(&rolled_back.event_id));
+    assert_eq!(ids.iter().filter(|i| **i == a.event_id).count(), 2);
+    assert_eq!(ids.iter().filter(|i| **i == b.event_id).count(), 1);
+    for r in &got {
+        for h in REQUIRED {
+            assert!(r.headers.contains_key(*h), "header {h} missing");
+        }
+        assert_eq!(r.headers["event_id"], r.event_id.to_string());
+        assert_eq!(
+            r.headers["X-Idempotency-Key"],
+            format!("{}:{}:{}", r.topic, r.key, r.event_id)
+        );
+        assert!(r.headers.contains_key("traceparent") || r.headers.len() == REQUIRED.len());
+    }
+    assert!(got.iter().any(|r| r.topic == def.legacy_topic));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refused_row_is_parked_without_delaying_other_keys() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let dir = std::env::temp_dir().join(format!("hule-park-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let outbox = SqliteOutbox::open(dir.join("outbox.db")).expect("open");
+    let mut conn = hule_outbox::sqlite::open(outbox.path()).expect("conn");
+    let tx = conn.transaction().expect("tx");
+    let big = envelope("batch-big", 1, &"x".repeat(5000));
+    hule_outbox::sqlite::enqueue(
+        &tx,
+        &prepare(&big, &EnqueueOptions::default()).expect("prep"),
+    )
+    .expect("enq");
+    for i in 0..20 {
+        let e = envelope(&format!("batch-{i}"), i, "fine");
+        hule_outbox::sqlite::enqueue(&tx, &prepare(&e, &EnqueueOptions::default()).expect("prep"))
+            .expect("enq");
+    }
+    tx.commit().expect("commit");
+
+    let mut pc = ProducerConfig::new(&brokers);
+    pc.extra.push(("message.max.bytes".into(), "2000".into()));
+    let publisher = KafkaPublisher::new(&pc).expect("producer");
+    let failure = FailurePolicy {
+        max_attempts: 3,
+        base_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(50),
+    };
+    let config = RelayConfig {
+        failure,
+        poll_interval: Duration::from_millis(20),
+        ..RelayConfig::default()
+    };
+    let mut stats = RelayStats::default();
+    let first = relay_once(&outbox, &publisher, &config, &mut stats)
+        .await
+        .expect("relay");
+    assert_eq!(first, 21);
+    assert_eq!(
+        stats.published, 20,
+        "other keys are not delayed by the refused row"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while outbox.status().await.expect("status").parked.is_empty() && Instant::now() < deadline {
+        relay_once(&outbox, &publisher, &config, &mut stats)
+            .await
+            .expect("relay");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = outbox.status().await.expect("status");
+    assert_eq!(
+        status.parked,
+        vec![(Event::SpellcheckPhaseCompleted.topic().to_owned(), 1)]
+    );
+    assert_eq!(stats.failed, 3, "attempted exactly max_attempts times");
+    assert!(
+        status.last_errors[0].3.contains("refused"),
+        "{:?}",
+        status.last_errors
+    );
+    let batches_before = stats.batches;
+    for _ in 0..20 {
+        relay_once(&outbox, &publisher, &config, &mut stats)
+            .await
+            .expect("relay");
+    }
+    assert_eq!(
+        stats.batches, batches_before,
+        "a parked row is never claimed again"
+    );
+    let released = outbox
+        .retry(hule_outbox::store::RetryTarget::EventId(big.event_id))
+        .await
+        .expect("retry");
+    assert_eq!(released, 1);
+    assert_eq!(outbox.claim(10).await.expect("claim").len(), 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn pg_url(schema: &str) -> String {
+    format!("host=127.0.0.1 port=5432 user=postgres dbname=test options='-c search_path={schema}'")
+}
+
+async fn fresh_schema() -> String {
+    let schema = format!("hule_test_{}", Uuid::new_v4().simple());
+    let (client, conn) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL must run on 127.0.0.1:5432 (run scripts/setup.sh)");
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    schema
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_ten_thousand_events_over_200_keys_by_8_writers_arrive_complete_and_in_key_order() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let schema = fresh_schema().await;
+    let url = pg_url(&schema);
+    let outbox = Arc::new(PgOutbox::connect(&url).await.expect("outbox"));
+    outbox
+        .acquire_leadership(Duration::from_millis(50))
+        .await
+        .expect("leader");
+    let publisher =
+        Arc::new(KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let relay = {
+        let (o, p, s) = (outbox.clone(), publisher.clone(), stop.clone());
+        tokio::spawn(async move {
+            let config = RelayConfig {
+                poll_interval: Duration::from_millis(100),
+                ..RelayConfig::default()
+            };
+            run_relay(&*o, &*p, &config, s).await
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let url = url.clone();
+        writers.push(tokio::spawn(async move {
+            let (mut client, _) = hule_outbox::pg::connect(&url).await.expect("writer");
+            for n in 0..1250i64 {
+                let key = format!("batch-{}", (n % 25) * 8 + w);
+                let env = envelope(&key, n, "x");
+                let tx = client.transaction().await.expect("tx");
+                hule_outbox::pg::enqueue(
+                    &tx,
+                    &prepare(&env, &EnqueueOptions::default()).expect("prep"),
+                )
+                .await
+                .expect("enq");
+                if n % 97 == 13 {
+                    tx.rollback().await.expect("rollback");
+                } else {
+                    tx.commit().await.expect("commit");
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let committed = 8 * (1250 - (0..1250).filter(|n| n % 97 == 13).count());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while outbox.depth().await.expect("depth") > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stats = relay.await.expect("join").expect("relay");
+    assert_eq!(stats.published as usize, committed);
+
+    let got = read_all(
+        &brokers,
+        &[Event::SpellcheckPhaseCompleted.topic()],
+        committed,
+        Duration::from_millis(800),
+    );
+    assert_eq!(got.len(), committed, "every committed event, once");
+    let mut last: HashMap<&str, i64> = HashMap::new();
+    for r in &got {
+        if let Some(prev) = last.insert(&r.key, r.counter) {
+            assert!(
+                r.counter > prev,
+                "key {} out of order: {} after {}",
+                r.key,
+                r.counter,
+                prev
+            );
+        }
+        assert_ne!(r.counter % 97, 13, "a rolled-back event was published");
+    }
+    assert_eq!(last.len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_table_from_the_original_template_is_upgraded_and_drained() {
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let schema = fresh_schema().await;
+    let (client, _) = hule_outbox::pg::connect(&pg_url(&schema))
+        .await
+        .expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE event_outbox (id uuid PRIMARY KEY, aggregate_id varchar(255) NOT NULL,
+             aggregate_type varchar(100) NOT NULL, event_type varchar(255) NOT NULL, event_data json NOT NULL,
+             event_key varchar(255), topic varchar(255) NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+             published_at timestamptz, retry_count integer NOT NULL DEFAULT 0, last_error text);
+             CREATE INDEX ix_event_outbox_unpublished ON event_outbox (published_at, created_at) WHERE published_at IS NULL;",
+        )
+        .await
+        .expect("original DDL");
+    let topic = Event::SpellcheckPhaseCompleted.legacy_topic();
+    let mut ids = Vec::new();
+    for n in 0..3i64 {
+        let env = envelope("batch-py", n, "python");
+        ids.push(env.event_id);
+        let mut data: serde_json::Value =
+            serde_json::from_slice(&env.to_python_json().expect("enc")).expect("json");
+        data["topic"] = topic.into();
+        if n == 0 {
+            data["headers"] = serde_json::json!({"x-custom": "kept"});
+        }
+        client
+            .execute(
+                "INSERT INTO event_outbox (id, aggregate_id, aggregate_type, event_type, event_data, event_key, topic, created_at)
+                 VALUES ($1, 'batch-py', 'batch', $2, $3::text::json, 'batch-py', $2, now() + make_interval(secs => $4))",
+                &[&Uuid::new_v4(), &topic, &data.to_string(), &(n as f64)],
+            )
+            .await
+            .expect("python row");
+    }
+    let outbox = PgOutbox::connect(&pg_url(&schema)).await.expect("upgrade");
+    PgOutbox::connect(&pg_url(&schema))
+        .await
+        .expect("migration is idempotent");
+    let publisher = KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer");
+    let config = RelayConfig::default();
+    let stats = drain(&outbox, &publisher, &config).await;
+    assert_eq!(stats.published, 3);
+    let got = read_all(&brokers, &[topic], 3, Duration::from_millis(800));
+    assert_eq!(
+        got.iter().map(|r| r.event_id).collect::<Vec<_>>(),
+        ids,
+        "same ids, in created_at order"
+    );
+    assert_eq!(
+        got[0].headers.get("x-custom").map(String::as_str),
+        Some("kept")
+    );
+    for r in &got {
+        assert_eq!(r.headers["event_id"], r.event_id.to_string());
+    }
+}

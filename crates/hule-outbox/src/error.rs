@@ -1,0 +1,39 @@
+//! Errors of the outbox: storing, preparing and relaying events.
+
+/// An outbox operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The event could not be prepared (key, size, encoding).
+    #[error("cannot prepare event {event}: {reason}")]
+    Prepare {
+        /// The event name.
+        event: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The database refused or failed.
+    #[error("outbox database error during {op}: {source}")]
+    Database {
+        /// The operation.
+        op: &'static str,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A bad configuration value (URL, option).
+    #[error("invalid outbox configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    pub(crate) fn db(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Database {
+            op,
+            source: Box::new(e),
+        }
+    }
+}
+
+/// `Result` with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

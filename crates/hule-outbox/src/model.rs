@@ -1,0 +1,96 @@
+//! What the relay reads from the store and what it reports back.
+
+use hule_contracts::headers::{standard_headers, Headers};
+use hule_contracts::EventEnvelope;
+
+/// A claimed row, ready to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The ordering sequence.
+    pub seq: i64,
+    /// The target topic.
+    pub topic: String,
+    /// The partition key.
+    pub key: Option<String>,
+    /// The record value.
+    pub value: Vec<u8>,
+    /// The record headers.
+    pub headers: Headers,
+    /// Attempts made before this one.
+    pub attempts: i32,
+    /// Commit time in microseconds since the epoch (for commit-to-publish latency).
+    pub created_at_micros: i64,
+}
+
+/// Turns a stored row into what is published. Rows written by the Python `OutboxManager` (no `headers` column
+/// value) keep the envelope in `event_data` with extra `topic` and optional `headers` keys: those are removed,
+/// the caller's headers kept, and the standard headers added.
+pub fn from_row(
+    seq: i64,
+    topic: String,
+    key: Option<String>,
+    event_data: String,
+    headers: Option<String>,
+    attempts: i32,
+    created_at_micros: i64,
+) -> Claimed {
+    if let Some(h) = headers {
+        let headers = Headers::from_json(&h).unwrap_or_default();
+        return Claimed {
+            seq,
+            topic,
+            key,
+            value: event_data.into_bytes(),
+            headers,
+            attempts,
+            created_at_micros,
+        };
+    }
+    let mut headers = Headers::default();
+    let mut value = event_data.clone().into_bytes();
+    if let Ok(serde_json::Value::Object(mut map)) =
+        serde_json::from_str::<serde_json::Value>(&event_data)
+    {
+        map.remove("topic");
+        if let Some(serde_json::Value::Object(given)) = map.remove("headers") {
+            for (k, v) in given {
+                if let Some(s) = v.as_str() {
+                    headers.set(&k, s);
+                }
+            }
+        }
+        let stripped = serde_json::Value::Object(map);
+        if let Ok(env) =
+            serde_json::from_value::<EventEnvelope<serde_json::Value>>(stripped.clone())
+        {
+            for (k, v) in standard_headers(&env, &topic, key.as_deref().unwrap_or("")).0 {
+                if headers.get(&k).is_none() {
+                    headers.set(&k, v);
+                }
+            }
+        }
+        value = stripped.to_string().into_bytes();
+    }
+    Claimed {
+        seq,
+        topic,
+        key,
+        value,
+        headers,
+        attempts,
+        created_at_micros,
+    }
+}
+
+/// Counts for `hule outbox status`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Status {
+    /// Pending rows per topic.
+    pub pending: Vec<(String, i64)>,
+    /// Parked rows per topic.
+    pub parked: Vec<(String, i64)>,
+    /// Age of the oldest pending row, seconds.
+    pub oldest_pending_age_seconds: Option<f64>,
+    /// The last errors: (event row seq, topic, attempts, error).
+    pub last_errors: Vec<(i64, String, i32, String)>,
+}

@@ -1,0 +1,340 @@
+//! The PostgreSQL backend. Writers enqueue inside their own `tokio_postgres::Transaction` (which also sends
+//! `NOTIFY hule_outbox`, delivered on commit); the relay LISTENs and polls only as a fallback. One relay at a time
+//! holds the advisory lock `hule_outbox_relay`; other instances wait as hot standbys, so per-key order holds
+//! however many are started.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{Mutex, Notify};
+use tokio_postgres::{AsyncMessage, Client, NoTls, Transaction};
+
+use crate::error::{Result, StoreError};
+use crate::model::{from_row, Claimed, Status};
+use crate::prepare::NewRow;
+use crate::store::{Completion, FailurePolicy, OutboxStore, RetryTarget};
+
+/// The LISTEN/NOTIFY channel.
+pub const CHANNEL: &str = "hule_outbox";
+const LEADER_LOCK: i64 = 0x6875_6c65_5f72_6c79; // "hule_rly"
+
+/// Creates the original's `event_outbox` table when absent, then adds what the relay needs. Idempotent, and
+/// safe to run concurrently. Rows already in a table made by the original are numbered in `created_at` order.
+pub const MIGRATION: &str = "
+SELECT pg_advisory_xact_lock(7236284817);
+CREATE TABLE IF NOT EXISTS event_outbox (
+    id uuid PRIMARY KEY,
+    aggregate_id varchar(255) NOT NULL,
+    aggregate_type varchar(100) NOT NULL,
+    event_type varchar(255) NOT NULL,
+    event_data json NOT NULL,
+    event_key varchar(255),
+    topic varchar(255) NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    published_at timestamptz,
+    retry_count integer NOT NULL DEFAULT 0,
+    last_error text
+);
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'event_outbox' AND column_name = 'seq') THEN
+        ALTER TABLE event_outbox ADD COLUMN seq bigint;
+        CREATE SEQUENCE IF NOT EXISTS event_outbox_seq_seq OWNED BY event_outbox.seq;
+        WITH o AS (SELECT id, row_number() OVER (ORDER BY created_at, id) AS rn FROM event_outbox)
+        UPDATE event_outbox e SET seq = o.rn FROM o WHERE e.id = o.id;
+        PERFORM setval('event_outbox_seq_seq', COALESCE((SELECT max(seq) FROM event_outbox), 0) + 1, false);
+        ALTER TABLE event_outbox ALTER COLUMN seq SET DEFAULT nextval('event_outbox_seq_seq');
+        ALTER TABLE event_outbox ALTER COLUMN seq SET NOT NULL;
+    END IF;
+END $$;
+ALTER TABLE event_outbox ADD COLUMN IF NOT EXISTS event_id uuid;
+ALTER TABLE event_outbox ADD COLUMN IF NOT EXISTS headers json;
+ALTER TABLE event_outbox ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz NOT NULL DEFAULT '-infinity';
+ALTER TABLE event_outbox ADD COLUMN IF NOT EXISTS parked_at timestamptz;
+CREATE UNIQUE INDEX IF NOT EXISTS hule_outbox_seq ON event_outbox (seq);
+CREATE INDEX IF NOT EXISTS hule_outbox_pending ON event_outbox (seq) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS hule_outbox_key_pending ON event_outbox (event_key, seq) WHERE published_at IS NULL;
+";
+
+/// Connects to `url`, failing with a message that says which server and how to fix it.
+pub async fn connect(url: &str) -> Result<(Client, Arc<Notify>)> {
+    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
+        StoreError::Config(format!(
+            "cannot connect to PostgreSQL at {}: {e}; is the server running (scripts/setup.sh starts it) and the URL \
+             right (postgres://user@host:port/db)?",
+            redact(url)
+        ))
+    })?;
+    let notify = Arc::new(Notify::new());
+    let wake = notify.clone();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(msg) = messages.next().await {
+            match msg {
+                Ok(AsyncMessage::Notification(_)) => wake.notify_one(),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "postgres connection ended");
+                    break;
+                }
+            }
+        }
+    });
+    Ok((client, notify))
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Runs the migration.
+pub async fn migrate(client: &Client) -> Result<()> {
+    client
+        .batch_execute(&format!("BEGIN; {MIGRATION} COMMIT;"))
+        .await
+        .map_err(|e| StoreError::db("migrate", e))
+}
+
+/// Inserts prepared rows inside the caller's transaction and queues the wake-up, which PostgreSQL delivers only
+/// if the transaction commits.
+pub async fn enqueue(tx: &Transaction<'_>, rows: &[NewRow]) -> Result<()> {
+    let stmt = tx
+        .prepare(
+            "INSERT INTO event_outbox (id, aggregate_id, aggregate_type, event_type, event_data, event_key, topic,
+             event_id, headers) VALUES ($1,$2,$3,$4,$5::text::json,$6,$7,$8,$9::text::json)",
+        )
+        .await
+        .map_err(|e| StoreError::db("enqueue", e))?;
+    for r in rows {
+        tx.execute(
+            &stmt,
+            &[
+                &r.id,
+                &r.aggregate_id,
+                &r.aggregate_type,
+                &r.event_type,
+                &r.event_data,
+                &r.event_key,
+                &r.topic,
+                &r.event_id,
+                &r.headers,
+            ],
+        )
+        .await
+        .map_err(|e| StoreError::db("enqueue", e))?;
+    }
+    tx.batch_execute(&format!("NOTIFY {CHANNEL}"))
+        .await
+        .map_err(|e| StoreError::db("notify", e))
+}
+
+/// The PostgreSQL outbox as the relay sees it.
+pub struct PgOutbox {
+    client: Mutex<Client>,
+    wake: Arc<Notify>,
+}
+
+impl PgOutbox {
+    /// Connects, migrates, and LISTENs.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let (client, wake) = connect(url).await?;
+        migrate(&client).await?;
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(|e| StoreError::db("listen", e))?;
+        Ok(PgOutbox {
+            client: Mutex::new(client),
+            wake,
+        })
+    }
+
+    /// Waits until this instance holds the relay leadership lock (released when its connection closes).
+    pub async fn acquire_leadership(&self, retry_every: Duration) -> Result<()> {
+        loop {
+            let got: bool = self
+                .client
+                .lock()
+                .await
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+                .await
+                .map_err(|e| StoreError::db("leader lock", e))?
+                .get(0);
+            if got {
+                return Ok(());
+            }
+            tokio::time::sleep(retry_every).await;
+        }
+    }
+}
+
+impl OutboxStore for PgOutbox {
+    async fn claim(&self, limit: usize) -> Result<Vec<Claimed>> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                "SELECT seq, topic, event_key, event_data::text, headers::text, retry_count,
+                        (extract(epoch FROM created_at) * 1000000)::bigint
+                 FROM event_outbox o
+                 WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
+                 AND NOT EXISTS (SELECT 1 FROM event_outbox b WHERE b.event_key = o.event_key AND b.seq < o.seq
+                     AND b.published_at IS NULL AND (b.parked_at IS NOT NULL OR b.next_attempt_at > now()))
+                 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                &[&(limit as i64)],
+            )
+            .await
+            .map_err(|e| StoreError::db("claim", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                from_row(
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                )
+            })
+            .collect())
+    }
+
+    async fn delivered(&self, seqs: Vec<i64>, completion: Completion) -> Result<()> {
+        let client = self.client.lock().await;
+        let sql = match completion {
+            Completion::Delete => "DELETE FROM event_outbox WHERE seq = ANY($1)",
+            Completion::Mark { .. } => {
+                "UPDATE event_outbox SET published_at = now() WHERE seq = ANY($1)"
+            }
+        };
+        client
+            .execute(sql, &[&seqs])
+            .await
+            .map_err(|e| StoreError::db("complete", e))?;
+        Ok(())
+    }
+
+    async fn failed(&self, failures: Vec<(i64, i32, String)>, policy: FailurePolicy) -> Result<()> {
+        let client = self.client.lock().await;
+        for (seq, attempts, error) in failures {
+            let backoff_ms = policy.backoff(attempts).as_millis() as f64;
+            let parked = policy.parks(attempts);
+            let error: String = error.chars().take(1000).collect();
+            client
+                .execute(
+                    "UPDATE event_outbox SET retry_count = $2, last_error = $3,
+                     next_attempt_at = now() + make_interval(secs => $4 / 1000.0),
+                     parked_at = CASE WHEN $5 THEN now() END WHERE seq = $1",
+                    &[&seq, &attempts, &error, &backoff_ms, &parked],
+                )
+                .await
+                .map_err(|e| StoreError::db("fail", e))?;
+        }
+        Ok(())
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+
+    async fn cleanup(&self, retention: Duration, limit: usize) -> Result<u64> {
+        let client = self.client.lock().await;
+        client
+            .execute(
+                "DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox
+                 WHERE published_at < now() - make_interval(secs => $1) LIMIT $2)",
+                &[&retention.as_secs_f64(), &(limit as i64)],
+            )
+            .await
+            .map_err(|e| StoreError::db("cleanup", e))
+    }
+
+    async fn status(&self) -> Result<Status> {
+        let client = self.client.lock().await;
+        let group = |parked: bool| {
+            format!(
+                "SELECT topic::text, count(*) FROM event_outbox WHERE published_at IS NULL AND parked_at IS {} NULL
+                 GROUP BY topic ORDER BY topic",
+                if parked { "NOT" } else { "" }
+            )
+        };
+        let pending = client
+            .query(&group(false), &[])
+            .await
+            .map_err(|e| StoreError::db("status", e))?;
+        let parked = client
+            .query(&group(true), &[])
+            .await
+            .map_err(|e| StoreError::db("status", e))?;
+        let oldest: Option<f64> = client
+            .query_one(
+                "SELECT extract(epoch FROM now() - min(created_at))::float8 FROM event_outbox
+                 WHERE published_at IS NULL AND parked_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::db("status", e))?
+            .get(0);
+        let errors = client
+            .query(
+                "SELECT seq, topic::text, retry_count, last_error FROM event_outbox
+                 WHERE published_at IS NULL AND last_error IS NOT NULL ORDER BY seq DESC LIMIT 10",
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::db("status", e))?;
+        Ok(Status {
+            pending: pending.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            parked: parked.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            oldest_pending_age_seconds: oldest,
+            last_errors: errors
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect(),
+        })
+    }
+
+    async fn retry(&self, target: RetryTarget) -> Result<u64> {
+        let client = self.client.lock().await;
+        let n = match target {
+            RetryTarget::AllParked => client
+                .execute(
+                    "UPDATE event_outbox SET parked_at = NULL, retry_count = 0, next_attempt_at = '-infinity'
+                     WHERE parked_at IS NOT NULL AND published_at IS NULL",
+                    &[],
+                )
+                .await,
+            RetryTarget::EventId(id) => client
+                .execute(
+                    "UPDATE event_outbox SET parked_at = NULL, retry_count = 0, next_attempt_at = '-infinity'
+                     WHERE event_id = $1 AND published_at IS NULL",
+                    &[&id],
+                )
+                .await,
+        }
+        .map_err(|e| StoreError::db("retry", e))?;
+        client
+            .batch_execute(&format!("NOTIFY {CHANNEL}"))
+            .await
+            .map_err(|e| StoreError::db("notify", e))?;
+        Ok(n)
+    }
+
+    async fn depth(&self) -> Result<i64> {
+        let client = self.client.lock().await;
+        Ok(client
+            .query_one(
+                "SELECT count(*) FROM event_outbox WHERE published_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::db("depth", e))?
+            .get(0))
+    }
+}

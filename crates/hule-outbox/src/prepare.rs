@@ -1,0 +1,118 @@
+//! Pure preparation of outbox rows from typed envelopes: topic mode, key, headers, size check. No I/O.
+
+use hule_contracts::headers::standard_headers;
+use hule_contracts::size::{check_size, SizeVerdict};
+use hule_contracts::{EventEnvelope, Payload};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+
+/// Which topic(s) an event is written to during the legacy → standard transition (seed 001's rollback plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TopicMode {
+    /// The standard topic only.
+    #[default]
+    Standard,
+    /// The legacy topic only.
+    Legacy,
+    /// Both: the same event (same event id) on each, so legacy and standard consumers both receive it.
+    Both,
+}
+
+/// Options for one enqueue.
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueOptions {
+    /// Topic mode.
+    pub mode: TopicMode,
+    /// A key that overrides the event's partition contract.
+    pub key_override: Option<String>,
+    /// The aggregate type stored in the original's `aggregate_type` column (defaults to the key concept).
+    pub aggregate_type: Option<String>,
+}
+
+/// One row ready to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRow {
+    /// Row id (the original's `id` column).
+    pub id: Uuid,
+    /// The event id, as in the envelope.
+    pub event_id: Uuid,
+    /// The aggregate id (the key).
+    pub aggregate_id: String,
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// The envelope's `event_type`.
+    pub event_type: String,
+    /// The exact record value: the envelope as pydantic would encode it.
+    pub event_data: String,
+    /// The partition key.
+    pub event_key: String,
+    /// The target topic.
+    pub topic: String,
+    /// The standard headers as a JSON object.
+    pub headers: String,
+    /// Whether the size is over the warning threshold.
+    pub oversize_warning: bool,
+}
+
+/// Prepares the rows of one event. Row ids are derived from the event id and topic, so preparing twice yields the
+/// same rows.
+pub fn prepare<P: Payload>(
+    envelope: &EventEnvelope<P>,
+    opts: &EnqueueOptions,
+) -> Result<Vec<NewRow>, StoreError> {
+    let event = P::EVENT;
+    let def = event.def();
+    let key = match &opts.key_override {
+        Some(k) if !k.is_empty() => k.clone(),
+        Some(_) => {
+            return Err(StoreError::Prepare {
+                event: def.name,
+                reason: "key override is empty".into(),
+            })
+        }
+        None => hule_contracts::keys::partition_key_of(&envelope.data).map_err(|e| {
+            StoreError::Prepare {
+                event: def.name,
+                reason: e.to_string(),
+            }
+        })?,
+    };
+    let data = envelope.to_json().map_err(|e| StoreError::Prepare {
+        event: def.name,
+        reason: e.to_string(),
+    })?;
+    let verdict = check_size(data.len()).map_err(|e| StoreError::Prepare {
+        event: def.name,
+        reason: e.to_string(),
+    })?;
+    let data = String::from_utf8(data).map_err(|e| StoreError::Prepare {
+        event: def.name,
+        reason: e.to_string(),
+    })?;
+    let topics: &[&str] = match opts.mode {
+        TopicMode::Standard => &[def.topic],
+        TopicMode::Legacy => &[def.legacy_topic],
+        TopicMode::Both if def.has_distinct_legacy_topic() => &[def.topic, def.legacy_topic],
+        TopicMode::Both => &[def.topic],
+    };
+    let aggregate_type = opts
+        .aggregate_type
+        .clone()
+        .unwrap_or_else(|| def.key.concept.as_str().to_owned());
+    Ok(topics
+        .iter()
+        .map(|topic| NewRow {
+            id: Uuid::new_v5(&envelope.event_id, topic.as_bytes()),
+            event_id: envelope.event_id,
+            aggregate_id: key.clone(),
+            aggregate_type: aggregate_type.clone(),
+            event_type: envelope.event_type.clone(),
+            event_data: data.clone(),
+            event_key: key.clone(),
+            topic: (*topic).to_owned(),
+            headers: standard_headers(envelope, topic, &key).to_json(),
+            oversize_warning: verdict == SizeVerdict::Warn,
+        })
+        .collect())
+}

@@ -1,0 +1,122 @@
+//! The relay loop: claim a batch, publish every record without awaiting each, await the reports, complete or fail.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+use crate::model::Claimed;
+use crate::store::{Completion, FailurePolicy, OutboxStore};
+
+/// Where records go. `hule-kafka` implements it for Kafka; tests implement it in memory.
+pub trait Publish: Send + Sync + 'static {
+    /// Publishes a batch concurrently and returns one outcome per record, in the same order.
+    fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> impl Future<Output = Vec<std::result::Result<(), String>>> + Send;
+}
+
+/// Relay settings.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Rows claimed per batch.
+    pub batch_size: usize,
+    /// Fallback poll interval when no wake-up arrives.
+    pub poll_interval: Duration,
+    /// Delete or mark delivered rows.
+    pub completion: Completion,
+    /// Attempts and backoff.
+    pub failure: FailurePolicy,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            batch_size: 500,
+            poll_interval: poll_interval_for(std::env::var("ENVIRONMENT").ok().as_deref()),
+            completion: Completion::Delete,
+            failure: FailurePolicy::default(),
+        }
+    }
+}
+
+/// The fallback poll interval by `ENVIRONMENT`, as in the original: testing 0.1 s, development 1 s, otherwise 5 s.
+pub fn poll_interval_for(environment: Option<&str>) -> Duration {
+    match environment.map(str::to_ascii_lowercase).as_deref() {
+        Some("testing") => Duration::from_millis(100),
+        Some("development") => Duration::from_secs(1),
+        _ => Duration::from_secs(5),
+    }
+}
+
+/// Counters of one relay run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Records delivered.
+    pub published: u64,
+    /// Failed attempts.
+    pub failed: u64,
+    /// Batches claimed.
+    pub batches: u64,
+}
+
+/// Runs the relay until `stop` is set; the batch in flight is always finished before returning.
+pub async fn run_relay<S: OutboxStore, P: Publish>(
+    store: &S,
+    publisher: &P,
+    config: &RelayConfig,
+    stop: Arc<AtomicBool>,
+) -> Result<RelayStats> {
+    let mut stats = RelayStats::default();
+    let mut last_cleanup = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let moved = relay_once(store, publisher, config, &mut stats).await?;
+        if let Completion::Mark { retention } = config.completion {
+            if last_cleanup.elapsed() > Duration::from_secs(10) {
+                store.cleanup(retention, 1000).await?;
+                last_cleanup = Instant::now();
+            }
+        }
+        if moved == 0 {
+            store.wait_for_work(config.poll_interval).await;
+        }
+    }
+    Ok(stats)
+}
+
+/// One claim-publish-complete round; returns the number of rows claimed.
+pub async fn relay_once<S: OutboxStore, P: Publish>(
+    store: &S,
+    publisher: &P,
+    config: &RelayConfig,
+    stats: &mut RelayStats,
+) -> Result<usize> {
+    let batch = store.claim(config.batch_size).await?;
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    stats.batches += 1;
+    let outcomes = publisher.publish_batch(&batch).await;
+    let mut delivered = Vec::with_capacity(batch.len());
+    let mut failures = Vec::new();
+    for (row, outcome) in batch.iter().zip(outcomes) {
+        match outcome {
+            Ok(()) => delivered.push(row.seq),
+            Err(e) => {
+                tracing::warn!(seq = row.seq, topic = %row.topic, attempts = row.attempts + 1, error = %e, "publish failed");
+                failures.push((row.seq, row.attempts + 1, e));
+            }
+        }
+    }
+    stats.published += delivered.len() as u64;
+    stats.failed += failures.len() as u64;
+    if !delivered.is_empty() {
+        store.delivered(delivered, config.completion).await?;
+    }
+    if !failures.is_empty() {
+        store.failed(failures, config.failure).await?;
+    }
+    Ok(batch.len())
+}

@@ -1,0 +1,289 @@
+//! The SQLite backend: the embedded default. The relay owns one connection on blocking threads; writers enqueue
+//! inside their own `rusqlite::Transaction` and wake the relay in-process after commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use tokio::sync::Notify;
+
+use crate::error::{Result, StoreError};
+use crate::model::{from_row, Claimed, Status};
+use crate::prepare::NewRow;
+use crate::store::{Completion, FailurePolicy, OutboxStore, RetryTarget};
+
+const MIGRATION: &str = "
+CREATE TABLE IF NOT EXISTS event_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    aggregate_id TEXT NOT NULL,
+    aggregate_type TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    event_data TEXT NOT NULL,
+    event_key TEXT,
+    topic TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    published_at INTEGER,
+    retry_count INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    event_id TEXT,
+    headers TEXT,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    parked_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS hule_outbox_key_pending ON event_outbox (event_key, seq) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS hule_outbox_pending ON event_outbox (seq) WHERE published_at IS NULL;
+";
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Opens a connection with the settings the outbox relies on (WAL, NORMAL sync, busy timeout).
+pub fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(|e| StoreError::db("open sqlite", e))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+    )
+    .map_err(|e| StoreError::db("configure sqlite", e))?;
+    Ok(conn)
+}
+
+/// Creates or upgrades the outbox table; idempotent.
+pub fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch(MIGRATION)
+        .map_err(|e| StoreError::db("migrate", e))
+}
+
+/// Inserts prepared rows inside the caller's transaction. Nothing is visible to the relay until it commits.
+pub fn enqueue(tx: &Transaction<'_>, rows: &[NewRow]) -> Result<()> {
+    let now = now_micros();
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO event_outbox (id, aggregate_id, aggregate_type, event_type, event_data, event_key, topic,
+             created_at, event_id, headers, next_attempt_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?8)",
+        )
+        .map_err(|e| StoreError::db("enqueue", e))?;
+    for r in rows {
+        stmt.execute(params![
+            r.id.to_string(),
+            r.aggregate_id,
+            r.aggregate_type,
+            r.event_type,
+            r.event_data,
+            r.event_key,
+            r.topic,
+            now,
+            r.event_id.to_string(),
+            r.headers
+        ])
+        .map_err(|e| StoreError::db("enqueue", e))?;
+    }
+    Ok(())
+}
+
+/// The SQLite outbox as the relay sees it.
+#[derive(Clone)]
+pub struct SqliteOutbox {
+    conn: Arc<Mutex<Connection>>,
+    wake: Arc<Notify>,
+    path: PathBuf,
+}
+
+impl SqliteOutbox {
+    /// Opens (and migrates) the outbox database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let conn = open(&path)?;
+        migrate(&conn)?;
+        Ok(SqliteOutbox {
+            conn: Arc::new(Mutex::new(conn)),
+            wake: Arc::new(Notify::new()),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Wakes the relay; call after committing a transaction that enqueued events.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// A handle writers keep to wake the relay.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Config("sqlite connection lock poisoned".into()))?;
+            f(&mut guard).map_err(|e| StoreError::db(op, e))
+        })
+        .await
+        .map_err(|e| StoreError::db(op, e))?
+    }
+}
+
+impl OutboxStore for SqliteOutbox {
+    async fn claim(&self, limit: usize) -> Result<Vec<Claimed>> {
+        self.with("claim", move |conn| {
+            let now = now_micros();
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, topic, event_key, event_data, headers, retry_count, created_at FROM event_outbox o
+                 WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= ?1
+                 AND NOT EXISTS (SELECT 1 FROM event_outbox b WHERE b.event_key = o.event_key AND b.seq < o.seq
+                     AND b.published_at IS NULL AND (b.parked_at IS NOT NULL OR b.next_attempt_at > ?1))
+                 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now, limit as i64], |r| {
+                Ok(from_row(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn delivered(&self, seqs: Vec<i64>, completion: Completion) -> Result<()> {
+        self.with("complete", move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let sql = match completion {
+                    Completion::Delete => "DELETE FROM event_outbox WHERE seq = ?1",
+                    Completion::Mark { .. } => {
+                        "UPDATE event_outbox SET published_at = ?2 WHERE seq = ?1"
+                    }
+                };
+                let mut stmt = tx.prepare_cached(sql)?;
+                let now = now_micros();
+                for s in seqs {
+                    match completion {
+                        Completion::Delete => stmt.execute(params![s])?,
+                        Completion::Mark { .. } => stmt.execute(params![s, now])?,
+                    };
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn failed(&self, failures: Vec<(i64, i32, String)>, policy: FailurePolicy) -> Result<()> {
+        self.with("fail", move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE event_outbox SET retry_count = ?2, last_error = ?3, next_attempt_at = ?4, parked_at = ?5
+                     WHERE seq = ?1",
+                )?;
+                let now = now_micros();
+                for (seq, attempts, error) in failures {
+                    let next = now + policy.backoff(attempts).as_micros() as i64;
+                    let parked = policy.parks(attempts).then_some(now);
+                    let error: String = error.chars().take(1000).collect();
+                    stmt.execute(params![seq, attempts, error, next, parked])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn wait_for_work(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+
+    async fn cleanup(&self, retention: Duration, limit: usize) -> Result<u64> {
+        self.with("cleanup", move |conn| {
+            let cutoff = now_micros() - retention.as_micros() as i64;
+            let n = conn.execute(
+                "DELETE FROM event_outbox WHERE seq IN (SELECT seq FROM event_outbox
+                 WHERE published_at IS NOT NULL AND published_at < ?1 LIMIT ?2)",
+                params![cutoff, limit as i64],
+            )?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn status(&self) -> Result<Status> {
+        self.with("status", |conn| {
+            let group = |conn: &Connection, parked: bool| -> rusqlite::Result<Vec<(String, i64)>> {
+                let sql = format!(
+                    "SELECT topic, count(*) FROM event_outbox WHERE published_at IS NULL AND parked_at IS {} NULL
+                     GROUP BY topic ORDER BY topic",
+                    if parked { "NOT" } else { "" }
+                );
+                let mut stmt = conn.prepare(&sql)?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect()
+            };
+            let oldest: Option<i64> = conn
+                .query_row(
+                    "SELECT min(created_at) FROM event_outbox WHERE published_at IS NULL AND parked_at IS NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let mut stmt = conn.prepare(
+                "SELECT seq, topic, retry_count, last_error FROM event_outbox
+                 WHERE published_at IS NULL AND last_error IS NOT NULL ORDER BY seq DESC LIMIT 10",
+            )?;
+            let last_errors = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Status {
+                pending: group(conn, false)?,
+                parked: group(conn, true)?,
+                oldest_pending_age_seconds: oldest.map(|t| (now_micros() - t) as f64 / 1e6),
+                last_errors,
+            })
+        })
+        .await
+    }
+
+    async fn retry(&self, target: RetryTarget) -> Result<u64> {
+        let n = self
+            .with("retry", move |conn| {
+                let n = match target {
+                    RetryTarget::AllParked => conn.execute(
+                        "UPDATE event_outbox SET parked_at = NULL, retry_count = 0, next_attempt_at = 0
+                         WHERE parked_at IS NOT NULL AND published_at IS NULL",
+                        [],
+                    )?,
+                    RetryTarget::EventId(id) => conn.execute(
+                        "UPDATE event_outbox SET parked_at = NULL, retry_count = 0, next_attempt_at = 0
+                         WHERE event_id = ?1 AND published_at IS NULL",
+                        params![id.to_string()],
+                    )?,
+                };
+                Ok(n as u64)
+            })
+            .await?;
+        self.notify();
+        Ok(n)
+    }
+
+    async fn depth(&self) -> Result<i64> {
+        self.with("depth", |conn| {
+            conn.query_row(
+                "SELECT count(*) FROM event_outbox WHERE published_at IS NULL",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
+}

@@ -1,0 +1,114 @@
+//! The store trait that both backends implement, and the pure retry arithmetic the relay uses.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::model::{Claimed, Status};
+
+/// Which parked rows `retry` releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryTarget {
+    /// Every parked row.
+    AllParked,
+    /// The rows of one event id.
+    EventId(uuid::Uuid),
+}
+
+/// What happens to delivered rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Completion {
+    /// Delete them at once (default).
+    #[default]
+    Delete,
+    /// Mark them published; `cleanup` deletes them after the retention, in small batches.
+    Mark {
+        /// How long published rows are kept.
+        retention: Duration,
+    },
+}
+
+/// Failure handling of the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// Attempts before a row is parked.
+    pub max_attempts: i32,
+    /// Delay after the first failure; doubles with each further failure.
+    pub base_backoff: Duration,
+    /// Upper bound of the delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for FailurePolicy {
+    fn default() -> Self {
+        FailurePolicy {
+            max_attempts: 5,
+            base_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl FailurePolicy {
+    /// The delay before the next attempt after `attempts` failed attempts (1-based).
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let exp = attempts.clamp(1, 30) as u32 - 1;
+        self.base_backoff
+            .saturating_mul(1u32 << exp.min(20))
+            .min(self.max_backoff)
+    }
+
+    /// Whether a row with `attempts` failed attempts is parked.
+    pub fn parks(&self, attempts: i32) -> bool {
+        attempts >= self.max_attempts
+    }
+}
+
+/// The relay's view of an outbox table.
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Claims up to `limit` publishable rows in sequence order: not published, not parked, due, and not behind an
+    /// earlier row of the same key that is waiting or parked.
+    fn claim(&self, limit: usize) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
+    /// Completes delivered rows.
+    fn delivered(
+        &self,
+        seqs: Vec<i64>,
+        completion: Completion,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Records failed attempts: (seq, attempts so far including this one, error).
+    fn failed(
+        &self,
+        failures: Vec<(i64, i32, String)>,
+        policy: FailurePolicy,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Waits until new rows may be there or `timeout` passes.
+    fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
+    /// Deletes published rows older than `retention`, at most `limit` per call; returns how many.
+    fn cleanup(
+        &self,
+        retention: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Counts for `hule outbox status`.
+    fn status(&self) -> impl Future<Output = Result<Status>> + Send;
+    /// Releases parked rows for another round of attempts; returns how many.
+    fn retry(&self, target: RetryTarget) -> impl Future<Output = Result<u64>> + Send;
+    /// Rows not yet published (pending and parked).
+    fn depth(&self) -> impl Future<Output = Result<i64>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = FailurePolicy::default();
+        assert_eq!(p.backoff(1), Duration::from_millis(500));
+        assert_eq!(p.backoff(2), Duration::from_secs(1));
+        assert_eq!(p.backoff(3), Duration::from_secs(2));
+        assert_eq!(p.backoff(30), Duration::from_secs(60));
+        assert!(!p.parks(4));
+        assert!(p.parks(5));
+    }
+}
