@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod envelope_cmd;
 mod events_cmd;
+mod outbox_cmd;
 
 /// The HuleEdu event backbone: registry, envelopes, outbox relay, benchmarks.
 #[derive(Parser)]
@@ -26,6 +27,11 @@ enum Command {
     Envelope(envelope_cmd::EnvelopeCommand),
     /// Measure the performance figures beside their baselines.
     Bench(bench::BenchArgs),
+    /// Move committed outbox rows to Kafka until SIGTERM or Ctrl-C.
+    Relay(outbox_cmd::RelayArgs),
+    /// Inspect the outbox and release parked rows.
+    #[command(subcommand)]
+    Outbox(outbox_cmd::OutboxCommand),
 }
 
 /// Prints a line to stdout; a closed pipe (`hule events | head`) ends the process quietly instead of panicking.
@@ -42,10 +48,19 @@ pub fn out(line: impl std::fmt::Display) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HULE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = match cli.command {
         Command::Events(args) => events_cmd::run(&args),
         Command::Envelope(cmd) => return envelope_cmd::run(cmd),
         Command::Bench(args) => bench::run(&args),
+        Command::Relay(args) => outbox_cmd::relay(&args),
+        Command::Outbox(cmd) => outbox_cmd::outbox(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -107,3 +107,57 @@ fn python_encoding_is_accepted() {
     );
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn outbox_commands_fail_fast_on_misconfiguration() {
+    let (code, _, err) = hule(&["outbox", "status", "--database-url", "mysql://x"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("unsupported database URL"), "{err}");
+    let (code, _, err) = hule(
+        &[
+            "outbox",
+            "status",
+            "--database-url",
+            "sqlite:///nonexistent/dir/outbox.db",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("no outbox database"), "{err}");
+    let (code, _, err) = hule(
+        &[
+            "outbox",
+            "status",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/test",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
+}
+
+#[test]
+fn outbox_status_and_retry_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("hule-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("outbox.db");
+    hule_outbox::SqliteOutbox::open(&db).expect("create");
+    let url = format!("sqlite://{}", db.display());
+    let (code, out, err) = hule(
+        &["outbox", "status", "--database-url", &url, "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(status["pending"], serde_json::json!([]));
+    let (code, out, err) = hule(
+        &["outbox", "retry", "--database-url", &url, "--all-parked"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("released 0 row(s)"), "{out}");
+    let (code, _, _) = hule(&["outbox", "retry", "--database-url", &url], None);
+    assert_eq!(code, 2);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,242 @@
+//! `hule relay`, `hule outbox status` and `hule outbox retry`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use hule_kafka::{KafkaPublisher, ProducerConfig};
+use hule_outbox::relay::{run_relay, RelayConfig};
+use hule_outbox::store::{Completion, OutboxStore, RetryTarget};
+use hule_outbox::{PgOutbox, SqliteOutbox};
+
+/// Where the outbox lives.
+pub enum Database {
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+}
+
+/// Parses `postgres://…`, `postgresql://…`, `sqlite://PATH`, `sqlite:PATH`.
+pub fn parse_database_url(url: &str) -> anyhow::Result<Database> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.contains("host=") {
+        return Ok(Database::Postgres(url.to_owned()));
+    }
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            bail!("database URL `{url}` has no file path; use sqlite:///path/to/outbox.db");
+        }
+        return Ok(Database::Sqlite(path.into()));
+    }
+    bail!("unsupported database URL `{url}`; use postgres://user@host:port/db or sqlite:///path/to/outbox.db")
+}
+
+/// Options of `hule relay`.
+#[derive(Args)]
+pub struct RelayArgs {
+    /// The outbox database: postgres://… or sqlite:///path.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
+    brokers: String,
+    /// The service whose outbox this is (for logs).
+    #[arg(long, default_value = "hule-relay")]
+    service: String,
+    /// Rows claimed per batch.
+    #[arg(long, default_value_t = 500)]
+    batch_size: usize,
+    /// Keep delivered rows this many seconds (marked published) instead of deleting them at once.
+    #[arg(long)]
+    keep_published_secs: Option<u64>,
+    /// Producer compression: none, lz4, gzip, snappy.
+    #[arg(long, default_value = "lz4")]
+    compression: String,
+    /// Producer linger in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u32,
+}
+
+/// `hule outbox` subcommands.
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// Pending and parked counts by topic, the oldest pending age, and the last errors.
+    Status {
+        /// The outbox database: postgres://… or sqlite:///path.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release parked rows for another round of attempts.
+    Retry {
+        /// The outbox database: postgres://… or sqlite:///path.
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: String,
+        /// Release the rows of this event id.
+        #[arg(long, conflicts_with = "all_parked")]
+        event_id: Option<uuid::Uuid>,
+        /// Release every parked row.
+        #[arg(long)]
+        all_parked: bool,
+    },
+}
+
+pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
+    let db = parse_database_url(&args.database_url)?;
+    let mut pc = ProducerConfig::new(&args.brokers);
+    pc.compression = args.compression.clone();
+    pc.linger_ms = args.linger_ms;
+    let publisher = KafkaPublisher::new(&pc).context("cannot create the Kafka producer")?;
+    publisher.check_reachable(&args.brokers, Duration::from_secs(10))?;
+    let config = RelayConfig {
+        batch_size: args.batch_size,
+        completion: match args.keep_published_secs {
+            Some(s) => Completion::Mark {
+                retention: Duration::from_secs(s),
+            },
+            None => Completion::Delete,
+        },
+        ..RelayConfig::default()
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            wait_for_shutdown().await;
+            eprintln!("relay: stopping after the batch in flight");
+            flag.store(true, Ordering::SeqCst);
+        });
+        eprintln!(
+            "relay[{}]: {} → {}",
+            args.service,
+            redact(&args.database_url),
+            args.brokers
+        );
+        let stats = match db {
+            Database::Postgres(url) => {
+                let store = PgOutbox::connect(&url).await?;
+                eprintln!("relay: waiting for the relay leadership lock");
+                store.acquire_leadership(Duration::from_secs(1)).await?;
+                eprintln!("relay: leader; draining");
+                run_relay(&store, &publisher, &config, stop).await?
+            }
+            Database::Sqlite(path) => {
+                let store = SqliteOutbox::open(&path)?;
+                run_relay(&store, &publisher, &config, stop).await?
+            }
+        };
+        eprintln!(
+            "relay: stopped; published {} in {} batches, {} failed attempts",
+            stats.published, stats.batches, stats.failed
+        );
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        match cmd {
+            OutboxCommand::Status { database_url, json } => {
+                let status = match parse_database_url(database_url)? {
+                    Database::Postgres(url) => PgOutbox::connect(&url).await?.status().await?,
+                    Database::Sqlite(path) => open_sqlite(&path)?.status().await?,
+                };
+                if *json {
+                    crate::out(serde_json::to_string_pretty(&status)?);
+                } else {
+                    print_status(&status);
+                }
+            }
+            OutboxCommand::Retry {
+                database_url,
+                event_id,
+                all_parked,
+            } => {
+                let target = match (event_id, all_parked) {
+                    (Some(id), false) => RetryTarget::EventId(*id),
+                    (None, true) => RetryTarget::AllParked,
+                    _ => bail!("give --event-id ID or --all-parked"),
+                };
+                let n = match parse_database_url(database_url)? {
+                    Database::Postgres(url) => PgOutbox::connect(&url).await?.retry(target).await?,
+                    Database::Sqlite(path) => open_sqlite(&path)?.retry(target).await?,
+                };
+                crate::out(format_args!(
+                    "released {n} row(s) for another round of attempts"
+                ));
+            }
+        }
+        anyhow::Ok(())
+    })
+}
+
+fn open_sqlite(path: &std::path::Path) -> anyhow::Result<SqliteOutbox> {
+    if !path.exists() {
+        bail!("no outbox database at {}", path.display());
+    }
+    Ok(SqliteOutbox::open(path)?)
+}
+
+fn print_status(s: &hule_outbox::model::Status) {
+    let total = |v: &[(String, i64)]| v.iter().map(|(_, n)| n).sum::<i64>();
+    crate::out(format_args!(
+        "pending: {}   parked: {}",
+        total(&s.pending),
+        total(&s.parked)
+    ));
+    if let Some(age) = s.oldest_pending_age_seconds {
+        crate::out(format_args!("oldest pending: {age:.1} s"));
+    }
+    for (topic, n) in &s.pending {
+        crate::out(format_args!("  pending {n:>8}  {topic}"));
+    }
+    for (topic, n) in &s.parked {
+        crate::out(format_args!("  parked  {n:>8}  {topic}"));
+    }
+    if !s.last_errors.is_empty() {
+        crate::out("last errors:");
+        for (seq, topic, attempts, err) in &s.last_errors {
+            crate::out(format_args!(
+                "  #{seq} {topic} after {attempts} attempt(s): {err}"
+            ));
+        }
+    }
+}
