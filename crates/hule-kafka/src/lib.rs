@@ -60,7 +60,7 @@ pub enum Error {
     Client(#[from] KafkaError),
     /// The brokers did not answer.
     #[error(
-        "cannot reach Kafka brokers `{brokers}` within {timeout:?}: {source}; check --brokers"
+        "cannot reach Kafka brokers `{brokers}` within {timeout:?}; check --brokers and that the cluster is up"
     )]
     Unreachable {
         /// The bootstrap list.
