@@ -13,10 +13,16 @@ use crate::time::Timestamp;
 
 const EXAMPLES: &str = include_str!("examples.json");
 
+/// The embedded examples, parsed once.
+fn examples() -> &'static serde_json::Map<String, serde_json::Value> {
+    static PARSED: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>> =
+        std::sync::OnceLock::new();
+    PARSED.get_or_init(|| serde_json::from_str(EXAMPLES).unwrap_or_default())
+}
+
 /// The example payload of an event, as JSON text.
 pub fn example_json(event: Event) -> Option<String> {
-    let all: serde_json::Map<String, serde_json::Value> = serde_json::from_str(EXAMPLES).ok()?;
-    all.get(event.name()).map(|v| v.to_string())
+    examples().get(event.name()).map(|v| v.to_string())
 }
 
 /// The example payload of an event, decoded.

@@ -152,30 +152,20 @@ impl Publish for KafkaPublisher {
                 }
             }
         }
-        let mut refused = Vec::new();
-        let pending: Vec<_> = futures
+        let reports = join_all(futures.into_iter().map(|f| async move {
+            match f {
+                Some(delivery) => Some(delivery.await),
+                None => None,
+            }
+        }))
+        .await;
+        reports
             .into_iter()
-            .enumerate()
-            .filter_map(|(i, f)| match f {
-                Some(f) => Some(f),
-                None => {
-                    refused.push(i);
-                    None
-                }
-            })
-            .collect();
-        let mut reports = join_all(pending).await.into_iter();
-        (0..batch.len())
-            .map(|i| {
-                if refused.contains(&i) {
-                    return Err("record refused by the producer (size or configuration)".to_owned());
-                }
-                match reports.next() {
-                    Some(Ok(Ok(_))) => Ok(()),
-                    Some(Ok(Err((e, _)))) => Err(e.to_string()),
-                    Some(Err(_)) => Err("delivery report lost (producer closed)".to_owned()),
-                    None => Err("missing delivery report".to_owned()),
-                }
+            .map(|report| match report {
+                None => Err("record refused by the producer (size or configuration)".to_owned()),
+                Some(Ok(Ok(_))) => Ok(()),
+                Some(Ok(Err((e, _)))) => Err(e.to_string()),
+                Some(Err(_)) => Err("delivery report lost (producer closed)".to_owned()),
             })
             .collect()
     }
