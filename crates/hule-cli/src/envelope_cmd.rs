@@ -60,7 +60,7 @@ fn check(file: &str, topic: Option<&str>) -> ExitCode {
         eprintln!("invalid: {e}");
         return ExitCode::from(1);
     }
-    match decode::decode(topic, trim(&bytes)) {
+    match decode::decode(topic, bytes.trim_ascii()) {
         Ok(env) => {
             let event = env.data.event();
             let key = partition_key_of_typed(&env.data);
@@ -85,10 +85,6 @@ fn check(file: &str, topic: Option<&str>) -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
 }
 
 fn example(name: &str, python: bool) -> ExitCode {

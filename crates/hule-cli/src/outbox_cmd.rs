@@ -117,7 +117,7 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         eprintln!(
             "relay[{}]: {} → {}",
             args.service,
-            redact(&args.database_url),
+            hule_outbox::pg::redact(&args.database_url),
             args.brokers
         );
         let stats = match db {
@@ -160,13 +160,6 @@ async fn wait_for_shutdown() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
-        _ => url.to_owned(),
     }
 }
 

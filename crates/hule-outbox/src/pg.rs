@@ -85,7 +85,8 @@ pub async fn connect(url: &str) -> Result<(Client, Arc<Notify>)> {
     Ok((client, notify))
 }
 
-fn redact(url: &str) -> String {
+/// The URL with any credentials replaced by `***`, for logs and errors.
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
         _ => url.to_owned(),
