@@ -70,11 +70,8 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    pub(crate) fn new(
-        phase: DecodePhase,
-        path: impl Into<String>,
-        reason: impl Into<String>,
-    ) -> Self {
+    /// An error of `phase` at `path`.
+    pub fn new(phase: DecodePhase, path: impl Into<String>, reason: impl Into<String>) -> Self {
         DecodeError {
             phase,
             path: path.into(),

@@ -24,6 +24,8 @@ pub trait Payload:
     fn partition_key(&self) -> Option<Cow<'_, str>>;
     /// Wraps the payload into the enum over all events.
     fn into_typed(self) -> TypedEvent;
+    /// Takes the payload out of the enum when it holds this event; otherwise says which event it holds.
+    fn from_typed(typed: TypedEvent) -> Result<Self, Event>;
 }
 
 /// Retention and cleanup class of a topic (seed 002's topic configuration).
@@ -246,6 +248,12 @@ macro_rules! registry {
                 }
                 fn into_typed(self) -> TypedEvent {
                     TypedEvent::$variant(self)
+                }
+                fn from_typed(typed: TypedEvent) -> Result<Self, Event> {
+                    match typed {
+                        TypedEvent::$variant(p) => Ok(p),
+                        other => Err(other.event()),
+                    }
                 }
             }
         )+

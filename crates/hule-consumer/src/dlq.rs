@@ -1,0 +1,226 @@
+//! The dead-letter layer and the record it writes to `<topic>.dlq.v1`.
+//!
+//! The record's value is JSON with the seed's fields (`original_topic`, `original_event`, `error_message`,
+//! `error_type`, `retry_count`, `failed_at`, `failed_by_service`) plus the source partition, offset and key; it
+//! keeps the original key and headers and adds `X-Retry-Count`, `X-DLQ-Reason` and the trace context. The
+//! original envelope is embedded as JSON when it parses; otherwise its bytes are kept in base64 with a note.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use hule_contracts::headers::names;
+use hule_contracts::naming::dlq_topic;
+use hule_contracts::{DecodePhase, Headers, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::message::{Delivery, Message};
+use crate::metrics::ConsumerMetrics;
+use crate::service::{BoxService, Failure, Layer, Outcome, Processed, Service};
+
+/// Header naming the DLQ reason.
+pub const DLQ_REASON_HEADER: &str = "X-DLQ-Reason";
+
+/// The JSON value of a dead-letter record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterRecord {
+    /// Where the record was read.
+    pub original_topic: String,
+    /// Its partition there.
+    pub original_partition: i32,
+    /// Its offset there.
+    pub original_offset: i64,
+    /// Its key, as text (lossy).
+    pub original_key: Option<String>,
+    /// The original envelope as JSON, or a base64 string of the raw bytes (see `original_event_encoding`).
+    pub original_event: serde_json::Value,
+    /// `json` or `base64`.
+    pub original_event_encoding: String,
+    /// Why the bytes are in base64, when they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The event id, when the envelope parsed far enough.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The error.
+    pub error_message: String,
+    /// The reason class: `invalid_envelope`, `unknown_event`, `invalid_payload`, `permanent_error`,
+    /// `retries_exhausted`.
+    pub error_type: String,
+    /// Retries made before giving up.
+    pub retry_count: u32,
+    /// When the consumer gave up.
+    pub failed_at: Timestamp,
+    /// The consuming service.
+    pub failed_by_service: String,
+}
+
+/// A record ready for the dead-letter topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// `<original topic>.dlq.v1`.
+    pub topic: String,
+    /// The original key.
+    pub key: Option<Vec<u8>>,
+    /// The original headers plus the DLQ ones.
+    pub headers: Headers,
+    /// The JSON record.
+    pub value: Vec<u8>,
+    /// The record, for metrics and logs.
+    pub record: DeadLetterRecord,
+}
+
+impl DeadLetter {
+    /// Builds the dead letter of `delivery` failing with `failure`.
+    pub fn build(delivery: &Delivery, failure: &Failure, service: &str) -> DeadLetter {
+        let (error_type, retry_count) = match failure {
+            Failure::Invalid(e) => (
+                match e.phase {
+                    DecodePhase::Envelope => "invalid_envelope",
+                    DecodePhase::Routing => "unknown_event",
+                    DecodePhase::Payload => "invalid_payload",
+                },
+                0,
+            ),
+            Failure::Permanent(_) => ("permanent_error", 0),
+            Failure::Exhausted { attempts, .. } => {
+                ("retries_exhausted", attempts.saturating_sub(1))
+            }
+            Failure::Transient(_) => ("transient_error", 0),
+            Failure::Unavailable(_) => ("unavailable", 0),
+        };
+        let error_message = match failure {
+            Failure::Invalid(e) => e.to_string(),
+            Failure::Permanent(m) | Failure::Transient(m) | Failure::Unavailable(m) => m.clone(),
+            Failure::Exhausted { last, .. } => last.clone(),
+        };
+        let bytes = delivery.payload.as_deref().unwrap_or_default();
+        let (original_event, encoding, note, event_id) = match serde_json::from_slice::<
+            serde_json::Value,
+        >(bytes)
+        {
+            Ok(v) => {
+                let id = v
+                    .get("event_id")
+                    .and_then(|i| i.as_str())
+                    .map(str::to_owned);
+                (v, "json", None, id)
+            }
+            Err(e) => (
+                serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                "base64",
+                Some(format!(
+                    "the value is not JSON ({e}); its bytes are base64-encoded"
+                )),
+                None,
+            ),
+        };
+        let record = DeadLetterRecord {
+            original_topic: delivery.topic.clone(),
+            original_partition: delivery.partition,
+            original_offset: delivery.offset,
+            original_key: delivery.key_text(),
+            original_event,
+            original_event_encoding: encoding.into(),
+            note,
+            event_id,
+            error_message,
+            error_type: error_type.into(),
+            retry_count,
+            failed_at: Timestamp::from_datetime(chrono::Utc::now()),
+            failed_by_service: service.to_owned(),
+        };
+        let mut headers = delivery.headers.clone();
+        headers.set(names::RETRY_COUNT, retry_count.to_string());
+        headers.set(DLQ_REASON_HEADER, error_type);
+        headers.set("X-Original-Topic", delivery.topic.clone());
+        let value = serde_json::to_vec(&record).unwrap_or_default();
+        DeadLetter {
+            topic: dlq_topic(&delivery.topic),
+            key: delivery.key.clone(),
+            headers,
+            value,
+            record,
+        }
+    }
+}
+
+/// Where dead letters are sent; `hule-kafka` implements it with an acknowledged produce.
+pub trait DeadLetterSink: Send + Sync + 'static {
+    /// Sends one record and resolves once the broker acknowledged it.
+    fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// The dead-letter layer (outermost).
+#[derive(Clone)]
+pub struct DeadLetterLayer {
+    sink: Arc<dyn DeadLetterSink>,
+    service: String,
+    metrics: ConsumerMetrics,
+}
+
+impl DeadLetterLayer {
+    /// Sends failed records to `sink` in the name of `service`.
+    pub fn new(sink: Arc<dyn DeadLetterSink>, service: &str, metrics: ConsumerMetrics) -> Self {
+        DeadLetterLayer {
+            sink,
+            service: service.to_owned(),
+            metrics,
+        }
+    }
+}
+
+impl Layer for DeadLetterLayer {
+    fn layer(self, inner: BoxService) -> BoxService {
+        Arc::new(DeadLetterService { cfg: self, inner })
+    }
+}
+
+struct DeadLetterService {
+    cfg: DeadLetterLayer,
+    inner: BoxService,
+}
+
+impl Service for DeadLetterService {
+    fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
+        async move {
+            match self.inner.call(msg).await {
+                Err(failure @ (Failure::Invalid(_) | Failure::Permanent(_) | Failure::Exhausted { .. })) => {
+                    let letter = DeadLetter::build(&msg.delivery, &failure, &self.cfg.service);
+                    let reason = letter.record.error_type.clone();
+                    tracing::warn!(at = %msg.delivery.position(), %reason, error = %failure, "dead-lettering");
+                    self.cfg
+                        .sink
+                        .send(letter)
+                        .await
+                        .map_err(|e| Failure::Unavailable(format!("dead-letter produce failed: {e}")))?;
+                    self.cfg.metrics.dead_lettered(&msg.delivery.topic, &reason);
+                    Ok(Outcome::DeadLettered { reason })
+                }
+                other => other,
+            }
+        }
+        .boxed()
+    }
+}
+
+/// A sink that keeps dead letters in memory (tests and the demo's accounting).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    /// The letters sent.
+    pub letters: std::sync::Mutex<Vec<DeadLetter>>,
+}
+
+impl DeadLetterSink for MemorySink {
+    fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), String>> {
+        async move {
+            self.letters
+                .lock()
+                .map_err(|_| "poisoned".to_owned())?
+                .push(letter);
+            Ok(())
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,189 @@
+//! The PostgreSQL inbox: exactly-once effects. The handler runs inside a transaction that first inserts
+//! (consumer group, event id) into `hule_inbox`; the effect and the dedup record commit together or not at all, so
+//! a redelivery after a crash either finds the row (duplicate, skipped) or finds neither row nor effect.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use hule_contracts::{Payload, TypedEvent};
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, NoTls, Transaction};
+
+use crate::message::Context;
+use crate::router::{ErasedHandler, HandlerError, Router, TopicChoice};
+use crate::service::{Failure, Outcome};
+
+/// The inbox table; idempotent.
+pub const MIGRATION: &str = "
+CREATE TABLE IF NOT EXISTS hule_inbox (
+    consumer_group TEXT NOT NULL,
+    event_id UUID NOT NULL,
+    event_type TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    kafka_offset BIGINT NOT NULL,
+    processed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer_group, event_id)
+);
+CREATE INDEX IF NOT EXISTS hule_inbox_processed_at ON hule_inbox (processed_at);
+";
+
+/// Inbox errors.
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    /// Connecting or migrating failed.
+    #[error("PostgreSQL inbox: {context}: {source}")]
+    Database {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+}
+
+/// A consumer group's inbox on a small pool of connections.
+pub struct PgInbox {
+    group: String,
+    clients: Vec<Mutex<Client>>,
+    next: AtomicUsize,
+}
+
+/// A handler that writes its effect in the inbox's transaction.
+pub type TxHandler<P> = dyn for<'t> Fn(&'t Transaction<'t>, Context, P) -> BoxFuture<'t, Result<(), HandlerError>>
+    + Send
+    + Sync;
+
+impl PgInbox {
+    /// Connects `pool` clients to `url`, migrates, and serves consumer group `group`. `search_path` may be set
+    /// with the URL's `options=-csearch_path%3D…`.
+    pub async fn connect(url: &str, group: &str, pool: usize) -> Result<Arc<Self>, InboxError> {
+        let mut clients = Vec::new();
+        for _ in 0..pool.max(1) {
+            let (client, conn) = tokio_postgres::connect(url, NoTls)
+                .await
+                .map_err(|source| InboxError::Database {
+                    context: "connect".into(),
+                    source,
+                })?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::error!(error = %e, "inbox connection ended");
+                }
+            });
+            clients.push(Mutex::new(client));
+        }
+        clients[0]
+            .lock()
+            .await
+            .batch_execute(MIGRATION)
+            .await
+            .map_err(|source| InboxError::Database {
+                context: "migrate hule_inbox".into(),
+                source,
+            })?;
+        Ok(Arc::new(PgInbox {
+            group: group.to_owned(),
+            clients,
+            next: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Runs `f` in a transaction that records the event in the inbox first; a recorded event is a duplicate.
+    pub async fn run<F>(&self, ctx: &Context, f: F) -> Result<Outcome, Failure>
+    where
+        F: for<'t> FnOnce(&'t Transaction<'t>) -> BoxFuture<'t, Result<(), HandlerError>>,
+    {
+        let unavailable = |what: &str, e: tokio_postgres::Error| {
+            Failure::Unavailable(format!("PostgreSQL inbox: {what}: {e}"))
+        };
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        let mut client = self.clients[i].lock().await;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| unavailable("begin", e))?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO hule_inbox (consumer_group, event_id, event_type, topic, partition, kafka_offset)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[
+                    &self.group,
+                    &ctx.event_id,
+                    &ctx.event.value(),
+                    &ctx.topic,
+                    &ctx.partition,
+                    &ctx.offset,
+                ],
+            )
+            .await
+            .map_err(|e| unavailable("insert", e))?;
+        if inserted == 0 {
+            tx.rollback()
+                .await
+                .map_err(|e| unavailable("rollback", e))?;
+            return Ok(Outcome::Duplicate {
+                method: "postgres_inbox",
+            });
+        }
+        match f(&tx).await {
+            Ok(()) => {
+                tx.commit().await.map_err(|e| unavailable("commit", e))?;
+                Ok(Outcome::Handled)
+            }
+            Err(e) => {
+                // Dropping the transaction rolls it back; an explicit rollback reports a broken connection.
+                tx.rollback()
+                    .await
+                    .map_err(|e| unavailable("rollback", e))?;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Registers `handler` for `P`'s event on `router`, running it inside the inbox transaction.
+    pub fn route<P: Payload>(
+        self: &Arc<Self>,
+        router: Router,
+        choice: TopicChoice,
+        handler: Arc<TxHandler<P>>,
+    ) -> Router {
+        let inbox = self.clone();
+        let erased: ErasedHandler = Arc::new(move |ctx: Context, typed: TypedEvent| {
+            let inbox = inbox.clone();
+            let handler = handler.clone();
+            async move {
+                let payload = P::from_typed(typed).map_err(|other| {
+                    Failure::Permanent(format!("inbox handler of {:?} got {:?}", P::EVENT, other))
+                })?;
+                let c = ctx.clone();
+                inbox.run(&ctx, move |tx| handler(tx, c, payload)).await
+            }
+            .boxed()
+        });
+        router.on_erased(P::EVENT, choice, erased)
+    }
+
+    /// Deletes inbox rows older than `older_than`, at most `limit` at a time; returns how many went.
+    pub async fn cleanup(
+        &self,
+        older_than: std::time::Duration,
+        limit: i64,
+    ) -> Result<u64, InboxError> {
+        let client = self.clients[0].lock().await;
+        let secs = older_than.as_secs_f64();
+        client
+            .execute(
+                "DELETE FROM hule_inbox WHERE ctid IN (SELECT ctid FROM hule_inbox
+                 WHERE consumer_group = $1 AND processed_at < now() - make_interval(secs => $2) LIMIT $3)",
+                &[&self.group, &secs, &limit],
+            )
+            .await
+            .map_err(|source| InboxError::Database {
+                context: "cleanup".into(),
+                source,
+            })
+    }
+}

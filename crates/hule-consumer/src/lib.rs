@@ -1,0 +1,94 @@
+/*!
+The consumer runtime, without Kafka: a typed [`Router`] and the layers a delivery passes through, composed in the
+tower style ([`Stack`], [`Layer`], [`Service`]). The Kafka driver that feeds it lives in `hule-kafka`.
+
+The standard stack, outermost first:
+
+| layer | does |
+|---|---|
+| [`DeadLetterLayer`] | sends invalid, permanent and exhausted failures to `<topic>.dlq.v1`, acknowledged before the commit |
+| [`Validate`] | two-phase decode; a failure is final at once |
+| [`Retry`] | blocking retries of transient errors, policy from `X-Max-Retries` / `X-Backoff-Ms` |
+| [`Dedup`] | claim → handle → complete (Redis, memory), fail-closed by default |
+| [`Router`] | event → typed handler; the PostgreSQL [`inbox`] dedups inside the handler's transaction |
+
+Every [`Outcome`] lets the driver commit the offset; a [`Failure`] that reaches the driver (only
+[`Failure::Unavailable`] in the standard stack) means "do not commit, try again later".
+
+```
+use std::sync::Arc;
+use hule_consumer::*;
+use hule_contracts::payloads::BatchEssaysRegistered;
+
+let metrics = ConsumerMetrics::detached();
+let router = Router::new().on(TopicChoice::Standard, |ctx: Context, p: BatchEssaysRegistered| async move {
+    println!("batch {} from {}", p.entity_id, ctx.source_service);
+    Ok(())
+});
+let stack = standard_stack(router, "demo-service", Some(Arc::new(MemoryDedup::new())), Arc::new(MemorySink::default()), metrics);
+# let _ = stack;
+```
+*/
+#![warn(missing_docs)]
+
+pub mod dedup;
+pub mod dlq;
+pub mod inbox;
+pub mod message;
+pub mod metrics;
+pub mod redis;
+pub mod retry;
+pub mod router;
+pub mod service;
+pub mod validate;
+
+use std::sync::Arc;
+
+pub use dedup::{Dedup, DedupStore, MemoryDedup, OnStoreError, TtlTable};
+pub use dlq::{DeadLetter, DeadLetterLayer, DeadLetterRecord, DeadLetterSink, MemorySink};
+pub use inbox::PgInbox;
+pub use message::{Context, Delivery, Message};
+pub use metrics::ConsumerMetrics;
+pub use redis::RedisDedup;
+pub use retry::Retry;
+pub use router::{HandlerError, Router, TopicChoice};
+pub use service::{BoxService, Failure, Layer, Outcome, Processed, Service, Stack};
+pub use validate::Validate;
+
+/// The standard stack: dead-letter → validate → retry → dedup (when a store is given) → router.
+pub fn standard_stack(
+    router: Router,
+    service: &str,
+    dedup: Option<Arc<dyn DedupStore>>,
+    dlq: Arc<dyn DeadLetterSink>,
+    metrics: ConsumerMetrics,
+) -> BoxService {
+    let mut stack = Stack::new(router);
+    if let Some(store) = dedup {
+        stack = stack.layer(Dedup::new(store, service, metrics.clone()));
+    }
+    stack
+        .layer(Retry::default())
+        .layer(Validate::new(metrics.clone()))
+        .layer(DeadLetterLayer::new(dlq, service, metrics))
+        .build()
+}
+
+/// Runs `msg` through `stack` and counts its outcome; what a driver calls for each record.
+pub async fn process(
+    stack: &BoxService,
+    msg: &mut Message,
+    metrics: &ConsumerMetrics,
+) -> Processed {
+    let started = std::time::Instant::now();
+    let result = stack.call(msg).await;
+    let label = match &result {
+        Ok(Outcome::Handled) => "handled",
+        Ok(Outcome::Duplicate { .. }) => "duplicate",
+        Ok(Outcome::Ignored) => "ignored",
+        Ok(Outcome::DeadLettered { .. }) => "dead_lettered",
+        Err(_) => "not_committed",
+    };
+    metrics.outcome(&msg.delivery.topic, label, started.elapsed().as_secs_f64());
+    result
+}

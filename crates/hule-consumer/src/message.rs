@@ -1,0 +1,108 @@
+//! What a layer sees: the raw Kafka record, what has been decoded from it so far, and the attempt number.
+
+use hule_contracts::{headers::names, DecodedEnvelope, Event, Headers};
+
+/// One Kafka record as the driver received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The topic it was read from.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// The record key.
+    pub key: Option<Vec<u8>>,
+    /// The record headers; a header whose value is not UTF-8 is kept with its bytes replaced (`U+FFFD`).
+    pub headers: Headers,
+    /// The record value; `None` for a tombstone.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Delivery {
+    /// `topic[partition]@offset`, for logs and errors.
+    pub fn position(&self) -> String {
+        format!("{}[{}]@{}", self.topic, self.partition, self.offset)
+    }
+
+    /// The key as text (lossy), for logs and DLQ records.
+    pub fn key_text(&self) -> Option<String> {
+        self.key
+            .as_deref()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+    }
+}
+
+/// A delivery on its way through the layers.
+#[derive(Debug)]
+pub struct Message {
+    /// The record.
+    pub delivery: Delivery,
+    /// Set by the validate layer.
+    pub decoded: Option<DecodedEnvelope>,
+    /// 1 for the first attempt; set by the retry layer.
+    pub attempt: u32,
+}
+
+impl Message {
+    /// A message that no layer has touched yet.
+    pub fn new(delivery: Delivery) -> Self {
+        Message {
+            delivery,
+            decoded: None,
+            attempt: 1,
+        }
+    }
+}
+
+/// What a handler is told besides the payload.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The event, from the topic.
+    pub event: Event,
+    /// The envelope's `event_id`.
+    pub event_id: uuid::Uuid,
+    /// The envelope's `correlation_id`.
+    pub correlation_id: uuid::Uuid,
+    /// The envelope's `source_service`.
+    pub source_service: String,
+    /// The envelope's `event_timestamp`.
+    pub event_timestamp: hule_contracts::Timestamp,
+    /// Topic the record came from (standard or legacy).
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Record headers.
+    pub headers: Headers,
+    /// 1 on the first attempt.
+    pub attempt: u32,
+    /// W3C `traceparent`, from the header or else the envelope metadata.
+    pub traceparent: Option<String>,
+}
+
+impl Context {
+    /// Builds the context of a decoded message.
+    pub fn of(msg: &Message, env: &DecodedEnvelope) -> Context {
+        let d = &msg.delivery;
+        let traceparent = d
+            .headers
+            .get(names::TRACEPARENT)
+            .map(str::to_owned)
+            .or_else(|| env.traceparent().map(str::to_owned));
+        Context {
+            event: env.data.event(),
+            event_id: env.event_id,
+            correlation_id: env.correlation_id,
+            source_service: env.source_service.clone(),
+            event_timestamp: env.event_timestamp,
+            topic: d.topic.clone(),
+            partition: d.partition,
+            offset: d.offset,
+            headers: d.headers.clone(),
+            attempt: msg.attempt,
+            traceparent,
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The consumer's Prometheus metrics (issue 4's names), as handles on a [`hule_metrics::Registry`].
+
+use hule_metrics::{Counter, Gauge, Histogram, Registry, LATENCY_BUCKETS};
+
+/// Metric handles with the service and consumer group filled in.
+#[derive(Debug, Clone)]
+pub struct ConsumerMetrics {
+    service: String,
+    group: String,
+    duplicates: Counter,
+    headers_missing: Counter,
+    messages: Counter,
+    handler_seconds: Histogram,
+    dlq: Counter,
+    lag: Gauge,
+    fail_open: Counter,
+}
+
+impl ConsumerMetrics {
+    /// Registers the consumer families on `registry`.
+    pub fn new(registry: &Registry, service: &str, group: &str) -> Self {
+        ConsumerMetrics {
+            service: service.to_owned(),
+            group: group.to_owned(),
+            duplicates: registry.counter(
+                "kafka_duplicate_events_total",
+                "Deliveries recognised as already applied.",
+                &["service", "consumer_group", "deduplication_method"],
+            ),
+            headers_missing: registry.counter(
+                "kafka_event_headers_missing_total",
+                "Records lacking one of the standard headers.",
+                &["service", "event_type"],
+            ),
+            messages: registry.counter(
+                "consumer_messages_total",
+                "Deliveries by final outcome.",
+                &["topic", "outcome"],
+            ),
+            handler_seconds: registry.histogram(
+                "consumer_handler_seconds",
+                "Time from a record's arrival at the stack to its outcome, retries included.",
+                &["topic"],
+                LATENCY_BUCKETS,
+            ),
+            dlq: registry.counter(
+                "dlq_messages_total",
+                "Records sent to a dead-letter topic.",
+                &["topic", "reason"],
+            ),
+            lag: registry.gauge(
+                "consumer_lag",
+                "High watermark minus the next offset to commit, per partition.",
+                &["consumer_group", "topic", "partition"],
+            ),
+            fail_open: registry.counter(
+                "consumer_dedup_fail_open_total",
+                "Deliveries handled without deduplication because the store was unreachable (fail-open mode).",
+                &["service", "consumer_group"],
+            ),
+        }
+    }
+
+    /// Metrics on a private registry (tests, tools).
+    pub fn detached() -> Self {
+        ConsumerMetrics::new(&Registry::new(), "test", "test")
+    }
+
+    /// Counts a duplicate.
+    pub fn duplicate(&self, method: &str) {
+        self.duplicates.inc(&[&self.service, &self.group, method]);
+    }
+    /// Duplicates counted so far by `method`.
+    pub fn duplicates(&self, method: &str) -> f64 {
+        self.duplicates.get(&[&self.service, &self.group, method])
+    }
+    /// Counts a record without all standard headers.
+    pub fn headers_missing(&self, event_type: &str) {
+        self.headers_missing.inc(&[&self.service, event_type]);
+    }
+    /// Counts a final outcome and its time.
+    pub fn outcome(&self, topic: &str, outcome: &str, seconds: f64) {
+        self.messages.inc(&[topic, outcome]);
+        self.handler_seconds.observe(&[topic], seconds);
+    }
+    /// Deliveries of `topic` that ended with `outcome`.
+    pub fn outcomes(&self, topic: &str, outcome: &str) -> f64 {
+        self.messages.get(&[topic, outcome])
+    }
+    /// Counts a dead-lettered record.
+    pub fn dead_lettered(&self, source_topic: &str, reason: &str) {
+        self.dlq.inc(&[source_topic, reason]);
+    }
+    /// Dead letters counted for `source_topic` and `reason`.
+    pub fn dead_letters(&self, source_topic: &str, reason: &str) -> f64 {
+        self.dlq.get(&[source_topic, reason])
+    }
+    /// Sets the lag of one partition.
+    pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.lag
+            .set(&[&self.group, topic, &partition.to_string()], lag as f64);
+    }
+    /// Counts a delivery handled without dedup protection.
+    pub fn fail_open(&self) {
+        self.fail_open.inc(&[&self.service, &self.group]);
+    }
+    /// Fail-open deliveries so far.
+    pub fn fail_opens(&self) -> f64 {
+        self.fail_open.get(&[&self.service, &self.group])
+    }
+}

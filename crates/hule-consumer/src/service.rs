@@ -1,0 +1,107 @@
+//! The layer model, in the tower style: a [`Service`] processes a [`Message`]; a [`Layer`] wraps one service in
+//! another. The runtime's stack, outermost first, is dead-letter → validate → retry → dedup → router.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use hule_contracts::DecodeError;
+
+use crate::message::Message;
+
+/// How a delivery ended; every outcome lets the driver commit its offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A handler ran and its effect (and dedup record) is durable.
+    Handled,
+    /// The event was already applied; the handler did not run.
+    Duplicate {
+        /// Which store recognised it (`redis`, `postgres_inbox`, `memory`, `dual_topic`).
+        method: &'static str,
+    },
+    /// No handler is registered for this event: nothing to do.
+    Ignored,
+    /// The record went to the dead-letter topic, and the broker acknowledged it.
+    DeadLettered {
+        /// The DLQ reason (`error_type` of the record).
+        reason: String,
+    },
+}
+
+/// Why a delivery has not ended (yet).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// The record does not decode: dead-letter at once.
+    Invalid(DecodeError),
+    /// The handler says retrying cannot help.
+    Permanent(String),
+    /// The handler failed in a way a retry may fix.
+    Transient(String),
+    /// Every allowed attempt failed transiently.
+    Exhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last: String,
+    },
+    /// Infrastructure (dedup store, DLQ producer) is unreachable: do not commit; the driver retries later.
+    Unavailable(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Invalid(e) => write!(f, "invalid record: {e}"),
+            Failure::Permanent(m) => write!(f, "permanent handler error: {m}"),
+            Failure::Transient(m) => write!(f, "transient handler error: {m}"),
+            Failure::Exhausted { attempts, last } => {
+                write!(f, "retries exhausted after {attempts} attempts: {last}")
+            }
+            Failure::Unavailable(m) => write!(f, "infrastructure unavailable: {m}"),
+        }
+    }
+}
+
+/// The result of a service.
+pub type Processed = Result<Outcome, Failure>;
+
+/// Something that processes messages.
+pub trait Service: Send + Sync + 'static {
+    /// Processes one message.
+    fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed>;
+}
+
+/// A type-erased, shareable service.
+pub type BoxService = Arc<dyn Service>;
+
+impl Service for BoxService {
+    fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
+        (**self).call(msg)
+    }
+}
+
+/// Wraps a service in another.
+pub trait Layer {
+    /// Returns the wrapped service.
+    fn layer(self, inner: BoxService) -> BoxService;
+}
+
+/// Builds a stack from the innermost service outwards: `Stack::new(router).layer(dedup).layer(retry)...`.
+pub struct Stack(BoxService);
+
+impl Stack {
+    /// Starts with the innermost service.
+    pub fn new(inner: impl Service) -> Self {
+        Stack(Arc::new(inner))
+    }
+
+    /// Wraps the stack so far in `layer`.
+    pub fn layer(self, layer: impl Layer) -> Self {
+        Stack(layer.layer(self.0))
+    }
+
+    /// The finished service.
+    pub fn build(self) -> BoxService {
+        self.0
+    }
+}

@@ -1,0 +1,526 @@
+//! The layers, each on its own and in the standard stack. Redis and PostgreSQL tests talk to the local servers
+//! (127.0.0.1:6379, 127.0.0.1:5432 database `test`) and fail when they are missing.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use hule_consumer::*;
+use hule_contracts::examples::example_envelope;
+use hule_contracts::headers::{names, standard_headers};
+use hule_contracts::payloads::{
+    BatchEssaysRegistered, BatchServiceSpellcheckInitiateCommandDataV1,
+};
+use hule_contracts::{Event, Timestamp};
+use uuid::Uuid;
+
+fn delivery_on(event: Event, topic: &str, id: Uuid, offset: i64) -> Delivery {
+    let env = example_envelope(
+        event,
+        id,
+        Uuid::from_u128(7),
+        Timestamp::from_unix_micros(1_700_000_000_000_000).expect("ts"),
+    )
+    .expect("example");
+    let key = env
+        .data
+        .partition_key()
+        .map(|k| k.into_owned())
+        .unwrap_or_default();
+    Delivery {
+        topic: topic.to_owned(),
+        partition: 0,
+        offset,
+        key: Some(key.clone().into_bytes()),
+        headers: standard_headers(&env, topic, &key),
+        payload: Some(env.to_json().expect("json")),
+    }
+}
+
+fn delivery(event: Event, id: Uuid) -> Delivery {
+    delivery_on(event, event.topic(), id, 0)
+}
+
+fn counting_router(calls: Arc<AtomicU32>, fail_first: u32, permanent: bool) -> Router {
+    Router::new().on(
+        TopicChoice::Standard,
+        move |_ctx: Context, _p: BatchEssaysRegistered| {
+            let calls = calls.clone();
+            async move {
+                let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                if n <= fail_first {
+                    return Err(if permanent {
+                        HandlerError::permanent("refused by rule")
+                    } else {
+                        HandlerError::transient(format!("timeout {n}"))
+                    });
+                }
+                Ok(())
+            }
+        },
+    )
+}
+
+struct Harness {
+    stack: BoxService,
+    sink: Arc<MemorySink>,
+    metrics: ConsumerMetrics,
+}
+
+fn harness(router: Router, dedup: Option<Arc<dyn DedupStore>>) -> Harness {
+    let sink = Arc::new(MemorySink::default());
+    let metrics = ConsumerMetrics::detached();
+    let stack = standard_stack(router, "svc", dedup, sink.clone(), metrics.clone());
+    Harness {
+        stack,
+        sink,
+        metrics,
+    }
+}
+
+impl Harness {
+    async fn run(&self, d: Delivery) -> Processed {
+        process(&self.stack, &mut Message::new(d), &self.metrics).await
+    }
+    fn letters(&self) -> Vec<DeadLetter> {
+        self.sink.letters.lock().expect("lock").clone()
+    }
+}
+
+#[tokio::test]
+async fn typed_handler_gets_payload_and_context() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let router = Router::new().on(
+        TopicChoice::Standard,
+        move |ctx: Context, p: BatchEssaysRegistered| {
+            let s = s.clone();
+            async move {
+                s.lock().expect("lock").push((
+                    ctx.event_id,
+                    p.entity_id,
+                    ctx.attempt,
+                    ctx.traceparent,
+                ));
+                Ok(())
+            }
+        },
+    );
+    let h = harness(router, None);
+    let id = Uuid::from_u128(1);
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, id)).await,
+        Ok(Outcome::Handled)
+    );
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, id);
+    assert!(!seen[0].1.is_empty());
+    assert_eq!(seen[0].2, 1);
+    assert!(seen[0].3.as_deref().is_some_and(|t| t.starts_with("00-")));
+    // An event without a handler is ignored (and committed).
+    assert_eq!(
+        h.run(delivery(Event::ElsBatchPhaseOutcome, id)).await,
+        Ok(Outcome::Ignored)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_errors_are_retried_with_backoff_then_succeed() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(counting_router(calls.clone(), 2, false), None);
+    let start = tokio::time::Instant::now();
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, Uuid::from_u128(2)))
+            .await,
+        Ok(Outcome::Handled)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Default backoff 1000 then 5000 ms (virtual time).
+    assert_eq!(start.elapsed().as_millis(), 6000);
+    assert!(h.letters().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn exhausted_retries_go_to_the_dlq_with_the_policy_from_headers() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(counting_router(calls.clone(), 100, false), None);
+    let mut d = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(3));
+    d.headers.set(names::MAX_RETRIES, "2");
+    d.headers.set(names::BACKOFF_MS, "10,20");
+    let start = tokio::time::Instant::now();
+    let out = h.run(d.clone()).await;
+    assert_eq!(
+        out,
+        Ok(Outcome::DeadLettered {
+            reason: "retries_exhausted".into()
+        })
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(start.elapsed().as_millis(), 30);
+    let letters = h.letters();
+    assert_eq!(letters.len(), 1);
+    let l = &letters[0];
+    assert_eq!(l.topic, "huleedu.batch.essays.registered.v1.dlq.v1");
+    assert_eq!(l.key, d.key);
+    assert_eq!(l.headers.get(names::RETRY_COUNT), Some("2"));
+    assert_eq!(
+        l.headers.get(names::EVENT_ID),
+        d.headers.get(names::EVENT_ID)
+    );
+    assert!(l.headers.get(names::TRACEPARENT).is_some());
+    let rec: DeadLetterRecord = serde_json::from_slice(&l.value).expect("record json");
+    assert_eq!(rec.retry_count, 2);
+    assert_eq!(rec.error_message, "timeout 3");
+    assert_eq!(rec.original_event_encoding, "json");
+    assert_eq!(
+        rec.original_event["event_id"],
+        Uuid::from_u128(3).to_string()
+    );
+    assert_eq!(rec.failed_by_service, "svc");
+    assert_eq!(h.metrics.dead_letters(&d.topic, "retries_exhausted"), 1.0);
+}
+
+#[tokio::test]
+async fn permanent_errors_go_to_the_dlq_at_once() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(counting_router(calls.clone(), 100, true), None);
+    let out = h
+        .run(delivery(Event::BatchEssaysRegistered, Uuid::from_u128(4)))
+        .await;
+    assert_eq!(
+        out,
+        Ok(Outcome::DeadLettered {
+            reason: "permanent_error".into()
+        })
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn invalid_records_go_to_the_dlq_naming_the_failure() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(counting_router(calls.clone(), 0, false), None);
+    // Not JSON at all: kept as base64.
+    let mut bad = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(5));
+    bad.payload = Some(vec![0xff, 0x00, b'{']);
+    assert_eq!(
+        h.run(bad).await,
+        Ok(Outcome::DeadLettered {
+            reason: "invalid_envelope".into()
+        })
+    );
+    // A payload field of the wrong type: the path is named.
+    let mut wrong = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(6));
+    let mut v: serde_json::Value =
+        serde_json::from_slice(wrong.payload.as_deref().expect("p")).expect("json");
+    v["data"]["expected_essay_count"] = serde_json::json!("many");
+    wrong.payload = Some(serde_json::to_vec(&v).expect("vec"));
+    assert_eq!(
+        h.run(wrong).await,
+        Ok(Outcome::DeadLettered {
+            reason: "invalid_payload".into()
+        })
+    );
+    // A topic no event uses.
+    let mut unknown = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(8));
+    unknown.topic = "huleedu.nobody.v1".into();
+    assert_eq!(
+        h.run(unknown).await,
+        Ok(Outcome::DeadLettered {
+            reason: "unknown_event".into()
+        })
+    );
+    // A tombstone.
+    let mut tomb = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(9));
+    tomb.payload = None;
+    assert_eq!(
+        h.run(tomb).await,
+        Ok(Outcome::DeadLettered {
+            reason: "invalid_envelope".into()
+        })
+    );
+
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let letters = h.letters();
+    let first: DeadLetterRecord = serde_json::from_slice(&letters[0].value).expect("json");
+    assert_eq!(first.original_event_encoding, "base64");
+    assert_eq!(first.original_event, serde_json::json!("/wB7"));
+    assert!(first
+        .note
+        .as_deref()
+        .is_some_and(|n| n.contains("not JSON")));
+    let second: DeadLetterRecord = serde_json::from_slice(&letters[1].value).expect("json");
+    assert!(
+        second.error_message.contains("data.expected_essay_count"),
+        "{}",
+        second.error_message
+    );
+    assert_eq!(
+        second.event_id.as_deref(),
+        Some(Uuid::from_u128(6).to_string().as_str())
+    );
+    assert_eq!(letters[2].topic, "huleedu.nobody.v1.dlq.v1");
+}
+
+#[tokio::test]
+async fn memory_dedup_skips_repeats_and_releases_after_failure() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let store = Arc::new(MemoryDedup::new());
+    let h = harness(
+        counting_router(calls.clone(), 0, false),
+        Some(store.clone()),
+    );
+    let id = Uuid::from_u128(10);
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, id)).await,
+        Ok(Outcome::Handled)
+    );
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, id)).await,
+        Ok(Outcome::Duplicate { method: "memory" })
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(h.metrics.duplicates("memory"), 1.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_attempt_releases_its_claim_so_the_retry_runs_the_handler_once_more() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(
+        counting_router(calls.clone(), 1, false),
+        Some(Arc::new(MemoryDedup::new())),
+    );
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, Uuid::from_u128(11)))
+            .await,
+        Ok(Outcome::Handled)
+    );
+    // The original decorator ran a failing handler twice per attempt; here: one failed call, one good call.
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_store_stops_processing_unless_fail_open_is_chosen() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let store = Arc::new(MemoryDedup::new());
+    store.set_unavailable(true);
+    let h = harness(
+        counting_router(calls.clone(), 0, false),
+        Some(store.clone()),
+    );
+    let out = h
+        .run(delivery(Event::BatchEssaysRegistered, Uuid::from_u128(12)))
+        .await;
+    assert!(
+        matches!(out, Err(Failure::Unavailable(ref m)) if m.contains("memory")),
+        "{out:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert!(h.letters().is_empty());
+
+    let metrics = ConsumerMetrics::detached();
+    let open = Stack::new(counting_router(calls.clone(), 0, false))
+        .layer(Dedup::new(store, "svc", metrics.clone()).on_store_error(OnStoreError::FailOpen))
+        .layer(Validate::new(metrics.clone()))
+        .build();
+    let out = process(
+        &open,
+        &mut Message::new(delivery(Event::BatchEssaysRegistered, Uuid::from_u128(12))),
+        &metrics,
+    )
+    .await;
+    assert_eq!(out, Ok(Outcome::Handled));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(metrics.fail_opens(), 1.0);
+}
+
+#[tokio::test]
+async fn an_event_read_from_standard_and_legacy_topics_is_handled_once() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let router = Router::new().on(
+        TopicChoice::Both,
+        move |_ctx: Context, _p: BatchServiceSpellcheckInitiateCommandDataV1| {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        },
+    );
+    let ev = Event::BatchSpellcheckInitiateCommand;
+    assert_eq!(
+        router.topics(),
+        vec![ev.legacy_topic(), ev.topic()]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    let h = harness(router, None);
+    let id = Uuid::from_u128(13);
+    assert_eq!(
+        h.run(delivery_on(ev, ev.topic(), id, 0)).await,
+        Ok(Outcome::Handled)
+    );
+    assert_eq!(
+        h.run(delivery_on(ev, ev.legacy_topic(), id, 0)).await,
+        Ok(Outcome::Duplicate {
+            method: "dual_topic"
+        })
+    );
+    assert_eq!(
+        h.run(delivery_on(ev, ev.legacy_topic(), Uuid::from_u128(14), 1))
+            .await,
+        Ok(Outcome::Handled)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn missing_standard_headers_are_counted() {
+    let registry = hule_metrics::Registry::new();
+    let metrics = ConsumerMetrics::new(&registry, "svc", "grp");
+    let stack = Stack::new(counting_router(Arc::new(AtomicU32::new(0)), 0, false))
+        .layer(Validate::new(metrics.clone()))
+        .build();
+    let mut d = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(15));
+    d.headers = Default::default();
+    assert_eq!(
+        process(&stack, &mut Message::new(d), &metrics).await,
+        Ok(Outcome::Handled)
+    );
+    assert!(registry
+        .render()
+        .contains("kafka_event_headers_missing_total{service=\"svc\",event_type=\"huleedu.batch.essays.registered.v1\"} 1"));
+}
+
+fn redis_url() -> String {
+    std::env::var("HULE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[tokio::test]
+async fn redis_dedup_against_the_local_server() {
+    let store = Arc::new(RedisDedup::new(&redis_url()).expect("url"));
+    store
+        .ping()
+        .await
+        .expect("Redis must be running on 127.0.0.1:6379 (scripts/setup.sh starts it)");
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(
+        counting_router(calls.clone(), 0, false),
+        Some(store.clone()),
+    );
+    let id = Uuid::new_v4();
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, id)).await,
+        Ok(Outcome::Handled)
+    );
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, id)).await,
+        Ok(Outcome::Duplicate { method: "redis" })
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Another service consuming the same event is independent.
+    let other = harness(counting_router(calls.clone(), 0, false), Some(store));
+    let stack = standard_stack(
+        counting_router(calls.clone(), 0, false),
+        "other-svc",
+        Some(Arc::new(RedisDedup::new(&redis_url()).expect("url"))),
+        other.sink.clone(),
+        other.metrics.clone(),
+    );
+    let out = process(
+        &stack,
+        &mut Message::new(delivery(Event::BatchEssaysRegistered, id)),
+        &other.metrics,
+    )
+    .await;
+    assert_eq!(out, Ok(Outcome::Handled));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn redis_unreachable_is_fail_closed() {
+    // Port 1 refuses connections: the store is unavailable and nothing is handled or dead-lettered.
+    let store = Arc::new(RedisDedup::new("redis://127.0.0.1:1").expect("url"));
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(counting_router(calls.clone(), 0, false), Some(store));
+    let out = h
+        .run(delivery(Event::BatchEssaysRegistered, Uuid::new_v4()))
+        .await;
+    assert!(
+        matches!(out, Err(Failure::Unavailable(ref m)) if m.contains("redis")),
+        "{out:?}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert!(h.letters().is_empty());
+}
+
+#[tokio::test]
+async fn postgres_inbox_commits_effect_and_record_together() {
+    let base = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("hule_test_{}", Uuid::new_v4().simple());
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; CREATE TABLE {schema}.effects (event_id uuid, note text)"
+        ))
+        .await
+        .expect("schema");
+    let url = format!("{base}?options=-csearch_path%3D{schema}");
+    let inbox = PgInbox::connect(&url, "grp", 2).await.expect("inbox");
+    let fail_next = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let f = fail_next.clone();
+    let handler: Arc<hule_consumer::inbox::TxHandler<BatchEssaysRegistered>> =
+        Arc::new(move |tx, ctx, p| {
+            let f = f.clone();
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO effects VALUES ($1, $2)",
+                    &[&ctx.event_id, &p.entity_id],
+                )
+                .await
+                .map_err(HandlerError::transient)?;
+                if f.swap(false, Ordering::SeqCst) {
+                    return Err(HandlerError::transient("crash after the effect"));
+                }
+                Ok(())
+            })
+        });
+    let router = inbox.route(Router::new(), TopicChoice::Standard, handler);
+    let h = harness(router, None);
+    let id = Uuid::new_v4();
+    // First attempt fails after writing its effect: rolled back with its inbox row; the retry commits both.
+    let mut first = delivery(Event::BatchEssaysRegistered, id);
+    first.headers.set(names::BACKOFF_MS, "10");
+    assert_eq!(h.run(first).await, Ok(Outcome::Handled));
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, id)).await,
+        Ok(Outcome::Duplicate {
+            method: "postgres_inbox"
+        })
+    );
+    let effects: i64 = admin
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.effects WHERE event_id = $1"),
+            &[&id],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    let inboxed: i64 = admin
+        .query_one(&format!("SELECT count(*) FROM {schema}.hule_inbox WHERE event_id = $1 AND consumer_group = 'grp'"), &[&id])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!((effects, inboxed), (1, 1));
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .expect("drop");
+}
