@@ -1,5 +1,6 @@
 /*!
-The only crate that speaks Kafka (through `rdkafka`): the relay's publisher and mock-cluster helpers.
+The only crate that speaks Kafka (through `rdkafka`): the relay's publisher, the consumer driver
+([`consumer::run_consumer`]) and the dead-letter producer.
 
 [`KafkaPublisher`] implements `hule_outbox::relay::Publish`: it enqueues every record of a batch without awaiting
 each (`FutureProducer::send_result`), then awaits all delivery reports. The producer is idempotent with
@@ -13,6 +14,8 @@ let publisher = hule_kafka::KafkaPublisher::new(&hule_kafka::ProducerConfig::new
 */
 #![warn(missing_docs)]
 
+pub mod consumer;
+
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -20,7 +23,6 @@ use hule_outbox::model::Claimed;
 use hule_outbox::relay::Publish;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 /// Producer settings.
@@ -120,13 +122,7 @@ impl Publish for KafkaPublisher {
     async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
         let mut futures = Vec::with_capacity(batch.len());
         for row in batch {
-            let mut headers = OwnedHeaders::new_with_capacity(row.headers.0.len());
-            for (k, v) in row.headers.iter() {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v.as_bytes()),
-                });
-            }
+            let headers = consumer::owned_headers(&row.headers);
             let mut record = FutureRecord::to(&row.topic)
                 .payload(&row.value)
                 .headers(headers);

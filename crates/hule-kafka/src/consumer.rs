@@ -1,0 +1,405 @@
+//! The consumer driver: an rdkafka consumer group feeding a `hule-consumer` stack, with manual commits.
+//!
+//! - One worker task per assigned partition processes its records in order; partitions run in parallel.
+//! - In-flight work is bounded: each partition's queue holds at most `queue_per_partition` records, and the
+//!   fetch loop waits when a queue is full.
+//! - An offset is committed only after its record's outcome is durable: the stack returned an [`Outcome`]
+//!   (handled with its dedup record, a duplicate, ignored, or dead-lettered with the broker's acknowledgement).
+//!   A [`Failure`] reaching the driver (an unreachable dedup store or DLQ producer) is retried on the same record
+//!   with backoff, so nothing behind it in the partition is committed.
+//! - On a rebalance, revoked partitions stop taking new records, the record in flight finishes (up to
+//!   `revoke_timeout`), and their offsets are committed synchronously before the partitions are handed over;
+//!   queued records not yet processed are dropped uncommitted, for the new owner to read.
+//! - On stop (SIGTERM in `hule`): workers finish the record in flight, offsets are committed synchronously and
+//!   the consumer leaves the group.
+//!
+//! The driver needs a multi-threaded Tokio runtime: the rebalance callback waits for workers on other threads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use hule_consumer::{
+    process, BoxService, ConsumerMetrics, DeadLetter, DeadLetterSink, Delivery, Message,
+};
+use hule_contracts::Headers;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{Header, Headers as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, watch};
+
+use crate::Error;
+
+/// Consumer settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Consumer group.
+    pub group: String,
+    /// `auto.offset.reset` for a group without offsets (`earliest` by default, as the original's consumers).
+    pub auto_offset_reset: String,
+    /// Records queued per partition before the fetch loop waits.
+    pub queue_per_partition: usize,
+    /// How often processed offsets are committed (asynchronously; synchronously on revoke and stop).
+    pub commit_interval: Duration,
+    /// How long a revoke waits for the record in flight.
+    pub revoke_timeout: Duration,
+    /// Extra librdkafka properties.
+    pub extra: Vec<(String, String)>,
+}
+
+impl ConsumerConfig {
+    /// Defaults: earliest, 256 queued per partition, commit every 500 ms, 30 s revoke timeout.
+    pub fn new(brokers: &str, group: &str) -> Self {
+        ConsumerConfig {
+            brokers: brokers.to_owned(),
+            group: group.to_owned(),
+            auto_offset_reset: "earliest".into(),
+            queue_per_partition: 256,
+            commit_interval: Duration::from_millis(500),
+            revoke_timeout: Duration::from_secs(30),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// Progress of one partition, shared by its worker, the committer and the rebalance callback.
+#[derive(Debug)]
+struct PartState {
+    /// Next offset to commit (last finished + 1); -1 when nothing finished yet.
+    done: AtomicI64,
+    /// Last committed value of `done`.
+    committed: AtomicI64,
+    busy: AtomicBool,
+    revoked: AtomicBool,
+}
+
+impl PartState {
+    fn new() -> Self {
+        PartState {
+            done: AtomicI64::new(-1),
+            committed: AtomicI64::new(-1),
+            busy: AtomicBool::new(false),
+            revoked: AtomicBool::new(false),
+        }
+    }
+}
+
+type PartKey = (String, i32);
+
+#[derive(Default)]
+struct Shared {
+    parts: Mutex<HashMap<PartKey, Arc<PartState>>>,
+    revoke_timeout: Duration,
+}
+
+impl Shared {
+    fn parts(&self) -> std::sync::MutexGuard<'_, HashMap<PartKey, Arc<PartState>>> {
+        self.parts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The offsets finished since the last commit, marked as committed.
+    fn pending(&self, only: Option<&[PartKey]>) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), st) in self.parts().iter() {
+            if only.is_some_and(|o| !o.contains(&(topic.clone(), *partition))) {
+                continue;
+            }
+            let done = st.done.load(Ordering::SeqCst);
+            if done >= 0
+                && done > st.committed.load(Ordering::SeqCst)
+                && tpl
+                    .add_partition_offset(topic, *partition, Offset::Offset(done))
+                    .is_ok()
+            {
+                st.committed.store(done, Ordering::SeqCst);
+            }
+        }
+        tpl
+    }
+}
+
+/// The rdkafka context: handles revocation.
+struct DriverContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for DriverContext {}
+
+impl ConsumerContext for DriverContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let keys: Vec<PartKey> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let states: Vec<Arc<PartState>> = {
+            let parts = self.shared.parts();
+            keys.iter().filter_map(|k| parts.get(k).cloned()).collect()
+        };
+        for st in &states {
+            st.revoked.store(true, Ordering::SeqCst);
+        }
+        let deadline = Instant::now() + self.shared.revoke_timeout;
+        while states.iter().any(|s| s.busy.load(Ordering::SeqCst)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let pending = self.shared.pending(Some(&keys));
+        if pending.count() > 0 {
+            if let Err(e) = consumer.commit(&pending, CommitMode::Sync) {
+                tracing::warn!(error = %e, "commit on revoke failed; the new owner may redeliver (dedup covers it)");
+            }
+        }
+        let mut parts = self.shared.parts();
+        for k in &keys {
+            parts.remove(k);
+        }
+        tracing::info!(
+            partitions = keys.len(),
+            "partitions revoked and handed over"
+        );
+    }
+}
+
+/// Counts of one driver run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Records that reached an outcome.
+    pub finished: u64,
+    /// Times a record was retried because infrastructure was unavailable.
+    pub stalls: u64,
+}
+
+/// Converts an rdkafka message into a [`Delivery`].
+pub fn delivery_of(m: &impl rdkafka::Message) -> Delivery {
+    let mut headers = Headers::default();
+    if let Some(hs) = m.headers() {
+        for h in hs.iter() {
+            let v = h.value.map(String::from_utf8_lossy).unwrap_or_default();
+            headers.0.push((h.key.to_owned(), v.into_owned()));
+        }
+    }
+    Delivery {
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        headers,
+        payload: m.payload().map(<[u8]>::to_vec),
+    }
+}
+
+/// Consumes `topics` with `stack` until `stop` turns true.
+pub async fn run_consumer(
+    config: &ConsumerConfig,
+    topics: &[&str],
+    stack: BoxService,
+    metrics: ConsumerMetrics,
+    mut stop: watch::Receiver<bool>,
+) -> Result<ConsumerStats, Error> {
+    let shared = Arc::new(Shared {
+        parts: Mutex::default(),
+        revoke_timeout: config.revoke_timeout,
+    });
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", &config.auto_offset_reset)
+        .set("enable.partition.eof", "false");
+    for (k, v) in &config.extra {
+        cc.set(k, v);
+    }
+    let consumer: Arc<StreamConsumer<DriverContext>> =
+        Arc::new(cc.create_with_context(DriverContext {
+            shared: shared.clone(),
+        })?);
+    consumer.subscribe(topics)?;
+
+    let finished = Arc::new(AtomicI64::new(0));
+    let stalls = Arc::new(AtomicI64::new(0));
+    let stopping = Arc::new(AtomicBool::new(false));
+    let mut queues: HashMap<PartKey, (Arc<PartState>, mpsc::Sender<Delivery>)> = HashMap::new();
+    let mut workers = Vec::new();
+    let mut commit_tick = tokio::time::interval(config.commit_interval);
+    let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                if *stop.borrow() { break; }
+            }
+            _ = commit_tick.tick() => {
+                let tpl = shared.pending(None);
+                if tpl.count() > 0 {
+                    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                        tracing::warn!(error = %e, "asynchronous commit failed; retried with the next one");
+                    }
+                }
+            }
+            _ = lag_tick.tick() => {
+                let c = consumer.clone();
+                let parts: Vec<(PartKey, i64)> = shared.parts().iter().map(|(k, s)| (k.clone(), s.done.load(Ordering::SeqCst))).collect();
+                let m = metrics.clone();
+                tokio::task::spawn_blocking(move || {
+                    for ((topic, partition), done) in parts {
+                        if let Ok((_, high)) = c.fetch_watermarks(&topic, partition, Duration::from_secs(1)) {
+                            if done >= 0 { m.set_lag(&topic, partition, high - done); }
+                        }
+                    }
+                });
+            }
+            received = consumer.recv() => {
+                let m = match received {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        continue;
+                    }
+                };
+                let delivery = delivery_of(&m);
+                drop(m);
+                let key = (delivery.topic.clone(), delivery.partition);
+                let live = queues.get(&key).is_some_and(|(st, tx)| !st.revoked.load(Ordering::SeqCst) && !tx.is_closed());
+                if !live {
+                    let st = Arc::new(PartState::new());
+                    shared.parts().insert(key.clone(), st.clone());
+                    let (tx, rx) = mpsc::channel(config.queue_per_partition.max(1));
+                    workers.push(tokio::spawn(partition_worker(
+                        rx, st.clone(), stack.clone(), metrics.clone(), stopping.clone(), finished.clone(), stalls.clone(),
+                    )));
+                    queues.insert(key.clone(), (st, tx));
+                }
+                if let Some((_, tx)) = queues.get(&key) {
+                    tokio::select! {
+                        _ = tx.send(delivery) => {}
+                        _ = stop.changed() => { if *stop.borrow() { break; } }
+                    }
+                }
+            }
+        }
+    }
+
+    // Stop: finish the records in flight, commit, leave the group.
+    stopping.store(true, Ordering::SeqCst);
+    queues.clear();
+    for w in workers {
+        let _ = w.await;
+    }
+    let tpl = shared.pending(None);
+    if tpl.count() > 0 {
+        consumer.commit(&tpl, CommitMode::Sync)?;
+    }
+    consumer.unsubscribe();
+    Ok(ConsumerStats {
+        finished: finished.load(Ordering::SeqCst).max(0) as u64,
+        stalls: stalls.load(Ordering::SeqCst).max(0) as u64,
+    })
+}
+
+async fn partition_worker(
+    mut rx: mpsc::Receiver<Delivery>,
+    st: Arc<PartState>,
+    stack: BoxService,
+    metrics: ConsumerMetrics,
+    stopping: Arc<AtomicBool>,
+    finished: Arc<AtomicI64>,
+    stalls: Arc<AtomicI64>,
+) {
+    while let Some(delivery) = rx.recv().await {
+        if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        st.busy.store(true, Ordering::SeqCst);
+        let offset = delivery.offset;
+        let mut msg = Message::new(delivery);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match process(&stack, &mut msg, &metrics).await {
+                Ok(_) => {
+                    st.done.store(offset + 1, Ordering::SeqCst);
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+                Err(failure) => {
+                    stalls.fetch_add(1, Ordering::SeqCst);
+                    tracing::warn!(at = %msg.delivery.position(), error = %failure, ?backoff, "not committed; retrying the record");
+                    if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
+                        st.busy.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    msg = Message::new(msg.delivery);
+                }
+            }
+        }
+        st.busy.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Sends dead letters with an idempotent producer and waits for the broker's acknowledgement.
+pub struct KafkaDeadLetterSink {
+    producer: FutureProducer,
+    timeout: Duration,
+}
+
+impl KafkaDeadLetterSink {
+    /// A sink on `brokers`.
+    pub fn new(brokers: &str) -> Result<Self, Error> {
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "10000")
+            .create()?;
+        Ok(KafkaDeadLetterSink {
+            producer,
+            timeout: Duration::from_secs(10),
+        })
+    }
+}
+
+/// Builds rdkafka headers from ours.
+pub fn owned_headers(headers: &Headers) -> OwnedHeaders {
+    let mut out = OwnedHeaders::new_with_capacity(headers.0.len());
+    for (k, v) in headers.iter() {
+        out = out.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
+    }
+    out
+}
+
+impl DeadLetterSink for KafkaDeadLetterSink {
+    fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), String>> {
+        async move {
+            let mut record = FutureRecord::to(&letter.topic)
+                .payload(&letter.value)
+                .headers(owned_headers(&letter.headers));
+            if let Some(k) = &letter.key {
+                record = record.key(k);
+            }
+            self.producer
+                .send(record, self.timeout)
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e.to_string())
+        }
+        .boxed()
+    }
+}
