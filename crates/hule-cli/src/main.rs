@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod demo_cmd;
 mod envelope_cmd;
 mod events_cmd;
 mod outbox_cmd;
 
-/// The HuleEdu event backbone: registry, envelopes, outbox relay, benchmarks.
+/// The HuleEdu event backbone: demo pipeline, registry, envelopes, outbox relay, consumers, benchmarks.
 #[derive(Parser)]
 #[command(name = "hule", version, about)]
 struct Cli {
@@ -20,6 +21,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the reference HuleEdu pipeline end to end on embedded defaults and report.
+    Demo(demo_cmd::DemoArgs),
+    /// Start the embedded Kafka (mock cluster) with every registered topic and print its address.
+    Broker(demo_cmd::BrokerArgs),
     /// List the registered events: name, standard topic, legacy topic, key field, topic class.
     Events(events_cmd::EventsArgs),
     /// Check or produce event envelopes.
@@ -56,6 +61,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Demo(args) => demo_cmd::demo(&args),
+        Command::Broker(args) => demo_cmd::broker(&args),
         Command::Events(args) => events_cmd::run(&args),
         Command::Envelope(cmd) => return envelope_cmd::run(cmd),
         Command::Bench(args) => bench::run(&args),

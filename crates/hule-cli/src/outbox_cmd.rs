@@ -141,7 +141,8 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_shutdown() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
         let mut term =

@@ -161,3 +161,94 @@ fn outbox_status_and_retry_on_sqlite() {
     assert_eq!(code, 2);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Runs a small demo with every fault on and reads the JSON report.
+fn demo_report(extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "demo",
+        "--batches",
+        "4",
+        "--essays",
+        "8",
+        "--duplicate-rate",
+        "0.2",
+        "--poison-rate",
+        "0.25",
+        "--json",
+        "-",
+        "--no-progress",
+        "--timeout",
+        "90",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = hule(&args, None);
+    assert_eq!(code, 0, "demo failed:\n{out}\n{err}");
+    serde_json::from_str(&out).expect("JSON report")
+}
+
+fn assert_reconciled(r: &serde_json::Value) {
+    assert_eq!(r["batches_completed"], 4, "{r:#}");
+    assert_eq!(
+        r["essays_with_results"], 32,
+        "every registered essay has a result"
+    );
+    assert_eq!(
+        r["essays_with_multiple_results"], 0,
+        "no result applied twice"
+    );
+    assert_eq!(r["poison_injected"], 8);
+    let dlq: u64 = r["dlq_by_reason"]
+        .as_object()
+        .expect("dlq")
+        .values()
+        .map(|v| v.as_u64().expect("n"))
+        .sum();
+    assert_eq!(dlq, 8, "every poison record is in the DLQ");
+    assert!(
+        r["duplicates_injected"].as_u64().expect("n") > 0,
+        "duplicates were injected"
+    );
+    assert_eq!(
+        r["duplicates_suppressed"], r["duplicates_expected"],
+        "every duplicate suppressed"
+    );
+    assert!(
+        r["kendall_tau_mean"].as_f64().expect("tau") > 0.3,
+        "{}",
+        r["kendall_tau_mean"]
+    );
+    assert_eq!(r["reconciled"], true);
+    for c in r["checks"].as_array().expect("checks") {
+        assert_eq!(c["ok"], true, "{c}");
+    }
+}
+
+#[test]
+fn demo_with_every_fault_reconciles_on_sqlite_and_the_embedded_cluster() {
+    let r = demo_report(&["--broker-faults"]);
+    assert_reconciled(&r);
+    assert_eq!(r["outbox"], "sqlite");
+    assert!(!r["broker_faults"].as_array().expect("faults").is_empty());
+}
+
+#[test]
+fn demo_reconciles_with_postgresql_outboxes() {
+    let url = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let r = demo_report(&["--database-url", &url]);
+    assert_reconciled(&r);
+    assert_eq!(r["outbox"], "postgres");
+}
+
+#[test]
+fn demo_refuses_bad_settings() {
+    let (code, _, err) = hule(&["demo", "--duplicate-rate", "1.5", "--no-progress"], None);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--duplicate-rate must be between 0 and 1"),
+        "{err}"
+    );
+    let (code, _, err) = hule(&["demo", "--batches", "0", "--no-progress"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("at least 1"), "{err}");
+}

@@ -54,6 +54,8 @@ pub struct ConsumerConfig {
     pub revoke_timeout: Duration,
     /// Extra librdkafka properties.
     pub extra: Vec<(String, String)>,
+    /// Notified after every partition assignment (tools wait on it before producing, to measure latency).
+    pub on_assign: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl ConsumerConfig {
@@ -67,6 +69,7 @@ impl ConsumerConfig {
             commit_interval: Duration::from_millis(500),
             revoke_timeout: Duration::from_secs(30),
             extra: Vec::new(),
+            on_assign: None,
         }
     }
 }
@@ -130,11 +133,18 @@ impl Shared {
 /// The rdkafka context: handles revocation.
 struct DriverContext {
     shared: Arc<Shared>,
+    on_assign: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl ClientContext for DriverContext {}
 
 impl ConsumerContext for DriverContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let (Rebalance::Assign(_), Some(n)) = (rebalance, &self.on_assign) {
+            n.notify_one();
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
@@ -225,6 +235,7 @@ pub async fn run_consumer(
     let consumer: Arc<StreamConsumer<DriverContext>> =
         Arc::new(cc.create_with_context(DriverContext {
             shared: shared.clone(),
+            on_assign: config.on_assign.clone(),
         })?);
     consumer.subscribe(topics)?;
 
@@ -348,6 +359,19 @@ async fn partition_worker(
             }
         }
         st.busy.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A consumer context that only signals assignments (for plain rdkafka consumers in tools).
+pub struct AssignSignal(pub Arc<tokio::sync::Notify>);
+
+impl ClientContext for AssignSignal {}
+
+impl ConsumerContext for AssignSignal {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(_) = rebalance {
+            self.0.notify_one();
+        }
     }
 }
 

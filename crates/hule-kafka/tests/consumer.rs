@@ -146,10 +146,15 @@ fn read_dlq(brokers: &str, want: usize) -> Vec<(Option<Vec<u8>>, DeadLetterRecor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered() {
     let cluster = MockCluster::new(1).expect("mock");
-    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
-    cluster
-        .create_topic(&format!("{TOPIC}.dlq.v1"), 1, 1)
-        .expect("dlq topic");
+    hule_kafka::mock::create_topics(
+        &cluster,
+        [
+            (TOPIC.to_owned(), PARTITIONS),
+            (format!("{TOPIC}.dlq.v1"), 1),
+        ],
+        1,
+    )
+    .expect("topics");
     let brokers = cluster.bootstrap_servers();
 
     const N: u128 = 1500;
@@ -226,7 +231,7 @@ async fn each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_consumer_joining_mid_stream_loses_nothing() {
     let cluster = MockCluster::new(1).expect("mock");
-    cluster.create_topic(TOPIC, PARTITIONS, 1).expect("topic");
+    hule_kafka::mock::create_topics(&cluster, [(TOPIC.to_owned(), PARTITIONS)], 1).expect("topic");
     let brokers = cluster.bootstrap_servers();
     const N: u128 = 3000;
     produce(&brokers, (0..N).map(|n| record(n, 64)).collect()).await;

@@ -1,0 +1,133 @@
+//! `hule demo` (the reference pipeline on embedded defaults) and `hule broker` (the embedded cluster alone).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::out;
+
+/// `hule demo` options.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Batches to register.
+    #[arg(long, default_value_t = 12)]
+    batches: usize,
+    /// Essays per batch.
+    #[arg(long, default_value_t = 24)]
+    essays: usize,
+    /// Seed of the essays and the judge.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Fraction of relayed records published twice (consumers must suppress them).
+    #[arg(long, default_value_t = 0.0)]
+    duplicate_rate: f64,
+    /// Poison records to inject, as a fraction of the essays (they must end in the DLQ).
+    #[arg(long, default_value_t = 0.0)]
+    poison_rate: f64,
+    /// Inject produce errors and take a broker down and up (embedded cluster only).
+    #[arg(long)]
+    broker_faults: bool,
+    /// Put the outboxes in PostgreSQL (one schema per service) instead of SQLite files.
+    #[arg(long, env = "HULE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Use a real Kafka cluster instead of the embedded one (topics must exist or be auto-created).
+    #[arg(long)]
+    brokers: Option<String>,
+    /// Partitions per topic on the embedded cluster.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Write the report as JSON to this file (`-` for stdout, replacing the text report).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Do not draw progress on stderr.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Runs the demo; fails when the counts do not reconcile.
+pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let config = hule_demo::DemoConfig {
+        batches: args.batches,
+        essays: args.essays,
+        seed: args.seed,
+        duplicate_rate: args.duplicate_rate,
+        poison_rate: args.poison_rate,
+        broker_faults: args.broker_faults,
+        database_url: args.database_url.clone(),
+        brokers: args.brokers.clone(),
+        partitions: args.partitions,
+        timeout: Duration::from_secs(args.timeout),
+        progress: !args.no_progress,
+    };
+    if args.partitions < 1 {
+        anyhow::bail!("--partitions must be at least 1");
+    }
+    // The mock cluster is not Send: it lives on this thread, and the runtime is driven from here.
+    let cluster = match &args.brokers {
+        None => Some(hule_demo::embedded_cluster(3, args.partitions)?),
+        Some(_) => None,
+    };
+    tracing::info!("embedded cluster started");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let report = runtime.block_on(hule_demo::run(&config, cluster.as_ref()))?;
+    let json = serde_json::to_string_pretty(&report)?;
+    match args.json.as_deref() {
+        Some(p) if p.as_os_str() == "-" => out(json),
+        Some(p) => {
+            std::fs::write(p, json).with_context(|| format!("write {}", p.display()))?;
+            out(report.render());
+        }
+        None => out(report.render()),
+    }
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    tracing::info!("runtime stopped");
+    drop(cluster);
+    tracing::info!("embedded cluster stopped");
+    if !report.reconciled {
+        anyhow::bail!("the demo's counts do not reconcile (see the checks above)");
+    }
+    Ok(())
+}
+
+/// `hule broker` options.
+#[derive(Args)]
+pub struct BrokerArgs {
+    /// Brokers in the embedded cluster.
+    #[arg(long, default_value_t = 3)]
+    brokers: i32,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+}
+
+/// Starts the embedded cluster with every registered topic and serves until Ctrl-C or SIGTERM.
+pub fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
+    if args.brokers < 1 || args.partitions < 1 {
+        anyhow::bail!("--brokers and --partitions must be at least 1");
+    }
+    let cluster = hule_demo::embedded_cluster(args.brokers, args.partitions)?;
+    out(format!(
+        "bootstrap servers: {}",
+        cluster.bootstrap_servers()
+    ));
+    out(format!(
+        "{} topics created ({} partitions; dead-letter topics 1). Ctrl-C to stop; data lives in memory only.",
+        hule_contracts::EVENTS.len(),
+        args.partitions
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(crate::outbox_cmd::wait_for_shutdown());
+    drop(cluster);
+    Ok(())
+}

@@ -1,0 +1,810 @@
+/*!
+The reference HuleEdu pipeline that `hule demo` runs: five services, each with its own outbox (SQLite in a
+temporary directory, or a PostgreSQL schema), relay and consumer group, on an embedded Kafka (librdkafka's mock
+cluster) or a real one.
+
+```text
+batch orchestrator ──BATCH_ESSAYS_REGISTERED, BATCH_SPELLCHECK_INITIATE_COMMAND──▶ essay lifecycle
+essay lifecycle ──ESSAY_SPELLCHECK_REQUESTED──▶ spellchecker ──SPELLCHECK_PHASE_COMPLETED (thin)──▶ essay lifecycle
+                                                             └─SPELLCHECK_RESULTS (rich)─────────▶ result aggregator
+essay lifecycle ──ELS_BATCH_PHASE_OUTCOME, ELS_CJ_ASSESSMENT_REQUESTED──▶ cj assessment
+cj assessment ──CJ_ASSESSMENT_COMPLETED (thin)──▶ essay lifecycle ──ELS_BATCH_PHASE_OUTCOME──▶ result aggregator
+              └─ASSESSMENT_RESULT_PUBLISHED (rich), RESOURCE_CONSUMPTION_REPORTED──▶ result aggregator
+result aggregator ──BATCH_RESULTS_READY──▶ (observer)
+```
+
+Pure parts: [`essays`] (generation), [`spell`] (checker), [`cj`] (judge, Bradley-Terry, Kendall's tau),
+[`report`]. I/O: [`outbox`], [`services`] and [`run`] here.
+*/
+#![warn(missing_docs)]
+
+pub mod cj;
+pub mod essays;
+pub mod outbox;
+pub mod report;
+pub mod services;
+pub mod spell;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hule_consumer::{standard_stack, ConsumerMetrics, DeadLetterRecord, MemoryDedup, Router};
+use hule_contracts::headers::names;
+use hule_contracts::Event;
+use hule_kafka::consumer::{run_consumer, AssignSignal, ConsumerConfig, KafkaDeadLetterSink};
+use hule_kafka::{KafkaPublisher, ProducerConfig};
+use hule_outbox::model::Claimed;
+use hule_outbox::relay::{Publish, RelayConfig};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::{ClientConfig, Message as _};
+use tokio::sync::watch;
+
+use crate::essays::Rng;
+use crate::outbox::{Relay, Writer};
+use crate::report::{Check, Latency, RankRow, Report, TopicCount};
+use crate::services::{lock, RasState, Shared};
+
+/// The events the pipeline publishes.
+pub const PIPELINE_EVENTS: &[Event] = &[
+    Event::BatchEssaysRegistered,
+    Event::BatchSpellcheckInitiateCommand,
+    Event::EssaySpellcheckRequested,
+    Event::SpellcheckPhaseCompleted,
+    Event::SpellcheckResults,
+    Event::ElsBatchPhaseOutcome,
+    Event::ElsCjAssessmentRequested,
+    Event::CjAssessmentCompleted,
+    Event::CjAssessmentFailed,
+    Event::AssessmentResultPublished,
+    Event::ResourceConsumptionReported,
+    Event::BatchResultsReady,
+];
+
+/// `fetch.wait.max.ms` of the demo's consumers.
+const FETCH_WAIT_MS: &str = "10";
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Batches to register.
+    pub batches: usize,
+    /// Essays per batch.
+    pub essays: usize,
+    /// Seed of the essays and the judge.
+    pub seed: u64,
+    /// Fraction of relayed records published twice.
+    pub duplicate_rate: f64,
+    /// Poison records injected, as a fraction of the essays.
+    pub poison_rate: f64,
+    /// Inject produce errors and a broker outage (embedded cluster only).
+    pub broker_faults: bool,
+    /// PostgreSQL for the outboxes instead of SQLite.
+    pub database_url: Option<String>,
+    /// Real brokers instead of the embedded cluster.
+    pub brokers: Option<String>,
+    /// Partitions per topic on the embedded cluster.
+    pub partitions: i32,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Draw progress on stderr.
+    pub progress: bool,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            batches: 12,
+            essays: 24,
+            seed: 42,
+            duplicate_rate: 0.0,
+            poison_rate: 0.0,
+            broker_faults: false,
+            database_url: None,
+            brokers: None,
+            partitions: 6,
+            timeout: Duration::from_secs(120),
+            progress: true,
+        }
+    }
+}
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Bad settings.
+    #[error("invalid demo setting: {0}")]
+    Config(String),
+    /// An outbox could not be set up.
+    #[error("outbox: {0}")]
+    Outbox(String),
+    /// Kafka could not be set up.
+    #[error("kafka: {0}")]
+    Kafka(String),
+}
+
+/// The embedded cluster type.
+pub type Embedded = MockCluster<'static, DefaultProducerContext>;
+
+/// Starts the embedded cluster with every registered topic (standard, legacy and dead-letter).
+pub fn embedded_cluster(brokers: i32, partitions: i32) -> Result<Embedded, DemoError> {
+    let cluster = MockCluster::new(brokers).map_err(|e| DemoError::Kafka(e.to_string()))?;
+    let mut made = HashSet::new();
+    let mut topics = Vec::new();
+    for def in hule_contracts::EVENTS {
+        for t in [
+            def.topic.to_owned(),
+            def.legacy_topic.to_owned(),
+            hule_contracts::naming::dlq_topic(def.topic),
+            hule_contracts::naming::dlq_topic(def.legacy_topic),
+        ] {
+            if made.insert(t.clone()) {
+                let p = if t.ends_with(".dlq.v1") {
+                    1
+                } else {
+                    partitions
+                };
+                topics.push((t, p));
+            }
+        }
+    }
+    hule_kafka::mock::create_topics(&cluster, topics, brokers.min(3)).map_err(DemoError::Kafka)?;
+    Ok(cluster)
+}
+
+/// Publishes through Kafka, sending a share of the records twice (the duplicates an at-least-once relay makes).
+struct DuplicatingPublisher {
+    inner: KafkaPublisher,
+    rate: f64,
+    rng: Mutex<Rng>,
+    duplicated: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Publish for DuplicatingPublisher {
+    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
+        if self.rate <= 0.0 {
+            return self.inner.publish_batch(batch).await;
+        }
+        let mut extended = Vec::with_capacity(batch.len() * 2);
+        let mut origin = Vec::with_capacity(batch.len() * 2);
+        {
+            let mut rng = lock(&self.rng);
+            for (i, row) in batch.iter().enumerate() {
+                extended.push(row.clone());
+                origin.push(i);
+                if rng.unit() < self.rate {
+                    extended.push(row.clone());
+                    origin.push(usize::MAX);
+                }
+            }
+        }
+        let results = self.inner.publish_batch(&extended).await;
+        let mut out = vec![Ok(()); batch.len()];
+        let mut dups = lock(&self.duplicated);
+        for ((o, r), row) in origin.iter().zip(results).zip(&extended) {
+            if *o == usize::MAX {
+                if r.is_ok() {
+                    *dups.entry(row.topic.clone()).or_default() += 1;
+                }
+            } else {
+                out[*o] = r;
+            }
+        }
+        out
+    }
+}
+
+/// What the observer group has seen.
+#[derive(Debug, Default)]
+struct Observed {
+    topics: BTreeMap<String, (u64, HashSet<String>)>,
+    ready_ms: HashMap<String, f64>,
+    dlq: BTreeMap<String, u64>,
+}
+
+fn observe(
+    msg: &rdkafka::message::BorrowedMessage<'_>,
+    registered: &Mutex<HashMap<String, Instant>>,
+    seen: &Mutex<Observed>,
+    progress: &AtomicU64,
+) {
+    use rdkafka::message::Headers as _;
+    let topic = msg.topic().to_owned();
+    let mut st = lock(seen);
+    if topic.ends_with(".dlq.v1") {
+        let reason = msg
+            .payload()
+            .and_then(|p| serde_json::from_slice::<DeadLetterRecord>(p).ok())
+            .map(|r| r.error_type)
+            .unwrap_or_else(|| "unreadable".into());
+        *st.dlq.entry(reason).or_default() += 1;
+        return;
+    }
+    let id = msg
+        .headers()
+        .and_then(|h| {
+            h.iter()
+                .find(|h| h.key == names::EVENT_ID)
+                .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+        })
+        .unwrap_or_default();
+    let entry = st.topics.entry(topic.clone()).or_default();
+    entry.0 += 1;
+    let fresh = entry.1.insert(id);
+    if fresh && topic == Event::BatchResultsReady.topic() {
+        if let Some(v) = msg
+            .payload()
+            .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+        {
+            let batch = v
+                .pointer("/data/batch_id")
+                .and_then(|b| b.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            if let Some(at) = lock(registered).get(&batch) {
+                st.ready_ms
+                    .insert(batch, at.elapsed().as_secs_f64() * 1000.0);
+                progress.store(st.ready_ms.len() as u64, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// Injects poison: half not JSON at all, half a valid envelope whose payload breaks its schema.
+async fn inject_poison(brokers: &str, count: u64) -> Result<(), DemoError> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .create()
+        .map_err(|e| DemoError::Kafka(e.to_string()))?;
+    let topic = Event::EssaySpellcheckRequested.topic();
+    for i in 0..count {
+        let value = if i % 2 == 0 {
+            format!("\u{fffd}poison {i}: not an envelope").into_bytes()
+        } else {
+            let mut env = serde_json::json!({
+                "event_id": uuid::Uuid::new_v4(), "event_type": topic, "event_timestamp": "2025-11-21T18:04:12Z",
+                "source_service": "poison", "schema_version": 1, "correlation_id": uuid::Uuid::new_v4(),
+                "data": {"entity_id": format!("poison-{i}"), "text_storage_id": 42}, "metadata": null
+            });
+            env["data"]["language"] = serde_json::json!(["not", "a", "string"]);
+            env.to_string().into_bytes()
+        };
+        let key = format!("poison-{i}");
+        producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| DemoError::Kafka(format!("poison produce: {e}")))?;
+    }
+    Ok(())
+}
+
+fn bar(done: u64, total: u64) -> String {
+    let width = 12;
+    let filled = (done * width as u64)
+        .checked_div(total)
+        .map_or(width, |f| f as usize);
+    format!(
+        "{}{} {done}/{total}",
+        "█".repeat(filled.min(width)),
+        "░".repeat(width - filled.min(width))
+    )
+}
+
+struct Service {
+    name: &'static str,
+    writer: Arc<Writer>,
+    relay: Relay,
+}
+
+/// Runs the pipeline to completion (or `timeout`) and reports. `embedded` is the mock cluster when no brokers
+/// were given; broker faults are injected through it.
+pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Report, DemoError> {
+    if config.batches == 0 || config.essays == 0 {
+        return Err(DemoError::Config(
+            "--batches and --essays must be at least 1".into(),
+        ));
+    }
+    for (name, v) in [
+        ("--duplicate-rate", config.duplicate_rate),
+        ("--poison-rate", config.poison_rate),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(DemoError::Config(format!(
+                "{name} must be between 0 and 1, got {v}"
+            )));
+        }
+    }
+    let started = Instant::now();
+    let brokers = match (embedded, &config.brokers) {
+        (_, Some(b)) => b.clone(),
+        (Some(c), None) => c.bootstrap_servers(),
+        (None, None) => {
+            return Err(DemoError::Config(
+                "no brokers and no embedded cluster".into(),
+            ))
+        }
+    };
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+
+    // Outboxes, one per service.
+    let tmp = std::env::temp_dir().join(format!("hule-demo-{run_id}"));
+    let mut services = Vec::new();
+    let mut schemas = Vec::new();
+    for name in [
+        services::BOS,
+        services::ELS,
+        services::SPELL,
+        services::CJ,
+        services::RAS,
+    ] {
+        let (writer, relay) = match &config.database_url {
+            None => {
+                std::fs::create_dir_all(&tmp)
+                    .map_err(|e| DemoError::Outbox(format!("{}: {e}", tmp.display())))?;
+                let (w, o) =
+                    Writer::sqlite(&tmp.join(format!("{name}.db"))).map_err(DemoError::Outbox)?;
+                (w, Relay::Sqlite(o))
+            }
+            Some(url) => {
+                let schema = format!(
+                    "hule_demo_{run_id}_{}",
+                    &name[..name.find('_').unwrap_or(name.len())]
+                );
+                let (w, o) = Writer::postgres(url, &schema)
+                    .await
+                    .map_err(DemoError::Outbox)?;
+                schemas.push(schema);
+                (w, Relay::Pg(o))
+            }
+        };
+        services.push(Service {
+            name,
+            writer: Arc::new(writer),
+            relay,
+        });
+    }
+
+    let shared = Arc::new(Shared {
+        content: Default::default(),
+        progress: Default::default(),
+    });
+    let ras_state: Arc<Mutex<RasState>> = Arc::default();
+    let writer_of = |n: &str| {
+        services
+            .iter()
+            .find(|s| s.name == n)
+            .map(|s| s.writer.clone())
+    };
+    let (Some(els_w), Some(spell_w), Some(cj_w), Some(ras_w), Some(bos_w)) = (
+        writer_of(services::ELS),
+        writer_of(services::SPELL),
+        writer_of(services::CJ),
+        writer_of(services::RAS),
+        writer_of(services::BOS),
+    ) else {
+        return Err(DemoError::Config("service missing".into()));
+    };
+    let routers: Vec<(&'static str, Router)> = vec![
+        (services::ELS, services::els(els_w)),
+        (
+            services::SPELL,
+            services::spellchecker(spell_w, shared.clone()),
+        ),
+        (
+            services::CJ,
+            services::cj_assessment(cj_w, shared.clone(), config.seed),
+        ),
+        (
+            services::RAS,
+            services::result_aggregator(ras_w, ras_state.clone()),
+        ),
+    ];
+    let mut subscribers: HashMap<String, u64> = HashMap::new();
+    for (_, r) in &routers {
+        for t in r.topics() {
+            *subscribers.entry(t.to_owned()).or_default() += 1;
+        }
+    }
+
+    // Relays.
+    let relay_stop = Arc::new(AtomicBool::new(false));
+    let duplicated: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let mut relays = Vec::new();
+    for (i, s) in services.into_iter().enumerate() {
+        let publisher = DuplicatingPublisher {
+            inner: KafkaPublisher::new(&ProducerConfig::new(&brokers))
+                .map_err(|e| DemoError::Kafka(e.to_string()))?,
+            rate: config.duplicate_rate,
+            rng: Mutex::new(Rng::new(config.seed ^ ((i as u64 + 1) * 0x5851_F42D))),
+            duplicated: duplicated.clone(),
+        };
+        let relay_config = RelayConfig {
+            poll_interval: Duration::from_millis(200),
+            ..RelayConfig::default()
+        };
+        let stop = relay_stop.clone();
+        relays.push(tokio::spawn(async move {
+            let result = s.relay.run(&publisher, &relay_config, stop).await;
+            (s.name, result)
+        }));
+    }
+
+    // Consumers.
+    let registry = hule_metrics::Registry::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut consumers = Vec::new();
+    let mut all_metrics = Vec::new();
+    let mut joined = Vec::new();
+    for (name, router) in routers {
+        let group = format!("hule-demo-{name}");
+        let metrics = ConsumerMetrics::new(&registry, name, &group);
+        all_metrics.push(metrics.clone());
+        let topics: Vec<&'static str> = router.topics();
+        let sink = Arc::new(
+            KafkaDeadLetterSink::new(&brokers).map_err(|e| DemoError::Kafka(e.to_string()))?,
+        );
+        let stack = standard_stack(
+            router,
+            name,
+            Some(Arc::new(MemoryDedup::new())),
+            sink,
+            metrics.clone(),
+        );
+        let mut cfg = ConsumerConfig::new(&brokers, &format!("{group}-{run_id}"));
+        cfg.commit_interval = Duration::from_millis(200);
+        // The mock broker answers a fetch only when its wait expires; a short wait keeps the hops fast.
+        cfg.extra
+            .push(("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into()));
+        let assigned = Arc::new(tokio::sync::Notify::new());
+        cfg.on_assign = Some(assigned.clone());
+        joined.push(assigned);
+        let rx = stop_rx.clone();
+        consumers.push(tokio::spawn(async move {
+            run_consumer(&cfg, &topics, stack, metrics, rx).await
+        }));
+    }
+
+    // Observer: an independent group reading every pipeline topic and the dead-letter topics.
+    let registered: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let observed: Arc<Mutex<Observed>> = Arc::default();
+    let observer_joined = Arc::new(tokio::sync::Notify::new());
+    joined.push(observer_joined.clone());
+    let observer: StreamConsumer<AssignSignal> = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", format!("hule-demo-observer-{run_id}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", FETCH_WAIT_MS)
+        .create_with_context(AssignSignal(observer_joined))
+        .map_err(|e| DemoError::Kafka(e.to_string()))?;
+    let mut watched: Vec<String> = PIPELINE_EVENTS
+        .iter()
+        .map(|e| e.topic().to_owned())
+        .collect();
+    watched.extend(
+        subscribers
+            .keys()
+            .map(|t| hule_contracts::naming::dlq_topic(t)),
+    );
+    let watched_refs: Vec<&str> = watched.iter().map(String::as_str).collect();
+    observer
+        .subscribe(&watched_refs)
+        .map_err(|e| DemoError::Kafka(e.to_string()))?;
+    let observer_task = {
+        let (registered, observed, shared, mut stop) = (
+            registered.clone(),
+            observed.clone(),
+            shared.clone(),
+            stop_rx.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    m = observer.recv() => if let Ok(m) = m { observe(&m, &registered, &observed, &shared.progress.ready) },
+                }
+            }
+        })
+    };
+
+    // Wait until every group has its partitions, so that latency measures the pipeline, not the group joins.
+    for j in &joined {
+        if tokio::time::timeout(Duration::from_secs(30), j.notified())
+            .await
+            .is_err()
+        {
+            return Err(DemoError::Kafka(
+                "consumer groups did not get their partitions within 30 s".into(),
+            ));
+        }
+    }
+    let joined_after = started.elapsed();
+
+    // Register the batches.
+    let mut essays_by_batch = BTreeMap::new();
+    for b in 0..config.batches {
+        let batch_id = format!("batch-{b:04}");
+        let essays = essays::generate_batch(config.seed, b, config.essays);
+        lock(&registered).insert(batch_id.clone(), Instant::now());
+        services::register_batch(&bos_w, &shared, &batch_id, &essays)
+            .await
+            .map_err(|e| DemoError::Outbox(e.to_string()))?;
+        essays_by_batch.insert(batch_id, essays);
+    }
+    let poison = (config.poison_rate * (config.batches * config.essays) as f64).round() as u64;
+    inject_poison(&brokers, poison).await?;
+
+    // Faults.
+    let mut faults = Vec::new();
+    let mut broker_back_at = None;
+    if config.broker_faults {
+        let Some(cluster) = embedded else {
+            return Err(DemoError::Config(
+                "--broker-faults needs the embedded cluster (no --brokers)".into(),
+            ));
+        };
+        let errors = [
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+        ];
+        let list: Vec<RDKafkaRespErr> = errors.iter().cycle().take(12).copied().collect();
+        cluster.request_errors(RDKafkaApiKey::Produce, &list);
+        faults.push(format!(
+            "{} produce errors (not leader, timed out, not enough replicas)",
+            list.len()
+        ));
+        cluster
+            .broker_down(2)
+            .map_err(|e| DemoError::Kafka(e.to_string()))?;
+        faults.push("broker 2 down for 2 s, then up".into());
+        broker_back_at = Some(Instant::now() + Duration::from_secs(2));
+    }
+
+    // Wait for completion, drawing progress.
+    let total_batches = config.batches as u64;
+    let total_essays = (config.batches * config.essays) as u64;
+    let tty = std::io::stderr().is_terminal();
+    let mut last_draw = Instant::now() - Duration::from_secs(5);
+    // Redraw in place on a terminal; otherwise a line every 2 s, for logs.
+    let every = if tty {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(2)
+    };
+    let expected_suppressed = |dup: &HashMap<String, u64>| {
+        dup.iter()
+            .map(|(t, n)| n * subscribers.get(t).copied().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let suppressed = || {
+        all_metrics
+            .iter()
+            .map(|m| m.duplicates("memory"))
+            .sum::<f64>() as u64
+    };
+    let mut timed_out = false;
+    loop {
+        if let Some(at) = broker_back_at {
+            if Instant::now() >= at {
+                if let Some(c) = embedded {
+                    c.broker_up(2)
+                        .map_err(|e| DemoError::Kafka(e.to_string()))?;
+                }
+                broker_back_at = None;
+            }
+        }
+        let p = &shared.progress;
+        let ready = p.ready.load(Ordering::SeqCst);
+        let dlq_total: u64 = lock(&observed).dlq.values().sum();
+        let done = ready >= total_batches
+            && dlq_total >= poison
+            && broker_back_at.is_none()
+            && suppressed() >= expected_suppressed(&lock(&duplicated));
+        if config.progress && (done || last_draw.elapsed() >= every) {
+            let line = format!(
+                "[{:>5.1}s] registered {}  spellchecked {}  assessed {}  results ready {}  dlq {}",
+                started.elapsed().as_secs_f64(),
+                bar(p.registered.load(Ordering::SeqCst), total_batches),
+                bar(p.spellchecked.load(Ordering::SeqCst), total_essays),
+                bar(p.assessed.load(Ordering::SeqCst), total_batches),
+                bar(ready, total_batches),
+                bar(dlq_total, poison),
+            );
+            if tty {
+                eprint!("\r{line}");
+            } else {
+                eprintln!("{line}");
+            }
+            last_draw = Instant::now();
+        }
+        if done {
+            break;
+        }
+        if started.elapsed() > config.timeout {
+            timed_out = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    if config.progress && tty {
+        eprintln!();
+    }
+
+    // Stop everything.
+    tracing::info!("stopping consumers");
+    let _ = stop_tx.send(true);
+    for c in consumers {
+        if let Ok(Err(e)) = c.await {
+            tracing::warn!(error = %e, "consumer ended with an error");
+        }
+    }
+    tracing::info!("stopping relays");
+    relay_stop.store(true, Ordering::SeqCst);
+    let mut relay_events = 0;
+    for r in relays {
+        match r.await {
+            Ok((_, Ok(stats))) => relay_events += stats.published,
+            Ok((name, Err(e))) => {
+                tracing::warn!(service = name, error = %e, "relay ended with an error")
+            }
+            Err(e) => tracing::warn!(error = %e, "relay task failed"),
+        }
+    }
+    tracing::info!("stopping the observer");
+    let _ = observer_task.await;
+    tracing::info!("stopped");
+    match &config.database_url {
+        None => {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Some(url) => {
+            if let Err(e) = outbox::drop_schemas(url, &schemas).await {
+                tracing::warn!(error = %e, "the demo's schemas were not dropped");
+            }
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+
+    // Report.
+    let ras = lock(&ras_state);
+    let observed = lock(&observed);
+    let duplicates_injected: u64 = lock(&duplicated).values().sum();
+    let duplicates_expected = expected_suppressed(&lock(&duplicated));
+    let duplicates_suppressed = suppressed();
+    let essays_with_results = ras.applied.len() as u64;
+    let multiples = ras.applied.values().filter(|n| **n > 1).count() as u64;
+    let mut taus = Vec::new();
+    for (batch, essays) in &essays_by_batch {
+        if let Some(results) = ras.results.get(batch) {
+            let by_id: HashMap<&str, f64> = results
+                .iter()
+                .map(|r| (r.essay_id.as_str(), r.bt_score))
+                .collect();
+            let (q, s): (Vec<f64>, Vec<f64>) = essays
+                .iter()
+                .filter_map(|e| by_id.get(e.id.as_str()).map(|s| (e.quality, *s)))
+                .unzip();
+            if let Some(t) = cj::kendall_tau(&q, &s) {
+                taus.push(t);
+            }
+        }
+    }
+    let (ranking_batch, ranking) = essays_by_batch
+        .iter()
+        .next()
+        .map(|(batch, essays)| {
+            let mut rows: Vec<RankRow> = ras
+                .results
+                .get(batch)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| {
+                    let q = essays
+                        .iter()
+                        .find(|e| e.id == r.essay_id)
+                        .map(|e| e.quality)
+                        .unwrap_or(f64::NAN);
+                    RankRow {
+                        result: r,
+                        hidden_quality: q,
+                    }
+                })
+                .collect();
+            rows.sort_by_key(|r| r.result.rank);
+            (batch.clone(), rows)
+        })
+        .unwrap_or_default();
+    let dlq_total: u64 = observed.dlq.values().sum();
+    let ready = observed.ready_ms.len() as u64;
+    let checks = vec![
+        Check {
+            name: "every batch completed".into(),
+            ok: ready == total_batches,
+            detail: format!("{ready}/{total_batches}"),
+        },
+        Check {
+            name: "every essay has exactly one result".into(),
+            ok: essays_with_results == total_essays && multiples == 0,
+            detail: format!("{essays_with_results}/{total_essays}, {multiples} applied twice"),
+        },
+        Check {
+            name: "every poison record is in the DLQ".into(),
+            ok: dlq_total == poison,
+            detail: format!("{dlq_total} dead letters for {poison} poison records"),
+        },
+        Check {
+            name: "every injected duplicate was suppressed".into(),
+            ok: duplicates_suppressed == duplicates_expected,
+            detail: format!("{duplicates_suppressed} suppressed of {duplicates_expected} expected"),
+        },
+        Check {
+            name: "finished before the timeout".into(),
+            ok: !timed_out,
+            detail: format!("{:.1} s of {} s", wall, config.timeout.as_secs()),
+        },
+    ];
+    let reconciled = checks.iter().all(|c| c.ok);
+    Ok(Report {
+        outbox: if config.database_url.is_some() {
+            "postgres".into()
+        } else {
+            "sqlite".into()
+        },
+        brokers: if config.brokers.is_some() {
+            brokers.clone()
+        } else {
+            format!("embedded mock cluster ({brokers})")
+        },
+        batches_registered: total_batches,
+        batches_completed: ready,
+        essays_registered: total_essays,
+        essays_with_results,
+        essays_with_multiple_results: multiples,
+        events_per_topic: observed
+            .topics
+            .iter()
+            .map(|(t, (n, ids))| {
+                (
+                    t.clone(),
+                    TopicCount {
+                        records: *n,
+                        unique_events: ids.len() as u64,
+                    },
+                )
+            })
+            .collect(),
+        end_to_end_latency: Latency::of(observed.ready_ms.values().copied().collect()),
+        relay_events,
+        relay_events_per_second: relay_events as f64
+            / (wall - joined_after.as_secs_f64()).max(1e-9),
+        startup_seconds: joined_after.as_secs_f64(),
+        duplicates_injected,
+        duplicates_expected,
+        duplicates_suppressed,
+        poison_injected: poison,
+        dlq_by_reason: observed.dlq.clone(),
+        broker_faults: faults,
+        ranking,
+        ranking_batch,
+        kendall_tau_mean: if taus.is_empty() {
+            0.0
+        } else {
+            taus.iter().sum::<f64>() / taus.len() as f64
+        },
+        kendall_tau_min: taus.iter().copied().fold(f64::INFINITY, f64::min).min(1.0),
+        checks,
+        reconciled,
+        wall_seconds: wall,
+    })
+}
