@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo_cmd;
+mod dlq_cmd;
 mod envelope_cmd;
 mod events_cmd;
 mod outbox_cmd;
@@ -34,6 +35,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Move committed outbox rows to Kafka until SIGTERM or Ctrl-C.
     Relay(outbox_cmd::RelayArgs),
+    /// Inspect dead-letter topics and replay their records.
+    #[command(subcommand)]
+    Dlq(dlq_cmd::DlqCommand),
     /// Inspect the outbox and release parked rows.
     #[command(subcommand)]
     Outbox(outbox_cmd::OutboxCommand),
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Relay(args) => outbox_cmd::relay(&args),
         Command::Outbox(cmd) => outbox_cmd::outbox(&cmd),
+        Command::Dlq(cmd) => dlq_cmd::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -252,3 +252,185 @@ fn demo_refuses_bad_settings() {
     assert_eq!(code, 2);
     assert!(err.contains("at least 1"), "{err}");
 }
+
+#[test]
+fn dlq_list_show_and_replay_against_the_mock_cluster() {
+    use hule_consumer::{DeadLetter, Delivery, Failure};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers as _, Message as _};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::ClientConfig;
+
+    let source = "huleedu.batch.essays.registered.v1";
+    let dlq = format!("{source}.dlq.v1");
+    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock");
+    hule_kafka::mock::create_topics(&cluster, [(source.to_owned(), 2), (dlq.clone(), 1)], 1)
+        .expect("topics");
+    let brokers = cluster.bootstrap_servers();
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    let mut ids = Vec::new();
+    for i in 0..6u128 {
+        let id = uuid::Uuid::from_u128(1000 + i);
+        ids.push(id);
+        let (_, value) = {
+            let (code, out, _) = hule(&["envelope", "example", "BATCH_ESSAYS_REGISTERED"], None);
+            assert_eq!(code, 0);
+            let mut v: serde_json::Value = serde_json::from_str(&out).expect("json");
+            v["event_id"] = serde_json::json!(id.to_string());
+            (code, serde_json::to_vec(&v).expect("vec"))
+        };
+        let delivery = Delivery {
+            topic: source.into(),
+            partition: 0,
+            offset: i as i64,
+            key: Some(format!("batch-{i}").into_bytes()),
+            headers: hule_contracts::Headers(vec![("event_id".into(), id.to_string())]),
+            payload: Some(value),
+        };
+        let failure = if i < 4 {
+            Failure::Permanent("refused".into())
+        } else {
+            Failure::Exhausted {
+                attempts: 4,
+                last: "timeout".into(),
+            }
+        };
+        let letter = DeadLetter::build(&delivery, &failure, "svc");
+        let headers = hule_kafka::consumer::owned_headers(&letter.headers);
+        producer
+            .send(
+                BaseRecord::to(&letter.topic)
+                    .key(letter.key.as_deref().expect("key"))
+                    .payload(&letter.value)
+                    .headers(headers),
+            )
+            .expect("send");
+    }
+    producer
+        .flush(std::time::Duration::from_secs(10))
+        .expect("flush");
+
+    let (code, out, err) = hule(&["dlq", "list", "--brokers", &brokers], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("permanent_error") && out.contains("retries_exhausted"),
+        "{out}"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains("permanent_error"))
+        .expect("line");
+    assert!(line.split_whitespace().any(|w| w == "4"), "{line}");
+
+    let target = ids[2].to_string();
+    let (code, out, err) = hule(
+        &[
+            "dlq",
+            "show",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &dlq,
+            "--event-id",
+            &target,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(shown["record"]["event_id"], target.as_str());
+    assert_eq!(shown["key"], "batch-2");
+
+    let (code, out, _) = hule(
+        &[
+            "dlq",
+            "replay",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &dlq,
+            "--reason",
+            "retries_exhausted",
+            "--dry-run",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    assert!(out.contains("2 record(s) would be replayed"), "{out}");
+
+    let (code, out, err) = hule(
+        &[
+            "dlq",
+            "replay",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &dlq,
+            "--reason",
+            "retries_exhausted",
+            "--rate",
+            "100",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replayed 2 record(s)"), "{out}");
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "verify-replay")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[source]).expect("subscribe");
+    let mut got = Vec::new();
+    let start = std::time::Instant::now();
+    while got.len() < 2 && start.elapsed() < std::time::Duration::from_secs(20) {
+        if let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(100)) {
+            let replayed = m.headers().and_then(|h| {
+                h.iter()
+                    .find(|h| h.key == "X-Replayed-From")
+                    .and_then(|h| h.value.map(|v| String::from_utf8_lossy(v).into_owned()))
+            });
+            let v: serde_json::Value =
+                serde_json::from_slice(m.payload().expect("value")).expect("envelope");
+            got.push((
+                String::from_utf8_lossy(m.key().expect("key")).into_owned(),
+                v["event_id"].as_str().expect("id").to_owned(),
+                replayed,
+            ));
+        }
+    }
+    got.sort();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, "batch-4");
+    assert_eq!(got[0].1, ids[4].to_string());
+    assert!(
+        got[0]
+            .2
+            .as_deref()
+            .is_some_and(|r| r.starts_with(&format!("{dlq}:0:"))),
+        "{:?}",
+        got[0]
+    );
+
+    let (code, _, err) = hule(
+        &[
+            "dlq",
+            "replay",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &dlq,
+            "--since",
+            "yesterday",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--since"), "{err}");
+}

@@ -224,3 +224,95 @@ impl DeadLetterSink for MemorySink {
         .boxed()
     }
 }
+
+/// Which dead letters a tool acts on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DlqFilter {
+    /// Only this `error_type`.
+    pub reason: Option<String>,
+    /// Only this event id.
+    pub event_id: Option<String>,
+    /// Only records that failed at or after this time.
+    pub since: Option<Timestamp>,
+}
+
+impl DlqFilter {
+    /// Whether `record` passes.
+    pub fn matches(&self, record: &DeadLetterRecord) -> bool {
+        self.reason
+            .as_deref()
+            .is_none_or(|r| r == record.error_type)
+            && self
+                .event_id
+                .as_deref()
+                .is_none_or(|id| record.event_id.as_deref() == Some(id))
+            && self.since.is_none_or(|t| record.failed_at >= t)
+    }
+}
+
+/// Why a dead letter cannot be replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot replay: {0}")]
+pub struct ReplayError(pub String);
+
+/// A record to republish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    /// The original topic.
+    pub topic: String,
+    /// The original key.
+    pub key: Option<Vec<u8>>,
+    /// The original headers, with the replay marker.
+    pub headers: Headers,
+    /// The original value.
+    pub value: Vec<u8>,
+}
+
+/// The record to republish for a dead letter read at `dlq_topic[partition]@offset`: the original value (the JSON
+/// envelope, or the decoded base64 bytes), the original key, the original headers without the DLQ ones, with
+/// `X-Retry-Count` reset and `X-Replayed-From` naming where it came from.
+pub fn replay_record(
+    record: &DeadLetterRecord,
+    dlq_headers: &Headers,
+    dlq_topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<Replay, ReplayError> {
+    let value = match record.original_event_encoding.as_str() {
+        "json" => {
+            serde_json::to_vec(&record.original_event).map_err(|e| ReplayError(e.to_string()))?
+        }
+        "base64" => {
+            let text = record
+                .original_event
+                .as_str()
+                .ok_or_else(|| ReplayError("base64 original_event is not a string".into()))?;
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| ReplayError(format!("original_event is not valid base64: {e}")))?
+        }
+        other => {
+            return Err(ReplayError(format!(
+                "unknown original_event_encoding `{other}`"
+            )))
+        }
+    };
+    let mut headers = Headers(
+        dlq_headers
+            .iter()
+            .filter(|(k, _)| *k != DLQ_REASON_HEADER && *k != "X-Original-Topic")
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+    );
+    headers.set(names::RETRY_COUNT, "0");
+    headers.set(
+        names::REPLAYED_FROM,
+        format!("{dlq_topic}:{partition}:{offset}"),
+    );
+    Ok(Replay {
+        topic: record.original_topic.clone(),
+        key: record.original_key.as_ref().map(|k| k.as_bytes().to_vec()),
+        headers,
+        value,
+    })
+}

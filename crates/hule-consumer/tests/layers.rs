@@ -524,3 +524,68 @@ async fn postgres_inbox_commits_effect_and_record_together() {
         .await
         .expect("drop");
 }
+
+#[test]
+fn dead_letters_replay_to_their_topic_with_key_headers_and_a_marker() {
+    let mut d = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(21));
+    let letter = DeadLetter::build(&d, &Failure::Permanent("rule".into()), "svc");
+    let rec: DeadLetterRecord = serde_json::from_slice(&letter.value).expect("json");
+    let hule_consumer::dlq::Replay {
+        topic,
+        key,
+        headers,
+        value,
+    } = hule_consumer::dlq::replay_record(&rec, &letter.headers, &letter.topic, 0, 7)
+        .expect("replay");
+    assert_eq!(topic, d.topic);
+    assert_eq!(key, d.key);
+    assert_eq!(
+        headers.get(names::REPLAYED_FROM),
+        Some("huleedu.batch.essays.registered.v1.dlq.v1:0:7")
+    );
+    assert_eq!(headers.get(names::RETRY_COUNT), Some("0"));
+    assert_eq!(headers.get(hule_consumer::dlq::DLQ_REASON_HEADER), None);
+    assert_eq!(headers.get(names::EVENT_ID), d.headers.get(names::EVENT_ID));
+    let original: serde_json::Value =
+        serde_json::from_slice(d.payload.as_deref().expect("p")).expect("json");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&value).expect("json"),
+        original
+    );
+
+    // Raw bytes come back byte for byte.
+    d.payload = Some(vec![0xff, 1, 2]);
+    let letter = DeadLetter::build(
+        &d,
+        &Failure::Invalid(hule_contracts::DecodeError::new(
+            hule_contracts::DecodePhase::Envelope,
+            ".",
+            "x",
+        )),
+        "svc",
+    );
+    let rec: DeadLetterRecord = serde_json::from_slice(&letter.value).expect("json");
+    let value = hule_consumer::dlq::replay_record(&rec, &letter.headers, &letter.topic, 0, 8)
+        .expect("replay")
+        .value;
+    assert_eq!(value, vec![0xff, 1, 2]);
+
+    // Filters.
+    let f = hule_consumer::dlq::DlqFilter {
+        reason: Some("invalid_envelope".into()),
+        ..Default::default()
+    };
+    assert!(f.matches(&rec));
+    let f = hule_consumer::dlq::DlqFilter {
+        reason: Some("permanent_error".into()),
+        ..Default::default()
+    };
+    assert!(!f.matches(&rec));
+    let f = hule_consumer::dlq::DlqFilter {
+        since: Some(Timestamp::from_datetime(
+            chrono::Utc::now() + chrono::Duration::hours(1),
+        )),
+        ..Default::default()
+    };
+    assert!(!f.matches(&rec));
+}

@@ -15,6 +15,7 @@ let publisher = hule_kafka::KafkaPublisher::new(&hule_kafka::ProducerConfig::new
 #![warn(missing_docs)]
 
 pub mod consumer;
+pub mod dlq;
 pub mod mock;
 
 use std::time::Duration;
