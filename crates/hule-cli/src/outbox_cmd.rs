@@ -45,9 +45,12 @@ pub struct RelayArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
     brokers: String,
-    /// The service whose outbox this is (for logs).
+    /// The service whose outbox this is (the `service` label of the metrics, and logs).
     #[arg(long, default_value = "hule-relay")]
     service: String,
+    /// Serve Prometheus metrics on this address (for example 0.0.0.0:9464) at /metrics.
+    #[arg(long)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Rows claimed per batch.
     #[arg(long, default_value_t = 500)]
     batch_size: usize,
@@ -103,10 +106,21 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
             },
             None => Completion::Delete,
         },
+        metrics: Some(hule_outbox::metrics::OutboxMetrics::new(
+            hule_metrics::Registry::global(),
+            &args.service,
+        )),
         ..RelayConfig::default()
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
+        if let Some(addr) = args.metrics_addr {
+            let (bound, _task) =
+                hule_metrics::serve(hule_metrics::Registry::global().clone(), addr)
+                    .await
+                    .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            eprintln!("relay: metrics on http://{bound}/metrics");
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         tokio::spawn(async move {

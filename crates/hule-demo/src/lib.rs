@@ -416,6 +416,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     }
 
     // Relays.
+    let registry = hule_metrics::Registry::new();
     let relay_stop = Arc::new(AtomicBool::new(false));
     let duplicated: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let mut relays = Vec::new();
@@ -429,6 +430,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         };
         let relay_config = RelayConfig {
             poll_interval: Duration::from_millis(200),
+            metrics: Some(hule_outbox::metrics::OutboxMetrics::new(&registry, s.name)),
             ..RelayConfig::default()
         };
         let stop = relay_stop.clone();
@@ -439,7 +441,6 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     }
 
     // Consumers.
-    let registry = hule_metrics::Registry::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut consumers = Vec::new();
     let mut all_metrics = Vec::new();

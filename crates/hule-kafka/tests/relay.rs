@@ -314,6 +314,24 @@ async fn sqlite_refused_row_is_parked_without_delaying_other_keys() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Asserts that each key's counters arrive in increasing order.
+/// Returns the number of keys.
+fn assert_key_order(got: &[Read]) -> usize {
+    let mut last: HashMap<&str, i64> = HashMap::new();
+    for r in got {
+        if let Some(prev) = last.insert(&r.key, r.counter) {
+            assert!(
+                r.counter > prev,
+                "key {} out of order: {} after {}",
+                r.key,
+                r.counter,
+                prev
+            );
+        }
+    }
+    last.len()
+}
+
 fn pg_url(schema: &str) -> String {
     format!("host=127.0.0.1 port=5432 user=postgres dbname=test options='-c search_path={schema}'")
 }
@@ -400,20 +418,11 @@ async fn pg_ten_thousand_events_over_200_keys_by_8_writers_arrive_complete_and_i
         Duration::from_millis(800),
     );
     assert_eq!(got.len(), committed, "every committed event, once");
-    let mut last: HashMap<&str, i64> = HashMap::new();
+    let keys = assert_key_order(&got);
     for r in &got {
-        if let Some(prev) = last.insert(&r.key, r.counter) {
-            assert!(
-                r.counter > prev,
-                "key {} out of order: {} after {}",
-                r.key,
-                r.counter,
-                prev
-            );
-        }
         assert_ne!(r.counter % 97, 13, "a rolled-back event was published");
     }
-    assert_eq!(last.len(), 200);
+    assert_eq!(keys, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -475,4 +484,113 @@ async fn pg_table_from_the_original_template_is_upgraded_and_drained() {
     for r in &got {
         assert_eq!(r.headers["event_id"], r.event_id.to_string());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = cluster();
+    let brokers = cluster.bootstrap_servers();
+    let schema = fresh_schema().await;
+    let url = pg_url(&schema);
+    // 4,000 events over 100 keys, committed before the relays start.
+    {
+        let (mut client, _) = hule_outbox::pg::connect(&url).await.expect("writer");
+        hule_outbox::pg::migrate(&client).await.expect("migrate");
+        for chunk in 0..40i64 {
+            let tx = client.transaction().await.expect("tx");
+            let mut rows = Vec::new();
+            for i in 0..100i64 {
+                let n = chunk * 100 + i;
+                rows.extend(
+                    prepare(
+                        &envelope(&format!("batch-{}", n % 100), n, "x"),
+                        &EnqueueOptions::default(),
+                    )
+                    .expect("prep"),
+                );
+            }
+            hule_outbox::pg::enqueue(&tx, &rows).await.expect("enq");
+            tx.commit().await.expect("commit");
+        }
+    }
+    let total = 4000usize;
+    // Faults: produce errors the producer must retry, and broker 2 down while the drain starts.
+    let errors: Vec<RDKafkaRespErr> = [
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+        RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+    ]
+    .iter()
+    .cycle()
+    .take(30)
+    .copied()
+    .collect();
+    cluster.request_errors(RDKafkaApiKey::Produce, &errors);
+    cluster.broker_down(2).expect("down");
+
+    let registry = hule_metrics::Registry::new();
+    let metrics = hule_outbox::metrics::OutboxMetrics::new(&registry, "test-svc");
+    let stop_a = Arc::new(AtomicBool::new(false));
+    let stop_b = Arc::new(AtomicBool::new(false));
+    let mut relays = Vec::new();
+    for stop in [stop_a.clone(), stop_b.clone()] {
+        let (url, brokers, metrics) = (url.clone(), brokers.clone(), metrics.clone());
+        relays.push(tokio::spawn(async move {
+            let outbox = PgOutbox::connect(&url).await.expect("outbox");
+            let publisher = KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer");
+            // Both instances run; the advisory lock lets one drain while the other stands by.
+            tokio::select! {
+                r = outbox.acquire_leadership(Duration::from_millis(20)) => r.expect("leader"),
+                _ = async { while !stop.load(std::sync::atomic::Ordering::SeqCst) { tokio::time::sleep(Duration::from_millis(20)).await } } => {
+                    return RelayStats::default();
+                }
+            }
+            let config = RelayConfig { poll_interval: Duration::from_millis(20), batch_size: 200, metrics: Some(metrics), ..RelayConfig::default() };
+            run_relay(&outbox, &publisher, &config, stop).await.expect("relay")
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.broker_up(2).expect("up");
+    // Stop whichever instance leads after some progress; the other takes over the rest.
+    let check = PgOutbox::connect(&url).await.expect("check");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while check.depth().await.expect("depth") > 2500 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop_a.store(true, std::sync::atomic::Ordering::SeqCst);
+    let first = relays.remove(0).await.expect("join");
+    while check.depth().await.expect("depth") > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_b.store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = relays.remove(0).await.expect("join");
+    assert_eq!(
+        (first.published + second.published) as usize,
+        total,
+        "{first:?} {second:?}"
+    );
+
+    let got = read_all(
+        &brokers,
+        &[Event::SpellcheckPhaseCompleted.topic()],
+        total,
+        Duration::from_millis(800),
+    );
+    let ids: std::collections::HashSet<Uuid> = got.iter().map(|r| r.event_id).collect();
+    assert_eq!(ids.len(), total, "every event arrived");
+    assert_eq!(got.len(), total, "no event arrived twice");
+    assert_eq!(assert_key_order(&got), 100);
+    // The metrics saw the same.
+    assert_eq!(
+        metrics.published_count(Event::SpellcheckPhaseCompleted.topic()),
+        total as f64
+    );
+    let text = registry.render();
+    assert!(
+        text.contains("outbox_commit_to_publish_seconds_count{service=\"test-svc\"} 4000"),
+        "{text}"
+    );
+    assert!(metrics.batches() >= 20);
+    assert_eq!(metrics.depth(), 0.0, "{text}");
 }

@@ -26,6 +26,7 @@ outbox.notify();
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod metrics;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod pg;

@@ -1,6 +1,6 @@
 //! The PostgreSQL backend. Writers enqueue inside their own `tokio_postgres::Transaction` (which also sends
 //! `NOTIFY hule_outbox`, delivered on commit); the relay LISTENs and polls only as a fallback. One relay at a time
-//! holds the advisory lock `hule_outbox_relay`; other instances wait as hot standbys, so per-key order holds
+//! holds an advisory lock keyed by the outbox's schema; other instances wait as hot standbys, so per-key order holds
 //! however many are started.
 
 use std::sync::Arc;
@@ -17,7 +17,9 @@ use crate::store::{Completion, FailurePolicy, OutboxStore, RetryTarget};
 
 /// The LISTEN/NOTIFY channel.
 pub const CHANNEL: &str = "hule_outbox";
-const LEADER_LOCK: i64 = 0x6875_6c65_5f72_6c79; // "hule_rly"
+/// First key of the leadership lock ("hule"); the second is a hash of the outbox's schema, so the outboxes of
+/// several services in one database each have their own relay.
+const LEADER_LOCK: i32 = 0x6875_6c65;
 
 /// Creates the original's `event_outbox` table when absent, then adds what the relay needs. Idempotent, and
 /// safe to run concurrently. Rows already in a table made by the original are numbered in `created_at` order.
@@ -56,6 +58,9 @@ ALTER TABLE event_outbox ADD COLUMN IF NOT EXISTS parked_at timestamptz;
 CREATE UNIQUE INDEX IF NOT EXISTS hule_outbox_seq ON event_outbox (seq);
 CREATE INDEX IF NOT EXISTS hule_outbox_pending ON event_outbox (seq) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS hule_outbox_key_pending ON event_outbox (event_key, seq) WHERE published_at IS NULL;
+-- Only rows that failed can hold back later rows of their key; this small index makes that check cheap.
+CREATE INDEX IF NOT EXISTS hule_outbox_key_failed ON event_outbox (event_key, seq) WHERE published_at IS NULL AND retry_count > 0;
+ANALYZE event_outbox;
 ";
 
 /// Connects to `url`, failing with a message that says which server and how to fix it.
@@ -162,7 +167,10 @@ impl PgOutbox {
                 .client
                 .lock()
                 .await
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK])
+                .query_one(
+                    "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                    &[&LEADER_LOCK],
+                )
                 .await
                 .map_err(|e| StoreError::db("leader lock", e))?
                 .get(0);
@@ -184,7 +192,7 @@ impl OutboxStore for PgOutbox {
                  FROM event_outbox o
                  WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
                  AND NOT EXISTS (SELECT 1 FROM event_outbox b WHERE b.event_key = o.event_key AND b.seq < o.seq
-                     AND b.published_at IS NULL AND (b.parked_at IS NOT NULL OR b.next_attempt_at > now()))
+                     AND b.published_at IS NULL AND b.retry_count > 0 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > now()))
                  ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
                 &[&(limit as i64)],
             )

@@ -28,6 +28,8 @@ pub struct EnqueueOptions {
     pub key_override: Option<String>,
     /// The aggregate type stored in the original's `aggregate_type` column (defaults to the key concept).
     pub aggregate_type: Option<String>,
+    /// Counts `outbox_events_added_total` and `partition_key_resolution_seconds` (none: not counted).
+    pub metrics: Option<crate::metrics::OutboxMetrics>,
 }
 
 /// One row ready to insert.
@@ -63,6 +65,7 @@ pub fn prepare<P: Payload>(
 ) -> Result<Vec<NewRow>, StoreError> {
     let event = P::EVENT;
     let def = event.def();
+    let key_started = std::time::Instant::now();
     let key = match &opts.key_override {
         Some(k) if !k.is_empty() => k.clone(),
         Some(_) => {
@@ -78,6 +81,7 @@ pub fn prepare<P: Payload>(
             }
         })?,
     };
+    let key_seconds = key_started.elapsed().as_secs_f64();
     let data = envelope.to_json().map_err(|e| StoreError::Prepare {
         event: def.name,
         reason: e.to_string(),
@@ -100,6 +104,9 @@ pub fn prepare<P: Payload>(
         .aggregate_type
         .clone()
         .unwrap_or_else(|| def.key.concept.as_str().to_owned());
+    if let Some(m) = &opts.metrics {
+        m.added(topics.len(), key_seconds);
+    }
     Ok(topics
         .iter()
         .map(|topic| NewRow {

@@ -29,6 +29,8 @@ pub struct RelayConfig {
     pub completion: Completion,
     /// Attempts and backoff.
     pub failure: FailurePolicy,
+    /// Where to count (none: not counted).
+    pub metrics: Option<crate::metrics::OutboxMetrics>,
 }
 
 impl Default for RelayConfig {
@@ -38,6 +40,7 @@ impl Default for RelayConfig {
             poll_interval: poll_interval_for(std::env::var("ENVIRONMENT").ok().as_deref()),
             completion: Completion::Delete,
             failure: FailurePolicy::default(),
+            metrics: None,
         }
     }
 }
@@ -71,8 +74,21 @@ pub async fn run_relay<S: OutboxStore, P: Publish>(
 ) -> Result<RelayStats> {
     let mut stats = RelayStats::default();
     let mut last_cleanup = Instant::now();
+    let mut last_status: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
         let moved = relay_once(store, publisher, config, &mut stats).await?;
+        if let Some(m) = &config.metrics {
+            // The gauges count rows (a real COUNT): once a second while draining, every 200 ms when idle.
+            let every = if moved == 0 {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(1)
+            };
+            if last_status.is_none_or(|t| t.elapsed() >= every) {
+                m.status(&store.status().await?);
+                last_status = Some(Instant::now());
+            }
+        }
         if let Completion::Mark { retention } = config.completion {
             if last_cleanup.elapsed() > Duration::from_secs(10) {
                 store.cleanup(retention, 1000).await?;
@@ -93,6 +109,7 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
     config: &RelayConfig,
     stats: &mut RelayStats,
 ) -> Result<usize> {
+    let started = Instant::now();
     let batch = store.claim(config.batch_size).await?;
     if batch.is_empty() {
         return Ok(0);
@@ -101,9 +118,15 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
     let outcomes = publisher.publish_batch(&batch).await;
     let mut delivered = Vec::with_capacity(batch.len());
     let mut failures = Vec::new();
+    let acked_at = chrono::Utc::now().timestamp_micros();
     for (row, outcome) in batch.iter().zip(outcomes) {
         match outcome {
-            Ok(()) => delivered.push(row.seq),
+            Ok(()) => {
+                delivered.push(row.seq);
+                if let Some(m) = &config.metrics {
+                    m.published(&row.topic, (acked_at - row.created_at_micros) as f64 / 1e6);
+                }
+            }
             Err(e) => {
                 tracing::warn!(seq = row.seq, topic = %row.topic, attempts = row.attempts + 1, error = %e, "publish failed");
                 failures.push((row.seq, row.attempts + 1, e));
@@ -115,8 +138,14 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
     if !delivered.is_empty() {
         store.delivered(delivered, config.completion).await?;
     }
+    if let Some(m) = &config.metrics {
+        m.failed(failures.len());
+    }
     if !failures.is_empty() {
         store.failed(failures, config.failure).await?;
+    }
+    if let Some(m) = &config.metrics {
+        m.batch(started.elapsed().as_secs_f64());
     }
     Ok(batch.len())
 }

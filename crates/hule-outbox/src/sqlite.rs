@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS event_outbox (
     parked_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS hule_outbox_key_pending ON event_outbox (event_key, seq) WHERE published_at IS NULL;
+-- Only rows that failed can hold back later rows of their key; this small index makes that check cheap.
+CREATE INDEX IF NOT EXISTS hule_outbox_key_failed ON event_outbox (event_key, seq) WHERE published_at IS NULL AND retry_count > 0;
 CREATE INDEX IF NOT EXISTS hule_outbox_pending ON event_outbox (seq) WHERE published_at IS NULL;
 ";
 
@@ -144,7 +146,7 @@ impl OutboxStore for SqliteOutbox {
                 "SELECT seq, topic, event_key, event_data, headers, retry_count, created_at FROM event_outbox o
                  WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= ?1
                  AND NOT EXISTS (SELECT 1 FROM event_outbox b WHERE b.event_key = o.event_key AND b.seq < o.seq
-                     AND b.published_at IS NULL AND (b.parked_at IS NOT NULL OR b.next_attempt_at > ?1))
+                     AND b.published_at IS NULL AND b.retry_count > 0 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > ?1))
                  ORDER BY seq LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![now, limit as i64], |r| {

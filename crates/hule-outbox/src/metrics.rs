@@ -1,0 +1,118 @@
+//! The outbox's Prometheus metrics (issue 3's names), each labelled with the service.
+
+use hule_metrics::{Counter, Gauge, Histogram, Registry, LATENCY_BUCKETS};
+
+use crate::model::Status;
+
+/// Buckets for key resolution (microseconds to a millisecond).
+const FAST_BUCKETS: &[f64] = &[
+    0.000_001, 0.000_005, 0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001,
+];
+
+/// Metric handles with the service filled in.
+#[derive(Debug, Clone)]
+pub struct OutboxMetrics {
+    service: String,
+    added: Counter,
+    published: Counter,
+    failed: Counter,
+    parked: Gauge,
+    key_resolution: Histogram,
+    depth: Gauge,
+    oldest: Gauge,
+    batch_seconds: Histogram,
+    commit_to_publish: Histogram,
+}
+
+impl OutboxMetrics {
+    /// Registers the outbox families on `registry` for `service`.
+    pub fn new(registry: &Registry, service: &str) -> Self {
+        let s = &["service"];
+        OutboxMetrics {
+            service: service.to_owned(),
+            added: registry.counter(
+                "outbox_events_added_total",
+                "Rows prepared for the outbox (counted before the caller commits).",
+                s,
+            ),
+            published: registry.counter(
+                "outbox_events_published_total",
+                "Events the broker acknowledged.",
+                &["service", "topic"],
+            ),
+            failed: registry.counter("outbox_events_failed_total", "Failed publish attempts.", s),
+            parked: registry.gauge(
+                "outbox_events_parked",
+                "Rows parked after their last attempt.",
+                s,
+            ),
+            key_resolution: registry.histogram(
+                "partition_key_resolution_seconds",
+                "Time to resolve an event's partition key from its contract.",
+                s,
+                FAST_BUCKETS,
+            ),
+            depth: registry.gauge("outbox_queue_depth", "Rows not yet published (counted).", s),
+            oldest: registry.gauge(
+                "outbox_oldest_pending_age_seconds",
+                "Age of the oldest pending row.",
+                s,
+            ),
+            batch_seconds: registry.histogram(
+                "outbox_relay_batch_seconds",
+                "Claim, publish and complete of one batch.",
+                s,
+                LATENCY_BUCKETS,
+            ),
+            commit_to_publish: registry.histogram(
+                "outbox_commit_to_publish_seconds",
+                "From a row's insert to the broker's acknowledgement.",
+                s,
+                LATENCY_BUCKETS,
+            ),
+        }
+    }
+
+    /// Counts events added and the time their keys took.
+    pub fn added(&self, events: usize, key_seconds: f64) {
+        self.added.add(&[&self.service], events as f64);
+        self.key_resolution.observe(&[&self.service], key_seconds);
+    }
+    /// Counts one acknowledged record.
+    pub fn published(&self, topic: &str, commit_to_publish_seconds: f64) {
+        self.published.inc(&[&self.service, topic]);
+        self.commit_to_publish
+            .observe(&[&self.service], commit_to_publish_seconds.max(0.0));
+    }
+    /// Published events of `topic` so far.
+    pub fn published_count(&self, topic: &str) -> f64 {
+        self.published.get(&[&self.service, topic])
+    }
+    /// Counts failed attempts.
+    pub fn failed(&self, n: usize) {
+        self.failed.add(&[&self.service], n as f64);
+    }
+    /// Observes one batch.
+    pub fn batch(&self, seconds: f64) {
+        self.batch_seconds.observe(&[&self.service], seconds);
+    }
+    /// Batches observed.
+    pub fn batches(&self) -> u64 {
+        self.batch_seconds.count(&[&self.service])
+    }
+    /// Sets the gauges from a status reading.
+    pub fn status(&self, status: &Status) {
+        let pending: i64 = status.pending.iter().map(|(_, n)| n).sum();
+        let parked: i64 = status.parked.iter().map(|(_, n)| n).sum();
+        self.depth.set(&[&self.service], (pending + parked) as f64);
+        self.parked.set(&[&self.service], parked as f64);
+        self.oldest.set(
+            &[&self.service],
+            status.oldest_pending_age_seconds.unwrap_or(0.0),
+        );
+    }
+    /// The queue-depth gauge's value.
+    pub fn depth(&self) -> f64 {
+        self.depth.get(&[&self.service])
+    }
+}
