@@ -18,6 +18,16 @@ pub struct BenchArgs {
     /// Also write the results as JSON to this path.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// PostgreSQL for the outbox, relay and inbox scenarios (each in a schema of its own, dropped afterwards).
+    #[arg(
+        long,
+        env = "HULE_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    database_url: String,
+    /// Only the envelope scenarios (no PostgreSQL, Redis or Kafka).
+    #[arg(long)]
+    envelope_only: bool,
 }
 
 /// One scenario's result.
@@ -40,11 +50,20 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     } else {
         Duration::from_secs(4)
     };
+    let started = Instant::now();
     let mut results = Vec::new();
     results.extend(envelope_scenarios(budget)?);
+    if !args.envelope_only {
+        results.extend(crate::bench_io::run_all(args.quick, &args.database_url)?);
+    }
     print_table(&results);
+    eprintln!(
+        "bench: {} scenarios in {:.1} s",
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
     if let Some(path) = &args.json {
-        let doc = serde_json::json!({ "quick": args.quick, "scenarios": results });
+        let doc = serde_json::json!({ "quick": args.quick, "seconds": started.elapsed().as_secs_f64(), "scenarios": results });
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_io;
 mod demo_cmd;
 mod dlq_cmd;
 mod envelope_cmd;

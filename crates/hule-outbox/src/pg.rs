@@ -148,12 +148,19 @@ pub struct PgOutbox {
 impl PgOutbox {
     /// Connects, migrates, and LISTENs.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, true).await
+    }
+
+    /// Connects and migrates; with `listen` false the relay only polls (the benchmark's baseline).
+    pub async fn connect_with(url: &str, listen: bool) -> Result<Self> {
         let (client, wake) = connect(url).await?;
         migrate(&client).await?;
-        client
-            .batch_execute(&format!("LISTEN {CHANNEL}"))
-            .await
-            .map_err(|e| StoreError::db("listen", e))?;
+        if listen {
+            client
+                .batch_execute(&format!("LISTEN {CHANNEL}"))
+                .await
+                .map_err(|e| StoreError::db("listen", e))?;
+        }
         Ok(PgOutbox {
             client: Mutex::new(client),
             wake,
