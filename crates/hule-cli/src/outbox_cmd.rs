@@ -61,7 +61,7 @@ pub struct RelayArgs {
     #[arg(long, default_value = "lz4")]
     compression: String,
     /// Producer linger in milliseconds.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 1)]
     linger_ms: u32,
 }
 

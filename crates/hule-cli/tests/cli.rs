@@ -289,6 +289,7 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
             offset: i as i64,
             key: Some(format!("batch-{i}").into_bytes()),
             headers: hule_contracts::Headers(vec![("event_id".into(), id.to_string())]),
+            invalid_headers: Vec::new(),
             payload: Some(value),
         };
         let failure = if i < 4 {

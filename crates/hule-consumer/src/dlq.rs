@@ -45,8 +45,8 @@ pub struct DeadLetterRecord {
     pub event_id: Option<String>,
     /// The error.
     pub error_message: String,
-    /// The reason class: `invalid_envelope`, `unknown_event`, `invalid_payload`, `permanent_error`,
-    /// `retries_exhausted`.
+    /// The reason class: `invalid_envelope`, `unknown_event`, `invalid_payload`, `oversize`, `invalid_headers`,
+    /// `key_mismatch`, `permanent_error`, `retries_exhausted`.
     pub error_type: String,
     /// Retries made before giving up.
     pub retry_count: u32,
@@ -83,6 +83,7 @@ impl DeadLetter {
                 },
                 0,
             ),
+            Failure::Rejected { reason, .. } => (*reason, 0),
             Failure::Permanent(_) => ("permanent_error", 0),
             Failure::Exhausted { attempts, .. } => {
                 ("retries_exhausted", attempts.saturating_sub(1))
@@ -92,6 +93,7 @@ impl DeadLetter {
         };
         let error_message = match failure {
             Failure::Invalid(e) => e.to_string(),
+            Failure::Rejected { message, .. } => message.clone(),
             Failure::Permanent(m) | Failure::Transient(m) | Failure::Unavailable(m) => m.clone(),
             Failure::Exhausted { last, .. } => last.clone(),
         };
@@ -186,7 +188,12 @@ impl Service for DeadLetterService {
     fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
         async move {
             match self.inner.call(msg).await {
-                Err(failure @ (Failure::Invalid(_) | Failure::Permanent(_) | Failure::Exhausted { .. })) => {
+                Err(
+                    failure @ (Failure::Invalid(_)
+                    | Failure::Rejected { .. }
+                    | Failure::Permanent(_)
+                    | Failure::Exhausted { .. }),
+                ) => {
                     let letter = DeadLetter::build(&msg.delivery, &failure, &self.cfg.service);
                     let reason = letter.record.error_type.clone();
                     tracing::warn!(at = %msg.delivery.position(), %reason, error = %failure, "dead-lettering");

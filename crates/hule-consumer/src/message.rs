@@ -13,8 +13,11 @@ pub struct Delivery {
     pub offset: i64,
     /// The record key.
     pub key: Option<Vec<u8>>,
-    /// The record headers; a header whose value is not UTF-8 is kept with its bytes replaced (`U+FFFD`).
+    /// The record headers; a header whose value is not UTF-8 is kept with its bytes replaced (`U+FFFD`) and named
+    /// in `invalid_headers`.
     pub headers: Headers,
+    /// Names of headers whose values were not UTF-8 (the validate layer dead-letters such records).
+    pub invalid_headers: Vec<String>,
     /// The record value; `None` for a tombstone.
     pub payload: Option<Vec<u8>>,
 }

@@ -73,8 +73,14 @@ impl RedisClient {
 
     /// Sends one command and reads its reply.
     pub async fn call(&self, args: &[&[u8]]) -> Result<Reply, StoreUnavailable> {
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
-        let mut conn = self.conns[i].lock().await;
+        // A free connection if there is one, else wait for the next in turn.
+        let n = self.conns.len();
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        let free = (0..n).find_map(|k| self.conns[(i + k) % n].try_lock().ok());
+        let mut conn = match free {
+            Some(c) => c,
+            None => self.conns[i].lock().await,
+        };
         let result = tokio::time::timeout(self.timeout, async {
             if conn.stream.is_none() {
                 conn.stream = Some(BufReader::new(TcpStream::connect(&self.addr).await?));
@@ -159,10 +165,11 @@ pub struct RedisDedup {
 }
 
 impl RedisDedup {
-    /// A store on `url` with the original's key prefix `huleedu:idempotency:v2`.
+    /// A store on `url` with the original's key prefix `huleedu:idempotency:v2` and 16 connections (one call
+    /// in flight per connection; partitions are processed in parallel).
     pub fn new(url: &str) -> Result<Self, StoreUnavailable> {
         Ok(RedisDedup {
-            client: RedisClient::new(url, 4)?,
+            client: RedisClient::new(url, 16)?,
             prefix: "huleedu:idempotency:v2".into(),
         })
     }

@@ -33,6 +33,13 @@ pub enum Outcome {
 pub enum Failure {
     /// The record does not decode: dead-letter at once.
     Invalid(DecodeError),
+    /// The record decodes but breaks a rule of the contract: dead-letter at once.
+    Rejected {
+        /// The DLQ reason: `oversize`, `invalid_headers`, `key_mismatch`.
+        reason: &'static str,
+        /// What exactly is wrong.
+        message: String,
+    },
     /// The handler says retrying cannot help.
     Permanent(String),
     /// The handler failed in a way a retry may fix.
@@ -52,6 +59,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Invalid(e) => write!(f, "invalid record: {e}"),
+            Failure::Rejected { reason, message } => write!(f, "rejected ({reason}): {message}"),
             Failure::Permanent(m) => write!(f, "permanent handler error: {m}"),
             Failure::Transient(m) => write!(f, "transient handler error: {m}"),
             Failure::Exhausted { attempts, last } => {

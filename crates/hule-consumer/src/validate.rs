@@ -1,9 +1,12 @@
-//! The validate layer: two-phase decode of the record (envelope, then the payload the topic implies). A record
-//! that fails goes to the dead-letter topic at once, with the phase, field path and reason.
+//! The validate layer: two-phase decode of the record (envelope, then the payload the topic implies), and the
+//! contract's rules that decoding alone does not check: the size limit, UTF-8 headers, and a key that matches the
+//! event's partition contract (or the envelope's `metadata.partition_key`, which the original honours). A record
+//! that fails goes to the dead-letter topic at once, with a reason that names the failure.
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hule_contracts::headers::REQUIRED;
+use hule_contracts::size::MAX_EVENT_BYTES;
 use hule_contracts::{DecodeError, DecodePhase};
 
 use crate::message::Message;
@@ -49,8 +52,43 @@ impl Service for ValidateService {
                         "the record has no value (tombstone)",
                     )));
                 };
+                if bytes.len() > MAX_EVENT_BYTES {
+                    return Err(Failure::Rejected {
+                        reason: "oversize",
+                        message: format!(
+                            "record of {} bytes exceeds the {MAX_EVENT_BYTES}-byte limit",
+                            bytes.len()
+                        ),
+                    });
+                }
+                if !d.invalid_headers.is_empty() {
+                    return Err(Failure::Rejected {
+                        reason: "invalid_headers",
+                        message: format!(
+                            "header value not UTF-8: {}",
+                            d.invalid_headers.join(", ")
+                        ),
+                    });
+                }
                 let env =
                     hule_contracts::decode(Some(&d.topic), bytes).map_err(Failure::Invalid)?;
+                if let (Some(key), Some(expected)) = (d.key.as_deref(), env.data.partition_key()) {
+                    let hinted = env
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.partition_key.as_deref());
+                    if key != expected.as_bytes() && hinted.is_none_or(|h| key != h.as_bytes()) {
+                        return Err(Failure::Rejected {
+                            reason: "key_mismatch",
+                            message: format!(
+                                "record key `{}` is not the contract's key `{expected}` ({} of {})",
+                                String::from_utf8_lossy(key),
+                                env.data.event().def().key.field,
+                                env.data.event().name()
+                            ),
+                        });
+                    }
+                }
                 if REQUIRED.iter().any(|h| d.headers.get(h).is_none()) {
                     self.metrics.headers_missing(env.data.event().topic());
                 }

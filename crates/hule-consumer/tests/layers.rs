@@ -32,6 +32,7 @@ fn delivery_on(event: Event, topic: &str, id: Uuid, offset: i64) -> Delivery {
         offset,
         key: Some(key.clone().into_bytes()),
         headers: standard_headers(&env, topic, &key),
+        invalid_headers: Vec::new(),
         payload: Some(env.to_json().expect("json")),
     }
 }
@@ -588,4 +589,163 @@ fn dead_letters_replay_to_their_topic_with_key_headers_and_a_marker() {
         ..Default::default()
     };
     assert!(!f.matches(&rec));
+}
+
+async fn dead_letter_reason(d: Delivery) -> (Processed, Vec<DeadLetter>) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(counting_router(calls.clone(), 0, false), None);
+    let out = h.run(d).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "the handler must not see bad input"
+    );
+    (out, h.letters())
+}
+
+#[tokio::test]
+async fn json_that_is_not_an_envelope_is_dead_lettered() {
+    let mut d = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(30));
+    d.payload = Some(br#"{"hello": "world"}"#.to_vec());
+    let (out, letters) = dead_letter_reason(d).await;
+    assert_eq!(
+        out,
+        Ok(Outcome::DeadLettered {
+            reason: "invalid_envelope".into()
+        })
+    );
+    let rec: DeadLetterRecord = serde_json::from_slice(&letters[0].value).expect("json");
+    assert!(
+        rec.error_message.contains("event_id"),
+        "{}",
+        rec.error_message
+    );
+    assert_eq!(rec.original_event_encoding, "json");
+}
+
+#[tokio::test]
+async fn an_oversize_record_is_dead_lettered() {
+    let mut d = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(31));
+    let mut v: serde_json::Value =
+        serde_json::from_slice(d.payload.as_deref().expect("p")).expect("json");
+    v["data"]["user_id"] = serde_json::json!("x".repeat(1_100_000));
+    d.payload = Some(serde_json::to_vec(&v).expect("vec"));
+    let (out, letters) = dead_letter_reason(d).await;
+    assert_eq!(
+        out,
+        Ok(Outcome::DeadLettered {
+            reason: "oversize".into()
+        })
+    );
+    let rec: DeadLetterRecord = serde_json::from_slice(&letters[0].value).expect("json");
+    assert!(
+        rec.error_message.contains("1048576"),
+        "{}",
+        rec.error_message
+    );
+}
+
+#[tokio::test]
+async fn non_utf8_headers_are_dead_lettered() {
+    let mut d = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(32));
+    d.invalid_headers = vec!["traceparent".into()];
+    let (out, letters) = dead_letter_reason(d).await;
+    assert_eq!(
+        out,
+        Ok(Outcome::DeadLettered {
+            reason: "invalid_headers".into()
+        })
+    );
+    let rec: DeadLetterRecord = serde_json::from_slice(&letters[0].value).expect("json");
+    assert!(
+        rec.error_message.contains("traceparent"),
+        "{}",
+        rec.error_message
+    );
+}
+
+#[tokio::test]
+async fn a_key_that_breaks_the_contract_is_dead_lettered_unless_the_envelope_names_it() {
+    let mut d = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(33));
+    d.key = Some(b"someone-else".to_vec());
+    let (out, letters) = dead_letter_reason(d.clone()).await;
+    assert_eq!(
+        out,
+        Ok(Outcome::DeadLettered {
+            reason: "key_mismatch".into()
+        })
+    );
+    let rec: DeadLetterRecord = serde_json::from_slice(&letters[0].value).expect("json");
+    assert!(
+        rec.error_message.contains("someone-else") && rec.error_message.contains("entity_id"),
+        "{}",
+        rec.error_message
+    );
+
+    // The original OutboxManager honours metadata.partition_key; such a key is accepted.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(d.payload.as_deref().expect("p")).expect("json");
+    v["metadata"]["partition_key"] = serde_json::json!("someone-else");
+    d.payload = Some(serde_json::to_vec(&v).expect("vec"));
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(counting_router(calls.clone(), 0, false), None);
+    assert_eq!(h.run(d).await, Ok(Outcome::Handled));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partition_carries_on_after_bad_input_and_failures_in_order() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let router = Router::new().on(
+        TopicChoice::Standard,
+        move |ctx: Context, _p: BatchEssaysRegistered| {
+            let s = s.clone();
+            async move {
+                let first_try_fails = ctx.offset == 2 && ctx.attempt == 1;
+                s.lock().expect("lock").push((ctx.offset, ctx.attempt));
+                if ctx.offset == 1 {
+                    return Err(HandlerError::permanent("refused"));
+                }
+                if first_try_fails {
+                    return Err(HandlerError::transient("timeout"));
+                }
+                Ok(())
+            }
+        },
+    );
+    let h = harness(router, None);
+    let mut outcomes = Vec::new();
+    for offset in 0..5 {
+        let mut d = delivery_on(
+            Event::BatchEssaysRegistered,
+            Event::BatchEssaysRegistered.topic(),
+            Uuid::from_u128(40 + offset as u128),
+            offset,
+        );
+        if offset == 3 {
+            d.payload = Some(b"not json".to_vec());
+        }
+        outcomes.push(h.run(d).await);
+    }
+    assert_eq!(outcomes[0], Ok(Outcome::Handled));
+    assert_eq!(
+        outcomes[1],
+        Ok(Outcome::DeadLettered {
+            reason: "permanent_error".into()
+        })
+    );
+    assert_eq!(outcomes[2], Ok(Outcome::Handled));
+    assert_eq!(
+        outcomes[3],
+        Ok(Outcome::DeadLettered {
+            reason: "invalid_envelope".into()
+        })
+    );
+    assert_eq!(outcomes[4], Ok(Outcome::Handled));
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen,
+        vec![(0, 1), (1, 1), (2, 1), (2, 2), (4, 1)],
+        "in order, the retry before the next record"
+    );
 }

@@ -194,13 +194,21 @@ pub struct ConsumerStats {
 /// Converts an rdkafka message into a [`Delivery`].
 pub fn delivery_of(m: &impl rdkafka::Message) -> Delivery {
     let mut headers = Headers::default();
+    let mut invalid_headers = Vec::new();
     if let Some(hs) = m.headers() {
         for h in hs.iter() {
-            let v = h.value.map(String::from_utf8_lossy).unwrap_or_default();
-            headers.0.push((h.key.to_owned(), v.into_owned()));
+            let bytes = h.value.unwrap_or_default();
+            if std::str::from_utf8(bytes).is_err() {
+                invalid_headers.push(h.key.to_owned());
+            }
+            headers.0.push((
+                h.key.to_owned(),
+                String::from_utf8_lossy(bytes).into_owned(),
+            ));
         }
     }
     Delivery {
+        invalid_headers,
         topic: m.topic().to_owned(),
         partition: m.partition(),
         offset: m.offset(),
@@ -228,7 +236,9 @@ pub async fn run_consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", &config.auto_offset_reset)
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        // librdkafka prefetches up to 64 MB per consumer by default; our own per-partition queues bound the rest.
+        .set("queued.max.messages.kbytes", "16384");
     for (k, v) in &config.extra {
         cc.set(k, v);
     }

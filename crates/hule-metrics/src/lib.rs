@@ -63,8 +63,17 @@ impl Family {
             tracing::error!(metric = %self.name, expected = self.labels.len(), got = labels.len(), "wrong number of label values; update dropped");
             return;
         }
-        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
         let mut series = self.series();
+        // Existing series are found without allocating (families hold few series); a new one is added once.
+        if let Some(value) = series
+            .iter_mut()
+            .find(|(k, _)| k.iter().map(String::as_str).eq(labels.iter().copied()))
+            .map(|(_, v)| v)
+        {
+            f(value);
+            return;
+        }
+        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
         let value = series.entry(key).or_insert_with(|| match self.kind {
             Kind::Histogram => Value::Histogram {
                 counts: vec![0; self.buckets.len()],

@@ -191,6 +191,10 @@ impl PgOutbox {
 
 impl OutboxStore for PgOutbox {
     async fn claim(&self, limit: usize) -> Result<Vec<Claimed>> {
+        self.claim_excluding(limit, &[]).await
+    }
+
+    async fn claim_excluding(&self, limit: usize, exclude: &[i64]) -> Result<Vec<Claimed>> {
         let client = self.client.lock().await;
         let rows = client
             .query(
@@ -200,8 +204,9 @@ impl OutboxStore for PgOutbox {
                  WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
                  AND NOT EXISTS (SELECT 1 FROM event_outbox b WHERE b.event_key = o.event_key AND b.seq < o.seq
                      AND b.published_at IS NULL AND b.retry_count > 0 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > now()))
+                 AND NOT (seq = ANY($2))
                  ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
-                &[&(limit as i64)],
+                &[&(limit as i64), &exclude],
             )
             .await
             .map_err(|e| StoreError::db("claim", e))?;

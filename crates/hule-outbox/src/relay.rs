@@ -76,7 +76,7 @@ pub async fn run_relay<S: OutboxStore, P: Publish>(
     let mut last_cleanup = Instant::now();
     let mut last_status: Option<Instant> = None;
     while !stop.load(Ordering::SeqCst) {
-        let moved = relay_once(store, publisher, config, &mut stats).await?;
+        let moved = drain(store, publisher, config, &mut stats, &stop).await?;
         if let Some(m) = &config.metrics {
             // The gauges count rows (a real COUNT): once a second while draining, every 200 ms when idle.
             let every = if moved == 0 {
@@ -116,8 +116,59 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
     }
     stats.batches += 1;
     let outcomes = publisher.publish_batch(&batch).await;
+    complete(store, config, stats, &batch, outcomes, started).await?;
+    Ok(batch.len())
+}
+
+/// Drains until nothing is claimable, claiming batch n+1 while batch n is being published; returns the rows moved.
+///
+/// Order is kept: batch n+1 excludes batch n's rows, is published only after batch n's reports are in and its
+/// rows completed, and loses every row whose key failed in batch n (those stay pending behind their failed row,
+/// which the claim query then holds back until its retry).
+pub async fn drain<S: OutboxStore, P: Publish>(
+    store: &S,
+    publisher: &P,
+    config: &RelayConfig,
+    stats: &mut RelayStats,
+    stop: &AtomicBool,
+) -> Result<usize> {
+    let mut moved = 0;
+    let mut current = store.claim(config.batch_size).await?;
+    while !current.is_empty() {
+        let started = Instant::now();
+        moved += current.len();
+        stats.batches += 1;
+        let exclude: Vec<i64> = current.iter().map(|r| r.seq).collect();
+        let more = !stop.load(Ordering::SeqCst);
+        let (outcomes, next) = futures::join!(publisher.publish_batch(&current), async {
+            if more {
+                store.claim_excluding(config.batch_size, &exclude).await
+            } else {
+                Ok(Vec::new())
+            }
+        });
+        let failed_keys = complete(store, config, stats, &current, outcomes, started).await?;
+        let mut next = next?;
+        if !failed_keys.is_empty() {
+            next.retain(|r| !failed_keys.contains(&r.key));
+        }
+        current = next;
+    }
+    Ok(moved)
+}
+
+/// Records a batch's outcomes; returns the keys that failed.
+async fn complete<S: OutboxStore>(
+    store: &S,
+    config: &RelayConfig,
+    stats: &mut RelayStats,
+    batch: &[Claimed],
+    outcomes: Vec<std::result::Result<(), String>>,
+    started: Instant,
+) -> Result<Vec<Option<String>>> {
     let mut delivered = Vec::with_capacity(batch.len());
     let mut failures = Vec::new();
+    let mut failed_keys = Vec::new();
     let acked_at = chrono::Utc::now().timestamp_micros();
     for (row, outcome) in batch.iter().zip(outcomes) {
         match outcome {
@@ -130,6 +181,7 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
             Err(e) => {
                 tracing::warn!(seq = row.seq, topic = %row.topic, attempts = row.attempts + 1, error = %e, "publish failed");
                 failures.push((row.seq, row.attempts + 1, e));
+                failed_keys.push(row.key.clone());
             }
         }
     }
@@ -147,5 +199,5 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
     if let Some(m) = &config.metrics {
         m.batch(started.elapsed().as_secs_f64());
     }
-    Ok(batch.len())
+    Ok(failed_keys)
 }

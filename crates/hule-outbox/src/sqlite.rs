@@ -139,6 +139,13 @@ impl SqliteOutbox {
 }
 
 impl OutboxStore for SqliteOutbox {
+    async fn claim_excluding(&self, limit: usize, exclude: &[i64]) -> Result<Vec<Claimed>> {
+        let mut rows = self.claim(limit + exclude.len()).await?;
+        rows.retain(|r| !exclude.contains(&r.seq));
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
     async fn claim(&self, limit: usize) -> Result<Vec<Claimed>> {
         self.with("claim", move |conn| {
             let now = now_micros();

@@ -81,6 +81,12 @@ pub trait OutboxStore: Send + Sync + 'static {
         failures: Vec<(i64, i32, String)>,
         policy: FailurePolicy,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Like `claim`, leaving out the rows in `exclude` (the batch still in flight).
+    fn claim_excluding(
+        &self,
+        limit: usize,
+        exclude: &[i64],
+    ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
     /// Waits until new rows may be there or `timeout` passes.
     fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
     /// Deletes published rows older than `retention`, at most `limit` per call; returns how many.
