@@ -1,0 +1,130 @@
+//! The pipelined drain keeps per-key order when a record fails while the next batch is already claimed.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hule_contracts::enums::ProcessingStatus;
+use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
+use hule_contracts::{Event, EventEnvelope, Timestamp};
+use hule_outbox::model::Claimed;
+use hule_outbox::prepare::{prepare, EnqueueOptions};
+use hule_outbox::relay::{drain, Publish, RelayConfig, RelayStats};
+use hule_outbox::store::{FailurePolicy, OutboxStore};
+use hule_outbox::SqliteOutbox;
+use uuid::Uuid;
+
+/// Records what it publishes; refuses the first attempt of one row.
+struct Recorder {
+    published: Mutex<Vec<(String, i64)>>,
+    fail_once: Mutex<Option<i64>>,
+}
+
+fn counter_of(row: &Claimed) -> i64 {
+    let v: serde_json::Value = serde_json::from_slice(&row.value).expect("json");
+    v["data"]["processing_duration_ms"].as_i64().expect("n")
+}
+
+impl Publish for Recorder {
+    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
+        let mut out = Vec::new();
+        for row in batch {
+            let n = counter_of(row);
+            let mut fail = self.fail_once.lock().expect("lock");
+            if *fail == Some(n) {
+                *fail = None;
+                out.push(Err("broker refused".into()));
+                continue;
+            }
+            self.published
+                .lock()
+                .expect("lock")
+                .push((row.key.clone().unwrap_or_default(), n));
+            out.push(Ok(()));
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
+    let dir = std::env::temp_dir().join(format!("hule-pipe-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("o.db");
+    let outbox = SqliteOutbox::open(&path).expect("open");
+    let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
+    let tx = conn.transaction().expect("tx");
+    let mut rows = Vec::new();
+    for n in 0..40i64 {
+        let at = Timestamp::from_datetime(chrono::Utc::now());
+        let payload = SpellcheckPhaseCompletedV1 {
+            entity_id: format!("essay-{n}"),
+            batch_id: format!("batch-{}", n % 4),
+            correlation_id: "c".into(),
+            status: ProcessingStatus::Completed,
+            corrected_text_storage_id: None,
+            error_code: None,
+            processing_duration_ms: n,
+            timestamp: at,
+        };
+        let env = EventEnvelope::new(
+            Uuid::new_v4(),
+            Event::SpellcheckPhaseCompleted.topic(),
+            at,
+            "t",
+            Uuid::new_v4(),
+            payload,
+        );
+        rows.extend(prepare(&env, &EnqueueOptions::default()).expect("prepare"));
+    }
+    hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
+    tx.commit().expect("commit");
+
+    // Row 5 (key batch-1) fails once; batches of 4 mean batch 2 (rows 4..8) fails while batch 3 is claimed.
+    let publisher = Recorder {
+        published: Mutex::default(),
+        fail_once: Mutex::new(Some(5)),
+    };
+    let config = RelayConfig {
+        batch_size: 4,
+        failure: FailurePolicy {
+            max_attempts: 5,
+            base_backoff: Duration::from_millis(30),
+            max_backoff: Duration::from_millis(30),
+        },
+        ..RelayConfig::default()
+    };
+    let mut stats = RelayStats::default();
+    let stop = AtomicBool::new(false);
+    let mut rounds = 0;
+    while outbox.depth().await.expect("depth") > 0 {
+        drain(&outbox, &publisher, &config, &mut stats, &stop)
+            .await
+            .expect("drain");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        rounds += 1;
+        assert!(rounds < 200, "the drain did not finish");
+    }
+    let published = publisher.published.lock().expect("lock").clone();
+    assert_eq!(published.len(), 40, "everything published once");
+    for key in 0..4 {
+        let ns: Vec<i64> = published
+            .iter()
+            .filter(|(k, _)| *k == format!("batch-{key}"))
+            .map(|(_, n)| *n)
+            .collect();
+        let mut sorted = ns.clone();
+        sorted.sort_unstable();
+        assert_eq!(ns, sorted, "key batch-{key} out of order: {ns:?}");
+    }
+    // Other keys were not held back by the failure: row 6 (batch-2) went out before row 5 was retried.
+    let pos = |n: i64| {
+        published
+            .iter()
+            .position(|(_, m)| *m == n)
+            .expect("published")
+    };
+    assert!(pos(6) < pos(5) && pos(8) < pos(5), "{published:?}");
+    assert_eq!(stats.failed, 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
