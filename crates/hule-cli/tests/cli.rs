@@ -281,6 +281,7 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
             assert_eq!(code, 0);
             let mut v: serde_json::Value = serde_json::from_str(&out).expect("json");
             v["event_id"] = serde_json::json!(id.to_string());
+            v["data"]["entity_id"] = serde_json::json!(format!("batch-{i}"));
             (code, serde_json::to_vec(&v).expect("vec"))
         };
         let delivery = Delivery {
@@ -418,6 +419,73 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
         "{:?}",
         got[0]
     );
+
+    // Replaying the same dead letters again puts the same events on the topic twice; a deduplicating consumer
+    // applies each once.
+    let (code, _, err) = hule(
+        &[
+            "dlq",
+            "replay",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &dlq,
+            "--reason",
+            "retries_exhausted",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let applied = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let metrics = hule_consumer::ConsumerMetrics::detached();
+    let a = applied.clone();
+    let router = hule_consumer::Router::new().on(
+        hule_consumer::TopicChoice::Standard,
+        move |ctx: hule_consumer::Context, _p: hule_contracts::payloads::BatchEssaysRegistered| {
+            let a = a.clone();
+            async move {
+                a.lock().expect("lock").push(ctx.event_id);
+                Ok(())
+            }
+        },
+    );
+    let stack = hule_consumer::standard_stack(
+        router,
+        "replay-test",
+        Some(std::sync::Arc::new(hule_consumer::MemoryDedup::new())),
+        std::sync::Arc::new(hule_consumer::MemorySink::default()),
+        metrics.clone(),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let cfg = hule_kafka::consumer::ConsumerConfig::new(&brokers, "replay-consumer");
+        let m = metrics.clone();
+        let driver = tokio::spawn(async move {
+            hule_kafka::consumer::run_consumer(&cfg, &[source], stack, m, stop_rx).await
+        });
+        let start = std::time::Instant::now();
+        while metrics.outcomes(source, "handled") + metrics.outcomes(source, "duplicate") < 4.0 {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "replayed records not consumed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        stop_tx.send(true).expect("stop");
+        driver.await.expect("join").expect("driver");
+    });
+    let mut applied = applied.lock().expect("lock").clone();
+    applied.sort();
+    assert_eq!(
+        applied,
+        vec![ids[4], ids[5]],
+        "each replayed event applied exactly once"
+    );
+    assert_eq!(metrics.duplicates("memory"), 2.0);
 
     let (code, _, err) = hule(
         &[
