@@ -179,15 +179,16 @@ struct ElsBatch {
 pub fn els(writer: Arc<Writer>) -> Router {
     let state: Arc<Mutex<HashMap<String, ElsBatch>>> = Arc::default();
     let (s1, s2, s3, s4) = (state.clone(), state.clone(), state.clone(), state);
-    let (w2, w3, w4) = (writer.clone(), writer.clone(), writer);
+    let (w1, w2, w3, w4) = (writer.clone(), writer.clone(), writer.clone(), writer);
     Router::new()
-        .on(TopicChoice::Standard, move |_ctx: Context, p: BatchEssaysRegistered| {
-            let state = s1.clone();
+        .on(TopicChoice::Standard, move |ctx: Context, p: BatchEssaysRegistered| {
+            let (state, writer) = (s1.clone(), w1.clone());
             async move {
                 let v = view(&p);
                 let course = text(&v, "/course_code");
                 lock(&state).entry(p.entity_id.clone()).or_default().registration = Some((p.user_id.clone(), course));
-                Ok(())
+                // Spellchecking may have finished before the registration arrived (they travel on different topics).
+                request_cj_when_ready(&state, &writer, &p.entity_id, ctx.correlation_id).await
             }
         })
         .on(TopicChoice::Standard, move |ctx: Context, p: BatchServiceSpellcheckInitiateCommandDataV1| {
@@ -217,45 +218,16 @@ pub fn els(writer: Arc<Writer>) -> Router {
         .on(TopicChoice::Standard, move |ctx: Context, p: SpellcheckPhaseCompletedV1| {
             let (state, writer) = (s3.clone(), w3.clone());
             async move {
-                let ok = p.status == hule_contracts::enums::ProcessingStatus::Completed;
-                let (ready, out) = {
+                {
                     let mut st = lock(&state);
                     let b = st.entry(p.batch_id.clone()).or_default();
-                    if ok {
+                    if p.status == hule_contracts::enums::ProcessingStatus::Completed {
                         b.spellchecked.insert(p.entity_id.clone(), p.corrected_text_storage_id.clone().unwrap_or_default());
                     } else {
                         b.spell_failed.insert(p.entity_id.clone());
                     }
-                    let complete = !b.essays.is_empty() && b.essays.iter().all(|e| b.spellchecked.contains_key(e) || b.spell_failed.contains(e));
-                    if !complete || b.cj_requested {
-                        return Ok(());
-                    }
-                    let Some((user, course)) = b.registration.clone() else {
-                        return Err(HandlerError::transient(format!("registration of {} not seen yet", p.batch_id)));
-                    };
-                    let done: Vec<(String, String)> = b.essays.iter().filter_map(|e| b.spellchecked.get(e).map(|s| (e.clone(), s.clone()))).collect();
-                    let failed: Vec<String> = b.spell_failed.iter().cloned().collect();
-                    (done, (user, course, failed))
-                };
-                let (user, course, failed) = out;
-                let outcome: ElsBatchPhaseOutcomeV1 = build(json!({
-                    "batch_id": p.batch_id, "phase_name": "spellcheck",
-                    "phase_status": if failed.is_empty() { "completed_successfully" } else { "completed_with_failures" },
-                    "processed_essays": processed(&ready), "failed_essay_ids": failed,
-                    "correlation_id": ctx.correlation_id.to_string(),
-                }))?;
-                let request: ElsCjAssessmentRequestV1 = build(json!({
-                    "entity_id": p.batch_id, "timestamp": now(),
-                    "system_metadata": {"entity_id": p.batch_id, "entity_type": "batch", "parent_id": null,
-                        "timestamp": now(), "processing_stage": "processing", "started_at": now(),
-                        "completed_at": null, "event": null, "error_info": {}},
-                    "essays_for_cj": processed(&ready), "course_code": course, "user_id": user,
-                }))?;
-                let mut all = rows(ELS, ctx.correlation_id, outcome)?;
-                all.extend(rows(ELS, ctx.correlation_id, request)?);
-                writer.write(all).await?;
-                lock(&state).entry(p.batch_id.clone()).or_default().cj_requested = true;
-                Ok(())
+                }
+                request_cj_when_ready(&state, &writer, &p.batch_id, ctx.correlation_id).await
             }
         })
         .on(TopicChoice::Standard, move |ctx: Context, p: CjAssessmentCompletedV1| {
@@ -279,6 +251,65 @@ pub fn els(writer: Arc<Writer>) -> Router {
                 Ok(())
             }
         })
+}
+
+/// Publishes the spellcheck phase outcome and the CJ request once every essay of the batch is spellchecked and
+/// the registration is known, whichever arrives last. The batch is marked before the write (so two handlers racing
+/// here publish once) and unmarked if the write fails (so the retry publishes).
+async fn request_cj_when_ready(
+    state: &Mutex<HashMap<String, ElsBatch>>,
+    writer: &Writer,
+    batch: &str,
+    correlation: Uuid,
+) -> Result<(), HandlerError> {
+    let (ready, user, course, failed) = {
+        let mut st = lock(state);
+        let b = st.entry(batch.to_owned()).or_default();
+        let complete = !b.essays.is_empty()
+            && b.essays
+                .iter()
+                .all(|e| b.spellchecked.contains_key(e) || b.spell_failed.contains(e));
+        let Some((user, course)) = b.registration.clone() else {
+            return Ok(());
+        };
+        if !complete || b.cj_requested {
+            return Ok(());
+        }
+        b.cj_requested = true;
+        let done: Vec<(String, String)> = b
+            .essays
+            .iter()
+            .filter_map(|e| b.spellchecked.get(e).map(|s| (e.clone(), s.clone())))
+            .collect();
+        let failed: Vec<String> = b.spell_failed.iter().cloned().collect();
+        (done, user, course, failed)
+    };
+    let result = async {
+        let outcome: ElsBatchPhaseOutcomeV1 = build(json!({
+            "batch_id": batch, "phase_name": "spellcheck",
+            "phase_status": if failed.is_empty() { "completed_successfully" } else { "completed_with_failures" },
+            "processed_essays": processed(&ready), "failed_essay_ids": failed,
+            "correlation_id": correlation.to_string(),
+        }))?;
+        let request: ElsCjAssessmentRequestV1 = build(json!({
+            "entity_id": batch, "timestamp": now(),
+            "system_metadata": {"entity_id": batch, "entity_type": "batch", "parent_id": null,
+                "timestamp": now(), "processing_stage": "processing", "started_at": now(),
+                "completed_at": null, "event": null, "error_info": {}},
+            "essays_for_cj": processed(&ready), "course_code": course, "user_id": user,
+        }))?;
+        let mut all = rows(ELS, correlation, outcome)?;
+        all.extend(rows(ELS, correlation, request)?);
+        writer.write(all).await
+    }
+    .await;
+    if result.is_err() {
+        lock(state)
+            .entry(batch.to_owned())
+            .or_default()
+            .cj_requested = false;
+    }
+    result
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -452,7 +483,7 @@ pub struct RasState {
 /// The result aggregator's router.
 pub fn result_aggregator(writer: Arc<Writer>, state: Arc<Mutex<RasState>>) -> Router {
     let (s1, s2, s3, s4) = (state.clone(), state.clone(), state.clone(), state);
-    let (w3, w4) = (writer.clone(), writer);
+    let (w2, w3, w4) = (writer.clone(), writer.clone(), writer);
     Router::new()
         .on(
             TopicChoice::Standard,
@@ -469,13 +500,14 @@ pub fn result_aggregator(writer: Arc<Writer>, state: Arc<Mutex<RasState>>) -> Ro
         )
         .on(
             TopicChoice::Standard,
-            move |_ctx: Context, p: SpellcheckResultV1| {
-                let state = s2.clone();
+            move |ctx: Context, p: SpellcheckResultV1| {
+                let (state, writer) = (s2.clone(), w2.clone());
                 async move {
                     let v = view(&p);
                     let n = v["corrections_made"].as_u64().unwrap_or(0);
                     lock(&state).corrections.insert(text(&v, "/entity_id"), n);
-                    Ok(())
+                    // The last spellcheck result may arrive after the assessment results.
+                    maybe_ready(&state, &writer, &text(&v, "/batch_id"), ctx.correlation_id).await
                 }
             },
         )
@@ -537,7 +569,7 @@ async fn maybe_ready(
     correlation: Uuid,
 ) -> Result<(), HandlerError> {
     let (total, completed) = {
-        let st = lock(state);
+        let mut st = lock(state);
         let Some(results) = st.results.get(batch) else {
             return Ok(());
         };
@@ -550,29 +582,35 @@ async fn maybe_ready(
             .filter(|r| st.corrections.contains_key(&r.essay_id))
             .count();
         if spelled < results.len() {
-            // The rich spellcheck results travel on another topic and may still be on their way.
-            return Err(HandlerError::transient(format!(
-                "{batch}: spellcheck results {spelled}/{}",
-                results.len()
-            )));
+            // The rich spellcheck results travel on another topic; the last one to arrive calls this again.
+            return Ok(());
         }
-        (expected, results.len())
+        let n = results.len();
+        // Marked before the write, so that handlers racing here publish once; unmarked if the write fails.
+        st.ready.insert(batch.to_owned());
+        (expected, n)
     };
     let status = if completed == total {
         "completed_successfully"
     } else {
         "completed_with_failures"
     };
-    let ready: BatchResultsReadyV1 = build(json!({
-        "entity_id": batch, "timestamp": now(), "batch_id": batch, "status": status,
-        "system_metadata": {"entity_id": batch, "entity_type": "batch", "parent_id": null, "timestamp": now(),
-            "processing_stage": "completed", "started_at": now(), "completed_at": now(),
-            "event": "batch.results.ready", "error_info": {}},
-        "total_essays": total, "completed_essays": completed, "overall_status": status,
-    }))?;
-    writer.write(rows(RAS, correlation, ready)?).await?;
+    let published = async {
+        let ready: BatchResultsReadyV1 = build(json!({
+            "entity_id": batch, "timestamp": now(), "batch_id": batch, "status": status,
+            "system_metadata": {"entity_id": batch, "entity_type": "batch", "parent_id": null, "timestamp": now(),
+                "processing_stage": "completed", "started_at": now(), "completed_at": now(),
+                "event": "batch.results.ready", "error_info": {}},
+            "total_essays": total, "completed_essays": completed, "overall_status": status,
+        }))?;
+        writer.write(rows(RAS, correlation, ready)?).await
+    }
+    .await;
+    if let Err(e) = published {
+        lock(state).ready.remove(batch);
+        return Err(e);
+    }
     let mut st = lock(state);
-    st.ready.insert(batch.to_owned());
     if let Some(results) = st.results.get(batch).cloned() {
         let with: Vec<EssayResult> = results
             .into_iter()

@@ -139,6 +139,23 @@ struct DriverContext {
 impl ClientContext for DriverContext {}
 
 impl ConsumerContext for DriverContext {
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        offsets: &TopicPartitionList,
+    ) {
+        if let Err(e) = result {
+            // Forget what was marked committed, so the next commit (or the one on stop) sends these offsets again.
+            tracing::warn!(error = %e, "offset commit failed; it will be retried");
+            let parts = self.shared.parts();
+            for el in offsets.elements() {
+                if let Some(st) = parts.get(&(el.topic().to_owned(), el.partition())) {
+                    st.committed.store(-1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let (Rebalance::Assign(_), Some(n)) = (rebalance, &self.on_assign) {
             n.notify_one();
