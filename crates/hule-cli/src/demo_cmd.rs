@@ -1,6 +1,7 @@
 //! `hule demo` (the reference pipeline on embedded defaults) and `hule broker` (the embedded cluster alone).
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -49,8 +50,22 @@ pub struct DemoArgs {
     no_progress: bool,
 }
 
-/// Runs the demo; fails when the counts do not reconcile.
-pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+/// Runs the demo; exit status 0 when every check holds, 1 when a count does not reconcile, 2 on errors.
+pub fn demo(args: &DemoArgs) -> ExitCode {
+    match run_demo(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("error: the demo's counts do not reconcile (see the checks above)");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
     let config = hule_demo::DemoConfig {
         batches: args.batches,
         essays: args.essays,
@@ -91,10 +106,7 @@ pub fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     tracing::info!("runtime stopped");
     drop(cluster);
     tracing::info!("embedded cluster stopped");
-    if !report.reconciled {
-        anyhow::bail!("the demo's counts do not reconcile (see the checks above)");
-    }
-    Ok(())
+    Ok(report.reconciled)
 }
 
 /// `hule broker` options.

@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Demo(args) => demo_cmd::demo(&args),
+        Command::Demo(args) => return demo_cmd::demo(&args),
         Command::Broker(args) => demo_cmd::broker(&args),
         Command::Events(args) => events_cmd::run(&args),
         Command::Envelope(cmd) => return envelope_cmd::run(cmd),
