@@ -12,6 +12,7 @@ mod dlq_cmd;
 mod envelope_cmd;
 mod events_cmd;
 mod outbox_cmd;
+mod topics_cmd;
 
 /// The HuleEdu event backbone: demo pipeline, registry, envelopes, outbox relay, consumers, benchmarks.
 #[derive(Parser)]
@@ -36,6 +37,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Move committed outbox rows to Kafka until SIGTERM or Ctrl-C.
     Relay(outbox_cmd::RelayArgs),
+    /// Plan or apply the registry's topics (partitions, replication, cleanup and retention by topic class).
+    #[command(subcommand)]
+    Topics(topics_cmd::TopicsCommand),
     /// Inspect dead-letter topics and replay their records.
     #[command(subcommand)]
     Dlq(dlq_cmd::DlqCommand),
@@ -74,6 +78,7 @@ fn main() -> ExitCode {
         Command::Relay(args) => outbox_cmd::relay(&args),
         Command::Outbox(cmd) => outbox_cmd::outbox(&cmd),
         Command::Dlq(cmd) => dlq_cmd::run(&cmd),
+        Command::Topics(cmd) => topics_cmd::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

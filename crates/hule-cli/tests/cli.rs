@@ -503,3 +503,63 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
     assert_eq!(code, 2);
     assert!(err.contains("--since"), "{err}");
 }
+
+#[test]
+fn topics_plan_against_a_described_cluster() {
+    let dir = std::env::temp_dir().join(format!("hule-topics-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("cluster.json");
+    std::fs::write(
+        &file,
+        r#"{
+          "huleedu.assessment.result.published.v1": {"partitions": 3, "replication": 3,
+              "configs": {"cleanup.policy": "delete", "retention.ms": "604800000"}},
+          "huleedu.batch.spellcheck.phase.completed.v1": {"partitions": 6, "replication": 3,
+              "configs": {"cleanup.policy": "delete", "retention.ms": "86400000"}},
+          "not.ours.v1": {"partitions": 1, "replication": 1}
+        }"#,
+    )
+    .expect("write");
+    let path = file.to_str().expect("utf-8 path");
+    let (code, out, err) = hule(&["topics", "plan", "--described", path, "--dlq"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("~ configure huleedu.assessment.result.published.v1: cleanup.policy delete → compact,delete"), "{out}");
+    assert!(
+        out.contains("~ partitions of huleedu.assessment.result.published.v1: 3 → 6"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "+ create huleedu.assessment.result.published.v1.dlq.v1 (dead-letter, 1 partitions"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.contains("+ create huleedu.batch.spellcheck.phase.completed.v1 "),
+        "already as wanted: {out}"
+    );
+    assert!(!out.contains("not.ours"), "{out}");
+
+    let (code, out, _) = hule(&["topics", "plan", "--described", path, "--json"], None);
+    assert_eq!(code, 0);
+    let changes: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let creates = changes
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|c| c["action"] == "create")
+        .count();
+    let distinct: std::collections::BTreeSet<&str> =
+        hule_contracts::EVENTS.iter().map(|e| e.topic).collect();
+    assert_eq!(
+        creates,
+        distinct.len() - 2,
+        "every registry topic but the two described"
+    );
+
+    std::fs::write(&file, "{not json").expect("write");
+    let (code, _, err) = hule(&["topics", "plan", "--described", path], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("is not a cluster description"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -49,6 +49,7 @@ mod pyjson;
 pub mod registry;
 pub mod size;
 pub mod time;
+pub mod topics;
 
 pub use decode::{decode, decode_as, DecodedEnvelope};
 pub use envelope::{EnvelopeMetadata, EventEnvelope};

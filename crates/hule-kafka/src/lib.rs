@@ -14,6 +14,7 @@ let publisher = hule_kafka::KafkaPublisher::new(&hule_kafka::ProducerConfig::new
 */
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod consumer;
 pub mod dlq;
 pub mod mock;

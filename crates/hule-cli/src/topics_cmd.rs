@@ -1,0 +1,170 @@
+//! `hule topics plan|apply`: the registry's topics and their settings, against what a cluster has.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use hule_contracts::topics::{desired, plan, Change, ClusterDescription, TopicOptions};
+
+use crate::out;
+
+/// What to provision.
+#[derive(Args, Clone)]
+pub struct Wanted {
+    /// Partitions per event topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Replication factor.
+    #[arg(long, default_value_t = 3)]
+    replication: i32,
+    /// Also the legacy topics.
+    #[arg(long)]
+    legacy: bool,
+    /// Also a dead-letter topic per source topic.
+    #[arg(long)]
+    dlq: bool,
+}
+
+/// `hule topics` subcommands.
+#[derive(Subcommand)]
+pub enum TopicsCommand {
+    /// Shows what to create or change.
+    Plan {
+        /// Bootstrap servers of the cluster to compare with.
+        #[arg(long, env = "HULE_BROKERS", required_unless_present = "described")]
+        brokers: Option<String>,
+        /// A cluster description (JSON: topic → {partitions, replication, configs}) instead of a live cluster.
+        #[arg(long, conflicts_with = "brokers")]
+        described: Option<PathBuf>,
+        #[command(flatten)]
+        wanted: Wanted,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Creates and changes topics through the admin API (needs a real cluster); safe to repeat.
+    Apply {
+        /// Bootstrap servers.
+        #[arg(long, env = "HULE_BROKERS")]
+        brokers: String,
+        #[command(flatten)]
+        wanted: Wanted,
+    },
+}
+
+fn options(w: &Wanted) -> anyhow::Result<TopicOptions> {
+    if w.partitions < 1 || w.replication < 1 {
+        anyhow::bail!("--partitions and --replication must be at least 1");
+    }
+    Ok(TopicOptions {
+        partitions: w.partitions,
+        replication: w.replication,
+        legacy: w.legacy,
+        dlq: w.dlq,
+        ..TopicOptions::default()
+    })
+}
+
+fn describe(c: &Change) -> String {
+    match c {
+        Change::Create {
+            topic,
+            class,
+            partitions,
+            replication,
+            configs,
+        } => format!(
+            "+ create {topic} ({}, {partitions} partitions, replication {replication}, {})",
+            class.as_str(),
+            configs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        Change::AlterConfig { topic, changes } => format!(
+            "~ configure {topic}: {}",
+            changes
+                .iter()
+                .map(|(k, (from, to))| format!(
+                    "{k} {} → {to}",
+                    from.as_deref().unwrap_or("(unset)")
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Change::AddPartitions { topic, from, to } => {
+            format!("~ partitions of {topic}: {from} → {to}")
+        }
+        Change::Warning { topic, message } => format!("! {topic} {message}"),
+    }
+}
+
+async fn cluster(brokers: &str, opts: &TopicOptions) -> anyhow::Result<ClusterDescription> {
+    let wanted: Vec<String> = desired(opts).into_keys().collect();
+    Ok(hule_kafka::admin::describe(brokers, &wanted, Duration::from_secs(10)).await?)
+}
+
+/// Runs a topics subcommand.
+pub fn run(cmd: &TopicsCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cmd {
+        TopicsCommand::Plan {
+            brokers,
+            described,
+            wanted,
+            json,
+        } => {
+            let opts = options(wanted)?;
+            let have: ClusterDescription = match (brokers, described) {
+                (_, Some(path)) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("read {}", path.display()))?;
+                    serde_json::from_str(&text).with_context(|| {
+                        format!("{} is not a cluster description (topic → {{partitions, replication, configs}})", path.display())
+                    })?
+                }
+                (Some(b), None) => runtime.block_on(cluster(b, &opts))?,
+                (None, None) => anyhow::bail!("give --brokers or --described"),
+            };
+            let changes = plan(&have, &opts);
+            if *json {
+                out(serde_json::to_string_pretty(&changes)?);
+            } else if changes.is_empty() {
+                out(format!(
+                    "nothing to do: all {} topics as wanted",
+                    desired(&opts).len()
+                ));
+            } else {
+                for c in &changes {
+                    out(describe(c));
+                }
+                let creates = changes
+                    .iter()
+                    .filter(|c| matches!(c, Change::Create { .. }))
+                    .count();
+                out(format!("{} change(s): {creates} to create", changes.len()));
+            }
+            Ok(())
+        }
+        TopicsCommand::Apply { brokers, wanted } => {
+            let opts = options(wanted)?;
+            runtime.block_on(async {
+                let changes = plan(&cluster(brokers, &opts).await?, &opts);
+                if changes.is_empty() {
+                    out("nothing to do");
+                    return Ok(());
+                }
+                for line in
+                    hule_kafka::admin::apply(brokers, &changes, Duration::from_secs(30)).await?
+                {
+                    out(line);
+                }
+                anyhow::Ok(())
+            })
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Reading a cluster's topics and carrying out a `hule_contracts::topics` plan through the Kafka admin API.
+//! librdkafka's mock cluster has no admin API: this needs a real cluster (the plan itself is tested as pure logic).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hule_contracts::topics::{Change, ClusterDescription, TopicState};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+
+use crate::Error;
+
+fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, Error> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?)
+}
+
+/// Describes the cluster's topics: partitions, replication and the non-default configuration of `wanted` topics.
+pub async fn describe(
+    brokers: &str,
+    wanted: &[String],
+    timeout: Duration,
+) -> Result<ClusterDescription, Error> {
+    let admin = admin(brokers)?;
+    let md = admin
+        .inner()
+        .fetch_metadata(None, timeout)
+        .map_err(|source| Error::Unreachable {
+            brokers: brokers.to_owned(),
+            timeout,
+            source,
+        })?;
+    let mut out = ClusterDescription::new();
+    for t in md.topics() {
+        let partitions = t.partitions().len() as i32;
+        let replication = t
+            .partitions()
+            .first()
+            .map(|p| p.replicas().len() as i32)
+            .unwrap_or(0);
+        out.insert(
+            t.name().to_owned(),
+            TopicState {
+                partitions,
+                replication,
+                configs: BTreeMap::new(),
+            },
+        );
+    }
+    let present: Vec<&String> = wanted.iter().filter(|t| out.contains_key(*t)).collect();
+    let specs: Vec<ResourceSpecifier<'_>> = present
+        .iter()
+        .map(|t| ResourceSpecifier::Topic(t))
+        .collect();
+    if !specs.is_empty() {
+        let opts = AdminOptions::new().request_timeout(Some(timeout));
+        for res in admin
+            .describe_configs(&specs, &opts)
+            .await?
+            .into_iter()
+            .flatten()
+        {
+            let rdkafka::admin::OwnedResourceSpecifier::Topic(name) = &res.specifier else {
+                continue;
+            };
+            if let Some(state) = out.get_mut(name) {
+                for e in &res.entries {
+                    if let Some(v) = &e.value {
+                        state.configs.insert(e.name.clone(), v.clone());
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Carries out `changes`; returns one line per step. Config changes resend the topic's other non-default,
+/// writable settings with the new values, because the AlterConfigs request replaces a topic's whole configuration.
+pub async fn apply(
+    brokers: &str,
+    changes: &[Change],
+    timeout: Duration,
+) -> Result<Vec<String>, Error> {
+    let admin = admin(brokers)?;
+    let opts = AdminOptions::new()
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout));
+    let mut done = Vec::new();
+    for change in changes {
+        match change {
+            Change::Create {
+                topic,
+                partitions,
+                replication,
+                configs,
+                ..
+            } => {
+                let mut nt =
+                    NewTopic::new(topic, *partitions, TopicReplication::Fixed(*replication));
+                for (k, v) in configs {
+                    nt = nt.set(k, v);
+                }
+                for r in admin.create_topics([&nt], &opts).await? {
+                    match r {
+                        Ok(t) => done.push(format!("created {t}")),
+                        Err((t, code)) => done.push(format!("create {t} failed: {code}")),
+                    }
+                }
+            }
+            Change::AlterConfig { topic, changes } => {
+                let spec = ResourceSpecifier::Topic(topic);
+                let current = admin.describe_configs([&spec], &opts).await?;
+                let mut settings: BTreeMap<String, String> = BTreeMap::new();
+                for res in current.into_iter().flatten() {
+                    for e in res.entries {
+                        if !e.is_default && !e.is_read_only && !e.is_sensitive {
+                            if let Some(v) = e.value {
+                                settings.insert(e.name, v);
+                            }
+                        }
+                    }
+                }
+                for (k, (_, v)) in changes {
+                    settings.insert(k.clone(), v.clone());
+                }
+                let mut ac = AlterConfig::new(ResourceSpecifier::Topic(topic));
+                for (k, v) in &settings {
+                    ac = ac.set(k, v);
+                }
+                for r in admin.alter_configs([&ac], &opts).await? {
+                    match r {
+                        Ok(_) => done.push(format!(
+                            "configured {topic}: {}",
+                            changes.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )),
+                        Err((_, code)) => done.push(format!("configure {topic} failed: {code}")),
+                    }
+                }
+            }
+            Change::AddPartitions { topic, to, .. } => {
+                let np = NewPartitions::new(topic, *to as usize);
+                for r in admin.create_partitions([&np], &opts).await? {
+                    match r {
+                        Ok(t) => done.push(format!("{t} now has {to} partitions")),
+                        Err((t, code)) => {
+                            done.push(format!("add partitions to {t} failed: {code}"))
+                        }
+                    }
+                }
+            }
+            Change::Warning { topic, message } => {
+                done.push(format!("left as is: {topic} {message}"))
+            }
+        }
+    }
+    Ok(done)
+}
