@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_io;
+mod catalog_cmd;
 mod demo_cmd;
 mod dlq_cmd;
 mod envelope_cmd;
@@ -37,6 +38,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Move committed outbox rows to Kafka until SIGTERM or Ctrl-C.
     Relay(outbox_cmd::RelayArgs),
+    /// Write the event catalog generated from the registry.
+    Catalog(catalog_cmd::CatalogArgs),
     /// Plan or apply the registry's topics (partitions, replication, cleanup and retention by topic class).
     #[command(subcommand)]
     Topics(topics_cmd::TopicsCommand),
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Outbox(cmd) => outbox_cmd::outbox(&cmd),
         Command::Dlq(cmd) => dlq_cmd::run(&cmd),
         Command::Topics(cmd) => topics_cmd::run(&cmd),
+        Command::Catalog(args) => catalog_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -35,6 +35,7 @@ assert_eq!(decoded.data.partition_key().as_deref(), Some("batch-1"));
 */
 #![warn(missing_docs)]
 
+pub mod catalog;
 pub mod constrained;
 pub mod decode;
 pub mod enums;

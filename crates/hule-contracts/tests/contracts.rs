@@ -290,3 +290,13 @@ fn versioned_events_are_distinct() {
     assert_eq!((v1.version(), v2.version()), (1, 2));
     assert_ne!(v1.payload_type, v2.payload_type);
 }
+
+#[test]
+fn the_committed_catalog_is_not_stale() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/catalog.md");
+    let committed = std::fs::read_to_string(&path).expect("docs/catalog.md");
+    assert!(
+        committed == hule_contracts::catalog::markdown(),
+        "docs/catalog.md is stale: regenerate it with `hule catalog --format markdown --out docs/catalog.md`"
+    );
+}
