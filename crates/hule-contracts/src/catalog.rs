@@ -28,7 +28,7 @@ pub const DUAL_EVENT_PAIRS: &[(Event, Event, &str)] = &[
 
 fn days(ms: u64) -> String {
     let hours = ms / 3_600_000;
-    if hours % 24 == 0 {
+    if hours.is_multiple_of(24) {
         format!("{} d", hours / 24)
     } else {
         format!("{hours} h")
