@@ -48,3 +48,20 @@ pub fn run(args: &CatalogArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `hule check`: the registry's contract rules; exit status 1 when one breaks.
+pub fn check() -> std::process::ExitCode {
+    let (checks, findings) = hule_contracts::check::check_contracts();
+    if findings.is_empty() {
+        out(format!(
+            "ok: {} events, {checks} checks (naming, topics, payloads, keys, domain contracts, examples); the schema-evolution baseline is not checked yet",
+            hule_contracts::EVENTS.len()
+        ));
+        return std::process::ExitCode::SUCCESS;
+    }
+    for f in &findings {
+        out(format!("FAIL {f}"));
+    }
+    out(format!("{} finding(s) in {checks} checks", findings.len()));
+    std::process::ExitCode::from(1)
+}

@@ -38,6 +38,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Move committed outbox rows to Kafka until SIGTERM or Ctrl-C.
     Relay(outbox_cmd::RelayArgs),
+    /// Check the registry's contract rules (run by CI); exit status 1 when one breaks.
+    Check,
     /// Write the event catalog generated from the registry.
     Catalog(catalog_cmd::CatalogArgs),
     /// Plan or apply the registry's topics (partitions, replication, cleanup and retention by topic class).
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Dlq(cmd) => dlq_cmd::run(&cmd),
         Command::Topics(cmd) => topics_cmd::run(&cmd),
         Command::Catalog(args) => catalog_cmd::run(&args),
+        Command::Check => return catalog_cmd::check(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -563,3 +563,16 @@ fn topics_plan_against_a_described_cluster() {
     assert!(err.contains("is not a cluster description"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn check_passes_on_the_registry_and_catalog_writes_markdown() {
+    let (code, out, err) = hule(&["check"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok: 71 events"), "{out}");
+    let (code, out, _) = hule(&["catalog", "--format", "markdown"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("## Dual-event pairs"), "{out}");
+    let (code, _, err) = hule(&["catalog", "--format", "asyncapi"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("only --format markdown is built"), "{err}");
+}

@@ -36,6 +36,7 @@ assert_eq!(decoded.data.partition_key().as_deref(), Some("batch-1"));
 #![warn(missing_docs)]
 
 pub mod catalog;
+pub mod check;
 pub mod constrained;
 pub mod decode;
 pub mod enums;
