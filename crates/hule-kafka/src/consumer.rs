@@ -7,13 +7,16 @@
 //!   (handled with its dedup record, a duplicate, ignored, or dead-lettered with the broker's acknowledgement).
 //!   A [`Failure`] reaching the driver (an unreachable dedup store or DLQ producer) is retried on the same record
 //!   with backoff, so nothing behind it in the partition is committed.
-//! - On a rebalance, revoked partitions stop taking new records, the record in flight finishes (up to
-//!   `revoke_timeout`), and their offsets are committed synchronously before the partitions are handed over;
-//!   queued records not yet processed are dropped uncommitted, for the new owner to read.
+//! - On a rebalance, revoked partitions stop taking new records, the record in flight gets `revoke_timeout`
+//!   (100 ms) to finish, and the finished offsets are committed synchronously before the partitions are handed
+//!   over; a record still in flight and the queued ones are handed back uncommitted, for the new owner to read
+//!   (the dedup layer makes that redelivery harmless). The wait is short because librdkafka runs the callback on
+//!   the thread polling the consumer.
 //! - On stop (SIGTERM in `hule`): workers finish the record in flight, offsets are committed synchronously and
 //!   the consumer leaves the group.
 //!
-//! The driver needs a multi-threaded Tokio runtime: the rebalance callback waits for workers on other threads.
+//! The driver needs a multi-threaded Tokio runtime: the rebalance callback briefly waits for workers on other
+//! threads.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -50,7 +53,8 @@ pub struct ConsumerConfig {
     pub queue_per_partition: usize,
     /// How often processed offsets are committed (asynchronously; synchronously on revoke and stop).
     pub commit_interval: Duration,
-    /// How long a revoke waits for the record in flight.
+    /// How long a revoke waits for the record in flight before handing it back uncommitted. The wait blocks the
+    /// thread that polls the consumer (librdkafka calls the rebalance callback there), so keep it short.
     pub revoke_timeout: Duration,
     /// Extra librdkafka properties.
     pub extra: Vec<(String, String)>,
@@ -59,7 +63,7 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
-    /// Defaults: earliest, 256 queued per partition, commit every 500 ms, 30 s revoke timeout.
+    /// Defaults: earliest, 256 queued per partition, commit every 500 ms, 100 ms revoke wait.
     pub fn new(brokers: &str, group: &str) -> Self {
         ConsumerConfig {
             brokers: brokers.to_owned(),
@@ -67,7 +71,7 @@ impl ConsumerConfig {
             auto_offset_reset: "earliest".into(),
             queue_per_partition: 256,
             commit_interval: Duration::from_millis(500),
-            revoke_timeout: Duration::from_secs(30),
+            revoke_timeout: Duration::from_millis(100),
             extra: Vec::new(),
             on_assign: None,
         }

@@ -233,7 +233,7 @@ async fn a_second_consumer_joining_mid_stream_loses_nothing() {
     let cluster = MockCluster::new(1).expect("mock");
     hule_kafka::mock::create_topics(&cluster, [(TOPIC.to_owned(), PARTITIONS)], 1).expect("topic");
     let brokers = cluster.bootstrap_servers();
-    const N: u128 = 3000;
+    const N: u128 = 2000;
     produce(&brokers, (0..N).map(|n| record(n, 64)).collect()).await;
 
     // Both members share a dedup store, as consumers of one service share Redis.
@@ -253,8 +253,9 @@ async fn a_second_consumer_joining_mid_stream_loses_nothing() {
                 let seen = seen.clone();
                 let count = count.clone();
                 async move {
-                    // Slow enough that the second member joins while work remains.
-                    tokio::time::sleep(Duration::from_micros(300)).await;
+                    // Slow enough that work remains when the second member has joined (a group join takes ~3 s
+                    // on the mock cluster): 4 partitions × 450 records × 10 ms ≈ 4.5 s for one member alone.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                     seen.lock()
                         .expect("lock")
                         .push((p.entity_id, ctx.event_id.as_u128()));
