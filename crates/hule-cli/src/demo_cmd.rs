@@ -131,8 +131,8 @@ pub fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
         cluster.bootstrap_servers()
     ));
     out(format!(
-        "{} topics created ({} partitions; dead-letter topics 1). Ctrl-C to stop; data lives in memory only.",
-        hule_contracts::EVENTS.len(),
+        "every registered topic created: standard, legacy and dead-letter ({} partitions; dead-letter topics 1). \
+         Ctrl-C to stop; data lives in memory only.",
         args.partitions
     ));
     let runtime = tokio::runtime::Builder::new_current_thread()
