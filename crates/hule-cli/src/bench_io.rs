@@ -26,6 +26,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::bench::{peak_rss_mb, ScenarioResult};
+use hule_demo::report::Latency;
 
 const TOPIC_PARTITIONS: i32 = 24;
 
@@ -210,6 +211,28 @@ pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResu
     })
 }
 
+/// Runs the relay over `store` until it is empty; returns the relay's events per second.
+async fn drain_until_empty<S: OutboxStore>(store: &S, brokers: &str) -> anyhow::Result<f64> {
+    let publisher = KafkaPublisher::new(&ProducerConfig::new(brokers))?;
+    reset_peak();
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let config = RelayConfig {
+        poll_interval: Duration::from_millis(50),
+        ..RelayConfig::default()
+    };
+    let watcher = async {
+        while store.depth().await? > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.store(true, Ordering::SeqCst);
+        anyhow::Ok(())
+    };
+    let (stats, w) = tokio::join!(run_relay(store, &publisher, &config, stop.clone()), watcher);
+    w?;
+    Ok(stats?.published as f64 / started.elapsed().as_secs_f64())
+}
+
 /// 3. Relay drain from PostgreSQL, against a plain SQL claim-and-delete loop over the same rows.
 pub async fn drain_pg(base: &str, brokers: &str, n: usize) -> anyhow::Result<ScenarioResult> {
     // Baseline first: the same rows, deleted in claims of 500 with no Kafka.
@@ -235,38 +258,7 @@ pub async fn drain_pg(base: &str, brokers: &str, n: usize) -> anyhow::Result<Sce
     let schema = Schema::new(base).await?;
     pg_fill(&schema, n).await?;
     let outbox = PgOutbox::connect(&schema.url).await?;
-    let publisher = KafkaPublisher::new(&ProducerConfig::new(brokers))?;
-    reset_peak();
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let stats = {
-        let config = RelayConfig {
-            poll_interval: Duration::from_millis(50),
-            ..RelayConfig::default()
-        };
-        let stop2 = stop.clone();
-        let watcher = async {
-            let c = schema.client().await?;
-            loop {
-                let left: i64 = c
-                    .query_one("SELECT count(*) FROM event_outbox", &[])
-                    .await?
-                    .get(0);
-                if left == 0 {
-                    stop2.store(true, Ordering::SeqCst);
-                    return anyhow::Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        let (stats, w) = tokio::join!(
-            run_relay(&outbox, &publisher, &config, stop.clone()),
-            watcher
-        );
-        w?;
-        stats?
-    };
-    let figure = stats.published as f64 / started.elapsed().as_secs_f64();
+    let figure = drain_until_empty(&outbox, brokers).await?;
     let rss = peak_rss_mb();
     schema.drop().await;
     Ok(ScenarioResult {
@@ -320,29 +312,7 @@ pub async fn drain_sqlite(brokers: &str, n: usize) -> anyhow::Result<ScenarioRes
     let path = dir.join("outbox.db");
     fill(&path)?;
     let outbox = SqliteOutbox::open(&path)?;
-    let publisher = KafkaPublisher::new(&ProducerConfig::new(brokers))?;
-    reset_peak();
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let config = RelayConfig {
-        poll_interval: Duration::from_millis(50),
-        ..RelayConfig::default()
-    };
-    let watcher = async {
-        loop {
-            if outbox.depth().await? == 0 {
-                stop.store(true, Ordering::SeqCst);
-                return anyhow::Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let (stats, w) = tokio::join!(
-        run_relay(&outbox, &publisher, &config, stop.clone()),
-        watcher
-    );
-    w?;
-    let figure = stats?.published as f64 / started.elapsed().as_secs_f64();
+    let figure = drain_until_empty(&outbox, brokers).await?;
     let rss = peak_rss_mb();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ScenarioResult {
@@ -375,13 +345,6 @@ impl Publish for TimingPublisher {
         }
         out
     }
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 async fn latency_run(
@@ -436,9 +399,7 @@ async fn latency_run(
     w?;
     let rss = peak_rss_mb();
     schema.drop().await;
-    let mut s = publisher.samples.into_inner().unwrap_or_default();
-    s.sort_by(f64::total_cmp);
-    Ok((s, rss))
+    Ok((publisher.samples.into_inner().unwrap_or_default(), rss))
 }
 
 /// 4. Commit-to-publish latency at 1,000 events/s, LISTEN/NOTIFY against polling only.
@@ -449,24 +410,24 @@ pub async fn latency(
 ) -> anyhow::Result<Vec<ScenarioResult>> {
     let (listen, rss) = latency_run(base, brokers, true, seconds).await?;
     let (poll, _) = latency_run(base, brokers, false, seconds).await?;
-    let mk = |name: &str, q: f64| {
+    let samples = listen.len();
+    let (listen, poll) = (Latency::of(listen), Latency::of(poll));
+    let mk = |name: &str, pick: fn(&Latency) -> f64| {
         ScenarioResult {
         scenario: format!("commit→publish {name}"),
-        figure: percentile(&listen, q),
+        figure: pick(&listen),
         unit: "ms".into(),
         baseline_name: "polling only (0.1 s)".into(),
-        baseline: percentile(&poll, q),
-        ratio: percentile(&listen, q) / percentile(&poll, q),
+        baseline: pick(&poll),
+        ratio: pick(&listen) / pick(&poll),
         peak_rss_mb: rss,
         note: format!(
             "1,000 events/s for {seconds} s, one event per tx, PostgreSQL → mock cluster; LISTEN max {:.1} ms ({} samples), polling max {:.1} ms; targets p50 ≤ 10 ms, p99 ≤ 50 ms",
-            listen.last().copied().unwrap_or(f64::NAN),
-            listen.len(),
-            poll.last().copied().unwrap_or(f64::NAN)
+            listen.max_ms, samples, poll.max_ms
         ),
     }
     };
-    Ok(vec![mk("p50", 0.50), mk("p99", 0.99)])
+    Ok(vec![mk("p50", |l| l.p50_ms), mk("p99", |l| l.p99_ms)])
 }
 
 /// Produces `n` 1 KB envelopes to a fresh topic.

@@ -96,22 +96,15 @@ pub fn read_topic(
     while !remaining.is_empty() {
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
-                use rdkafka::message::{Headers as _, Message as _};
                 last_progress = Instant::now();
-                let mut headers = Headers::default();
-                if let Some(hs) = m.headers() {
-                    for h in hs.iter() {
-                        let v = h.value.map(String::from_utf8_lossy).unwrap_or_default();
-                        headers.0.push((h.key.to_owned(), v.into_owned()));
-                    }
-                }
-                let record = match m.payload() {
+                let d = crate::consumer::delivery_of(&m);
+                let record = match d.payload.as_deref() {
                     Some(p) => {
                         serde_json::from_slice::<DeadLetterRecord>(p).map_err(|e| e.to_string())
                     }
                     None => Err("empty value".into()),
                 };
-                let (partition, offset) = (m.partition(), m.offset());
+                let (partition, offset) = (d.partition, d.offset);
                 if remaining
                     .get(&partition)
                     .is_some_and(|high| offset + 1 >= *high)
@@ -123,8 +116,8 @@ pub fn read_topic(
                     topic: topic.to_owned(),
                     partition,
                     offset,
-                    key: m.key().map(<[u8]>::to_vec),
-                    headers,
+                    key: d.key,
+                    headers: d.headers,
                     record,
                 });
                 if !go_on {
