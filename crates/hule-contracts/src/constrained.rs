@@ -3,7 +3,11 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::{de, Deserialize, Deserializer, Serialize};
+use serde_json::json;
 
 /// Declares a float newtype limited to a closed range.
 macro_rules! ranged_f64 {
@@ -37,6 +41,22 @@ macro_rules! ranged_f64 {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 $name::new(f64::deserialize(d)?).map_err(de::Error::custom)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                let mut schema = json_schema!({"type": "number", "minimum": $lo});
+                if $hi < f64::MAX {
+                    schema.insert("maximum".into(), json!($hi));
+                }
+                schema
             }
         }
     };
@@ -85,6 +105,18 @@ impl<'de> Deserialize<'de> for PositiveInt {
     }
 }
 
+impl JsonSchema for PositiveInt {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "PositiveInt".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "integer", "exclusiveMinimum": 0})
+    }
+}
+
 /// A non-negative integer (`ge=0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
 #[serde(transparent)]
@@ -108,6 +140,18 @@ impl NonNegativeInt {
 impl<'de> Deserialize<'de> for NonNegativeInt {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         NonNegativeInt::new(i64::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for NonNegativeInt {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "NonNegativeInt".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "integer", "minimum": 0})
     }
 }
 
@@ -145,6 +189,22 @@ impl<'de, const MIN: usize, const MAX: usize> Deserialize<'de> for BoundedString
     }
 }
 
+impl<const MIN: usize, const MAX: usize> JsonSchema for BoundedString<MIN, MAX> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        format!("BoundedString_{MIN}_{MAX}").into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let mut schema = json_schema!({"type": "string", "maxLength": MAX});
+        if MIN > 0 {
+            schema.insert("minLength".into(), json!(MIN));
+        }
+        schema
+    }
+}
+
 /// A letter grade matching `^([A-F][+-]?|U)$`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
@@ -176,6 +236,18 @@ impl LetterGrade {
 impl<'de> Deserialize<'de> for LetterGrade {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         LetterGrade::new(String::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for LetterGrade {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "LetterGrade".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "pattern": "^([A-F][+-]?|U)$"})
     }
 }
 
@@ -214,6 +286,18 @@ impl Email {
 impl<'de> Deserialize<'de> for Email {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Email::new(String::deserialize(d)?).map_err(de::Error::custom)
+    }
+}
+
+impl JsonSchema for Email {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> Cow<'static, str> {
+        "Email".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "format": "email"})
     }
 }
 

@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 /// Declares a string enum with its exact wire values, `as_str`, and the list of all values.
 macro_rules! str_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $value:literal),+ $(,)? }) => {
-        $(#[$meta])*
+    ($(#[doc = $doc:literal])* $name:ident { $($variant:ident = $value:literal),+ $(,)? }) => {
+        $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         pub enum $name {
             $(
@@ -27,6 +27,20 @@ macro_rules! str_enum {
             /// Looks a value up by its wire form.
             pub fn from_wire(value: &str) -> Option<Self> {
                 match value { $($value => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        /// A string schema listing the wire values.
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "description": concat!($($doc),*).trim(),
+                    "type": "string",
+                    "enum": [$($value),+],
+                })
             }
         }
 
@@ -249,6 +263,26 @@ impl<'de> Deserialize<'de> for EntityStatus {
         Err(serde::de::Error::custom(format_args!(
             "`{value}` is neither an EssayStatus nor a BatchStatus value (ProcessingStage values are not accepted)"
         )))
+    }
+}
+
+/// Every `EssayStatus` and `BatchStatus` value, as one string enum (the shared value once).
+impl schemars::JsonSchema for EntityStatus {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "EntityStatus".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut values: Vec<&str> = EssayStatus::ALL.iter().map(|s| s.as_str()).collect();
+        for b in BatchStatus::ALL {
+            if !values.contains(&b.as_str()) {
+                values.push(b.as_str());
+            }
+        }
+        schemars::json_schema!({
+            "description": "An EssayStatus or a BatchStatus value (never a ProcessingStage value).",
+            "type": "string",
+            "enum": values,
+        })
     }
 }
 

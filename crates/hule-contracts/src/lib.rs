@@ -49,6 +49,7 @@ pub mod naming;
 pub mod payloads;
 mod pyjson;
 pub mod registry;
+pub mod schema;
 pub mod size;
 pub mod time;
 pub mod topics;

@@ -221,6 +221,16 @@ macro_rules! registry {
             }
         }
 
+        /// The JSON Schema of `event`'s payload as a root schema of `settings` (definitions included).
+        pub(crate) fn payload_root_schema(event: Event, settings: schemars::generate::SchemaSettings) -> schemars::Schema {
+            match event { $(Event::$variant => settings.into_generator().into_root_schema_for::<$payload>(),)+ }
+        }
+
+        /// The JSON Schema of `event`'s payload inside `generator`: a `$ref` whose definitions the generator keeps.
+        pub(crate) fn payload_subschema(event: Event, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            match event { $(Event::$variant => generator.subschema_for::<$payload>(),)+ }
+        }
+
         /// Decodes `json` as the payload of `event` with the SIMD parser (fast path, no field path).
         pub(crate) fn decode_payload_fast(event: Event, json: &str) -> Option<TypedEvent> {
             match event { $(Event::$variant => sonic_rs::from_str::<$payload>(json).ok().map(TypedEvent::$variant),)+ }
@@ -898,6 +908,21 @@ impl fmt::Display for Event {
 impl Serialize for Event {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.value())
+    }
+}
+
+/// The enum value of any registered event.
+impl schemars::JsonSchema for Event {
+    fn schema_name() -> Cow<'static, str> {
+        "ProcessingEvent".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let values: Vec<&str> = EVENTS.iter().map(|d| d.value).collect();
+        schemars::json_schema!({
+            "description": "The enum value of a registered ProcessingEvent.",
+            "type": "string",
+            "enum": values,
+        })
     }
 }
 

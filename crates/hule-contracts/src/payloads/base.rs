@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
@@ -18,8 +19,15 @@ pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d)
 }
 
+/// The schema of a [`nullable`] field: `T` or `null` (the field itself is marked required where it is used).
+pub(crate) fn nullable_schema<T: JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
+    generator.subschema_for::<Option<T>>()
+}
+
 /// `SystemProcessingMetadata`: the processing context of an entity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SystemProcessingMetadata {
     /// The entity's id.
     pub entity_id: String,
@@ -49,7 +57,7 @@ pub struct SystemProcessingMetadata {
 }
 
 /// `SystemProcessingMetadata.error_info`: the documented keys, and any others kept as given.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorInfo {
     /// Machine-readable code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,7 +77,7 @@ pub struct ErrorInfo {
 }
 
 /// `StorageReferenceMetadata`: Content Service references by content type.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct StorageReferenceMetadata {
     /// `{content_type: {"storage_id": ..., "path": ...}}`.
     #[serde(default)]
@@ -77,7 +85,7 @@ pub struct StorageReferenceMetadata {
 }
 
 /// `SpellcheckMetricsV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SpellcheckMetricsV1 {
     /// All corrections.
     pub total_corrections: i64,
@@ -92,7 +100,7 @@ pub struct SpellcheckMetricsV1 {
 }
 
 /// `EssayProcessingInputRefV1`: an essay and where its text is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EssayProcessingInputRefV1 {
     /// The essay.
     pub essay_id: String,
@@ -105,7 +113,7 @@ pub struct EssayProcessingInputRefV1 {
 }
 
 /// `ErrorDetail`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorDetail {
     /// A code of `ErrorCode` or one of the service error enums.
     pub error_code: ErrorCode,
@@ -136,7 +144,7 @@ pub struct ErrorDetail {
 /// The `processing_summary` of CJ and NLP completion events: the documented keys, and any others kept as given.
 ///
 /// Absent keys stay absent when re-encoded; [`ProcessingSummary::default`] is the original's default dict.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProcessingSummary {
     /// Essays in the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,6 @@
 //! Batch coordination, pipeline and batch-service command payloads (BOS, ELS, BCS, API gateway).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -12,7 +13,7 @@ use crate::enums::{BatchStatus, CourseCode, PhaseName};
 use crate::time::Timestamp;
 
 /// `BatchEssaysRegistered` (BOS → ELS, RAS). `entity_id` is the batch id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchEssaysRegistered {
     #[serde(default = "d_batch_essays_registered")]
     pub event: String,
@@ -31,7 +32,7 @@ pub struct BatchEssaysRegistered {
 }
 
 /// `BatchEssaysReady` (ELS → BOS).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchEssaysReady {
     #[serde(default = "d_batch_essays_ready")]
     pub event: String,
@@ -46,7 +47,7 @@ pub struct BatchEssaysReady {
 }
 
 /// `BatchPipelineCompletedV1` (BOS → RAS).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchPipelineCompletedV1 {
     #[serde(default = "d_batch_pipeline_completed")]
     pub event: String,
@@ -61,7 +62,7 @@ pub struct BatchPipelineCompletedV1 {
 }
 
 /// `PhaseSkippedV1` (BCS).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PhaseSkippedV1 {
     #[serde(default = "d_batch_phase_skipped")]
     pub event: String,
@@ -76,7 +77,7 @@ pub struct PhaseSkippedV1 {
 }
 
 /// `BatchContentProvisioningCompletedV1` (ELS → BOS).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchContentProvisioningCompletedV1 {
     #[serde(default = "d_batch_content_provisioning_completed")]
     pub event: String,
@@ -93,7 +94,7 @@ pub struct BatchContentProvisioningCompletedV1 {
 }
 
 /// `BatchErrorSummary`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchErrorSummary {
     pub total_errors: i64,
     pub error_categories: std::collections::BTreeMap<String, i64>,
@@ -102,7 +103,7 @@ pub struct BatchErrorSummary {
 }
 
 /// `EssayValidationError`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EssayValidationError {
     pub essay_id: String,
     pub file_name: String,
@@ -112,7 +113,7 @@ pub struct EssayValidationError {
 }
 
 /// `BatchValidationErrorsV1` (ELS → BOS).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchValidationErrorsV1 {
     #[serde(default = "d_batch_validation_errors")]
     pub event: String,
@@ -125,7 +126,7 @@ pub struct BatchValidationErrorsV1 {
 }
 
 /// `ELSBatchPhaseOutcomeV1` (ELS → BOS, BCS, RAS).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ElsBatchPhaseOutcomeV1 {
     pub batch_id: String,
     pub phase_name: PhaseName,
@@ -137,7 +138,11 @@ pub struct ElsBatchPhaseOutcomeV1 {
 }
 
 /// `PipelinePromptPayload`: exactly one of `assignment_id` or `cms_prompt_ref`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(extend("oneOf" = [
+    {"required": ["assignment_id"], "properties": {"assignment_id": {"not": {"type": "null"}}, "cms_prompt_ref": {"type": "null"}}},
+    {"required": ["cms_prompt_ref"], "properties": {"cms_prompt_ref": {"not": {"type": "null"}}, "assignment_id": {"type": "null"}}}
+]))]
 pub struct PipelinePromptPayload {
     pub assignment_id: Option<BoundedString<0, 100>>,
     pub cms_prompt_ref: Option<StorageReferenceMetadata>,
@@ -166,7 +171,7 @@ impl<'de> Deserialize<'de> for PipelinePromptPayload {
 }
 
 /// `ClientBatchPipelineRequestV1` (API gateway → BOS).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClientBatchPipelineRequestV1 {
     pub batch_id: BoundedString<1, 255>,
     pub requested_pipeline: BoundedString<1, 100>,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::base::{
@@ -14,7 +15,7 @@ use crate::payloads::SystemProcessingMetadata;
 use crate::time::Timestamp;
 
 /// `LLMConfigOverrides`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct LlmConfigOverrides {
     #[serde(default)]
     pub model_override: Option<String>,
@@ -68,7 +69,7 @@ processing_update!(
 );
 
 /// `EssayResultV1`: one essay's CJ result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EssayResultV1 {
     pub essay_id: String,
     pub normalized_score: UnitInterval,
@@ -88,7 +89,7 @@ pub struct EssayResultV1 {
 }
 
 /// How grades were calibrated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CalibrationMethod {
     /// Calibrated against anchor essays.
@@ -98,7 +99,7 @@ pub enum CalibrationMethod {
 }
 
 /// `AssessmentResultV1.assessment_metadata`: the keys CJ fills, and any others kept as given.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct AssessmentMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anchor_essays_used: Option<i64>,

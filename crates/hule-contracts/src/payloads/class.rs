@@ -2,16 +2,17 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::base::nullable;
+use super::base::{nullable, nullable_schema};
 use super::defaults::*;
 use crate::enums::{AssociationValidationMethod, CourseCode};
 use crate::time::Timestamp;
 
 /// `ClassCreatedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClassCreatedV1 {
     #[serde(default = "d_class_created")]
     pub event: String,
@@ -26,7 +27,7 @@ pub struct ClassCreatedV1 {
 }
 
 /// `ClassUpdatedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ClassUpdatedV1 {
     #[serde(default = "d_class_updated")]
     pub event: String,
@@ -43,22 +44,27 @@ pub struct ClassUpdatedV1 {
 }
 
 /// `EssayStudentAssociationUpdatedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EssayStudentAssociationUpdatedV1 {
     #[serde(default = "d_essay_student_association_updated")]
     pub event: String,
     pub batch_id: String,
     pub essay_id: String,
     #[serde(deserialize_with = "nullable")]
+    #[schemars(required, schema_with = "nullable_schema::<String>")]
     pub student_id: Option<String>,
     #[serde(deserialize_with = "nullable")]
+    #[schemars(required, schema_with = "nullable_schema::<String>")]
     pub first_name: Option<String>,
     #[serde(deserialize_with = "nullable")]
+    #[schemars(required, schema_with = "nullable_schema::<String>")]
     pub last_name: Option<String>,
     #[serde(deserialize_with = "nullable")]
+    #[schemars(required, schema_with = "nullable_schema::<String>")]
     pub student_email: Option<String>,
     pub association_method: String,
     #[serde(deserialize_with = "nullable")]
+    #[schemars(required, schema_with = "nullable_schema::<f64>")]
     pub confidence_score: Option<f64>,
     pub created_by_user_id: String,
     #[serde(default)]
@@ -68,7 +74,7 @@ pub struct EssayStudentAssociationUpdatedV1 {
 }
 
 /// `StudentCreatedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StudentCreatedV1 {
     #[serde(default = "d_student_created")]
     pub event: String,
@@ -76,6 +82,7 @@ pub struct StudentCreatedV1 {
     pub first_name: String,
     pub last_name: String,
     #[serde(deserialize_with = "nullable")]
+    #[schemars(required, schema_with = "nullable_schema::<String>")]
     pub student_email: Option<String>,
     pub class_ids: Vec<String>,
     pub created_by_user_id: String,
@@ -86,7 +93,7 @@ pub struct StudentCreatedV1 {
 }
 
 /// `StudentUpdatedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StudentUpdatedV1 {
     #[serde(default = "d_student_updated")]
     pub event: String,
@@ -109,7 +116,7 @@ pub struct StudentUpdatedV1 {
 }
 
 /// `StudentAssociation`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StudentAssociation {
     pub essay_id: String,
     pub student_first_name: String,
@@ -121,14 +128,16 @@ pub struct StudentAssociation {
 }
 
 /// `StudentAssociationConfirmation`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StudentAssociationConfirmation {
     pub essay_id: String,
     #[serde(deserialize_with = "nullable")]
+    #[schemars(required, schema_with = "nullable_schema::<String>")]
     pub student_id: Option<String>,
     pub confidence_score: f64,
     pub validation_method: AssociationValidationMethod,
     #[serde(deserialize_with = "nullable")]
+    #[schemars(required, schema_with = "nullable_schema::<String>")]
     pub validated_by: Option<String>,
     #[serde(default)]
     pub validated_at: Timestamp,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ use crate::enums::{CourseCode, FileValidationErrorCode, ProcessingStatus};
 use crate::time::Timestamp;
 
 /// `EssaySlotAssignedV1` (ELS → RAS).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EssaySlotAssignedV1 {
     #[serde(default = "d_essay_slot_assigned")]
     pub event: String,
@@ -31,7 +32,7 @@ pub struct EssaySlotAssignedV1 {
 }
 
 /// `EssayContentProvisionedV1` (file service → ELS). `entity_id` is the batch id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EssayContentProvisionedV1 {
     #[serde(default = "d_essay_content_provisioned")]
     pub event: String,
@@ -50,7 +51,7 @@ pub struct EssayContentProvisionedV1 {
 }
 
 /// `ExcessContentProvisionedV1` (ELS).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ExcessContentProvisionedV1 {
     #[serde(default = "d_excess_content_provisioned")]
     pub event: String,
@@ -65,7 +66,7 @@ pub struct ExcessContentProvisionedV1 {
 }
 
 /// `EssayValidationFailedV1` (file service → ELS). `entity_id` is the batch id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EssayValidationFailedV1 {
     #[serde(default = "d_essay_validation_failed")]
     pub event: String,
@@ -83,7 +84,7 @@ pub struct EssayValidationFailedV1 {
 }
 
 /// `BatchFileAddedV1` (file service).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchFileAddedV1 {
     #[serde(default = "d_batch_file_added")]
     pub event: String,
@@ -98,7 +99,7 @@ pub struct BatchFileAddedV1 {
 }
 
 /// `BatchFileRemovedV1` (file service).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct BatchFileRemovedV1 {
     #[serde(default = "d_batch_file_removed")]
     pub event: String,
@@ -139,7 +140,7 @@ processing_update!(
 );
 
 /// `SpellcheckPhaseCompletedV1`: the thin spellcheck event (spellchecker → ELS, BCS). `entity_id` is the essay id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SpellcheckPhaseCompletedV1 {
     pub entity_id: String,
     pub batch_id: String,
@@ -172,7 +173,7 @@ processing_update!(
 );
 
 /// `StudentMatchSuggestion`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StudentMatchSuggestion {
     pub student_id: String,
     pub student_name: String,
@@ -185,7 +186,7 @@ pub struct StudentMatchSuggestion {
 }
 
 /// `EssayMatchResult`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EssayMatchResult {
     pub essay_id: String,
     pub text_storage_id: String,
@@ -212,7 +213,7 @@ base_event!(
 );
 
 /// `NlpMetrics`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NlpMetrics {
     pub word_count: i64,
     pub sentence_count: i64,
@@ -249,7 +250,7 @@ pub struct NlpMetrics {
 }
 
 /// `GrammarError`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GrammarError {
     pub rule_id: String,
     pub message: String,
@@ -268,7 +269,7 @@ pub struct GrammarError {
 }
 
 /// `GrammarAnalysis`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct GrammarAnalysis {
     pub error_count: i64,
     #[serde(default)]

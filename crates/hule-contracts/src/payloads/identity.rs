@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::constrained::Email;
@@ -9,7 +10,7 @@ use crate::enums::{EmailCategory, LoginFailureReason, SubjectType};
 use crate::time::Timestamp;
 
 /// `UserRegisteredV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UserRegisteredV1 {
     pub user_id: String,
     #[serde(default)]
@@ -20,7 +21,7 @@ pub struct UserRegisteredV1 {
 }
 
 /// `EmailVerificationRequestedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EmailVerificationRequestedV1 {
     pub user_id: String,
     pub email: Email,
@@ -30,7 +31,7 @@ pub struct EmailVerificationRequestedV1 {
 }
 
 /// `EmailVerifiedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EmailVerifiedV1 {
     pub user_id: String,
     pub verified_at: Timestamp,
@@ -38,7 +39,7 @@ pub struct EmailVerifiedV1 {
 }
 
 /// `PasswordResetRequestedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PasswordResetRequestedV1 {
     pub user_id: String,
     pub email: Email,
@@ -48,7 +49,7 @@ pub struct PasswordResetRequestedV1 {
 }
 
 /// `PasswordResetCompletedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PasswordResetCompletedV1 {
     pub user_id: String,
     pub reset_at: Timestamp,
@@ -56,7 +57,7 @@ pub struct PasswordResetCompletedV1 {
 }
 
 /// `LoginSucceededV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LoginSucceededV1 {
     pub user_id: String,
     #[serde(default)]
@@ -66,7 +67,7 @@ pub struct LoginSucceededV1 {
 }
 
 /// `LoginFailedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LoginFailedV1 {
     pub email: Email,
     pub reason: LoginFailureReason,
@@ -75,7 +76,7 @@ pub struct LoginFailedV1 {
 }
 
 /// `NotificationEmailRequestedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct NotificationEmailRequestedV1 {
     pub message_id: String,
     pub template_id: String,
@@ -87,7 +88,7 @@ pub struct NotificationEmailRequestedV1 {
 }
 
 /// `EmailSentV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EmailSentV1 {
     pub message_id: String,
     pub provider: String,
@@ -96,7 +97,7 @@ pub struct EmailSentV1 {
 }
 
 /// `EmailDeliveryFailedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EmailDeliveryFailedV1 {
     pub message_id: String,
     pub provider: String,
@@ -106,7 +107,7 @@ pub struct EmailDeliveryFailedV1 {
 }
 
 /// `SubjectRefV1`: an organisation or a user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubjectRefV1 {
     #[serde(rename = "type")]
     pub kind: SubjectType,
@@ -114,7 +115,7 @@ pub struct SubjectRefV1 {
 }
 
 /// `SubscriptionActivatedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubscriptionActivatedV1 {
     pub subject: SubjectRefV1,
     pub plan_id: String,
@@ -123,7 +124,7 @@ pub struct SubscriptionActivatedV1 {
 }
 
 /// `SubscriptionChangedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubscriptionChangedV1 {
     pub subject: SubjectRefV1,
     #[serde(default)]
@@ -134,7 +135,7 @@ pub struct SubscriptionChangedV1 {
 }
 
 /// `SubscriptionCanceledV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SubscriptionCanceledV1 {
     pub subject: SubjectRefV1,
     pub plan_id: String,
@@ -143,7 +144,7 @@ pub struct SubscriptionCanceledV1 {
 }
 
 /// `UsageAuthorizedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UsageAuthorizedV1 {
     pub subject: SubjectRefV1,
     pub metric: String,
@@ -156,7 +157,7 @@ pub struct UsageAuthorizedV1 {
 }
 
 /// `UsageRecordedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UsageRecordedV1 {
     pub subject: SubjectRefV1,
     pub metric: String,
@@ -168,7 +169,7 @@ pub struct UsageRecordedV1 {
 }
 
 /// `CreditBalanceChangedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CreditBalanceChangedV1 {
     pub subject: SubjectRefV1,
     pub delta: i64,
@@ -178,7 +179,7 @@ pub struct CreditBalanceChangedV1 {
 }
 
 /// `RateLimitExceededV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RateLimitExceededV1 {
     pub subject: SubjectRefV1,
     pub metric: String,
@@ -188,7 +189,7 @@ pub struct RateLimitExceededV1 {
 }
 
 /// `ResourceAccessGrantedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ResourceAccessGrantedV1 {
     pub resource_id: String,
     #[serde(default)]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -11,7 +12,7 @@ use crate::enums::{EssayComparisonWinner, LlmProviderType};
 use crate::time::Timestamp;
 
 /// `TokenUsage`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct TokenUsage {
     #[serde(default)]
     pub prompt_tokens: NonNegativeInt,
@@ -22,7 +23,7 @@ pub struct TokenUsage {
 }
 
 /// `LLMComparisonResultV1`: either all success fields (`winner`, `justification`, `confidence`) or `error_detail`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(try_from = "wire::LlmComparisonResultWire")]
 pub struct LlmComparisonResultV1 {
     pub request_id: String,
@@ -46,7 +47,30 @@ mod wire {
     //! The unchecked wire form of `LLMComparisonResultV1`, before its model validator runs.
     use super::*;
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, JsonSchema)]
+    #[schemars(rename = "LlmComparisonResultV1")]
+    #[schemars(extend("oneOf" = [
+        {
+            "title": "success",
+            "required": ["winner", "justification", "confidence"],
+            "properties": {
+                "winner": {"not": {"type": "null"}},
+                "justification": {"not": {"type": "null"}},
+                "confidence": {"not": {"type": "null"}},
+                "error_detail": {"type": "null"}
+            }
+        },
+        {
+            "title": "error",
+            "required": ["error_detail"],
+            "properties": {
+                "winner": {"type": "null"},
+                "justification": {"type": "null"},
+                "confidence": {"type": "null"},
+                "error_detail": {"not": {"type": "null"}}
+            }
+        }
+    ]))]
     pub struct LlmComparisonResultWire {
         request_id: String,
         correlation_id: Uuid,
@@ -118,7 +142,7 @@ mod wire {
 }
 
 /// `LLMCostAlertV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LlmCostAlertV1 {
     pub alert_type: String,
     #[serde(default)]
@@ -131,7 +155,7 @@ pub struct LlmCostAlertV1 {
 }
 
 /// `LLMCostTrackingV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LlmCostTrackingV1 {
     pub correlation_id: Uuid,
     pub provider: LlmProviderType,
@@ -151,7 +175,7 @@ pub struct LlmCostTrackingV1 {
 }
 
 /// `LLMProviderFailureV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LlmProviderFailureV1 {
     pub provider: LlmProviderType,
     pub failure_type: String,
@@ -164,7 +188,7 @@ pub struct LlmProviderFailureV1 {
 }
 
 /// `LLMRequestCompletedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LlmRequestCompletedV1 {
     pub provider: LlmProviderType,
     pub request_type: String,
@@ -182,7 +206,7 @@ pub struct LlmRequestCompletedV1 {
 }
 
 /// `LLMRequestStartedV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LlmRequestStartedV1 {
     pub provider: LlmProviderType,
     pub request_type: String,
@@ -194,7 +218,7 @@ pub struct LlmRequestStartedV1 {
 }
 
 /// `LLMUsageAnalyticsV1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LlmUsageAnalyticsV1 {
     pub period_start: Timestamp,
     pub period_end: Timestamp,

@@ -22,7 +22,7 @@ macro_rules! base_event {
     (@emit $(#[$meta:meta])* $name:ident [$($evattr:tt)*]
         { $($(#[$fmeta:meta])* $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
         pub struct $name {
             $($evattr)*
             pub event_name: $crate::registry::Event,

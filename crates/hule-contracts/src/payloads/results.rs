@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::base::JsonMap;
@@ -11,7 +12,7 @@ use crate::enums::{BatchStatus, NotificationPriority, WebSocketEventCategory};
 use crate::time::Timestamp;
 
 /// `TeacherNotificationRequestedV1` (several services → websocket).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct TeacherNotificationRequestedV1 {
     pub teacher_id: String,
     pub notification_type: String,
@@ -32,7 +33,7 @@ pub struct TeacherNotificationRequestedV1 {
 }
 
 /// `PhaseResultSummary`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PhaseResultSummary {
     pub phase_name: String,
     pub status: String,

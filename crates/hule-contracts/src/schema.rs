@@ -1,0 +1,119 @@
+//! JSON Schemas of the event payloads, generated from the typed models of [`crate::payloads`] (draft-07).
+//!
+//! The schemas describe what the decoder accepts (the deserialize contract): a field is `required` exactly when
+//! decoding fails without it, constraints are those of [`crate::constrained`], enums list their wire values.
+//! [`payload_schema`] gives one self-contained document per event; [`PayloadSchemas`] collects all of them with
+//! shared definitions under a chosen path (AsyncAPI's `#/components/schemas/`).
+
+use schemars::generate::SchemaSettings;
+use serde_json::{json, Map, Value};
+
+use crate::registry::{payload_root_schema, payload_subschema, Event, EVENTS};
+
+/// The draft-07 meta-schema URI every generated schema declares.
+pub const DRAFT07: &str = "http://json-schema.org/draft-07/schema#";
+
+/// The `$id` of an event's payload schema.
+pub fn schema_id(event: Event) -> String {
+    format!("urn:huleedu:schema:{}", event.topic())
+}
+
+/// The file name of an event's payload schema: payload model and version, e.g. `EssaySlotAssignedV1.v1.schema.json`.
+pub fn schema_file_name(event: Event) -> String {
+    let def = event.def();
+    format!("{}.v{}.schema.json", def.payload_type, def.version())
+}
+
+/// The self-contained draft-07 JSON Schema of an event's payload, with its own `definitions` and `x-huleedu-*`
+/// annotations naming the event, its topic and its version.
+pub fn payload_schema(event: Event) -> Value {
+    let def = event.def();
+    let mut schema = payload_root_schema(event, SchemaSettings::draft07()).to_value();
+    if let Value::Object(map) = &mut schema {
+        let mut ordered = Map::new();
+        ordered.insert("$schema".into(), json!(DRAFT07));
+        ordered.insert("$id".into(), json!(schema_id(event)));
+        ordered.insert("title".into(), json!(def.payload_type));
+        ordered.insert("x-huleedu-event".into(), json!(def.name));
+        ordered.insert("x-huleedu-topic".into(), json!(def.topic));
+        ordered.insert("x-huleedu-version".into(), json!(def.version()));
+        for (k, v) in std::mem::take(map) {
+            ordered.entry(k).or_insert(v);
+        }
+        *map = ordered;
+    }
+    schema
+}
+
+/// All payload schemas in one generator: per event a `$ref` into shared definitions kept under `definitions_path`.
+#[derive(Debug, Clone)]
+pub struct PayloadSchemas {
+    /// Per event, in registry order, the schema of its payload (usually a `$ref`).
+    pub by_event: Vec<(Event, Value)>,
+    /// The definitions the references point to, by name.
+    pub definitions: Map<String, Value>,
+}
+
+impl PayloadSchemas {
+    /// Generates every payload schema with definitions under `definitions_path` (e.g. `/components/schemas`).
+    pub fn generate(definitions_path: &str) -> Self {
+        let settings = SchemaSettings::draft07().with(|s| {
+            s.definitions_path = definitions_path.to_owned().into();
+            s.meta_schema = None;
+        });
+        let mut generator = settings.into_generator();
+        let by_event = EVENTS
+            .iter()
+            .map(|d| {
+                (
+                    d.event,
+                    payload_subschema(d.event, &mut generator).to_value(),
+                )
+            })
+            .collect();
+        let definitions = generator.take_definitions(true);
+        PayloadSchemas {
+            by_event,
+            definitions,
+        }
+    }
+}
+
+/// Pretty JSON with a final newline, the form every generated file is written in.
+pub fn pretty(value: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Every payload schema as `(file name, pretty JSON)`, in registry order.
+pub fn schema_files() -> Vec<(String, String)> {
+    EVENTS
+        .iter()
+        .map(|d| (schema_file_name(d.event), pretty(&payload_schema(d.event))))
+        .collect()
+}
+
+/// Every payload schema in one JSON object keyed by file name (what `hule catalog --format json-schema` prints).
+pub fn bundle_json() -> String {
+    let map: Map<String, Value> = EVENTS
+        .iter()
+        .map(|d| (schema_file_name(d.event), payload_schema(d.event)))
+        .collect();
+    pretty(&Value::Object(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_has_an_object_schema_with_its_annotations() {
+        for def in EVENTS {
+            let schema = payload_schema(def.event);
+            assert_eq!(schema["type"], "object", "{}", def.name);
+            assert_eq!(schema["x-huleedu-event"], def.name);
+            assert_eq!(schema["$schema"], DRAFT07);
+        }
+    }
+}
