@@ -9,5 +9,5 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo test --quiet
 cargo build --release --quiet -p hule-cli
-"$CARGO_TARGET_DIR/release/hule" check
+"$CARGO_TARGET_DIR/release/hule" check --baseline contracts/schema-baseline.json
 "$CARGO_TARGET_DIR/release/hule" bench --quick --json "$CARGO_TARGET_DIR/bench-quick.json"

@@ -38,8 +38,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Move committed outbox rows to Kafka until SIGTERM or Ctrl-C.
     Relay(outbox_cmd::RelayArgs),
-    /// Check the registry's contract rules (run by CI); exit status 1 when one breaks.
-    Check,
+    /// Check the registry's contract rules and the payload schemas against a baseline (run by CI); exit 1 on a break.
+    Check(catalog_cmd::CheckArgs),
     /// Write the event catalog generated from the registry.
     Catalog(catalog_cmd::CatalogArgs),
     /// Plan or apply the registry's topics (partitions, replication, cleanup and retention by topic class).
@@ -85,7 +85,7 @@ fn main() -> ExitCode {
         Command::Dlq(cmd) => dlq_cmd::run(&cmd),
         Command::Topics(cmd) => topics_cmd::run(&cmd),
         Command::Catalog(args) => catalog_cmd::run(&args),
-        Command::Check => return catalog_cmd::check(),
+        Command::Check(args) => return catalog_cmd::check(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

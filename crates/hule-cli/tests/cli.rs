@@ -565,14 +565,78 @@ fn topics_plan_against_a_described_cluster() {
 }
 
 #[test]
-fn check_passes_on_the_registry_and_catalog_writes_markdown() {
-    let (code, out, err) = hule(&["check"], None);
+fn check_passes_on_the_registry_and_the_committed_baseline() {
+    let baseline = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../contracts/schema-baseline.json"
+    );
+    let (code, out, err) = hule(&["check", "--baseline", baseline], None);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("ok: 71 events"), "{out}");
+    assert!(out.contains("ok: 71 payload schemas compatible"), "{out}");
+}
+
+#[test]
+fn check_fails_on_each_breaking_change_naming_event_field_and_rule() {
+    let dir = std::env::temp_dir().join(format!("hule-baseline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("baseline.json");
+    let p = path.to_str().expect("utf-8 path");
+    let (code, out, _) = hule(&["check", "--update-baseline", "--baseline", p], None);
+    assert_eq!(code, 0, "{out}");
+    let mut b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    // Each edit makes the baseline say what the current schema no longer does.
+    let slot = &mut b["events"]["ESSAY_SLOT_ASSIGNED"]["schema"];
+    slot["properties"]["retired_field"] = serde_json::json!({"type": "string"});
+    slot["properties"]["batch_id"] = serde_json::json!({"type": "integer"});
+    let failed = &mut b["events"]["ESSAY_VALIDATION_FAILED"]["schema"];
+    failed["definitions"]["FileValidationErrorCode"]["enum"]
+        .as_array_mut()
+        .expect("enum")
+        .push(serde_json::json!("RETIRED_CODE"));
+    failed["required"]
+        .as_array_mut()
+        .expect("required")
+        .retain(|f| f != "file_size_bytes");
+    b["events"]["CLIENT_BATCH_PIPELINE_REQUEST"]["schema"]["properties"]["batch_id"]["maxLength"] =
+        serde_json::json!(1000);
+    std::fs::write(&path, serde_json::to_string(&b).expect("encode")).expect("write");
+    let (code, out, err) = hule(&["check", "--baseline", p], None);
+    assert_eq!(code, 1, "{out}{err}");
+    for line in [
+        "FAIL ESSAY_SLOT_ASSIGNED field `retired_field`: removed field (was string)",
+        "FAIL ESSAY_SLOT_ASSIGNED field `batch_id`: changed type (integer → string)",
+        "FAIL ESSAY_VALIDATION_FAILED field `validation_error_code`: removed enum value (\"RETIRED_CODE\" removed)",
+        "FAIL ESSAY_VALIDATION_FAILED field `file_size_bytes`: new required field (optional → required)",
+        "FAIL CLIENT_BATCH_PIPELINE_REQUEST field `batch_id`: narrowed constraint (maxLength 1000 → 255)",
+        "5 breaking change(s)",
+    ] {
+        assert!(out.contains(line), "missing `{line}` in\n{out}");
+    }
+    // Accepting the change rewrites the baseline, which then passes.
+    let (code, _, _) = hule(&["check", "--update-baseline", "--baseline", p], None);
+    assert_eq!(code, 0);
+    let (code, out, _) = hule(&["check", "--baseline", p], None);
+    assert_eq!(code, 0, "{out}");
+    // Unreadable baselines are errors that say where, not findings.
+    std::fs::write(
+        &path,
+        "{\"format\": \"hule-schema-baseline/1\", \"events\": [",
+    )
+    .expect("write");
+    let (code, _, err) = hule(&["check", "--baseline", p], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("line 1 column"), "{err}");
+    let (code, _, err) = hule(&["check", "--baseline", "/nonexistent/baseline.json"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("--update-baseline"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn catalog_writes_markdown() {
     let (code, out, _) = hule(&["catalog", "--format", "markdown"], None);
     assert_eq!(code, 0);
     assert!(out.contains("## Dual-event pairs"), "{out}");
-    let (code, _, err) = hule(&["catalog", "--format", "asyncapi"], None);
-    assert_eq!(code, 2);
-    assert!(err.contains("only --format markdown is built"), "{err}");
 }

@@ -1,7 +1,7 @@
 //! `hule check`'s contract rules, as pure logic: every standard topic obeys the naming rules and is unique; every
 //! event names a topic, a payload type, a key field and a class; every domain has a partition contract; every
-//! event's example payload decodes and yields a non-empty key. (The schema-evolution gate against a committed
-//! baseline is not built yet.)
+//! event's example payload decodes and yields a non-empty key. The schema-evolution gate against a committed
+//! baseline is [`crate::evolution`].
 
 use std::fmt;
 

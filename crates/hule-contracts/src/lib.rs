@@ -42,6 +42,7 @@ pub mod decode;
 pub mod enums;
 pub mod envelope;
 pub mod error;
+pub mod evolution;
 pub mod examples;
 pub mod headers;
 pub mod keys;

@@ -98,3 +98,30 @@ fn required_and_nullable_match_the_decoder() {
     }
     assert!(checked > 500, "checked {checked} fields");
 }
+
+#[test]
+fn the_committed_schemas_in_docs_are_current() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas");
+    let regenerate = "regenerate with `hule catalog --format json-schema --out docs/schemas`";
+    let files = hule_contracts::schema::schema_files();
+    for (name, text) in &files {
+        let committed = std::fs::read_to_string(dir.join(name))
+            .unwrap_or_else(|e| panic!("docs/schemas/{name}: {e}; {regenerate}"));
+        assert!(
+            committed == *text,
+            "docs/schemas/{name} is stale; {regenerate}"
+        );
+    }
+    let on_disk = std::fs::read_dir(&dir)
+        .expect("docs/schemas")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".schema.json"))
+        })
+        .count();
+    assert_eq!(
+        on_disk,
+        files.len(),
+        "docs/schemas has stale files; {regenerate}"
+    );
+}
