@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the build and tests need and makes sure PostgreSQL and Redis are up. Safe to repeat.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v cc >/dev/null || need_apt+=(gcc)
@@ -9,9 +10,18 @@ command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v kcat >/dev/null || need_apt+=(kcat)
 [ -e /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}" >&2
-  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# The AsyncAPI validator's pinned packages (@asyncapi/specs, ajv), from package-lock.json.
+if [ ! -d tools/asyncapi-validate/node_modules ]; then
+  echo "setup: installing the AsyncAPI validator's npm packages" >&2
+  npm ci --prefix tools/asyncapi-validate --no-audit --no-fund --loglevel=error >/dev/null
 fi
 
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then

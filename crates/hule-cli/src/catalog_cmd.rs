@@ -56,8 +56,8 @@ pub fn write_schema_dir(dir: &Path) -> anyhow::Result<usize> {
 pub fn run(args: &CatalogArgs) -> anyhow::Result<()> {
     let text = match args.format {
         Format::Markdown => hule_contracts::catalog::markdown(),
-        Format::Html => anyhow::bail!("this format is not built yet"),
-        Format::Asyncapi => anyhow::bail!("this format is not built yet"),
+        Format::Html => hule_contracts::html::html(),
+        Format::Asyncapi => hule_contracts::asyncapi::document_json(),
         Format::JsonSchema => match &args.out {
             Some(dir) => {
                 let n = write_schema_dir(dir)?;

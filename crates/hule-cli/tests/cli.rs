@@ -633,10 +633,3 @@ fn check_fails_on_each_breaking_change_naming_event_field_and_rule() {
     assert!(err.contains("--update-baseline"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
-
-#[test]
-fn catalog_writes_markdown() {
-    let (code, out, _) = hule(&["catalog", "--format", "markdown"], None);
-    assert_eq!(code, 0);
-    assert!(out.contains("## Dual-event pairs"), "{out}");
-}

@@ -26,7 +26,7 @@ pub const DUAL_EVENT_PAIRS: &[(Event, Event, &str)] = &[
     ),
 ];
 
-fn days(ms: u64) -> String {
+pub(crate) fn days(ms: u64) -> String {
     let hours = ms / 3_600_000;
     if hours.is_multiple_of(24) {
         format!("{} d", hours / 24)
@@ -35,7 +35,7 @@ fn days(ms: u64) -> String {
     }
 }
 
-fn list(items: &[&str]) -> String {
+pub(crate) fn list(items: &[&str]) -> String {
     if items.is_empty() {
         "—".to_owned()
     } else {

@@ -15,7 +15,8 @@ use crate::payloads::JsonMap;
 use crate::time::Timestamp;
 
 /// The envelope every event travels in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "EventEnvelope")]
 pub struct EventEnvelope<T> {
     /// The event's identity; kept from the outbox to the consumer, never regenerated.
     pub event_id: Uuid,
@@ -27,6 +28,7 @@ pub struct EventEnvelope<T> {
     pub source_service: String,
     /// Envelope structure version (not the payload version); always 1 so far.
     #[serde(default = "one", deserialize_with = "lax_u32")]
+    #[schemars(schema_with = "schema_version_schema")]
     pub schema_version: u32,
     /// The request this event belongs to.
     pub correlation_id: Uuid,
@@ -41,7 +43,7 @@ pub struct EventEnvelope<T> {
 }
 
 /// `EventEnvelope.metadata`: the keys the original writes, and any others kept as given.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnvelopeMetadata {
     /// W3C trace context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,6 +60,14 @@ pub struct EnvelopeMetadata {
     /// Other keys (BOS's `batch_id`, the gateway's `org_id`, ...).
     #[serde(flatten)]
     pub extra: JsonMap,
+}
+
+/// `schema_version` as read: an integer, or its digits as a string (some Python producers write `"1"`).
+fn schema_version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}],
+        "default": 1,
+    })
 }
 
 impl<T> EventEnvelope<T> {

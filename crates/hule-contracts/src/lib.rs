@@ -35,6 +35,7 @@ assert_eq!(decoded.data.partition_key().as_deref(), Some("batch-1"));
 */
 #![warn(missing_docs)]
 
+pub mod asyncapi;
 pub mod catalog;
 pub mod check;
 pub mod constrained;
@@ -45,6 +46,7 @@ pub mod error;
 pub mod evolution;
 pub mod examples;
 pub mod headers;
+pub mod html;
 pub mod keys;
 pub mod naming;
 pub mod payloads;

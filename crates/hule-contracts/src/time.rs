@@ -101,7 +101,13 @@ impl schemars::JsonSchema for Timestamp {
         "Timestamp".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({"type": "string", "format": "date-time"})
+        // Not `format: date-time`: Python services also write naive times (`datetime.utcnow()`), which RFC 3339
+        // refuses and this decoder reads as UTC.
+        schemars::json_schema!({
+            "type": "string",
+            "description": "ISO-8601 date-time; a naive time is read as UTC.",
+            "pattern": r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?\s*$",
+        })
     }
 }
 

@@ -292,11 +292,26 @@ fn versioned_events_are_distinct() {
 }
 
 #[test]
-fn the_committed_catalog_is_not_stale() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/catalog.md");
-    let committed = std::fs::read_to_string(&path).expect("docs/catalog.md");
-    assert!(
-        committed == hule_contracts::catalog::markdown(),
-        "docs/catalog.md is stale: regenerate it with `hule catalog --format markdown --out docs/catalog.md`"
-    );
+fn the_committed_catalogs_are_not_stale() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    for (file, format, current) in [
+        (
+            "catalog.md",
+            "markdown",
+            hule_contracts::catalog::markdown(),
+        ),
+        ("catalog.html", "html", hule_contracts::html::html()),
+        (
+            "asyncapi.json",
+            "asyncapi",
+            hule_contracts::asyncapi::document_json(),
+        ),
+    ] {
+        let committed =
+            std::fs::read_to_string(docs.join(file)).unwrap_or_else(|e| panic!("docs/{file}: {e}"));
+        assert!(
+            committed == current,
+            "docs/{file} is stale: regenerate it with `hule catalog --format {format} --out docs/{file}`"
+        );
+    }
 }
