@@ -516,6 +516,10 @@ fn topics_plan_against_a_described_cluster() {
               "configs": {"cleanup.policy": "delete", "retention.ms": "604800000"}},
           "huleedu.batch.spellcheck.phase.completed.v1": {"partitions": 6, "replication": 3,
               "configs": {"cleanup.policy": "delete", "retention.ms": "86400000"}},
+          "huleedu.els.essay.slot.assigned.v1": {"partitions": 6, "replication": 3,
+              "configs": {"cleanup.policy": "delete", "retention.ms": "86400000"}},
+          "huleedu.els.essay.slot.assigned.v1.dlq.v1": {"partitions": 1, "replication": 3,
+              "configs": {"cleanup.policy": "compact", "retention.ms": "2592000000"}},
           "not.ours.v1": {"partitions": 1, "replication": 1}
         }"#,
     )
@@ -532,6 +536,15 @@ fn topics_plan_against_a_described_cluster() {
         out.contains(
             "+ create huleedu.assessment.result.published.v1.dlq.v1 (dead-letter, 1 partitions"
         ),
+        "{out}"
+    );
+    // Every class: a standard topic's retention and a dead-letter topic's cleanup policy are corrected too.
+    assert!(
+        out.contains("~ configure huleedu.els.essay.slot.assigned.v1: retention.ms 86400000 → 2592000000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("~ configure huleedu.els.essay.slot.assigned.v1.dlq.v1: cleanup.policy compact → delete"),
         "{out}"
     );
     assert!(
@@ -553,8 +566,8 @@ fn topics_plan_against_a_described_cluster() {
         hule_contracts::EVENTS.iter().map(|e| e.topic).collect();
     assert_eq!(
         creates,
-        distinct.len() - 2,
-        "every registry topic but the two described"
+        distinct.len() - 3,
+        "every registry topic but the three described"
     );
 
     std::fs::write(&file, "{not json").expect("write");

@@ -12,6 +12,11 @@ The contracts of the HuleEdu event backbone: pure, synchronous, no I/O, no clock
 - [`headers`]: the standard headers and the retry policy they carry; [`keys`]: partition-key contracts and
   Kafka's murmur2 partitioner; [`naming`]: topic naming rules; [`size`]: size limits and [`size::ArtifactRef`].
 - [`examples`]: a valid, realistic payload for every event.
+- [`schema`]: a draft-07 JSON Schema per payload, derived from the typed payloads; [`evolution`]: the gate that
+  compares them with a committed baseline and names every breaking change by event, field and rule.
+- The operator's documents: [`catalog`] (Markdown), [`html`] (a self-contained page with search and an SVG
+  diagram), [`asyncapi`] (AsyncAPI 3.0); [`check`]: the registry's contract rules; [`topics`]: the desired topics
+  by class and the plan against a described cluster.
 
 ```
 use hule_contracts::{decode, Event, EventEnvelope, Timestamp, TypedEvent};
