@@ -540,7 +540,9 @@ fn topics_plan_against_a_described_cluster() {
     );
     // Every class: a standard topic's retention and a dead-letter topic's cleanup policy are corrected too.
     assert!(
-        out.contains("~ configure huleedu.els.essay.slot.assigned.v1: retention.ms 86400000 → 2592000000"),
+        out.contains(
+            "~ configure huleedu.els.essay.slot.assigned.v1: retention.ms 86400000 → 2592000000"
+        ),
         "{out}"
     );
     assert!(

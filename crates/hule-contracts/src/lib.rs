@@ -8,7 +8,7 @@ The contracts of the HuleEdu event backbone: pure, synchronous, no I/O, no clock
   while decoding; [`TypedEvent`] is the enum over all of them, and each implements [`Payload`].
 - [`envelope`]: [`EventEnvelope<T>`], byte-compatible with pydantic's `model_dump_json()` and accepting what the
   Python services put on Kafka.
-- [`decode`]: two-phase decoding, topic + bytes → [`TypedEvent`] or a [`DecodeError`] naming phase, path and reason.
+- [`decode`](mod@decode): two-phase decoding, topic + bytes → [`TypedEvent`] or a [`DecodeError`] naming phase, path and reason.
 - [`headers`]: the standard headers and the retry policy they carry; [`keys`]: partition-key contracts and
   Kafka's murmur2 partitioner; [`naming`]: topic naming rules; [`size`]: size limits and [`size::ArtifactRef`].
 - [`examples`]: a valid, realistic payload for every event.

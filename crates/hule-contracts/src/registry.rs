@@ -1,7 +1,7 @@
 //! The registry: all 71 events with their topics, payload types, partition keys, topic classes, producers and
 //! consumers, in one table that the compiler checks.
 //!
-//! Each row of [`registry!`] must name a standard topic, a legacy topic, a payload type, a key (its concept, field
+//! Each row of `registry!` must name a standard topic, a legacy topic, a payload type, a key (its concept, field
 //! path and extractor) and a topic class; a row missing any of them does not match the macro and fails to compile,
 //! and a key extractor that names a field the payload lacks fails to type-check.
 
