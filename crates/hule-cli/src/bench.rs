@@ -25,9 +25,29 @@ pub struct BenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     database_url: String,
-    /// Only the envelope scenarios (no PostgreSQL, Redis or Kafka).
+    /// Only the envelope scenarios (no PostgreSQL, Redis or Kafka); the same as `--only envelope`.
     #[arg(long)]
     envelope_only: bool,
+    /// Only these groups of scenarios (repeat or comma-separate); all when absent.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Group>,
+}
+
+/// Groups of scenarios `--only` selects.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Group {
+    /// Envelope decode and encode.
+    Envelope,
+    /// Outbox write cost.
+    Write,
+    /// Relay drain, PostgreSQL and SQLite.
+    Drain,
+    /// Commit-to-publish latency.
+    Latency,
+    /// Consumer runtime: no dedup, Redis, PostgreSQL inbox.
+    Consumer,
+    /// The demo pipeline.
+    Pipeline,
 }
 
 /// One scenario's result.
@@ -51,10 +71,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Duration::from_secs(4)
     };
     let started = Instant::now();
+    let mut only = args.only.clone();
+    if args.envelope_only {
+        only.push(Group::Envelope);
+    }
+    let wanted = |g: Group| only.is_empty() || only.contains(&g);
     let mut results = Vec::new();
-    results.extend(envelope_scenarios(budget)?);
-    if !args.envelope_only {
-        results.extend(crate::bench_io::run_all(args.quick, &args.database_url)?);
+    if wanted(Group::Envelope) {
+        results.extend(envelope_scenarios(budget)?);
+    }
+    if [
+        Group::Write,
+        Group::Drain,
+        Group::Latency,
+        Group::Consumer,
+        Group::Pipeline,
+    ]
+    .into_iter()
+    .any(wanted)
+    {
+        results.extend(crate::bench_io::run_all(
+            args.quick,
+            &args.database_url,
+            &wanted,
+        )?);
     }
     print_table(&results);
     eprintln!(

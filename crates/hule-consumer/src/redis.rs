@@ -11,7 +11,7 @@ use futures::FutureExt;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::dedup::{Claim, DedupKey, DedupStore, StoreUnavailable};
 
@@ -28,21 +28,32 @@ pub enum Reply {
     Error(String),
 }
 
-/// One connection, opened lazily and dropped on any I/O error (the next call reconnects).
-struct Conn {
-    stream: Option<BufReader<TcpStream>>,
+/// A request to a connection task: the encoded command and where its reply goes.
+struct Request {
+    bytes: Vec<u8>,
+    reply: oneshot::Sender<std::io::Result<Reply>>,
 }
 
-/// A small pool of RESP connections with a per-call timeout.
+/// A pool of multiplexed RESP connections with a per-call timeout.
+///
+/// Each connection is a writer task and a reader task. Callers hand their command to the writer, which sends every
+/// command waiting at that moment in one write (pipelining: Redis reads and answers them in one go); the reader
+/// matches replies to callers in order. So many concurrent callers (one per partition) cost a few system calls
+/// per batch instead of two per command. A connection that fails is dropped with its pending calls, which report
+/// the error, and the next call opens a new one.
 pub struct RedisClient {
     addr: String,
     timeout: Duration,
-    conns: Vec<Mutex<Conn>>,
+    conns: Vec<std::sync::Mutex<Option<mpsc::UnboundedSender<Request>>>>,
     next: std::sync::atomic::AtomicUsize,
 }
 
+/// Commands sent in one write at most (bounds the latency a large backlog adds to its first caller).
+const MAX_PIPELINE: usize = 256;
+
 impl RedisClient {
-    /// A client for `redis://host:port` (or `host:port`) with `pool` connections and a 2 s call timeout.
+    /// A client for `redis://host:port` (or `host:port`) with `pool` multiplexed connections and a 2 s call
+    /// timeout.
     pub fn new(url: &str, pool: usize) -> Result<Self, StoreUnavailable> {
         let addr = url
             .strip_prefix("redis://")
@@ -58,7 +69,7 @@ impl RedisClient {
             addr: addr.to_owned(),
             timeout: Duration::from_secs(2),
             conns: (0..pool.max(1))
-                .map(|_| Mutex::new(Conn { stream: None }))
+                .map(|_| std::sync::Mutex::new(None))
                 .collect(),
             next: std::sync::atomic::AtomicUsize::new(0),
         })
@@ -71,43 +82,118 @@ impl RedisClient {
         }
     }
 
-    /// Sends one command and reads its reply.
-    pub async fn call(&self, args: &[&[u8]]) -> Result<Reply, StoreUnavailable> {
-        // A free connection if there is one, else wait for the next in turn.
-        let n = self.conns.len();
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
-        let free = (0..n).find_map(|k| self.conns[(i + k) % n].try_lock().ok());
-        let mut conn = match free {
-            Some(c) => c,
-            None => self.conns[i].lock().await,
-        };
-        let result = tokio::time::timeout(self.timeout, async {
-            if conn.stream.is_none() {
-                conn.stream = Some(BufReader::new(TcpStream::connect(&self.addr).await?));
-            }
-            let stream = conn
-                .stream
-                .as_mut()
-                .ok_or_else(|| std::io::Error::other("no connection"))?;
-            stream.get_mut().write_all(&encode(args)).await?;
-            read_reply(stream).await
-        })
-        .await;
-        match result {
-            Ok(Ok(reply)) => match reply {
-                Reply::Error(e) => Err(self.unavailable(format!("error reply: {e}"))),
-                other => Ok(other),
-            },
-            Ok(Err(e)) => {
-                conn.stream = None;
-                Err(self.unavailable(e))
-            }
-            Err(_) => {
-                conn.stream = None;
-                Err(self.unavailable(format!("no reply within {:?}", self.timeout)))
+    /// The sender of connection `i`, starting the connection when it is not running.
+    fn sender(&self, i: usize) -> mpsc::UnboundedSender<Request> {
+        let mut slot = self.conns[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(tx) if !tx.is_closed() => tx.clone(),
+            _ => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(connection(self.addr.clone(), rx));
+                *slot = Some(tx.clone());
+                tx
             }
         }
     }
+
+    /// Sends one command and reads its reply.
+    pub async fn call(&self, args: &[&[u8]]) -> Result<Reply, StoreUnavailable> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
+        let (reply, rx) = oneshot::channel();
+        let mut request = Request {
+            bytes: encode(args),
+            reply,
+        };
+        // A connection that died since it was started refuses the request; start another once.
+        for _ in 0..2 {
+            match self.sender(i).send(request) {
+                Ok(()) => {
+                    return match tokio::time::timeout(self.timeout, rx).await {
+                        Ok(Ok(Ok(Reply::Error(e)))) => {
+                            Err(self.unavailable(format!("error reply: {e}")))
+                        }
+                        Ok(Ok(Ok(reply))) => Ok(reply),
+                        Ok(Ok(Err(e))) => Err(self.unavailable(e)),
+                        Ok(Err(_)) => Err(self.unavailable("connection lost before the reply")),
+                        Err(_) => {
+                            Err(self.unavailable(format!("no reply within {:?}", self.timeout)))
+                        }
+                    };
+                }
+                Err(mpsc::error::SendError(back)) => request = back,
+            }
+        }
+        Err(self.unavailable("cannot start a connection"))
+    }
+}
+
+/// One connection: connects, then writes batches of waiting commands while a reader task answers them in order.
+/// Ends, failing what is pending, on the first I/O error.
+async fn connection(addr: String, mut requests: mpsc::UnboundedReceiver<Request>) {
+    let stream = match TcpStream::connect(&addr).await {
+        Ok(s) => s,
+        Err(e) => {
+            requests.close();
+            while let Ok(r) = requests.try_recv() {
+                let _ = r
+                    .reply
+                    .send(Err(std::io::Error::new(e.kind(), e.to_string())));
+            }
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let (pending_tx, mut pending) =
+        mpsc::unbounded_channel::<oneshot::Sender<std::io::Result<Reply>>>();
+    let (dead_tx, mut dead) = oneshot::channel::<()>();
+    let reader = tokio::spawn(async move {
+        let mut read = BufReader::new(read);
+        while let Some(reply) = pending.recv().await {
+            match read_reply(&mut read).await {
+                Ok(r) => {
+                    let _ = reply.send(Ok(r));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                    break;
+                }
+            }
+        }
+        let _ = dead_tx.send(());
+    });
+    let mut buf = Vec::with_capacity(16 * 1024);
+    loop {
+        let first = tokio::select! {
+            r = requests.recv() => match r { Some(r) => r, None => break },
+            _ = &mut dead => break,
+        };
+        buf.clear();
+        buf.extend_from_slice(&first.bytes);
+        let mut replies = vec![first.reply];
+        while replies.len() < MAX_PIPELINE {
+            match requests.try_recv() {
+                Ok(r) => {
+                    buf.extend_from_slice(&r.bytes);
+                    replies.push(r.reply);
+                }
+                Err(_) => break,
+            }
+        }
+        // Replies are queued before the bytes go out, so the reader always knows whom the next reply is for.
+        if replies.into_iter().any(|r| pending_tx.send(r).is_err()) {
+            break;
+        }
+        if write.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    // Stop taking requests; those not yet sent are dropped (their callers see the connection lost), and the reader
+    // is stopped with whatever it still waits for.
+    requests.close();
+    reader.abort();
 }
 
 /// Encodes a command as a RESP array of bulk strings.
@@ -165,11 +251,11 @@ pub struct RedisDedup {
 }
 
 impl RedisDedup {
-    /// A store on `url` with the original's key prefix `huleedu:idempotency:v2` and 16 connections (one call
-    /// in flight per connection; partitions are processed in parallel).
+    /// A store on `url` with the original's key prefix `huleedu:idempotency:v2` and 2 multiplexed connections
+    /// (the partitions' concurrent calls are pipelined on them).
     pub fn new(url: &str) -> Result<Self, StoreUnavailable> {
         Ok(RedisDedup {
-            client: RedisClient::new(url, 16)?,
+            client: RedisClient::new(url, 2)?,
             prefix: "huleedu:idempotency:v2".into(),
         })
     }
@@ -181,33 +267,49 @@ impl RedisDedup {
 
     /// The key of an event, as the original computes it on its header path.
     pub fn key(&self, key: &DedupKey) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let hash = Sha256::digest(format!("{{\"event_id\":\"{}\"}}", key.event_id).as_bytes());
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        format!(
-            "{}:{}:{}:{hex}",
-            self.prefix,
-            key.service,
-            key.event_type.replace('.', "_")
-        )
+        let event_type = key.event_type.replace('.', "_");
+        let mut out = String::with_capacity(
+            self.prefix.len() + key.service.len() + event_type.len() + 3 + 64,
+        );
+        for part in [
+            self.prefix.as_str(),
+            ":",
+            &key.service,
+            ":",
+            &event_type,
+            ":",
+        ] {
+            out.push_str(part);
+        }
+        for b in hash {
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+        out
     }
 
+    /// The stored JSON value, field for field the original's (written directly: this runs twice per record).
     fn value(key: &DedupKey, status: &str) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        let mut v = serde_json::json!({
-            "status": status,
-            "started_at": now,
-            "processed_by": key.service,
-            "event_id": key.event_id.to_string(),
-            "correlation_id": key.correlation_id.to_string(),
-            "source_service": key.source_service,
-        });
-        if status == "completed" {
-            v["completed_at"] = serde_json::json!(now);
-        }
-        v.to_string()
+        // Service names are JSON-escaped; ids and the status are plain ASCII.
+        let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+        let completed = if status == "completed" {
+            format!(",\"completed_at\":{now}")
+        } else {
+            String::new()
+        };
+        format!(
+            "{{\"status\":\"{status}\",\"started_at\":{now},\"processed_by\":{},\"event_id\":\"{}\",\"correlation_id\":\"{}\",\"source_service\":{}{completed}}}",
+            quote(&key.service),
+            key.event_id,
+            key.correlation_id,
+            quote(&key.source_service),
+        )
     }
 }
 
@@ -311,6 +413,32 @@ mod tests {
             "{k}"
         );
         assert!(k.ends_with("09bf9"), "{k}");
+        assert_eq!(
+            k.len(),
+            "huleedu:idempotency:v2:svc:huleedu_cj_assessment_completed_v1:".len() + 64
+        );
+    }
+
+    #[test]
+    fn values_are_the_originals_json() {
+        let key = DedupKey {
+            service: "svc \"quoted\"".into(),
+            event_id: uuid::Uuid::from_u128(7),
+            event_type: "t".into(),
+            correlation_id: uuid::Uuid::from_u128(9),
+            source_service: "src".into(),
+        };
+        for status in ["processing", "completed"] {
+            let v: serde_json::Value =
+                serde_json::from_str(&RedisDedup::value(&key, status)).expect("valid JSON");
+            assert_eq!(v["status"], status);
+            assert_eq!(v["processed_by"], "svc \"quoted\"");
+            assert_eq!(v["event_id"], uuid::Uuid::from_u128(7).to_string());
+            assert_eq!(v["correlation_id"], uuid::Uuid::from_u128(9).to_string());
+            assert_eq!(v["source_service"], "src");
+            assert!(v["started_at"].as_f64().is_some_and(|t| t > 1.6e9));
+            assert_eq!(v.get("completed_at").is_some(), status == "completed");
+        }
     }
 
     #[test]
