@@ -373,7 +373,7 @@ window.addEventListener('error', function (e) { document.body.dataset.error = St
   topics.forEach(function (t) { t.addEventListener('mouseenter', function () { highlight('e', t.dataset.e); }); });
   q.addEventListener('input', function () { history.replaceState(null, '', '#q=' + encodeURIComponent(q.value)); filter(); });
   var m = /^#q=(.*)$/.exec(location.hash);
-  if (m) { q.value = decodeURIComponent(m[1]); }
+  if (m) { try { q.value = decodeURIComponent(m[1]); } catch (e) { q.value = m[1]; } }
   filter();
   document.body.dataset.ready = String(cards.length);
 })();
