@@ -1,0 +1,47 @@
+//! The PostgreSQL claim keeps its plan when the table's statistics are stale: a table migrated (and analysed)
+//! empty, then filled without an ANALYZE — what happens in production when autovacuum is off — is still claimed by
+//! an ordered index scan that stops at the limit, not by scanning and sorting every pending row.
+#![cfg(feature = "postgres")]
+
+use hule_outbox::pg::PgOutbox;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn the_claim_walks_the_pending_index_even_with_empty_table_statistics() {
+    let schema = format!("hule_test_{}", Uuid::new_v4().simple());
+    let (admin, conn) = tokio_postgres::connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("PostgreSQL must run on 127.0.0.1:5432 (run scripts/setup.sh)");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    let url = format!(
+        "host=127.0.0.1 port=5432 user=postgres dbname=test options='-c search_path={schema}'"
+    );
+    // Migrates and analyses the empty table.
+    let outbox = PgOutbox::connect(&url).await.expect("outbox");
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO {schema}.event_outbox (id, aggregate_id, aggregate_type, event_type, event_data, event_key, topic)
+             SELECT gen_random_uuid(), 'a' || g, 'essay', 't', '{{\"n\": 1}}'::json, 'k' || (g % 200), 'topic.v1'
+             FROM generate_series(1, 20000) g"
+        ))
+        .await
+        .expect("fill");
+    let plan = outbox.claim_plan(500).await.expect("explain");
+    assert!(
+        plan.contains("Index Scan using hule_outbox_pending"),
+        "{plan}"
+    );
+    assert!(!plan.contains("Sort"), "{plan}");
+    assert!(!plan.contains("Bitmap"), "{plan}");
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .expect("drop");
+}
