@@ -12,7 +12,6 @@
 //! `docs/asyncapi.json` is this output; a test validates it against the official AsyncAPI 3.0.0 JSON Schema
 //! (npm `@asyncapi/specs`) and every example against its message's schemas.
 
-use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -20,7 +19,7 @@ use crate::envelope::EventEnvelope;
 use crate::examples::example_json;
 use crate::headers::{names, standard_headers};
 use crate::registry::{EventDef, EVENTS};
-use crate::schema::pretty;
+use crate::schema::{payload_subschema, pretty, shared_generator};
 use crate::time::Timestamp;
 use crate::topics::TopicOptions;
 
@@ -207,17 +206,13 @@ fn operation(def: &EventDef, service: &str, send: bool) -> Value {
 /// The AsyncAPI 3.0 document.
 pub fn document() -> Value {
     let opts = TopicOptions::default();
-    let settings = SchemaSettings::draft07().with(|s| {
-        s.definitions_path = "/components/schemas".into();
-        s.meta_schema = None;
-    });
-    let mut generator = settings.into_generator();
+    let mut generator = shared_generator("/components/schemas");
     generator.subschema_for::<EventEnvelope<Value>>();
     let mut channels = Map::new();
     let mut operations = Map::new();
     let mut messages = Map::new();
     for (n, def) in EVENTS.iter().enumerate() {
-        let payload_ref = crate::registry::payload_subschema(def.event, &mut generator).to_value();
+        let payload_ref = payload_subschema(def.event, &mut generator);
         messages.insert(message_id(def).to_owned(), message(def, n, payload_ref));
         channels.insert(def.topic.to_owned(), channel(def, def.topic, false, &opts));
         if def.has_distinct_legacy_topic() {

@@ -392,7 +392,7 @@ impl<'a> Walk<'a> {
         self.out.push((field.to_owned(), rule, detail));
     }
 
-    fn node(&mut self, old: &'a Value, new: &'a Value, path: &str) {
+    fn node(&mut self, old: &Value, new: &Value, path: &str) {
         let (o, n) = (resolve(self.old_root, old), resolve(self.new_root, new));
         let key = (o.refs.join("/"), n.refs.join("/"));
         if !key.0.is_empty() && self.stack.contains(&key) {
@@ -481,13 +481,6 @@ impl<'a> Walk<'a> {
 
     fn object(&mut self, o: &Node<'_>, n: &Node<'_>, path: &str) {
         let empty = Map::new();
-        let props = |node: &Node<'_>| {
-            node.keys
-                .get("properties")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_else(|| empty.clone())
-        };
         let required = |node: &Node<'_>| -> BTreeSet<String> {
             node.keys
                 .get("required")
@@ -500,7 +493,17 @@ impl<'a> Walk<'a> {
                 })
                 .unwrap_or_default()
         };
-        let (op, np, or, nr) = (props(o), props(n), required(o), required(n));
+        let op = o
+            .keys
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let np = n
+            .keys
+            .get("properties")
+            .and_then(Value::as_object)
+            .unwrap_or(&empty);
+        let (or, nr) = (required(o), required(n));
         let child = |name: &str| {
             if path.is_empty() {
                 name.to_owned()
@@ -520,11 +523,9 @@ impl<'a> Walk<'a> {
             };
             self.report(&child(name), Rule::NewRequiredField, detail.into());
         }
-        for (name, old_prop) in &op {
+        for (name, old_prop) in op {
             if let Some(new_prop) = np.get(name) {
-                // Re-borrow from the roots' lifetimes: the property maps are clones, so walk owned copies.
-                let (old_prop, new_prop) = (old_prop.clone(), new_prop.clone());
-                self.node_owned(old_prop, new_prop, &child(name));
+                self.node(old_prop, new_prop, &child(name));
             }
         }
     }
@@ -533,22 +534,9 @@ impl<'a> Walk<'a> {
         for (k, suffix) in [("items", "[]"), ("additionalProperties", "{}")] {
             if let (Some(old), Some(new)) = (o.keys.get(k), n.keys.get(k)) {
                 if old.is_object() && new.is_object() {
-                    self.node_owned(old.clone(), new.clone(), &format!("{path}{suffix}"));
+                    self.node(old, new, &format!("{path}{suffix}"));
                 }
             }
         }
-    }
-
-    /// Walks two owned sub-schemas (copied out of a resolved node) against the same roots.
-    fn node_owned(&mut self, old: Value, new: Value, path: &str) {
-        let mut inner = Walk {
-            old_root: self.old_root,
-            new_root: self.new_root,
-            stack: std::mem::take(&mut self.stack),
-            out: std::mem::take(&mut self.out),
-        };
-        inner.node(&old, &new, path);
-        self.stack = inner.stack;
-        self.out = inner.out;
     }
 }

@@ -2,13 +2,14 @@
 //!
 //! The schemas describe what the decoder accepts (the deserialize contract): a field is `required` exactly when
 //! decoding fails without it, constraints are those of [`crate::constrained`], enums list their wire values.
-//! [`payload_schema`] gives one self-contained document per event; [`PayloadSchemas`] collects all of them with
-//! shared definitions under a chosen path (AsyncAPI's `#/components/schemas/`).
+//! [`payload_schema`] gives one self-contained document per event; [`shared_generator`] and [`payload_subschema`]
+//! put many into one document with shared definitions (AsyncAPI's `#/components/schemas/`).
 
 use schemars::generate::SchemaSettings;
+use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
 
-use crate::registry::{payload_root_schema, payload_subschema, Event, EVENTS};
+use crate::registry::{payload_root_schema, Event, EVENTS};
 
 /// The draft-07 meta-schema URI every generated schema declares.
 pub const DRAFT07: &str = "http://json-schema.org/draft-07/schema#";
@@ -45,38 +46,20 @@ pub fn payload_schema(event: Event) -> Value {
     schema
 }
 
-/// All payload schemas in one generator: per event a `$ref` into shared definitions kept under `definitions_path`.
-#[derive(Debug, Clone)]
-pub struct PayloadSchemas {
-    /// Per event, in registry order, the schema of its payload (usually a `$ref`).
-    pub by_event: Vec<(Event, Value)>,
-    /// The definitions the references point to, by name.
-    pub definitions: Map<String, Value>,
-}
-
-impl PayloadSchemas {
-    /// Generates every payload schema with definitions under `definitions_path` (e.g. `/components/schemas`).
-    pub fn generate(definitions_path: &str) -> Self {
-        let settings = SchemaSettings::draft07().with(|s| {
+/// A draft-07 generator that keeps shared definitions under `definitions_path` (AsyncAPI's
+/// `/components/schemas`), for documents that hold many schemas; [`payload_subschema`] adds an event's payload.
+pub fn shared_generator(definitions_path: &str) -> SchemaGenerator {
+    SchemaSettings::draft07()
+        .with(|s| {
             s.definitions_path = definitions_path.to_owned().into();
             s.meta_schema = None;
-        });
-        let mut generator = settings.into_generator();
-        let by_event = EVENTS
-            .iter()
-            .map(|d| {
-                (
-                    d.event,
-                    payload_subschema(d.event, &mut generator).to_value(),
-                )
-            })
-            .collect();
-        let definitions = generator.take_definitions(true);
-        PayloadSchemas {
-            by_event,
-            definitions,
-        }
-    }
+        })
+        .into_generator()
+}
+
+/// An event's payload schema inside `generator`: a `$ref` to a definition the generator keeps.
+pub fn payload_subschema(event: Event, generator: &mut SchemaGenerator) -> Value {
+    crate::registry::payload_subschema(event, generator).to_value()
 }
 
 /// Pretty JSON with a final newline, the form every generated file is written in.
