@@ -27,14 +27,7 @@ pub async fn describe(
     timeout: Duration,
 ) -> Result<ClusterDescription, Error> {
     let admin = admin(brokers)?;
-    let md = admin
-        .inner()
-        .fetch_metadata(None, timeout)
-        .map_err(|source| Error::Unreachable {
-            brokers: brokers.to_owned(),
-            timeout,
-            source,
-        })?;
+    let md = crate::metadata(admin.inner(), None, brokers, timeout)?;
     let mut out = ClusterDescription::new();
     for t in md.topics() {
         let partitions = t.partitions().len() as i32;

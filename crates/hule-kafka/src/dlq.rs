@@ -39,13 +39,7 @@ fn client(brokers: &str) -> Result<BaseConsumer, Error> {
 /// The dead-letter topics (`*.dlq.v1`) the cluster has, sorted.
 pub fn dlq_topics(brokers: &str, timeout: Duration) -> Result<Vec<String>, Error> {
     let c = client(brokers)?;
-    let md = c
-        .fetch_metadata(None, timeout)
-        .map_err(|source| Error::Unreachable {
-            brokers: brokers.to_owned(),
-            timeout,
-            source,
-        })?;
+    let md = crate::metadata(c.client(), None, brokers, timeout)?;
     let mut out: Vec<String> = md
         .topics()
         .iter()
@@ -65,13 +59,7 @@ pub fn read_topic(
     mut f: impl FnMut(DlqMessage) -> bool,
 ) -> Result<u64, Error> {
     let c = client(brokers)?;
-    let md = c
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|source| Error::Unreachable {
-            brokers: brokers.to_owned(),
-            timeout,
-            source,
-        })?;
+    let md = crate::metadata(c.client(), Some(topic), brokers, timeout)?;
     let partitions: Vec<i32> = md
         .topics()
         .iter()

@@ -105,21 +105,30 @@ impl KafkaPublisher {
 
     /// Checks that the brokers answer, failing fast with a clear message.
     pub fn check_reachable(&self, brokers: &str, timeout: Duration) -> Result<(), Error> {
-        self.producer
-            .client()
-            .fetch_metadata(None, timeout)
-            .map(|_| ())
-            .map_err(|source| Error::Unreachable {
-                brokers: brokers.to_owned(),
-                timeout,
-                source,
-            })
+        metadata(self.producer.client(), None, brokers, timeout).map(|_| ())
     }
 
     /// The underlying producer.
     pub fn producer(&self) -> &FutureProducer {
         &self.producer
     }
+}
+
+/// Fetches the metadata of `topic` (or of the whole cluster) through `client`; an unanswered request is
+/// [`Error::Unreachable`], naming the brokers and the timeout.
+pub(crate) fn metadata<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: Option<&str>,
+    brokers: &str,
+    timeout: Duration,
+) -> Result<rdkafka::metadata::Metadata, Error> {
+    client
+        .fetch_metadata(topic, timeout)
+        .map_err(|source| Error::Unreachable {
+            brokers: brokers.to_owned(),
+            timeout,
+            source,
+        })
 }
 
 impl Publish for KafkaPublisher {
