@@ -1,12 +1,34 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, starts PostgreSQL and Redis, runs every test, lint and the
-# benchmark smoke test. This is the README's test command and exactly what .ci/run runs.
+# The whole test suite: installs what is missing, starts PostgreSQL, Redis and a real Kafka broker, runs every test,
+# lint and the benchmark smoke test, then stops the broker it started. This is the README's test command and
+# exactly what .ci/run runs.
+#
+# HULE_TEST_KAFKA=host:port points the suite at an existing Kafka cluster instead (nothing is started or stopped;
+# the tests create and delete topics there). The three-node fault test always starts its own cluster on ports
+# 29092–29094 and 29192–29194 through scripts/kafka.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hule-target}"
 scripts/setup.sh
+
+if [ -z "${HULE_TEST_KAFKA:-}" ]; then
+  # The broker starts in the background while the build and lint run; its address is read after.
+  scripts/kafka.sh start >"${TMPDIR:-/tmp}/hule-kafka-start.out" 2>"${TMPDIR:-/tmp}/hule-kafka-start.err" &
+  kafka_start=$!
+  trap 'scripts/kafka.sh stop' EXIT
+fi
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
+cargo test --no-run --quiet
+
+if [ -z "${HULE_TEST_KAFKA:-}" ]; then
+  wait "$kafka_start" || { cat "${TMPDIR:-/tmp}/hule-kafka-start.err" >&2; echo "test.sh: Kafka did not start" >&2; exit 1; }
+  HULE_TEST_KAFKA="$(tail -n1 "${TMPDIR:-/tmp}/hule-kafka-start.out")"
+  export HULE_TEST_KAFKA
+fi
+echo "test.sh: real Kafka at $HULE_TEST_KAFKA" >&2
+
 cargo test --quiet
 cargo build --release --quiet -p hule-cli
 "$CARGO_TARGET_DIR/release/hule" check --baseline contracts/schema-baseline.json

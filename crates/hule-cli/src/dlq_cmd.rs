@@ -10,7 +10,6 @@ use hule_contracts::Timestamp;
 use hule_kafka::consumer::owned_headers;
 use hule_kafka::dlq::{dlq_topics, read_topic, DlqMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 
 use crate::out;
 
@@ -273,11 +272,8 @@ fn replay(
         ));
         return Ok(());
     }
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .create()?;
+    // The project's one producer configuration: the replayed record lands on its key's partition.
+    let producer: FutureProducer = hule_kafka::ProducerConfig::new(brokers).future_producer()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

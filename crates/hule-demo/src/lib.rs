@@ -257,10 +257,8 @@ fn observe(
 
 /// Injects poison: half not JSON at all, half a valid envelope whose payload breaks its schema.
 async fn inject_poison(brokers: &str, count: u64) -> Result<(), DemoError> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .create()
+    let producer: FutureProducer = hule_kafka::ProducerConfig::new(brokers)
+        .future_producer()
         .map_err(|e| DemoError::Kafka(e.to_string()))?;
     let topic = Event::EssaySpellcheckRequested.topic();
     for i in 0..count {

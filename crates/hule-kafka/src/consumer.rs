@@ -418,12 +418,9 @@ pub struct KafkaDeadLetterSink {
 impl KafkaDeadLetterSink {
     /// A sink on `brokers`.
     pub fn new(brokers: &str) -> Result<Self, Error> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "10000")
-            .create()?;
+        let mut config = crate::ProducerConfig::new(brokers);
+        config.message_timeout_ms = 10_000;
+        let producer = config.future_producer()?;
         Ok(KafkaDeadLetterSink {
             producer,
             timeout: Duration::from_secs(10),

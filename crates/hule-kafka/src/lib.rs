@@ -18,6 +18,7 @@ pub mod admin;
 pub mod consumer;
 pub mod dlq;
 pub mod mock;
+pub mod testkit;
 
 use std::time::Duration;
 
@@ -57,6 +58,33 @@ impl ProducerConfig {
     }
 }
 
+impl ProducerConfig {
+    /// The one producer configuration of the project, used by the relay, the dead-letter sink, `hule dlq replay` and
+    /// the demo: idempotent with `acks=all` (no duplicates or reordering on retries) and the `murmur2_random`
+    /// partitioner, so a keyed record lands on the partition the Java and Python clients choose (librdkafka's
+    /// default, `consistent_random`, hashes with CRC32 and would put a replayed or dead-lettered event on another
+    /// partition than its key's live stream). `extra` comes last and may override anything.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &self.brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("compression.type", &self.compression)
+            .set("linger.ms", self.linger_ms.to_string())
+            .set("message.timeout.ms", self.message_timeout_ms.to_string())
+            .set("partitioner", "murmur2_random");
+        for (k, v) in &self.extra {
+            cc.set(k, v);
+        }
+        cc
+    }
+
+    /// A `FutureProducer` with [`ProducerConfig::client_config`].
+    pub fn future_producer(&self) -> Result<FutureProducer, Error> {
+        Ok(self.client_config().create()?)
+    }
+}
+
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -87,19 +115,8 @@ pub struct KafkaPublisher {
 impl KafkaPublisher {
     /// Creates the idempotent producer.
     pub fn new(config: &ProducerConfig) -> Result<Self, Error> {
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", &config.brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("compression.type", &config.compression)
-            .set("linger.ms", config.linger_ms.to_string())
-            .set("message.timeout.ms", config.message_timeout_ms.to_string())
-            .set("partitioner", "murmur2_random");
-        for (k, v) in &config.extra {
-            cc.set(k, v);
-        }
         Ok(KafkaPublisher {
-            producer: cc.create()?,
+            producer: config.future_producer()?,
         })
     }
 

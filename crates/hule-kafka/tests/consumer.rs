@@ -1,6 +1,7 @@
-//! The consumer driver against librdkafka's mock cluster: every event handled once and in key order, duplicates
-//! suppressed, poison dead-lettered (and acknowledged) before commit, offsets committed to the high watermark,
-//! and a second consumer joining mid-stream without loss.
+//! The consumer driver: every event handled once and in key order, duplicates suppressed, poison dead-lettered (and
+//! acknowledged) before commit, offsets committed to the high watermark, a second consumer joining mid-stream
+//! without loss or double application, and committed offsets surviving a restart. Each test runs on librdkafka's
+//! mock cluster (`mock::…`) and on the real broker at `$HULE_TEST_KAFKA` (`real::…`; see `hule_kafka::testkit`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +16,8 @@ use hule_contracts::headers::standard_headers;
 use hule_contracts::payloads::BatchEssaysRegistered;
 use hule_contracts::{Event, Timestamp, TypedEvent};
 use hule_kafka::consumer::{owned_headers, run_consumer, ConsumerConfig, KafkaDeadLetterSink};
+use hule_kafka::testkit::{Backend, TestKafka};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -125,7 +126,7 @@ fn committed_total(brokers: &str, group: &str) -> i64 {
 fn read_dlq(brokers: &str, want: usize) -> Vec<(Option<Vec<u8>>, DeadLetterRecord)> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "dlq-reader")
+        .set("group.id", format!("dlq-reader-{}", Uuid::new_v4()))
         .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer");
@@ -143,19 +144,20 @@ fn read_dlq(brokers: &str, want: usize) -> Vec<(Option<Vec<u8>>, DeadLetterRecor
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered() {
-    let cluster = MockCluster::new(1).expect("mock");
-    hule_kafka::mock::create_topics(
-        &cluster,
-        [
-            (TOPIC.to_owned(), PARTITIONS),
-            (format!("{TOPIC}.dlq.v1"), 1),
-        ],
-        1,
-    )
-    .expect("topics");
+async fn each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered(backend: Backend) {
+    let cluster = TestKafka::start(backend, 1);
+    cluster
+        .create_topics(
+            [
+                (TOPIC.to_owned(), PARTITIONS),
+                (format!("{TOPIC}.dlq.v1"), 1),
+            ],
+            1,
+        )
+        .await
+        .expect("topics");
     let brokers = cluster.bootstrap_servers();
+    let group = cluster.group("grp-a");
 
     const N: u128 = 1500;
     let mut records: Vec<_> = (0..N).map(|n| record(n, 40)).collect();
@@ -182,7 +184,7 @@ async fn each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered
         metrics.clone(),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let cfg = config(&brokers, "grp-a");
+    let cfg = config(&brokers, &group);
     let m = metrics.clone();
     let driver = tokio::spawn(async move { run_consumer(&cfg, &[TOPIC], stack, m, stop_rx).await });
 
@@ -222,17 +224,20 @@ async fn each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered
         assert_eq!(rec.error_type, "invalid_envelope");
     }
     assert_eq!(
-        committed_total(&brokers, "grp-a"),
+        committed_total(&brokers, &group),
         total as i64,
         "committed offsets reach the high watermarks"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_consumer_joining_mid_stream_loses_nothing() {
-    let cluster = MockCluster::new(1).expect("mock");
-    hule_kafka::mock::create_topics(&cluster, [(TOPIC.to_owned(), PARTITIONS)], 1).expect("topic");
+async fn a_second_consumer_joining_mid_stream_loses_nothing(backend: Backend) {
+    let cluster = TestKafka::start(backend, 1);
+    cluster
+        .create_topics([(TOPIC.to_owned(), PARTITIONS)], 1)
+        .await
+        .expect("topic");
     let brokers = cluster.bootstrap_servers();
+    let group = cluster.group("grp-b");
     const N: u128 = 2000;
     produce(&brokers, (0..N).map(|n| record(n, 64)).collect()).await;
 
@@ -271,7 +276,7 @@ async fn a_second_consumer_joining_mid_stream_loses_nothing() {
             Arc::new(hule_consumer::MemorySink::default()),
             metrics.clone(),
         );
-        let cfg = config(&brokers, "grp-b");
+        let cfg = config(&brokers, &group);
         let rx = stop_rx.clone();
         drivers.push(tokio::spawn(async move {
             run_consumer(&cfg, &[TOPIC], stack, metrics, rx).await
@@ -291,7 +296,7 @@ async fn a_second_consumer_joining_mid_stream_loses_nothing() {
             .sum::<f64>()
     };
     wait_until("all records", Duration::from_secs(90), || {
-        count.load(Ordering::SeqCst) as u128 >= N && committed_total(&brokers, "grp-b") == N as i64
+        count.load(Ordering::SeqCst) as u128 >= N && committed_total(&brokers, &group) == N as i64
     })
     .await;
     stop_tx.send(true).expect("stop");
@@ -312,3 +317,83 @@ async fn a_second_consumer_joining_mid_stream_loses_nothing() {
         "the second member took over partitions"
     );
 }
+
+/// A consumer stopped part-way commits what it finished; a new consumer of the same group starts after it. No dedup
+/// store: only the committed offsets keep the second run from applying an event again.
+async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
+    let cluster = TestKafka::start(backend, 1);
+    cluster
+        .create_topics([(TOPIC.to_owned(), PARTITIONS)], 1)
+        .await
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let group = cluster.group("grp-restart");
+    const N: u128 = 1200;
+    produce(&brokers, (0..N).map(|n| record(n, 32)).collect()).await;
+
+    let seen: Seen = Arc::default();
+    let count = Arc::new(AtomicU64::new(0));
+    let run = |stop_rx: watch::Receiver<bool>| {
+        let stack = standard_stack(
+            router(seen.clone(), count.clone()),
+            "svc",
+            None,
+            Arc::new(hule_consumer::MemorySink::default()),
+            ConsumerMetrics::detached(),
+        );
+        let cfg = config(&brokers, &group);
+        tokio::spawn(async move {
+            run_consumer(&cfg, &[TOPIC], stack, ConsumerMetrics::detached(), stop_rx).await
+        })
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let first = run(stop_rx);
+    let c = count.clone();
+    wait_until(
+        "the first run to make progress",
+        Duration::from_secs(60),
+        || c.load(Ordering::SeqCst) >= 300,
+    )
+    .await;
+    stop_tx.send(true).expect("stop");
+    first.await.expect("join").expect("first run");
+    let handled_first = count.load(Ordering::SeqCst);
+    assert!(
+        (handled_first as u128) < N,
+        "the first run was stopped part-way"
+    );
+    assert_eq!(
+        committed_total(&brokers, &group),
+        handled_first as i64,
+        "on stop, exactly what was handled is committed"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let second = run(stop_rx);
+    wait_until("the rest", Duration::from_secs(60), || {
+        count.load(Ordering::SeqCst) as u128 >= N
+    })
+    .await;
+    wait_until("the final commit", Duration::from_secs(30), || {
+        committed_total(&brokers, &group) == N as i64
+    })
+    .await;
+    stop_tx.send(true).expect("stop");
+    second.await.expect("join").expect("second run");
+
+    let seen = seen.lock().expect("lock").clone();
+    let ids: HashSet<u128> = seen.iter().map(|s| s.1).collect();
+    assert_eq!(ids.len() as u128, N, "no event lost across the restart");
+    assert_eq!(
+        seen.len() as u128,
+        N,
+        "no event applied twice across the restart"
+    );
+}
+
+hule_kafka::on_both_backends!(
+    each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered,
+    a_second_consumer_joining_mid_stream_loses_nothing,
+    committed_offsets_survive_a_consumer_restart,
+);

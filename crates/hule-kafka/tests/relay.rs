@@ -1,5 +1,8 @@
-//! The outbox relay end to end: SQLite and PostgreSQL outboxes into librdkafka's mock cluster, read back by an
-//! independent consumer. PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it).
+//! The outbox relay end to end: SQLite and PostgreSQL outboxes into Kafka, read back by an independent consumer.
+//! Each test runs twice, on librdkafka's mock cluster (`mock::…`) and on the real broker at `$HULE_TEST_KAFKA`
+//! (`real::…`, see `hule_kafka::testkit`); the fault-injection test needs the mock cluster's controls and runs on it
+//! only (its real-broker counterpart, a broker killed mid-drain, is `tests/broker_faults.rs`).
+//! PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it).
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -10,6 +13,7 @@ use hule_contracts::enums::ProcessingStatus;
 use hule_contracts::headers::REQUIRED;
 use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
 use hule_contracts::{decode, Event, EventEnvelope, Timestamp, TypedEvent};
+use hule_kafka::testkit::{Backend, TestKafka};
 use hule_kafka::{KafkaPublisher, ProducerConfig};
 use hule_outbox::prepare::{prepare, EnqueueOptions, TopicMode};
 use hule_outbox::relay::{relay_once, run_relay, RelayConfig, RelayStats};
@@ -17,7 +21,6 @@ use hule_outbox::store::{FailurePolicy, OutboxStore};
 use hule_outbox::{PgOutbox, SqliteOutbox};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers as _, Message};
-use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use uuid::Uuid;
 
@@ -113,8 +116,8 @@ fn read_all(brokers: &str, topics: &[&str], want: usize, settle: Duration) -> Ve
     out
 }
 
-fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    let c = MockCluster::new(3).expect("mock cluster");
+async fn cluster(backend: Backend) -> TestKafka {
+    let c = TestKafka::start(backend, 3);
     let mut topics: Vec<(String, i32)> = Vec::new();
     for e in [Event::SpellcheckPhaseCompleted, Event::EmailDeliveryFailed] {
         for t in [e.topic(), e.legacy_topic()] {
@@ -123,7 +126,7 @@ fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> 
             }
         }
     }
-    hule_kafka::mock::create_topics(&c, topics, 3).expect("topics");
+    c.create_topics(topics, 3).await.expect("topics");
     c
 }
 
@@ -146,9 +149,8 @@ async fn drain<S: OutboxStore>(
     stats
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_commit_publishes_exactly_its_events_and_rollback_nothing() {
-    let cluster = cluster();
+async fn sqlite_commit_publishes_exactly_its_events_and_rollback_nothing(backend: Backend) {
+    let cluster = cluster(backend).await;
     let brokers = cluster.bootstrap_servers();
     let dir = std::env::temp_dir().join(format!("hule-relay-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -233,9 +235,8 @@ async fn sqlite_commit_publishes_exactly_its_events_and_rollback_nothing() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_refused_row_is_parked_without_delaying_other_keys() {
-    let cluster = cluster();
+async fn sqlite_refused_row_is_parked_without_delaying_other_keys(backend: Backend) {
+    let cluster = cluster(backend).await;
     let brokers = cluster.bootstrap_servers();
     let dir = std::env::temp_dir().join(format!("hule-park-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -352,9 +353,10 @@ async fn fresh_schema() -> String {
     schema
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg_ten_thousand_events_over_200_keys_by_8_writers_arrive_complete_and_in_key_order() {
-    let cluster = cluster();
+async fn pg_ten_thousand_events_over_200_keys_by_8_writers_arrive_complete_and_in_key_order(
+    backend: Backend,
+) {
+    let cluster = cluster(backend).await;
     let brokers = cluster.bootstrap_servers();
     let schema = fresh_schema().await;
     let url = pg_url(&schema);
@@ -425,9 +427,8 @@ async fn pg_ten_thousand_events_over_200_keys_by_8_writers_arrive_complete_and_i
     assert_eq!(keys, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg_table_from_the_original_template_is_upgraded_and_drained() {
-    let cluster = cluster();
+async fn pg_table_from_the_original_template_is_upgraded_and_drained(backend: Backend) {
+    let cluster = cluster(backend).await;
     let brokers = cluster.bootstrap_servers();
     let schema = fresh_schema().await;
     let (client, _) = hule_outbox::pg::connect(&pg_url(&schema))
@@ -489,7 +490,8 @@ async fn pg_table_from_the_original_template_is_upgraded_and_drained() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once() {
     use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-    let cluster = cluster();
+    let kafka = cluster(Backend::Mock).await;
+    let cluster = kafka.mock().expect("mock cluster");
     let brokers = cluster.bootstrap_servers();
     let schema = fresh_schema().await;
     let url = pg_url(&schema);
@@ -594,3 +596,10 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
     assert!(metrics.batches() >= 20);
     assert_eq!(metrics.depth(), 0.0, "{text}");
 }
+
+hule_kafka::on_both_backends!(
+    sqlite_commit_publishes_exactly_its_events_and_rollback_nothing,
+    sqlite_refused_row_is_parked_without_delaying_other_keys,
+    pg_ten_thousand_events_over_200_keys_by_8_writers_arrive_complete_and_in_key_order,
+    pg_table_from_the_original_template_is_upgraded_and_drained,
+);

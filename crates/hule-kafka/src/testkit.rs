@@ -1,0 +1,267 @@
+//! One Kafka test suite, two backends: the same test body runs against librdkafka's in-process mock cluster and
+//! against a real Apache Kafka broker.
+//!
+//! A test body is an `async fn(Backend)`; [`on_both_backends!`](crate::on_both_backends) turns a list of them into
+//! `mock::NAME` and `real::NAME` tests. The body asks [`TestKafka::start`] for a cluster:
+//!
+//! - [`Backend::Mock`]: a fresh mock cluster in the process (fault injection through [`TestKafka::mock`]);
+//! - [`Backend::Real`]: the broker at `$HULE_TEST_KAFKA` (default `127.0.0.1:9092`; `scripts/kafka.sh start`
+//!   starts one, `scripts/test.sh` does so for the suite). When it does not answer, the test **fails** with a message
+//!   that says how to start it: a missing server is never a skipped test.
+//!
+//! Real-broker tests of one test binary run one at a time (a process-wide lock held by [`TestKafka`]) because they
+//! share topic names: [`TestKafka::create_topics`] deletes and recreates each topic, so every test starts from empty
+//! topics, as on a fresh mock cluster. Group ids should come from [`TestKafka::group`], which makes them unique.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+
+/// The environment variable naming the real broker(s) for tests.
+pub const REAL_KAFKA_ENV: &str = "HULE_TEST_KAFKA";
+/// Where the real broker is looked for when [`REAL_KAFKA_ENV`] is not set (what `scripts/kafka.sh start` prints).
+pub const DEFAULT_REAL_KAFKA: &str = "127.0.0.1:9092";
+
+/// Which Kafka a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// librdkafka's in-process mock cluster.
+    Mock,
+    /// A real Apache Kafka cluster at `$HULE_TEST_KAFKA`.
+    Real,
+}
+
+/// Serialises real-broker tests of one process (they share topic names).
+static REAL_SERIAL: Mutex<()> = Mutex::new(());
+
+/// A cluster for one test; dropping it ends the mock cluster (a real one keeps running).
+pub struct TestKafka {
+    backend: Backend,
+    bootstrap: String,
+    brokers: i32,
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    _serial: Option<MutexGuard<'static, ()>>,
+}
+
+impl TestKafka {
+    /// A cluster of the given backend. `mock_brokers` sizes the mock cluster; a real cluster is what runs.
+    ///
+    /// # Panics
+    /// When the mock cluster cannot be created or the real broker does not answer within 15 s: a test that needs a
+    /// broker fails loudly without one.
+    pub fn start(backend: Backend, mock_brokers: i32) -> Self {
+        match backend {
+            Backend::Mock => {
+                let mock = MockCluster::new(mock_brokers).expect("librdkafka mock cluster");
+                TestKafka {
+                    backend,
+                    bootstrap: mock.bootstrap_servers(),
+                    brokers: mock_brokers,
+                    mock: Some(mock),
+                    _serial: None,
+                }
+            }
+            Backend::Real => {
+                let serial = REAL_SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+                let bootstrap = real_bootstrap();
+                let brokers = match broker_count(&bootstrap, Duration::from_secs(15)) {
+                    Ok(n) => n,
+                    Err(e) => panic!(
+                        "real Kafka must answer at {bootstrap} ({REAL_KAFKA_ENV}; `scripts/kafka.sh start` starts \
+                         one, scripts/test.sh does so for the suite): {e}"
+                    ),
+                };
+                TestKafka {
+                    backend,
+                    bootstrap,
+                    brokers,
+                    mock: None,
+                    _serial: Some(serial),
+                }
+            }
+        }
+    }
+
+    /// The backend this cluster is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The bootstrap servers.
+    pub fn bootstrap_servers(&self) -> String {
+        self.bootstrap.clone()
+    }
+
+    /// How many brokers the cluster has.
+    pub fn broker_count(&self) -> i32 {
+        self.brokers
+    }
+
+    /// The mock cluster, for fault injection; `None` on a real broker.
+    pub fn mock(&self) -> Option<&MockCluster<'static, DefaultProducerContext>> {
+        self.mock.as_ref()
+    }
+
+    /// A consumer group id unique to this test run, so committed offsets of earlier runs never leak into a test.
+    pub fn group(&self, name: &str) -> String {
+        format!("{name}-{:016x}", rand_u64())
+    }
+
+    /// Creates `topics` (name, partitions), empty. On a real cluster an existing topic of that name is deleted first
+    /// and the replication factor is capped at the number of brokers.
+    pub async fn create_topics(
+        &self,
+        topics: impl IntoIterator<Item = (String, i32)>,
+        replication: i32,
+    ) -> Result<(), String> {
+        let topics: Vec<(String, i32)> = topics.into_iter().collect();
+        match &self.mock {
+            Some(mock) => crate::mock::create_topics(mock, topics, replication),
+            None => recreate_real(&self.bootstrap, &topics, replication.min(self.brokers)).await,
+        }
+    }
+}
+
+/// The real broker's address: `$HULE_TEST_KAFKA` or [`DEFAULT_REAL_KAFKA`].
+pub fn real_bootstrap() -> String {
+    std::env::var(REAL_KAFKA_ENV)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_REAL_KAFKA.to_owned())
+}
+
+fn broker_count(bootstrap: &str, timeout: Duration) -> Result<i32, String> {
+    let client: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "3")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let md = client
+        .client()
+        .fetch_metadata(None, timeout)
+        .map_err(|e| e.to_string())?;
+    Ok(md.brokers().len() as i32)
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
+async fn recreate_real(
+    bootstrap: &str,
+    topics: &[(String, i32)],
+    replication: i32,
+) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let opts = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(20)))
+        .operation_timeout(Some(Duration::from_secs(20)));
+    let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
+    for r in admin
+        .delete_topics(&names, &opts)
+        .await
+        .map_err(|e| format!("delete topics: {e}"))?
+    {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((t, code)) => return Err(format!("delete topic {t}: {code}")),
+        }
+    }
+    // A deleted topic's name is free again once the controller has removed it; until then creation reports that
+    // the topic exists, and is tried again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pending: Vec<(String, i32)> = topics.to_vec();
+    while !pending.is_empty() {
+        let new: Vec<NewTopic<'_>> = pending
+            .iter()
+            .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(replication)))
+            .collect();
+        let mut retry = Vec::new();
+        for r in admin
+            .create_topics(&new, &opts)
+            .await
+            .map_err(|e| format!("create topics: {e}"))?
+        {
+            match r {
+                Ok(_) => {}
+                Err((t, RDKafkaErrorCode::TopicAlreadyExists)) if Instant::now() < deadline => {
+                    let p = pending.iter().find(|(n, _)| *n == t).map_or(1, |(_, p)| *p);
+                    retry.push((t, p));
+                }
+                Err((t, code)) => return Err(format!("create topic {t}: {code}")),
+            }
+        }
+        pending = retry;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    // Every partition has a leader before the test produces.
+    loop {
+        let md = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(|e| format!("metadata: {e}"))?;
+        let ready = topics.iter().all(|(name, partitions)| {
+            md.topics().iter().any(|t| {
+                t.name() == name
+                    && t.error().is_none()
+                    && t.partitions().len() as i32 == *partitions
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+            })
+        });
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("topics {names:?} have no leaders after 60 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Declares each listed `async fn NAME(backend: Backend)` as two tests, `mock::NAME` and `real::NAME`, each on a
+/// two-thread tokio runtime.
+///
+/// ```ignore
+/// async fn relays_everything(backend: hule_kafka::testkit::Backend) { /* ... */ }
+/// hule_kafka::on_both_backends!(relays_everything);
+/// ```
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod mock {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testkit::Backend::Mock).await
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::testkit::Backend::Real).await
+                }
+            )*
+        }
+    };
+}

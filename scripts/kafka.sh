@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# A real Apache Kafka (KRaft, no ZooKeeper) on 127.0.0.1 for development and tests.
+#
+#   scripts/kafka.sh start [--nodes 1|3] [--port P] [--dir D]   start (or find running) and print the bootstrap address last
+#   scripts/kafka.sh stop [--dir D]                              stop every node this directory started
+#   scripts/kafka.sh status [--dir D]                            print the bootstrap address, exit 1 when not running
+#   scripts/kafka.sh kill-node N [--dir D]                       SIGKILL node N (fault tests)
+#   scripts/kafka.sh start-node N [--dir D]                      start node N again on its existing storage
+#
+# The broker's jars come from Maven Central the first time (tools/kafka/pom.xml, `mvn dependency:copy-dependencies`)
+# and are cached in $HULE_KAFKA_CACHE (default ~/.cache/hule-kafka). A cluster lives in its directory (default
+# $HULE_KAFKA_CACHE/run): configuration, data, pids and logs (node-N/server.log, node-N/stdout.log). `start` on a
+# stopped directory formats fresh storage: data does not survive stop/start.
+#
+# Ports: node N's broker listens on P+N-1 (default P=9092) and its controller on P+100+N-1, all on 127.0.0.1.
+# With --nodes 3, topics default to replication factor 3 and min.insync.replicas=2. Every node runs in combined
+# mode (broker and controller); heap 256–512 MiB each, which fits three nodes and the build on a 2-core machine.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cache="${HULE_KAFKA_CACHE:-$HOME/.cache/hule-kafka}"
+version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$root/tools/kafka/pom.xml")"
+lib="$cache/lib-$version"
+
+cmd="${1:-}"
+[ -n "$cmd" ] && shift
+nodes=1 port=9092 dir="$cache/run" node=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nodes) nodes="$2"; shift 2 ;;
+    --port) port="$2"; shift 2 ;;
+    --dir) dir="$2"; shift 2 ;;
+    [0-9]*) node="$1"; shift ;;
+    *) echo "kafka.sh: unknown argument \`$1\`" >&2; exit 2 ;;
+  esac
+done
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+fetch_jars() {
+  [ -f "$lib/.complete" ] && return 0
+  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Kafka $version from Maven Central"
+  command -v java >/dev/null || die "Java 17 or newer is needed to run Kafka"
+  echo "kafka.sh: fetching Apache Kafka $version from Maven Central into $lib" >&2
+  rm -rf "$lib.tmp"
+  mvn -q -B -f "$root/tools/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$lib.tmp" -DincludeScope=runtime >&2 || die "mvn could not fetch Kafka $version"
+  rm -rf "$lib" && mv "$lib.tmp" "$lib" && touch "$lib/.complete"
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+bootstrap() {
+  local n out=""
+  for n in $(seq 1 "$(cat "$dir/nodes")"); do out="${out:+$out,}127.0.0.1:$(( $(cat "$dir/port") + n - 1 ))"; done
+  echo "$out"
+}
+
+running() { # every node of the cluster in $dir has a live process
+  [ -f "$dir/nodes" ] || return 1
+  local n
+  for n in $(seq 1 "$(cat "$dir/nodes")"); do alive "$dir/node-$n/pid" || return 1; done
+}
+
+write_config() { # node count, node id
+  local count="$1" id="$2" n voters="" min_isr=1
+  for n in $(seq 1 "$count"); do voters="${voters:+$voters,}$n@127.0.0.1:$((port + 100 + n - 1))"; done
+  [ "$count" -ge 3 ] && min_isr=2
+  mkdir -p "$dir/node-$id/data"
+  cat >"$dir/node-$id/server.properties" <<EOF
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:$((port + id - 1)),CONTROLLER://127.0.0.1:$((port + 100 + id - 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$((port + id - 1))
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/node-$id/data
+num.partitions=3
+default.replication.factor=$count
+min.insync.replicas=$min_isr
+offsets.topic.replication.factor=$count
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=$count
+transaction.state.log.min.isr=$min_isr
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=$count
+share.coordinator.state.topic.min.isr=$min_isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+delete.topic.enable=true
+num.network.threads=2
+num.io.threads=4
+background.threads=4
+log.flush.interval.messages=9223372036854775807
+EOF
+  cat >"$dir/node-$id/log4j2.yaml" <<EOF
+Configuration:
+  Appenders:
+    File:
+      name: file
+      fileName: "$dir/node-$id/server.log"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        ref: file
+    Logger:
+      - name: kafka.request.logger
+        level: WARN
+      - name: org.apache.kafka.controller
+        level: INFO
+      - name: state.change.logger
+        level: WARN
+EOF
+}
+
+java_opts() {
+  echo "-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Dlog4j2.configurationFile=$dir/node-$1/log4j2.yaml -Dkafka.logs.dir=$dir/node-$1"
+}
+
+launch() { # node id
+  local id="$1"
+  # shellcheck disable=SC2046
+  nohup java $(java_opts "$id") -cp "$lib/*" kafka.Kafka "$dir/node-$id/server.properties" \
+    >"$dir/node-$id/stdout.log" 2>&1 </dev/null &
+  echo $! >"$dir/node-$id/pid"
+}
+
+wait_ready() { # every node answers metadata requests and the cluster shows all of them
+  local want deadline=$((SECONDS + ${HULE_KAFKA_START_TIMEOUT:-120})) n
+  want="$(cat "$dir/nodes")"
+  while [ $SECONDS -lt $deadline ]; do
+    for n in $(seq 1 "$want"); do
+      alive "$dir/node-$n/pid" || die "node $n exited during start-up; see $dir/node-$n/server.log and stdout.log: $(tail -n 3 "$dir/node-$n/stdout.log" 2>/dev/null)"
+    done
+    # Each node answers a metadata request itself and sees the whole cluster (a node killed a moment ago may
+    # still be listed by the others, so asking one node is not enough).
+    local ok=1 addr
+    for n in $(seq 1 "$want"); do
+      addr="127.0.0.1:$(( $(cat "$dir/port") + n - 1 ))"
+      if command -v kcat >/dev/null; then
+        kcat -b "$addr" -L -m 5 2>/dev/null | grep -q "^ $want brokers:" || ok=0
+      else
+        (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null || ok=0
+      fi
+    done
+    [ $ok = 1 ] && return 0
+    sleep 0.5
+  done
+  die "Kafka in $dir did not answer within ${HULE_KAFKA_START_TIMEOUT:-120} s; see $dir/node-*/server.log"
+}
+
+stop_all() {
+  [ -d "$dir" ] || return 0
+  local pids=() f
+  for f in "$dir"/node-*/pid; do
+    [ -f "$f" ] || continue
+    if alive "$f"; then pids+=("$(cat "$f")"); kill -TERM "$(cat "$f")" 2>/dev/null || true; fi
+  done
+  # Data does not outlive the cluster, so a node that has not shut down cleanly within 10 s is killed.
+  local deadline=$((SECONDS + 10)) p
+  for p in "${pids[@]}"; do
+    while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+    kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+  done
+  rm -f "$dir"/node-*/pid
+}
+
+case "$cmd" in
+  start)
+    if running; then
+      [ "$(cat "$dir/nodes")" = "$nodes" ] || die "a $(cat "$dir/nodes")-node cluster already runs in $dir; stop it first"
+      bootstrap
+      exit 0
+    fi
+    [ "$nodes" = 1 ] || [ "$nodes" = 3 ] || die "--nodes must be 1 or 3"
+    fetch_jars
+    stop_all
+    rm -rf "$dir" && mkdir -p "$dir"
+    echo "$nodes" >"$dir/nodes"
+    echo "$port" >"$dir/port"
+    cluster_id="$(java -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
+    [ -n "$cluster_id" ] || die "kafka-storage random-uuid failed"
+    for n in $(seq 1 "$nodes"); do
+      write_config "$nodes" "$n"
+      java -Dlog4j2.configurationFile="$dir/node-$n/log4j2.yaml" -cp "$lib/*" kafka.tools.StorageTool format \
+        -t "$cluster_id" -c "$dir/node-$n/server.properties" >"$dir/node-$n/format.log" 2>&1 \
+        || die "formatting node $n failed: $(tail -n 3 "$dir/node-$n/format.log")"
+    done
+    echo "kafka.sh: starting $nodes node(s) of Kafka $version in $dir" >&2
+    for n in $(seq 1 "$nodes"); do launch "$n"; done
+    wait_ready
+    bootstrap
+    ;;
+  stop)
+    stop_all
+    ;;
+  status)
+    running || { echo "kafka.sh: no cluster runs in $dir" >&2; exit 1; }
+    bootstrap
+    ;;
+  kill-node)
+    [ -n "$node" ] || die "kill-node needs a node number"
+    alive "$dir/node-$node/pid" || die "node $node is not running"
+    kill -KILL "$(cat "$dir/node-$node/pid")"
+    while alive "$dir/node-$node/pid"; do sleep 0.1; done
+    rm -f "$dir/node-$node/pid"
+    ;;
+  start-node)
+    [ -n "$node" ] || die "start-node needs a node number"
+    [ -f "$dir/node-$node/server.properties" ] || die "node $node was never started in $dir"
+    alive "$dir/node-$node/pid" && die "node $node is already running"
+    port="$(cat "$dir/port")"
+    launch "$node"
+    wait_ready
+    bootstrap
+    ;;
+  *)
+    echo "usage: scripts/kafka.sh start [--nodes 1|3] [--port P] [--dir D] | stop | status | kill-node N | start-node N" >&2
+    exit 2
+    ;;
+esac
