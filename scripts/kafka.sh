@@ -6,6 +6,7 @@
 #   scripts/kafka.sh status [--dir D]                            print the bootstrap address, exit 1 when not running
 #   scripts/kafka.sh kill-node N [--dir D]                       SIGKILL node N (fault tests)
 #   scripts/kafka.sh start-node N [--dir D]                      start node N again on its existing storage
+#   scripts/kafka.sh classpath                                   fetch the jars if needed, print the Java classpath
 #
 # The broker's jars come from Maven Central the first time (tools/kafka/pom.xml, `mvn dependency:copy-dependencies`)
 # and are cached in $HULE_KAFKA_CACHE (default ~/.cache/hule-kafka). A cluster lives in its directory (default
@@ -87,6 +88,9 @@ transaction.state.log.num.partitions=10
 share.coordinator.state.topic.replication.factor=$count
 share.coordinator.state.topic.min.isr=$min_isr
 group.initial.rebalance.delay.ms=0
+# A killed node is fenced after 6 s instead of 9 s (fault tests).
+broker.session.timeout.ms=6000
+broker.heartbeat.interval.ms=1000
 auto.create.topics.enable=true
 delete.topic.enable=true
 num.network.threads=2
@@ -218,8 +222,12 @@ case "$cmd" in
     wait_ready
     bootstrap
     ;;
+  classpath)
+    fetch_jars
+    echo "$lib/*"
+    ;;
   *)
-    echo "usage: scripts/kafka.sh start [--nodes 1|3] [--port P] [--dir D] | stop | status | kill-node N | start-node N" >&2
+    echo "usage: scripts/kafka.sh start [--nodes 1|3] [--port P] [--dir D] | stop | status | kill-node N | start-node N | classpath" >&2
     exit 2
     ;;
 esac

@@ -253,8 +253,9 @@ fn demo_refuses_bad_settings() {
     assert!(err.contains("at least 1"), "{err}");
 }
 
-#[test]
-fn dlq_list_show_and_replay_against_the_mock_cluster() {
+/// On the mock cluster and on the real broker (`hule_kafka::testkit`): dead letters listed, shown, replayed to their
+/// key's partition, and applied once by a deduplicating consumer when replayed twice.
+async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
     use hule_consumer::{DeadLetter, Delivery, Failure};
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::{Headers as _, Message as _};
@@ -263,8 +264,10 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
 
     let source = "huleedu.batch.essays.registered.v1";
     let dlq = format!("{source}.dlq.v1");
-    let cluster = rdkafka::mocking::MockCluster::new(1).expect("mock");
-    hule_kafka::mock::create_topics(&cluster, [(source.to_owned(), 2), (dlq.clone(), 1)], 1)
+    let cluster = hule_kafka::testkit::TestKafka::start(backend, 1);
+    cluster
+        .create_topics([(source.to_owned(), 2), (dlq.clone(), 1)], 1)
+        .await
         .expect("topics");
     let brokers = cluster.bootstrap_servers();
 
@@ -384,7 +387,7 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
-        .set("group.id", "verify-replay")
+        .set("group.id", cluster.group("verify-replay"))
         .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer");
@@ -400,8 +403,14 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
             });
             let v: serde_json::Value =
                 serde_json::from_slice(m.payload().expect("value")).expect("envelope");
+            let key = m.key().expect("key");
+            assert_eq!(
+                m.partition() as u32,
+                hule_contracts::keys::partition_for(key, 2),
+                "a replayed record lands on its key's partition (murmur2, as the relay and Java clients)"
+            );
             got.push((
-                String::from_utf8_lossy(m.key().expect("key")).into_owned(),
+                String::from_utf8_lossy(key).into_owned(),
                 v["event_id"].as_str().expect("id").to_owned(),
                 replayed,
             ));
@@ -456,13 +465,10 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
         std::sync::Arc::new(hule_consumer::MemorySink::default()),
         metrics.clone(),
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let cfg = hule_kafka::consumer::ConsumerConfig::new(&brokers, "replay-consumer");
+        let cfg =
+            hule_kafka::consumer::ConsumerConfig::new(&brokers, &cluster.group("replay-consumer"));
         let m = metrics.clone();
         let driver = tokio::spawn(async move {
             hule_kafka::consumer::run_consumer(&cfg, &[source], stack, m, stop_rx).await
@@ -477,7 +483,7 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
         }
         stop_tx.send(true).expect("stop");
         driver.await.expect("join").expect("driver");
-    });
+    }
     let mut applied = applied.lock().expect("lock").clone();
     applied.sort();
     assert_eq!(
@@ -503,6 +509,8 @@ fn dlq_list_show_and_replay_against_the_mock_cluster() {
     assert_eq!(code, 2);
     assert!(err.contains("--since"), "{err}");
 }
+
+hule_kafka::on_both_backends!(dlq_list_show_and_replay);
 
 #[test]
 fn topics_plan_against_a_described_cluster() {

@@ -265,3 +265,97 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// A cluster of its own for one test, started and stopped through `scripts/kafka.sh` (so a test can kill and
+/// restart brokers). Dropping it stops every node and removes its directory.
+pub struct ScriptCluster {
+    dir: std::path::PathBuf,
+    bootstrap: String,
+}
+
+impl ScriptCluster {
+    /// Starts `nodes` (1 or 3) brokers with broker ports `port..port+nodes` and controller ports `port+100..`.
+    ///
+    /// # Panics
+    /// When the script fails (no Java or Maven, ports taken, a node that does not start): the test fails loudly.
+    pub fn start(nodes: u32, port: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("hule-kafka-{port}-{:016x}", rand_u64()));
+        let bootstrap = run_script(&[
+            "start",
+            "--nodes",
+            &nodes.to_string(),
+            "--port",
+            &port.to_string(),
+            "--dir",
+            &dir.to_string_lossy(),
+        ]);
+        ScriptCluster { dir, bootstrap }
+    }
+
+    /// The bootstrap servers (every node).
+    pub fn bootstrap_servers(&self) -> String {
+        self.bootstrap.clone()
+    }
+
+    /// Creates `topics` (name, partitions) with the given replication factor, empty.
+    pub async fn create_topics(
+        &self,
+        topics: impl IntoIterator<Item = (String, i32)>,
+        replication: i32,
+    ) -> Result<(), String> {
+        let topics: Vec<(String, i32)> = topics.into_iter().collect();
+        recreate_real(&self.bootstrap, &topics, replication).await
+    }
+
+    /// SIGKILLs node `n` (1-based): no controlled shutdown, in-flight requests are lost.
+    pub fn kill_node(&self, n: u32) {
+        run_script(&[
+            "kill-node",
+            &n.to_string(),
+            "--dir",
+            &self.dir.to_string_lossy(),
+        ]);
+    }
+
+    /// Starts node `n` again on its storage and waits until every node answers and sees the whole cluster.
+    pub fn start_node(&self, n: u32) {
+        run_script(&[
+            "start-node",
+            &n.to_string(),
+            "--dir",
+            &self.dir.to_string_lossy(),
+        ]);
+    }
+}
+
+impl Drop for ScriptCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(script_path())
+            .args(["stop", "--dir", &self.dir.to_string_lossy()])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn script_path() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/kafka.sh").to_owned()
+}
+
+/// Runs `scripts/kafka.sh ARGS`; returns the last line of its output.
+fn run_script(args: &[&str]) -> String {
+    let out = std::process::Command::new(script_path())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}"));
+    assert!(
+        out.status.success(),
+        "scripts/kafka.sh {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -51,6 +51,7 @@ fn envelope(key: &str, n: i64, note: &str) -> EventEnvelope<SpellcheckPhaseCompl
 /// A record read back: (topic, key, event id, counter, headers).
 struct Read {
     topic: String,
+    partition: i32,
     key: String,
     event_id: Uuid,
     counter: i64,
@@ -96,6 +97,7 @@ fn read_all(brokers: &str, topics: &[&str], want: usize, settle: Duration) -> Ve
                 }
                 out.push(Read {
                     topic: m.topic().to_owned(),
+                    partition: m.partition(),
                     key: String::from_utf8_lossy(m.key().expect("key")).into(),
                     event_id: env.event_id,
                     counter,
@@ -595,6 +597,187 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
     );
     assert!(metrics.batches() >= 20);
     assert_eq!(metrics.depth(), 0.0, "{text}");
+}
+
+/// The relay puts each key on the partition Kafka's own Java client chooses for it (and `partition_for` computes):
+/// the Java producer (`tools/kafka/JavaProduce.java`, run on the broker's kafka-clients jar) writes the same keys to
+/// the same topic, and every key's records share one partition. Real broker only: it needs the Java client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_relay_puts_each_key_where_the_java_client_does() {
+    let cluster = cluster(Backend::Real).await;
+    let brokers = cluster.bootstrap_servers();
+    let topic = Event::SpellcheckPhaseCompleted.topic();
+    let dir = std::env::temp_dir().join(format!("hule-java-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let outbox = SqliteOutbox::open(dir.join("outbox.db")).expect("open");
+    let mut conn = hule_outbox::sqlite::open(outbox.path()).expect("conn");
+    let keys: Vec<String> = (0..60)
+        .map(|i| format!("batch-{i}-{}", Uuid::from_u128(i)))
+        .collect();
+    let tx = conn.transaction().expect("tx");
+    for (n, key) in keys.iter().enumerate() {
+        let rows =
+            prepare(&envelope(key, n as i64, "x"), &EnqueueOptions::default()).expect("prep");
+        hule_outbox::sqlite::enqueue(&tx, &rows).expect("enq");
+    }
+    tx.commit().expect("commit");
+    let publisher = KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer");
+    let stats = drain(&outbox, &publisher, &RelayConfig::default()).await;
+    assert_eq!(stats.published as usize, keys.len());
+    let got = read_all(&brokers, &[topic], keys.len(), Duration::from_millis(500));
+    assert_eq!(got.len(), keys.len());
+
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let classpath = std::process::Command::new(format!("{root}/scripts/kafka.sh"))
+        .arg("classpath")
+        .output()
+        .expect("scripts/kafka.sh classpath");
+    assert!(
+        classpath.status.success(),
+        "{}",
+        String::from_utf8_lossy(&classpath.stderr)
+    );
+    let classpath = String::from_utf8_lossy(&classpath.stdout).trim().to_owned();
+    let java = std::process::Command::new("java")
+        .args([
+            "-cp",
+            &classpath,
+            &format!("{root}/tools/kafka/JavaProduce.java"),
+            &brokers,
+            topic,
+        ])
+        .args(&keys)
+        .output()
+        .expect("java (Java 17) must be installed");
+    assert!(
+        java.status.success(),
+        "{}",
+        String::from_utf8_lossy(&java.stderr)
+    );
+    let java_partition: HashMap<String, i32> = String::from_utf8_lossy(&java.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, p)| (k.to_owned(), p.parse().expect("partition")))
+        .collect();
+    assert_eq!(
+        java_partition.len(),
+        keys.len(),
+        "the Java client produced every key"
+    );
+
+    let mut partitions_used = std::collections::HashSet::new();
+    for r in &got {
+        assert_eq!(
+            r.partition, java_partition[&r.key],
+            "key {} on partition {} by the relay, {} by the Java client",
+            r.key, r.partition, java_partition[&r.key]
+        );
+        assert_eq!(
+            r.partition as u32,
+            hule_contracts::keys::partition_for(r.key.as_bytes(), PARTITIONS as u32)
+        );
+        partitions_used.insert(r.partition);
+    }
+    assert!(
+        partitions_used.len() > 6,
+        "keys spread over the partitions: {partitions_used:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The idempotent producer over a real three-node cluster (replication 3, `min.insync.replicas=2`, `acks=all`): the
+/// broker leading partition 0 is SIGKILLed while the relay drains 20,000 events and started again while rows are
+/// still pending. Every event arrives exactly once and each key's events in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_three_nodes_broker_killed_and_restarted_mid_drain_loses_duplicates_and_reorders_nothing(
+) {
+    use hule_kafka::testkit::ScriptCluster;
+    let cluster = ScriptCluster::start(3, 29092);
+    let brokers = cluster.bootstrap_servers();
+    let topic = Event::SpellcheckPhaseCompleted.topic();
+    cluster
+        .create_topics([(topic.to_owned(), PARTITIONS)], 3)
+        .await
+        .expect("topic");
+    let schema = fresh_schema().await;
+    let url = pg_url(&schema);
+    let total = 20_000usize;
+    {
+        let (mut client, _) = hule_outbox::pg::connect(&url).await.expect("writer");
+        hule_outbox::pg::migrate(&client).await.expect("migrate");
+        for chunk in 0..(total as i64 / 500) {
+            let tx = client.transaction().await.expect("tx");
+            let mut rows = Vec::new();
+            for i in 0..500i64 {
+                let n = chunk * 500 + i;
+                rows.extend(
+                    prepare(
+                        &envelope(&format!("batch-{}", n % 200), n, "x"),
+                        &EnqueueOptions::default(),
+                    )
+                    .expect("prep"),
+                );
+            }
+            hule_outbox::pg::enqueue(&tx, &rows).await.expect("enq");
+            tx.commit().await.expect("commit");
+        }
+    }
+    let leader_of_0 = {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("client");
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        md.topics()[0].partitions()[0].leader() as u32
+    };
+
+    let outbox = Arc::new(PgOutbox::connect(&url).await.expect("outbox"));
+    let publisher =
+        Arc::new(KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let relay = {
+        let (o, p, s) = (outbox.clone(), publisher.clone(), stop.clone());
+        tokio::spawn(async move {
+            let config = RelayConfig {
+                poll_interval: Duration::from_millis(20),
+                batch_size: 200,
+                ..RelayConfig::default()
+            };
+            run_relay(&*o, &*p, &config, s).await
+        })
+    };
+    let check = PgOutbox::connect(&url).await.expect("check");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while check.depth().await.expect("depth") as usize > total - 3000 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    cluster.kill_node(leader_of_0);
+    let pending_at_kill = check.depth().await.expect("depth");
+    assert!(pending_at_kill > 0, "the broker died mid-drain");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pending_at_restart = check.depth().await.expect("depth");
+    cluster.start_node(leader_of_0);
+    while check.depth().await.expect("depth") > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stats = relay.await.expect("join").expect("relay");
+    assert!(
+        pending_at_restart > 0,
+        "the broker came back mid-drain ({pending_at_kill} pending at the kill)"
+    );
+    assert_eq!(stats.published as usize, total, "{stats:?}");
+
+    eprintln!(
+        "node {leader_of_0} killed with {pending_at_kill} rows pending, restarted with {pending_at_restart} pending"
+    );
+    let got = read_all(&brokers, &[topic], total, Duration::from_secs(2));
+    let ids: std::collections::HashSet<Uuid> = got.iter().map(|r| r.event_id).collect();
+    assert_eq!(ids.len(), total, "0 lost");
+    assert_eq!(got.len(), total, "0 duplicated");
+    assert_eq!(assert_key_order(&got), 200, "0 out of order");
 }
 
 hule_kafka::on_both_backends!(
