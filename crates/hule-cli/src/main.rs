@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         Command::Relay(args) => outbox_cmd::relay(&args),
         Command::Outbox(cmd) => outbox_cmd::outbox(&cmd),
         Command::Dlq(cmd) => dlq_cmd::run(&cmd),
-        Command::Topics(cmd) => topics_cmd::run(&cmd),
+        Command::Topics(cmd) => return topics_cmd::run(&cmd),
         Command::Catalog(args) => catalog_cmd::run(&args),
         Command::Check(args) => return catalog_cmd::check(&args),
     };

@@ -1,6 +1,7 @@
 //! `hule topics plan|apply`: the registry's topics and their settings, against what a cluster has.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -106,8 +107,19 @@ async fn cluster(brokers: &str, opts: &TopicOptions) -> anyhow::Result<ClusterDe
     Ok(hule_kafka::admin::describe(brokers, &wanted, Duration::from_secs(10)).await?)
 }
 
-/// Runs a topics subcommand.
-pub fn run(cmd: &TopicsCommand) -> anyhow::Result<()> {
+/// Runs a topics subcommand: exit 0 done, 1 when the cluster refused a step of `apply`, 2 on usage, I/O or
+/// connection errors.
+pub fn run(cmd: &TopicsCommand) -> ExitCode {
+    match run_inner(cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -133,37 +145,62 @@ pub fn run(cmd: &TopicsCommand) -> anyhow::Result<()> {
             let changes = plan(&have, &opts);
             if *json {
                 out(serde_json::to_string_pretty(&changes)?);
-            } else if changes.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (warnings, actions): (Vec<&Change>, Vec<&Change>) = changes
+                .iter()
+                .partition(|c| matches!(c, Change::Warning { .. }));
+            if actions.is_empty() {
                 out(format!(
-                    "nothing to do: all {} topics as wanted",
-                    desired(&opts).len()
+                    "nothing to do: all {} topics as wanted{}",
+                    desired(&opts).len() - warnings.len(),
+                    if warnings.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} left as they are (below)", warnings.len())
+                    }
                 ));
             } else {
-                for c in &changes {
+                for c in &actions {
                     out(describe(c));
                 }
-                let creates = changes
+                let creates = actions
                     .iter()
                     .filter(|c| matches!(c, Change::Create { .. }))
                     .count();
-                out(format!("{} change(s): {creates} to create", changes.len()));
+                out(format!("{} change(s): {creates} to create", actions.len()));
             }
-            Ok(())
+            for w in &warnings {
+                out(describe(w));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         TopicsCommand::Apply { brokers, wanted } => {
             let opts = options(wanted)?;
             runtime.block_on(async {
                 let changes = plan(&cluster(brokers, &opts).await?, &opts);
-                if changes.is_empty() {
+                if changes.iter().all(|c| matches!(c, Change::Warning { .. })) {
+                    for c in &changes {
+                        out(describe(c));
+                    }
                     out("nothing to do");
-                    return Ok(());
+                    return Ok(ExitCode::SUCCESS);
                 }
-                for line in
-                    hule_kafka::admin::apply(brokers, &changes, Duration::from_secs(30)).await?
-                {
-                    out(line);
+                let steps =
+                    hule_kafka::admin::apply(brokers, &changes, Duration::from_secs(30)).await?;
+                for step in &steps {
+                    out(&step.line);
                 }
-                anyhow::Ok(())
+                let failed = steps.iter().filter(|s| s.failed).count();
+                if failed > 0 {
+                    eprintln!(
+                        "error: {failed} of {} step(s) failed; the others were carried out (run `hule topics plan` \
+                         to see what remains)",
+                        steps.len()
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+                Ok(ExitCode::SUCCESS)
             })
         }
     }

@@ -512,6 +512,125 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
 
 hule_kafka::on_both_backends!(dlq_list_show_and_replay);
 
+/// `hule topics apply` on the real broker: a step the cluster refuses exits 1; every registered topic (standard,
+/// legacy, dead-letter) is created with its class settings and a second plan finds nothing to do; a config drift and
+/// a missing partition are found by `plan` and corrected by `apply`. The mock cluster has no admin API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_apply_creates_corrects_drift_and_fails_loudly_on_the_real_broker() {
+    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
+    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
+    let brokers = cluster.bootstrap_servers();
+    cluster
+        .delete_topics_with_prefix("huleedu.")
+        .await
+        .expect("clean cluster");
+    let want = [
+        "--brokers",
+        &brokers,
+        "--partitions",
+        "3",
+        "--replication",
+        "1",
+        "--legacy",
+        "--dlq",
+    ];
+    let with = |cmd: &str, extra: &[&str]| -> Vec<String> {
+        let mut v = vec!["topics".to_owned(), cmd.to_owned()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        hule(&refs, None)
+    };
+
+    // Replication 3 on a one-broker cluster: every create is refused, and apply says so with exit 1.
+    let (code, out, err) = run(with(
+        "apply",
+        &[
+            "--brokers",
+            &brokers,
+            "--partitions",
+            "3",
+            "--replication",
+            "3",
+        ],
+    ));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("failed") && err.contains("step(s) failed"),
+        "{out}\n{err}"
+    );
+
+    let (code, out, err) = run(with("apply", &want));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let created = out.lines().filter(|l| l.starts_with("created ")).count();
+    assert!(
+        created > 140,
+        "standard, legacy and DLQ topics: {created}\n{out}"
+    );
+    let (code, out, err) = run(with("plan", &want));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("nothing to do"), "{out}");
+
+    // Drift: a retention changed by hand and a topic with one partition too few.
+    let topic = hule_contracts::Event::BatchEssaysRegistered.topic();
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("admin");
+    let opts = AdminOptions::new().operation_timeout(Some(std::time::Duration::from_secs(20)));
+    let drift = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("retention.ms", "1000");
+    for r in admin.alter_configs([&drift], &opts).await.expect("alter") {
+        r.expect("altered");
+    }
+    let dlq_topic = format!("{topic}.dlq.v1");
+    admin
+        .delete_topics(&[&dlq_topic], &opts)
+        .await
+        .expect("delete")
+        .into_iter()
+        .for_each(|r| {
+            r.expect("deleted");
+        });
+    let start = std::time::Instant::now();
+    let mut plan_out;
+    loop {
+        let (code, out, err) = run(with("plan", &want));
+        assert_eq!(code, 0, "{err}");
+        plan_out = out;
+        if plan_out.contains(&format!("+ create {dlq_topic}")) || start.elapsed().as_secs() > 30 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        plan_out.contains(&format!("~ configure {topic}: retention.ms 1000 → ")),
+        "{plan_out}"
+    );
+    assert!(
+        plan_out.contains(&format!("+ create {dlq_topic}")),
+        "{plan_out}"
+    );
+    assert!(plan_out.contains("2 change(s)"), "{plan_out}");
+    let (code, out, err) = run(with("apply", &want));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!("configured {topic}: retention.ms")),
+        "{out}"
+    );
+    let start = std::time::Instant::now();
+    loop {
+        let (code, out, err) = run(with("plan", &want));
+        assert_eq!(code, 0, "{err}");
+        if out.starts_with("nothing to do") {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 30, "drift not corrected: {out}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 #[test]
 fn topics_plan_against_a_described_cluster() {
     let dir = std::env::temp_dir().join(format!("hule-topics-{}", uuid::Uuid::new_v4().simple()));

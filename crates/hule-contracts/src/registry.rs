@@ -121,6 +121,16 @@ impl EventDef {
         self.legacy_topic != self.topic
     }
 
+    /// True when the legacy and the standard topic are different names that Kafka treats as one: a broker refuses
+    /// to create a topic whose name equals an existing one after `.` → `_` (they would share metric names), so
+    /// `huleedu.cj_assessment.completed.v1` and `huleedu.cj.assessment.completed.v1` cannot both exist on a cluster
+    /// and the event cannot be published to both during a transition (found against a real broker; 14 events).
+    pub fn legacy_topic_collides(&self) -> bool {
+        self.has_distinct_legacy_topic()
+            && crate::topics::kafka_collision_name(self.legacy_topic)
+                == crate::topics::kafka_collision_name(self.topic)
+    }
+
     /// The domain: the second segment of the standard topic.
     pub fn domain(&self) -> &'static str {
         self.topic.split('.').nth(1).unwrap_or("")

@@ -86,6 +86,12 @@ pub fn desired(opts: &TopicOptions) -> BTreeMap<String, (TopicClass, TopicState)
     out
 }
 
+/// The name Kafka compares topics by for collisions: `.` replaced by `_` (Kafka's `Topic.unifyCollisionChars`). A
+/// broker refuses to create a topic whose collision name equals an existing topic's.
+pub fn kafka_collision_name(topic: &str) -> String {
+    topic.replace('.', "_")
+}
+
 /// One step of a plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -131,8 +137,38 @@ pub enum Change {
 /// The changes that bring `cluster` to what `opts` wants; topics the registry does not know are left alone.
 pub fn plan(cluster: &ClusterDescription, opts: &TopicOptions) -> Vec<Change> {
     let mut out = Vec::new();
-    for (topic, (class, want)) in desired(opts) {
+    let wanted = desired(opts);
+    // Standard topics win a collision between two wanted names (a legacy topic and its standard one).
+    let standard: std::collections::BTreeSet<String> = EVENTS
+        .iter()
+        .flat_map(|d| [d.topic.to_owned(), dlq_topic(d.topic)])
+        .collect();
+    for (topic, (class, want)) in &wanted {
+        let (topic, class, want) = (topic.clone(), *class, want.clone());
         let Some(have) = cluster.get(&topic) else {
+            let unified = kafka_collision_name(&topic);
+            let existing = cluster
+                .keys()
+                .find(|t| **t != topic && kafka_collision_name(t) == unified);
+            let wanted_rival = wanted.keys().find(|t| {
+                **t != topic && kafka_collision_name(t) == unified && standard.contains(*t)
+            });
+            if let Some(other) = existing.or(wanted_rival) {
+                let why = if existing.is_some() {
+                    "existing topic"
+                } else {
+                    "standard topic"
+                };
+                out.push(Change::Warning {
+                    topic,
+                    message: format!(
+                        "cannot be created: Kafka treats it as the same name as the {why} `{other}` ('.' and '_' \
+                         collide in topic names); only one of the two can exist on a cluster, so migrate this \
+                         event by switching topics, not by publishing to both"
+                    ),
+                });
+                continue;
+            }
             out.push(Change::Create {
                 topic,
                 class,
@@ -185,6 +221,60 @@ pub fn plan(cluster: &ClusterDescription, opts: &TopicOptions) -> Vec<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_kafka_treats_as_one_are_never_both_planned() {
+        // Legacy topics wanted on an empty cluster: the standard name wins each collision.
+        let opts = TopicOptions {
+            legacy: true,
+            dlq: true,
+            ..TopicOptions::default()
+        };
+        let changes = plan(&ClusterDescription::new(), &opts);
+        let created: Vec<&str> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::Create { topic, .. } => Some(topic.as_str()),
+                _ => None,
+            })
+            .collect();
+        let unified: std::collections::BTreeSet<String> =
+            created.iter().map(|t| kafka_collision_name(t)).collect();
+        assert_eq!(
+            unified.len(),
+            created.len(),
+            "no two planned creates collide"
+        );
+        assert!(created.contains(&"huleedu.cj.assessment.completed.v1"));
+        assert!(!created.contains(&"huleedu.cj_assessment.completed.v1"));
+        let colliding = EVENTS.iter().filter(|d| d.legacy_topic_collides()).count();
+        assert_eq!(colliding, 14);
+        let warned = changes
+            .iter()
+            .filter(|c| matches!(c, Change::Warning { message, .. } if message.contains("collide")))
+            .count();
+        assert_eq!(
+            warned,
+            2 * colliding,
+            "each colliding legacy topic and its DLQ"
+        );
+        // A cluster where the Python services already created the legacy name: the standard one is not planned.
+        let mut cluster = ClusterDescription::new();
+        cluster.insert(
+            "huleedu.cj_assessment.completed.v1".into(),
+            TopicState {
+                partitions: 6,
+                replication: 3,
+                configs: BTreeMap::new(),
+            },
+        );
+        let changes = plan(&cluster, &TopicOptions::default());
+        assert!(changes.iter().any(|c| matches!(c,
+            Change::Warning { topic, message } if topic == "huleedu.cj.assessment.completed.v1"
+                && message.contains("existing topic `huleedu.cj_assessment.completed.v1`"))));
+        assert!(!changes.iter().any(|c| matches!(c,
+            Change::Create { topic, .. } if topic == "huleedu.cj.assessment.completed.v1")));
+    }
 
     #[test]
     fn an_empty_cluster_gets_every_topic_with_its_class_settings() {

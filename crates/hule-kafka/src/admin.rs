@@ -73,13 +73,34 @@ pub async fn describe(
     Ok(out)
 }
 
-/// Carries out `changes`; returns one line per step. Config changes resend the topic's other non-default,
+/// One step of [`apply`]: what was done or what failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// One line for the operator.
+    pub line: String,
+    /// The cluster refused the step.
+    pub failed: bool,
+}
+
+impl Step {
+    fn ok(line: String) -> Self {
+        Step {
+            line,
+            failed: false,
+        }
+    }
+    fn failed(line: String) -> Self {
+        Step { line, failed: true }
+    }
+}
+
+/// Carries out `changes`; returns one step per change (a refused step does not stop the others). Config changes resend the topic's other non-default,
 /// writable settings with the new values, because the AlterConfigs request replaces a topic's whole configuration.
 pub async fn apply(
     brokers: &str,
     changes: &[Change],
     timeout: Duration,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<Step>, Error> {
     let admin = admin(brokers)?;
     let opts = AdminOptions::new()
         .request_timeout(Some(timeout))
@@ -101,8 +122,10 @@ pub async fn apply(
                 }
                 for r in admin.create_topics([&nt], &opts).await? {
                     match r {
-                        Ok(t) => done.push(format!("created {t}")),
-                        Err((t, code)) => done.push(format!("create {t} failed: {code}")),
+                        Ok(t) => done.push(Step::ok(format!("created {t}"))),
+                        Err((t, code)) => {
+                            done.push(Step::failed(format!("create {t} failed: {code}")))
+                        }
                     }
                 }
             }
@@ -128,11 +151,13 @@ pub async fn apply(
                 }
                 for r in admin.alter_configs([&ac], &opts).await? {
                     match r {
-                        Ok(_) => done.push(format!(
+                        Ok(_) => done.push(Step::ok(format!(
                             "configured {topic}: {}",
                             changes.keys().cloned().collect::<Vec<_>>().join(", ")
-                        )),
-                        Err((_, code)) => done.push(format!("configure {topic} failed: {code}")),
+                        ))),
+                        Err((_, code)) => {
+                            done.push(Step::failed(format!("configure {topic} failed: {code}")))
+                        }
                     }
                 }
             }
@@ -140,15 +165,15 @@ pub async fn apply(
                 let np = NewPartitions::new(topic, *to as usize);
                 for r in admin.create_partitions([&np], &opts).await? {
                     match r {
-                        Ok(t) => done.push(format!("{t} now has {to} partitions")),
-                        Err((t, code)) => {
-                            done.push(format!("add partitions to {t} failed: {code}"))
-                        }
+                        Ok(t) => done.push(Step::ok(format!("{t} now has {to} partitions"))),
+                        Err((t, code)) => done.push(Step::failed(format!(
+                            "add partitions to {t} failed: {code}"
+                        ))),
                     }
                 }
             }
             Change::Warning { topic, message } => {
-                done.push(format!("left as is: {topic} {message}"))
+                done.push(Step::ok(format!("left as is: {topic} {message}")))
             }
         }
     }

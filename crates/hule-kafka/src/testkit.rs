@@ -128,6 +128,58 @@ impl TestKafka {
     }
 }
 
+impl TestKafka {
+    /// Deletes every topic whose name starts with `prefix` and waits until the cluster no longer lists them; returns
+    /// how many there were. Nothing to do on the mock cluster (it starts empty).
+    pub async fn delete_topics_with_prefix(&self, prefix: &str) -> Result<usize, String> {
+        if self.mock.is_some() {
+            return Ok(0);
+        }
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .map_err(|e| e.to_string())?;
+        let listed = |admin: &AdminClient<DefaultClientContext>| -> Result<Vec<String>, String> {
+            let md = admin
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(10))
+                .map_err(|e| format!("metadata: {e}"))?;
+            Ok(md
+                .topics()
+                .iter()
+                .map(|t| t.name().to_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect())
+        };
+        let names = listed(&admin)?;
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for r in admin
+            .delete_topics(&refs, &opts)
+            .await
+            .map_err(|e| format!("delete topics: {e}"))?
+        {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((t, code)) => return Err(format!("delete topic {t}: {code}")),
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !listed(&admin)?.is_empty() {
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "topics starting with {prefix} still listed after 60 s"
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(names.len())
+    }
+}
+
 /// The real broker's address: `$HULE_TEST_KAFKA` or [`DEFAULT_REAL_KAFKA`].
 pub fn real_bootstrap() -> String {
     std::env::var(REAL_KAFKA_ENV)

@@ -121,7 +121,10 @@ fn read_all(brokers: &str, topics: &[&str], want: usize, settle: Duration) -> Ve
 async fn cluster(backend: Backend) -> TestKafka {
     let c = TestKafka::start(backend, 3);
     let mut topics: Vec<(String, i32)> = Vec::new();
-    for e in [Event::SpellcheckPhaseCompleted, Event::EmailDeliveryFailed] {
+    for e in [
+        Event::SpellcheckPhaseCompleted,
+        Event::BatchSpellcheckInitiateCommand,
+    ] {
         for t in [e.topic(), e.legacy_topic()] {
             if !topics.iter().any(|(have, _)| have == t) {
                 topics.push((t.to_owned(), PARTITIONS));
@@ -170,14 +173,14 @@ async fn sqlite_commit_publishes_exactly_its_events_and_rollback_nothing(backend
 
     let at = Timestamp::from_datetime(chrono::Utc::now());
     let example = hule_contracts::examples::example_envelope(
-        Event::EmailDeliveryFailed,
+        Event::BatchSpellcheckInitiateCommand,
         Uuid::new_v4(),
         Uuid::new_v4(),
         at,
     )
     .expect("example");
     let a = example.map_data(|d| match d {
-        TypedEvent::EmailDeliveryFailed(p) => p,
+        TypedEvent::BatchSpellcheckInitiateCommand(p) => p,
         other => panic!("wrong example {:?}", other.event()),
     });
     let b = envelope("batch-b", 2, "b");
@@ -200,7 +203,7 @@ async fn sqlite_commit_publishes_exactly_its_events_and_rollback_nothing(backend
     let stats = drain(&outbox, &publisher, &config).await;
     assert_eq!(stats.published, 3);
 
-    let def = Event::EmailDeliveryFailed.def();
+    let def = Event::BatchSpellcheckInitiateCommand.def();
     let topics = [
         def.topic,
         def.legacy_topic,

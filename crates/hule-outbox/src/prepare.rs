@@ -94,6 +94,17 @@ pub fn prepare<P: Payload>(
         event: def.name,
         reason: e.to_string(),
     })?;
+    if opts.mode == TopicMode::Both && def.legacy_topic_collides() {
+        return Err(StoreError::Prepare {
+            event: def.name,
+            reason: format!(
+                "TopicMode::Both is impossible for this event: its legacy topic `{}` and standard topic `{}` are one \
+                 name to Kafka ('.' and '_' collide), so a cluster holds only one of them; use TopicMode::Standard or \
+                 TopicMode::Legacy",
+                def.legacy_topic, def.topic
+            ),
+        });
+    }
     let topics: &[&str] = match opts.mode {
         TopicMode::Standard => &[def.topic],
         TopicMode::Legacy => &[def.legacy_topic],

@@ -86,3 +86,33 @@ async fn a_thin_and_a_rich_event_are_stored_together_or_not_at_all() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn both_topics_is_refused_where_kafka_cannot_hold_both_names() {
+    use hule_outbox::prepare::TopicMode;
+    let example = |e: Event| {
+        let at = Timestamp::from_datetime(chrono::Utc::now());
+        example_envelope(e, Uuid::from_u128(1), Uuid::from_u128(2), at).expect("example")
+    };
+    let both = EnqueueOptions {
+        mode: TopicMode::Both,
+        ..EnqueueOptions::default()
+    };
+    let colliding = typed::<hule_contracts::payloads::EmailDeliveryFailedV1>(example(
+        Event::EmailDeliveryFailed,
+    ));
+    let err = prepare(&colliding, &both).expect_err("legacy and standard names collide in Kafka");
+    assert!(
+        err.to_string().contains("huleedu.email.delivery_failed.v1"),
+        "{err}"
+    );
+    let distinct = typed::<hule_contracts::payloads::BatchServiceSpellcheckInitiateCommandDataV1>(
+        example(Event::BatchSpellcheckInitiateCommand),
+    );
+    assert_eq!(
+        prepare(&distinct, &both)
+            .expect("two names Kafka can hold")
+            .len(),
+        2
+    );
+}
