@@ -240,6 +240,36 @@ fn demo_reconciles_with_postgresql_outboxes() {
     assert_eq!(r["outbox"], "postgres");
 }
 
+/// The demo on the real broker (PostgreSQL outboxes, duplicates and poison), twice in a row: the second run must not
+/// see the first run's records (its groups start at the end of the topics), and `--broker-faults` is refused there.
+#[test]
+fn demo_reconciles_twice_on_the_real_broker() {
+    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
+    let brokers = cluster.bootstrap_servers();
+    let url = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    for _ in 0..2 {
+        let r = demo_report(&["--brokers", &brokers, "--database-url", &url]);
+        assert_reconciled(&r);
+        assert_eq!(r["outbox"], "postgres");
+    }
+    let (code, _, err) = hule(
+        &[
+            "demo",
+            "--brokers",
+            &brokers,
+            "--broker-faults",
+            "--no-progress",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--broker-faults needs the embedded cluster"),
+        "{err}"
+    );
+}
+
 #[test]
 fn demo_refuses_bad_settings() {
     let (code, _, err) = hule(&["demo", "--duplicate-rate", "1.5", "--no-progress"], None);

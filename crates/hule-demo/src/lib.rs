@@ -255,6 +255,17 @@ fn observe(
     }
 }
 
+/// Positions a group of this run at the end of its topics (see `hule_kafka::consumer::start_group_at_end`).
+fn start_at_end(brokers: &str, group: &str, topics: &[&str]) -> Result<(), DemoError> {
+    hule_kafka::consumer::start_group_at_end(brokers, group, topics, Duration::from_secs(10))
+        .map(|_| ())
+        .map_err(|e| {
+            DemoError::Kafka(format!(
+                "position group {group} at the end of its topics: {e}"
+            ))
+        })
+}
+
 /// Injects poison: half not JSON at all, half a valid envelope whose payload breaks its schema.
 async fn inject_poison(brokers: &str, count: u64) -> Result<(), DemoError> {
     let producer: FutureProducer = hule_kafka::ProducerConfig::new(brokers)
@@ -320,6 +331,13 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
                 "{name} must be between 0 and 1, got {v}"
             )));
         }
+    }
+    if config.broker_faults && embedded.is_none() {
+        return Err(DemoError::Config(
+            "--broker-faults needs the embedded cluster: it injects faults through the mock cluster's controls \
+             (on a real cluster, kill a broker yourself; scripts/kafka.sh kill-node does that for a local one)"
+                .into(),
+        ));
     }
     let started = Instant::now();
     let brokers = match (embedded, &config.brokers) {
@@ -459,6 +477,10 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             metrics.clone(),
         );
         let mut cfg = ConsumerConfig::new(&brokers, &format!("{group}-{run_id}"));
+        if embedded.is_none() {
+            // A real cluster may hold earlier runs' records: this run's groups start at the end of the topics.
+            start_at_end(&brokers, &cfg.group, &topics)?;
+        }
         cfg.commit_interval = Duration::from_millis(200);
         // The mock broker answers a fetch only when its wait expires; a short wait keeps the hops fast.
         cfg.extra
@@ -495,6 +517,13 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             .map(|t| hule_contracts::naming::dlq_topic(t)),
     );
     let watched_refs: Vec<&str> = watched.iter().map(String::as_str).collect();
+    if embedded.is_none() {
+        start_at_end(
+            &brokers,
+            &format!("hule-demo-observer-{run_id}"),
+            &watched_refs,
+        )?;
+    }
     observer
         .subscribe(&watched_refs)
         .map_err(|e| DemoError::Kafka(e.to_string()))?;
@@ -545,12 +574,8 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     // Faults.
     let mut faults = Vec::new();
     let mut broker_back_at = None;
-    if config.broker_faults {
-        let Some(cluster) = embedded else {
-            return Err(DemoError::Config(
-                "--broker-faults needs the embedded cluster (no --brokers)".into(),
-            ));
-        };
+    // Without the embedded cluster, --broker-faults was refused at the start.
+    if let (true, Some(cluster)) = (config.broker_faults, embedded) {
         let errors = [
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,

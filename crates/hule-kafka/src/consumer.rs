@@ -409,6 +409,38 @@ impl ConsumerContext for AssignSignal {
     }
 }
 
+/// Makes a new consumer group start at the current end of `topics`: commits each partition's high watermark for
+/// `group` (a group nobody has joined yet accepts such commits). For a run on a shared cluster that must only see
+/// what it produces itself, like `hule demo --brokers`; `auto.offset.reset` would either replay the topics' history
+/// (`earliest`) or race the first records (`latest`). Topics the cluster does not have are skipped (a topic created
+/// later holds only new records). Returns the number of partitions positioned.
+pub fn start_group_at_end(
+    brokers: &str,
+    group: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<usize, Error> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for topic in topics {
+        let md = crate::metadata(consumer.client(), Some(topic), brokers, timeout)?;
+        for t in md.topics().iter().filter(|t| t.error().is_none()) {
+            for p in t.partitions() {
+                let (_, high) = consumer.fetch_watermarks(t.name(), p.id(), timeout)?;
+                tpl.add_partition_offset(t.name(), p.id(), Offset::Offset(high))?;
+            }
+        }
+    }
+    if tpl.count() > 0 {
+        consumer.commit(&tpl, CommitMode::Sync)?;
+    }
+    Ok(tpl.count())
+}
+
 /// Sends dead letters with an idempotent producer and waits for the broker's acknowledgement.
 pub struct KafkaDeadLetterSink {
     producer: FutureProducer,
