@@ -25,6 +25,10 @@ pub struct BenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     database_url: String,
+    /// A real Kafka cluster for the relay, latency, consumer and pipeline scenarios instead of the embedded mock
+    /// cluster (the bench topic is created when missing, with replication 1; earlier records are skipped).
+    #[arg(long, env = "HULE_BROKERS")]
+    brokers: Option<String>,
     /// Only the envelope scenarios (no PostgreSQL, Redis or Kafka); the same as `--only envelope`.
     #[arg(long)]
     envelope_only: bool,
@@ -94,6 +98,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args.quick,
             &args.database_url,
             &wanted,
+            args.brokers.as_deref(),
         )?);
     }
     print_table(&results);
@@ -103,7 +108,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     if let Some(path) = &args.json {
-        let doc = serde_json::json!({ "quick": args.quick, "seconds": started.elapsed().as_secs_f64(), "scenarios": results });
+        let kafka = args.brokers.as_deref().unwrap_or("embedded mock cluster");
+        let doc = serde_json::json!({ "quick": args.quick, "kafka": kafka, "seconds": started.elapsed().as_secs_f64(), "scenarios": results });
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());

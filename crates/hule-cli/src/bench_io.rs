@@ -1,6 +1,6 @@
 //! The I/O scenarios of `hule bench`: outbox write cost, relay drain, commit-to-publish latency, consumer
-//! throughput and the demo pipeline. Kafka is the embedded mock cluster (kept on the main thread); PostgreSQL is
-//! `--database-url` (default the local `test` database), each scenario in a schema of its own, dropped afterwards.
+//! throughput and the demo pipeline. Kafka is the embedded mock cluster (kept on the main thread) or, with
+//! `hule bench --brokers`, a real cluster; PostgreSQL is `--database-url` (default the local `test` database), each scenario in a schema of its own, dropped afterwards.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -269,7 +269,7 @@ pub async fn drain_pg(base: &str, brokers: &str, n: usize) -> anyhow::Result<Sce
         baseline,
         ratio: figure / baseline,
         peak_rss_mb: rss,
-        note: format!("{n} events of 1 KB over 500 keys into the mock cluster ({TOPIC_PARTITIONS} partitions), batches of 500; target ratio ≥ 0.60, RSS ≤ 60 MB"),
+        note: format!("{n} events of 1 KB over 500 keys into Kafka ({TOPIC_PARTITIONS} partitions), batches of 500; target ratio ≥ 0.60, RSS ≤ 60 MB"),
     })
 }
 
@@ -323,7 +323,7 @@ pub async fn drain_sqlite(brokers: &str, n: usize) -> anyhow::Result<ScenarioRes
         baseline,
         ratio: figure / baseline,
         peak_rss_mb: rss,
-        note: format!("{n} events of 1 KB over 500 keys into the mock cluster"),
+        note: format!("{n} events of 1 KB over 500 keys into Kafka"),
     })
 }
 
@@ -422,7 +422,7 @@ pub async fn latency(
         ratio: pick(&listen) / pick(&poll),
         peak_rss_mb: rss,
         note: format!(
-            "1,000 events/s for {seconds} s, one event per tx, PostgreSQL → mock cluster; LISTEN max {:.1} ms ({} samples), polling max {:.1} ms; targets p50 ≤ 10 ms, p99 ≤ 50 ms",
+            "1,000 events/s for {seconds} s, one event per tx, PostgreSQL → Kafka; LISTEN max {:.1} ms ({} samples), polling max {:.1} ms; targets p50 ≤ 10 ms, p99 ≤ 50 ms",
             listen.max_ms, samples, poll.max_ms
         ),
     }
@@ -458,13 +458,10 @@ async fn produce_n(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
 }
 
 /// Consumes the topic with a plain rdkafka loop (the baseline); returns records per second after the first.
-async fn plain_consume(brokers: &str, topic: &str, n: usize) -> anyhow::Result<f64> {
+async fn plain_consume(brokers: &str, group: &str, topic: &str, n: usize) -> anyhow::Result<f64> {
     let c: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set(
-            "group.id",
-            format!("bench-plain-{}", Uuid::new_v4().simple()),
-        )
+        .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()?;
@@ -486,13 +483,13 @@ enum Dedup {
 
 async fn runtime_consume(
     brokers: &str,
+    service: String,
     topic: &str,
     n: usize,
     dedup: Dedup,
     base: &str,
 ) -> anyhow::Result<(f64, f64)> {
     let metrics = ConsumerMetrics::detached();
-    let service = format!("bench-{}", Uuid::new_v4().simple());
     let mut schema = None;
     let (router, store): (Router, Option<Arc<dyn hule_consumer::DedupStore>>) = match dedup {
         Dedup::None => (
@@ -585,15 +582,31 @@ async fn runtime_consume(
 /// 5. Consumer runtime with no dedup, Redis and the PostgreSQL inbox, against a plain consume loop.
 pub async fn consumer(base: &str, brokers: &str, n: usize) -> anyhow::Result<Vec<ScenarioResult>> {
     let topic = Event::SpellcheckPhaseCompleted.topic();
+    let plain = format!("bench-plain-{}", Uuid::new_v4().simple());
+    let services: Vec<String> = (0..3)
+        .map(|_| format!("bench-{}", Uuid::new_v4().simple()))
+        .collect();
+    // On a real cluster the topic may hold earlier records: every group of this run starts where they end.
+    for group in services.iter().chain([&plain]) {
+        hule_kafka::consumer::start_group_at_end(
+            brokers,
+            group,
+            &[topic],
+            Duration::from_secs(10),
+        )?;
+    }
     produce_n(brokers, topic, n).await?;
-    let baseline = plain_consume(brokers, topic, n).await?;
+    let baseline = plain_consume(brokers, &plain, topic, n).await?;
     let mut out = Vec::new();
-    for (name, dedup) in [
+    for ((name, dedup), service) in [
         ("no dedup", Dedup::None),
         ("Redis dedup", Dedup::Redis),
         ("PostgreSQL inbox", Dedup::Inbox),
-    ] {
-        let (rate, rss) = runtime_consume(brokers, topic, n, dedup, base).await?;
+    ]
+    .into_iter()
+    .zip(services)
+    {
+        let (rate, rss) = runtime_consume(brokers, service, topic, n, dedup, base).await?;
         out.push(ScenarioResult {
             scenario: format!("consumer, {name}"),
             figure: rate,
@@ -608,18 +621,20 @@ pub async fn consumer(base: &str, brokers: &str, n: usize) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// 6. The demo pipeline.
+/// 6. The demo pipeline, on its embedded cluster or on the real one (`real_brokers`).
 pub async fn pipeline(
-    cluster: &hule_demo::Embedded,
+    cluster: Option<&hule_demo::Embedded>,
+    real_brokers: Option<&str>,
     batches: usize,
 ) -> anyhow::Result<ScenarioResult> {
     reset_peak();
     let config = hule_demo::DemoConfig {
         batches,
         progress: false,
+        brokers: real_brokers.map(str::to_owned),
         ..hule_demo::DemoConfig::default()
     };
-    let r = hule_demo::run(&config, Some(cluster)).await?;
+    let r = hule_demo::run(&config, cluster).await?;
     anyhow::ensure!(r.reconciled, "the pipeline's counts did not reconcile");
     let events: u64 = r.events_per_topic.values().map(|c| c.records).sum();
     Ok(ScenarioResult {
@@ -637,29 +652,41 @@ pub async fn pipeline(
     })
 }
 
-/// Runs every I/O scenario on the embedded cluster.
+/// Runs every I/O scenario on the embedded mock cluster, or on a real cluster when `real_brokers` is given (its
+/// topic is created when missing; records of earlier runs are skipped by every consumer of the run).
 pub fn run_all(
     quick: bool,
     base: &str,
     wanted: &dyn Fn(Group) -> bool,
+    real_brokers: Option<&str>,
 ) -> anyhow::Result<Vec<ScenarioResult>> {
     let sizes = Sizes::new(quick);
-    let cluster = rdkafka::mocking::MockCluster::new(1)?;
-    hule_kafka::mock::create_topics(
-        &cluster,
-        [(
-            Event::SpellcheckPhaseCompleted.topic().to_owned(),
-            TOPIC_PARTITIONS,
-        )],
-        1,
-    )
-    .map_err(anyhow::Error::msg)?;
-    let brokers = cluster.bootstrap_servers();
+    let topic = (
+        Event::SpellcheckPhaseCompleted.topic().to_owned(),
+        TOPIC_PARTITIONS,
+    );
+    let mock = match real_brokers {
+        None => {
+            let cluster = rdkafka::mocking::MockCluster::new(1)?;
+            hule_kafka::mock::create_topics(&cluster, [topic.clone()], 1)
+                .map_err(anyhow::Error::msg)?;
+            Some(cluster)
+        }
+        Some(_) => None,
+    };
+    let brokers = match (&mock, real_brokers) {
+        (Some(c), _) => c.bootstrap_servers(),
+        (None, Some(b)) => b.to_owned(),
+        (None, None) => anyhow::bail!("no Kafka to benchmark against"),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let mut out = Vec::new();
     runtime.block_on(async {
+        if real_brokers.is_some() {
+            ensure_topic(&brokers, &topic.0, topic.1).await?;
+        }
         let step = |name: &str| eprintln!("bench: {name}…");
         if wanted(Group::Write) {
             step("outbox write cost");
@@ -682,11 +709,36 @@ pub fn run_all(
         anyhow::Ok(())
     })?;
     if wanted(Group::Pipeline) {
-        // The pipeline has its own three-broker cluster with every topic.
-        let demo_cluster = hule_demo::embedded_cluster(3, 6)?;
         eprintln!("bench: demo pipeline…");
-        out.push(runtime.block_on(pipeline(&demo_cluster, sizes.pipeline_batches))?);
+        if real_brokers.is_some() {
+            out.push(runtime.block_on(pipeline(None, Some(&brokers), sizes.pipeline_batches))?);
+        } else {
+            // On the mock, the pipeline has its own three-broker cluster with every topic.
+            let demo_cluster = hule_demo::embedded_cluster(3, 6)?;
+            out.push(runtime.block_on(pipeline(
+                Some(&demo_cluster),
+                None,
+                sizes.pipeline_batches,
+            ))?);
+        }
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(out)
+}
+
+/// Creates `topic` on a real cluster unless it exists (with whatever partitions it has).
+async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for r in admin.create_topics([&new], &opts).await? {
+        match r {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => anyhow::bail!("cannot create {t} on {brokers}: {code}"),
+        }
+    }
+    Ok(())
 }
