@@ -8,6 +8,12 @@
 #   scripts/kafka.sh start-node N [--dir D]                      start node N again on its existing storage
 #   scripts/kafka.sh classpath                                   fetch the jars if needed, print the Java classpath
 #
+# `start --secure` adds two authenticated listeners to every node: SASL_PLAINTEXT on P+200+N-1 (mechanisms
+# SCRAM-SHA-256, SCRAM-SHA-512 and PLAIN) and SASL_SSL on P+300+N-1 (the same, over TLS with a certificate for
+# 127.0.0.1/localhost signed by a CA made for this cluster: <dir>/tls/ca.pem). The user is `hule`; its password is
+# $HULE_KAFKA_SASL_PASSWORD or a random one. Ready-made librdkafka client files (mode 600, they hold the password):
+# <dir>/client-sasl-ssl.properties and <dir>/client-sasl-plaintext.properties. Nothing secret is printed.
+#
 # The broker's jars come from Maven Central the first time (tools/kafka/pom.xml, `mvn dependency:copy-dependencies`)
 # and are cached in $HULE_KAFKA_CACHE (default ~/.cache/hule-kafka). A cluster lives in its directory (default
 # $HULE_KAFKA_CACHE/run): configuration, data, pids and logs (node-N/server.log, node-N/stdout.log). `start` on a
@@ -24,12 +30,13 @@ lib="$cache/lib-$version"
 
 cmd="${1:-}"
 [ -n "$cmd" ] && shift
-nodes=1 port=9092 dir="$cache/run" node=""
+nodes=1 port=9092 dir="$cache/run" node="" secure=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodes) nodes="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --dir) dir="$2"; shift 2 ;;
+    --secure) secure=1; shift ;;
     [0-9]*) node="$1"; shift ;;
     *) echo "kafka.sh: unknown argument \`$1\`" >&2; exit 2 ;;
   esac
@@ -67,15 +74,23 @@ write_config() { # node count, node id
   for n in $(seq 1 "$count"); do voters="${voters:+$voters,}$n@127.0.0.1:$((port + 100 + n - 1))"; done
   [ "$count" -ge 3 ] && min_isr=2
   mkdir -p "$dir/node-$id/data"
+  local listeners="PLAINTEXT://127.0.0.1:$((port + id - 1)),CONTROLLER://127.0.0.1:$((port + 100 + id - 1))"
+  local advertised="PLAINTEXT://127.0.0.1:$((port + id - 1))"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [ "$secure" = 1 ]; then
+    listeners="$listeners,SASL_PLAINTEXT://127.0.0.1:$((port + 200 + id - 1)),SASL_SSL://127.0.0.1:$((port + 300 + id - 1))"
+    advertised="$advertised,SASL_PLAINTEXT://127.0.0.1:$((port + 200 + id - 1)),SASL_SSL://127.0.0.1:$((port + 300 + id - 1))"
+    protocols="$protocols,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+  fi
   cat >"$dir/node-$id/server.properties" <<EOF
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$((port + id - 1)),CONTROLLER://127.0.0.1:$((port + 100 + id - 1))
-advertised.listeners=PLAINTEXT://127.0.0.1:$((port + id - 1))
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$dir/node-$id/data
 num.partitions=3
 default.replication.factor=$count
@@ -98,6 +113,23 @@ num.io.threads=4
 background.threads=4
 log.flush.interval.messages=9223372036854775807
 EOF
+  if [ "$secure" = 1 ]; then
+    chmod 600 "$dir/node-$id/server.properties"
+    local l m module
+    {
+      echo "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN"
+      for l in sasl_plaintext sasl_ssl; do
+        for m in scram-sha-256 scram-sha-512; do
+          echo "listener.name.$l.$m.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        done
+        module="org.apache.kafka.common.security.plain.PlainLoginModule"
+        echo "listener.name.$l.plain.sasl.jaas.config=$module required user_hule=\"$(cat "$dir/tls/password")\";"
+      done
+      echo "ssl.keystore.type=PEM"
+      echo "ssl.keystore.location=$dir/tls/server.pem"
+      echo "ssl.client.auth=none"
+    } >>"$dir/node-$id/server.properties"
+  fi
   cat >"$dir/node-$id/log4j2.yaml" <<EOF
 Configuration:
   Appenders:
@@ -119,6 +151,32 @@ Configuration:
       - name: state.change.logger
         level: WARN
 EOF
+}
+
+make_tls() { # a CA and a server certificate for 127.0.0.1/localhost, the SASL password and client property files
+  local t="$dir/tls" n addrs_ssl="" addrs_plain=""
+  command -v openssl >/dev/null || die "openssl is needed for --secure"
+  mkdir -p "$t" && chmod 700 "$t"
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout "$t/ca.key" -out "$t/ca.pem" -days 7 \
+    -subj "/CN=hule-events test CA" >/dev/null 2>&1 || die "openssl could not make the CA"
+  openssl req -newkey rsa:2048 -nodes -keyout "$t/server.key" -out "$t/server.csr" -subj "/CN=localhost" \
+    >/dev/null 2>&1 || die "openssl could not make the server key"
+  echo "subjectAltName=IP:127.0.0.1,DNS:localhost" >"$t/san.ext"
+  openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial -out "$t/server.crt" \
+    -days 7 -extfile "$t/san.ext" >/dev/null 2>&1 || die "openssl could not sign the server certificate"
+  cat "$t/server.key" "$t/server.crt" >"$t/server.pem"
+  (umask 077; if [ -n "${HULE_KAFKA_SASL_PASSWORD:-}" ]; then printf '%s' "$HULE_KAFKA_SASL_PASSWORD"; else openssl rand -hex 16; fi >"$t/password")
+  for n in $(seq 1 "$nodes"); do
+    addrs_plain="${addrs_plain:+$addrs_plain,}127.0.0.1:$((port + 200 + n - 1))"
+    addrs_ssl="${addrs_ssl:+$addrs_ssl,}127.0.0.1:$((port + 300 + n - 1))"
+  done
+  (umask 077
+   printf '# SASL_SSL listener(s) of the cluster in %s (bootstrap %s)\nsecurity.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=hule\nsasl.password=%s\nssl.ca.location=%s\n' \
+     "$dir" "$addrs_ssl" "$(cat "$t/password")" "$t/ca.pem" >"$dir/client-sasl-ssl.properties"
+   printf '# SASL_PLAINTEXT listener(s) of the cluster in %s (bootstrap %s)\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\nsasl.username=hule\nsasl.password=%s\n' \
+     "$dir" "$addrs_plain" "$(cat "$t/password")" >"$dir/client-sasl-plaintext.properties")
+  echo "$addrs_plain" >"$dir/sasl-plaintext-bootstrap"
+  echo "$addrs_ssl" >"$dir/sasl-ssl-bootstrap"
 }
 
 java_opts() {
@@ -186,12 +244,18 @@ case "$cmd" in
     rm -rf "$dir" && mkdir -p "$dir"
     echo "$nodes" >"$dir/nodes"
     echo "$port" >"$dir/port"
+    scram=()
+    if [ "$secure" = 1 ]; then
+      make_tls
+      pw="$(cat "$dir/tls/password")"
+      scram=(--add-scram "SCRAM-SHA-256=[name=hule,password=$pw]" --add-scram "SCRAM-SHA-512=[name=hule,password=$pw]")
+    fi
     cluster_id="$(java -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)"
     [ -n "$cluster_id" ] || die "kafka-storage random-uuid failed"
     for n in $(seq 1 "$nodes"); do
       write_config "$nodes" "$n"
       java -Dlog4j2.configurationFile="$dir/node-$n/log4j2.yaml" -cp "$lib/*" kafka.tools.StorageTool format \
-        -t "$cluster_id" -c "$dir/node-$n/server.properties" >"$dir/node-$n/format.log" 2>&1 \
+        -t "$cluster_id" -c "$dir/node-$n/server.properties" "${scram[@]}" >"$dir/node-$n/format.log" 2>&1 \
         || die "formatting node $n failed: $(tail -n 3 "$dir/node-$n/format.log")"
     done
     echo "kafka.sh: starting $nodes node(s) of Kafka $version in $dir" >&2

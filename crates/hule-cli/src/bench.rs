@@ -27,8 +27,8 @@ pub struct BenchArgs {
     database_url: String,
     /// A real Kafka cluster for the relay, latency, consumer and pipeline scenarios instead of the embedded mock
     /// cluster (the bench topic is created when missing, with replication 1; earlier records are skipped).
-    #[arg(long, env = "HULE_BROKERS")]
-    brokers: Option<String>,
+    #[command(flatten)]
+    kafka: crate::kafka_args::KafkaArgs,
     /// Only the envelope scenarios (no PostgreSQL, Redis or Kafka); the same as `--only envelope`.
     #[arg(long)]
     envelope_only: bool,
@@ -80,6 +80,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         only.push(Group::Envelope);
     }
     let wanted = |g: Group| only.is_empty() || only.contains(&g);
+    let real = if args.kafka.on_command_line() {
+        Some(args.kafka.connect()?)
+    } else {
+        None
+    };
     let mut results = Vec::new();
     if wanted(Group::Envelope) {
         results.extend(envelope_scenarios(budget)?);
@@ -98,7 +103,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args.quick,
             &args.database_url,
             &wanted,
-            args.brokers.as_deref(),
+            real.as_ref(),
         )?);
     }
     print_table(&results);
@@ -108,7 +113,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     if let Some(path) = &args.json {
-        let kafka = args.brokers.as_deref().unwrap_or("embedded mock cluster");
+        let kafka = real
+            .as_ref()
+            .map_or("embedded mock cluster", |k| k.brokers.as_str());
         let doc = serde_json::json!({ "quick": args.quick, "kafka": kafka, "seconds": started.elapsed().as_secs_f64(), "scenarios": results });
         std::fs::write(path, serde_json::to_vec_pretty(&doc)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;

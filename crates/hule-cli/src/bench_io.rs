@@ -14,6 +14,7 @@ use hule_contracts::enums::ProcessingStatus;
 use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
 use hule_contracts::{Event, EventEnvelope, Timestamp};
 use hule_kafka::consumer::{run_consumer, ConsumerConfig};
+use hule_kafka::KafkaSettings;
 use hule_kafka::{KafkaPublisher, ProducerConfig};
 use hule_outbox::model::Claimed;
 use hule_outbox::prepare::{prepare, EnqueueOptions, NewRow};
@@ -21,7 +22,6 @@ use hule_outbox::relay::{run_relay, Publish, RelayConfig};
 use hule_outbox::store::OutboxStore;
 use hule_outbox::{PgOutbox, SqliteOutbox};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::ClientConfig;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -212,8 +212,11 @@ pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResu
 }
 
 /// Runs the relay over `store` until it is empty; returns the relay's events per second.
-async fn drain_until_empty<S: OutboxStore>(store: &S, brokers: &str) -> anyhow::Result<f64> {
-    let publisher = KafkaPublisher::new(&ProducerConfig::new(brokers))?;
+async fn drain_until_empty<S: OutboxStore>(
+    store: &S,
+    kafka: &KafkaSettings,
+) -> anyhow::Result<f64> {
+    let publisher = KafkaPublisher::new(&ProducerConfig::with_settings(kafka))?;
     reset_peak();
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -234,7 +237,11 @@ async fn drain_until_empty<S: OutboxStore>(store: &S, brokers: &str) -> anyhow::
 }
 
 /// 3. Relay drain from PostgreSQL, against a plain SQL claim-and-delete loop over the same rows.
-pub async fn drain_pg(base: &str, brokers: &str, n: usize) -> anyhow::Result<ScenarioResult> {
+pub async fn drain_pg(
+    base: &str,
+    kafka: &KafkaSettings,
+    n: usize,
+) -> anyhow::Result<ScenarioResult> {
     // Baseline first: the same rows, deleted in claims of 500 with no Kafka.
     let schema = Schema::new(base).await?;
     pg_fill(&schema, n).await?;
@@ -258,7 +265,7 @@ pub async fn drain_pg(base: &str, brokers: &str, n: usize) -> anyhow::Result<Sce
     let schema = Schema::new(base).await?;
     pg_fill(&schema, n).await?;
     let outbox = PgOutbox::connect(&schema.url).await?;
-    let figure = drain_until_empty(&outbox, brokers).await?;
+    let figure = drain_until_empty(&outbox, kafka).await?;
     let rss = peak_rss_mb();
     schema.drop().await;
     Ok(ScenarioResult {
@@ -274,7 +281,7 @@ pub async fn drain_pg(base: &str, brokers: &str, n: usize) -> anyhow::Result<Sce
 }
 
 /// 3b. Relay drain from SQLite, against a plain select+delete loop.
-pub async fn drain_sqlite(brokers: &str, n: usize) -> anyhow::Result<ScenarioResult> {
+pub async fn drain_sqlite(kafka: &KafkaSettings, n: usize) -> anyhow::Result<ScenarioResult> {
     let dir = std::env::temp_dir().join(format!("hule-bench-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     let fill = |path: &std::path::Path| -> anyhow::Result<()> {
@@ -312,7 +319,7 @@ pub async fn drain_sqlite(brokers: &str, n: usize) -> anyhow::Result<ScenarioRes
     let path = dir.join("outbox.db");
     fill(&path)?;
     let outbox = SqliteOutbox::open(&path)?;
-    let figure = drain_until_empty(&outbox, brokers).await?;
+    let figure = drain_until_empty(&outbox, kafka).await?;
     let rss = peak_rss_mb();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(ScenarioResult {
@@ -349,14 +356,14 @@ impl Publish for TimingPublisher {
 
 async fn latency_run(
     base: &str,
-    brokers: &str,
+    kafka: &KafkaSettings,
     listen: bool,
     seconds: f64,
 ) -> anyhow::Result<(Vec<f64>, f64)> {
     let schema = Schema::new(base).await?;
     let outbox = PgOutbox::connect_with(&schema.url, listen).await?;
     let publisher = TimingPublisher {
-        inner: KafkaPublisher::new(&ProducerConfig::new(brokers))?,
+        inner: KafkaPublisher::new(&ProducerConfig::with_settings(kafka))?,
         samples: Mutex::default(),
     };
     reset_peak();
@@ -405,11 +412,11 @@ async fn latency_run(
 /// 4. Commit-to-publish latency at 1,000 events/s, LISTEN/NOTIFY against polling only.
 pub async fn latency(
     base: &str,
-    brokers: &str,
+    kafka: &KafkaSettings,
     seconds: f64,
 ) -> anyhow::Result<Vec<ScenarioResult>> {
-    let (listen, rss) = latency_run(base, brokers, true, seconds).await?;
-    let (poll, _) = latency_run(base, brokers, false, seconds).await?;
+    let (listen, rss) = latency_run(base, kafka, true, seconds).await?;
+    let (poll, _) = latency_run(base, kafka, false, seconds).await?;
     let samples = listen.len();
     let (listen, poll) = (Latency::of(listen), Latency::of(poll));
     let mk = |name: &str, pick: fn(&Latency) -> f64| {
@@ -431,8 +438,8 @@ pub async fn latency(
 }
 
 /// Produces `n` 1 KB envelopes to a fresh topic.
-async fn produce_n(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
-    let publisher = KafkaPublisher::new(&ProducerConfig::new(brokers))?;
+async fn produce_n(kafka: &KafkaSettings, topic: &str, n: usize) -> anyhow::Result<()> {
+    let publisher = KafkaPublisher::new(&ProducerConfig::with_settings(kafka))?;
     for start in (0..n).step_by(1000) {
         let mut batch = Vec::new();
         for i in start..(start + 1000).min(n) {
@@ -458,9 +465,14 @@ async fn produce_n(brokers: &str, topic: &str, n: usize) -> anyhow::Result<()> {
 }
 
 /// Consumes the topic with a plain rdkafka loop (the baseline); returns records per second after the first.
-async fn plain_consume(brokers: &str, group: &str, topic: &str, n: usize) -> anyhow::Result<f64> {
-    let c: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+async fn plain_consume(
+    kafka: &KafkaSettings,
+    group: &str,
+    topic: &str,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let c: StreamConsumer = kafka
+        .client_config()
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -482,7 +494,7 @@ enum Dedup {
 }
 
 async fn runtime_consume(
-    brokers: &str,
+    kafka: &KafkaSettings,
     service: String,
     topic: &str,
     n: usize,
@@ -540,7 +552,7 @@ async fn runtime_consume(
         Arc::new(MemorySink::default()),
         metrics.clone(),
     );
-    let mut cfg = ConsumerConfig::new(brokers, &service);
+    let mut cfg = ConsumerConfig::with_settings(kafka, &service);
     let assigned = Arc::new(tokio::sync::Notify::new());
     cfg.on_assign = Some(assigned.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -580,7 +592,11 @@ async fn runtime_consume(
 }
 
 /// 5. Consumer runtime with no dedup, Redis and the PostgreSQL inbox, against a plain consume loop.
-pub async fn consumer(base: &str, brokers: &str, n: usize) -> anyhow::Result<Vec<ScenarioResult>> {
+pub async fn consumer(
+    base: &str,
+    kafka: &KafkaSettings,
+    n: usize,
+) -> anyhow::Result<Vec<ScenarioResult>> {
     let topic = Event::SpellcheckPhaseCompleted.topic();
     let plain = format!("bench-plain-{}", Uuid::new_v4().simple());
     let services: Vec<String> = (0..3)
@@ -588,15 +604,10 @@ pub async fn consumer(base: &str, brokers: &str, n: usize) -> anyhow::Result<Vec
         .collect();
     // On a real cluster the topic may hold earlier records: every group of this run starts where they end.
     for group in services.iter().chain([&plain]) {
-        hule_kafka::consumer::start_group_at_end(
-            brokers,
-            group,
-            &[topic],
-            Duration::from_secs(10),
-        )?;
+        hule_kafka::consumer::start_group_at_end(kafka, group, &[topic], Duration::from_secs(10))?;
     }
-    produce_n(brokers, topic, n).await?;
-    let baseline = plain_consume(brokers, &plain, topic, n).await?;
+    produce_n(kafka, topic, n).await?;
+    let baseline = plain_consume(kafka, &plain, topic, n).await?;
     let mut out = Vec::new();
     for ((name, dedup), service) in [
         ("no dedup", Dedup::None),
@@ -606,7 +617,7 @@ pub async fn consumer(base: &str, brokers: &str, n: usize) -> anyhow::Result<Vec
     .into_iter()
     .zip(services)
     {
-        let (rate, rss) = runtime_consume(brokers, service, topic, n, dedup, base).await?;
+        let (rate, rss) = runtime_consume(kafka, service, topic, n, dedup, base).await?;
         out.push(ScenarioResult {
             scenario: format!("consumer, {name}"),
             figure: rate,
@@ -621,17 +632,17 @@ pub async fn consumer(base: &str, brokers: &str, n: usize) -> anyhow::Result<Vec
     Ok(out)
 }
 
-/// 6. The demo pipeline, on its embedded cluster or on the real one (`real_brokers`).
+/// 6. The demo pipeline, on its embedded cluster or on the real one (`real`).
 pub async fn pipeline(
     cluster: Option<&hule_demo::Embedded>,
-    real_brokers: Option<&str>,
+    real: Option<&KafkaSettings>,
     batches: usize,
 ) -> anyhow::Result<ScenarioResult> {
     reset_peak();
     let config = hule_demo::DemoConfig {
         batches,
         progress: false,
-        brokers: real_brokers.map(str::to_owned),
+        kafka: real.cloned(),
         ..hule_demo::DemoConfig::default()
     };
     let r = hule_demo::run(&config, cluster).await?;
@@ -652,20 +663,20 @@ pub async fn pipeline(
     })
 }
 
-/// Runs every I/O scenario on the embedded mock cluster, or on a real cluster when `real_brokers` is given (its
+/// Runs every I/O scenario on the embedded mock cluster, or on a real cluster when `real` is given (its
 /// topic is created when missing; records of earlier runs are skipped by every consumer of the run).
 pub fn run_all(
     quick: bool,
     base: &str,
     wanted: &dyn Fn(Group) -> bool,
-    real_brokers: Option<&str>,
+    real: Option<&KafkaSettings>,
 ) -> anyhow::Result<Vec<ScenarioResult>> {
     let sizes = Sizes::new(quick);
     let topic = (
         Event::SpellcheckPhaseCompleted.topic().to_owned(),
         TOPIC_PARTITIONS,
     );
-    let mock = match real_brokers {
+    let mock = match real {
         None => {
             let cluster = rdkafka::mocking::MockCluster::new(1)?;
             hule_kafka::mock::create_topics(&cluster, [topic.clone()], 1)
@@ -674,9 +685,9 @@ pub fn run_all(
         }
         Some(_) => None,
     };
-    let brokers = match (&mock, real_brokers) {
-        (Some(c), _) => c.bootstrap_servers(),
-        (None, Some(b)) => b.to_owned(),
+    let kafka = match (&mock, real) {
+        (Some(c), _) => KafkaSettings::new(&c.bootstrap_servers()),
+        (None, Some(k)) => k.clone(),
         (None, None) => anyhow::bail!("no Kafka to benchmark against"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -684,8 +695,8 @@ pub fn run_all(
         .build()?;
     let mut out = Vec::new();
     runtime.block_on(async {
-        if real_brokers.is_some() {
-            ensure_topic(&brokers, &topic.0, topic.1).await?;
+        if real.is_some() {
+            ensure_topic(&kafka, &topic.0, topic.1).await?;
         }
         let step = |name: &str| eprintln!("bench: {name}…");
         if wanted(Group::Write) {
@@ -694,24 +705,24 @@ pub fn run_all(
         }
         if wanted(Group::Drain) {
             step("relay drain (PostgreSQL)");
-            out.push(drain_pg(base, &brokers, sizes.drain_events).await?);
+            out.push(drain_pg(base, &kafka, sizes.drain_events).await?);
             step("relay drain (SQLite)");
-            out.push(drain_sqlite(&brokers, sizes.drain_events).await?);
+            out.push(drain_sqlite(&kafka, sizes.drain_events).await?);
         }
         if wanted(Group::Latency) {
             step("commit-to-publish latency");
-            out.extend(latency(base, &brokers, sizes.latency_seconds).await?);
+            out.extend(latency(base, &kafka, sizes.latency_seconds).await?);
         }
         if wanted(Group::Consumer) {
             step("consumer");
-            out.extend(consumer(base, &brokers, sizes.consumer_events).await?);
+            out.extend(consumer(base, &kafka, sizes.consumer_events).await?);
         }
         anyhow::Ok(())
     })?;
     if wanted(Group::Pipeline) {
         eprintln!("bench: demo pipeline…");
-        if real_brokers.is_some() {
-            out.push(runtime.block_on(pipeline(None, Some(&brokers), sizes.pipeline_batches))?);
+        if real.is_some() {
+            out.push(runtime.block_on(pipeline(None, Some(&kafka), sizes.pipeline_batches))?);
         } else {
             // On the mock, the pipeline has its own three-broker cluster with every topic.
             let demo_cluster = hule_demo::embedded_cluster(3, 6)?;
@@ -727,17 +738,16 @@ pub fn run_all(
 }
 
 /// Creates `topic` on a real cluster unless it exists (with whatever partitions it has).
-async fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+async fn ensure_topic(kafka: &KafkaSettings, topic: &str, partitions: i32) -> anyhow::Result<()> {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?;
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        kafka.client_config().create()?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     for r in admin.create_topics([&new], &opts).await? {
         match r {
             Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => anyhow::bail!("cannot create {t} on {brokers}: {code}"),
+            Err((t, code)) => anyhow::bail!("cannot create {t} on {}: {code}", kafka.brokers),
         }
     }
     Ok(())

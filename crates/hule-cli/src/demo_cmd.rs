@@ -33,9 +33,10 @@ pub struct DemoArgs {
     /// Put the outboxes in PostgreSQL (one schema per service) instead of SQLite files.
     #[arg(long, env = "HULE_DATABASE_URL")]
     database_url: Option<String>,
-    /// Use a real Kafka cluster instead of the embedded one (topics must exist or be auto-created).
-    #[arg(long)]
-    brokers: Option<String>,
+    /// A real Kafka cluster instead of the embedded one (topics must exist or be auto-created). Only these flags
+    /// choose it: HULE_BROKERS alone does not, so the default demo never needs anything running.
+    #[command(flatten)]
+    kafka: crate::kafka_args::KafkaArgs,
     /// Partitions per topic on the embedded cluster.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
@@ -74,7 +75,11 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
         poison_rate: args.poison_rate,
         broker_faults: args.broker_faults,
         database_url: args.database_url.clone(),
-        brokers: args.brokers.clone(),
+        kafka: if args.kafka.on_command_line() {
+            Some(args.kafka.connect()?)
+        } else {
+            None
+        },
         partitions: args.partitions,
         timeout: Duration::from_secs(args.timeout),
         progress: !args.no_progress,
@@ -83,7 +88,7 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
         anyhow::bail!("--partitions must be at least 1");
     }
     // The mock cluster is not Send: it lives on this thread, and the runtime is driven from here.
-    let cluster = match &args.brokers {
+    let cluster = match &config.kafka {
         None => Some(hule_demo::embedded_cluster(3, args.partitions)?),
         Some(_) => None,
     };

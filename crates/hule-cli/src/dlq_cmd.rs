@@ -9,8 +9,10 @@ use hule_consumer::dlq::{replay_record, DlqFilter};
 use hule_contracts::Timestamp;
 use hule_kafka::consumer::owned_headers;
 use hule_kafka::dlq::{dlq_topics, read_topic, DlqMessage};
+use hule_kafka::KafkaSettings;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use crate::kafka_args::KafkaArgs;
 use crate::out;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,9 +22,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub enum DlqCommand {
     /// Counts by source topic and reason, with the oldest and newest failure.
     List {
-        /// Bootstrap servers.
-        #[arg(long, env = "HULE_BROKERS")]
-        brokers: String,
+        #[command(flatten)]
+        kafka: KafkaArgs,
         /// One DLQ topic (default: every `*.dlq.v1` topic).
         #[arg(long)]
         topic: Option<String>,
@@ -32,9 +33,8 @@ pub enum DlqCommand {
     },
     /// Prints dead letters, decoded.
     Show {
-        /// Bootstrap servers.
-        #[arg(long, env = "HULE_BROKERS")]
-        brokers: String,
+        #[command(flatten)]
+        kafka: KafkaArgs,
         /// The DLQ topic.
         #[arg(long)]
         topic: String,
@@ -47,9 +47,8 @@ pub enum DlqCommand {
     },
     /// Republishes dead letters to their original topic, key and headers, with `X-Replayed-From`.
     Replay {
-        /// Bootstrap servers.
-        #[arg(long, env = "HULE_BROKERS")]
-        brokers: String,
+        #[command(flatten)]
+        kafka: KafkaArgs,
         /// The DLQ topic.
         #[arg(long)]
         topic: String,
@@ -81,19 +80,15 @@ struct Group {
 /// Runs a DLQ subcommand.
 pub fn run(cmd: &DlqCommand) -> anyhow::Result<()> {
     match cmd {
-        DlqCommand::List {
-            brokers,
-            topic,
-            json,
-        } => list(brokers, topic.as_deref(), *json),
+        DlqCommand::List { kafka, topic, json } => list(&kafka.connect()?, topic.as_deref(), *json),
         DlqCommand::Show {
-            brokers,
+            kafka,
             topic,
             offset,
             event_id,
-        } => show(brokers, topic, *offset, event_id.as_deref()),
+        } => show(&kafka.connect()?, topic, *offset, event_id.as_deref()),
         DlqCommand::Replay {
-            brokers,
+            kafka,
             topic,
             reason,
             event_id,
@@ -113,20 +108,20 @@ pub fn run(cmd: &DlqCommand) -> anyhow::Result<()> {
                 event_id: event_id.clone(),
                 since,
             };
-            replay(brokers, topic, &filter, *dry_run, *rate)
+            replay(&kafka.connect()?, topic, &filter, *dry_run, *rate)
         }
     }
 }
 
-fn list(brokers: &str, topic: Option<&str>, json: bool) -> anyhow::Result<()> {
+fn list(kafka: &KafkaSettings, topic: Option<&str>, json: bool) -> anyhow::Result<()> {
     let topics = match topic {
         Some(t) => vec![t.to_owned()],
-        None => dlq_topics(brokers, TIMEOUT)?,
+        None => dlq_topics(kafka, TIMEOUT)?,
     };
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     let mut unreadable = 0;
     for t in &topics {
-        read_topic(brokers, t, TIMEOUT, |m| {
+        read_topic(kafka, t, TIMEOUT, |m| {
             match m.record {
                 Ok(r) => {
                     let g = groups
@@ -195,14 +190,14 @@ fn print_message(m: &DlqMessage) -> anyhow::Result<()> {
 }
 
 fn show(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topic: &str,
     offset: Option<i64>,
     event_id: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut shown = 0;
     let mut error = None;
-    read_topic(brokers, topic, TIMEOUT, |m| {
+    read_topic(kafka, topic, TIMEOUT, |m| {
         let wanted = offset.is_none_or(|o| o == m.offset)
             && event_id.is_none_or(|id| {
                 m.record
@@ -228,7 +223,7 @@ fn show(
 }
 
 fn replay(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topic: &str,
     filter: &DlqFilter,
     dry_run: bool,
@@ -236,7 +231,7 @@ fn replay(
 ) -> anyhow::Result<()> {
     let mut chosen = Vec::new();
     let mut skipped_unreadable = 0;
-    let read = read_topic(brokers, topic, TIMEOUT, |m| {
+    let read = read_topic(kafka, topic, TIMEOUT, |m| {
         match &m.record {
             Ok(r) if filter.matches(r) => chosen.push(m),
             Ok(_) => {}
@@ -273,7 +268,8 @@ fn replay(
         return Ok(());
     }
     // The project's one producer configuration: the replayed record lands on its key's partition.
-    let producer: FutureProducer = hule_kafka::ProducerConfig::new(brokers).future_producer()?;
+    let producer: FutureProducer =
+        hule_kafka::ProducerConfig::with_settings(kafka).future_producer()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -12,6 +12,7 @@ mod demo_cmd;
 mod dlq_cmd;
 mod envelope_cmd;
 mod events_cmd;
+mod kafka_args;
 mod outbox_cmd;
 mod topics_cmd;
 

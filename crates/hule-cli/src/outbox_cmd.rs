@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kafka_args::KafkaArgs;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use hule_kafka::{KafkaPublisher, ProducerConfig};
@@ -42,9 +43,8 @@ pub struct RelayArgs {
     /// The outbox database: postgres://… or sqlite:///path.
     #[arg(long, env = "DATABASE_URL")]
     database_url: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP_SERVERS")]
-    brokers: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     /// The service whose outbox this is (the `service` label of the metrics, and logs).
     #[arg(long, default_value = "hule-relay")]
     service: String,
@@ -93,11 +93,11 @@ pub enum OutboxCommand {
 
 pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
     let db = parse_database_url(&args.database_url)?;
-    let mut pc = ProducerConfig::new(&args.brokers);
+    let kafka = args.kafka.connect()?;
+    let mut pc = ProducerConfig::with_settings(&kafka);
     pc.compression = args.compression.clone();
     pc.linger_ms = args.linger_ms;
     let publisher = KafkaPublisher::new(&pc).context("cannot create the Kafka producer")?;
-    publisher.check_reachable(&args.brokers, Duration::from_secs(10))?;
     let config = RelayConfig {
         batch_size: args.batch_size,
         completion: match args.keep_published_secs {
@@ -132,7 +132,7 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
             "relay[{}]: {} → {}",
             args.service,
             hule_outbox::pg::redact(&args.database_url),
-            args.brokers
+            kafka.brokers
         );
         let stats = match db {
             Database::Postgres(url) => {

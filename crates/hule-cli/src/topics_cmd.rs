@@ -8,7 +8,9 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use hule_contracts::topics::{desired, plan, Change, ClusterDescription, TopicOptions};
 
+use crate::kafka_args::KafkaArgs;
 use crate::out;
+use hule_kafka::KafkaSettings;
 
 /// What to provision.
 #[derive(Args, Clone)]
@@ -32,9 +34,9 @@ pub struct Wanted {
 pub enum TopicsCommand {
     /// Shows what to create or change.
     Plan {
-        /// Bootstrap servers of the cluster to compare with.
-        #[arg(long, env = "HULE_BROKERS", required_unless_present = "described")]
-        brokers: Option<String>,
+        /// The cluster to compare with.
+        #[command(flatten)]
+        kafka: KafkaArgs,
         /// A cluster description (JSON: topic → {partitions, replication, configs}) instead of a live cluster.
         #[arg(long, conflicts_with = "brokers")]
         described: Option<PathBuf>,
@@ -46,9 +48,8 @@ pub enum TopicsCommand {
     },
     /// Creates and changes topics through the admin API (needs a real cluster); safe to repeat.
     Apply {
-        /// Bootstrap servers.
-        #[arg(long, env = "HULE_BROKERS")]
-        brokers: String,
+        #[command(flatten)]
+        kafka: KafkaArgs,
         #[command(flatten)]
         wanted: Wanted,
     },
@@ -102,9 +103,9 @@ fn describe(c: &Change) -> String {
     }
 }
 
-async fn cluster(brokers: &str, opts: &TopicOptions) -> anyhow::Result<ClusterDescription> {
+async fn cluster(kafka: &KafkaSettings, opts: &TopicOptions) -> anyhow::Result<ClusterDescription> {
     let wanted: Vec<String> = desired(opts).into_keys().collect();
-    Ok(hule_kafka::admin::describe(brokers, &wanted, Duration::from_secs(10)).await?)
+    Ok(hule_kafka::admin::describe(kafka, &wanted, Duration::from_secs(10)).await?)
 }
 
 /// Runs a topics subcommand: exit 0 done, 1 when the cluster refused a step of `apply`, 2 on usage, I/O or
@@ -125,22 +126,22 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
         .build()?;
     match cmd {
         TopicsCommand::Plan {
-            brokers,
+            kafka,
             described,
             wanted,
             json,
         } => {
             let opts = options(wanted)?;
-            let have: ClusterDescription = match (brokers, described) {
-                (_, Some(path)) => {
+            let have: ClusterDescription = match described {
+                Some(path) => {
                     let text = std::fs::read_to_string(path)
                         .with_context(|| format!("read {}", path.display()))?;
                     serde_json::from_str(&text).with_context(|| {
                         format!("{} is not a cluster description (topic → {{partitions, replication, configs}})", path.display())
                     })?
                 }
-                (Some(b), None) => runtime.block_on(cluster(b, &opts))?,
-                (None, None) => anyhow::bail!("give --brokers or --described"),
+                None if kafka.given() => runtime.block_on(cluster(&kafka.connect()?, &opts))?,
+                None => anyhow::bail!("give --brokers (or --kafka-config) or --described"),
             };
             let changes = plan(&have, &opts);
             if *json {
@@ -175,10 +176,11 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        TopicsCommand::Apply { brokers, wanted } => {
+        TopicsCommand::Apply { kafka, wanted } => {
             let opts = options(wanted)?;
+            let kafka = kafka.connect()?;
             runtime.block_on(async {
-                let changes = plan(&cluster(brokers, &opts).await?, &opts);
+                let changes = plan(&cluster(&kafka, &opts).await?, &opts);
                 if changes.iter().all(|c| matches!(c, Change::Warning { .. })) {
                     for c in &changes {
                         out(describe(c));
@@ -187,7 +189,7 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
                 let steps =
-                    hule_kafka::admin::apply(brokers, &changes, Duration::from_secs(30)).await?;
+                    hule_kafka::admin::apply(&kafka, &changes, Duration::from_secs(30)).await?;
                 for step in &steps {
                     out(&step.line);
                 }

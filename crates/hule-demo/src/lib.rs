@@ -35,6 +35,7 @@ use hule_consumer::{standard_stack, ConsumerMetrics, DeadLetterRecord, MemoryDed
 use hule_contracts::headers::names;
 use hule_contracts::Event;
 use hule_kafka::consumer::{run_consumer, AssignSignal, ConsumerConfig, KafkaDeadLetterSink};
+use hule_kafka::KafkaSettings;
 use hule_kafka::{KafkaPublisher, ProducerConfig};
 use hule_outbox::model::Claimed;
 use hule_outbox::relay::{Publish, RelayConfig};
@@ -42,7 +43,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use rdkafka::{ClientConfig, Message as _};
+use rdkafka::Message as _;
 use tokio::sync::watch;
 
 use crate::essays::Rng;
@@ -86,8 +87,8 @@ pub struct DemoConfig {
     pub broker_faults: bool,
     /// PostgreSQL for the outboxes instead of SQLite.
     pub database_url: Option<String>,
-    /// Real brokers instead of the embedded cluster.
-    pub brokers: Option<String>,
+    /// A real cluster (brokers and client properties) instead of the embedded one.
+    pub kafka: Option<hule_kafka::KafkaSettings>,
     /// Partitions per topic on the embedded cluster.
     pub partitions: i32,
     /// Give up after this long.
@@ -106,7 +107,7 @@ impl Default for DemoConfig {
             poison_rate: 0.0,
             broker_faults: false,
             database_url: None,
-            brokers: None,
+            kafka: None,
             partitions: 6,
             timeout: Duration::from_secs(120),
             progress: true,
@@ -256,8 +257,8 @@ fn observe(
 }
 
 /// Positions a group of this run at the end of its topics (see `hule_kafka::consumer::start_group_at_end`).
-fn start_at_end(brokers: &str, group: &str, topics: &[&str]) -> Result<(), DemoError> {
-    hule_kafka::consumer::start_group_at_end(brokers, group, topics, Duration::from_secs(10))
+fn start_at_end(kafka: &KafkaSettings, group: &str, topics: &[&str]) -> Result<(), DemoError> {
+    hule_kafka::consumer::start_group_at_end(kafka, group, topics, Duration::from_secs(10))
         .map(|_| ())
         .map_err(|e| {
             DemoError::Kafka(format!(
@@ -267,8 +268,8 @@ fn start_at_end(brokers: &str, group: &str, topics: &[&str]) -> Result<(), DemoE
 }
 
 /// Injects poison: half not JSON at all, half a valid envelope whose payload breaks its schema.
-async fn inject_poison(brokers: &str, count: u64) -> Result<(), DemoError> {
-    let producer: FutureProducer = hule_kafka::ProducerConfig::new(brokers)
+async fn inject_poison(kafka: &KafkaSettings, count: u64) -> Result<(), DemoError> {
+    let producer: FutureProducer = hule_kafka::ProducerConfig::with_settings(kafka)
         .future_producer()
         .map_err(|e| DemoError::Kafka(e.to_string()))?;
     let topic = Event::EssaySpellcheckRequested.topic();
@@ -340,9 +341,9 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         ));
     }
     let started = Instant::now();
-    let brokers = match (embedded, &config.brokers) {
-        (_, Some(b)) => b.clone(),
-        (Some(c), None) => c.bootstrap_servers(),
+    let kafka = match (embedded, &config.kafka) {
+        (_, Some(k)) => k.clone(),
+        (Some(c), None) => KafkaSettings::new(&c.bootstrap_servers()),
         (None, None) => {
             return Err(DemoError::Config(
                 "no brokers and no embedded cluster".into(),
@@ -438,7 +439,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     let mut relays = Vec::new();
     for (i, s) in services.into_iter().enumerate() {
         let publisher = DuplicatingPublisher {
-            inner: KafkaPublisher::new(&ProducerConfig::new(&brokers))
+            inner: KafkaPublisher::new(&ProducerConfig::with_settings(&kafka))
                 .map_err(|e| DemoError::Kafka(e.to_string()))?,
             rate: config.duplicate_rate,
             rng: Mutex::new(Rng::new(config.seed ^ ((i as u64 + 1) * 0x5851_F42D))),
@@ -467,7 +468,8 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         all_metrics.push(metrics.clone());
         let topics: Vec<&'static str> = router.topics();
         let sink = Arc::new(
-            KafkaDeadLetterSink::new(&brokers).map_err(|e| DemoError::Kafka(e.to_string()))?,
+            KafkaDeadLetterSink::with_settings(&kafka)
+                .map_err(|e| DemoError::Kafka(e.to_string()))?,
         );
         let stack = standard_stack(
             router,
@@ -476,10 +478,10 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             sink,
             metrics.clone(),
         );
-        let mut cfg = ConsumerConfig::new(&brokers, &format!("{group}-{run_id}"));
+        let mut cfg = ConsumerConfig::with_settings(&kafka, &format!("{group}-{run_id}"));
         if embedded.is_none() {
             // A real cluster may hold earlier runs' records: this run's groups start at the end of the topics.
-            start_at_end(&brokers, &cfg.group, &topics)?;
+            start_at_end(&kafka, &cfg.group, &topics)?;
         }
         cfg.commit_interval = Duration::from_millis(200);
         // The mock broker answers a fetch only when its wait expires; a short wait keeps the hops fast.
@@ -499,8 +501,8 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     let observed: Arc<Mutex<Observed>> = Arc::default();
     let observer_joined = Arc::new(tokio::sync::Notify::new());
     joined.push(observer_joined.clone());
-    let observer: StreamConsumer<AssignSignal> = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+    let observer: StreamConsumer<AssignSignal> = kafka
+        .client_config()
         .set("group.id", format!("hule-demo-observer-{run_id}"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -519,7 +521,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     let watched_refs: Vec<&str> = watched.iter().map(String::as_str).collect();
     if embedded.is_none() {
         start_at_end(
-            &brokers,
+            &kafka,
             &format!("hule-demo-observer-{run_id}"),
             &watched_refs,
         )?;
@@ -569,7 +571,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         essays_by_batch.insert(batch_id, essays);
     }
     let poison = (config.poison_rate * (config.batches * config.essays) as f64).round() as u64;
-    inject_poison(&brokers, poison).await?;
+    inject_poison(&kafka, poison).await?;
 
     // Faults.
     let mut faults = Vec::new();
@@ -785,10 +787,10 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         } else {
             "sqlite".into()
         },
-        brokers: if config.brokers.is_some() {
-            brokers.clone()
+        brokers: if config.kafka.is_some() {
+            kafka.brokers.clone()
         } else {
-            format!("embedded mock cluster ({brokers})")
+            format!("embedded mock cluster ({})", kafka.brokers)
         },
         batches_registered: total_batches,
         batches_completed: ready,

@@ -10,24 +10,22 @@ use rdkafka::admin::{
     TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
-use rdkafka::ClientConfig;
 
+use crate::settings::KafkaSettings;
 use crate::Error;
 
-fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, Error> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()?)
+fn admin(kafka: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, Error> {
+    Ok(kafka.client_config().create()?)
 }
 
 /// Describes the cluster's topics: partitions, replication and the non-default configuration of `wanted` topics.
 pub async fn describe(
-    brokers: &str,
+    kafka: &KafkaSettings,
     wanted: &[String],
     timeout: Duration,
 ) -> Result<ClusterDescription, Error> {
-    let admin = admin(brokers)?;
-    let md = crate::metadata(admin.inner(), None, brokers, timeout)?;
+    let admin = admin(kafka)?;
+    let md = crate::metadata(admin.inner(), None, &kafka.brokers, timeout)?;
     let mut out = ClusterDescription::new();
     for t in md.topics() {
         let partitions = t.partitions().len() as i32;
@@ -97,11 +95,11 @@ impl Step {
 /// Carries out `changes`; returns one step per change (a refused step does not stop the others). Config changes resend the topic's other non-default,
 /// writable settings with the new values, because the AlterConfigs request replaces a topic's whole configuration.
 pub async fn apply(
-    brokers: &str,
+    kafka: &KafkaSettings,
     changes: &[Change],
     timeout: Duration,
 ) -> Result<Vec<Step>, Error> {
-    let admin = admin(brokers)?;
+    let admin = admin(kafka)?;
     let opts = AdminOptions::new()
         .request_timeout(Some(timeout))
         .operation_timeout(Some(timeout));

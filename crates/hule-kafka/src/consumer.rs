@@ -38,6 +38,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, watch};
 
+use crate::settings::KafkaSettings;
 use crate::Error;
 
 /// Consumer settings.
@@ -63,6 +64,13 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// A consumer of `group` with the connection `kafka` (its properties become [`ConsumerConfig::extra`]).
+    pub fn with_settings(kafka: &KafkaSettings, group: &str) -> Self {
+        let mut c = ConsumerConfig::new(&kafka.brokers, group);
+        c.extra = kafka.properties.clone();
+        c
+    }
+
     /// Defaults: earliest, 256 queued per partition, commit every 500 ms, 100 ms revoke wait.
     pub fn new(brokers: &str, group: &str) -> Self {
         ConsumerConfig {
@@ -415,13 +423,14 @@ impl ConsumerContext for AssignSignal {
 /// (`earliest`) or race the first records (`latest`). Topics the cluster does not have are skipped (a topic created
 /// later holds only new records). Returns the number of partitions positioned.
 pub fn start_group_at_end(
-    brokers: &str,
+    kafka: &KafkaSettings,
     group: &str,
     topics: &[&str],
     timeout: Duration,
 ) -> Result<usize, Error> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let brokers = &kafka.brokers;
+    let consumer: BaseConsumer = kafka
+        .client_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()?;
@@ -448,9 +457,14 @@ pub struct KafkaDeadLetterSink {
 }
 
 impl KafkaDeadLetterSink {
-    /// A sink on `brokers`.
+    /// A sink on `brokers` (plaintext).
     pub fn new(brokers: &str) -> Result<Self, Error> {
-        let mut config = crate::ProducerConfig::new(brokers);
+        Self::with_settings(&KafkaSettings::new(brokers))
+    }
+
+    /// A sink with the connection `kafka`.
+    pub fn with_settings(kafka: &KafkaSettings) -> Result<Self, Error> {
+        let mut config = crate::ProducerConfig::with_settings(kafka);
         config.message_timeout_ms = 10_000;
         let producer = config.future_producer()?;
         Ok(KafkaDeadLetterSink {

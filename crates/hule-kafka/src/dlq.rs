@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use hule_consumer::DeadLetterRecord;
 use hule_contracts::Headers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
+use crate::settings::KafkaSettings;
 use crate::Error;
 
 /// One record of a dead-letter topic.
@@ -27,9 +28,9 @@ pub struct DlqMessage {
     pub record: Result<DeadLetterRecord, String>,
 }
 
-fn client(brokers: &str) -> Result<BaseConsumer, Error> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+fn client(kafka: &KafkaSettings) -> Result<BaseConsumer, Error> {
+    Ok(kafka
+        .client_config()
         .set("group.id", "hule-dlq-tool")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
@@ -37,9 +38,9 @@ fn client(brokers: &str) -> Result<BaseConsumer, Error> {
 }
 
 /// The dead-letter topics (`*.dlq.v1`) the cluster has, sorted.
-pub fn dlq_topics(brokers: &str, timeout: Duration) -> Result<Vec<String>, Error> {
-    let c = client(brokers)?;
-    let md = crate::metadata(c.client(), None, brokers, timeout)?;
+pub fn dlq_topics(kafka: &KafkaSettings, timeout: Duration) -> Result<Vec<String>, Error> {
+    let c = client(kafka)?;
+    let md = crate::metadata(c.client(), None, &kafka.brokers, timeout)?;
     let mut out: Vec<String> = md
         .topics()
         .iter()
@@ -53,13 +54,13 @@ pub fn dlq_topics(brokers: &str, timeout: Duration) -> Result<Vec<String>, Error
 /// Calls `f` for every record of `topic` (up to the high watermarks at the start); `f` returns `false` to stop.
 /// Returns how many records were read.
 pub fn read_topic(
-    brokers: &str,
+    kafka: &KafkaSettings,
     topic: &str,
     timeout: Duration,
     mut f: impl FnMut(DlqMessage) -> bool,
 ) -> Result<u64, Error> {
-    let c = client(brokers)?;
-    let md = crate::metadata(c.client(), Some(topic), brokers, timeout)?;
+    let c = client(kafka)?;
+    let md = crate::metadata(c.client(), Some(topic), &kafka.brokers, timeout)?;
     let partitions: Vec<i32> = md
         .topics()
         .iter()

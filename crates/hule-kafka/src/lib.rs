@@ -18,6 +18,7 @@ pub mod admin;
 pub mod consumer;
 pub mod dlq;
 pub mod mock;
+pub mod settings;
 pub mod testkit;
 
 use std::time::Duration;
@@ -28,6 +29,7 @@ use hule_outbox::relay::Publish;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+pub use settings::{check_connection, ConnectError, KafkaSettings};
 
 /// Producer settings.
 #[derive(Debug, Clone)]
@@ -59,6 +61,14 @@ impl ProducerConfig {
 }
 
 impl ProducerConfig {
+    /// The defaults of [`ProducerConfig::new`] with the connection `kafka` (its properties become
+    /// [`ProducerConfig::extra`], so they override the defaults).
+    pub fn with_settings(kafka: &KafkaSettings) -> Self {
+        let mut c = ProducerConfig::new(&kafka.brokers);
+        c.extra = kafka.properties.clone();
+        c
+    }
+
     /// The one producer configuration of the project, used by the relay, the dead-letter sink, `hule dlq replay` and
     /// the demo: idempotent with `acks=all` (no duplicates or reordering on retries) and the `murmur2_random`
     /// partitioner, so a keyed record lands on the partition the Java and Python clients choose (librdkafka's

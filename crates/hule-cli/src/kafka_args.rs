@@ -1,0 +1,78 @@
+//! The Kafka connection options every command that opens a Kafka client shares: `--brokers`, `--kafka-config FILE`
+//! (a Java-style properties file of librdkafka settings) and repeated `-X key=value`, read into one
+//! [`KafkaSettings`]. Precedence: `-X` over the file; `--brokers` (or `HULE_BROKERS`, or the Python services'
+//! `KAFKA_BOOTSTRAP_SERVERS`) over the file's `bootstrap.servers`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use hule_kafka::KafkaSettings;
+
+/// How to reach Kafka.
+#[derive(Args, Clone, Debug, Default)]
+pub struct KafkaArgs {
+    /// Bootstrap servers, host:port[,host:port…] [env: HULE_BROKERS, or KAFKA_BOOTSTRAP_SERVERS].
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// A Java-style properties file of librdkafka client settings (security.protocol, sasl.*, ssl.*, …).
+    #[arg(long, env = "HULE_KAFKA_CONFIG", value_name = "FILE")]
+    pub kafka_config: Option<PathBuf>,
+    /// One librdkafka client property, KEY=VALUE; repeatable, applied after --kafka-config. Prefer the file for
+    /// secrets: a command line is visible to other users of the machine.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub kafka_property: Vec<String>,
+}
+
+impl KafkaArgs {
+    /// Whether any broker was named (flag, environment or file).
+    pub fn given(&self) -> bool {
+        self.brokers.is_some()
+            || env_brokers().is_some()
+            || self.kafka_config.is_some()
+            || !self.kafka_property.is_empty()
+    }
+
+    /// Whether brokers or client settings were named by a flag (or `HULE_KAFKA_CONFIG`), not only by
+    /// `HULE_BROKERS`: the commands whose default is the embedded cluster use this.
+    pub fn on_command_line(&self) -> bool {
+        self.brokers.is_some() || self.kafka_config.is_some() || !self.kafka_property.is_empty()
+    }
+
+    /// The settings, without connecting.
+    pub fn settings(&self) -> anyhow::Result<KafkaSettings> {
+        let mut s = KafkaSettings::new(
+            self.brokers
+                .clone()
+                .or_else(env_brokers)
+                .as_deref()
+                .unwrap_or(""),
+        );
+        if let Some(path) = &self.kafka_config {
+            s.add_file(path)?;
+        }
+        for a in &self.kafka_property {
+            s.add_assignment(a)?;
+        }
+        if s.brokers.trim().is_empty() {
+            anyhow::bail!(
+                "no Kafka brokers: give --brokers (or HULE_BROKERS, or bootstrap.servers in --kafka-config)"
+            );
+        }
+        Ok(s)
+    }
+
+    /// The settings, after checking that the cluster answers with them: an authentication or TLS failure is
+    /// reported as such within a second.
+    pub fn connect(&self) -> anyhow::Result<KafkaSettings> {
+        let s = self.settings()?;
+        hule_kafka::check_connection(&s, Duration::from_secs(10))?;
+        Ok(s)
+    }
+}
+
+fn env_brokers() -> Option<String> {
+    ["HULE_BROKERS", "KAFKA_BOOTSTRAP_SERVERS"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+}

@@ -1,0 +1,387 @@
+//! How every Kafka client of the project connects: the bootstrap servers plus any librdkafka client property
+//! (security, timeouts, tuning), read from a Java-style properties file (`--kafka-config FILE`, the format Kafka
+//! users already have) and `key=value` assignments (`-X key=value`), and a connection check that fails fast and says
+//! whether authentication or TLS failed.
+//!
+//! Java client files are accepted as they are where librdkafka has the same setting under another name:
+//! `sasl.jaas.config` with `username="…" password="…"` becomes `sasl.username`/`sasl.password`; Java-only settings
+//! with no librdkafka equivalent (`ssl.truststore.*`, serializers) are refused with the name of the property to use
+//! instead, not passed on to fail later. Values are never part of an error message or a log line (they may be
+//! secrets); [`KafkaSettings`]'s `Debug` output redacts every value whose name marks it secret.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Bootstrap servers and extra librdkafka client properties, shared by every client a command or service opens.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct KafkaSettings {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// Extra librdkafka properties, in the order given (a later one overrides an earlier one).
+    pub properties: Vec<(String, String)>,
+}
+
+/// A bad properties file or assignment: says which file or argument, which line, and what is wrong (never a value).
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {reason}")]
+pub struct SettingsError {
+    /// The file (with line) or argument.
+    pub origin: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Names whose values are secrets: never printed.
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["password", "secret", "jaas", "token", "key.pem", "private"]
+        .iter()
+        .any(|s| n.contains(s))
+}
+
+impl fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let props: Vec<String> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                if is_secret(k) {
+                    format!("{k}=<redacted>")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("properties", &props)
+            .finish()
+    }
+}
+
+impl KafkaSettings {
+    /// Bootstrap servers only (plaintext, no authentication).
+    pub fn new(brokers: &str) -> Self {
+        KafkaSettings {
+            brokers: brokers.to_owned(),
+            properties: Vec::new(),
+        }
+    }
+
+    /// Adds the properties of a Java-style properties file. A `bootstrap.servers` in the file sets the brokers when
+    /// none were given.
+    pub fn add_file(&mut self, path: &Path) -> Result<(), SettingsError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SettingsError {
+            origin: origin.clone(),
+            reason: format!("cannot read the Kafka properties file: {e}"),
+        })?;
+        for (line, key, value) in
+            parse_properties(&text).map_err(|(line, reason)| SettingsError {
+                origin: format!("{origin}:{line}"),
+                reason,
+            })?
+        {
+            self.add(&key, &value, &format!("{origin}:{line}"))?;
+        }
+        Ok(())
+    }
+
+    /// Adds one `key=value` assignment (`-X`); `origin` names it in errors.
+    pub fn add_assignment(&mut self, assignment: &str) -> Result<(), SettingsError> {
+        let Some((key, value)) = assignment.split_once('=') else {
+            return Err(SettingsError {
+                origin: "-X".into(),
+                reason: "an argument is not KEY=VALUE (it is not repeated here: it may hold a secret)".into(),
+            });
+        };
+        self.add(key.trim(), value.trim(), &format!("-X {}", key.trim()))
+    }
+
+    /// Adds one property after translating Java client names; refuses what librdkafka cannot do.
+    pub fn add(&mut self, key: &str, value: &str, origin: &str) -> Result<(), SettingsError> {
+        let err = |reason: String| SettingsError {
+            origin: origin.to_owned(),
+            reason,
+        };
+        if key.is_empty() {
+            return Err(err("empty property name".into()));
+        }
+        match key {
+            "bootstrap.servers" | "metadata.broker.list" => {
+                if self.brokers.is_empty() {
+                    self.brokers = value.to_owned();
+                }
+            }
+            "sasl.jaas.config" => {
+                let (user, pass) = jaas_credentials(value).ok_or_else(|| {
+                    err("sasl.jaas.config: only the username=\"…\" password=\"…\" form (PLAIN, SCRAM) is understood; \
+                         set sasl.username and sasl.password instead"
+                        .into())
+                })?;
+                self.push("sasl.username", &user);
+                self.push("sasl.password", &pass);
+            }
+            k if k.starts_with("ssl.truststore.") => {
+                return Err(err(format!(
+                    "{k} is a Java truststore setting that librdkafka does not have; give the CA certificate as a \
+                     PEM file with ssl.ca.location"
+                )))
+            }
+            k if k.ends_with(".serializer") || k.ends_with(".deserializer") => {
+                return Err(err(format!(
+                    "{k} is a Java client setting; hule-events (de)serializes records itself, remove it"
+                )))
+            }
+            _ => self.push(key, value),
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, key: &str, value: &str) {
+        self.properties.retain(|(k, _)| k != key);
+        self.properties.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The value of a property, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A librdkafka configuration with `bootstrap.servers` and every property.
+    pub fn client_config(&self) -> ClientConfig {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &self.brokers);
+        for (k, v) in &self.properties {
+            cc.set(k, v);
+        }
+        cc
+    }
+
+    /// `security.protocol`, `PLAINTEXT` when not set.
+    pub fn security_protocol(&self) -> String {
+        self.get("security.protocol")
+            .unwrap_or("plaintext")
+            .to_ascii_uppercase()
+    }
+}
+
+/// `username="u" password="p"` out of a JAAS line.
+fn jaas_credentials(value: &str) -> Option<(String, String)> {
+    let field = |name: &str| -> Option<String> {
+        let start = value.find(&format!("{name}=\""))? + name.len() + 2;
+        let rest = &value[start..];
+        let end = rest.find('"')?;
+        Some(rest[..end].to_owned())
+    };
+    Some((field("username")?, field("password")?))
+}
+
+/// One entry of a properties file: (line, key, value).
+pub type Property = (usize, String, String);
+
+/// The last error librdkafka reported: its code (when it has one) and reason.
+type LastError = Option<(Option<RDKafkaErrorCode>, String)>;
+
+/// Parses a Java properties document (with the `java-properties` crate): `key=value`, `key: value` or
+/// `key value`, `#`/`!` comments, backslash line continuations and escapes. Returns (line, key, value).
+pub fn parse_properties(text: &str) -> Result<Vec<Property>, (usize, String)> {
+    let mut out = Vec::new();
+    for line in java_properties::PropertiesIter::new(text.as_bytes()) {
+        let line = line.map_err(|e| {
+            (
+                e.line_number().unwrap_or(0),
+                format!("not a properties file: {e}"),
+            )
+        })?;
+        let number = line.line_number();
+        if let java_properties::LineContent::KVPair(k, v) = line.consume_content() {
+            out.push((number, k, v));
+        }
+    }
+    Ok(out)
+}
+
+/// Why a connection check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The brokers refused the credentials (SASL).
+    #[error("Kafka authentication failed at `{brokers}` ({mechanism}): {detail}; check sasl.username/sasl.password and sasl.mechanism")]
+    Authentication {
+        /// Bootstrap servers.
+        brokers: String,
+        /// The SASL mechanism tried.
+        mechanism: String,
+        /// librdkafka's reason (never contains the password).
+        detail: String,
+    },
+    /// The TLS handshake failed (untrusted or wrong certificate, protocol mismatch).
+    #[error("Kafka TLS handshake failed at `{brokers}`: {detail}; check ssl.ca.location and that the brokers' certificate names this host")]
+    Tls {
+        /// Bootstrap servers.
+        brokers: String,
+        /// librdkafka's reason.
+        detail: String,
+    },
+    /// Nothing answered in time.
+    #[error("cannot reach Kafka brokers `{brokers}` within {timeout:?} (security.protocol {protocol}){}; check --brokers and that the cluster is up", last.as_deref().map(|l| format!(": {l}")).unwrap_or_default())]
+    Unreachable {
+        /// Bootstrap servers.
+        brokers: String,
+        /// The protocol used.
+        protocol: String,
+        /// How long we waited.
+        timeout: Duration,
+        /// The last error librdkafka reported, if any.
+        last: Option<String>,
+    },
+    /// The settings themselves were refused by librdkafka (unknown property, bad value).
+    #[error("invalid Kafka client settings: {0}")]
+    Settings(String),
+}
+
+/// A client context that keeps the last error librdkafka reported instead of logging every retry: the connection
+/// check reads it to say why a connection failed.
+#[derive(Clone, Default)]
+pub struct ErrorCapture {
+    last: Arc<Mutex<LastError>>,
+}
+
+impl ErrorCapture {
+    fn take(&self) -> LastError {
+        self.last.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+}
+
+impl ClientContext for ErrorCapture {
+    fn log(&self, _level: RDKafkaLogLevel, _fac: &str, _log_message: &str) {}
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Ok(mut g) = self.last.lock() {
+            *g = Some((error.rdkafka_error_code(), reason.to_owned()));
+        }
+    }
+}
+
+impl ConsumerContext for ErrorCapture {}
+
+/// Connects with `settings` and fetches the cluster's metadata; returns the number of brokers. Fails as soon as
+/// librdkafka reports an authentication or TLS failure (within a second, not after the timeout and not after a
+/// storm of retries), naming which it was.
+pub fn check_connection(
+    settings: &KafkaSettings,
+    timeout: Duration,
+) -> Result<usize, ConnectError> {
+    let mut cc = settings.client_config();
+    cc.set("log_level", "0");
+    let client: BaseConsumer<ErrorCapture> = cc
+        .create_with_context(ErrorCapture::default())
+        .map_err(|e| ConnectError::Settings(e.to_string()))?;
+    let capture = client.context().clone();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let step =
+            Duration::from_millis(250).min(deadline.saturating_duration_since(Instant::now()));
+        if let Ok(md) = client.fetch_metadata(None, step) {
+            return Ok(md.brokers().len());
+        }
+        // Error events reach the context only when the client's queue is served.
+        let _ = client.poll(Duration::ZERO);
+        if let Some((code, reason)) = capture.take() {
+            match code {
+                Some(RDKafkaErrorCode::Authentication) => {
+                    return Err(ConnectError::Authentication {
+                        brokers: settings.brokers.clone(),
+                        mechanism: settings
+                            .get("sasl.mechanism")
+                            .unwrap_or("GSSAPI")
+                            .to_owned(),
+                        detail: reason,
+                    })
+                }
+                Some(RDKafkaErrorCode::SSL) => {
+                    return Err(ConnectError::Tls {
+                        brokers: settings.brokers.clone(),
+                        detail: reason,
+                    })
+                }
+                _ => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ConnectError::Unreachable {
+                brokers: settings.brokers.clone(),
+                protocol: settings.security_protocol(),
+                timeout,
+                last: capture.take().map(|(_, r)| r),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_files_are_read_and_translated() {
+        let text = "# a Java client file\n\
+                    bootstrap.servers=b1:9093,b2:9093\n\
+                    security.protocol = SASL_SSL\n\
+                    sasl.mechanism: SCRAM-SHA-512\n\
+                    sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n\
+                    \x20   username=\"svc\" password=\"p@ss=word\";\n\
+                    ssl.ca.location=/etc/ca.pem\n";
+        let mut s = KafkaSettings::default();
+        for (line, k, v) in parse_properties(text).expect("parses") {
+            s.add(&k, &v, &format!("f:{line}")).expect("accepted");
+        }
+        assert_eq!(s.brokers, "b1:9093,b2:9093");
+        assert_eq!(s.get("security.protocol"), Some("SASL_SSL"));
+        assert_eq!(s.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+        assert_eq!(s.get("sasl.username"), Some("svc"));
+        assert_eq!(s.get("sasl.password"), Some("p@ss=word"));
+        assert!(!format!("{s:?}").contains("p@ss"), "Debug redacts secrets");
+        // --brokers given first wins over the file's bootstrap.servers.
+        let mut given = KafkaSettings::new("mine:9092");
+        given
+            .add("bootstrap.servers", "theirs:9092", "f")
+            .expect("ok");
+        assert_eq!(given.brokers, "mine:9092");
+    }
+
+    #[test]
+    fn java_only_settings_and_bad_assignments_are_refused_without_their_values() {
+        let mut s = KafkaSettings::new("b:1");
+        let e = s
+            .add("ssl.truststore.location", "/secret/path.jks", "f:3")
+            .expect_err("refused");
+        assert!(e.to_string().contains("ssl.ca.location") && e.to_string().starts_with("f:3"));
+        assert!(!e.to_string().contains("/secret/path.jks"));
+        let e = s.add_assignment("sasl.passwordhunter2").expect_err("no =");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        s.add_assignment("sasl.password=hunter2").expect("ok");
+        s.add_assignment("sasl.password=hunter3").expect("ok");
+        assert_eq!(s.get("sasl.password"), Some("hunter3"), "the last one wins");
+        assert_eq!(s.properties.len(), 1);
+        assert!(s
+            .add(
+                "sasl.jaas.config",
+                "OAuthBearerLoginModule required;",
+                "f:9"
+            )
+            .is_err());
+    }
+}
