@@ -241,6 +241,13 @@ case "$cmd" in
     [ "$nodes" = 1 ] || [ "$nodes" = 3 ] || die "--nodes must be 1 or 3"
     fetch_jars
     stop_all
+    for n in $(seq 1 "$nodes"); do
+      for p in $((port + n - 1)) $((port + 100 + n - 1)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+          die "port $p on 127.0.0.1 is in use (another cluster? \`scripts/kafka.sh stop --dir DIR\` or choose --port)"
+        fi
+      done
+    done
     rm -rf "$dir" && mkdir -p "$dir"
     echo "$nodes" >"$dir/nodes"
     echo "$port" >"$dir/port"

@@ -661,6 +661,172 @@ async fn topics_apply_creates_corrects_drift_and_fails_loudly_on_the_real_broker
     }
 }
 
+/// Kafka with SASL_SSL (SCRAM-SHA-256) and SASL_PLAINTEXT (PLAIN, SCRAM-SHA-512) listeners, a cluster of the test's
+/// own (`scripts/kafka.sh start --secure`): topics apply/plan, dlq list and the demo work through `--kafka-config`
+/// and `-X`; a wrong password and an untrusted CA each fail within seconds with exit 2 and a one-line error that
+/// says which. No output of any of these runs contains the password.
+#[test]
+fn secure_listeners_work_and_bad_credentials_or_ca_fail_fast_without_leaking_the_password() {
+    let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let cluster = hule_kafka::testkit::ScriptCluster::start_secure(1, 39092, &password);
+    let ssl = cluster.sasl_ssl_bootstrap();
+    let plain = cluster.sasl_plaintext_bootstrap();
+    let ssl_file = cluster.dir().join("client-sasl-ssl.properties");
+    let ssl_file = ssl_file.to_str().expect("path");
+    let mut outputs = Vec::new();
+    let mut run = |args: &[&str]| {
+        let (code, out, err) = hule(args, None);
+        outputs.push(format!("{out}\n{err}"));
+        (code, out, err)
+    };
+    let want = ["--partitions", "2", "--replication", "1", "--dlq"];
+
+    let mut apply = vec![
+        "topics",
+        "apply",
+        "--brokers",
+        &ssl,
+        "--kafka-config",
+        ssl_file,
+    ];
+    apply.extend_from_slice(&want);
+    let (code, out, err) = run(&apply);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("created huleedu.batch.essays.registered.v1"),
+        "{out}"
+    );
+    let mut plan = vec![
+        "topics",
+        "plan",
+        "--brokers",
+        &ssl,
+        "--kafka-config",
+        ssl_file,
+    ];
+    plan.extend_from_slice(&want);
+    let (code, out, err) = run(&plan);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("nothing to do"), "{out}");
+
+    // SASL_PLAINTEXT with PLAIN, entirely from -X.
+    let pw = format!("sasl.password={password}");
+    let x_plain = [
+        "-X",
+        "security.protocol=SASL_PLAINTEXT",
+        "-X",
+        "sasl.mechanism=PLAIN",
+        "-X",
+        "sasl.username=hule",
+        "-X",
+        &pw,
+    ];
+    let mut list = vec!["dlq", "list", "--brokers", &plain];
+    list.extend_from_slice(&x_plain);
+    let (code, out, err) = run(&list);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("no dead letters"), "{out}");
+
+    // The demo end to end over SASL_SSL, with poison in the DLQ.
+    let (code, out, err) = run(&[
+        "demo",
+        "--brokers",
+        &ssl,
+        "--kafka-config",
+        ssl_file,
+        "--batches",
+        "3",
+        "--essays",
+        "6",
+        "--poison-rate",
+        "0.2",
+        "--no-progress",
+        "--timeout",
+        "90",
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("all counts reconcile"), "{out}");
+
+    // Wrong password: authentication, fast.
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(&[
+        "dlq",
+        "list",
+        "--brokers",
+        &ssl,
+        "--kafka-config",
+        ssl_file,
+        "-X",
+        "sasl.password=not-the-password",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("authentication failed"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "fails fast"
+    );
+    // A CA that did not sign the brokers' certificate: TLS, fast.
+    let other = cluster.dir().join("other-ca.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not-the-ca",
+        ])
+        .arg("-keyout")
+        .arg(cluster.dir().join("other-ca.key"))
+        .arg("-out")
+        .arg(&other)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    let ca = format!("ssl.ca.location={}", other.display());
+    let started = std::time::Instant::now();
+    let (code, _, err) = run(&[
+        "topics",
+        "plan",
+        "--brokers",
+        &ssl,
+        "--kafka-config",
+        ssl_file,
+        "-X",
+        &ca,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("TLS handshake failed") && err.contains("certificate verify failed"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "fails fast"
+    );
+    // A malformed -X does not echo what might be a secret.
+    let (code, _, err) = run(&[
+        "dlq",
+        "list",
+        "--brokers",
+        &ssl,
+        "-X",
+        &format!("sasl.password{password}"),
+    ]);
+    assert_eq!(code, 2, "{err}");
+
+    for o in &outputs {
+        assert!(
+            !o.contains(&password),
+            "the password appeared in output:\n{o}"
+        );
+    }
+}
+
 #[test]
 fn topics_plan_against_a_described_cluster() {
     let dir = std::env::temp_dir().join(format!("hule-topics-{}", uuid::Uuid::new_v4().simple()));

@@ -100,7 +100,9 @@ impl KafkaSettings {
         let Some((key, value)) = assignment.split_once('=') else {
             return Err(SettingsError {
                 origin: "-X".into(),
-                reason: "an argument is not KEY=VALUE (it is not repeated here: it may hold a secret)".into(),
+                reason:
+                    "an argument is not KEY=VALUE (it is not repeated here: it may hold a secret)"
+                        .into(),
             });
         };
         self.add(key.trim(), value.trim(), &format!("-X {}", key.trim()))

@@ -331,17 +331,53 @@ impl ScriptCluster {
     /// # Panics
     /// When the script fails (no Java or Maven, ports taken, a node that does not start): the test fails loudly.
     pub fn start(nodes: u32, port: u16) -> Self {
+        Self::start_with(nodes, port, &[], &[])
+    }
+
+    /// A cluster with the SASL_PLAINTEXT (`port+200`) and SASL_SSL (`port+300`) listeners of
+    /// `scripts/kafka.sh start --secure`; user `hule` with `password`.
+    pub fn start_secure(nodes: u32, port: u16, password: &str) -> Self {
+        Self::start_with(
+            nodes,
+            port,
+            &["--secure"],
+            &[("HULE_KAFKA_SASL_PASSWORD", password)],
+        )
+    }
+
+    fn start_with(nodes: u32, port: u16, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = std::env::temp_dir().join(format!("hule-kafka-{port}-{:016x}", rand_u64()));
-        let bootstrap = run_script(&[
-            "start",
-            "--nodes",
-            &nodes.to_string(),
-            "--port",
-            &port.to_string(),
-            "--dir",
-            &dir.to_string_lossy(),
-        ]);
+        let (nodes, port, dir_s) = (
+            nodes.to_string(),
+            port.to_string(),
+            dir.to_string_lossy().into_owned(),
+        );
+        let mut args = vec!["start", "--nodes", &nodes, "--port", &port, "--dir", &dir_s];
+        args.extend_from_slice(extra);
+        let bootstrap = run_script_env(&args, env);
         ScriptCluster { dir, bootstrap }
+    }
+
+    /// The directory of the cluster (client property files of a secure cluster are there).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// The bootstrap servers of a secure cluster's SASL_SSL listeners.
+    pub fn sasl_ssl_bootstrap(&self) -> String {
+        self.read("sasl-ssl-bootstrap")
+    }
+
+    /// The bootstrap servers of a secure cluster's SASL_PLAINTEXT listeners.
+    pub fn sasl_plaintext_bootstrap(&self) -> String {
+        self.read("sasl-plaintext-bootstrap")
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name))
+            .unwrap_or_else(|e| panic!("{name} of the cluster in {}: {e}", self.dir.display()))
+            .trim()
+            .to_owned()
     }
 
     /// The bootstrap servers (every node).
@@ -395,8 +431,13 @@ fn script_path() -> String {
 
 /// Runs `scripts/kafka.sh ARGS`; returns the last line of its output.
 fn run_script(args: &[&str]) -> String {
+    run_script_env(args, &[])
+}
+
+fn run_script_env(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = std::process::Command::new(script_path())
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("cannot run scripts/kafka.sh: {e}"));
     assert!(
