@@ -5,7 +5,9 @@
 #   - Debian packages: gcc, make, pkg-config, zlib, PostgreSQL 15, Redis, kcat, Node.js + npm, Chromium, and
 #     Java + Maven (for the real Kafka broker that scripts/kafka.sh fetches from Maven Central);
 #   - PostgreSQL: the `test` database, reachable on 127.0.0.1:5432 as user `postgres` without a password (a `trust`
-#     rule for that one database on the loopback addresses, added at the top of pg_hba.conf);
+#     rule for that one database on the loopback addresses, added at the top of pg_hba.conf), and TLS with a
+#     certificate for 127.0.0.1/localhost signed by a CA made here (/var/lib/postgresql/hule-tls/ca.pem), so the
+#     tests can check sslmode=verify-full;
 #   - Redis on 127.0.0.1:6379, no persistence;
 #   - the AsyncAPI validator's pinned npm packages.
 set -euo pipefail
@@ -27,6 +29,7 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
+command -v openssl >/dev/null || need_apt+=(openssl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -60,6 +63,27 @@ if ! grep -qF "$marker" "$hba"; then
   chown --reference="$hba" "$hba.new" && chmod --reference="$hba" "$hba.new" && mv "$hba.new" "$hba"
   reload_pg=1
 fi
+# TLS for the tests of sslmode=verify-ca/verify-full: a CA and a server certificate for 127.0.0.1/localhost made on
+# this machine (never committed), used by the server instead of Debian's self-signed snake-oil certificate.
+tls_dir=/var/lib/postgresql/hule-tls
+tls_conf="/etc/postgresql/$pg_version/$pg_cluster/conf.d/hule-tls.conf"
+if [ ! -f "$tls_dir/server.key" ] || [ ! -f "$tls_conf" ]; then
+  say "making a test CA and a TLS certificate for PostgreSQL on 127.0.0.1 ($tls_dir)"
+  mkdir -p "$tls_dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=hule-events PostgreSQL test CA" \
+    -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.pem" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls_dir/server.key" \
+    -out "$tls_dir/server.csr" >/dev/null 2>&1
+  echo "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost" >"$tls_dir/san.ext"
+  openssl x509 -req -in "$tls_dir/server.csr" -CA "$tls_dir/ca.pem" -CAkey "$tls_dir/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$tls_dir/san.ext" -out "$tls_dir/server.crt" >/dev/null 2>&1
+  chown -R postgres:postgres "$tls_dir"
+  chmod 755 "$tls_dir"; chmod 600 "$tls_dir/server.key" "$tls_dir/ca.key"; chmod 644 "$tls_dir/ca.pem" "$tls_dir/server.crt"
+  mkdir -p "$(dirname "$tls_conf")"
+  printf "ssl = on\nssl_cert_file = '%s'\nssl_key_file = '%s'\n" "$tls_dir/server.crt" "$tls_dir/server.key" >"$tls_conf"
+  reload_pg=1
+fi
+
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   say "starting PostgreSQL $pg_version/$pg_cluster"
   pg_ctlcluster --skip-systemctl-redirect "$pg_version" "$pg_cluster" start \

@@ -108,15 +108,9 @@ struct Schema {
 
 impl Schema {
     async fn new(base: &str) -> anyhow::Result<Schema> {
-        let (admin, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        let admin = hule_pg::connect(base)
             .await
-            .with_context(|| {
-                format!(
-                    "cannot connect to {} (is PostgreSQL running? --database-url)",
-                    hule_outbox::pg::redact(base)
-                )
-            })?;
-        tokio::spawn(conn);
+            .context("is PostgreSQL running? (--database-url)")?;
         let name = format!("hule_bench_{}", &Uuid::new_v4().simple().to_string()[..12]);
         admin
             .batch_execute(&format!("CREATE SCHEMA {name}"))
@@ -127,9 +121,7 @@ impl Schema {
     }
 
     async fn client(&self) -> anyhow::Result<tokio_postgres::Client> {
-        let (c, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await?;
-        tokio::spawn(conn);
-        Ok(c)
+        Ok(hule_pg::connect(&self.url).await?)
     }
 
     async fn drop(self) {

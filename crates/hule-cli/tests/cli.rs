@@ -137,6 +137,60 @@ fn outbox_commands_fail_fast_on_misconfiguration() {
     assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
 }
 
+/// `hule outbox status` over TLS: `verify-full` against the CA `scripts/setup.sh` made works; a CA that signed
+/// nothing fails with exit 2 and says it is the certificate; the password of the URL is never printed.
+#[test]
+fn outbox_status_over_tls_verifies_the_server_certificate() {
+    let ca = std::env::var("HULE_TEST_PG_CA")
+        .unwrap_or_else(|_| "/var/lib/postgresql/hule-tls/ca.pem".into());
+    let schema = format!("hule_tls_{}", uuid::Uuid::new_v4().simple());
+    let url = format!(
+        "postgres://postgres:never-shown@127.0.0.1:5432/test?sslmode=verify-full&sslrootcert={ca}&options=-csearch_path%3D{schema}"
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let admin = hule_pg::connect("postgres://postgres@127.0.0.1:5432/test")
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (scripts/setup.sh)");
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("schema");
+    });
+    let (code, out, err) = hule(&["outbox", "status", "--database-url", &url], None);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let dir = std::env::temp_dir().join(format!("hule-wrong-ca-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not the CA",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(dir.join("ca.pem"))
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    let wrong = url.replace(&ca, &dir.join("ca.pem").display().to_string());
+    let (code, out, err) = hule(&["outbox", "status", "--database-url", &wrong], None);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("sslmode verify-full") && err.contains("certificate verify failed"),
+        "{err}"
+    );
+    assert!(!format!("{out}{err}").contains("never-shown"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn outbox_status_and_retry_on_sqlite() {
     let dir = std::env::temp_dir().join(format!("hule-cli-{}", uuid::Uuid::new_v4()));

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use hule_contracts::{Payload, TypedEvent};
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, NoTls, Transaction};
+use tokio_postgres::{Client, Transaction};
 
 use crate::message::Context;
 use crate::router::{ErasedHandler, HandlerError, Router, TopicChoice};
@@ -42,6 +42,9 @@ pub enum InboxError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The connection could not be made (address, TLS, login).
+    #[error("PostgreSQL inbox: {0}")]
+    Connect(#[from] hule_pg::ConnectError),
 }
 
 /// A consumer group's inbox on a small pool of connections.
@@ -62,18 +65,7 @@ impl PgInbox {
     pub async fn connect(url: &str, group: &str, pool: usize) -> Result<Arc<Self>, InboxError> {
         let mut clients = Vec::new();
         for _ in 0..pool.max(1) {
-            let (client, conn) = tokio_postgres::connect(url, NoTls)
-                .await
-                .map_err(|source| InboxError::Database {
-                    context: "connect".into(),
-                    source,
-                })?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::error!(error = %e, "inbox connection ended");
-                }
-            });
-            clients.push(Mutex::new(client));
+            clients.push(Mutex::new(hule_pg::connect(url).await?));
         }
         clients[0]
             .lock()

@@ -61,10 +61,7 @@ impl Writer {
 
     /// A PostgreSQL outbox in `schema` (created when missing) of the database at `url`.
     pub async fn postgres(url: &str, schema: &str) -> Result<(Writer, PgOutbox), String> {
-        let (admin, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| format!("connect to {}: {e}", hule_outbox::pg::redact(url)))?;
-        tokio::spawn(conn);
+        let admin = hule_pg::connect(url).await.map_err(|e| e.to_string())?;
         admin
             .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
             .await
@@ -74,10 +71,7 @@ impl Writer {
         let outbox = PgOutbox::connect(&scoped)
             .await
             .map_err(|e| e.to_string())?;
-        let (client, conn) = tokio_postgres::connect(&scoped, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
+        let client = hule_pg::connect(&scoped).await.map_err(|e| e.to_string())?;
         Ok((
             Writer::Pg {
                 client: tokio::sync::Mutex::new(client),
@@ -118,10 +112,7 @@ impl Writer {
 
 /// Drops the demo's schemas.
 pub async fn drop_schemas(url: &str, schemas: &[String]) -> Result<(), String> {
-    let (admin, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
+    let admin = hule_pg::connect(url).await.map_err(|e| e.to_string())?;
     for s in schemas {
         admin
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {s} CASCADE"))

@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
-use tokio_postgres::{AsyncMessage, Client, NoTls, Transaction};
+use tokio_postgres::{AsyncMessage, Client, Transaction};
 
 use crate::error::{Result, StoreError};
 use crate::model::{from_row, Claimed, Status};
@@ -65,38 +64,25 @@ ANALYZE event_outbox;
 
 /// Connects to `url`, failing with a message that says which server and how to fix it.
 pub async fn connect(url: &str) -> Result<(Client, Arc<Notify>)> {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
-        StoreError::Config(format!(
-            "cannot connect to PostgreSQL at {}: {e}; is the server running (scripts/setup.sh starts it) and the URL \
-             right (postgres://user@host:port/db)?",
-            redact(url)
-        ))
-    })?;
     let notify = Arc::new(Notify::new());
     let wake = notify.clone();
-    tokio::spawn(async move {
-        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(msg) = messages.next().await {
-            match msg {
-                Ok(AsyncMessage::Notification(_)) => wake.notify_one(),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "postgres connection ended");
-                    break;
-                }
-            }
+    let client = hule_pg::connect_with(url, move |m| {
+        if let AsyncMessage::Notification(_) = m {
+            wake.notify_one();
         }
-    });
+    })
+    .await
+    .map_err(|e| {
+        StoreError::Config(format!(
+            "{e}; is the server running (scripts/setup.sh starts it) and the URL right \
+             (postgres://user@host:port/db[?sslmode=…&sslrootcert=…])?"
+        ))
+    })?;
     Ok((client, notify))
 }
 
-/// The URL with any credentials replaced by `***`, for logs and errors.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
-        _ => url.to_owned(),
-    }
-}
+/// The URL with any password replaced by `***`, for logs and errors.
+pub use hule_pg::redact;
 
 /// Runs the migration.
 pub async fn migrate(client: &Client) -> Result<()> {
