@@ -20,6 +20,20 @@ pub enum Database {
     Sqlite(std::path::PathBuf),
 }
 
+/// The database URL: `--database-url`, else `HULE_DATABASE_URL`, else `DATABASE_URL` (what the Python services set).
+fn resolve_database_url(given: &Option<String>) -> anyhow::Result<String> {
+    given
+        .clone()
+        .or_else(|| {
+            std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|s| !s.trim().is_empty())
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!("no outbox database: give --database-url (or HULE_DATABASE_URL)")
+        })
+}
+
 /// Parses `postgres://…`, `postgresql://…`, `sqlite://PATH`, `sqlite:PATH`.
 pub fn parse_database_url(url: &str) -> anyhow::Result<Database> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.contains("host=") {
@@ -41,8 +55,8 @@ pub fn parse_database_url(url: &str) -> anyhow::Result<Database> {
 #[derive(Args)]
 pub struct RelayArgs {
     /// The outbox database: postgres://… or sqlite:///path.
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
+    #[arg(long, env = "HULE_DATABASE_URL")]
+    database_url: Option<String>,
     #[command(flatten)]
     kafka: KafkaArgs,
     /// The service whose outbox this is (the `service` label of the metrics, and logs).
@@ -71,8 +85,8 @@ pub enum OutboxCommand {
     /// Pending and parked counts by topic, the oldest pending age, and the last errors.
     Status {
         /// The outbox database: postgres://… or sqlite:///path.
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
+        #[arg(long, env = "HULE_DATABASE_URL")]
+        database_url: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -80,8 +94,8 @@ pub enum OutboxCommand {
     /// Release parked rows for another round of attempts.
     Retry {
         /// The outbox database: postgres://… or sqlite:///path.
-        #[arg(long, env = "DATABASE_URL")]
-        database_url: String,
+        #[arg(long, env = "HULE_DATABASE_URL")]
+        database_url: Option<String>,
         /// Release the rows of this event id.
         #[arg(long, conflicts_with = "all_parked")]
         event_id: Option<uuid::Uuid>,
@@ -92,7 +106,8 @@ pub enum OutboxCommand {
 }
 
 pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
-    let db = parse_database_url(&args.database_url)?;
+    let url = resolve_database_url(&args.database_url)?;
+    let db = parse_database_url(&url)?;
     let kafka = args.kafka.connect()?;
     let mut pc = ProducerConfig::with_settings(&kafka);
     pc.compression = args.compression.clone();
@@ -131,7 +146,7 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         eprintln!(
             "relay[{}]: {} → {}",
             args.service,
-            hule_outbox::pg::redact(&args.database_url),
+            hule_outbox::pg::redact(&url),
             kafka.brokers
         );
         let stats = match db {
@@ -183,7 +198,7 @@ pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
     rt.block_on(async {
         match cmd {
             OutboxCommand::Status { database_url, json } => {
-                let status = match parse_database_url(database_url)? {
+                let status = match parse_database_url(&resolve_database_url(database_url)?)? {
                     Database::Postgres(url) => PgOutbox::connect(&url).await?.status().await?,
                     Database::Sqlite(path) => open_sqlite(&path)?.status().await?,
                 };
@@ -203,7 +218,7 @@ pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
                     (None, true) => RetryTarget::AllParked,
                     _ => bail!("give --event-id ID or --all-parked"),
                 };
-                let n = match parse_database_url(database_url)? {
+                let n = match parse_database_url(&resolve_database_url(database_url)?)? {
                     Database::Postgres(url) => PgOutbox::connect(&url).await?.retry(target).await?,
                     Database::Sqlite(path) => open_sqlite(&path)?.retry(target).await?,
                 };

@@ -1,268 +1,145 @@
-//! The Redis dedup store, over a small RESP2 client (four commands: `SET … NX PX`, `SET … PX`, `GET`, `DEL`).
+//! The Redis dedup store, on the maintained `redis` crate: one multiplexed connection (concurrent commands of all
+//! partitions are pipelined on it) managed by `ConnectionManager`, which reconnects after the server restarts or
+//! drops the connection. URLs are the crate's: `redis://[user][:password@]host:port[/db]`, `rediss://…` for TLS
+//! (rustls), and `redis+unix:///path`. A `sslrootcert=/path/ca.pem` query parameter (libpq's name, as for
+//! PostgreSQL) names the CA that signed the server's certificate when it is not a public one.
 //!
 //! Keys and values are those of the original's `idempotency_v2` header path, so a Rust and a Python consumer
 //! of one service recognise each other's work: `huleedu:idempotency:v2:<service>:<event_type with . → _>:<hex
 //! sha256 of {"event_id":"<id>"}>`, holding `{"status":"processing"|"completed", …}` JSON.
+//!
+//! This replaces a hand-written RESP client; `hule bench --only consumer` measured both on the same machine
+//! (BENCHMARKS.md).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::OnceCell;
 
 use crate::dedup::{Claim, DedupKey, DedupStore, StoreUnavailable};
 
-/// A RESP reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// `+OK` and other simple strings.
-    Simple(String),
-    /// A bulk string; `None` for the null bulk string.
-    Bulk(Option<Vec<u8>>),
-    /// An integer.
-    Int(i64),
-    /// An error reply.
-    Error(String),
-}
-
-/// A request to a connection task: the encoded command and where its reply goes.
-struct Request {
-    bytes: Vec<u8>,
-    reply: oneshot::Sender<std::io::Result<Reply>>,
-}
-
-/// A pool of multiplexed RESP connections with a per-call timeout.
-///
-/// Each connection is a writer task and a reader task. Callers hand their command to the writer, which sends every
-/// command waiting at that moment in one write (pipelining: Redis reads and answers them in one go); the reader
-/// matches replies to callers in order. So many concurrent callers (one per partition) cost a few system calls
-/// per batch instead of two per command. A connection that fails is dropped with its pending calls, which report
-/// the error, and the next call opens a new one.
-pub struct RedisClient {
-    addr: String,
-    timeout: Duration,
-    conns: Vec<std::sync::Mutex<Option<mpsc::UnboundedSender<Request>>>>,
-    next: std::sync::atomic::AtomicUsize,
-}
-
-/// Commands sent in one write at most (bounds the latency a large backlog adds to its first caller).
-const MAX_PIPELINE: usize = 256;
-
-impl RedisClient {
-    /// A client for `redis://host:port` (or `host:port`) with `pool` multiplexed connections and a 2 s call
-    /// timeout.
-    pub fn new(url: &str, pool: usize) -> Result<Self, StoreUnavailable> {
-        let addr = url
-            .strip_prefix("redis://")
-            .unwrap_or(url)
-            .trim_end_matches('/');
-        if addr.is_empty() || !addr.contains(':') {
-            return Err(StoreUnavailable {
-                store: "redis",
-                reason: format!("`{url}` is not a Redis address; expected redis://host:port"),
-            });
+/// The URL with any password replaced by `***`, for errors and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_owned()
+            };
+            format!("{}://{masked}{}", &url[..s], &url[at..])
         }
-        Ok(RedisClient {
-            addr: addr.to_owned(),
-            timeout: Duration::from_secs(2),
-            conns: (0..pool.max(1))
-                .map(|_| std::sync::Mutex::new(None))
-                .collect(),
-            next: std::sync::atomic::AtomicUsize::new(0),
+        _ => url.to_owned(),
+    }
+}
+
+/// Splits our `sslrootcert` parameter off a Redis URL.
+fn split_root_cert(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut root = None;
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| match pair.strip_prefix("sslrootcert=") {
+            Some(path) => {
+                root = Some(path.to_owned());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let rest = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    (rest, root)
+}
+
+/// The Redis dedup store.
+pub struct RedisDedup {
+    client: redis::Client,
+    conn: OnceCell<ConnectionManager>,
+    url: String,
+    prefix: String,
+}
+
+impl RedisDedup {
+    /// A store on `url` with the original's key prefix `huleedu:idempotency:v2`. The URL is checked now; the
+    /// connection is made on first use (and remade whenever it breaks), with 2 s connect and response timeouts.
+    pub fn new(url: &str) -> Result<Self, StoreUnavailable> {
+        let (rest, root) = split_root_cert(url);
+        let bad = |reason: String| StoreUnavailable {
+            store: "redis",
+            reason: format!("`{}`: {reason}", redact(url)),
+        };
+        let client = match root {
+            None => redis::Client::open(rest.as_str())
+                .map_err(|e| bad(format!("not a Redis URL: {e}")))?,
+            Some(path) => {
+                let pem =
+                    std::fs::read(&path).map_err(|e| bad(format!("sslrootcert `{path}`: {e}")))?;
+                redis::Client::build_with_tls(
+                    rest.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+                .map_err(|e| bad(format!("not a Redis URL or CA: {e}")))?
+            }
+        };
+        Ok(RedisDedup {
+            client,
+            conn: OnceCell::new(),
+            url: redact(url),
+            prefix: "huleedu:idempotency:v2".into(),
         })
     }
 
     fn unavailable(&self, reason: impl std::fmt::Display) -> StoreUnavailable {
         StoreUnavailable {
             store: "redis",
-            reason: format!("{}: {reason}", self.addr),
+            reason: format!("{}: {reason}", self.url),
         }
     }
 
-    /// The sender of connection `i`, starting the connection when it is not running.
-    fn sender(&self, i: usize) -> mpsc::UnboundedSender<Request> {
-        let mut slot = self.conns[i]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match slot.as_ref() {
-            Some(tx) if !tx.is_closed() => tx.clone(),
-            _ => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(connection(self.addr.clone(), rx));
-                *slot = Some(tx.clone());
-                tx
-            }
-        }
+    /// The managed connection, made on first use.
+    async fn conn(&self) -> Result<ConnectionManager, StoreUnavailable> {
+        self.conn
+            .get_or_try_init(|| async {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Duration::from_secs(2))
+                    .set_response_timeout(Duration::from_secs(2))
+                    .set_number_of_retries(2)
+                    .set_max_delay(500);
+                ConnectionManager::new_with_config(self.client.clone(), config).await
+            })
+            .await
+            .cloned()
+            .map_err(|e| self.unavailable(e))
     }
 
-    /// Sends one command and reads its reply.
-    pub async fn call(&self, args: &[&[u8]]) -> Result<Reply, StoreUnavailable> {
-        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
-        let (reply, rx) = oneshot::channel();
-        let mut request = Request {
-            bytes: encode(args),
-            reply,
-        };
-        // A connection that died since it was started refuses the request; start another once.
-        for _ in 0..2 {
-            match self.sender(i).send(request) {
-                Ok(()) => {
-                    return match tokio::time::timeout(self.timeout, rx).await {
-                        Ok(Ok(Ok(Reply::Error(e)))) => {
-                            Err(self.unavailable(format!("error reply: {e}")))
-                        }
-                        Ok(Ok(Ok(reply))) => Ok(reply),
-                        Ok(Ok(Err(e))) => Err(self.unavailable(e)),
-                        Ok(Err(_)) => Err(self.unavailable("connection lost before the reply")),
-                        Err(_) => {
-                            Err(self.unavailable(format!("no reply within {:?}", self.timeout)))
-                        }
-                    };
-                }
-                Err(mpsc::error::SendError(back)) => request = back,
-            }
-        }
-        Err(self.unavailable("cannot start a connection"))
-    }
-}
-
-/// One connection: connects, then writes batches of waiting commands while a reader task answers them in order.
-/// Ends, failing what is pending, on the first I/O error.
-async fn connection(addr: String, mut requests: mpsc::UnboundedReceiver<Request>) {
-    let stream = match TcpStream::connect(&addr).await {
-        Ok(s) => s,
-        Err(e) => {
-            requests.close();
-            while let Ok(r) = requests.try_recv() {
-                let _ = r
-                    .reply
-                    .send(Err(std::io::Error::new(e.kind(), e.to_string())));
-            }
-            return;
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let (read, mut write) = stream.into_split();
-    let (pending_tx, mut pending) =
-        mpsc::unbounded_channel::<oneshot::Sender<std::io::Result<Reply>>>();
-    let (dead_tx, mut dead) = oneshot::channel::<()>();
-    let reader = tokio::spawn(async move {
-        let mut read = BufReader::new(read);
-        while let Some(reply) = pending.recv().await {
-            match read_reply(&mut read).await {
-                Ok(r) => {
-                    let _ = reply.send(Ok(r));
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    break;
-                }
-            }
-        }
-        let _ = dead_tx.send(());
-    });
-    let mut buf = Vec::with_capacity(16 * 1024);
-    loop {
-        let first = tokio::select! {
-            r = requests.recv() => match r { Some(r) => r, None => break },
-            _ = &mut dead => break,
-        };
-        buf.clear();
-        buf.extend_from_slice(&first.bytes);
-        let mut replies = vec![first.reply];
-        while replies.len() < MAX_PIPELINE {
-            match requests.try_recv() {
-                Ok(r) => {
-                    buf.extend_from_slice(&r.bytes);
-                    replies.push(r.reply);
-                }
-                Err(_) => break,
-            }
-        }
-        // Replies are queued before the bytes go out, so the reader always knows whom the next reply is for.
-        if replies.into_iter().any(|r| pending_tx.send(r).is_err()) {
-            break;
-        }
-        if write.write_all(&buf).await.is_err() {
-            break;
-        }
-    }
-    // Stop taking requests; those not yet sent are dropped (their callers see the connection lost), and the reader
-    // is stopped with whatever it still waits for.
-    requests.close();
-    reader.abort();
-}
-
-/// Encodes a command as a RESP array of bulk strings.
-pub fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<Reply> {
-    let mut line = String::new();
-    if r.read_line(&mut line).await? == 0 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "connection closed",
-        ));
-    }
-    let line = line.trim_end_matches(['\r', '\n']);
-    let bad = || {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("bad RESP line `{line}`"),
-        )
-    };
-    let (kind, rest) = line.split_at(line.len().min(1));
-    match kind {
-        "+" => Ok(Reply::Simple(rest.to_owned())),
-        "-" => Ok(Reply::Error(rest.to_owned())),
-        ":" => rest.parse().map(Reply::Int).map_err(|_| bad()),
-        "$" => {
-            let len: i64 = rest.parse().map_err(|_| bad())?;
-            if len < 0 {
-                return Ok(Reply::Bulk(None));
-            }
-            if len > 512 * 1024 * 1024 {
-                return Err(bad());
-            }
-            let mut buf = vec![0u8; len as usize + 2];
-            r.read_exact(&mut buf).await?;
-            buf.truncate(len as usize);
-            Ok(Reply::Bulk(Some(buf)))
-        }
-        _ => Err(bad()),
-    }
-}
-
-/// The Redis dedup store.
-pub struct RedisDedup {
-    client: RedisClient,
-    prefix: String,
-}
-
-impl RedisDedup {
-    /// A store on `url` with the original's key prefix `huleedu:idempotency:v2` and 2 multiplexed connections
-    /// (the partitions' concurrent calls are pipelined on them).
-    pub fn new(url: &str) -> Result<Self, StoreUnavailable> {
-        Ok(RedisDedup {
-            client: RedisClient::new(url, 2)?,
-            prefix: "huleedu:idempotency:v2".into(),
-        })
+    /// Runs one command.
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreUnavailable> {
+        let mut conn = self.conn().await?;
+        cmd.query_async(&mut conn)
+            .await
+            .map_err(|e| self.unavailable(e))
     }
 
-    /// Checks that Redis answers `PING`.
+    /// Checks that Redis answers `PING` (and that the login, database and TLS settings are accepted).
     pub async fn ping(&self) -> Result<(), StoreUnavailable> {
-        self.client.call(&[b"PING"]).await.map(|_| ())
+        self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
     }
 
     /// The key of an event, as the original computes it on its header path.
@@ -337,26 +214,25 @@ impl DedupStore for RedisDedup {
         async move {
             let k = self.key(key);
             let v = Self::value(key, "processing");
-            let ms = lock_ttl.as_millis().max(1).to_string();
+            let ms = lock_ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
             // SET NX can lose to a key that expires before the GET; try again then.
             for _ in 0..3 {
-                match self
-                    .client
-                    .call(&[
-                        b"SET",
-                        k.as_bytes(),
-                        v.as_bytes(),
-                        b"NX",
-                        b"PX",
-                        ms.as_bytes(),
-                    ])
-                    .await?
-                {
-                    Reply::Simple(_) => return Ok(Claim::Acquired),
-                    _ => match self.client.call(&[b"GET", k.as_bytes()]).await? {
-                        Reply::Bulk(Some(existing)) => return Ok(stored_claim(&existing)),
-                        _ => continue,
-                    },
+                let set: Option<String> = self
+                    .query(
+                        redis::cmd("SET")
+                            .arg(&k)
+                            .arg(&v)
+                            .arg("NX")
+                            .arg("PX")
+                            .arg(ms),
+                    )
+                    .await?;
+                if set.is_some() {
+                    return Ok(Claim::Acquired);
+                }
+                let existing: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(&k)).await?;
+                if let Some(existing) = existing {
+                    return Ok(stored_claim(&existing));
                 }
             }
             Ok(Claim::InProgress)
@@ -372,11 +248,9 @@ impl DedupStore for RedisDedup {
         async move {
             let k = self.key(key);
             let v = Self::value(key, "completed");
-            let ms = ttl.as_millis().max(1).to_string();
-            self.client
-                .call(&[b"SET", k.as_bytes(), v.as_bytes(), b"PX", ms.as_bytes()])
+            let ms = ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
+            self.query::<()>(redis::cmd("SET").arg(&k).arg(&v).arg("PX").arg(ms))
                 .await
-                .map(|_| ())
         }
         .boxed()
     }
@@ -384,7 +258,7 @@ impl DedupStore for RedisDedup {
     fn release<'a>(&'a self, key: &'a DedupKey) -> BoxFuture<'a, Result<(), StoreUnavailable>> {
         async move {
             let k = self.key(key);
-            self.client.call(&[b"DEL", k.as_bytes()]).await.map(|_| ())
+            self.query::<()>(redis::cmd("DEL").arg(&k)).await
         }
         .boxed()
     }
@@ -455,31 +329,24 @@ mod tests {
         assert_eq!(stored_claim(b"1"), Claim::AlreadyDone);
     }
 
-    #[tokio::test]
-    async fn replies_parse() {
-        let mut r = BufReader::new(&b"+OK\r\n$3\r\nabc\r\n$-1\r\n:5\r\n-ERR x\r\n"[..]);
-        assert_eq!(
-            read_reply(&mut r).await.expect("ok"),
-            Reply::Simple("OK".into())
-        );
-        assert_eq!(
-            read_reply(&mut r).await.expect("bulk"),
-            Reply::Bulk(Some(b"abc".to_vec()))
-        );
-        assert_eq!(read_reply(&mut r).await.expect("nil"), Reply::Bulk(None));
-        assert_eq!(read_reply(&mut r).await.expect("int"), Reply::Int(5));
-        assert_eq!(
-            read_reply(&mut r).await.expect("err"),
-            Reply::Error("ERR x".into())
-        );
-        assert!(read_reply(&mut r).await.is_err());
-        let mut bad = BufReader::new(&b"?what\r\n"[..]);
-        assert!(read_reply(&mut bad).await.is_err());
-    }
-
     #[test]
-    fn bad_urls_are_refused() {
-        assert!(RedisClient::new("redis://", 1).is_err());
-        assert!(RedisClient::new("localhost", 1).is_err());
+    fn bad_urls_are_refused_and_passwords_redacted() {
+        assert!(RedisDedup::new("http://x").is_err());
+        let e = RedisDedup::new("redis://u:hunter2@h:1/0?sslrootcert=/nonexistent/ca.pem")
+            .err()
+            .expect("missing CA file");
+        assert!(
+            e.reason.contains("/nonexistent/ca.pem") && !e.reason.contains("hunter2"),
+            "{e:?}"
+        );
+        assert_eq!(redact("redis://u:hunter2@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("redis://:hunter2@h:1"), "redis://:***@h:1");
+        assert_eq!(
+            split_root_cert("rediss://h:1/2?sslrootcert=/ca.pem&protocol=resp3"),
+            (
+                "rediss://h:1/2?protocol=resp3".to_owned(),
+                Some("/ca.pem".to_owned())
+            )
+        );
     }
 }

@@ -1,64 +1,254 @@
-//! The multiplexed Redis client against the local server: many concurrent callers on two pipelined connections
-//! each get their own reply, and a connection killed by the server is replaced.
+//! The Redis dedup store on the `redis` crate, against real servers: the local one (127.0.0.1:6379, started by
+//! scripts/setup.sh) for concurrency and reconnection, and servers this test starts itself on loopback for a
+//! password (`requirepass`), an ACL user with a database index, and TLS (`rediss://`, a CA made by the test). Wrong
+//! passwords and untrusted certificates fail with an error that says so and never contains the password.
 
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use hule_consumer::redis::{RedisClient, Reply};
+use hule_consumer::dedup::{Claim, DedupKey, DedupStore};
+use hule_consumer::RedisDedup;
 
 fn redis_url() -> String {
     std::env::var("HULE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+fn key(service: &str, n: u128) -> DedupKey {
+    DedupKey {
+        service: service.into(),
+        event_id: uuid::Uuid::from_u128(n),
+        event_type: "huleedu.test.v1".into(),
+        correlation_id: uuid::Uuid::nil(),
+        source_service: "test".into(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_callers_get_their_own_replies() {
-    let client = Arc::new(RedisClient::new(&redis_url(), 2).expect("url"));
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let tasks: Vec<_> = (0..2_000)
+async fn concurrent_claims_get_their_own_answers_and_a_killed_connection_is_replaced() {
+    let store = Arc::new(RedisDedup::new(&redis_url()).expect("url"));
+    store
+        .ping()
+        .await
+        .expect("Redis must be running on 127.0.0.1:6379 (scripts/setup.sh starts it)");
+    let service = format!("svc-{}", uuid::Uuid::new_v4().simple());
+    let tasks: Vec<_> = (0..2_000u128)
         .map(|i| {
-            let (client, run) = (client.clone(), run.clone());
+            let (store, service) = (store.clone(), service.clone());
             tokio::spawn(async move {
-                let key = format!("hule-test:mux:{run}:{i}");
-                let value = format!("value-{i}");
-                let set = client
-                    .call(&[b"SET", key.as_bytes(), value.as_bytes(), b"PX", b"60000"])
-                    .await
-                    .expect("Redis must be running on 127.0.0.1:6379 (scripts/setup.sh starts it)");
-                assert_eq!(set, Reply::Simple("OK".into()));
-                let got = client.call(&[b"GET", key.as_bytes()]).await.expect("get");
-                assert_eq!(got, Reply::Bulk(Some(value.into_bytes())), "key {i}");
-                client.call(&[b"DEL", key.as_bytes()]).await.expect("del");
+                let k = key(&service, i);
+                let ttl = Duration::from_secs(60);
+                assert_eq!(
+                    store.claim(&k, ttl).await.expect("claim"),
+                    Claim::Acquired,
+                    "{i}"
+                );
+                assert_eq!(
+                    store.claim(&k, ttl).await.expect("again"),
+                    Claim::InProgress,
+                    "{i}"
+                );
+                store.complete(&k, ttl).await.expect("complete");
+                assert_eq!(
+                    store.claim(&k, ttl).await.expect("done"),
+                    Claim::AlreadyDone,
+                    "{i}"
+                );
+                store.release(&k).await.expect("release");
             })
         })
         .collect();
     for t in tasks {
         t.await.expect("task");
     }
-}
 
-#[tokio::test]
-async fn a_killed_connection_is_replaced() {
-    let client = RedisClient::new(&redis_url(), 1).expect("url");
-    let Reply::Int(id) = client.call(&[b"CLIENT", b"ID"]).await.expect("client id") else {
-        panic!("CLIENT ID is an integer")
-    };
-    let admin = RedisClient::new(&redis_url(), 1).expect("url");
-    let id = id.to_string();
-    let killed = admin
-        .call(&[b"CLIENT", b"KILL", b"ID", id.as_bytes()])
+    // Every normal client but the admin is dropped by the server; the store reconnects by itself.
+    let admin = redis::Client::open(redis_url().as_str()).expect("url");
+    let mut admin = admin
+        .get_multiplexed_async_connection()
+        .await
+        .expect("admin");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut admin)
         .await
         .expect("kill");
-    assert_eq!(killed, Reply::Int(1));
-    // The first call may meet the dead connection and report it; a new one is opened by then.
-    let mut answered = None;
-    for _ in 0..3 {
-        if let Ok(reply) = client.call(&[b"PING"]).await {
-            answered = Some(reply);
+    assert!(killed >= 1, "the store's connection was killed");
+    let started = Instant::now();
+    let mut answered = false;
+    while started.elapsed() < Duration::from_secs(10) {
+        if store.ping().await.is_ok() {
+            answered = true;
             break;
         }
     }
-    assert_eq!(answered, Some(Reply::Simple("PONG".into())));
-    let Reply::Int(new_id) = client.call(&[b"CLIENT", b"ID"]).await.expect("client id") else {
-        panic!("CLIENT ID is an integer")
+    assert!(answered, "the store reconnected");
+    assert!(started.elapsed() < Duration::from_secs(3), "within seconds");
+}
+
+/// A redis-server of the test's own, stopped on drop.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn start(args: &[&str], port: u16) -> Server {
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (scripts/setup.sh installs it)");
+    let server = Server(child);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "redis-server on {port} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+async fn works(url: &str) -> Result<(), String> {
+    let store = RedisDedup::new(url).map_err(|e| e.to_string())?;
+    store.ping().await.map_err(|e| e.to_string())?;
+    let k = key("svc", 1);
+    store
+        .claim(&k, Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())?;
+    store.release(&k).await.map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn passwords_acl_users_databases_and_tls_work_and_failures_say_why() {
+    let secret = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let mut errors = Vec::new();
+
+    // requirepass, and an ACL user limited to nothing special, with database 3.
+    let port = free_port();
+    let acl = format!(">{secret}");
+    let _auth = start(
+        &[
+            "--port",
+            &port.to_string(),
+            "--requirepass",
+            &secret,
+            "--user",
+            "hule",
+            "on",
+            &acl,
+            "~*",
+            "&*",
+            "+@all",
+        ],
+        port,
+    );
+    works(&format!("redis://:{secret}@127.0.0.1:{port}"))
+        .await
+        .expect("requirepass");
+    works(&format!("redis://hule:{secret}@127.0.0.1:{port}/3"))
+        .await
+        .expect("ACL user, db 3");
+    let e = works(&format!("redis://hule:wrong-{secret}@127.0.0.1:{port}/3"))
+        .await
+        .expect_err("wrong password");
+    assert!(
+        e.contains("WRONGPASS") || e.to_lowercase().contains("auth"),
+        "{e}"
+    );
+    errors.push(e);
+    let e = works(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .expect_err("no password");
+    assert!(
+        e.contains("NOAUTH") || e.to_lowercase().contains("auth"),
+        "{e}"
+    );
+    errors.push(e);
+
+    // TLS with a CA made here.
+    let dir =
+        std::env::temp_dir().join(format!("hule-redis-tls-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let sh = |cmd: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(&dir)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    assert_ne!(new_id.to_string(), id, "a new connection");
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca");
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other");
+    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost");
+    sh("echo subjectAltName=IP:127.0.0.1,DNS:localhost > san.ext && openssl x509 -req -in server.csr -CA ca.pem \
+        -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile san.ext");
+    let tls_port = free_port();
+    let p = |f: &str| dir.join(f).display().to_string();
+    let _tls = start(
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &p("server.crt"),
+            "--tls-key-file",
+            &p("server.key"),
+            "--tls-ca-cert-file",
+            &p("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            &secret,
+        ],
+        tls_port,
+    );
+    works(&format!(
+        "rediss://:{secret}@127.0.0.1:{tls_port}/1?sslrootcert={}",
+        p("ca.pem")
+    ))
+    .await
+    .expect("rediss:// with the CA");
+    let e = works(&format!(
+        "rediss://:{secret}@127.0.0.1:{tls_port}/1?sslrootcert={}",
+        p("other.pem")
+    ))
+    .await
+    .expect_err("a CA that signed nothing");
+    assert!(
+        e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"),
+        "{e}"
+    );
+    errors.push(e);
+
+    for e in &errors {
+        assert!(!e.contains(&secret), "the password appeared: {e}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -68,6 +68,8 @@ pub fn decode_payload(event: Event, data: &RawValue) -> Result<TypedEvent, Decod
 }
 
 fn decode_payload_str(event: Event, json: &str) -> Result<TypedEvent, DecodeError> {
+    check_depth(json.as_bytes())
+        .map_err(|e| DecodeError::new(DecodePhase::Payload, "data", e.reason))?;
     decode_payload_fast(event, json).map(Ok).unwrap_or_else(|| {
         decode_payload_tracked(event, json).map_err(|e| {
             let inner = e.path().to_string();
@@ -85,8 +87,53 @@ fn decode_payload_str(event: Event, json: &str) -> Result<TypedEvent, DecodeErro
     })
 }
 
+/// The deepest nesting of arrays and objects a record may have (serde_json's own limit; pydantic's JSON parser
+/// allows 200). No payload of the registry comes near it.
+pub const MAX_DEPTH: usize = 128;
+
+/// Refuses JSON nested deeper than [`MAX_DEPTH`] before any parser sees it. The fast path's parser (sonic-rs)
+/// recurses without a limit: a record of 50,000 `[` overflowed the stack and aborted the process, so one poison
+/// record would crash-loop a consumer. Counting `[` and `{` bytes first is a vectorised pass (well under a
+/// microsecond for a 9 KB envelope); only documents with more than `MAX_DEPTH` of them are walked exactly, with
+/// strings skipped.
+pub fn check_depth(bytes: &[u8]) -> Result<(), DecodeError> {
+    let opening = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if opening <= MAX_DEPTH {
+        return Ok(());
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (at, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(DecodeError::new(
+                        DecodePhase::Envelope,
+                        ".",
+                        format!("JSON nested deeper than {MAX_DEPTH} levels (at byte {at})"),
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Decodes a record completely: envelope, route, payload.
 pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, DecodeError> {
+    check_depth(bytes)?;
     if let Ok(text) = std::str::from_utf8(bytes) {
         if let Ok(env) = sonic_rs::from_str::<EventEnvelope<sonic_rs::LazyValue<'_>>>(text) {
             let event = route(topic, &env.event_type)?;
@@ -102,6 +149,7 @@ pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, Deco
 
 /// Decodes a record whose payload type is known statically.
 pub fn decode_as<P: Payload>(bytes: &[u8]) -> Result<EventEnvelope<P>, DecodeError> {
+    check_depth(bytes)?;
     let raw = decode_envelope(bytes)?;
     match serde_json::from_str::<P>(raw.data.get()) {
         Ok(payload) => Ok(raw.map_data(|_| payload)),

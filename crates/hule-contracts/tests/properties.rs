@@ -60,3 +60,72 @@ proptest! {
         }
     }
 }
+
+/// Deep nesting anywhere in a record is refused with an error, never a stack overflow (which aborts the process:
+/// a consumer would crash-loop on one poison record). Without `decode::check_depth`, the first shape aborted the
+/// test process. Run on a thread with a small stack so that a recursive parser would overflow even at depths a
+/// larger stack survives.
+#[test]
+fn deeply_nested_records_are_refused_not_fatal() {
+    let envelope = |data: &str, metadata: &str| {
+        format!(
+            "{{\"event_id\":\"6e4e0b1c-2f8e-4c53-9d57-0c2f7f1a0f11\",\"event_type\":\"huleedu.batch.essays.registered.v1\",\
+             \"event_timestamp\":\"2025-01-01T00:00:00Z\",\"source_service\":\"x\",\"schema_version\":1,\
+             \"correlation_id\":\"6e4e0b1c-2f8e-4c53-9d57-0c2f7f1a0f12\",\"data\":{data},\"metadata\":{metadata}}}"
+        )
+    };
+    let n = 100_000;
+    let shapes = [
+        envelope(&format!("{}{}", "[".repeat(n), "]".repeat(n)), "null"),
+        envelope(
+            &format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n)),
+            "null",
+        ),
+        envelope("{}", &format!("{}{}", "[".repeat(n), "]".repeat(n))),
+        // Brackets inside a string first, then the real nesting: the exact walk must skip strings.
+        envelope(
+            &format!(
+                "{{\"note\":\"{}\\\"]]]\",\"x\":{}{}}}",
+                "]".repeat(500),
+                "[".repeat(n),
+                "]".repeat(n)
+            ),
+            "null",
+        ),
+        // Unterminated: only opening brackets.
+        "[".repeat(n),
+    ];
+    let handle = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            for (i, bytes) in shapes.iter().enumerate() {
+                let err = hule_contracts::decode::decode(None, bytes.as_bytes())
+                    .expect_err("nesting beyond the limit is refused");
+                assert!(
+                    err.reason.contains("nested deeper than 128"),
+                    "shape {i}: {err}"
+                );
+                let typed = hule_contracts::decode::decode_as::<
+                    hule_contracts::payloads::BatchEssaysRegistered,
+                >(bytes.as_bytes());
+                assert!(typed.is_err(), "shape {i}");
+            }
+        })
+        .expect("thread");
+    handle.join().expect("no stack overflow");
+    // Many brackets but shallow: still decodes (the exact walk runs and lets it through).
+    let at = hule_contracts::Timestamp::from_datetime(chrono::Utc::now());
+    let mut env = hule_contracts::examples::example_envelope(
+        hule_contracts::Event::BatchEssaysRegistered,
+        uuid::Uuid::from_u128(1),
+        uuid::Uuid::from_u128(2),
+        at,
+    )
+    .expect("example");
+    if let hule_contracts::TypedEvent::BatchEssaysRegistered(p) = &mut env.data {
+        p.essay_ids = (0..300).map(|i| format!("essay-[{{{i}")).collect();
+    }
+    let bytes = env.to_json().expect("json");
+    hule_contracts::decode::decode(None, &bytes)
+        .expect("shallow documents with many brackets decode");
+}
