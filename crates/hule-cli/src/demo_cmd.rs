@@ -33,6 +33,10 @@ pub struct DemoArgs {
     /// Put the outboxes in PostgreSQL (one schema per service) instead of SQLite files.
     #[arg(long, env = "HULE_DATABASE_URL")]
     database_url: Option<String>,
+    /// Deduplicate in Redis instead of memory: redis://[user:password@]host:port[/db], rediss://… (TLS; add
+    /// ?sslrootcert=/path/ca.pem for a private CA).
+    #[arg(long, env = "HULE_REDIS_URL")]
+    redis_url: Option<String>,
     /// A real Kafka cluster instead of the embedded one (topics must exist or be auto-created). Only these flags
     /// choose it: HULE_BROKERS alone does not, so the default demo never needs anything running.
     #[command(flatten)]
@@ -75,6 +79,7 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
         poison_rate: args.poison_rate,
         broker_faults: args.broker_faults,
         database_url: args.database_url.clone(),
+        redis_url: args.redis_url.clone(),
         kafka: if args.kafka.on_command_line() {
             Some(args.kafka.connect()?)
         } else {

@@ -324,6 +324,61 @@ fn demo_reconciles_twice_on_the_real_broker() {
     );
 }
 
+/// `hule demo --redis-url` deduplicates in a password-protected Redis (an ACL user and database 3, on a server the
+/// test starts); a wrong password fails at once with exit 2, saying so, without printing the password.
+#[test]
+fn demo_deduplicates_in_a_password_protected_redis() {
+    let secret = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let acl = format!(">{secret}");
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args([
+            "--user", "default", "off", "--user", "hule", "on", &acl, "~*", "&*", "+@all",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (scripts/setup.sh installs it)");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "redis-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("redis://hule:{secret}@127.0.0.1:{port}/3");
+    let r = demo_report(&["--redis-url", &url]);
+    assert_reconciled(&r);
+    assert_eq!(
+        r["dedup"],
+        format!("redis (redis://hule:***@127.0.0.1:{port}/3)")
+    );
+    let wrong = format!("redis://hule:wrong-{secret}@127.0.0.1:{port}/3");
+    let (code, out, err) = hule(&["demo", "--redis-url", &wrong, "--no-progress"], None);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("--redis-url") && err.to_lowercase().contains("authentication failed"),
+        "{err}"
+    );
+    assert!(!format!("{out}{err}").contains(&secret), "{err}");
+}
+
 #[test]
 fn demo_refuses_bad_settings() {
     let (code, _, err) = hule(&["demo", "--duplicate-rate", "1.5", "--no-progress"], None);

@@ -31,7 +31,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hule_consumer::{standard_stack, ConsumerMetrics, DeadLetterRecord, MemoryDedup, Router};
+use hule_consumer::dedup::DedupStore;
+use hule_consumer::{
+    standard_stack, ConsumerMetrics, DeadLetterRecord, MemoryDedup, RedisDedup, Router,
+};
 use hule_contracts::headers::names;
 use hule_contracts::Event;
 use hule_kafka::consumer::{run_consumer, AssignSignal, ConsumerConfig, KafkaDeadLetterSink};
@@ -87,6 +90,8 @@ pub struct DemoConfig {
     pub broker_faults: bool,
     /// PostgreSQL for the outboxes instead of SQLite.
     pub database_url: Option<String>,
+    /// Redis for the consumers' deduplication instead of memory (`redis://user:pass@host:port/db`, `rediss://…`).
+    pub redis_url: Option<String>,
     /// A real cluster (brokers and client properties) instead of the embedded one.
     pub kafka: Option<hule_kafka::KafkaSettings>,
     /// Partitions per topic on the embedded cluster.
@@ -107,6 +112,7 @@ impl Default for DemoConfig {
             poison_rate: 0.0,
             broker_faults: false,
             database_url: None,
+            redis_url: None,
             kafka: None,
             partitions: 6,
             timeout: Duration::from_secs(120),
@@ -462,6 +468,18 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     let mut consumers = Vec::new();
     let mut all_metrics = Vec::new();
     let mut joined = Vec::new();
+    let dedup: Arc<dyn DedupStore> = match &config.redis_url {
+        None => Arc::new(MemoryDedup::new()),
+        Some(url) => {
+            let store = RedisDedup::new(url).map_err(|e| DemoError::Config(e.to_string()))?;
+            store
+                .ping()
+                .await
+                .map_err(|e| DemoError::Config(format!("--redis-url: {e}")))?;
+            Arc::new(store)
+        }
+    };
+    let dedup_method = dedup.method();
     for (name, router) in routers {
         let group = format!("hule-demo-{name}");
         let metrics = ConsumerMetrics::new(&registry, name, &group);
@@ -471,13 +489,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             KafkaDeadLetterSink::with_settings(&kafka)
                 .map_err(|e| DemoError::Kafka(e.to_string()))?,
         );
-        let stack = standard_stack(
-            router,
-            name,
-            Some(Arc::new(MemoryDedup::new())),
-            sink,
-            metrics.clone(),
-        );
+        let stack = standard_stack(router, name, Some(dedup.clone()), sink, metrics.clone());
         let mut cfg = ConsumerConfig::with_settings(&kafka, &format!("{group}-{run_id}"));
         if embedded.is_none() {
             // A real cluster may hold earlier runs' records: this run's groups start at the end of the topics.
@@ -615,7 +627,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     let suppressed = || {
         all_metrics
             .iter()
-            .map(|m| m.duplicates("memory"))
+            .map(|m| m.duplicates(dedup_method))
             .sum::<f64>() as u64
     };
     let mut timed_out = false;
@@ -786,6 +798,10 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             "postgres".into()
         } else {
             "sqlite".into()
+        },
+        dedup: match &config.redis_url {
+            Some(url) => format!("redis ({})", hule_consumer::redis::redact(url)),
+            None => "memory".into(),
         },
         brokers: if config.kafka.is_some() {
             kafka.brokers.clone()

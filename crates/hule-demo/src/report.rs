@@ -83,6 +83,8 @@ pub struct Report {
     pub outbox: String,
     /// The brokers (`embedded mock cluster` or the address given).
     pub brokers: String,
+    /// The consumers' dedup store (`memory`, or `redis` with the URL, password redacted).
+    pub dedup: String,
     /// Batches registered.
     pub batches_registered: u64,
     /// Batches whose results are ready.
@@ -137,8 +139,8 @@ impl Report {
         let mut o = String::new();
         let _ = writeln!(
             o,
-            "hule demo: {} batches, {} essays, outboxes on {}, Kafka: {}",
-            self.batches_registered, self.essays_registered, self.outbox, self.brokers
+            "hule demo: {} batches, {} essays, outboxes on {}, Kafka: {}, dedup: {}",
+            self.batches_registered, self.essays_registered, self.outbox, self.brokers, self.dedup
         );
         let _ = writeln!(
             o,
