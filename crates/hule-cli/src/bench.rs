@@ -22,6 +22,7 @@ pub struct BenchArgs {
     #[arg(
         long,
         env = "HULE_DATABASE_URL",
+        hide_env_values = true,
         default_value = "postgres://postgres@127.0.0.1:5432/test"
     )]
     database_url: String,

@@ -31,11 +31,11 @@ pub struct DemoArgs {
     #[arg(long)]
     broker_faults: bool,
     /// Put the outboxes in PostgreSQL (one schema per service) instead of SQLite files.
-    #[arg(long, env = "HULE_DATABASE_URL")]
+    #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Deduplicate in Redis instead of memory: redis://[user:password@]host:port[/db], rediss://… (TLS; add
     /// ?sslrootcert=/path/ca.pem for a private CA).
-    #[arg(long, env = "HULE_REDIS_URL")]
+    #[arg(long, env = "HULE_REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// A real Kafka cluster instead of the embedded one (topics must exist or be auto-created). Only these flags
     /// choose it: HULE_BROKERS alone does not, so the default demo never needs anything running.

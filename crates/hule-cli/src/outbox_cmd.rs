@@ -55,7 +55,7 @@ pub fn parse_database_url(url: &str) -> anyhow::Result<Database> {
 #[derive(Args)]
 pub struct RelayArgs {
     /// The outbox database: postgres://… or sqlite:///path.
-    #[arg(long, env = "HULE_DATABASE_URL")]
+    #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     #[command(flatten)]
     kafka: KafkaArgs,
@@ -85,7 +85,7 @@ pub enum OutboxCommand {
     /// Pending and parked counts by topic, the oldest pending age, and the last errors.
     Status {
         /// The outbox database: postgres://… or sqlite:///path.
-        #[arg(long, env = "HULE_DATABASE_URL")]
+        #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
         /// Print JSON.
         #[arg(long)]
@@ -94,7 +94,7 @@ pub enum OutboxCommand {
     /// Release parked rows for another round of attempts.
     Retry {
         /// The outbox database: postgres://… or sqlite:///path.
-        #[arg(long, env = "HULE_DATABASE_URL")]
+        #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
         /// Release the rows of this event id.
         #[arg(long, conflicts_with = "all_parked")]

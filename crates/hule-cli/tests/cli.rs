@@ -88,6 +88,23 @@ fn check_reports_phase_path_and_reason() {
     assert!(err.contains("known events"), "{err}");
 }
 
+/// A record nested 100,000 levels deep is an invalid envelope (exit 1), not a stack overflow that aborts the
+/// process (exit 134 before the depth check).
+#[test]
+fn deeply_nested_input_is_invalid_not_fatal() {
+    let deep = format!(
+        "{{\"data\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (code, out, err) = hule(&["envelope", "check", "-"], Some(deep.as_bytes()));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        format!("{out}{err}").contains("nested deeper than 128"),
+        "{out}\n{err}"
+    );
+}
+
 #[test]
 fn python_encoding_is_accepted() {
     let (code, example, _) = hule(
@@ -928,6 +945,22 @@ fn secure_listeners_work_and_bad_credentials_or_ca_fail_fast_without_leaking_the
     ]);
     assert_eq!(code, 2, "{err}");
 
+    // --help of every command that takes a URL, with URLs holding the password in the environment.
+    for cmd in [
+        &["relay", "--help"][..],
+        &["outbox", "status", "--help"],
+        &["demo", "--help"],
+        &["bench", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hule"))
+            .args(cmd)
+            .env("HULE_DATABASE_URL", format!("postgres://u:{password}@h/db"))
+            .env("HULE_REDIS_URL", format!("redis://:{password}@h:6379"))
+            .output()
+            .expect("help");
+        assert!(out.status.success());
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
     for o in &outputs {
         assert!(
             !o.contains(&password),

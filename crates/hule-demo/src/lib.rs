@@ -437,6 +437,30 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             *subscribers.entry(t.to_owned()).or_default() += 1;
         }
     }
+    if embedded.is_none() {
+        // A consumer subscribed to a topic that does not exist yet sees it only at its next metadata refresh
+        // (minutes), so the topics this run produces to and consumes from are created first when missing.
+        let mut wanted: Vec<(String, i32)> = Vec::new();
+        for e in PIPELINE_EVENTS {
+            wanted.push((e.topic().to_owned(), config.partitions));
+        }
+        for t in subscribers.keys() {
+            wanted.push((t.clone(), config.partitions));
+            wanted.push((hule_contracts::naming::dlq_topic(t), 1));
+        }
+        wanted.sort();
+        wanted.dedup_by(|a, b| a.0 == b.0);
+        let created = hule_kafka::admin::ensure_topics(&kafka, &wanted, 3, Duration::from_secs(30))
+            .await
+            .map_err(|e| DemoError::Kafka(format!("create the demo's topics: {e}")))?;
+        if !created.is_empty() && config.progress {
+            eprintln!(
+                "created {} missing topic(s) on {}",
+                created.len(),
+                kafka.brokers
+            );
+        }
+    }
 
     // Relays.
     let registry = hule_metrics::Registry::new();

@@ -177,3 +177,59 @@ pub async fn apply(
     }
     Ok(done)
 }
+
+/// Creates those of `topics` (name, partitions) the cluster does not have, with replication
+/// `min(replication, brokers)`, and waits until every one of them has a leader for each partition; returns the
+/// names it created. Consumers subscribed to a topic that does not exist yet would only see it at their next
+/// metadata refresh (minutes), so a tool that is about to consume makes sure first.
+pub async fn ensure_topics(
+    kafka: &KafkaSettings,
+    topics: &[(String, i32)],
+    replication: i32,
+    timeout: Duration,
+) -> Result<Vec<String>, Error> {
+    let admin = admin(kafka)?;
+    let md = crate::metadata(admin.inner(), None, &kafka.brokers, timeout)?;
+    let brokers = md.brokers().len().max(1) as i32;
+    let existing: std::collections::HashSet<&str> = md.topics().iter().map(|t| t.name()).collect();
+    let missing: Vec<NewTopic<'_>> = topics
+        .iter()
+        .filter(|(t, _)| !existing.contains(t.as_str()))
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(replication.min(brokers))))
+        .collect();
+    let mut created = Vec::new();
+    if !missing.is_empty() {
+        let opts = AdminOptions::new()
+            .request_timeout(Some(timeout))
+            .operation_timeout(Some(timeout));
+        for r in admin.create_topics(&missing, &opts).await? {
+            match r {
+                Ok(t) => created.push(t),
+                // Created meanwhile by someone else (or auto-created): fine.
+                Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(Error::TopicCreation {
+                        topic,
+                        reason: code.to_string(),
+                    })
+                }
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let md = crate::metadata(admin.inner(), None, &kafka.brokers, timeout)?;
+        let ready = topics.iter().all(|(name, _)| {
+            md.topics().iter().any(|t| {
+                t.name() == name
+                    && t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+            })
+        });
+        if ready || std::time::Instant::now() >= deadline {
+            return Ok(created);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -439,7 +439,18 @@ pub fn start_group_at_end(
         let md = crate::metadata(consumer.client(), Some(topic), brokers, timeout)?;
         for t in md.topics().iter().filter(|t| t.error().is_none()) {
             for p in t.partitions() {
-                let (_, high) = consumer.fetch_watermarks(t.name(), p.id(), timeout)?;
+                // A topic created a moment ago may not have settled its leaders yet: retry until the timeout.
+                let deadline = Instant::now() + timeout;
+                let high = loop {
+                    match consumer.fetch_watermarks(t.name(), p.id(), timeout) {
+                        Ok((_, high)) => break high,
+                        Err(e) if Instant::now() < deadline => {
+                            tracing::debug!(topic = t.name(), partition = p.id(), error = %e, "watermarks, retrying");
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                };
                 tpl.add_partition_offset(t.name(), p.id(), Offset::Offset(high))?;
             }
         }

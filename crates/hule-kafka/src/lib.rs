@@ -102,6 +102,14 @@ pub enum Error {
     /// The client could not be created or the broker not reached.
     #[error("kafka client error: {0}")]
     Client(#[from] KafkaError),
+    /// The cluster refused to create a topic.
+    #[error("cannot create topic {topic}: {reason}")]
+    TopicCreation {
+        /// The topic.
+        topic: String,
+        /// The broker's reason.
+        reason: String,
+    },
     /// The brokers did not answer.
     #[error(
         "cannot reach Kafka brokers `{brokers}` within {timeout:?}; check --brokers and that the cluster is up"
