@@ -33,6 +33,23 @@ impl KafkaArgs {
             || !self.kafka_property.is_empty()
     }
 
+    /// The settings from flags and environment; the brokers may still be empty.
+    fn settings_unchecked(&self) -> anyhow::Result<KafkaSettings> {
+        let brokers = self
+            .brokers
+            .clone()
+            .or_else(env_brokers)
+            .unwrap_or_default();
+        let mut s = KafkaSettings::new(&brokers);
+        if let Some(path) = &self.kafka_config {
+            s.add_file(path)?;
+        }
+        for a in &self.kafka_property {
+            s.add_assignment(a)?;
+        }
+        Ok(s)
+    }
+
     /// Whether brokers or client settings were named by a flag (or `HULE_KAFKA_CONFIG`), not only by
     /// `HULE_BROKERS`: the commands whose default is the embedded cluster use this.
     pub fn on_command_line(&self) -> bool {
@@ -41,24 +58,30 @@ impl KafkaArgs {
 
     /// The settings, without connecting.
     pub fn settings(&self) -> anyhow::Result<KafkaSettings> {
-        let mut s = KafkaSettings::new(
-            self.brokers
-                .clone()
-                .or_else(env_brokers)
-                .as_deref()
-                .unwrap_or(""),
-        );
-        if let Some(path) = &self.kafka_config {
-            s.add_file(path)?;
-        }
-        for a in &self.kafka_property {
-            s.add_assignment(a)?;
-        }
+        let s = self.settings_unchecked()?;
         if s.brokers.trim().is_empty() {
             anyhow::bail!(
                 "no Kafka brokers: give --brokers (or HULE_BROKERS, or bootstrap.servers in --kafka-config)"
             );
         }
+        Ok(s)
+    }
+
+    /// The settings with a configuration file's `[kafka]` table under them (flags and environment win), after
+    /// checking that the cluster answers.
+    pub fn connect_with_file(
+        &self,
+        section: &hule_kafka::KafkaSection,
+    ) -> anyhow::Result<KafkaSettings> {
+        let mut s = self.settings_unchecked()?;
+        section.apply_under(&mut s)?;
+        if s.brokers.trim().is_empty() {
+            anyhow::bail!(
+                "no Kafka brokers: give --brokers (or HULE_BROKERS, bootstrap.servers in --kafka-config, or brokers \
+                 in the [kafka] table of --config)"
+            );
+        }
+        hule_kafka::check_connection(&s, Duration::from_secs(10))?;
         Ok(s)
     }
 

@@ -51,32 +51,61 @@ pub fn parse_database_url(url: &str) -> anyhow::Result<Database> {
     bail!("unsupported database URL `{url}`; use postgres://user@host:port/db or sqlite:///path/to/outbox.db")
 }
 
-/// Options of `hule relay`.
+/// Options of `hule relay`. Each may also come from `--config FILE` (TOML, the same names with `_`); a flag or
+/// environment variable wins over the file, the file over the default.
 #[derive(Args)]
 pub struct RelayArgs {
+    /// A TOML configuration file: database_url, service, metrics_addr, batch_size, keep_published_secs,
+    /// compression, linger_ms, and a [kafka] table (brokers, config_file, [kafka.properties]).
+    #[arg(long, env = "HULE_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// The outbox database: postgres://… or sqlite:///path.
     #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     #[command(flatten)]
     kafka: KafkaArgs,
-    /// The service whose outbox this is (the `service` label of the metrics, and logs).
-    #[arg(long, default_value = "hule-relay")]
-    service: String,
+    /// The service whose outbox this is (the `service` label of the metrics, and logs) [default: hule-relay].
+    #[arg(long)]
+    service: Option<String>,
     /// Serve Prometheus metrics on this address (for example 0.0.0.0:9464) at /metrics.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
-    /// Rows claimed per batch.
-    #[arg(long, default_value_t = 500)]
-    batch_size: usize,
+    /// Rows claimed per batch [default: 500].
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Keep delivered rows this many seconds (marked published) instead of deleting them at once.
     #[arg(long)]
     keep_published_secs: Option<u64>,
-    /// Producer compression: none, lz4, gzip, snappy.
-    #[arg(long, default_value = "lz4")]
-    compression: String,
-    /// Producer linger in milliseconds.
-    #[arg(long, default_value_t = 1)]
-    linger_ms: u32,
+    /// Producer compression: none, lz4, gzip, snappy [default: lz4].
+    #[arg(long)]
+    compression: Option<String>,
+    /// Producer linger in milliseconds [default: 1].
+    #[arg(long)]
+    linger_ms: Option<u32>,
+}
+
+/// `hule relay --config FILE`.
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelayFile {
+    database_url: Option<String>,
+    service: Option<String>,
+    metrics_addr: Option<std::net::SocketAddr>,
+    batch_size: Option<usize>,
+    keep_published_secs: Option<u64>,
+    compression: Option<String>,
+    linger_ms: Option<u32>,
+    #[serde(default)]
+    kafka: hule_kafka::KafkaSection,
+}
+
+impl RelayFile {
+    fn read(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        // toml's errors name the line, column and key; they quote the offending line only for syntax errors.
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
+    }
 }
 
 /// `hule outbox` subcommands.
@@ -106,16 +135,34 @@ pub enum OutboxCommand {
 }
 
 pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
-    let url = resolve_database_url(&args.database_url)?;
+    let file = match &args.config {
+        Some(path) => RelayFile::read(path)?,
+        None => RelayFile::default(),
+    };
+    let url = resolve_database_url(&args.database_url.clone().or(file.database_url.clone()))?;
     let db = parse_database_url(&url)?;
-    let kafka = args.kafka.connect()?;
+    let kafka = args.kafka.connect_with_file(&file.kafka)?;
+    let service = args
+        .service
+        .clone()
+        .or(file.service)
+        .unwrap_or_else(|| "hule-relay".into());
+    let batch_size = args.batch_size.or(file.batch_size).unwrap_or(500);
+    if batch_size == 0 {
+        anyhow::bail!("batch_size must be at least 1");
+    }
     let mut pc = ProducerConfig::with_settings(&kafka);
-    pc.compression = args.compression.clone();
-    pc.linger_ms = args.linger_ms;
+    pc.compression = args
+        .compression
+        .clone()
+        .or(file.compression)
+        .unwrap_or_else(|| "lz4".into());
+    pc.linger_ms = args.linger_ms.or(file.linger_ms).unwrap_or(1);
     let publisher = KafkaPublisher::new(&pc).context("cannot create the Kafka producer")?;
+    let metrics_addr = args.metrics_addr.or(file.metrics_addr);
     let config = RelayConfig {
-        batch_size: args.batch_size,
-        completion: match args.keep_published_secs {
+        batch_size,
+        completion: match args.keep_published_secs.or(file.keep_published_secs) {
             Some(s) => Completion::Mark {
                 retention: Duration::from_secs(s),
             },
@@ -123,13 +170,13 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         },
         metrics: Some(hule_outbox::metrics::OutboxMetrics::new(
             hule_metrics::Registry::global(),
-            &args.service,
+            &service,
         )),
         ..RelayConfig::default()
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        if let Some(addr) = args.metrics_addr {
+        if let Some(addr) = metrics_addr {
             let (bound, _task) =
                 hule_metrics::serve(hule_metrics::Registry::global().clone(), addr)
                     .await
@@ -145,7 +192,7 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         });
         eprintln!(
             "relay[{}]: {} → {}",
-            args.service,
+            service,
             hule_outbox::pg::redact(&url),
             kafka.brokers
         );

@@ -154,6 +154,108 @@ fn outbox_commands_fail_fast_on_misconfiguration() {
     assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
 }
 
+/// `hule relay --config FILE` (TOML) on the real broker: the database, service name, batch size and the `[kafka]`
+/// table come from the file, a flag wins over it; SIGTERM ends the relay after the batch in flight. An unknown key
+/// in the file is refused with the file's name and the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_reads_its_configuration_file_and_flags_win() {
+    use hule_outbox::prepare::{prepare, EnqueueOptions};
+    use hule_outbox::store::OutboxStore;
+    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
+    let topic = hule_contracts::Event::BatchEssaysRegistered.topic();
+    cluster
+        .create_topics([(topic.to_owned(), 3)], 1)
+        .await
+        .expect("topic");
+    let dir = std::env::temp_dir().join(format!(
+        "hule-relay-config-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("outbox.db");
+    let outbox = hule_outbox::SqliteOutbox::open(&db).expect("outbox");
+    {
+        let mut conn = hule_outbox::sqlite::open(outbox.path()).expect("conn");
+        let tx = conn.transaction().expect("tx");
+        for i in 0..50u128 {
+            let env = hule_contracts::examples::example_envelope(
+                hule_contracts::Event::BatchEssaysRegistered,
+                uuid::Uuid::from_u128(i + 1),
+                uuid::Uuid::from_u128(7),
+                hule_contracts::Timestamp::from_datetime(chrono::Utc::now()),
+            )
+            .expect("example")
+            .map_data(|d| match d {
+                hule_contracts::TypedEvent::BatchEssaysRegistered(p) => p,
+                _ => unreachable!("the example of BATCH_ESSAYS_REGISTERED"),
+            });
+            hule_outbox::sqlite::enqueue(
+                &tx,
+                &prepare(&env, &EnqueueOptions::default()).expect("prep"),
+            )
+            .expect("enqueue");
+        }
+        tx.commit().expect("commit");
+    }
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"sqlite://{}\"\nservice = \"from-the-file\"\nbatch_size = 7\n\n[kafka]\nbrokers = \"{}\"\n\n[kafka.properties]\n\"client.id\" = \"hule-relay-config-test\"\n",
+            db.display(),
+            cluster.bootstrap_servers()
+        ),
+    )
+    .expect("write config");
+    let child = Command::new(env!("CARGO_BIN_EXE_hule"))
+        .args([
+            "relay",
+            "--config",
+            config.to_str().expect("path"),
+            "--service",
+            "from-the-flag",
+        ])
+        .env_remove("HULE_BROKERS")
+        .env_remove("HULE_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hule relay");
+    let started = std::time::Instant::now();
+    while outbox.depth().await.expect("depth") > 0 {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the relay did not drain the outbox"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("relay exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("relay[from-the-flag]"),
+        "the flag wins over the file: {err}"
+    );
+    assert!(
+        err.contains("published 50 in 8 batches"),
+        "batch_size 7 from the file: {err}"
+    );
+
+    std::fs::write(&config, "database_url = \"sqlite:///x\"\nbatchsize = 7\n").expect("write");
+    let (code, _, err) = hule(&["relay", "--config", config.to_str().expect("path")], None);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("relay.toml") && err.contains("batchsize"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// `hule outbox status` over TLS: `verify-full` against the CA `scripts/setup.sh` made works; a CA that signed
 /// nothing fails with exit 2 and says it is the certificate; the password of the URL is never printed.
 #[test]

@@ -42,7 +42,13 @@ use crate::settings::KafkaSettings;
 use crate::Error;
 
 /// Consumer settings.
-#[derive(Debug, Clone)]
+///
+/// It deserializes from a service's configuration file (every field optional, durations in milliseconds,
+/// properties as a table): `[consumer]` with `group = "els"`, `commit_interval_ms = 500`,
+/// `[consumer.properties]` `"session.timeout.ms" = "10000"`; connection settings usually come from a
+/// [`KafkaSection`](crate::settings::KafkaSection) applied with [`ConsumerConfig::with_settings`].
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ConsumerConfig {
     /// Bootstrap servers.
     pub brokers: String,
@@ -53,22 +59,52 @@ pub struct ConsumerConfig {
     /// Records queued per partition before the fetch loop waits.
     pub queue_per_partition: usize,
     /// How often processed offsets are committed (asynchronously; synchronously on revoke and stop).
+    #[serde(
+        rename = "commit_interval_ms",
+        deserialize_with = "crate::settings::millis"
+    )]
     pub commit_interval: Duration,
     /// How long a revoke waits for the record in flight before handing it back uncommitted. The wait blocks the
     /// thread that polls the consumer (librdkafka calls the rebalance callback there), so keep it short.
+    #[serde(
+        rename = "revoke_timeout_ms",
+        deserialize_with = "crate::settings::millis"
+    )]
     pub revoke_timeout: Duration,
     /// Extra librdkafka properties.
+    #[serde(
+        rename = "properties",
+        deserialize_with = "crate::settings::property_map"
+    )]
     pub extra: Vec<(String, String)>,
     /// Notified after every partition assignment (tools wait on it before producing, to measure latency).
+    #[serde(skip)]
     pub on_assign: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig::new("", "")
+    }
 }
 
 impl ConsumerConfig {
     /// A consumer of `group` with the connection `kafka` (its properties become [`ConsumerConfig::extra`]).
     pub fn with_settings(kafka: &KafkaSettings, group: &str) -> Self {
-        let mut c = ConsumerConfig::new(&kafka.brokers, group);
-        c.extra = kafka.properties.clone();
+        let mut c = ConsumerConfig::new("", group);
+        c.apply_settings(kafka);
         c
+    }
+
+    /// Takes the connection from `kafka`: its brokers when this config names none, its properties before this
+    /// config's own (which therefore win), for a config read from a file's `[consumer]` table.
+    pub fn apply_settings(&mut self, kafka: &KafkaSettings) {
+        if self.brokers.trim().is_empty() {
+            self.brokers = kafka.brokers.clone();
+        }
+        let own = std::mem::take(&mut self.extra);
+        self.extra = kafka.properties.clone();
+        self.extra.extend(own);
     }
 
     /// Defaults: earliest, 256 queued per partition, commit every 500 ms, 100 ms revoke wait.

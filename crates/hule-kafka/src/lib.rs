@@ -29,10 +29,12 @@ use hule_outbox::relay::Publish;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-pub use settings::{check_connection, ConnectError, KafkaSettings};
+pub use settings::{check_connection, ConnectError, KafkaSection, KafkaSettings};
 
-/// Producer settings.
-#[derive(Debug, Clone)]
+/// Producer settings; deserializes from a configuration file like [`consumer::ConsumerConfig`] (every field
+/// optional, properties as a table).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProducerConfig {
     /// Bootstrap servers.
     pub brokers: String,
@@ -43,7 +45,14 @@ pub struct ProducerConfig {
     /// `message.timeout.ms`: how long a record may wait for delivery before it counts as failed.
     pub message_timeout_ms: u32,
     /// Extra librdkafka properties.
+    #[serde(rename = "properties", deserialize_with = "settings::property_map")]
     pub extra: Vec<(String, String)>,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig::new("")
+    }
 }
 
 impl ProducerConfig {

@@ -39,6 +39,63 @@ pub struct SettingsError {
     pub reason: String,
 }
 
+/// The `[kafka]` table of a service's TOML configuration file, the same model as the command-line options:
+///
+/// ```toml
+/// [kafka]
+/// brokers = "kafka-1:9093,kafka-2:9093"
+/// config_file = "/etc/hule/client.properties"   # a Java-style properties file, optional
+/// [kafka.properties]                             # any librdkafka property, optional
+/// "security.protocol" = "SASL_SSL"
+/// ```
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSection {
+    /// `bootstrap.servers`.
+    pub brokers: Option<String>,
+    /// A Java-style properties file (read first).
+    pub config_file: Option<std::path::PathBuf>,
+    /// librdkafka properties (applied after the file).
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl KafkaSection {
+    /// Applies the section under what `settings` already has: brokers only when none are set, and properties the
+    /// settings do not set themselves (so flags and environment win over the file).
+    pub fn apply_under(&self, settings: &mut KafkaSettings) -> Result<(), SettingsError> {
+        let mut from_file = KafkaSettings::new(self.brokers.as_deref().unwrap_or(""));
+        if let Some(path) = &self.config_file {
+            from_file.add_file(path)?;
+        }
+        for (k, v) in &self.properties {
+            from_file.add(k, v, &format!("[kafka.properties] {k}"))?;
+        }
+        if settings.brokers.trim().is_empty() {
+            settings.brokers = from_file.brokers;
+        }
+        let given: Vec<(String, String)> = std::mem::take(&mut settings.properties);
+        settings.properties = from_file.properties;
+        for (k, v) in given {
+            settings.push(&k, &v);
+        }
+        Ok(())
+    }
+}
+
+/// Deserializes a duration given in milliseconds (configuration files: `commit_interval_ms = 500`).
+pub fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_millis)
+}
+
+/// Deserializes a table of librdkafka properties into ordered pairs.
+pub fn property_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<(String, String)>, D::Error> {
+    <std::collections::BTreeMap<String, String> as serde::Deserialize>::deserialize(d)
+        .map(|m| m.into_iter().collect())
+}
+
 /// Names whose values are secrets: never printed.
 pub fn is_secret(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -362,6 +419,62 @@ mod tests {
             .add("bootstrap.servers", "theirs:9092", "f")
             .expect("ok");
         assert_eq!(given.brokers, "mine:9092");
+    }
+
+    #[test]
+    fn a_service_reads_its_kafka_consumer_and_producer_tables_from_toml() {
+        #[derive(serde::Deserialize)]
+        struct Service {
+            kafka: KafkaSection,
+            consumer: crate::consumer::ConsumerConfig,
+            producer: crate::ProducerConfig,
+        }
+        let text = r#"
+            [kafka]
+            brokers = "b1:9093"
+            [kafka.properties]
+            "security.protocol" = "SASL_SSL"
+            "sasl.password" = "from-file"
+            [consumer]
+            group = "els"
+            commit_interval_ms = 250
+            [consumer.properties]
+            "session.timeout.ms" = "10000"
+            [producer]
+            linger_ms = 5
+        "#;
+        let svc: Service = toml::from_str(text).expect("parses");
+        // The command line gave a password: it wins over the file's; the file gives the rest.
+        let mut settings = KafkaSettings::default();
+        settings
+            .add("sasl.password", "from-flag", "-X")
+            .expect("ok");
+        svc.kafka.apply_under(&mut settings).expect("applies");
+        assert_eq!(settings.brokers, "b1:9093");
+        assert_eq!(settings.get("sasl.password"), Some("from-flag"));
+        assert_eq!(settings.get("security.protocol"), Some("SASL_SSL"));
+        let mut consumer = svc.consumer;
+        consumer.apply_settings(&settings);
+        assert_eq!(
+            (consumer.brokers.as_str(), consumer.group.as_str()),
+            ("b1:9093", "els")
+        );
+        assert_eq!(consumer.commit_interval, Duration::from_millis(250));
+        assert_eq!(
+            consumer.queue_per_partition, 256,
+            "defaults for what the file leaves out"
+        );
+        assert!(consumer
+            .extra
+            .contains(&("session.timeout.ms".into(), "10000".into())));
+        assert!(consumer
+            .extra
+            .contains(&("security.protocol".into(), "SASL_SSL".into())));
+        assert_eq!(svc.producer.linger_ms, 5);
+        assert_eq!(svc.producer.compression, "lz4");
+        assert!(
+            toml::from_str::<Service>("[kafka]\nbroker = \"x\"\n[consumer]\n[producer]\n").is_err()
+        );
     }
 
     #[test]
