@@ -8,7 +8,7 @@ The standard stack, outermost first:
 |---|---|
 | [`DeadLetterLayer`] | sends invalid, permanent and exhausted failures to `<topic>.dlq.v1`, acknowledged before the commit |
 | [`Validate`] | two-phase decode; a failure is final at once |
-| [`Retry`] | blocking retries of transient errors, policy from `X-Max-Retries` / `X-Backoff-Ms` |
+| [`Retry`] | blocking retries of transient errors, policy from `X-Max-Retries` / `X-Backoff-Ms` bounded by [`RetryLimit`] (10 retries, 60 s per delay, 5 min in all) |
 | [`Dedup`] | claim → handle → complete (Redis, memory), fail-closed by default |
 | [`Router`] | event → typed handler; the PostgreSQL [`inbox`] dedups inside the handler's transaction |
 
@@ -50,7 +50,7 @@ pub use inbox::PgInbox;
 pub use message::{Context, Delivery, Message};
 pub use metrics::ConsumerMetrics;
 pub use redis::RedisDedup;
-pub use retry::Retry;
+pub use retry::{Retry, RetryLimit};
 pub use router::{HandlerError, Router, TopicChoice};
 pub use service::{BoxService, Failure, Layer, Outcome, Processed, Service, Stack};
 pub use validate::Validate;

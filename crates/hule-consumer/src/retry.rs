@@ -1,6 +1,8 @@
 //! The retry layer: blocking retries, so per-partition order holds. Attempts and delays come from the record's
-//! `X-Max-Retries` and `X-Backoff-Ms` headers (defaults 3 and `1000,5000,15000`). Transient errors are retried;
-//! when the attempts are used up the failure becomes [`Failure::Exhausted`], which the dead-letter layer handles.
+//! `X-Max-Retries` and `X-Backoff-Ms` headers (defaults 3 and `1000,5000,15000`), **bounded by the consumer's own
+//! [`RetryLimit`]**: a producer must not be able to stall a partition for hours (every record carries the headers,
+//! and retries block the partition). Transient errors are retried; when the attempts are used up the failure
+//! becomes [`Failure::Exhausted`], which the dead-letter layer handles.
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -14,6 +16,58 @@ use crate::service::{BoxService, Failure, Layer, Processed, Service};
 pub struct Retry {
     /// Used when the record carries no (or unreadable) retry headers.
     pub default: RetryPolicy,
+    /// The most a record's headers may ask for.
+    pub limit: RetryLimit,
+}
+
+/// The consumer's bounds on a record's retry policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryLimit {
+    /// At most this many retries (default 10).
+    pub max_retries: u32,
+    /// No single delay longer than this (default 60 s).
+    pub max_backoff_ms: u64,
+    /// All delays of one record together at most this (default 5 min); retries beyond it are dropped.
+    pub max_total_backoff_ms: u64,
+}
+
+impl Default for RetryLimit {
+    fn default() -> Self {
+        RetryLimit {
+            max_retries: 10,
+            max_backoff_ms: 60_000,
+            max_total_backoff_ms: 300_000,
+        }
+    }
+}
+
+impl RetryLimit {
+    /// `policy` within these bounds.
+    pub fn bound(&self, policy: RetryPolicy) -> RetryPolicy {
+        let backoff_ms: Vec<u64> = policy
+            .backoff_ms
+            .iter()
+            .map(|d| (*d).min(self.max_backoff_ms))
+            .collect();
+        let bounded = RetryPolicy {
+            max_retries: policy.max_retries.min(self.max_retries),
+            backoff_ms,
+        };
+        let mut total: u64 = 0;
+        let mut retries = 0;
+        while retries < bounded.max_retries {
+            let next = bounded.delay_before_retry(retries + 1).as_millis() as u64;
+            if total.saturating_add(next) > self.max_total_backoff_ms {
+                break;
+            }
+            total += next;
+            retries += 1;
+        }
+        RetryPolicy {
+            max_retries: retries,
+            ..bounded
+        }
+    }
 }
 
 impl Layer for Retry {
@@ -21,6 +75,7 @@ impl Layer for Retry {
         std::sync::Arc::new(RetryService {
             inner,
             default: self.default,
+            limit: self.limit,
         })
     }
 }
@@ -28,12 +83,13 @@ impl Layer for Retry {
 struct RetryService {
     inner: BoxService,
     default: RetryPolicy,
+    limit: RetryLimit,
 }
 
 impl RetryService {
     fn policy(&self, msg: &Message) -> RetryPolicy {
         match msg.delivery.headers.retry_policy() {
-            Ok(p) if has_retry_headers(msg) => p,
+            Ok(p) if has_retry_headers(msg) => self.limit.bound(p),
             Ok(_) => self.default.clone(),
             Err(e) => {
                 tracing::warn!(at = %msg.delivery.position(), error = %e, "unreadable retry header; using the default policy");

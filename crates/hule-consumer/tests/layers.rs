@@ -749,3 +749,60 @@ async fn a_partition_carries_on_after_bad_input_and_failures_in_order() {
         "in order, the retry before the next record"
     );
 }
+
+/// An event written through the outbox with `key_override` passes the consumer's key check: `prepare` records the
+/// override as `metadata.partition_key`. Before, every such record was dead-lettered as `key_mismatch`.
+#[tokio::test]
+async fn an_event_enqueued_with_a_key_override_is_handled_not_dead_lettered() {
+    use hule_outbox::prepare::{prepare, EnqueueOptions};
+    let env = example_envelope(
+        Event::BatchEssaysRegistered,
+        Uuid::from_u128(40),
+        Uuid::from_u128(7),
+        Timestamp::from_unix_micros(1_700_000_000_000_000).expect("ts"),
+    )
+    .expect("example")
+    .map_data(|d| match d {
+        hule_contracts::TypedEvent::BatchEssaysRegistered(p) => p,
+        other => panic!("example of another event: {:?}", other.event()),
+    });
+    let opts = EnqueueOptions {
+        key_override: Some("tenant-7".into()),
+        ..EnqueueOptions::default()
+    };
+    let rows = prepare(&env, &opts).expect("prepare");
+    assert_eq!(rows[0].event_key, "tenant-7");
+    let mut d = delivery(Event::BatchEssaysRegistered, env.event_id);
+    d.key = Some(rows[0].event_key.clone().into_bytes());
+    d.payload = Some(rows[0].event_data.clone().into_bytes());
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(counting_router(calls.clone(), 0, false), None);
+    assert_eq!(h.run(d).await, Ok(Outcome::Handled));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// A record cannot make its partition wait for hours: `X-Max-Retries: 50` with `X-Backoff-Ms: 3600000` (an hour per
+/// retry) is bounded by the consumer's `RetryLimit` (10 retries, 60 s per delay, 5 min in all). Before, this record
+/// took 51 attempts and 50 hours of the partition's time.
+#[tokio::test(start_paused = true)]
+async fn retry_headers_cannot_stall_a_partition_beyond_the_consumers_limit() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let h = harness(counting_router(calls.clone(), 1_000, false), None);
+    let mut d = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(41));
+    d.headers.set(names::MAX_RETRIES, "50");
+    d.headers.set(names::BACKOFF_MS, "3600000");
+    let start = tokio::time::Instant::now();
+    let out = h.run(d).await;
+    assert_eq!(
+        out,
+        Ok(Outcome::DeadLettered {
+            reason: "retries_exhausted".into()
+        })
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        6,
+        "5 retries of 60 s fit in the 5 minutes"
+    );
+    assert_eq!(start.elapsed().as_secs(), 300);
+}

@@ -82,6 +82,26 @@ pub fn prepare<P: Payload>(
         })?,
     };
     let key_seconds = key_started.elapsed().as_secs_f64();
+    // An overriding key is recorded as `metadata.partition_key` (the hint the original's OutboxManager honours and
+    // the consumer's key check accepts); without it every such record was dead-lettered as `key_mismatch`.
+    let hinted;
+    let envelope = match &opts.key_override {
+        Some(k)
+            if envelope
+                .metadata
+                .as_ref()
+                .and_then(|m| m.partition_key.as_deref())
+                != Some(k.as_str()) =>
+        {
+            let mut copy = envelope.clone();
+            copy.metadata
+                .get_or_insert_with(Default::default)
+                .partition_key = Some(k.clone());
+            hinted = copy;
+            &hinted
+        }
+        _ => envelope,
+    };
     let data = envelope.to_json().map_err(|e| StoreError::Prepare {
         event: def.name,
         reason: e.to_string(),
