@@ -12,10 +12,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hule-target}"
 scripts/setup.sh
 
 if [ -z "${HULE_TEST_KAFKA:-}" ]; then
-  # The broker starts in the background while the build and lint run; its address is read after.
+  # The broker starts in the background while the build and lint run; its address is read after. A broker that was
+  # already running (scripts/kafka.sh start by hand) is used and left running.
+  if ! scripts/kafka.sh status >/dev/null 2>&1; then
+    trap 'scripts/kafka.sh stop' EXIT
+  fi
   scripts/kafka.sh start >"${TMPDIR:-/tmp}/hule-kafka-start.out" 2>"${TMPDIR:-/tmp}/hule-kafka-start.err" &
   kafka_start=$!
-  trap 'scripts/kafka.sh stop' EXIT
 fi
 
 cargo fmt --all -- --check
