@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Apache Kafka (KRaft, no ZooKeeper) on 127.0.0.1 for development and tests.
 #
-#   scripts/kafka.sh start [--nodes 1|3] [--port P] [--dir D]   start (or find running) and print the bootstrap address last
+#   scripts/kafka.sh start [--nodes 1|3] [--port P] [--dir D] [--secure]
+#                                                                start (or find running); prints the bootstrap address last
 #   scripts/kafka.sh stop [--dir D]                              stop every node this directory started
 #   scripts/kafka.sh status [--dir D]                            print the bootstrap address, exit 1 when not running
 #   scripts/kafka.sh kill-node N [--dir D]                       SIGKILL node N (fault tests)

@@ -896,7 +896,9 @@ async fn topics_apply_creates_corrects_drift_and_fails_loudly_on_the_real_broker
 #[test]
 fn secure_listeners_work_and_bad_credentials_or_ca_fail_fast_without_leaking_the_password() {
     let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
-    let cluster = hule_kafka::testkit::ScriptCluster::start_secure(1, 39092, &password);
+    // Ports 19092 (broker), 19192 (controller), 19292 (SASL_PLAINTEXT), 19392 (SASL_SSL): below Linux's ephemeral
+    // range (32768–60999), where a client socket of another test could hold a port the broker needs (seen in CI).
+    let cluster = hule_kafka::testkit::ScriptCluster::start_secure(1, 19092, &password);
     let ssl = cluster.sasl_ssl_bootstrap();
     let plain = cluster.sasl_plaintext_bootstrap();
     let ssl_file = cluster.dir().join("client-sasl-ssl.properties");

@@ -327,6 +327,8 @@ pub struct ScriptCluster {
 
 impl ScriptCluster {
     /// Starts `nodes` (1 or 3) brokers with broker ports `port..port+nodes` and controller ports `port+100..`.
+    /// Choose ports below the ephemeral range (32768 and up on Linux): a client socket of a test running in
+    /// parallel may hold an ephemeral port for a while, and the broker then fails to bind it.
     ///
     /// # Panics
     /// When the script fails (no Java or Maven, ports taken, a node that does not start): the test fails loudly.
