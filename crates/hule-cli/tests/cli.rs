@@ -31,6 +31,35 @@ fn hule(args: &[&str], stdin: Option<&[u8]>) -> (i32, String, String) {
     )
 }
 
+/// A self-signed CA in `dir` (`<name>.pem`) that signed nothing the tests' servers present.
+fn unrelated_ca(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let pem = dir.join(format!("{name}.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not the CA",
+        ])
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(&pem)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    pem
+}
+
 #[test]
 fn events_lists_all_71_with_their_topics() {
     let (code, out, _) = hule(&["events", "--json"], None);
@@ -280,26 +309,8 @@ fn outbox_status_over_tls_verifies_the_server_certificate() {
     assert_eq!(code, 0, "{out}\n{err}");
     let dir = std::env::temp_dir().join(format!("hule-wrong-ca-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=not the CA",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("ca.key"))
-        .arg("-out")
-        .arg(dir.join("ca.pem"))
-        .output()
-        .expect("openssl");
-    assert!(made.status.success());
-    let wrong = url.replace(&ca, &dir.join("ca.pem").display().to_string());
+    let wrong_ca = unrelated_ca(&dir, "ca");
+    let wrong = url.replace(&ca, &wrong_ca.display().to_string());
     let (code, out, err) = hule(&["outbox", "status", "--database-url", &wrong], None);
     assert_eq!(code, 2, "{out}");
     assert!(
@@ -997,26 +1008,7 @@ fn secure_listeners_work_and_bad_credentials_or_ca_fail_fast_without_leaking_the
         "fails fast"
     );
     // A CA that did not sign the brokers' certificate: TLS, fast.
-    let other = cluster.dir().join("other-ca.pem");
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=not-the-ca",
-        ])
-        .arg("-keyout")
-        .arg(cluster.dir().join("other-ca.key"))
-        .arg("-out")
-        .arg(&other)
-        .output()
-        .expect("openssl");
-    assert!(made.status.success());
+    let other = unrelated_ca(cluster.dir(), "other-ca");
     let ca = format!("ssl.ca.location={}", other.display());
     let started = std::time::Instant::now();
     let (code, _, err) = run(&[

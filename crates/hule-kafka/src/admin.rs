@@ -227,8 +227,18 @@ pub async fn ensure_topics(
                     && t.partitions().iter().all(|p| p.leader() >= 0)
             })
         });
-        if ready || std::time::Instant::now() >= deadline {
+        if ready {
             return Ok(created);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::TopicCreation {
+                topic: topics
+                    .iter()
+                    .map(|(t, _)| t.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                reason: format!("not every partition had a leader within {timeout:?}"),
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

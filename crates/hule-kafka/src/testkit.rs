@@ -157,16 +157,7 @@ impl TestKafka {
         }
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        for r in admin
-            .delete_topics(&refs, &opts)
-            .await
-            .map_err(|e| format!("delete topics: {e}"))?
-        {
-            match r {
-                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-                Err((t, code)) => return Err(format!("delete topic {t}: {code}")),
-            }
-        }
+        delete_topics(&admin, &refs, &opts).await?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while !listed(&admin)?.is_empty() {
             if Instant::now() >= deadline {
@@ -213,6 +204,25 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
+/// Deletes `names`; a topic that does not exist is not an error.
+async fn delete_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    names: &[&str],
+    opts: &AdminOptions,
+) -> Result<(), String> {
+    for r in admin
+        .delete_topics(names, opts)
+        .await
+        .map_err(|e| format!("delete topics: {e}"))?
+    {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((t, code)) => return Err(format!("delete topic {t}: {code}")),
+        }
+    }
+    Ok(())
+}
+
 async fn recreate_real(
     bootstrap: &str,
     topics: &[(String, i32)],
@@ -226,16 +236,7 @@ async fn recreate_real(
         .request_timeout(Some(Duration::from_secs(20)))
         .operation_timeout(Some(Duration::from_secs(20)));
     let names: Vec<&str> = topics.iter().map(|(t, _)| t.as_str()).collect();
-    for r in admin
-        .delete_topics(&names, &opts)
-        .await
-        .map_err(|e| format!("delete topics: {e}"))?
-    {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-            Err((t, code)) => return Err(format!("delete topic {t}: {code}")),
-        }
-    }
+    delete_topics(&admin, &names, &opts).await?;
     // A deleted topic's name is free again once the controller has removed it; until then creation reports that
     // the topic exists, and is tried again.
     let deadline = Instant::now() + Duration::from_secs(60);
