@@ -543,7 +543,7 @@ async fn runtime_consume(
         store,
         Arc::new(MemorySink::default()),
         metrics.clone(),
-    );
+    )?;
     let mut cfg = ConsumerConfig::with_settings(kafka, &service);
     let assigned = Arc::new(tokio::sync::Notify::new());
     cfg.on_assign = Some(assigned.clone());

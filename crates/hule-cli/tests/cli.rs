@@ -733,7 +733,8 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
         Some(std::sync::Arc::new(hule_consumer::MemoryDedup::new())),
         std::sync::Arc::new(hule_consumer::MemorySink::default()),
         metrics.clone(),
-    );
+    )
+    .expect("stack");
     {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let cfg =

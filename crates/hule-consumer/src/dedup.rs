@@ -6,6 +6,10 @@
 //! completion is recorded by the layer rather than left to the handler, a claim held by another consumer is
 //! waited for instead of being skipped as a duplicate, and an unreachable store stops processing (fail-closed)
 //! unless fail-open is chosen explicitly, in which case every unprotected delivery is logged and counted.
+//!
+//! A claim is a short lease (10 s by default) that the layer renews every third of it while the handler runs, so a
+//! handler may take as long as it needs, and a consumer that dies mid-handler blocks the event's next owner for at
+//! most one lease (the original's 300 s lock made that wait five minutes).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,6 +78,12 @@ pub trait DedupStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), StoreUnavailable>>;
     /// Drops the claim after a failed attempt.
     fn release<'a>(&'a self, key: &'a DedupKey) -> BoxFuture<'a, Result<(), StoreUnavailable>>;
+    /// Renews a claim still in progress for another `lease` (nothing when it is completed or gone).
+    fn extend<'a>(
+        &'a self,
+        key: &'a DedupKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreUnavailable>>;
 }
 
 /// How long completion markers live, per event; the defaults follow the original's table (reference section f)
@@ -148,13 +158,16 @@ pub struct Dedup {
 }
 
 impl Dedup {
-    /// A fail-closed dedup layer with the default TTLs and a 300 s processing lock.
+    /// The default claim lease: how long a claim left by a consumer that died mid-handler blocks the next owner.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+    /// A fail-closed dedup layer with the default TTLs and a 10 s claim lease renewed while the handler runs.
     pub fn new(store: Arc<dyn DedupStore>, service: &str, metrics: ConsumerMetrics) -> Self {
         Dedup {
             store,
             service: service.to_owned(),
             ttls: TtlTable::default(),
-            lock_ttl: Duration::from_secs(300),
+            lock_ttl: Self::DEFAULT_LEASE,
             on_error: OnStoreError::FailClosed,
             metrics,
         }
@@ -164,9 +177,9 @@ impl Dedup {
         self.ttls = ttls;
         self
     }
-    /// Sets the processing lock's TTL (longer than the slowest handler with its retries).
+    /// Sets the claim lease (renewed every third of it while the handler runs; at least 100 ms).
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
-        self.lock_ttl = ttl;
+        self.lock_ttl = ttl.max(Duration::from_millis(100));
         self
     }
     /// Chooses fail-open or fail-closed.
@@ -228,7 +241,25 @@ impl Service for DedupService {
                     };
                 }
             }
-            let result = self.inner.call(msg).await;
+            let result = {
+                // Renew the lease while the handler runs; a failed renewal is logged and tried again next tick.
+                let inner = self.inner.call(msg);
+                tokio::pin!(inner);
+                let mut renew = tokio::time::interval_at(
+                    tokio::time::Instant::now() + self.cfg.lock_ttl / 3,
+                    self.cfg.lock_ttl / 3,
+                );
+                loop {
+                    tokio::select! {
+                        result = &mut inner => break result,
+                        _ = renew.tick() => {
+                            if let Err(e) = self.cfg.store.extend(&key, self.cfg.lock_ttl).await {
+                                tracing::warn!(event_id = %key.event_id, error = %e, "claim lease not renewed");
+                            }
+                        }
+                    }
+                }
+            };
             match &result {
                 Ok(_) => {
                     let ttl = self.cfg.ttls.ttl(event);
@@ -325,6 +356,23 @@ impl DedupStore for MemoryDedup {
     fn release<'a>(&'a self, key: &'a DedupKey) -> BoxFuture<'a, Result<(), StoreUnavailable>> {
         async move {
             self.check()?.remove(&(key.service.clone(), key.event_id));
+            Ok(())
+        }
+        .boxed()
+    }
+    fn extend<'a>(
+        &'a self,
+        key: &'a DedupKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreUnavailable>> {
+        async move {
+            let mut map = self.check()?;
+            let now = Instant::now();
+            if let Some((false, until)) = map.get_mut(&(key.service.clone(), key.event_id)) {
+                if *until > now {
+                    *until = now + lease;
+                }
+            }
             Ok(())
         }
         .boxed()

@@ -1,6 +1,9 @@
 //! The PostgreSQL inbox: exactly-once effects. The handler runs inside a transaction that first inserts
 //! (consumer group, event id) into `hule_inbox`; the effect and the dedup record commit together or not at all, so
 //! a redelivery after a crash either finds the row (duplicate, skipped) or finds neither row nor effect.
+//!
+//! A connection that the server closed (a restart, a failover, an idle timeout) is replaced on the next call: that
+//! call's record gets `Unavailable` only if the server cannot be reached yet, and the driver tries it again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -49,6 +52,7 @@ pub enum InboxError {
 
 /// A consumer group's inbox on a small pool of connections.
 pub struct PgInbox {
+    url: String,
     group: String,
     clients: Vec<Mutex<Client>>,
     next: AtomicUsize,
@@ -77,6 +81,7 @@ impl PgInbox {
                 source,
             })?;
         Ok(Arc::new(PgInbox {
+            url: url.to_owned(),
             group: group.to_owned(),
             clients,
             next: AtomicUsize::new(0),
@@ -93,6 +98,12 @@ impl PgInbox {
         };
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         let mut client = self.clients[i].lock().await;
+        if client.is_closed() {
+            tracing::warn!(group = %self.group, "PostgreSQL inbox connection closed; reconnecting");
+            *client = hule_pg::connect(&self.url)
+                .await
+                .map_err(|e| Failure::Unavailable(format!("PostgreSQL inbox: reconnect: {e}")))?;
+        }
         let tx = client
             .transaction()
             .await
@@ -155,7 +166,7 @@ impl PgInbox {
             }
             .boxed()
         });
-        router.on_erased(P::EVENT, choice, erased)
+        router.on_erased_deduplicating(P::EVENT, choice, erased)
     }
 
     /// Deletes inbox rows older than `older_than`, at most `limit` at a time; returns how many went.

@@ -25,7 +25,8 @@ let router = Router::new().on(TopicChoice::Standard, |ctx: Context, p: BatchEssa
     println!("batch {} from {}", p.entity_id, ctx.source_service);
     Ok(())
 });
-let stack = standard_stack(router, "demo-service", Some(Arc::new(MemoryDedup::new())), Arc::new(MemorySink::default()), metrics);
+let stack = standard_stack(router, "demo-service", Some(Arc::new(MemoryDedup::new())), Arc::new(MemorySink::default()), metrics)
+    .expect("a valid stack");
 # let _ = stack;
 ```
 */
@@ -55,23 +56,48 @@ pub use router::{HandlerError, Router, TopicChoice};
 pub use service::{BoxService, Failure, Layer, Outcome, Processed, Service, Stack};
 pub use validate::Validate;
 
+/// A stack that cannot keep its promises.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StackError {
+    /// Events read from both their standard and legacy topics with nothing to deduplicate the two copies.
+    #[error(
+        "{} read from both the standard and the legacy topic (TopicChoice::Both) without a dedup store: the two \
+         copies of one event can run concurrently on different partitions and both be handled; give standard_stack \
+         a dedup store (Redis) or route them through the PostgreSQL inbox",
+        events.iter().map(|e| e.value()).collect::<Vec<_>>().join(", ")
+    )]
+    DualTopicWithoutDedup {
+        /// The events concerned.
+        events: Vec<hule_contracts::Event>,
+    },
+}
+
 /// The standard stack: dead-letter → validate → retry → dedup (when a store is given) → router.
+///
+/// Refuses a router that reads an event from two topics when neither a store nor the handler itself
+/// deduplicates ([`StackError::DualTopicWithoutDedup`]).
 pub fn standard_stack(
     router: Router,
     service: &str,
     dedup: Option<Arc<dyn DedupStore>>,
     dlq: Arc<dyn DeadLetterSink>,
     metrics: ConsumerMetrics,
-) -> BoxService {
+) -> Result<BoxService, StackError> {
+    if dedup.is_none() {
+        let events = router.dual_routes_without_dedup();
+        if !events.is_empty() {
+            return Err(StackError::DualTopicWithoutDedup { events });
+        }
+    }
     let mut stack = Stack::new(router);
     if let Some(store) = dedup {
         stack = stack.layer(Dedup::new(store, service, metrics.clone()));
     }
-    stack
+    Ok(stack
         .layer(Retry::default())
         .layer(Validate::new(metrics.clone()))
         .layer(DeadLetterLayer::new(dlq, service, metrics))
-        .build()
+        .build())
 }
 
 /// Runs `msg` through `stack` and counts its outcome; what a driver calls for each record.

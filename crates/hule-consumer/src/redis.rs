@@ -262,6 +262,27 @@ impl DedupStore for RedisDedup {
         }
         .boxed()
     }
+
+    fn extend<'a>(
+        &'a self,
+        key: &'a DedupKey,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreUnavailable>> {
+        async move {
+            // Only a claim still `processing` is renewed, atomically: a completion written meanwhile keeps its TTL.
+            // Claims carry no owner token (the value is the original's), so a consumer whose own lease lapsed may
+            // renew its successor's claim; that only delays a takeover that the successor is already doing.
+            const RENEW: &str = "local v = redis.call('GET', KEYS[1]) \
+                if v and string.find(v, '\"status\":\"processing\"', 1, true) then \
+                return redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return 0";
+            let k = self.key(key);
+            let ms = lease.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
+            self.query::<i64>(redis::cmd("EVAL").arg(RENEW).arg(1).arg(&k).arg(ms))
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]

@@ -1,17 +1,20 @@
 //! The router: event → typed async handler. Innermost service of the stack.
 //!
 //! A service subscribes by event and chooses, per event, the standard topic, the legacy topic or both (the
-//! transition of seed 001's rollback plan). An event read from both topics is handled once: the router remembers the
-//! ids of recently handled events of dual subscriptions, and a dedup layer (when configured) recognises them anyway.
+//! transition of seed 001's rollback plan). An event read from both topics arrives twice, on different partitions
+//! that may belong to different members of the group and run concurrently; only a shared dedup record can make it
+//! handled once. So a dual subscription needs a dedup store (the [`crate::Dedup`] layer) or a handler that dedups
+//! itself ([`crate::PgInbox::route`]); [`crate::standard_stack`] refuses it otherwise
+//! ([`Router::dual_routes_without_dedup`]). (An in-process memory of handled ids, which the first version kept,
+//! raced between the two copies and forgot across restarts and members.)
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hule_contracts::{Event, Payload, TypedEvent};
-use uuid::Uuid;
 
 use crate::message::{Context, Message};
 use crate::service::{Failure, Outcome, Processed, Service};
@@ -54,7 +57,7 @@ pub enum TopicChoice {
     Standard,
     /// The legacy topic only.
     Legacy,
-    /// Both, each event handled once.
+    /// Both; each event is handled once through the dedup store (required: see the module docs).
     Both,
 }
 
@@ -66,34 +69,13 @@ pub type ErasedHandler =
 struct Route {
     choice: TopicChoice,
     handler: ErasedHandler,
-}
-
-/// Remembers the last `capacity` event ids (bounded memory).
-struct RecentIds {
-    set: HashSet<Uuid>,
-    order: VecDeque<Uuid>,
-    capacity: usize,
-}
-
-impl RecentIds {
-    fn insert(&mut self, id: Uuid) -> bool {
-        if !self.set.insert(id) {
-            return false;
-        }
-        self.order.push_back(id);
-        if self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
-        }
-        true
-    }
+    /// The handler records the event id atomically with its effect (the PostgreSQL inbox).
+    dedups_itself: bool,
 }
 
 /// Maps events to handlers.
 pub struct Router {
     routes: HashMap<Event, Route>,
-    dual_seen: Mutex<RecentIds>,
 }
 
 impl Default for Router {
@@ -107,11 +89,6 @@ impl Router {
     pub fn new() -> Self {
         Router {
             routes: HashMap::new(),
-            dual_seen: Mutex::new(RecentIds {
-                set: HashSet::new(),
-                order: VecDeque::new(),
-                capacity: 100_000,
-            }),
         }
     }
 
@@ -144,10 +121,53 @@ impl Router {
         )
     }
 
-    /// Registers an erased handler (used by the PostgreSQL inbox and by tools that handle every event).
+    /// Registers an erased handler (used by tools that handle every event).
     pub fn on_erased(mut self, event: Event, choice: TopicChoice, handler: ErasedHandler) -> Self {
-        self.routes.insert(event, Route { choice, handler });
+        self.routes.insert(
+            event,
+            Route {
+                choice,
+                handler,
+                dedups_itself: false,
+            },
+        );
         self
+    }
+
+    /// Registers an erased handler that records each event id atomically with its effect, so that it is a
+    /// duplicate-proof route on its own (the PostgreSQL inbox).
+    pub fn on_erased_deduplicating(
+        mut self,
+        event: Event,
+        choice: TopicChoice,
+        handler: ErasedHandler,
+    ) -> Self {
+        self.routes.insert(
+            event,
+            Route {
+                choice,
+                handler,
+                dedups_itself: true,
+            },
+        );
+        self
+    }
+
+    /// Events read from two distinct topics whose handler does not dedup itself: with no dedup store such an event
+    /// could be handled twice, so [`crate::standard_stack`] refuses them.
+    pub fn dual_routes_without_dedup(&self) -> Vec<Event> {
+        let mut events: Vec<Event> = self
+            .routes
+            .iter()
+            .filter(|(event, route)| {
+                route.choice == TopicChoice::Both
+                    && event.def().has_distinct_legacy_topic()
+                    && !route.dedups_itself
+            })
+            .map(|(event, _)| *event)
+            .collect();
+        events.sort_unstable_by_key(|e| e.value());
+        events
     }
 
     /// The topics to subscribe to, sorted and without repeats.
@@ -187,27 +207,8 @@ impl Service for Router {
             let Some(route) = self.routes.get(&event) else {
                 return Ok(Outcome::Ignored);
             };
-            let dual = route.choice == TopicChoice::Both && event.def().has_distinct_legacy_topic();
-            if dual {
-                let seen = self
-                    .dual_seen
-                    .lock()
-                    .map(|s| s.set.contains(&env.event_id))
-                    .unwrap_or(false);
-                if seen {
-                    return Ok(Outcome::Duplicate {
-                        method: "dual_topic",
-                    });
-                }
-            }
             let ctx = Context::of(msg, env);
-            let outcome = (route.handler)(ctx, env.data.clone()).await?;
-            if dual && outcome == Outcome::Handled {
-                if let Ok(mut seen) = self.dual_seen.lock() {
-                    seen.insert(env.event_id);
-                }
-            }
-            Ok(outcome)
+            (route.handler)(ctx, env.data.clone()).await
         }
         .boxed()
     }

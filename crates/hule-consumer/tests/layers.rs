@@ -70,7 +70,7 @@ struct Harness {
 fn harness(router: Router, dedup: Option<Arc<dyn DedupStore>>) -> Harness {
     let sink = Arc::new(MemorySink::default());
     let metrics = ConsumerMetrics::detached();
-    let stack = standard_stack(router, "svc", dedup, sink.clone(), metrics.clone());
+    let stack = standard_stack(router, "svc", dedup, sink.clone(), metrics.clone()).expect("stack");
     Harness {
         stack,
         sink,
@@ -335,21 +335,30 @@ async fn an_unreachable_store_stops_processing_unless_fail_open_is_chosen() {
     assert_eq!(metrics.fail_opens(), 1.0);
 }
 
-#[tokio::test]
-async fn an_event_read_from_standard_and_legacy_topics_is_handled_once() {
-    let calls = Arc::new(AtomicU32::new(0));
-    let c = calls.clone();
-    let router = Router::new().on(
+/// A router reading `BatchSpellcheckInitiateCommand` from both topics; its handler holds each call until released.
+fn dual_router(
+    calls: Arc<AtomicU32>,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+) -> Router {
+    Router::new().on(
         TopicChoice::Both,
         move |_ctx: Context, _p: BatchServiceSpellcheckInitiateCommandDataV1| {
-            let c = c.clone();
+            let (calls, entered, release) = (calls.clone(), entered.clone(), release.clone());
             async move {
-                c.fetch_add(1, Ordering::SeqCst);
+                calls.fetch_add(1, Ordering::SeqCst);
+                entered.notify_one();
+                release.notified().await;
                 Ok(())
             }
         },
-    );
+    )
+}
+
+#[tokio::test]
+async fn reading_both_topics_without_a_dedup_store_is_refused() {
     let ev = Event::BatchSpellcheckInitiateCommand;
+    let router = dual_router(Default::default(), Default::default(), Default::default());
     assert_eq!(
         router.topics(),
         vec![ev.legacy_topic(), ev.topic()]
@@ -358,24 +367,60 @@ async fn an_event_read_from_standard_and_legacy_topics_is_handled_once() {
             .into_iter()
             .collect::<Vec<_>>()
     );
-    let h = harness(router, None);
+    assert_eq!(router.dual_routes_without_dedup(), vec![ev]);
+    let refused = standard_stack(
+        router,
+        "svc",
+        None,
+        Arc::new(MemorySink::default()),
+        ConsumerMetrics::detached(),
+    );
+    let err = refused
+        .err()
+        .expect("a dual subscription without dedup must be refused");
+    assert_eq!(err, StackError::DualTopicWithoutDedup { events: vec![ev] });
+    let text = err.to_string();
+    assert!(
+        text.contains(ev.value()) && text.contains("dedup store"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn both_copies_in_flight_at_once_are_handled_once_with_a_dedup_store() {
+    let ev = Event::BatchSpellcheckInitiateCommand;
+    let calls = Arc::new(AtomicU32::new(0));
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let h = Arc::new(harness(
+        dual_router(calls.clone(), entered.clone(), release.clone()),
+        Some(Arc::new(MemoryDedup::new())),
+    ));
     let id = Uuid::from_u128(13);
-    assert_eq!(
-        h.run(delivery_on(ev, ev.topic(), id, 0)).await,
-        Ok(Outcome::Handled)
-    );
-    assert_eq!(
-        h.run(delivery_on(ev, ev.legacy_topic(), id, 0)).await,
-        Ok(Outcome::Duplicate {
-            method: "dual_topic"
-        })
-    );
-    assert_eq!(
-        h.run(delivery_on(ev, ev.legacy_topic(), Uuid::from_u128(14), 1))
-            .await,
-        Ok(Outcome::Handled)
-    );
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // The standard copy is inside its handler when the legacy copy (another partition, another worker) arrives.
+    let first = tokio::spawn({
+        let h = h.clone();
+        async move { h.run(delivery_on(ev, ev.topic(), id, 0)).await }
+    });
+    entered.notified().await;
+    let second = tokio::spawn({
+        let h = h.clone();
+        async move { h.run(delivery_on(ev, ev.legacy_topic(), id, 0)).await }
+    });
+    let second = second.await.expect("join");
+    release.notify_one();
+    let first = first.await.expect("join");
+    assert_eq!(first, Ok(Outcome::Handled));
+    // The legacy copy found the claim held: not committed, and the driver delivers it again.
+    let second = match second {
+        Err(Failure::Unavailable(m)) => {
+            assert!(m.contains("being processed by another consumer"), "{m}");
+            h.run(delivery_on(ev, ev.legacy_topic(), id, 0)).await
+        }
+        done => done,
+    };
+    assert_eq!(second, Ok(Outcome::Duplicate { method: "memory" }));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -430,7 +475,8 @@ async fn redis_dedup_against_the_local_server() {
         Some(Arc::new(RedisDedup::new(&redis_url()).expect("url"))),
         other.sink.clone(),
         other.metrics.clone(),
-    );
+    )
+    .expect("stack");
     let out = process(
         &stack,
         &mut Message::new(delivery(Event::BatchEssaysRegistered, id)),
@@ -805,4 +851,218 @@ async fn retry_headers_cannot_stall_a_partition_beyond_the_consumers_limit() {
         "5 retries of 60 s fit in the 5 minutes"
     );
     assert_eq!(start.elapsed().as_secs(), 300);
+}
+
+/// A stack with only the dedup layer (lease `lease`) over a router whose handler takes `busy`.
+fn leased_stack(
+    store: Arc<dyn DedupStore>,
+    lease: std::time::Duration,
+    busy: std::time::Duration,
+    calls: Arc<AtomicU32>,
+) -> BoxService {
+    let router = Router::new().on(
+        TopicChoice::Standard,
+        move |_ctx: Context, _p: BatchEssaysRegistered| {
+            let calls = calls.clone();
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(busy).await;
+                Ok(())
+            }
+        },
+    );
+    Stack::new(router)
+        .layer(Dedup::new(store, "lease-svc", ConsumerMetrics::detached()).lock_ttl(lease))
+        .layer(Validate::new(ConsumerMetrics::detached()))
+        .build()
+}
+
+#[tokio::test]
+async fn a_handler_longer_than_the_lease_keeps_its_claim_on_both_stores() {
+    let redis = Arc::new(RedisDedup::new(&redis_url()).expect("url"));
+    redis
+        .ping()
+        .await
+        .expect("Redis must be running on 127.0.0.1:6379 (scripts/setup.sh starts it)");
+    let stores: [Arc<dyn DedupStore>; 2] = [Arc::new(MemoryDedup::new()), redis];
+    for store in stores {
+        let calls = Arc::new(AtomicU32::new(0));
+        let lease = std::time::Duration::from_millis(300);
+        let stack = leased_stack(
+            store.clone(),
+            lease,
+            std::time::Duration::from_millis(1200),
+            calls.clone(),
+        );
+        let id = Uuid::new_v4();
+        let metrics = ConsumerMetrics::detached();
+        let first = tokio::spawn({
+            let (stack, metrics) = (stack.clone(), metrics.clone());
+            async move {
+                process(
+                    &stack,
+                    &mut Message::new(delivery(Event::BatchEssaysRegistered, id)),
+                    &metrics,
+                )
+                .await
+            }
+        });
+        while calls.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // A second owner keeps trying while the first handler runs four leases long: never acquired.
+        let mut refused = 0;
+        while !first.is_finished() {
+            let out = process(
+                &stack,
+                &mut Message::new(delivery(Event::BatchEssaysRegistered, id)),
+                &metrics,
+            )
+            .await;
+            match out {
+                Err(Failure::Unavailable(m)) if m.contains("being processed") => refused += 1,
+                Ok(Outcome::Duplicate { .. }) => break,
+                other => panic!(
+                    "{}: the claim was lost while its handler ran: {other:?}",
+                    store.method()
+                ),
+            }
+            tokio::time::sleep(lease / 4).await;
+        }
+        assert_eq!(first.await.expect("join"), Ok(Outcome::Handled));
+        assert!(refused >= 8, "{}: only {refused} refusals", store.method());
+        assert!(matches!(
+            process(
+                &stack,
+                &mut Message::new(delivery(Event::BatchEssaysRegistered, id)),
+                &metrics
+            )
+            .await,
+            Ok(Outcome::Duplicate { .. })
+        ));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "{}", store.method());
+    }
+}
+
+#[tokio::test]
+async fn a_claim_left_by_a_consumer_that_died_mid_handler_blocks_its_successor_for_one_lease() {
+    let store = Arc::new(RedisDedup::new(&redis_url()).expect("url"));
+    store
+        .ping()
+        .await
+        .expect("Redis must be running on 127.0.0.1:6379 (scripts/setup.sh starts it)");
+    let id = Uuid::new_v4();
+    // The first consumer (default lease) dies inside its handler: its task ends without releasing anything.
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let e = entered.clone();
+    let dying = harness(
+        Router::new().on(
+            TopicChoice::Standard,
+            move |_ctx: Context, _p: BatchEssaysRegistered| {
+                let e = e.clone();
+                async move {
+                    e.notify_one();
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+            },
+        ),
+        Some(store.clone()),
+    );
+    let task =
+        tokio::spawn(async move { dying.run(delivery(Event::BatchEssaysRegistered, id)).await });
+    entered.notified().await;
+    task.abort();
+    let died = std::time::Instant::now();
+    // Its successor retries as the driver does until the claim's lease runs out.
+    let calls = Arc::new(AtomicU32::new(0));
+    let next = harness(counting_router(calls.clone(), 0, false), Some(store));
+    let bound = Dedup::DEFAULT_LEASE + std::time::Duration::from_secs(1);
+    loop {
+        match next.run(delivery(Event::BatchEssaysRegistered, id)).await {
+            Ok(Outcome::Handled) => break,
+            Err(Failure::Unavailable(m)) if m.contains("being processed") => {
+                assert!(
+                    died.elapsed() < bound,
+                    "still blocked after {:?}",
+                    died.elapsed()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let stalled = died.elapsed();
+    assert!(stalled < bound, "stalled {stalled:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    eprintln!(
+        "successor took over after {stalled:?} (lease {:?})",
+        Dedup::DEFAULT_LEASE
+    );
+}
+
+#[tokio::test]
+async fn the_inbox_reconnects_after_the_server_closes_its_connections() {
+    let base = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+    tokio::spawn(conn);
+    let app = format!("inbox_reconnect_{}", Uuid::new_v4().simple());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let inbox = PgInbox::connect(&format!("{base}{sep}application_name={app}"), &app, 2)
+        .await
+        .expect("inbox");
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let handler: Arc<hule_consumer::inbox::TxHandler<BatchEssaysRegistered>> =
+        Arc::new(move |_tx, _ctx, _p| {
+            let c = c.clone();
+            Box::pin(async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+        });
+    let h = harness(
+        inbox.route(Router::new(), TopicChoice::Standard, handler),
+        None,
+    );
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, Uuid::new_v4()))
+            .await,
+        Ok(Outcome::Handled)
+    );
+    // What a server restart does to the inbox: every connection it holds is closed by the server.
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .expect("terminate")
+        .get(0);
+    assert_eq!(killed, 2);
+    // Each pooled connection may fail once (the driver retries the record); then the inbox works again.
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        let id = Uuid::new_v4();
+        let mut attempts = 0;
+        let out = loop {
+            attempts += 1;
+            match h.run(delivery(Event::BatchEssaysRegistered, id)).await {
+                Err(Failure::Unavailable(m)) if attempts < 3 => {
+                    eprintln!("attempt {attempts}: {m}")
+                }
+                other => break other,
+            }
+        };
+        assert_eq!(out, Ok(Outcome::Handled));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    inbox
+        .cleanup(std::time::Duration::ZERO, 1000)
+        .await
+        .expect("cleanup");
 }

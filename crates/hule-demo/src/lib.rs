@@ -513,7 +513,8 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             KafkaDeadLetterSink::with_settings(&kafka)
                 .map_err(|e| DemoError::Kafka(e.to_string()))?,
         );
-        let stack = standard_stack(router, name, Some(dedup.clone()), sink, metrics.clone());
+        let stack = standard_stack(router, name, Some(dedup.clone()), sink, metrics.clone())
+            .map_err(|e| DemoError::Config(e.to_string()))?;
         let mut cfg = ConsumerConfig::with_settings(&kafka, &format!("{group}-{run_id}"));
         if embedded.is_none() {
             // A real cluster may hold earlier runs' records: this run's groups start at the end of the topics.

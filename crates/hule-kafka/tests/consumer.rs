@@ -182,7 +182,8 @@ async fn each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered
         Some(Arc::new(MemoryDedup::new())),
         Arc::new(KafkaDeadLetterSink::new(&brokers).expect("sink")),
         metrics.clone(),
-    );
+    )
+    .expect("stack");
     let (stop_tx, stop_rx) = watch::channel(false);
     let cfg = config(&brokers, &group);
     let m = metrics.clone();
@@ -275,7 +276,8 @@ async fn a_second_consumer_joining_mid_stream_loses_nothing(backend: Backend) {
             Some(dedup.clone()),
             Arc::new(hule_consumer::MemorySink::default()),
             metrics.clone(),
-        );
+        )
+        .expect("stack");
         let cfg = config(&brokers, &group);
         let rx = stop_rx.clone();
         drivers.push(tokio::spawn(async move {
@@ -340,7 +342,8 @@ async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
             None,
             Arc::new(hule_consumer::MemorySink::default()),
             ConsumerMetrics::detached(),
-        );
+        )
+        .expect("stack");
         let cfg = config(&brokers, &group);
         tokio::spawn(async move {
             run_consumer(&cfg, &[TOPIC], stack, ConsumerMetrics::detached(), stop_rx).await
