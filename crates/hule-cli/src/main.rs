@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HULE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+                .unwrap_or_else(|_| "warn,hule_outbox::relay=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -199,9 +199,6 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         let stats = match db {
             Database::Postgres(url) => {
                 let store = PgOutbox::connect(&url).await?;
-                eprintln!("relay: waiting for the relay leadership lock");
-                store.acquire_leadership(Duration::from_secs(1)).await?;
-                eprintln!("relay: leader; draining");
                 run_relay(&store, &publisher, &config, stop).await?
             }
             Database::Sqlite(path) => {

@@ -135,15 +135,28 @@ async fn cluster(backend: Backend) -> TestKafka {
     c
 }
 
+/// Leads `store` (the relay's steps require it).
+async fn leader<S: OutboxStore>(store: &S) -> hule_outbox::relay::Leader {
+    hule_outbox::relay::lead(
+        store,
+        Duration::from_millis(20),
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .await
+    .expect("lead")
+    .expect("leader")
+}
+
 async fn drain<S: OutboxStore>(
     store: &S,
     publisher: &KafkaPublisher,
     config: &RelayConfig,
 ) -> RelayStats {
     let mut stats = RelayStats::default();
+    let leader = leader(store).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.depth().await.expect("depth") > 0 && Instant::now() < deadline {
-        if relay_once(store, publisher, config, &mut stats)
+        if relay_once(store, publisher, config, &mut stats, &leader)
             .await
             .expect("relay")
             == 0
@@ -275,7 +288,8 @@ async fn sqlite_refused_row_is_parked_without_delaying_other_keys(backend: Backe
         ..RelayConfig::default()
     };
     let mut stats = RelayStats::default();
-    let first = relay_once(&outbox, &publisher, &config, &mut stats)
+    let leader = leader(&outbox).await;
+    let first = relay_once(&outbox, &publisher, &config, &mut stats, &leader)
         .await
         .expect("relay");
     assert_eq!(first, 21);
@@ -285,7 +299,7 @@ async fn sqlite_refused_row_is_parked_without_delaying_other_keys(backend: Backe
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     while outbox.status().await.expect("status").parked.is_empty() && Instant::now() < deadline {
-        relay_once(&outbox, &publisher, &config, &mut stats)
+        relay_once(&outbox, &publisher, &config, &mut stats, &leader)
             .await
             .expect("relay");
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -303,7 +317,7 @@ async fn sqlite_refused_row_is_parked_without_delaying_other_keys(backend: Backe
     );
     let batches_before = stats.batches;
     for _ in 0..20 {
-        relay_once(&outbox, &publisher, &config, &mut stats)
+        relay_once(&outbox, &publisher, &config, &mut stats, &leader)
             .await
             .expect("relay");
     }

@@ -1,7 +1,12 @@
 //! The PostgreSQL backend. Writers enqueue inside their own `tokio_postgres::Transaction` (which also sends
-//! `NOTIFY hule_outbox`, delivered on commit); the relay LISTENs and polls only as a fallback. One relay at a time
-//! holds an advisory lock keyed by the outbox's schema; other instances wait as hot standbys, so per-key order holds
-//! however many are started.
+//! `NOTIFY hule_outbox`, delivered on commit); the relay LISTENs and polls only as a fallback.
+//!
+//! Exclusivity: one relay at a time holds a session advisory lock keyed by the outbox's schema, taken by
+//! [`crate::relay::run_relay`] itself ([`OutboxStore::try_lead`]); other instances wait as hot standbys and take
+//! over when the leader's connection ends (the server releases the lock with the session). That lock is the only
+//! guard: the claim is a plain `SELECT` outside any transaction, so it locks nothing, and every statement of the
+//! relay runs on the connection that holds the lock — a leader whose connection is gone can no longer claim or
+//! complete anything.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -129,6 +134,7 @@ pub async fn enqueue(tx: &Transaction<'_>, rows: &[NewRow]) -> Result<()> {
 pub struct PgOutbox {
     client: Mutex<Client>,
     wake: Arc<Notify>,
+    leading: std::sync::atomic::AtomicBool,
 }
 
 impl PgOutbox {
@@ -159,33 +165,23 @@ impl PgOutbox {
         Ok(PgOutbox {
             client: Mutex::new(client),
             wake,
+            leading: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Waits until this instance holds the relay leadership lock (released when its connection closes).
+    /// [`crate::relay::run_relay`] does this itself; for tools that call the relay's steps directly.
     pub async fn acquire_leadership(&self, retry_every: Duration) -> Result<()> {
-        loop {
-            let got: bool = self
-                .client
-                .lock()
-                .await
-                .query_one(
-                    "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
-                    &[&LEADER_LOCK],
-                )
-                .await
-                .map_err(|e| StoreError::db("leader lock", e))?
-                .get(0);
-            if got {
-                return Ok(());
-            }
+        while !self.try_lead().await? {
             tokio::time::sleep(retry_every).await;
         }
+        Ok(())
     }
 }
 
 /// The claim: the oldest claimable rows in `seq` order, skipping keys held back by an earlier failed row and the
-/// keys the caller excludes (`$2`), at most `$1`, locked so that a second relay skips them.
+/// rows the caller excludes (`$2`, the batch in flight), at most `$1`. It locks nothing (no transaction): the
+/// leadership lock is what keeps a second relay away.
 const CLAIM_SQL: &str = "SELECT seq, topic, event_key, event_data::text, headers::text, retry_count,
         (extract(epoch FROM created_at) * 1000000)::bigint
  FROM event_outbox o
@@ -193,7 +189,7 @@ const CLAIM_SQL: &str = "SELECT seq, topic, event_key, event_data::text, headers
  AND NOT EXISTS (SELECT 1 FROM event_outbox b WHERE b.event_key = o.event_key AND b.seq < o.seq
      AND b.published_at IS NULL AND b.retry_count > 0 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > now()))
  AND NOT (seq = ANY($2))
- ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED";
+ ORDER BY seq LIMIT $1";
 
 impl PgOutbox {
     /// The plan PostgreSQL uses for this relay's claim of `limit` rows (`EXPLAIN`), for diagnosing a slow drain:
@@ -373,5 +369,35 @@ impl OutboxStore for PgOutbox {
             .await
             .map_err(|e| StoreError::db("depth", e))?
             .get(0))
+    }
+
+    async fn try_lead(&self) -> Result<bool> {
+        if self.leading.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(true);
+        }
+        let got: bool = self
+            .client
+            .lock()
+            .await
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, hashtext(current_schema()))",
+                &[&LEADER_LOCK],
+            )
+            .await
+            .map_err(|e| StoreError::db("leader lock", e))?
+            .get(0);
+        self.leading.store(got, std::sync::atomic::Ordering::SeqCst);
+        Ok(got)
+    }
+
+    async fn renew_leadership(&self) -> Result<bool> {
+        // The session lock lasts as long as the connection; a closed connection has lost it.
+        let held = self.leading.load(std::sync::atomic::Ordering::SeqCst)
+            && !self.client.lock().await.is_closed();
+        if !held {
+            self.leading
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(held)
     }
 }

@@ -1,4 +1,9 @@
 //! The relay loop: claim a batch, publish every record without awaiting each, await the reports, complete or fail.
+//!
+//! One relay per outbox, always: [`run_relay`] first becomes the outbox's leader ([`lead`]: PostgreSQL's advisory
+//! lock, SQLite's lease row) and renews that leadership before every batch; started several times, the other
+//! instances wait as hot standbys and take over when the leader dies. The relay's steps ([`drain`],
+//! [`relay_once`]) take the [`Leader`] token, so they cannot be run without having led first.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +36,8 @@ pub struct RelayConfig {
     pub failure: FailurePolicy,
     /// Where to count (none: not counted).
     pub metrics: Option<crate::metrics::OutboxMetrics>,
+    /// How often a standby asks whether it may lead.
+    pub standby_poll: Duration,
 }
 
 impl Default for RelayConfig {
@@ -41,6 +48,7 @@ impl Default for RelayConfig {
             completion: Completion::Delete,
             failure: FailurePolicy::default(),
             metrics: None,
+            standby_poll: Duration::from_secs(1),
         }
     }
 }
@@ -65,7 +73,36 @@ pub struct RelayStats {
     pub batches: u64,
 }
 
-/// Runs the relay until `stop` is set; the batch in flight is always finished before returning.
+/// Proof that this instance led the outbox when it was made; the relay's steps require it.
+#[derive(Debug)]
+pub struct Leader(());
+
+/// Waits until this instance leads the outbox (a hot standby until then), polling every `every`; `None` when
+/// `stop` is set first.
+pub async fn lead<S: OutboxStore>(
+    store: &S,
+    every: Duration,
+    stop: &AtomicBool,
+) -> Result<Option<Leader>> {
+    let mut announced = false;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        if store.try_lead().await? {
+            tracing::info!("relay: leading the outbox");
+            return Ok(Some(Leader(())));
+        }
+        if !announced {
+            tracing::info!("relay: another relay leads this outbox; standing by");
+            announced = true;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Runs the relay until `stop` is set; the batch in flight is always finished before returning. Leads first
+/// ([`lead`]) and goes back to standing by if leadership is lost.
 pub async fn run_relay<S: OutboxStore, P: Publish>(
     store: &S,
     publisher: &P,
@@ -75,8 +112,18 @@ pub async fn run_relay<S: OutboxStore, P: Publish>(
     let mut stats = RelayStats::default();
     let mut last_cleanup = Instant::now();
     let mut last_status: Option<Instant> = None;
+    let Some(mut leader) = lead(store, config.standby_poll, &stop).await? else {
+        return Ok(stats);
+    };
     while !stop.load(Ordering::SeqCst) {
-        let moved = drain(store, publisher, config, &mut stats, &stop).await?;
+        if !store.renew_leadership().await? {
+            tracing::warn!("relay: leadership lost; standing by");
+            leader = match lead(store, config.standby_poll, &stop).await? {
+                Some(l) => l,
+                None => break,
+            };
+        }
+        let moved = drain(store, publisher, config, &mut stats, &stop, &leader).await?;
         if let Some(m) = &config.metrics {
             // The gauges count rows (a real COUNT): once a second while draining, every 200 ms when idle.
             let every = if moved == 0 {
@@ -96,7 +143,9 @@ pub async fn run_relay<S: OutboxStore, P: Publish>(
             }
         }
         if moved == 0 {
-            store.wait_for_work(config.poll_interval).await;
+            store
+                .wait_for_work(config.poll_interval.min(store.renew_every()))
+                .await;
         }
     }
     Ok(stats)
@@ -108,6 +157,7 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
     publisher: &P,
     config: &RelayConfig,
     stats: &mut RelayStats,
+    _leader: &Leader,
 ) -> Result<usize> {
     let started = Instant::now();
     let batch = store.claim(config.batch_size).await?;
@@ -124,13 +174,15 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
 ///
 /// Order is kept: batch n+1 excludes batch n's rows, is published only after batch n's reports are in and its
 /// rows completed, and loses every row whose key failed in batch n (those stay pending behind their failed row,
-/// which the claim query then holds back until its retry).
+/// which the claim query then holds back until its retry). Leadership is renewed before each batch is claimed;
+/// when it is lost, the drain stops after the batch in flight.
 pub async fn drain<S: OutboxStore, P: Publish>(
     store: &S,
     publisher: &P,
     config: &RelayConfig,
     stats: &mut RelayStats,
     stop: &AtomicBool,
+    _leader: &Leader,
 ) -> Result<usize> {
     let mut moved = 0;
     let mut current = store.claim(config.batch_size).await?;
@@ -139,7 +191,7 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         moved += current.len();
         stats.batches += 1;
         let exclude: Vec<i64> = current.iter().map(|r| r.seq).collect();
-        let more = !stop.load(Ordering::SeqCst);
+        let more = !stop.load(Ordering::SeqCst) && store.renew_leadership().await?;
         let (outcomes, next) = futures::join!(publisher.publish_batch(&current), async {
             if more {
                 store.claim_excluding(config.batch_size, &exclude).await

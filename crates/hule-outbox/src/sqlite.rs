@@ -1,5 +1,10 @@
 //! The SQLite backend: the embedded default. The relay owns one connection on blocking threads; writers enqueue
 //! inside their own `rusqlite::Transaction` and wake the relay in-process after commit.
+//!
+//! Exclusivity: the leader holds a lease row in `hule_relay_lease` (owner id, expiry), renewed before every batch
+//! and at least every third of the lease while idle; a second relay on the same file (another process, or another
+//! `SqliteOutbox` in this one) stands by until the lease runs out, so a dead leader is replaced within one lease
+//! (15 s by default, [`SqliteOutbox::with_lease`]). A leader stalled past its lease notices before its next batch.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -36,6 +41,11 @@ CREATE INDEX IF NOT EXISTS hule_outbox_key_pending ON event_outbox (event_key, s
 -- Only rows that failed can hold back later rows of their key; this small index makes that check cheap.
 CREATE INDEX IF NOT EXISTS hule_outbox_key_failed ON event_outbox (event_key, seq) WHERE published_at IS NULL AND retry_count > 0;
 CREATE INDEX IF NOT EXISTS hule_outbox_pending ON event_outbox (seq) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS hule_relay_lease (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 ";
 
 fn now_micros() -> i64 {
@@ -91,7 +101,12 @@ pub struct SqliteOutbox {
     conn: Arc<Mutex<Connection>>,
     wake: Arc<Notify>,
     path: PathBuf,
+    owner: Arc<str>,
+    lease: Duration,
 }
+
+/// The default relay lease on SQLite.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 impl SqliteOutbox {
     /// Opens (and migrates) the outbox database at `path`.
@@ -103,7 +118,15 @@ impl SqliteOutbox {
             conn: Arc::new(Mutex::new(conn)),
             wake: Arc::new(Notify::new()),
             path,
+            owner: uuid::Uuid::new_v4().to_string().into(),
+            lease: DEFAULT_LEASE,
         })
+    }
+
+    /// Sets the relay lease: how long a dead leader keeps the standbys waiting (at least 300 ms).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(300));
+        self
     }
 
     /// The database file.
@@ -294,5 +317,38 @@ impl OutboxStore for SqliteOutbox {
             )
         })
         .await
+    }
+
+    async fn try_lead(&self) -> Result<bool> {
+        let (owner, lease) = (self.owner.clone(), self.lease.as_micros() as i64);
+        self.with("relay lease", move |conn| {
+            let now = now_micros();
+            // Taken when free, expired, or already ours; one statement, so two relays cannot both win.
+            conn.execute(
+                "INSERT INTO hule_relay_lease (name, owner, expires_at) VALUES ('relay', ?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                 WHERE hule_relay_lease.owner = excluded.owner OR hule_relay_lease.expires_at < ?3",
+                params![&*owner, now + lease, now],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn renew_leadership(&self) -> Result<bool> {
+        let (owner, lease) = (self.owner.clone(), self.lease.as_micros() as i64);
+        self.with("relay lease", move |conn| {
+            let now = now_micros();
+            conn.execute(
+                "UPDATE hule_relay_lease SET expires_at = ?2 WHERE name = 'relay' AND owner = ?1 AND expires_at >= ?3",
+                params![&*owner, now + lease, now],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    fn renew_every(&self) -> Duration {
+        self.lease / 3
     }
 }

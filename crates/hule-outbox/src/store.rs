@@ -101,6 +101,15 @@ pub trait OutboxStore: Send + Sync + 'static {
     fn retry(&self, target: RetryTarget) -> impl Future<Output = Result<u64>> + Send;
     /// Rows not yet published (pending and parked).
     fn depth(&self) -> impl Future<Output = Result<i64>> + Send;
+    /// Tries once to become the outbox's one relay; `true` when this instance leads (or already did).
+    fn try_lead(&self) -> impl Future<Output = Result<bool>> + Send;
+    /// Confirms that this instance still leads, renewing its lease where the backend has one; `false` when
+    /// leadership was lost (another relay may lead now).
+    fn renew_leadership(&self) -> impl Future<Output = Result<bool>> + Send;
+    /// How often a leader must renew (the relay never waits longer than this between renewals).
+    fn renew_every(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
 }
 
 #[cfg(test)]

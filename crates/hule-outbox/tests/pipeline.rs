@@ -96,9 +96,13 @@ async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
     };
     let mut stats = RelayStats::default();
     let stop = AtomicBool::new(false);
+    let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
+        .await
+        .expect("lead")
+        .expect("leader");
     let mut rounds = 0;
     while outbox.depth().await.expect("depth") > 0 {
-        drain(&outbox, &publisher, &config, &mut stats, &stop)
+        drain(&outbox, &publisher, &config, &mut stats, &stop, &leader)
             .await
             .expect("drain");
         tokio::time::sleep(Duration::from_millis(10)).await;
