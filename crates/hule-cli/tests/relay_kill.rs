@@ -6,10 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hule_contracts::enums::ProcessingStatus;
-use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
-use hule_contracts::{Event, EventEnvelope, Timestamp};
-use hule_outbox::prepare::{prepare, EnqueueOptions};
+use hule_contracts::Event;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message as _};
 use uuid::Uuid;
@@ -81,24 +78,8 @@ async fn relay_killed_mid_drain_and_restarted_loses_nothing_and_keeps_key_order(
     hule_outbox::pg::migrate(&client).await.expect("migrate");
     for chunk in 0..(TOTAL / 500) {
         let tx = client.transaction().await.expect("tx");
-        let mut rows = Vec::new();
-        for i in 0..500 {
-            let n = chunk * 500 + i;
-            let at = Timestamp::from_datetime(chrono::Utc::now());
-            let payload = SpellcheckPhaseCompletedV1 {
-                entity_id: format!("essay-{n}"),
-                batch_id: format!("batch-{}", n % 50),
-                correlation_id: "c".into(),
-                status: ProcessingStatus::Completed,
-                corrected_text_storage_id: None,
-                error_code: None,
-                processing_duration_ms: n,
-                timestamp: at,
-            };
-            let env =
-                EventEnvelope::new(Uuid::new_v4(), topic, at, "test", Uuid::new_v4(), payload);
-            rows.extend(prepare(&env, &EnqueueOptions::default()).expect("prepare"));
-        }
+        let first = chunk * 500;
+        let rows = hule_outbox::testkit::numbered_rows(first..first + 500, 50).expect("rows");
         hule_outbox::pg::enqueue(&tx, &rows).await.expect("enqueue");
         tx.commit().await.expect("commit");
     }

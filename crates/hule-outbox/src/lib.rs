@@ -35,6 +35,7 @@ pub mod relay;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+pub mod testkit;
 
 pub use error::StoreError;
 #[cfg(feature = "postgres")]

@@ -7,11 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hule_contracts::enums::ProcessingStatus;
-use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
-use hule_contracts::{Event, EventEnvelope, Timestamp};
 use hule_outbox::model::Claimed;
-use hule_outbox::prepare::{prepare, EnqueueOptions, NewRow};
+use hule_outbox::prepare::NewRow;
 use hule_outbox::relay::{run_relay, Publish, RelayConfig};
 use hule_outbox::store::OutboxStore;
 use hule_outbox::{PgOutbox, SqliteOutbox};
@@ -29,8 +26,7 @@ impl Publish for Recorder {
     async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
         let mut log = self.log.lock().expect("lock");
         for row in batch {
-            let v: serde_json::Value = serde_json::from_slice(&row.value).expect("json");
-            let n = v["data"]["processing_duration_ms"].as_i64().expect("n");
+            let n = hule_outbox::testkit::number_of(&row.value).expect("n");
             log.push((self.relay, row.key.clone().unwrap_or_default(), n));
         }
         batch.iter().map(|_| Ok(())).collect()
@@ -39,30 +35,7 @@ impl Publish for Recorder {
 
 /// Rows for events `range`, keyed over four batches.
 fn rows(range: std::ops::Range<i64>) -> Vec<NewRow> {
-    let mut rows = Vec::new();
-    for n in range {
-        let at = Timestamp::from_datetime(chrono::Utc::now());
-        let payload = SpellcheckPhaseCompletedV1 {
-            entity_id: format!("essay-{n}"),
-            batch_id: format!("batch-{}", n % 4),
-            correlation_id: "c".into(),
-            status: ProcessingStatus::Completed,
-            corrected_text_storage_id: None,
-            error_code: None,
-            processing_duration_ms: n,
-            timestamp: at,
-        };
-        let env = EventEnvelope::new(
-            Uuid::new_v4(),
-            Event::SpellcheckPhaseCompleted.topic(),
-            at,
-            "t",
-            Uuid::new_v4(),
-            payload,
-        );
-        rows.extend(prepare(&env, &EnqueueOptions::default()).expect("prepare"));
-    }
-    rows
+    hule_outbox::testkit::numbered_rows(range, 4).expect("rows")
 }
 
 /// Waits until `log` holds `n` records (bounded).

@@ -4,11 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hule_contracts::enums::ProcessingStatus;
-use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
-use hule_contracts::{Event, EventEnvelope, Timestamp};
 use hule_outbox::model::Claimed;
-use hule_outbox::prepare::{prepare, EnqueueOptions};
 use hule_outbox::relay::{drain, Publish, RelayConfig, RelayStats};
 use hule_outbox::store::{FailurePolicy, OutboxStore};
 use hule_outbox::SqliteOutbox;
@@ -21,8 +17,7 @@ struct Recorder {
 }
 
 fn counter_of(row: &Claimed) -> i64 {
-    let v: serde_json::Value = serde_json::from_slice(&row.value).expect("json");
-    v["data"]["processing_duration_ms"].as_i64().expect("n")
+    hule_outbox::testkit::number_of(&row.value).expect("n")
 }
 
 impl Publish for Recorder {
@@ -54,29 +49,7 @@ async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
     let outbox = SqliteOutbox::open(&path).expect("open");
     let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
     let tx = conn.transaction().expect("tx");
-    let mut rows = Vec::new();
-    for n in 0..40i64 {
-        let at = Timestamp::from_datetime(chrono::Utc::now());
-        let payload = SpellcheckPhaseCompletedV1 {
-            entity_id: format!("essay-{n}"),
-            batch_id: format!("batch-{}", n % 4),
-            correlation_id: "c".into(),
-            status: ProcessingStatus::Completed,
-            corrected_text_storage_id: None,
-            error_code: None,
-            processing_duration_ms: n,
-            timestamp: at,
-        };
-        let env = EventEnvelope::new(
-            Uuid::new_v4(),
-            Event::SpellcheckPhaseCompleted.topic(),
-            at,
-            "t",
-            Uuid::new_v4(),
-            payload,
-        );
-        rows.extend(prepare(&env, &EnqueueOptions::default()).expect("prepare"));
-    }
+    let rows = hule_outbox::testkit::numbered_rows(0..40, 4).expect("rows");
     hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
     tx.commit().expect("commit");
 
