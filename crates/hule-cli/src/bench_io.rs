@@ -333,7 +333,10 @@ struct TimingPublisher {
 }
 
 impl Publish for TimingPublisher {
-    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
+    async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         let out = self.inner.publish_batch(batch).await;
         let now = chrono::Utc::now().timestamp_micros();
         let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::message::{Delivery, Message};
 use crate::metrics::ConsumerMetrics;
 use crate::service::{BoxService, Failure, Layer, Outcome, Processed, Service};
+use hule_contracts::{DeliveryError, FailureKind};
 
 /// Header naming the DLQ reason.
 pub const DLQ_REASON_HEADER: &str = "X-DLQ-Reason";
@@ -90,11 +91,15 @@ impl DeadLetter {
             }
             Failure::Transient(_) => ("transient_error", 0),
             Failure::Unavailable(_) => ("unavailable", 0),
+            Failure::Fatal(_) => ("fatal", 0),
         };
         let error_message = match failure {
             Failure::Invalid(e) => e.to_string(),
             Failure::Rejected { message, .. } => message.clone(),
-            Failure::Permanent(m) | Failure::Transient(m) | Failure::Unavailable(m) => m.clone(),
+            Failure::Permanent(m)
+            | Failure::Transient(m)
+            | Failure::Unavailable(m)
+            | Failure::Fatal(m) => m.clone(),
             Failure::Exhausted { last, .. } => last.clone(),
         };
         let bytes = delivery.payload.as_deref().unwrap_or_default();
@@ -102,6 +107,12 @@ impl DeadLetter {
             serde_json::Value,
         >(bytes)
         {
+            Err(_) if delivery.payload.is_none() => (
+                serde_json::Value::String(String::new()),
+                "base64",
+                Some("the record had no value (a tombstone)".to_owned()),
+                None,
+            ),
             Ok(v) => {
                 let id = v
                     .get("event_id")
@@ -137,21 +148,55 @@ impl DeadLetter {
         headers.set(names::RETRY_COUNT, retry_count.to_string());
         headers.set(DLQ_REASON_HEADER, error_type);
         headers.set("X-Original-Topic", delivery.topic.clone());
-        let value = serde_json::to_vec(&record).unwrap_or_default();
         DeadLetter {
             topic: dlq_topic(&delivery.topic),
             key: delivery.key.clone(),
             headers,
-            value,
+            value: record_bytes(&record),
+            record,
+        }
+    }
+
+    /// The same dead letter without the original record, for when the broker refuses the full one for good
+    /// (larger than the DLQ topic accepts): the note says why and where the original still is.
+    pub fn without_original(&self, why: &str) -> DeadLetter {
+        let mut record = self.record.clone();
+        record.original_event = serde_json::Value::Null;
+        record.original_event_encoding = "omitted".into();
+        record.note = Some(format!(
+            "the original record is not included ({why}); it remains at {}:{}:{} until that topic's retention ends",
+            record.original_topic, record.original_partition, record.original_offset
+        ));
+        DeadLetter {
+            topic: self.topic.clone(),
+            key: self.key.clone(),
+            headers: self.headers.clone(),
+            value: record_bytes(&record),
             record,
         }
     }
 }
 
+/// A record's JSON. Serializing these types cannot fail (string keys, no floats); were it ever to, the letter
+/// says so instead of going out empty.
+fn record_bytes(record: &DeadLetterRecord) -> Vec<u8> {
+    serde_json::to_vec(record).unwrap_or_else(|e| {
+        format!(
+            "{{\"original_topic\":{},\"original_partition\":{},\"original_offset\":{},\"error_type\":\"unserializable\",\"error_message\":{}}}",
+            serde_json::Value::from(record.original_topic.as_str()),
+            record.original_partition,
+            record.original_offset,
+            serde_json::Value::from(e.to_string())
+        )
+        .into_bytes()
+    })
+}
+
 /// Where dead letters are sent; `hule-kafka` implements it with an acknowledged produce.
 pub trait DeadLetterSink: Send + Sync + 'static {
-    /// Sends one record and resolves once the broker acknowledged it.
-    fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), String>>;
+    /// Sends one record and resolves once the broker acknowledged it; the error's kind says whether a retry can
+    /// help.
+    fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), DeliveryError>>;
 }
 
 /// The dead-letter layer (outermost).
@@ -197,11 +242,19 @@ impl Service for DeadLetterService {
                     let letter = DeadLetter::build(&msg.delivery, &failure, &self.cfg.service);
                     let reason = letter.record.error_type.clone();
                     tracing::warn!(at = %msg.delivery.position(), %reason, error = %failure, "dead-lettering");
-                    self.cfg
-                        .sink
-                        .send(letter)
-                        .await
-                        .map_err(|e| Failure::Unavailable(format!("dead-letter produce failed: {e}")))?;
+                    match self.cfg.sink.send(letter.clone()).await {
+                        Ok(()) => {}
+                        Err(e) if e.kind == FailureKind::Permanent => {
+                            // The full letter will never be accepted: send it without the original record.
+                            tracing::error!(at = %msg.delivery.position(), error = %e, "dead letter refused; sending it without the original record");
+                            self.cfg
+                                .sink
+                                .send(letter.without_original(&e.to_string()))
+                                .await
+                                .map_err(|e| sink_failure(&e))?;
+                        }
+                        Err(e) => return Err(sink_failure(&e)),
+                    }
                     self.cfg.metrics.dead_lettered(&msg.delivery.topic, &reason);
                     Ok(Outcome::DeadLettered { reason })
                 }
@@ -209,6 +262,14 @@ impl Service for DeadLetterService {
             }
         }
         .boxed()
+    }
+}
+
+/// What a failed dead-letter produce means for the record: retry it later, or stop the consumer.
+fn sink_failure(e: &DeliveryError) -> Failure {
+    match e.kind {
+        FailureKind::Fatal => Failure::Fatal(format!("dead-letter producer: {e}")),
+        _ => Failure::Unavailable(format!("dead-letter produce failed: {e}")),
     }
 }
 
@@ -220,11 +281,11 @@ pub struct MemorySink {
 }
 
 impl DeadLetterSink for MemorySink {
-    fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), String>> {
+    fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), DeliveryError>> {
         async move {
             self.letters
                 .lock()
-                .map_err(|_| "poisoned".to_owned())?
+                .unwrap_or_else(|p| p.into_inner())
                 .push(letter);
             Ok(())
         }
@@ -297,6 +358,15 @@ pub fn replay_record(
             base64::engine::general_purpose::STANDARD
                 .decode(text)
                 .map_err(|e| ReplayError(format!("original_event is not valid base64: {e}")))?
+        }
+        "omitted" => {
+            return Err(ReplayError(format!(
+                "this dead letter does not carry its original record ({}); replay it from {}:{}:{}",
+                record.note.as_deref().unwrap_or("omitted"),
+                record.original_topic,
+                record.original_partition,
+                record.original_offset
+            )))
         }
         other => {
             return Err(ReplayError(format!(

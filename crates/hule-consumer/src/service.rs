@@ -53,6 +53,9 @@ pub enum Failure {
     },
     /// Infrastructure (dedup store, DLQ producer) is unreachable: do not commit; the driver retries later.
     Unavailable(String),
+    /// A client the stack depends on is unusable (the DLQ producer was fenced or failed authentication): do not
+    /// commit, and stop the consumer with this error instead of retrying forever.
+    Fatal(String),
 }
 
 impl fmt::Display for Failure {
@@ -66,6 +69,7 @@ impl fmt::Display for Failure {
                 write!(f, "retries exhausted after {attempts} attempts: {last}")
             }
             Failure::Unavailable(m) => write!(f, "infrastructure unavailable: {m}"),
+            Failure::Fatal(m) => write!(f, "fatal: {m}"),
         }
     }
 }

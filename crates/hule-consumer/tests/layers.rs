@@ -1066,3 +1066,94 @@ async fn the_inbox_reconnects_after_the_server_closes_its_connections() {
         .await
         .expect("cleanup");
 }
+
+/// A DLQ sink that refuses every letter still carrying its original record with `kind`.
+#[derive(Default)]
+struct RefusingSink {
+    kind: Option<hule_contracts::FailureKind>,
+    accepted: std::sync::Mutex<Vec<DeadLetter>>,
+}
+
+impl DeadLetterSink for RefusingSink {
+    fn send(
+        &self,
+        letter: DeadLetter,
+    ) -> futures::future::BoxFuture<'_, Result<(), hule_contracts::DeliveryError>> {
+        Box::pin(async move {
+            if let Some(kind) = self.kind {
+                if letter.record.original_event_encoding != "omitted" {
+                    return Err(hule_contracts::DeliveryError {
+                        kind,
+                        message: "Broker: Message size too large".into(),
+                    });
+                }
+            }
+            self.accepted.lock().expect("lock").push(letter);
+            Ok(())
+        })
+    }
+}
+
+fn poison_through(sink: Arc<RefusingSink>) -> (BoxService, ConsumerMetrics, Delivery) {
+    let metrics = ConsumerMetrics::detached();
+    let stack = standard_stack(
+        counting_router(Arc::new(AtomicU32::new(0)), 0, false),
+        "svc",
+        None,
+        sink,
+        metrics.clone(),
+    )
+    .expect("stack");
+    let mut d = delivery(Event::BatchEssaysRegistered, Uuid::from_u128(31));
+    d.payload = Some(b"{\"not\": \"an envelope\"}".to_vec());
+    (stack, metrics, d)
+}
+
+#[tokio::test]
+async fn a_dead_letter_refused_for_good_is_sent_without_its_original_record() {
+    let sink = Arc::new(RefusingSink {
+        kind: Some(hule_contracts::FailureKind::Permanent),
+        ..Default::default()
+    });
+    let (stack, metrics, d) = poison_through(sink.clone());
+    let out = process(&stack, &mut Message::new(d), &metrics).await;
+    assert!(matches!(out, Ok(Outcome::DeadLettered { .. })), "{out:?}");
+    let letters = sink.accepted.lock().expect("lock").clone();
+    assert_eq!(letters.len(), 1);
+    let rec = &letters[0].record;
+    assert_eq!(rec.original_event_encoding, "omitted");
+    assert_eq!(rec.original_event, serde_json::Value::Null);
+    let note = rec.note.as_deref().unwrap_or_default();
+    assert!(
+        note.contains("Message size too large") && note.contains(":0:0"),
+        "{note}"
+    );
+    let err = hule_consumer::dlq::replay_record(rec, &letters[0].headers, &letters[0].topic, 0, 1)
+        .expect_err("nothing to replay");
+    assert!(
+        err.to_string()
+            .contains("does not carry its original record"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_fatal_dead_letter_producer_is_a_fatal_failure_and_a_retriable_one_is_retried() {
+    for (kind, fatal) in [
+        (hule_contracts::FailureKind::Fatal, true),
+        (hule_contracts::FailureKind::Retriable, false),
+    ] {
+        let sink = Arc::new(RefusingSink {
+            kind: Some(kind),
+            ..Default::default()
+        });
+        let (stack, metrics, d) = poison_through(sink.clone());
+        let out = process(&stack, &mut Message::new(d), &metrics).await;
+        if fatal {
+            assert!(matches!(out, Err(Failure::Fatal(_))), "{out:?}");
+        } else {
+            assert!(matches!(out, Err(Failure::Unavailable(_))), "{out:?}");
+        }
+        assert!(sink.accepted.lock().expect("lock").is_empty());
+    }
+}

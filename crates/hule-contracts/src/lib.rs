@@ -45,6 +45,7 @@ pub mod catalog;
 pub mod check;
 pub mod constrained;
 pub mod decode;
+pub mod delivery;
 pub mod enums;
 pub mod envelope;
 pub mod error;
@@ -63,6 +64,7 @@ pub mod time;
 pub mod topics;
 
 pub use decode::{decode, decode_as, DecodedEnvelope};
+pub use delivery::{DeliveryError, FailureKind};
 pub use envelope::{EnvelopeMetadata, EventEnvelope};
 pub use error::{DecodeError, DecodePhase, KeyError, LookupError, SizeError};
 pub use headers::{Headers, RetryPolicy};

@@ -173,7 +173,10 @@ struct DuplicatingPublisher {
 }
 
 impl Publish for DuplicatingPublisher {
-    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
+    async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         if self.rate <= 0.0 {
             return self.inner.publish_batch(batch).await;
         }

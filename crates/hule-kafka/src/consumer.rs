@@ -28,6 +28,7 @@ use futures::FutureExt;
 use hule_consumer::{
     process, BoxService, ConsumerMetrics, DeadLetter, DeadLetterSink, Delivery, Message,
 };
+use hule_contracts::DeliveryError;
 use hule_contracts::Headers;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{
@@ -320,6 +321,17 @@ pub async fn run_consumer(
     let finished = Arc::new(AtomicI64::new(0));
     let stalls = Arc::new(AtomicI64::new(0));
     let stopping = Arc::new(AtomicBool::new(false));
+    // A fatal failure (the consumer's own, or one a worker met) ends the run with an error.
+    let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);
+    let mut fatal: Option<String> = None;
+    let worker_shared = WorkerShared {
+        stack: stack.clone(),
+        metrics: metrics.clone(),
+        stopping: stopping.clone(),
+        finished: finished.clone(),
+        stalls: stalls.clone(),
+        fatal: fatal_tx,
+    };
     let mut queues: HashMap<PartKey, (Arc<PartState>, mpsc::Sender<Delivery>)> = HashMap::new();
     let mut workers = Vec::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
@@ -330,6 +342,11 @@ pub async fn run_consumer(
             biased;
             _ = stop.changed() => {
                 if *stop.borrow() { break; }
+            }
+            Some(reason) = fatal_rx.recv() => {
+                tracing::error!(error = %reason, "fatal error; the consumer stops");
+                fatal = Some(reason);
+                break;
             }
             _ = commit_tick.tick() => {
                 let tpl = shared.pending(None);
@@ -354,6 +371,11 @@ pub async fn run_consumer(
             received = consumer.recv() => {
                 let m = match received {
                     Ok(m) => m,
+                    Err(e) if crate::classify(&e) == hule_contracts::FailureKind::Fatal => {
+                        tracing::error!(error = %e, "fatal consumer error; the consumer stops");
+                        fatal = Some(e.to_string());
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "consumer error");
                         continue;
@@ -367,9 +389,7 @@ pub async fn run_consumer(
                     let st = Arc::new(PartState::new());
                     shared.parts().insert(key.clone(), st.clone());
                     let (tx, rx) = mpsc::channel(config.queue_per_partition.max(1));
-                    workers.push(tokio::spawn(partition_worker(
-                        rx, st.clone(), stack.clone(), metrics.clone(), stopping.clone(), finished.clone(), stalls.clone(),
-                    )));
+                    workers.push(tokio::spawn(partition_worker(rx, st.clone(), worker_shared.clone())));
                     queues.insert(key.clone(), (st, tx));
                 }
                 if let Some((_, tx)) = queues.get(&key) {
@@ -393,21 +413,36 @@ pub async fn run_consumer(
         consumer.commit(&tpl, CommitMode::Sync)?;
     }
     consumer.unsubscribe();
+    if let Some(reason) = fatal {
+        return Err(Error::Fatal(reason));
+    }
     Ok(ConsumerStats {
         finished: finished.load(Ordering::SeqCst).max(0) as u64,
         stalls: stalls.load(Ordering::SeqCst).max(0) as u64,
     })
 }
 
-async fn partition_worker(
-    mut rx: mpsc::Receiver<Delivery>,
-    st: Arc<PartState>,
+/// What every partition worker of one run shares.
+#[derive(Clone)]
+struct WorkerShared {
     stack: BoxService,
     metrics: ConsumerMetrics,
     stopping: Arc<AtomicBool>,
     finished: Arc<AtomicI64>,
     stalls: Arc<AtomicI64>,
-) {
+    /// Where a worker reports a fatal failure (ends the run).
+    fatal: mpsc::Sender<String>,
+}
+
+async fn partition_worker(mut rx: mpsc::Receiver<Delivery>, st: Arc<PartState>, w: WorkerShared) {
+    let WorkerShared {
+        stack,
+        metrics,
+        stopping,
+        finished,
+        stalls,
+        fatal,
+    } = w;
     while let Some(delivery) = rx.recv().await {
         if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
             return;
@@ -422,6 +457,12 @@ async fn partition_worker(
                     st.done.store(offset + 1, Ordering::SeqCst);
                     finished.fetch_add(1, Ordering::SeqCst);
                     break;
+                }
+                Err(hule_consumer::Failure::Fatal(reason)) => {
+                    // Not committed; the run ends and the record is redelivered to whoever runs next.
+                    let _ = fatal.try_send(format!("{}: {reason}", msg.delivery.position()));
+                    st.busy.store(false, Ordering::SeqCst);
+                    return;
                 }
                 Err(failure) => {
                     stalls.fetch_add(1, Ordering::SeqCst);
@@ -534,7 +575,7 @@ pub fn owned_headers(headers: &Headers) -> OwnedHeaders {
 }
 
 impl DeadLetterSink for KafkaDeadLetterSink {
-    fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), String>> {
+    fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), DeliveryError>> {
         async move {
             let mut record = FutureRecord::to(&letter.topic)
                 .payload(&letter.value)
@@ -546,7 +587,7 @@ impl DeadLetterSink for KafkaDeadLetterSink {
                 .send(record, self.timeout)
                 .await
                 .map(|_| ())
-                .map_err(|(e, _)| e.to_string())
+                .map_err(|(e, _)| crate::delivery_error(&e))
         }
         .boxed()
     }

@@ -24,6 +24,7 @@ pub mod testkit;
 use std::time::Duration;
 
 use futures::future::join_all;
+use hule_contracts::{DeliveryError, FailureKind};
 use hule_outbox::model::Claimed;
 use hule_outbox::relay::Publish;
 use rdkafka::config::ClientConfig;
@@ -119,6 +120,10 @@ pub enum Error {
         /// The broker's reason.
         reason: String,
     },
+    /// A client failed in a way that makes it unusable (fenced, authentication, librdkafka fatal); the consumer
+    /// stopped without committing the record it was on.
+    #[error("fatal Kafka error: {0}")]
+    Fatal(String),
     /// The brokers did not answer.
     #[error(
         "cannot reach Kafka brokers `{brokers}` within {timeout:?}; check --brokers and that the cluster is up"
@@ -132,6 +137,50 @@ pub enum Error {
         #[source]
         source: KafkaError,
     },
+}
+
+/// The class of a Kafka client error (see [`hule_contracts::delivery`]), by librdkafka's error code: errors that
+/// make the client unusable are fatal, errors that the same record will meet again are permanent, the rest are
+/// retriable (librdkafka has already retried those internally for as long as `message.timeout.ms` allowed).
+pub fn classify(e: &KafkaError) -> FailureKind {
+    use RDKafkaErrorCode as C;
+    if matches!(e, KafkaError::MessageConsumptionFatal(_)) {
+        return FailureKind::Fatal;
+    }
+    match e.rdkafka_error_code() {
+        Some(
+            C::Fatal
+            | C::Fenced
+            | C::ProducerFenced
+            | C::InvalidProducerEpoch
+            | C::Authentication
+            | C::SaslAuthenticationFailed
+            | C::ClusterAuthorizationFailed
+            | C::TransactionalIdAuthorizationFailed,
+        ) => FailureKind::Fatal,
+        Some(
+            C::MessageSizeTooLarge
+            | C::InvalidMessageSize
+            | C::InvalidMessage
+            | C::InvalidRecord
+            | C::InvalidTopic
+            | C::TopicAuthorizationFailed
+            | C::InvalidRequiredAcks
+            | C::PolicyViolation
+            | C::BadMessage
+            | C::InvalidArgument
+            | C::InvalidTimestamp,
+        ) => FailureKind::Permanent,
+        _ => FailureKind::Retriable,
+    }
+}
+
+/// A Kafka error as a classified [`DeliveryError`].
+pub fn delivery_error(e: &KafkaError) -> DeliveryError {
+    DeliveryError {
+        kind: classify(e),
+        message: e.to_string(),
+    }
 }
 
 /// Publishes relay batches to Kafka.
@@ -176,7 +225,7 @@ pub(crate) fn metadata<C: rdkafka::ClientContext>(
 }
 
 impl Publish for KafkaPublisher {
-    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
+    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), DeliveryError>> {
         let mut futures = Vec::with_capacity(batch.len());
         for row in batch {
             let headers = consumer::owned_headers(&row.headers);
@@ -189,7 +238,7 @@ impl Publish for KafkaPublisher {
             loop {
                 match self.producer.send_result(record) {
                     Ok(delivery) => {
-                        futures.push(Some(delivery));
+                        futures.push(Ok(delivery));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
@@ -199,27 +248,78 @@ impl Publish for KafkaPublisher {
                     }
                     Err((e, _)) => {
                         tracing::warn!(topic = %row.topic, error = %e, "record refused by the producer");
-                        futures.push(None);
+                        futures.push(Err(delivery_error(&e)));
                         break;
                     }
                 }
             }
         }
-        let reports = join_all(futures.into_iter().map(|f| async move {
+        join_all(futures.into_iter().map(|f| async move {
             match f {
-                Some(delivery) => Some(delivery.await),
-                None => None,
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(delivery_error(&e)),
+                    Err(_) => Err(DeliveryError::retriable(
+                        "delivery report lost (producer closed)",
+                    )),
+                },
+                Err(refused) => Err(refused),
             }
         }))
-        .await;
-        reports
-            .into_iter()
-            .map(|report| match report {
-                None => Err("record refused by the producer (size or configuration)".to_owned()),
-                Some(Ok(Ok(_))) => Ok(()),
-                Some(Ok(Err((e, _)))) => Err(e.to_string()),
-                Some(Err(_)) => Err("delivery report lost (producer closed)".to_owned()),
-            })
-            .collect()
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_classified_as_librdkafka_would() {
+        let produce = |c| KafkaError::MessageProduction(c);
+        for (e, kind) in [
+            (
+                produce(RDKafkaErrorCode::MessageSizeTooLarge),
+                FailureKind::Permanent,
+            ),
+            (
+                produce(RDKafkaErrorCode::TopicAuthorizationFailed),
+                FailureKind::Permanent,
+            ),
+            (
+                produce(RDKafkaErrorCode::InvalidRecord),
+                FailureKind::Permanent,
+            ),
+            (
+                produce(RDKafkaErrorCode::NotLeaderForPartition),
+                FailureKind::Retriable,
+            ),
+            (
+                produce(RDKafkaErrorCode::RequestTimedOut),
+                FailureKind::Retriable,
+            ),
+            (
+                produce(RDKafkaErrorCode::MessageTimedOut),
+                FailureKind::Retriable,
+            ),
+            (produce(RDKafkaErrorCode::QueueFull), FailureKind::Retriable),
+            (
+                produce(RDKafkaErrorCode::ProducerFenced),
+                FailureKind::Fatal,
+            ),
+            (produce(RDKafkaErrorCode::Fatal), FailureKind::Fatal),
+            (
+                produce(RDKafkaErrorCode::SaslAuthenticationFailed),
+                FailureKind::Fatal,
+            ),
+            (
+                KafkaError::MessageConsumptionFatal(RDKafkaErrorCode::UnknownMemberId),
+                FailureKind::Fatal,
+            ),
+            (KafkaError::Canceled, FailureKind::Retriable),
+        ] {
+            assert_eq!(classify(&e), kind, "{e}");
+            assert_eq!(delivery_error(&e).kind, kind);
+        }
     }
 }

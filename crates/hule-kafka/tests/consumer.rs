@@ -395,8 +395,70 @@ async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
     );
 }
 
+/// A dead-letter producer that is unusable (as a fenced or unauthenticated producer is).
+struct FatalSink;
+
+impl hule_consumer::DeadLetterSink for FatalSink {
+    fn send(
+        &self,
+        _letter: hule_consumer::DeadLetter,
+    ) -> futures::future::BoxFuture<'_, Result<(), hule_contracts::DeliveryError>> {
+        Box::pin(async { Err(hule_contracts::DeliveryError::fatal("Local: Fatal error")) })
+    }
+}
+
+async fn a_fatal_error_stops_the_consumer_without_committing_its_record(backend: Backend) {
+    let cluster = TestKafka::start(backend, 1);
+    cluster
+        .create_topics([(TOPIC.to_owned(), 1)], 1)
+        .await
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let group = cluster.group("fatal");
+    // Three good records, a poison one, one more good one, all on the one partition.
+    let mut records: Vec<_> = (0..3).map(|n| record(n, 1)).collect();
+    records.push(("batch-0".into(), b"not json".to_vec(), Default::default()));
+    records.push(record(3, 1));
+    produce(&brokers, records).await;
+    let seen: Seen = Arc::default();
+    let count = Arc::new(AtomicU64::new(0));
+    let stack = standard_stack(
+        router(seen.clone(), count.clone()),
+        "svc",
+        None,
+        Arc::new(FatalSink),
+        ConsumerMetrics::detached(),
+    )
+    .expect("stack");
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    let cfg = config(&brokers, &group);
+    // No stop is ever sent: the run must end by itself, with the error.
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_consumer(&cfg, &[TOPIC], stack, ConsumerMetrics::detached(), stop_rx),
+    )
+    .await
+    .expect("a fatal error must end the run, not retry forever");
+    let err = result.expect_err("fatal");
+    assert!(
+        matches!(&err, hule_kafka::Error::Fatal(m) if m.contains("Fatal error") && m.contains("[0]@3")),
+        "{err}"
+    );
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        3,
+        "nothing past the poison record"
+    );
+    assert_eq!(
+        committed_total(&brokers, &group),
+        3,
+        "the poison record is not committed"
+    );
+}
+
 hule_kafka::on_both_backends!(
     each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered,
     a_second_consumer_joining_mid_stream_loses_nothing,
     committed_offsets_survive_a_consumer_restart,
+    a_fatal_error_stops_the_consumer_without_committing_its_record,
 );

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A bad configuration value (URL, option).
     #[error("invalid outbox configuration: {0}")]
     Config(String),
+    /// The publisher is unusable (a fatal client error); the relay stops instead of failing every row.
+    #[error("the relay's publisher failed fatally: {0}")]
+    PublisherFatal(String),
 }
 
 impl StoreError {

@@ -24,7 +24,8 @@ pub struct Claimed {
 
 /// Turns a stored row into what is published. Rows written by the Python `OutboxManager` (no `headers` column
 /// value) keep the envelope in `event_data` with extra `topic` and optional `headers` keys: those are removed,
-/// the caller's headers kept, and the standard headers added.
+/// the caller's headers kept, and the standard headers added. A `headers` value that is not a JSON object of
+/// strings is treated the same way (logged), never published as no headers.
 pub fn from_row(
     seq: i64,
     topic: String,
@@ -35,16 +36,25 @@ pub fn from_row(
     created_at_micros: i64,
 ) -> Claimed {
     if let Some(h) = headers {
-        let headers = Headers::from_json(&h).unwrap_or_default();
-        return Claimed {
-            seq,
-            topic,
-            key,
-            value: event_data.into_bytes(),
-            headers,
-            attempts,
-            created_at_micros,
-        };
+        match Headers::from_json(&h) {
+            Ok(headers) => {
+                return Claimed {
+                    seq,
+                    topic,
+                    key,
+                    value: event_data.into_bytes(),
+                    headers,
+                    attempts,
+                    created_at_micros,
+                }
+            }
+            // Not silently headerless: the standard headers are rebuilt from the envelope, as for legacy rows.
+            Err(e) => tracing::warn!(
+                seq,
+                error = %e,
+                "corrupt headers column; rebuilding the standard headers from the envelope"
+            ),
+        }
     }
     let mut headers = Headers::default();
     let mut value = event_data.clone().into_bytes();
@@ -93,4 +103,37 @@ pub struct Status {
     pub oldest_pending_age_seconds: Option<f64>,
     /// The last errors: (event row seq, topic, attempts, error).
     pub last_errors: Vec<(i64, String, i32, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_headers_column_is_rebuilt_from_the_envelope_not_dropped() {
+        let row = &crate::testkit::numbered_rows(7..8, 1).expect("rows")[0];
+        let good = from_row(
+            1,
+            row.topic.clone(),
+            Some(row.event_key.clone()),
+            row.event_data.clone(),
+            Some(row.headers.clone()),
+            0,
+            0,
+        );
+        assert!(good.headers.get("event_id").is_some(), "{:?}", good.headers);
+        for corrupt in ["{not json", "[1,2]", "\"text\""] {
+            let claimed = from_row(
+                1,
+                row.topic.clone(),
+                Some(row.event_key.clone()),
+                row.event_data.clone(),
+                Some(corrupt.into()),
+                0,
+                0,
+            );
+            assert_eq!(claimed.headers, good.headers, "{corrupt}");
+            assert_eq!(claimed.value, row.event_data.as_bytes());
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
-use tokio_postgres::{AsyncMessage, Client, Transaction};
+use tokio_postgres::{AsyncMessage, Client, Row, Transaction};
 
 use crate::error::{Result, StoreError};
 use crate::model::{from_row, Claimed, Status};
@@ -130,6 +130,15 @@ pub async fn enqueue(tx: &Transaction<'_>, rows: &[NewRow]) -> Result<()> {
         .map_err(|e| StoreError::db("notify", e))
 }
 
+/// Column `i` of `row`: a type other than the relay expects (a table altered by hand) is an error, not a panic.
+fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    i: usize,
+    op: &'static str,
+) -> Result<T> {
+    row.try_get(i).map_err(|e| StoreError::db(op, e))
+}
+
 /// The PostgreSQL outbox as the relay sees it.
 pub struct PgOutbox {
     client: Mutex<Client>,
@@ -205,8 +214,8 @@ impl PgOutbox {
             .map_err(|e| StoreError::db("explain claim", e))?;
         Ok(rows
             .iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
+            .map(|r| col::<String>(r, 0, "explain claim"))
+            .collect::<Result<Vec<_>>>()?
             .join("\n"))
     }
 }
@@ -222,20 +231,19 @@ impl OutboxStore for PgOutbox {
             .query(CLAIM_SQL, &[&(limit as i64), &exclude])
             .await
             .map_err(|e| StoreError::db("claim", e))?;
-        Ok(rows
-            .into_iter()
+        rows.iter()
             .map(|r| {
-                from_row(
-                    r.get(0),
-                    r.get(1),
-                    r.get(2),
-                    r.get(3),
-                    r.get(4),
-                    r.get(5),
-                    r.get(6),
-                )
+                Ok(from_row(
+                    col(r, 0, "claim")?,
+                    col(r, 1, "claim")?,
+                    col(r, 2, "claim")?,
+                    col(r, 3, "claim")?,
+                    col(r, 4, "claim")?,
+                    col(r, 5, "claim")?,
+                    col(r, 6, "claim")?,
+                ))
             })
-            .collect())
+            .collect()
     }
 
     async fn delivered(&self, seqs: Vec<i64>, completion: Completion) -> Result<()> {
@@ -312,8 +320,8 @@ impl OutboxStore for PgOutbox {
                 &[],
             )
             .await
-            .map_err(|e| StoreError::db("status", e))?
-            .get(0);
+            .map_err(|e| StoreError::db("status", e))
+            .and_then(|r| col(&r, 0, "status"))?;
         let errors = client
             .query(
                 "SELECT seq, topic::text, retry_count, last_error FROM event_outbox
@@ -322,14 +330,26 @@ impl OutboxStore for PgOutbox {
             )
             .await
             .map_err(|e| StoreError::db("status", e))?;
+        let counts = |rows: &[Row]| -> Result<Vec<(String, i64)>> {
+            rows.iter()
+                .map(|r| Ok((col(r, 0, "status")?, col(r, 1, "status")?)))
+                .collect()
+        };
         Ok(Status {
-            pending: pending.iter().map(|r| (r.get(0), r.get(1))).collect(),
-            parked: parked.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            pending: counts(&pending)?,
+            parked: counts(&parked)?,
             oldest_pending_age_seconds: oldest,
             last_errors: errors
                 .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect(),
+                .map(|r| {
+                    Ok((
+                        col(r, 0, "status")?,
+                        col(r, 1, "status")?,
+                        col(r, 2, "status")?,
+                        col(r, 3, "status")?,
+                    ))
+                })
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -361,14 +381,14 @@ impl OutboxStore for PgOutbox {
 
     async fn depth(&self) -> Result<i64> {
         let client = self.client.lock().await;
-        Ok(client
+        client
             .query_one(
                 "SELECT count(*) FROM event_outbox WHERE published_at IS NULL",
                 &[],
             )
             .await
-            .map_err(|e| StoreError::db("depth", e))?
-            .get(0))
+            .map_err(|e| StoreError::db("depth", e))
+            .and_then(|r| col(&r, 0, "depth"))
     }
 
     async fn try_lead(&self) -> Result<bool> {
@@ -384,8 +404,8 @@ impl OutboxStore for PgOutbox {
                 &[&LEADER_LOCK],
             )
             .await
-            .map_err(|e| StoreError::db("leader lock", e))?
-            .get(0);
+            .map_err(|e| StoreError::db("leader lock", e))
+            .and_then(|r| col(&r, 0, "leader lock"))?;
         self.leading.store(got, std::sync::atomic::Ordering::SeqCst);
         Ok(got)
     }

@@ -10,17 +10,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use hule_contracts::{DeliveryError, FailureKind};
+
+use crate::error::{Result, StoreError};
 use crate::model::Claimed;
 use crate::store::{Completion, FailurePolicy, OutboxStore};
 
 /// Where records go. `hule-kafka` implements it for Kafka; tests implement it in memory.
 pub trait Publish: Send + Sync + 'static {
-    /// Publishes a batch concurrently and returns one outcome per record, in the same order.
+    /// Publishes a batch concurrently and returns one outcome per record, in the same order. A retriable error
+    /// is tried again with backoff, a permanent one parks its row at once, a fatal one stops the relay (the
+    /// batch's rows stay pending for the next relay).
     fn publish_batch(
         &self,
         batch: &[Claimed],
-    ) -> impl Future<Output = Vec<std::result::Result<(), String>>> + Send;
+    ) -> impl Future<Output = Vec<std::result::Result<(), DeliveryError>>> + Send;
 }
 
 /// Relay settings.
@@ -215,12 +219,13 @@ async fn complete<S: OutboxStore>(
     config: &RelayConfig,
     stats: &mut RelayStats,
     batch: &[Claimed],
-    outcomes: Vec<std::result::Result<(), String>>,
+    outcomes: Vec<std::result::Result<(), DeliveryError>>,
     started: Instant,
 ) -> Result<Vec<Option<String>>> {
     let mut delivered = Vec::with_capacity(batch.len());
     let mut failures = Vec::new();
     let mut failed_keys = Vec::new();
+    let mut fatal = None;
     let acked_at = chrono::Utc::now().timestamp_micros();
     for (row, outcome) in batch.iter().zip(outcomes) {
         match outcome {
@@ -232,7 +237,18 @@ async fn complete<S: OutboxStore>(
             }
             Err(e) => {
                 tracing::warn!(seq = row.seq, topic = %row.topic, attempts = row.attempts + 1, error = %e, "publish failed");
-                failures.push((row.seq, row.attempts + 1, e));
+                let attempts = match e.kind {
+                    FailureKind::Retriable => row.attempts + 1,
+                    // Retrying cannot help: park now instead of after max_attempts rounds of backoff.
+                    FailureKind::Permanent => (row.attempts + 1).max(config.failure.max_attempts),
+                    // Not the row's fault: the row stays due (no attempt counted) for the next relay.
+                    FailureKind::Fatal => {
+                        fatal.get_or_insert_with(|| e.message.clone());
+                        failed_keys.push(row.key.clone());
+                        continue;
+                    }
+                };
+                failures.push((row.seq, attempts, e.to_string()));
                 failed_keys.push(row.key.clone());
             }
         }
@@ -250,6 +266,10 @@ async fn complete<S: OutboxStore>(
     }
     if let Some(m) = &config.metrics {
         m.batch(started.elapsed().as_secs_f64());
+    }
+    if let Some(message) = fatal {
+        tracing::error!(error = %message, "publisher failed fatally; the relay stops");
+        return Err(StoreError::PublisherFatal(message));
     }
     Ok(failed_keys)
 }

@@ -23,7 +23,10 @@ struct Recorder {
 }
 
 impl Publish for Recorder {
-    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
+    async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         let mut log = self.log.lock().expect("lock");
         for row in batch {
             let n = hule_outbox::testkit::number_of(&row.value).expect("n");

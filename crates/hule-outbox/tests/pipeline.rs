@@ -21,14 +21,19 @@ fn counter_of(row: &Claimed) -> i64 {
 }
 
 impl Publish for Recorder {
-    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), String>> {
+    async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         let mut out = Vec::new();
         for row in batch {
             let n = counter_of(row);
             let mut fail = self.fail_once.lock().expect("lock");
             if *fail == Some(n) {
                 *fail = None;
-                out.push(Err("broker refused".into()));
+                out.push(Err(hule_contracts::DeliveryError::retriable(
+                    "broker refused",
+                )));
                 continue;
             }
             self.published
@@ -103,5 +108,97 @@ async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
     };
     assert!(pos(6) < pos(5) && pos(8) < pos(5), "{published:?}");
     assert_eq!(stats.failed, 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Fails every record with one kind of error.
+struct Failing(hule_contracts::FailureKind);
+
+impl Publish for Failing {
+    async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
+        let e = hule_contracts::DeliveryError {
+            kind: self.0,
+            message: "broker says no".into(),
+        };
+        batch.iter().map(|_| Err(e.clone())).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_fatal_publisher_error_stops_the_relay_and_leaves_every_row_due() {
+    let dir = std::env::temp_dir().join(format!("hule-fatal-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("o.db");
+    let outbox = SqliteOutbox::open(&path).expect("open");
+    let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
+    let tx = conn.transaction().expect("tx");
+    let rows = hule_outbox::testkit::numbered_rows(0..10, 2).expect("rows");
+    hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
+    tx.commit().expect("commit");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let result = hule_outbox::relay::run_relay(
+        &outbox,
+        &Failing(hule_contracts::FailureKind::Fatal),
+        &RelayConfig::default(),
+        stop,
+    )
+    .await;
+    let err = result.expect_err("a fatal error must stop the relay");
+    assert!(
+        matches!(&err, hule_outbox::StoreError::PublisherFatal(m) if m.contains("broker says no")),
+        "{err}"
+    );
+    // Not the rows' fault: nothing counted against them, nothing parked, all still due.
+    let status = outbox.status().await.expect("status");
+    assert!(
+        status.parked.is_empty() && status.last_errors.is_empty(),
+        "{status:?}"
+    );
+    assert_eq!(outbox.depth().await.expect("depth"), 10);
+    assert_eq!(outbox.claim(100).await.expect("claim").len(), 10);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_permanent_publisher_error_parks_its_row_at_the_first_attempt() {
+    let dir = std::env::temp_dir().join(format!("hule-perm-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("o.db");
+    let outbox = SqliteOutbox::open(&path).expect("open");
+    let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
+    let tx = conn.transaction().expect("tx");
+    let rows = hule_outbox::testkit::numbered_rows(0..3, 3).expect("rows");
+    hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
+    tx.commit().expect("commit");
+    let stop = AtomicBool::new(false);
+    let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
+        .await
+        .expect("lead")
+        .expect("leader");
+    let mut stats = RelayStats::default();
+    let config = RelayConfig::default();
+    hule_outbox::relay::relay_once(
+        &outbox,
+        &Failing(hule_contracts::FailureKind::Permanent),
+        &config,
+        &mut stats,
+        &leader,
+    )
+    .await
+    .expect("relay");
+    let status = outbox.status().await.expect("status");
+    assert_eq!(stats.failed, 3);
+    assert_eq!(
+        status.parked.iter().map(|(_, n)| n).sum::<i64>(),
+        3,
+        "{status:?}"
+    );
+    assert!(status
+        .last_errors
+        .iter()
+        .all(|e| e.2 == config.failure.max_attempts && e.3.contains("permanent")));
     std::fs::remove_dir_all(&dir).ok();
 }
