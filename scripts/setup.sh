@@ -9,7 +9,8 @@
 #     certificate for 127.0.0.1/localhost signed by a CA made here (/var/lib/postgresql/hule-tls/ca.pem), so the
 #     tests can check sslmode=verify-full;
 #   - Redis on 127.0.0.1:6379, no persistence;
-#   - the AsyncAPI validator's pinned npm packages.
+#   - the AsyncAPI validator's pinned npm packages;
+#   - pydantic 2 for Python 3 (the differential test judges records with it), from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,8 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -42,6 +45,12 @@ fi
 if [ ! -d tools/asyncapi-validate/node_modules ]; then
   say "installing the AsyncAPI validator's npm packages"
   npm ci --prefix tools/asyncapi-validate --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+# pydantic 2, which tools/pydantic-parity/judge.py uses (Debian marks its Python as externally managed).
+if ! python3 -c 'import pydantic, sys; sys.exit(0 if pydantic.VERSION.startswith("2.") else 1)' 2>/dev/null; then
+  say "installing pydantic 2 from PyPI"
+  python3 -m pip install -q --break-system-packages 'pydantic>=2,<3' >/dev/null
 fi
 
 # PostgreSQL: a cluster, the loopback rule for the test database, running, the database present.

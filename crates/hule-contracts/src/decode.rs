@@ -1,14 +1,17 @@
-//! Two-phase decode: bytes → envelope with raw `data` → the typed payload the topic implies.
+//! Two-phase decode: bytes → envelope → the typed payload the topic implies.
 //!
-//! The fast path parses with `sonic-rs` (SIMD) into the same serde types; only when it fails is the input decoded
-//! again with `serde_json` and path tracking, so the error names the field (`data.essay_results[0].normalized_score`)
-//! without slowing valid records down. Both paths enforce the same types and constraints.
+//! Records are judged as pydantic v2's `model_validate_json` judges them (the Python fleet is the other half of the
+//! wire): parsed once by `jiter`, the parser pydantic-core uses, with its options, then deserialized with
+//! pydantic's lax coercions by [`crate::lax`]. A failure is deserialized again with path tracking, so the error
+//! names the field (`data.essay_results[0].normalized_score`) without slowing valid records down.
 
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use crate::envelope::EventEnvelope;
 use crate::error::{DecodeError, DecodePhase};
-use crate::registry::{decode_payload_fast, decode_payload_tracked, Event, Payload, TypedEvent};
+use crate::lax::{self, LaxDeserializer};
+use crate::registry::{decode_payload_lax, decode_payload_tracked, Event, Payload, TypedEvent};
 
 /// An envelope whose payload is still raw JSON (phase one).
 pub type RawEnvelope<'a> = EventEnvelope<&'a RawValue>;
@@ -16,15 +19,13 @@ pub type RawEnvelope<'a> = EventEnvelope<&'a RawValue>;
 /// A fully decoded record.
 pub type DecodedEnvelope = EventEnvelope<TypedEvent>;
 
-/// Phase one: checks UTF-8 and the envelope's fields, leaving `data` unparsed.
+/// Phase one for tools that keep `data` as raw JSON: checks UTF-8, pydantic's JSON rules and the envelope's
+/// fields, leaving `data` unparsed.
 pub fn decode_envelope(bytes: &[u8]) -> Result<RawEnvelope<'_>, DecodeError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        DecodeError::new(
-            DecodePhase::Envelope,
-            ".",
-            format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()),
-        )
-    })?;
+    let text = utf8(bytes)?;
+    check_depth(bytes)?;
+    let value = lax::parse(bytes).map_err(|e| DecodeError::new(DecodePhase::Envelope, ".", e))?;
+    envelope_of(&value)?;
     match serde_json::from_str::<RawEnvelope<'_>>(text) {
         Ok(env) => Ok(env),
         Err(_) => {
@@ -39,6 +40,39 @@ pub fn decode_envelope(bytes: &[u8]) -> Result<RawEnvelope<'_>, DecodeError> {
             }
         }
     }
+}
+
+fn utf8(bytes: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        DecodeError::new(
+            DecodePhase::Envelope,
+            ".",
+            format!("not UTF-8: invalid byte at offset {}", e.valid_up_to()),
+        )
+    })
+}
+
+/// The envelope's fields of a parsed record (its `data` not yet looked at) and the `data` value itself.
+fn envelope_of<'a, 'j>(
+    value: &'a jiter::JsonValue<'j>,
+) -> Result<(EventEnvelope<IgnoredAny>, &'a jiter::JsonValue<'j>), DecodeError> {
+    let env = match serde::Deserialize::deserialize(LaxDeserializer(value)) {
+        Ok(env) => env,
+        Err(_) => {
+            serde_path_to_error::deserialize::<_, EventEnvelope<IgnoredAny>>(LaxDeserializer(value))
+                .map_err(|e| {
+                    DecodeError::new(
+                        DecodePhase::Envelope,
+                        path_of(e.path()),
+                        e.inner().to_string(),
+                    )
+                })?
+        }
+    };
+    // Deserializing succeeded, so the record is an object with a `data` key; the last one is pydantic's.
+    let data = lax::last_entry(value, "data")
+        .ok_or_else(|| DecodeError::new(DecodePhase::Envelope, "data", "missing field `data`"))?;
+    Ok((env, data))
 }
 
 /// Chooses the event: from the Kafka topic when given (standard or legacy), else from `event_type`
@@ -64,14 +98,16 @@ pub fn route(topic: Option<&str>, event_type: &str) -> Result<Event, DecodeError
 
 /// Phase two: decodes `data` as the payload of `event`.
 pub fn decode_payload(event: Event, data: &RawValue) -> Result<TypedEvent, DecodeError> {
-    decode_payload_str(event, data.get())
+    check_depth(data.get().as_bytes())
+        .map_err(|e| DecodeError::new(DecodePhase::Payload, "data", e.reason))?;
+    let value = lax::parse(data.get().as_bytes())
+        .map_err(|e| DecodeError::new(DecodePhase::Payload, "data", e))?;
+    payload_of(event, &value)
 }
 
-fn decode_payload_str(event: Event, json: &str) -> Result<TypedEvent, DecodeError> {
-    check_depth(json.as_bytes())
-        .map_err(|e| DecodeError::new(DecodePhase::Payload, "data", e.reason))?;
-    decode_payload_fast(event, json).map(Ok).unwrap_or_else(|| {
-        decode_payload_tracked(event, json).map_err(|e| {
+fn payload_of(event: Event, data: &jiter::JsonValue<'_>) -> Result<TypedEvent, DecodeError> {
+    decode_payload_lax(event, data).or_else(|_| {
+        decode_payload_tracked(event, data).map_err(|e| {
             let inner = e.path().to_string();
             let path = if inner == "." {
                 "data".to_owned()
@@ -133,27 +169,24 @@ pub fn check_depth(bytes: &[u8]) -> Result<(), DecodeError> {
 
 /// Decodes a record completely: envelope, route, payload.
 pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, DecodeError> {
+    utf8(bytes)?;
     check_depth(bytes)?;
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        if let Ok(env) = sonic_rs::from_str::<EventEnvelope<sonic_rs::LazyValue<'_>>>(text) {
-            let event = route(topic, &env.event_type)?;
-            let data = decode_payload_str(event, env.data.as_raw_str())?;
-            return Ok(env.map_data(|_| data));
-        }
-    }
-    let raw = decode_envelope(bytes)?;
-    let event = route(topic, &raw.event_type)?;
-    let data = decode_payload(event, raw.data)?;
-    Ok(raw.map_data(|_| data))
+    let value = lax::parse(bytes).map_err(|e| DecodeError::new(DecodePhase::Envelope, ".", e))?;
+    let (env, data) = envelope_of(&value)?;
+    let event = route(topic, &env.event_type)?;
+    let payload = payload_of(event, data)?;
+    Ok(env.map_data(|_| payload))
 }
 
 /// Decodes a record whose payload type is known statically.
 pub fn decode_as<P: Payload>(bytes: &[u8]) -> Result<EventEnvelope<P>, DecodeError> {
+    utf8(bytes)?;
     check_depth(bytes)?;
-    let raw = decode_envelope(bytes)?;
-    match serde_json::from_str::<P>(raw.data.get()) {
-        Ok(payload) => Ok(raw.map_data(|_| payload)),
-        Err(plain) => Err(decode_payload(P::EVENT, raw.data)
+    let value = lax::parse(bytes).map_err(|e| DecodeError::new(DecodePhase::Envelope, ".", e))?;
+    let (env, data) = envelope_of(&value)?;
+    match P::deserialize(LaxDeserializer(data)) {
+        Ok(payload) => Ok(env.map_data(|_| payload)),
+        Err(plain) => Err(payload_of(P::EVENT, data)
             .err()
             .unwrap_or_else(|| DecodeError::new(DecodePhase::Payload, "data", plain.to_string()))),
     }

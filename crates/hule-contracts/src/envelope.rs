@@ -153,9 +153,20 @@ fn lax_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
                 .map_err(|_| E::custom(format_args!("{v} is not a non-negative integer")))
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<u32, E> {
-            v.trim()
-                .parse()
-                .map_err(|_| E::custom(format_args!("`{v}` is not an integer")))
+            crate::lax::int_from_str(v)
+                .and_then(|i| u32::try_from(i).ok())
+                .ok_or_else(|| E::custom(format_args!("`{v}` is not a non-negative integer")))
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<u32, E> {
+            Ok(u32::from(v))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<u32, E> {
+            // 2.0 is 2 (pydantic's int_from_float); 2.5 is not an integer.
+            if v.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(E::custom(format_args!("{v} is not a non-negative integer")))
+            }
         }
     }
     d.deserialize_any(V)

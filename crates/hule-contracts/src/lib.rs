@@ -54,6 +54,7 @@ pub mod examples;
 pub mod headers;
 pub mod html;
 pub mod keys;
+pub mod lax;
 pub mod naming;
 pub mod payloads;
 mod pyjson;

@@ -242,19 +242,22 @@ macro_rules! registry {
         }
 
         /// Decodes `json` as the payload of `event` with the SIMD parser (fast path, no field path).
-        pub(crate) fn decode_payload_fast(event: Event, json: &str) -> Option<TypedEvent> {
-            match event { $(Event::$variant => sonic_rs::from_str::<$payload>(json).ok().map(TypedEvent::$variant),)+ }
+        /// Decodes the parsed `data` of `event` with pydantic's lax rules (see [`crate::lax`]).
+        pub(crate) fn decode_payload_lax(
+            event: Event,
+            data: &jiter::JsonValue<'_>,
+        ) -> Result<TypedEvent, crate::lax::LaxError> {
+            match event { $(Event::$variant => <$payload as serde::Deserialize>::deserialize(crate::lax::LaxDeserializer(data)).map(TypedEvent::$variant),)+ }
         }
 
-        /// Decodes `json` as the payload of `event`, tracking the path of the failing field.
+        /// As [`decode_payload_lax`], tracking the path of the failing field (run only after a failure).
         pub(crate) fn decode_payload_tracked(
             event: Event,
-            json: &str,
-        ) -> Result<TypedEvent, serde_path_to_error::Error<serde_json::Error>> {
+            data: &jiter::JsonValue<'_>,
+        ) -> Result<TypedEvent, serde_path_to_error::Error<crate::lax::LaxError>> {
             match event {
                 $(Event::$variant => {
-                    let mut de = serde_json::Deserializer::from_str(json);
-                    serde_path_to_error::deserialize::<_, $payload>(&mut de).map(TypedEvent::$variant)
+                    serde_path_to_error::deserialize::<_, $payload>(crate::lax::LaxDeserializer(data)).map(TypedEvent::$variant)
                 })+
             }
         }

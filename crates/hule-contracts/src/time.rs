@@ -39,34 +39,64 @@ impl Timestamp {
         self.0
     }
 
-    /// Parses the ISO-8601 forms Python emits; the error says what was expected.
+    /// Parses what pydantic accepts for a `datetime` from JSON: the ISO-8601 forms Python emits, and a Unix time
+    /// as a number or numeric string (seconds, or milliseconds when its magnitude exceeds 2·10¹⁰, as pydantic
+    /// decides). A leap second (`:60`) is refused, as pydantic refuses it. The error says what was expected.
     pub fn parse(text: &str) -> Result<Self, String> {
         let t = text.trim();
-        if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
-            return Ok(Self::from_datetime(dt.with_timezone(&Utc)));
-        }
-        // `2025-01-01T12:00:00+00:00` without seconds fraction is RFC 3339 too; what remains is naive or date-only.
-        for fmt in [
-            "%Y-%m-%dT%H:%M:%S%.f",
-            "%Y-%m-%d %H:%M:%S%.f",
-            "%Y-%m-%dT%H:%M",
-        ] {
-            if let Ok(naive) = NaiveDateTime::parse_from_str(t, fmt) {
-                return Ok(Self::from_datetime(Utc.from_utc_datetime(&naive)));
+        if let Some(dt) = parse_iso(t) {
+            if dt.nanosecond() >= 1_000_000_000 {
+                return Err(format!(
+                    "invalid datetime `{text}`: second 60 (a leap second) is not a valid time"
+                ));
             }
+            return Ok(Self::from_datetime(dt));
         }
-        if let Ok(dt) = DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z") {
-            return Ok(Self::from_datetime(dt.with_timezone(&Utc)));
-        }
-        if let Ok(date) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            if let Some(naive) = date.and_hms_opt(0, 0, 0) {
-                return Ok(Self::from_datetime(Utc.from_utc_datetime(&naive)));
+        if !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+        {
+            if let Ok(v) = t.parse::<f64>() {
+                return Self::from_unix_number(v);
             }
         }
         Err(format!(
             "invalid datetime `{text}`: expected ISO 8601 such as 2025-11-21T18:04:12.345678Z"
         ))
     }
+
+    /// A Unix time as pydantic reads a number: seconds, or milliseconds when `|v| > 2·10¹⁰`.
+    pub fn from_unix_number(v: f64) -> Result<Self, String> {
+        let seconds = if v.abs() > 2e10 { v / 1000.0 } else { v };
+        let micros = (seconds * 1e6).round();
+        if !micros.is_finite() || micros.abs() > 9.0e18 {
+            return Err(format!("invalid datetime: {v} is out of range"));
+        }
+        Self::from_unix_micros(micros as i64)
+            .ok_or_else(|| format!("invalid datetime: {v} is out of range"))
+    }
+}
+
+/// The ISO-8601 forms Python emits, naive ones read as UTC.
+fn parse_iso(t: &str) -> Option<DateTime<Utc>> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    // `2025-01-01T12:00:00+00:00` without seconds fraction is RFC 3339 too; what remains is naive or date-only.
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(t, fmt) {
+            return Some(Utc.from_utc_datetime(&naive));
+        }
+    }
+    if let Ok(dt) = DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%:z") {
+        return Some(dt.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(t, "%Y-%m-%d").ok()?;
+    Some(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0)?))
 }
 
 impl fmt::Display for Timestamp {
@@ -123,13 +153,22 @@ impl<'de> Deserialize<'de> for Timestamp {
         impl de::Visitor<'_> for V {
             type Value = Timestamp;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an ISO 8601 datetime string")
+                f.write_str("an ISO 8601 datetime string or a Unix time")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Timestamp, E> {
                 Timestamp::parse(v).map_err(E::custom)
             }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Timestamp::from_unix_number(v as f64).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                Timestamp::from_unix_number(v as f64).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Timestamp, E> {
+                Timestamp::from_unix_number(v).map_err(E::custom)
+            }
         }
-        d.deserialize_str(V)
+        d.deserialize_any(V)
     }
 }
 
