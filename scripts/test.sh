@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, starts PostgreSQL, Redis and a real Kafka broker, runs every test,
-# lint and the benchmark smoke test, then stops the broker it started. This is the README's test command and
-# exactly what .ci/run runs.
+# lint, the benchmark smoke test and a bounded run of every fuzz target, then stops the broker it started. This is
+# the README's test command and exactly what .ci/run runs.
 #
 # HULE_TEST_KAFKA=host:port points the suite at an existing Kafka cluster instead (nothing is started or stopped;
 # the tests create and delete topics there). Two tests start clusters of their own through scripts/kafka.sh: the
@@ -37,3 +37,5 @@ cargo test --quiet
 cargo build --release --quiet -p hule-cli
 "$CARGO_TARGET_DIR/release/hule" check --baseline contracts/schema-baseline.json
 "$CARGO_TARGET_DIR/release/hule" bench --quick --json "$CARGO_TARGET_DIR/bench-quick.json"
+# Every fuzz target for a bounded time (scripts/fuzz.sh; HULE_FUZZ_SECONDS per target, default 20): a crash fails CI.
+scripts/fuzz.sh "${HULE_FUZZ_SECONDS:-20}"

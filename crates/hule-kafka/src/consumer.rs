@@ -307,7 +307,15 @@ pub async fn run_consumer(
         .set("queued.max.messages.kbytes", "16384")
         // When that prefetch is full, librdkafka postpones the partition's next fetch by this much (1 s by
         // default), which starved the workers: 21k → 75k events/s in `hule bench` once it was 10 ms.
-        .set("fetch.queue.backoff.ms", "10");
+        .set("fetch.queue.backoff.ms", "10")
+        // How long a dead member can hold its partitions (and the whole group) up. librdkafka's defaults are 45 s
+        // of session and 300 s of rebalance timeout (`max.poll.interval.ms`, sent as the JoinGroup's rebalance
+        // timeout): a member SIGKILLed while the group was rebalancing after a broker restart stalled the rest for
+        // minutes (tests/faults.rs). This driver polls continuously whatever its handlers do, so 30 s is ample;
+        // `extra` can set others.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "3000")
+        .set("max.poll.interval.ms", "30000");
     for (k, v) in &config.extra {
         cc.set(k, v);
     }
