@@ -68,10 +68,16 @@ pub fn out(line: impl std::fmt::Display) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `hule relay` says when it leads or stands by; elsewhere only warnings.
+    let default_filter = if matches!(cli.command, Command::Relay(_)) {
+        "warn,hule_outbox::relay=info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HULE_LOG")
-                .unwrap_or_else(|_| "warn,hule_outbox::relay=info".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();

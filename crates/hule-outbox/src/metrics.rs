@@ -2,7 +2,7 @@
 
 use hule_metrics::{Counter, Gauge, Histogram, Registry, LATENCY_BUCKETS};
 
-use crate::model::Status;
+use crate::model::{Gauges, Status};
 
 /// Buckets for key resolution (microseconds to a millisecond).
 const FAST_BUCKETS: &[f64] = &[
@@ -109,6 +109,16 @@ impl OutboxMetrics {
         self.oldest.set(
             &[&self.service],
             status.oldest_pending_age_seconds.unwrap_or(0.0),
+        );
+    }
+    /// Sets the gauges from [`Gauges`] (what the relay does while it runs).
+    pub fn gauges(&self, g: &Gauges) {
+        self.depth
+            .set(&[&self.service], (g.pending + g.parked) as f64);
+        self.parked.set(&[&self.service], g.parked as f64);
+        self.oldest.set(
+            &[&self.service],
+            g.oldest_pending_age_seconds.unwrap_or(0.0),
         );
     }
     /// The queue-depth gauge's value.

@@ -92,6 +92,17 @@ pub fn from_row(
     }
 }
 
+/// What the relay's gauges show: one pass over the unpublished rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Gauges {
+    /// Rows waiting to be published (not parked).
+    pub pending: i64,
+    /// Parked rows.
+    pub parked: i64,
+    /// Age of the oldest pending row, seconds.
+    pub oldest_pending_age_seconds: Option<f64>,
+}
+
 /// Counts for `hule outbox status`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Status {

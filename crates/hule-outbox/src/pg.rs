@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, Notify};
 use tokio_postgres::{AsyncMessage, Client, Row, Transaction};
 
 use crate::error::{Result, StoreError};
-use crate::model::{from_row, Claimed, Status};
+use crate::model::{from_row, Claimed, Gauges, Status};
 use crate::prepare::NewRow;
 use crate::store::{Completion, FailurePolicy, OutboxStore, RetryTarget};
 
@@ -389,6 +389,24 @@ impl OutboxStore for PgOutbox {
             .await
             .map_err(|e| StoreError::db("depth", e))
             .and_then(|r| col(&r, 0, "depth"))
+    }
+
+    async fn gauges(&self) -> Result<Gauges> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE parked_at IS NULL), count(*) FILTER (WHERE parked_at IS NOT NULL),
+                        extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))::float8
+                 FROM event_outbox WHERE published_at IS NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::db("gauges", e))?;
+        Ok(Gauges {
+            pending: col(&row, 0, "gauges")?,
+            parked: col(&row, 1, "gauges")?,
+            oldest_pending_age_seconds: col(&row, 2, "gauges")?,
+        })
     }
 
     async fn try_lead(&self) -> Result<bool> {

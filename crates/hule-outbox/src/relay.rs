@@ -129,14 +129,17 @@ pub async fn run_relay<S: OutboxStore, P: Publish>(
         }
         let moved = drain(store, publisher, config, &mut stats, &stop, &leader).await?;
         if let Some(m) = &config.metrics {
-            // The gauges count rows (a real COUNT): once a second while draining, every 200 ms when idle.
+            // The gauges count rows (a real COUNT, one pass): every 200 ms when idle, every 5 s while draining.
+            // Measured with `hule bench --only drain` (100,000 rows, mock broker): refreshing `status` (four
+            // passes) every second while draining cut the drain from 19.6k to 15.0k events/s on PostgreSQL and
+            // from 13.5k to 9.2k on SQLite.
             let every = if moved == 0 {
                 Duration::from_millis(200)
             } else {
-                Duration::from_secs(1)
+                STATUS_WHILE_DRAINING
             };
             if last_status.is_none_or(|t| t.elapsed() >= every) {
-                m.status(&store.status().await?);
+                m.gauges(&store.gauges().await?);
                 last_status = Some(Instant::now());
             }
         }
@@ -154,6 +157,13 @@ pub async fn run_relay<S: OutboxStore, P: Publish>(
     }
     Ok(stats)
 }
+
+/// How often the relay refreshes its gauges while a backlog drains.
+pub const STATUS_WHILE_DRAINING: Duration = Duration::from_secs(5);
+
+/// How long one [`drain`] call runs before returning to its caller (which refreshes the status gauges and calls it
+/// again while there is work).
+pub const DRAIN_SLICE: Duration = Duration::from_secs(1);
 
 /// One claim-publish-complete round; returns the number of rows claimed.
 pub async fn relay_once<S: OutboxStore, P: Publish>(
@@ -174,7 +184,8 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
     Ok(batch.len())
 }
 
-/// Drains until nothing is claimable, claiming batch n+1 while batch n is being published; returns the rows moved.
+/// Drains until nothing is claimable or [`DRAIN_SLICE`] has passed, claiming batch n+1 while batch n is being
+/// published; returns the rows moved.
 ///
 /// Order is kept: batch n+1 excludes batch n's rows, is published only after batch n's reports are in and its
 /// rows completed, and loses every row whose key failed in batch n (those stay pending behind their failed row,
@@ -189,13 +200,18 @@ pub async fn drain<S: OutboxStore, P: Publish>(
     _leader: &Leader,
 ) -> Result<usize> {
     let mut moved = 0;
+    let began = Instant::now();
     let mut current = store.claim(config.batch_size).await?;
     while !current.is_empty() {
         let started = Instant::now();
         moved += current.len();
         stats.batches += 1;
         let exclude: Vec<i64> = current.iter().map(|r| r.seq).collect();
-        let more = !stop.load(Ordering::SeqCst) && store.renew_leadership().await?;
+        // A drain returns after about `DRAIN_SLICE` so that the caller refreshes the gauges while a long backlog
+        // drains (it used to run the whole backlog in one call, leaving them stale for its length).
+        let more = !stop.load(Ordering::SeqCst)
+            && began.elapsed() < DRAIN_SLICE
+            && store.renew_leadership().await?;
         let (outcomes, next) = futures::join!(publisher.publish_batch(&current), async {
             if more {
                 store.claim_excluding(config.batch_size, &exclude).await

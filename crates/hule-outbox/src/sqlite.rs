@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::Notify;
 
 use crate::error::{Result, StoreError};
-use crate::model::{from_row, Claimed, Status};
+use crate::model::{from_row, Claimed, Gauges, Status};
 use crate::prepare::NewRow;
 use crate::store::{Completion, FailurePolicy, OutboxStore, RetryTarget};
 
@@ -314,6 +314,27 @@ impl OutboxStore for SqliteOutbox {
                 "SELECT count(*) FROM event_outbox WHERE published_at IS NULL",
                 [],
                 |r| r.get(0),
+            )
+        })
+        .await
+    }
+
+    async fn gauges(&self) -> Result<Gauges> {
+        self.with("gauges", |conn| {
+            let now = now_micros();
+            conn.query_row(
+                "SELECT count(*) FILTER (WHERE parked_at IS NULL), count(*) FILTER (WHERE parked_at IS NOT NULL),
+                        min(created_at) FILTER (WHERE parked_at IS NULL)
+                 FROM event_outbox WHERE published_at IS NULL",
+                [],
+                |r| {
+                    let oldest: Option<i64> = r.get(2)?;
+                    Ok(Gauges {
+                        pending: r.get(0)?,
+                        parked: r.get(1)?,
+                        oldest_pending_age_seconds: oldest.map(|t| (now - t) as f64 / 1e6),
+                    })
+                },
             )
         })
         .await

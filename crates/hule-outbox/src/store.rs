@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::model::{Claimed, Status};
+use crate::model::{Claimed, Gauges, Status};
 
 /// Which parked rows `retry` releases.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +97,8 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64>> + Send;
     /// Counts for `hule outbox status`.
     fn status(&self) -> impl Future<Output = Result<Status>> + Send;
+    /// The relay's gauges, in one pass over the unpublished rows (`status` takes four).
+    fn gauges(&self) -> impl Future<Output = Result<Gauges>> + Send;
     /// Releases parked rows for another round of attempts; returns how many.
     fn retry(&self, target: RetryTarget) -> impl Future<Output = Result<u64>> + Send;
     /// Rows not yet published (pending and parked).

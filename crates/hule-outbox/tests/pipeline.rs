@@ -158,6 +158,9 @@ async fn a_fatal_publisher_error_stops_the_relay_and_leaves_every_row_due() {
         "{status:?}"
     );
     assert_eq!(outbox.depth().await.expect("depth"), 10);
+    let gauges = outbox.gauges().await.expect("gauges");
+    assert_eq!((gauges.pending, gauges.parked), (10, 0), "{gauges:?}");
+    assert!(gauges.oldest_pending_age_seconds.is_some_and(|a| (0.0..60.0).contains(&a)), "{gauges:?}");
     assert_eq!(outbox.claim(100).await.expect("claim").len(), 10);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -191,6 +194,8 @@ async fn a_permanent_publisher_error_parks_its_row_at_the_first_attempt() {
     .expect("relay");
     let status = outbox.status().await.expect("status");
     assert_eq!(stats.failed, 3);
+    let gauges = outbox.gauges().await.expect("gauges");
+    assert_eq!((gauges.pending, gauges.parked), (0, 3), "{gauges:?}");
     assert_eq!(
         status.parked.iter().map(|(_, n)| n).sum::<i64>(),
         3,
