@@ -13,6 +13,7 @@ mod dlq_cmd;
 mod envelope_cmd;
 mod events_cmd;
 mod kafka_args;
+mod lag_cmd;
 mod outbox_cmd;
 mod topics_cmd;
 
@@ -52,6 +53,8 @@ enum Command {
     /// Inspect the outbox and release parked rows.
     #[command(subcommand)]
     Outbox(outbox_cmd::OutboxCommand),
+    /// Consumer lag: committed offset, end offset and lag per partition, totals per group.
+    Lag(lag_cmd::LagArgs),
 }
 
 /// Prints a line to stdout; a closed pipe (`hule events | head`) ends the process quietly instead of panicking.
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Topics(cmd) => return topics_cmd::run(&cmd),
         Command::Catalog(args) => catalog_cmd::run(&args),
         Command::Check(args) => return catalog_cmd::check(&args),
+        Command::Lag(args) => lag_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1210,3 +1210,87 @@ fn check_fails_on_each_breaking_change_naming_event_field_and_rule() {
     assert!(err.contains("--update-baseline"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `hule lag` on the real broker: committed offset, end offset and lag per partition of a group, its total, a group
+/// without offsets, and JSON. (The mock cluster answers no group listing.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_reports_each_partition_and_the_group_total_on_the_real_broker() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    let topic = "huleedu.batch.essays.registered.v1";
+    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
+    cluster
+        .create_topics([(topic.to_owned(), 2)], 1)
+        .await
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    for p in [0, 0, 0, 0, 1, 1, 1, 1, 1, 1] {
+        producer
+            .send(BaseRecord::<(), [u8]>::to(topic).partition(p).payload(b"x"))
+            .expect("send");
+    }
+    producer
+        .flush(std::time::Duration::from_secs(10))
+        .expect("flush");
+    // The group has read 1 record of partition 0 and 2 of partition 1: lag 3 + 4.
+    let group = cluster.group("lag");
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Offset(1))
+        .expect("p0");
+    tpl.add_partition_offset(topic, 1, Offset::Offset(2))
+        .expect("p1");
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+
+    let (code, out, err) = hule(
+        &["lag", "--brokers", &brokers, "--group", &group, "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let rows = v["partitions"].as_array().expect("partitions");
+    assert_eq!(rows.len(), 2, "{v}");
+    for (row, (p, committed, end, lag)) in rows.iter().zip([(0, 1, 4, 3), (1, 2, 6, 4)]) {
+        assert_eq!(row["topic"], topic);
+        assert_eq!(
+            (
+                row["partition"].as_i64(),
+                row["committed"].as_i64(),
+                row["end"].as_i64(),
+                row["lag"].as_i64()
+            ),
+            (Some(p), Some(committed), Some(end), Some(lag)),
+            "{row}"
+        );
+    }
+    assert_eq!(v["groups"][0]["lag"], 7);
+
+    let (code, out, err) = hule(&["lag", "--brokers", &brokers, "--group", &group], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("COMMITTED")
+            && out.contains(&format!("group {group}: lag 7 over 2 partition(s)")),
+        "{out}"
+    );
+    let none = cluster.group("never-committed");
+    let (code, out, _) = hule(&["lag", "--brokers", &brokers, "--group", &none], None);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("group {none}: no committed offsets")),
+        "{out}"
+    );
+    // Every group of the cluster, ours among them.
+    let (code, out, err) = hule(&["lag", "--brokers", &brokers], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("group {group}: lag 7")), "{out}");
+}

@@ -17,6 +17,7 @@ let publisher = hule_kafka::KafkaPublisher::new(&hule_kafka::ProducerConfig::new
 pub mod admin;
 pub mod consumer;
 pub mod dlq;
+pub mod lag;
 pub mod mock;
 pub mod settings;
 pub mod testkit;

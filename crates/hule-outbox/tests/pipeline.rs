@@ -160,7 +160,12 @@ async fn a_fatal_publisher_error_stops_the_relay_and_leaves_every_row_due() {
     assert_eq!(outbox.depth().await.expect("depth"), 10);
     let gauges = outbox.gauges().await.expect("gauges");
     assert_eq!((gauges.pending, gauges.parked), (10, 0), "{gauges:?}");
-    assert!(gauges.oldest_pending_age_seconds.is_some_and(|a| (0.0..60.0).contains(&a)), "{gauges:?}");
+    assert!(
+        gauges
+            .oldest_pending_age_seconds
+            .is_some_and(|a| (0.0..60.0).contains(&a)),
+        "{gauges:?}"
+    );
     assert_eq!(outbox.claim(100).await.expect("claim").len(), 10);
     std::fs::remove_dir_all(&dir).ok();
 }
