@@ -15,6 +15,7 @@ mod events_cmd;
 mod kafka_args;
 mod lag_cmd;
 mod outbox_cmd;
+mod tail_cmd;
 mod topics_cmd;
 
 /// The HuleEdu event backbone: demo pipeline, registry, envelopes, outbox relay, consumers, benchmarks.
@@ -55,6 +56,8 @@ enum Command {
     Outbox(outbox_cmd::OutboxCommand),
     /// Consumer lag: committed offset, end offset and lag per partition, totals per group.
     Lag(lag_cmd::LagArgs),
+    /// Follow topics live, each record decoded with the registry (undecodable ones shown with their error).
+    Tail(tail_cmd::TailArgs),
 }
 
 /// Prints a line to stdout; a closed pipe (`hule events | head`) ends the process quietly instead of panicking.
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Catalog(args) => catalog_cmd::run(&args),
         Command::Check(args) => return catalog_cmd::check(&args),
         Command::Lag(args) => lag_cmd::run(&args),
+        Command::Tail(args) => tail_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1294,3 +1294,87 @@ async fn lag_reports_each_partition_and_the_group_total_on_the_real_broker() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("group {group}: lag 7")), "{out}");
 }
+
+/// `hule tail` on the real broker: records decoded with their key, position and headers; an undecodable record is
+/// shown with its error, not dropped; the event-id filter; the readable form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_decoded_and_undecodable_records_on_the_real_broker() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::ClientConfig;
+
+    let topic = "huleedu.batch.essays.registered.v1";
+    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
+    cluster
+        .create_topics([(topic.to_owned(), 1)], 1)
+        .await
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    let ids = [uuid::Uuid::from_u128(0x7a11), uuid::Uuid::from_u128(0x7a12)];
+    let mut values = Vec::new();
+    for id in ids {
+        let (code, out, _) = hule(&["envelope", "example", "BATCH_ESSAYS_REGISTERED"], None);
+        assert_eq!(code, 0);
+        let mut v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        v["event_id"] = serde_json::json!(id.to_string());
+        values.push(serde_json::to_vec(&v).expect("vec"));
+    }
+    values.insert(1, b"{\"not\": \"an envelope\"".to_vec());
+    for v in &values {
+        producer
+            .send(BaseRecord::<str, [u8]>::to(topic).key("batch-1").payload(v))
+            .expect("send");
+    }
+    producer
+        .flush(std::time::Duration::from_secs(10))
+        .expect("flush");
+
+    let args = [
+        "tail",
+        "--brokers",
+        &brokers,
+        "BATCH_ESSAYS_REGISTERED",
+        "--from-beginning",
+    ];
+    let (code, out, err) = hule(&[&args[..], &["--count", "3", "--json"]].concat(), None);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0]["envelope"]["event_id"], ids[0].to_string());
+    assert_eq!(lines[0]["key"], "batch-1");
+    assert_eq!(
+        (lines[0]["partition"].as_i64(), lines[0]["offset"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert!(lines[1]["envelope"].is_null());
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid JSON")),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2]["envelope"]["event_id"], ids[1].to_string());
+
+    let id = ids[1].to_string();
+    let (code, out, _) = hule(
+        &[&args[..], &["--count", "1", "--json", "--event-id", &id]].concat(),
+        None,
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 1);
+    assert!(out.contains(&id));
+
+    let (code, out, _) = hule(&[&args[..], &["--count", "2"]].concat(), None);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("{topic}[0]@1 key=batch-1")) && out.contains("UNDECODABLE"),
+        "{out}"
+    );
+}
