@@ -1211,25 +1211,38 @@ fn check_fails_on_each_breaking_change_naming_event_field_and_rule() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A fresh `topic` with `partitions` on the real broker, its bootstrap address and a producer for it.
+async fn real_topic(
+    topic: &str,
+    partitions: i32,
+) -> (
+    hule_kafka::testkit::TestKafka,
+    String,
+    rdkafka::producer::BaseProducer,
+) {
+    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
+    cluster
+        .create_topics([(topic.to_owned(), partitions)], 1)
+        .await
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let producer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    (cluster, brokers, producer)
+}
+
 /// `hule lag` on the real broker: committed offset, end offset and lag per partition of a group, its total, a group
 /// without offsets, and JSON. (The mock cluster answers no group listing.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_reports_each_partition_and_the_group_total_on_the_real_broker() {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::producer::{BaseRecord, Producer};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
     let topic = "huleedu.batch.essays.registered.v1";
-    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
-    cluster
-        .create_topics([(topic.to_owned(), 2)], 1)
-        .await
-        .expect("topic");
-    let brokers = cluster.bootstrap_servers();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .expect("producer");
+    let (cluster, brokers, producer) = real_topic(topic, 2).await;
     for p in [0, 0, 0, 0, 1, 1, 1, 1, 1, 1] {
         producer
             .send(BaseRecord::<(), [u8]>::to(topic).partition(p).payload(b"x"))
@@ -1299,20 +1312,10 @@ async fn lag_reports_each_partition_and_the_group_total_on_the_real_broker() {
 /// shown with its error, not dropped; the event-id filter; the readable form.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_prints_decoded_and_undecodable_records_on_the_real_broker() {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseRecord, Producer};
 
     let topic = "huleedu.batch.essays.registered.v1";
-    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
-    cluster
-        .create_topics([(topic.to_owned(), 1)], 1)
-        .await
-        .expect("topic");
-    let brokers = cluster.bootstrap_servers();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .expect("producer");
+    let (_cluster, brokers, producer) = real_topic(topic, 1).await;
     let ids = [uuid::Uuid::from_u128(0x7a11), uuid::Uuid::from_u128(0x7a12)];
     let mut values = Vec::new();
     for id in ids {
