@@ -14,6 +14,7 @@ mod envelope_cmd;
 mod events_cmd;
 mod kafka_args;
 mod lag_cmd;
+mod logs;
 mod outbox_cmd;
 mod tail_cmd;
 mod topics_cmd;
@@ -80,13 +81,7 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HULE_LOG")
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logs::init(default_filter);
     let result = match cli.command {
         Command::Demo(args) => return demo_cmd::demo(&args),
         Command::Broker(args) => demo_cmd::broker(&args),

@@ -1,0 +1,268 @@
+//! Logging for the `hule` binary: `HULE_LOG` (a tracing filter) or a per-command default, to stderr, with
+//! librdkafka's own log lines de-duplicated.
+//!
+//! librdkafka logs every failed connection of every broker thread (`FAIL [thrd:…]: Connect to … failed`) and every
+//! resulting global error; `hule demo --broker-faults` rides out a broker outage that used to print 24 such lines.
+//! A line from `librdkafka`/`rdkafka` is now shown only when nothing of its kind (its facility and reason, without
+//! addresses, thread names and numbers) was shown in the last 30 seconds; the count of lines held back is added to
+//! the next one that is shown.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Metadata};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+/// How long a kind of librdkafka line stays quiet after it was shown.
+pub const QUIET_FOR: Duration = Duration::from_secs(30);
+
+/// The kind of a librdkafka log line: its words without addresses, thread tags, labels and numbers.
+pub fn kind_of(message: &str) -> String {
+    let mut out = String::new();
+    for word in message.split_whitespace() {
+        // Thread tags, broker names, addresses and the labels before them (`GroupCoordinator:`, `127.0.0.1:9092/2:`).
+        if word.contains(':') || word.contains('#') {
+            continue;
+        }
+        let w: String = word.chars().filter(|c| !c.is_ascii_digit()).collect();
+        if !w.is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&w);
+        }
+    }
+    out
+}
+
+/// Passes everything but repeated librdkafka lines.
+#[derive(Default)]
+struct BrokerLogFilter {
+    shown: Mutex<HashMap<String, Instant>>,
+    held_back: AtomicU64,
+}
+
+/// An event's message, and the `log` crate's target for events bridged from it (their own target is `log`).
+#[derive(Default)]
+struct Message {
+    text: String,
+    log_target: Option<String>,
+}
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            "message" => self.text = format!("{value:?}"),
+            "log.target" => {
+                self.log_target = Some(format!("{value:?}").trim_matches('"').to_owned())
+            }
+            _ => {}
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.text = value.to_owned(),
+            "log.target" => self.log_target = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+}
+
+impl BrokerLogFilter {
+    fn allow(&self, message: &str, now: Instant) -> bool {
+        let kind = kind_of(message);
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        match shown.get(&kind) {
+            Some(at) if now.duration_since(*at) < QUIET_FOR => {
+                self.held_back.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+            _ => {
+                shown.insert(kind, now);
+                let held = self.held_back.swap(0, Ordering::Relaxed);
+                if held > 0 {
+                    eprintln!("({held} similar librdkafka log line(s) held back)");
+                }
+                true
+            }
+        }
+    }
+}
+
+impl BrokerLogFilter {
+    /// Whether `event` is shown: anything not from librdkafka, and librdkafka lines of a kind not shown lately.
+    fn passes(&self, event: &Event<'_>) -> bool {
+        let mut m = Message::default();
+        event.record(&mut m);
+        let target = m
+            .log_target
+            .as_deref()
+            .unwrap_or_else(|| event.metadata().target());
+        if !(target.starts_with("librdkafka") || target.starts_with("rdkafka")) {
+            return true;
+        }
+        self.allow(&m.text, Instant::now())
+    }
+}
+
+/// A layer that passes everything to `inner` except the librdkafka lines [`BrokerLogFilter`] holds back. (A
+/// per-layer `Filter` does not see events bridged from the `log` crate, which is how rdkafka logs.)
+struct Quiet<L> {
+    inner: L,
+    filter: BrokerLogFilter,
+}
+
+impl<S, L> Layer<S> for Quiet<L>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    L: Layer<S>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        cx: Context<'_, S>,
+    ) {
+        self.inner.on_new_span(attrs, id, cx)
+    }
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        cx: Context<'_, S>,
+    ) {
+        self.inner.on_record(id, values, cx)
+    }
+    fn on_follows_from(
+        &self,
+        id: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        cx: Context<'_, S>,
+    ) {
+        self.inner.on_follows_from(id, follows, cx)
+    }
+    fn on_event(&self, event: &Event<'_>, cx: Context<'_, S>) {
+        if self.filter.passes(event) {
+            self.inner.on_event(event, cx)
+        }
+    }
+    fn on_enter(&self, id: &tracing::span::Id, cx: Context<'_, S>) {
+        self.inner.on_enter(id, cx)
+    }
+    fn on_exit(&self, id: &tracing::span::Id, cx: Context<'_, S>) {
+        self.inner.on_exit(id, cx)
+    }
+    fn on_close(&self, id: tracing::span::Id, cx: Context<'_, S>) {
+        self.inner.on_close(id, cx)
+    }
+    fn enabled(&self, meta: &Metadata<'_>, cx: Context<'_, S>) -> bool {
+        self.inner.enabled(meta, cx)
+    }
+}
+
+/// `inner` with repeated librdkafka lines held back.
+fn quiet<L>(inner: L) -> Quiet<L> {
+    Quiet {
+        inner,
+        filter: BrokerLogFilter::default(),
+    }
+}
+
+/// Installs the `hule` binary's logging: `HULE_LOG` or `default_filter`, stderr, librdkafka lines de-duplicated.
+pub fn init(default_filter: &str) {
+    let env = tracing_subscriber::EnvFilter::try_from_env("HULE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    tracing_subscriber::registry()
+        .with(env)
+        .with(quiet(fmt))
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_one_kind_are_shown_once_per_window_whatever_their_addresses() {
+        let a = "librdkafka: FAIL [thrd:127.0.0.1:40705/2]: 127.0.0.1:40705/2: Connect to ipv4#127.0.0.1:40705 failed: Connection refused (after 0ms in state CONNECT)";
+        let b = "librdkafka: FAIL [thrd:127.0.0.1:40711/3]: 127.0.0.1:40711/3: Connect to ipv4#127.0.0.1:40711 failed: Connection refused (after 1ms in state CONNECT)";
+        let other =
+            "librdkafka: Global error: BrokerTransportFailure (Local: Broker transport failure)";
+        let coordinator = "librdkafka: FAIL [thrd:GroupCoordinator]: GroupCoordinator: 127.0.0.1:40303: Connect to ipv4#127.0.0.1:40303 failed: Connection refused (after 0ms in state CONNECT)";
+        assert_eq!(kind_of(a), kind_of(b));
+        assert_eq!(kind_of(a), kind_of(coordinator));
+        assert_ne!(kind_of(a), kind_of(other));
+        let f = BrokerLogFilter::default();
+        let t0 = Instant::now();
+        assert!(f.allow(a, t0));
+        assert!(!f.allow(b, t0 + Duration::from_secs(1)));
+        assert!(f.allow(other, t0 + Duration::from_secs(2)));
+        assert_eq!(
+            f.held_back.load(Ordering::Relaxed),
+            0,
+            "the count went out with the next shown line"
+        );
+        assert!(!f.allow(a, t0 + Duration::from_secs(29)));
+        assert!(f.allow(b, t0 + QUIET_FOR + Duration::from_secs(1)));
+    }
+}
+
+#[cfg(test)]
+mod wiring {
+    use super::*;
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_filter_holds_back_repeated_broker_lines_in_a_subscriber() {
+        let lines = Lines::default();
+        let w = lines.clone();
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || w.clone());
+        let subscriber = tracing_subscriber::registry().with(quiet(fmt));
+        tracing::subscriber::with_default(subscriber, || {
+            for port in 1..=5 {
+                tracing::error!(target: "librdkafka", "librdkafka: FAIL [thrd:127.0.0.1:{port}/2]: Connect to ipv4#127.0.0.1:{port} failed: Connection refused");
+            }
+            tracing::warn!(target: "hule", "a line of ours");
+        });
+        let text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf8");
+        assert_eq!(text.lines().count(), 2, "{text}");
+    }
+
+    #[test]
+    fn it_holds_them_back_when_they_come_through_the_log_crate_as_rdkafka_logs() {
+        let lines = Lines::default();
+        let w = lines.clone();
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || w.clone());
+        tracing_subscriber::registry().with(quiet(fmt)).init();
+        for port in 1..=5 {
+            log::error!(target: "librdkafka", "librdkafka: FAIL [thrd:127.0.0.1:{port}/2]: Connect to ipv4#127.0.0.1:{port} failed: Connection refused");
+        }
+        log::warn!(target: "hule", "a line of ours");
+        let text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf8");
+        assert_eq!(text.lines().count(), 2, "{text}");
+    }
+}
