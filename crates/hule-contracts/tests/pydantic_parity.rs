@@ -357,9 +357,8 @@ fn cases() -> Vec<Case> {
                 ),
             ),
             (
-                "duplicate data, the last invalid",
-                text.replacen("\"data\":", "\"data\":1,\"data\":", 1)
-                    .replacen(",\"data\":1,\"data\":", ",\"data\":", 0),
+                "duplicate data, the first invalid",
+                text.replacen("\"data\":", "\"data\":1,\"data\":", 1),
             ),
             ("single quotes", text.replace('"', "'")),
             ("a trailing comma", text.replacen("}", ",}", 1)),

@@ -455,3 +455,62 @@ fn run_script_env(args: &[&str], env: &[(&str, &str)]) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// A `BatchEssaysRegistered` record for `topic`: event id `id`, its batch (and key) `key`, standard headers.
+pub fn essays_registered(
+    topic: &str,
+    id: u128,
+    key: &str,
+) -> (String, Vec<u8>, hule_contracts::Headers) {
+    use hule_contracts::{Event, Timestamp, TypedEvent};
+    let mut env = hule_contracts::examples::example_envelope(
+        Event::BatchEssaysRegistered,
+        uuid::Uuid::from_u128(id),
+        uuid::Uuid::from_u128(1),
+        Timestamp::from_datetime(chrono::Utc::now()),
+    )
+    .expect("every event has an example");
+    if let TypedEvent::BatchEssaysRegistered(p) = &mut env.data {
+        p.entity_id = key.to_owned();
+    }
+    let headers = hule_contracts::headers::standard_headers(&env, topic, key);
+    (
+        key.to_owned(),
+        env.to_json().expect("an example encodes"),
+        headers,
+    )
+}
+
+/// Produces `records` (key, value, headers) to `topic` with an idempotent murmur2 producer and waits for every
+/// acknowledgement.
+///
+/// # Panics
+/// When a record is not delivered within 30 s: the test fails loudly.
+pub async fn produce_all(
+    brokers: &str,
+    topic: &str,
+    records: &[(String, Vec<u8>, hule_contracts::Headers)],
+) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .expect("producer");
+    let sends: Vec<_> = records
+        .iter()
+        .map(|(k, v, h)| {
+            producer.send(
+                FutureRecord::to(topic)
+                    .key(k)
+                    .payload(v)
+                    .headers(crate::consumer::owned_headers(h)),
+                Duration::from_secs(30),
+            )
+        })
+        .collect();
+    for s in futures::future::join_all(sends).await {
+        s.expect("delivered");
+    }
+}

@@ -11,14 +11,10 @@ use std::time::{Duration, Instant};
 use hule_consumer::{
     standard_stack, ConsumerMetrics, Context, DeadLetterRecord, MemoryDedup, Router, TopicChoice,
 };
-use hule_contracts::examples::example_envelope;
-use hule_contracts::headers::standard_headers;
 use hule_contracts::payloads::BatchEssaysRegistered;
-use hule_contracts::{Event, Timestamp, TypedEvent};
-use hule_kafka::consumer::{owned_headers, run_consumer, ConsumerConfig, KafkaDeadLetterSink};
-use hule_kafka::testkit::{Backend, TestKafka};
+use hule_kafka::consumer::{run_consumer, ConsumerConfig, KafkaDeadLetterSink};
+use hule_kafka::testkit::{essays_registered, produce_all, Backend, TestKafka};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message as _, Offset, TopicPartitionList};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -28,43 +24,11 @@ const TOPIC: &str = "huleedu.batch.essays.registered.v1";
 
 /// Record n: key `batch-{n % keys}`, event id n.
 fn record(n: u128, keys: u128) -> (String, Vec<u8>, hule_contracts::Headers) {
-    let mut env = example_envelope(
-        Event::BatchEssaysRegistered,
-        Uuid::from_u128(n),
-        Uuid::from_u128(1),
-        Timestamp::from_datetime(chrono::Utc::now()),
-    )
-    .expect("example");
-    let key = format!("batch-{}", n % keys);
-    if let TypedEvent::BatchEssaysRegistered(p) = &mut env.data {
-        p.entity_id = key.clone();
-    }
-    let headers = standard_headers(&env, TOPIC, &key);
-    (key, env.to_json().expect("json"), headers)
+    essays_registered(TOPIC, n, &format!("batch-{}", n % keys))
 }
 
 async fn produce(brokers: &str, records: Vec<(String, Vec<u8>, hule_contracts::Headers)>) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random")
-        .create()
-        .expect("producer");
-    let sends: Vec<_> = records
-        .iter()
-        .map(|(k, v, h)| {
-            producer.send(
-                FutureRecord::to(TOPIC)
-                    .key(k)
-                    .payload(v)
-                    .headers(owned_headers(h)),
-                Duration::from_secs(10),
-            )
-        })
-        .collect();
-    for s in futures::future::join_all(sends).await {
-        s.expect("delivered");
-    }
+    produce_all(brokers, TOPIC, &records).await;
 }
 
 type Seen = Arc<Mutex<Vec<(String, u128)>>>;

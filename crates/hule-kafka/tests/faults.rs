@@ -27,14 +27,9 @@ use hule_consumer::{
     standard_stack, ConsumerMetrics, Context, HandlerError, MemorySink, PgInbox, RedisDedup,
     Router, TopicChoice,
 };
-use hule_contracts::examples::example_envelope;
-use hule_contracts::headers::standard_headers;
 use hule_contracts::payloads::BatchEssaysRegistered;
-use hule_contracts::{Event, Timestamp, TypedEvent};
-use hule_kafka::consumer::{owned_headers, run_consumer, ConsumerConfig};
-use hule_kafka::testkit::ScriptCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
+use hule_kafka::consumer::{run_consumer, ConsumerConfig};
+use hule_kafka::testkit::{essays_registered, produce_all, ScriptCluster};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -265,48 +260,6 @@ enum Store {
     Redis,
 }
 
-/// Record n: key `batch-{n % 40}`, event id n.
-fn record(n: u64) -> (String, Vec<u8>, hule_contracts::Headers) {
-    let mut env = example_envelope(
-        Event::BatchEssaysRegistered,
-        Uuid::from_u128(u128::from(n) + 1),
-        Uuid::from_u128(1),
-        Timestamp::from_datetime(chrono::Utc::now()),
-    )
-    .expect("example");
-    let key = format!("batch-{}", n % 40);
-    if let TypedEvent::BatchEssaysRegistered(p) = &mut env.data {
-        p.entity_id = key.clone();
-    }
-    let headers = standard_headers(&env, TOPIC, &key);
-    (key, env.to_json().expect("json"), headers)
-}
-
-async fn produce(brokers: &str) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random")
-        .create()
-        .expect("producer");
-    let records: Vec<_> = (0..N).map(record).collect();
-    let sends: Vec<_> = records
-        .iter()
-        .map(|(k, v, h)| {
-            producer.send(
-                FutureRecord::to(TOPIC)
-                    .key(k)
-                    .payload(v)
-                    .headers(owned_headers(h)),
-                Duration::from_secs(30),
-            )
-        })
-        .collect();
-    for s in futures::future::join_all(sends).await {
-        s.expect("delivered");
-    }
-}
-
 /// The consumer both processes run: the standard stack over a handler that writes the event's effect as a row
 /// (inside the inbox's transaction, or on its own with Redis deduplicating), taking 5 ms.
 async fn consumer(
@@ -474,7 +427,10 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
         .create_topics([(TOPIC.to_owned(), PARTITIONS)], 1)
         .await
         .expect("topic");
-    produce(&brokers).await;
+    let records: Vec<_> = (0..N)
+        .map(|n| essays_registered(TOPIC, u128::from(n) + 1, &format!("batch-{}", n % 40)))
+        .collect();
+    produce_all(&brokers, TOPIC, &records).await;
     let group = format!("faults-{}", rand_suffix());
 
     // Two members: a child process (to be killed) and one in this process (the survivor, whose metrics we read).

@@ -2,7 +2,7 @@
 
 use hule_metrics::{Counter, Gauge, Histogram, Registry, LATENCY_BUCKETS};
 
-use crate::model::{Gauges, Status};
+use crate::model::Gauges;
 
 /// Buckets for key resolution (microseconds to a millisecond).
 const FAST_BUCKETS: &[f64] = &[
@@ -99,17 +99,6 @@ impl OutboxMetrics {
     /// Batches observed.
     pub fn batches(&self) -> u64 {
         self.batch_seconds.count(&[&self.service])
-    }
-    /// Sets the gauges from a status reading.
-    pub fn status(&self, status: &Status) {
-        let pending: i64 = status.pending.iter().map(|(_, n)| n).sum();
-        let parked: i64 = status.parked.iter().map(|(_, n)| n).sum();
-        self.depth.set(&[&self.service], (pending + parked) as f64);
-        self.parked.set(&[&self.service], parked as f64);
-        self.oldest.set(
-            &[&self.service],
-            status.oldest_pending_age_seconds.unwrap_or(0.0),
-        );
     }
     /// Sets the gauges from [`Gauges`] (what the relay does while it runs).
     pub fn gauges(&self, g: &Gauges) {
