@@ -1,6 +1,6 @@
 //! The consumer's Prometheus metrics (issue 4's names), as handles on a [`hule_metrics::Registry`].
 
-use hule_metrics::{Counter, Gauge, Histogram, Registry, LATENCY_BUCKETS};
+use hule_metrics::{Counter, Gauge, Health, Histogram, Registry, LATENCY_BUCKETS};
 
 /// Metric handles with the service and consumer group filled in.
 #[derive(Debug, Clone)]
@@ -14,6 +14,7 @@ pub struct ConsumerMetrics {
     dlq: Counter,
     lag: Gauge,
     fail_open: Counter,
+    health: Health,
 }
 
 impl ConsumerMetrics {
@@ -58,7 +59,18 @@ impl ConsumerMetrics {
                 "Deliveries handled without deduplication because the store was unreachable (fail-open mode).",
                 &["service", "consumer_group"],
             ),
+            health: registry.health().clone(),
         }
+    }
+
+    /// Reports the consumer's broker connection on the health board (`kafka`).
+    pub fn broker(&self, ok: bool, detail: &str) {
+        self.health.set("kafka", ok, detail);
+    }
+    /// Reports whether records reach an outcome (`consumer`): unwell while a record is retried because its
+    /// dedup store or dead-letter producer is unavailable.
+    pub fn progressing(&self, ok: bool, detail: &str) {
+        self.health.set("consumer", ok, detail);
     }
 
     /// Metrics on a private registry (tests, tools).
@@ -99,6 +111,15 @@ impl ConsumerMetrics {
     pub fn set_lag(&self, topic: &str, partition: i32, lag: i64) {
         self.lag
             .set(&[&self.group, topic, &partition.to_string()], lag as f64);
+    }
+    /// The lag last set for one partition.
+    pub fn lag(&self, topic: &str, partition: i32) -> f64 {
+        self.lag.get(&[&self.group, topic, &partition.to_string()])
+    }
+    /// Forgets the lag of a partition this consumer no longer owns.
+    pub fn forget_lag(&self, topic: &str, partition: i32) {
+        self.lag
+            .remove(&[&self.group, topic, &partition.to_string()]);
     }
     /// Counts a delivery handled without dedup protection.
     pub fn fail_open(&self) {

@@ -72,6 +72,13 @@ pub struct ConsumerConfig {
         deserialize_with = "crate::settings::millis"
     )]
     pub revoke_timeout: Duration,
+    /// How often the lag of each owned partition (`consumer_lag`) is measured: its high watermark minus the next
+    /// offset to commit.
+    #[serde(
+        rename = "lag_interval_ms",
+        deserialize_with = "crate::settings::millis"
+    )]
+    pub lag_interval: Duration,
     /// Extra librdkafka properties.
     #[serde(
         rename = "properties",
@@ -108,7 +115,7 @@ impl ConsumerConfig {
         self.extra.extend(own);
     }
 
-    /// Defaults: earliest, 256 queued per partition, commit every 500 ms, 100 ms revoke wait.
+    /// Defaults: earliest, 256 queued per partition, commit every 500 ms, 100 ms revoke wait, lag every 5 s.
     pub fn new(brokers: &str, group: &str) -> Self {
         ConsumerConfig {
             brokers: brokers.to_owned(),
@@ -117,6 +124,7 @@ impl ConsumerConfig {
             queue_per_partition: 256,
             commit_interval: Duration::from_millis(500),
             revoke_timeout: Duration::from_millis(100),
+            lag_interval: Duration::from_secs(5),
             extra: Vec::new(),
             on_assign: None,
         }
@@ -183,6 +191,7 @@ impl Shared {
 struct DriverContext {
     shared: Arc<Shared>,
     on_assign: Option<Arc<tokio::sync::Notify>>,
+    metrics: ConsumerMetrics,
 }
 
 impl ClientContext for DriverContext {}
@@ -206,8 +215,14 @@ impl ConsumerContext for DriverContext {
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let (Rebalance::Assign(_), Some(n)) = (rebalance, &self.on_assign) {
-            n.notify_one();
+        if let Rebalance::Assign(tpl) = rebalance {
+            self.metrics.broker(
+                true,
+                &format!("in the group, {} partitions assigned", tpl.count()),
+            );
+            if let Some(n) = &self.on_assign {
+                n.notify_one();
+            }
         }
     }
 
@@ -240,6 +255,7 @@ impl ConsumerContext for DriverContext {
         let mut parts = self.shared.parts();
         for k in &keys {
             parts.remove(k);
+            self.metrics.forget_lag(&k.0, k.1);
         }
         tracing::info!(
             partitions = keys.len(),
@@ -323,7 +339,9 @@ pub async fn run_consumer(
         Arc::new(cc.create_with_context(DriverContext {
             shared: shared.clone(),
             on_assign: config.on_assign.clone(),
+            metrics: metrics.clone(),
         })?);
+    metrics.broker(false, "joining the group");
     consumer.subscribe(topics)?;
 
     let finished = Arc::new(AtomicI64::new(0));
@@ -343,7 +361,8 @@ pub async fn run_consumer(
     let mut queues: HashMap<PartKey, (Arc<PartState>, mpsc::Sender<Delivery>)> = HashMap::new();
     let mut workers = Vec::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
-    let mut lag_tick = tokio::time::interval(Duration::from_secs(5));
+    let mut lag_tick = tokio::time::interval(config.lag_interval.max(Duration::from_millis(10)));
+    let mut broker_error = false;
 
     loop {
         tokio::select! {
@@ -386,9 +405,15 @@ pub async fn run_consumer(
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "consumer error");
+                        metrics.broker(false, &e.to_string());
+                        broker_error = true;
                         continue;
                     }
                 };
+                if broker_error {
+                    metrics.broker(true, "receiving");
+                    broker_error = false;
+                }
                 let delivery = delivery_of(&m);
                 drop(m);
                 let key = (delivery.topic.clone(), delivery.partition);
@@ -462,6 +487,9 @@ async fn partition_worker(mut rx: mpsc::Receiver<Delivery>, st: Arc<PartState>, 
         loop {
             match process(&stack, &mut msg, &metrics).await {
                 Ok(_) => {
+                    if backoff > Duration::from_millis(100) {
+                        metrics.progressing(true, "records reach their outcomes");
+                    }
                     st.done.store(offset + 1, Ordering::SeqCst);
                     finished.fetch_add(1, Ordering::SeqCst);
                     break;
@@ -474,6 +502,10 @@ async fn partition_worker(mut rx: mpsc::Receiver<Delivery>, st: Arc<PartState>, 
                 }
                 Err(failure) => {
                     stalls.fetch_add(1, Ordering::SeqCst);
+                    metrics.progressing(
+                        false,
+                        &format!("retrying {}: {failure}", msg.delivery.position()),
+                    );
                     tracing::warn!(at = %msg.delivery.position(), error = %failure, ?backoff, "not committed; retrying the record");
                     if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
                         st.busy.store(false, Ordering::SeqCst);

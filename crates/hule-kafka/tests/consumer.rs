@@ -420,7 +420,128 @@ async fn a_fatal_error_stops_the_consumer_without_committing_its_record(backend:
     );
 }
 
+/// `consumer_lag{consumer_group,topic,partition}` follows a partition whose handler is held up, and `/healthz`'s
+/// board says the consumer is in its group.
+async fn lag_per_partition_and_health_are_reported(backend: Backend) {
+    let cluster = TestKafka::start(backend, 1);
+    cluster
+        .create_topics([(TOPIC.to_owned(), 1)], 1)
+        .await
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let group = cluster.group("lag");
+    produce(&brokers, (0..10).map(|n| record(n, 1)).collect()).await;
+    // The first record is handled; the rest wait for the gate.
+    let (gate_tx, gate_rx) = watch::channel(false);
+    let count = Arc::new(AtomicU64::new(0));
+    let counter = count.clone();
+    let router = Router::new().on(
+        TopicChoice::Standard,
+        move |_ctx: Context, _p: BatchEssaysRegistered| {
+            let (count, mut gate) = (counter.clone(), gate_rx.clone());
+            async move {
+                if count.load(Ordering::SeqCst) >= 1 {
+                    let _ = gate.wait_for(|open| *open).await;
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        },
+    );
+    let registry = hule_metrics::Registry::new();
+    let metrics = ConsumerMetrics::new(&registry, "svc", &group);
+    let stack = standard_stack(
+        router,
+        "svc",
+        None,
+        Arc::new(KafkaDeadLetterSink::new(&brokers).expect("dlq")),
+        metrics.clone(),
+    )
+    .expect("stack");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut cfg = config(&brokers, &group);
+    cfg.lag_interval = Duration::from_millis(100);
+    let run = tokio::spawn({
+        let metrics = metrics.clone();
+        async move { run_consumer(&cfg, &[TOPIC], stack, metrics, stop_rx).await }
+    });
+    wait_until("a lag of 9 on partition 0", Duration::from_secs(30), || {
+        metrics.lag(TOPIC, 0) == 9.0
+    })
+    .await;
+    let text = registry.render();
+    assert!(
+        text.contains(&format!(
+            "consumer_lag{{consumer_group=\"{group}\",topic=\"{TOPIC}\",partition=\"0\"}} 9.0"
+        )),
+        "{text}"
+    );
+    let health = registry.health().report();
+    assert!(health.ok, "{health:?}");
+    assert!(
+        health.parts.iter().any(|(part, ok, detail)| part == "kafka"
+            && *ok
+            && detail.contains("1 partitions assigned")),
+        "{health:?}"
+    );
+    gate_tx.send(true).expect("open the gate");
+    wait_until("the lag to drop to 0", Duration::from_secs(30), || {
+        metrics.lag(TOPIC, 0) == 0.0
+    })
+    .await;
+    assert_eq!(count.load(Ordering::SeqCst), 10);
+    stop_tx.send(true).expect("stop");
+    run.await.expect("join").expect("run");
+}
+
+/// The metric names the seeds and ARCHITECTURE.md list, exactly: renaming one breaks dashboards.
+#[test]
+fn metric_names_are_the_documented_ones() {
+    let registry = hule_metrics::Registry::new();
+    let outbox = hule_outbox::metrics::OutboxMetrics::new(&registry, "svc");
+    let consumer = ConsumerMetrics::new(&registry, "svc", "group");
+    let mut expected = vec![
+        "consumer_dedup_fail_open_total",
+        "consumer_handler_seconds",
+        "consumer_lag",
+        "consumer_messages_total",
+        "dlq_messages_total",
+        "kafka_duplicate_events_total",
+        "kafka_event_headers_missing_total",
+        "outbox_commit_to_publish_seconds",
+        "outbox_events_added_total",
+        "outbox_events_failed_total",
+        "outbox_events_parked",
+        "outbox_events_published_total",
+        "outbox_oldest_pending_age_seconds",
+        "outbox_queue_depth",
+        "outbox_relay_batch_seconds",
+        "partition_key_resolution_seconds",
+    ];
+    expected.sort_unstable();
+    assert_eq!(registry.names(), expected);
+    // And as exposed once each has a series: counters keep their `_total`, every family has its TYPE line.
+    outbox.added(1, 0.000_01);
+    outbox.published(TOPIC, 0.01);
+    outbox.failed(1);
+    outbox.batch(0.01);
+    outbox.gauges(&hule_outbox::model::Gauges::default());
+    consumer.duplicate("redis");
+    consumer.headers_missing("x");
+    consumer.outcome(TOPIC, "handled", 0.01);
+    consumer.dead_lettered(TOPIC, "validation");
+    consumer.set_lag(TOPIC, 0, 3);
+    consumer.fail_open();
+    let text = registry.render();
+    assert_eq!(text.matches("# TYPE ").count(), expected.len(), "{text}");
+    for name in expected {
+        let base = name.strip_suffix("_total").unwrap_or(name);
+        assert!(text.contains(&format!("# TYPE {base} ")), "{name}: {text}");
+    }
+}
+
 hule_kafka::on_both_backends!(
+    lag_per_partition_and_health_are_reported,
     each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered,
     a_second_consumer_joining_mid_stream_loses_nothing,
     committed_offsets_survive_a_consumer_restart,

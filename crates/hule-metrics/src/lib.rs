@@ -1,8 +1,12 @@
 /*!
-A small Prometheus registry: counter, gauge and histogram families with labels, rendered in the text exposition
-format (version 0.0.4), and [`serve`], which answers `GET /metrics` on an address (`--metrics-addr`).
+Metrics and health for hule processes: counter, gauge and histogram families with labels on
+[`prometheus-client`](https://docs.rs/prometheus-client) (OpenMetrics text exposition), a [`Health`] board the
+relay and the consumer keep up to date, and [`serve`], which answers `GET /metrics` and `GET /healthz` on an
+address (`--metrics-addr`).
 
-Families are registered once and updated through cheap handles; label values are given at update time.
+Families are registered once by name and updated through cheap handles; label values are given at update time.
+A series is found by hashing its label values under a read lock (prometheus-client's `Family`); nothing on the
+update path takes a mutex or scans.
 
 ```
 let registry = hule_metrics::Registry::new();
@@ -15,81 +19,88 @@ assert!(registry.render().contains(
 */
 #![warn(missing_docs)]
 
+mod health;
+mod http;
+
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use prometheus_client::encoding::{EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+
+pub use health::{Health, HealthReport};
+pub use http::serve;
 
 /// Default latency buckets in seconds (1 ms .. 60 s).
 pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
-    Histogram,
-}
-
+/// The label set of one series: the family's label names (shared) and this series' values. Equality and hash
+/// are the values' (every series of a family has the same names).
 #[derive(Debug, Clone)]
-enum Value {
-    Scalar(f64),
-    Histogram {
-        counts: Vec<u64>,
-        sum: f64,
-        count: u64,
-    },
+struct Series {
+    names: Arc<[String]>,
+    values: Box<[String]>,
 }
 
-#[derive(Debug)]
-struct Family {
-    name: String,
-    help: String,
-    kind: Kind,
-    labels: Vec<String>,
-    buckets: Vec<f64>,
-    series: Mutex<BTreeMap<Vec<String>, Value>>,
-}
-
-impl Family {
-    fn series(&self) -> MutexGuard<'_, BTreeMap<Vec<String>, Value>> {
-        // A panic while holding the lock cannot leave a series half-written (updates are single assignments).
-        self.series.lock().unwrap_or_else(|p| p.into_inner())
+impl PartialEq for Series {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
     }
-
-    fn update(&self, labels: &[&str], f: impl FnOnce(&mut Value)) {
-        if labels.len() != self.labels.len() {
-            tracing::error!(metric = %self.name, expected = self.labels.len(), got = labels.len(), "wrong number of label values; update dropped");
-            return;
-        }
-        let mut series = self.series();
-        // Existing series are found without allocating (families hold few series); a new one is added once.
-        if let Some(value) = series
-            .iter_mut()
-            .find(|(k, _)| k.iter().map(String::as_str).eq(labels.iter().copied()))
-            .map(|(_, v)| v)
-        {
-            f(value);
-            return;
-        }
-        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
-        let value = series.entry(key).or_insert_with(|| match self.kind {
-            Kind::Histogram => Value::Histogram {
-                counts: vec![0; self.buckets.len()],
-                sum: 0.0,
-                count: 0,
-            },
-            _ => Value::Scalar(0.0),
-        });
-        f(value);
+}
+impl Eq for Series {}
+impl Hash for Series {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.values.hash(state);
     }
 }
 
-/// A set of metric families.
+impl EncodeLabelSet for Series {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeLabel;
+        for (name, value) in self.names.iter().zip(self.values.iter()) {
+            (name.as_str(), value.as_str()).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+type PromCounter = prometheus_client::metrics::counter::Counter<u64, AtomicU64>;
+type PromGauge = prometheus_client::metrics::gauge::Gauge<f64, AtomicU64>;
+type PromHistogram = prometheus_client::metrics::histogram::Histogram;
+
+/// Makes a family's histograms with its buckets.
+#[derive(Debug, Clone)]
+struct Buckets(Arc<[f64]>);
+
+impl MetricConstructor<PromHistogram> for Buckets {
+    fn new_metric(&self) -> PromHistogram {
+        PromHistogram::new(self.0.iter().copied())
+    }
+}
+
+/// What a registered name holds, to hand the same family to a second registration.
+#[derive(Debug, Clone)]
+enum Registered {
+    Counter(Counter),
+    Gauge(Gauge),
+    Histogram(Histogram),
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    prom: prometheus_client::registry::Registry,
+    by_name: BTreeMap<String, Registered>,
+}
+
+/// A set of metric families and the process's [`Health`].
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
-    families: Arc<Mutex<Vec<Arc<Family>>>>,
+    inner: Arc<Mutex<Inner>>,
+    health: Health,
 }
 
 impl Registry {
@@ -104,256 +115,190 @@ impl Registry {
         GLOBAL.get_or_init(Registry::new)
     }
 
-    fn register(
-        &self,
-        name: &str,
-        help: &str,
-        kind: Kind,
-        labels: &[&str],
-        buckets: &[f64],
-    ) -> Arc<Family> {
-        let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(existing) = families.iter().find(|f| f.name == name) {
-            return existing.clone();
-        }
-        let family = Arc::new(Family {
-            name: name.to_owned(),
-            help: help.to_owned(),
-            kind,
-            labels: labels.iter().map(|l| (*l).to_owned()).collect(),
-            buckets: buckets.to_vec(),
-            series: Mutex::new(BTreeMap::new()),
-        });
-        families.push(family.clone());
-        family
+    /// The health board served at `/healthz` with these metrics.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
-    /// Registers (or finds) a counter family.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // Registration and rendering only; a panic elsewhere cannot leave the registry half-written.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finds `name`'s family, or registers the one `make` builds. prometheus-client adds `_total` to a counter's
+    /// name itself, so it is registered without it.
+    fn register(&self, name: &str, help: &str, make: impl FnOnce() -> Registered) -> Registered {
+        let mut inner = self.lock();
+        if let Some(existing) = inner.by_name.get(name) {
+            return existing.clone();
+        }
+        let made = make();
+        match &made {
+            Registered::Counter(c) => {
+                let base = name.strip_suffix("_total").unwrap_or(name);
+                inner.prom.register(base, help, c.family.clone());
+            }
+            Registered::Gauge(g) => inner.prom.register(name, help, g.family.clone()),
+            Registered::Histogram(h) => inner.prom.register(name, help, h.family.clone()),
+        }
+        inner.by_name.insert(name.to_owned(), made.clone());
+        made
+    }
+
+    /// Registers (or finds) a counter family. Its name should end in `_total`, as exposed.
     pub fn counter(&self, name: &str, help: &str, labels: &[&str]) -> Counter {
-        Counter(self.register(name, help, Kind::Counter, labels, &[]))
+        let names = names(labels);
+        match self.register(name, help, || {
+            Registered::Counter(Counter {
+                names,
+                family: Family::default(),
+            })
+        }) {
+            Registered::Counter(c) => c,
+            other => panic!("metric {name} registered twice with different kinds ({other:?})"),
+        }
     }
 
     /// Registers (or finds) a gauge family.
     pub fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> Gauge {
-        Gauge(self.register(name, help, Kind::Gauge, labels, &[]))
+        let names = names(labels);
+        match self.register(name, help, || {
+            Registered::Gauge(Gauge {
+                names,
+                family: Family::default(),
+            })
+        }) {
+            Registered::Gauge(g) => g,
+            other => panic!("metric {name} registered twice with different kinds ({other:?})"),
+        }
     }
 
     /// Registers (or finds) a histogram family with upper bucket bounds `buckets` (ascending, seconds or units).
     pub fn histogram(&self, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> Histogram {
-        Histogram(self.register(name, help, Kind::Histogram, labels, buckets))
+        let names = names(labels);
+        let ctor = Buckets(buckets.into());
+        match self.register(name, help, || {
+            Registered::Histogram(Histogram {
+                names,
+                family: Family::new_with_constructor(ctor),
+            })
+        }) {
+            Registered::Histogram(h) => h,
+            other => panic!("metric {name} registered twice with different kinds ({other:?})"),
+        }
     }
 
-    /// The text exposition of every family.
+    /// The OpenMetrics text exposition of every family (ends with `# EOF`).
     pub fn render(&self) -> String {
-        let families = self
-            .families
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         let mut out = String::new();
-        for f in families {
-            let kind = match f.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
-                Kind::Histogram => "histogram",
-            };
-            let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(&f.help));
-            let _ = writeln!(out, "# TYPE {} {kind}", f.name);
-            for (labels, value) in f.series().iter() {
-                let pairs: Vec<(&str, &str)> = f
-                    .labels
-                    .iter()
-                    .map(String::as_str)
-                    .zip(labels.iter().map(String::as_str))
-                    .collect();
-                match value {
-                    Value::Scalar(v) => {
-                        let _ = writeln!(out, "{}{} {}", f.name, label_set(&pairs, None), num(*v));
-                    }
-                    Value::Histogram { counts, sum, count } => {
-                        let mut cumulative = 0;
-                        for (bound, c) in f.buckets.iter().zip(counts) {
-                            cumulative += c;
-                            let le = num(*bound);
-                            let _ = writeln!(
-                                out,
-                                "{}_bucket{} {cumulative}",
-                                f.name,
-                                label_set(&pairs, Some(&le))
-                            );
-                        }
-                        let _ = writeln!(
-                            out,
-                            "{}_bucket{} {count}",
-                            f.name,
-                            label_set(&pairs, Some("+Inf"))
-                        );
-                        let _ = writeln!(
-                            out,
-                            "{}_sum{} {}",
-                            f.name,
-                            label_set(&pairs, None),
-                            num(*sum)
-                        );
-                        let _ =
-                            writeln!(out, "{}_count{} {count}", f.name, label_set(&pairs, None));
-                    }
-                }
-            }
+        // Writing into a String cannot fail; an encoder error would be a bug in a label value we made.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.lock().prom) {
+            tracing::error!(error = %e, "metrics exposition failed");
         }
         out
     }
-}
 
-fn num(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
+    /// The names of every registered family, as exposed (counters with `_total`), sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().by_name.keys().cloned().collect()
     }
 }
 
-fn escape_help(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\n', "\\n")
+fn names(labels: &[&str]) -> Arc<[String]> {
+    labels.iter().map(|l| (*l).to_owned()).collect()
 }
 
-fn escape_value(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn label_set(pairs: &[(&str, &str)], le: Option<&str>) -> String {
-    if pairs.is_empty() && le.is_none() {
-        return String::new();
+/// The series key for `values`, or `None` (and an error log) when their number is not the family's.
+fn series(family: &str, names: &Arc<[String]>, values: &[&str]) -> Option<Series> {
+    if values.len() != names.len() {
+        tracing::error!(
+            metric = family,
+            expected = names.len(),
+            got = values.len(),
+            "wrong number of label values; update dropped"
+        );
+        return None;
     }
-    let mut parts: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape_value(v)))
-        .collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    format!("{{{}}}", parts.join(","))
+    Some(Series {
+        names: names.clone(),
+        values: values.iter().map(|v| (*v).to_owned()).collect(),
+    })
 }
 
 /// A counter family.
 #[derive(Debug, Clone)]
-pub struct Counter(Arc<Family>);
+pub struct Counter {
+    names: Arc<[String]>,
+    family: Family<Series, PromCounter>,
+}
 
 impl Counter {
     /// Adds one to the series with these label values.
     pub fn inc(&self, labels: &[&str]) {
-        self.add(labels, 1.0);
+        self.add(labels, 1);
     }
-    /// Adds `v` (ignored when negative: counters only go up).
-    pub fn add(&self, labels: &[&str], v: f64) {
-        if v < 0.0 {
-            return;
+    /// Adds `v`.
+    pub fn add(&self, labels: &[&str], v: u64) {
+        if let Some(s) = series("counter", &self.names, labels) {
+            self.family.get_or_create(&s).inc_by(v);
         }
-        self.0.update(labels, |value| {
-            if let Value::Scalar(x) = value {
-                *x += v;
-            }
-        });
     }
-    /// The current value (0 when the series does not exist yet).
+    /// The current value (0 when the series does not exist yet), as a float like the other families'.
     pub fn get(&self, labels: &[&str]) -> f64 {
-        scalar(&self.0, labels)
-    }
-}
-
-fn scalar(f: &Family, labels: &[&str]) -> f64 {
-    let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
-    match f.series().get(&key) {
-        Some(Value::Scalar(v)) => *v,
-        _ => 0.0,
+        series("counter", &self.names, labels)
+            .and_then(|s| self.family.get(&s).map(|c| c.get() as f64))
+            .unwrap_or(0.0)
     }
 }
 
 /// A gauge family.
 #[derive(Debug, Clone)]
-pub struct Gauge(Arc<Family>);
+pub struct Gauge {
+    names: Arc<[String]>,
+    family: Family<Series, PromGauge>,
+}
 
 impl Gauge {
     /// Sets the series with these label values.
     pub fn set(&self, labels: &[&str], v: f64) {
-        self.0.update(labels, |value| *value = Value::Scalar(v));
+        if let Some(s) = series("gauge", &self.names, labels) {
+            self.family.get_or_create(&s).set(v);
+        }
     }
-    /// The current value.
+    /// The current value (0 when the series does not exist yet).
     pub fn get(&self, labels: &[&str]) -> f64 {
-        scalar(&self.0, labels)
+        series("gauge", &self.names, labels)
+            .and_then(|s| self.family.get(&s).map(|g| g.get()))
+            .unwrap_or(0.0)
+    }
+    /// Removes the series (a partition this process no longer owns).
+    pub fn remove(&self, labels: &[&str]) {
+        if let Some(s) = series("gauge", &self.names, labels) {
+            self.family.remove(&s);
+        }
     }
 }
 
 /// A histogram family.
 #[derive(Debug, Clone)]
-pub struct Histogram(Arc<Family>);
+pub struct Histogram {
+    names: Arc<[String]>,
+    family: Family<Series, PromHistogram, Buckets>,
+}
 
 impl Histogram {
     /// Records one observation.
     pub fn observe(&self, labels: &[&str], v: f64) {
-        let idx = self.0.buckets.iter().position(|b| v <= *b);
-        self.0.update(labels, |value| {
-            if let Value::Histogram { counts, sum, count } = value {
-                if let Some(i) = idx {
-                    counts[i] += 1;
-                }
-                *sum += v;
-                *count += 1;
-            }
-        });
+        if let Some(s) = series("histogram", &self.names, labels) {
+            self.family.get_or_create(&s).observe(v);
+        }
     }
     /// Observations so far.
     pub fn count(&self, labels: &[&str]) -> u64 {
-        let key: Vec<String> = labels.iter().map(|l| (*l).to_owned()).collect();
-        match self.0.series().get(&key) {
-            Some(Value::Histogram { count, .. }) => *count,
-            _ => 0,
-        }
+        series("histogram", &self.names, labels)
+            .and_then(|s| self.family.get(&s).map(|h| h.count()))
+            .unwrap_or(0)
     }
-}
-
-/// Serves `GET /metrics` (and `/`) with the registry's exposition until the task is dropped. Binds first, so a
-/// taken address is reported to the caller instead of in a background task.
-pub async fn serve(
-    registry: Registry,
-    addr: SocketAddr,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        loop {
-            let mut stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %e, "metrics endpoint cannot accept");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let registry = registry.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 2048];
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]);
-                let path = request.split_whitespace().nth(1).unwrap_or("");
-                let (status, body) = if path == "/metrics" || path == "/" {
-                    ("200 OK", registry.render())
-                } else {
-                    ("404 Not Found", "not found; try /metrics\n".to_owned())
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    Ok((local, task))
 }
 
 #[cfg(test)]
@@ -373,7 +318,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("relay_batch_seconds_bucket{le=\"1\"} 2\n"),
+            text.contains("relay_batch_seconds_bucket{le=\"1.0\"} 2\n"),
             "{text}"
         );
         assert!(
@@ -381,6 +326,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("relay_batch_seconds_count 3\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
         assert_eq!(h.count(&[]), 3);
     }
 
@@ -395,35 +341,42 @@ mod tests {
             text.contains("x_total{reason=\"a \\\"quoted\\\"\\nline\"} 1"),
             "{text}"
         );
+        assert!(text.contains("# TYPE x counter"), "{text}");
         assert!(!text.contains("too"), "{text}");
     }
 
     #[test]
     fn gauge_sets_and_registering_twice_returns_the_same_family() {
         let r = Registry::new();
-        let g = r.gauge("outbox_parked", "Parked rows.", &[]);
+        let g = r.gauge("outbox_events_parked", "Parked rows.", &[]);
         g.set(&[], 4.0);
-        let again = r.gauge("outbox_parked", "Parked rows.", &[]);
+        let again = r.gauge("outbox_events_parked", "Parked rows.", &[]);
         assert_eq!(again.get(&[]), 4.0);
-        assert_eq!(r.render().matches("# TYPE outbox_parked gauge").count(), 1);
+        assert_eq!(
+            r.render()
+                .matches("# TYPE outbox_events_parked gauge")
+                .count(),
+            1
+        );
+        assert_eq!(r.names(), vec!["outbox_events_parked".to_owned()]);
+        g.remove(&[]);
+        assert_eq!(again.get(&[]), 0.0);
     }
 
-    #[tokio::test]
-    async fn serves_metrics_over_http() {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    #[test]
+    fn updates_from_many_threads_all_count() {
         let r = Registry::new();
-        r.counter("served_total", "S.", &[]).inc(&[]);
-        let (addr, task) = serve(r, "127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("bind");
-        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("write");
-        let mut body = String::new();
-        s.read_to_string(&mut body).await.expect("read");
-        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-        assert!(body.contains("served_total 1"), "{body}");
-        task.abort();
+        let c = r.counter("n_total", "N.", &["topic"]);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let c = c.clone();
+                s.spawn(move || {
+                    for _ in 0..10_000 {
+                        c.inc(&[if t % 2 == 0 { "a" } else { "b" }]);
+                    }
+                });
+            }
+        });
+        assert_eq!(c.get(&["a"]) + c.get(&["b"]), 40_000.0);
     }
 }

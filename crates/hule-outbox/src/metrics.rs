@@ -1,6 +1,6 @@
 //! The outbox's Prometheus metrics (issue 3's names), each labelled with the service.
 
-use hule_metrics::{Counter, Gauge, Histogram, Registry, LATENCY_BUCKETS};
+use hule_metrics::{Counter, Gauge, Health, Histogram, Registry, LATENCY_BUCKETS};
 
 use crate::model::Gauges;
 
@@ -22,6 +22,7 @@ pub struct OutboxMetrics {
     oldest: Gauge,
     batch_seconds: Histogram,
     commit_to_publish: Histogram,
+    health: Health,
 }
 
 impl OutboxMetrics {
@@ -70,12 +71,31 @@ impl OutboxMetrics {
                 s,
                 LATENCY_BUCKETS,
             ),
+            health: registry.health().clone(),
         }
+    }
+
+    /// Reports the relay's leadership on the health board (`relay`): leading, or a standby (well, not leading).
+    pub fn leading(&self, leading: bool) {
+        let detail = if leading {
+            "leading"
+        } else {
+            "standby: another relay leads this outbox"
+        };
+        self.health.set("relay", true, detail);
+    }
+    /// Reports whether the outbox database answered (`database`).
+    pub fn database(&self, ok: bool, detail: &str) {
+        self.health.set("database", ok, detail);
+    }
+    /// Reports whether the broker acknowledges what the relay publishes (`kafka`).
+    pub fn broker(&self, ok: bool, detail: &str) {
+        self.health.set("kafka", ok, detail);
     }
 
     /// Counts events added and the time their keys took.
     pub fn added(&self, events: usize, key_seconds: f64) {
-        self.added.add(&[&self.service], events as f64);
+        self.added.add(&[&self.service], events as u64);
         self.key_resolution.observe(&[&self.service], key_seconds);
     }
     /// Counts one acknowledged record.
@@ -90,7 +110,7 @@ impl OutboxMetrics {
     }
     /// Counts failed attempts.
     pub fn failed(&self, n: usize) {
-        self.failed.add(&[&self.service], n as f64);
+        self.failed.add(&[&self.service], n as u64);
     }
     /// Observes one batch.
     pub fn batch(&self, seconds: f64) {

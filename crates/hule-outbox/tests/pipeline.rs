@@ -212,3 +212,81 @@ async fn a_permanent_publisher_error_parks_its_row_at_the_first_attempt() {
         .all(|e| e.2 == config.failure.max_attempts && e.3.contains("permanent")));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `/healthz`'s board: a leading relay whose broker refuses every record is unwell (`kafka`), well again once
+/// records are acknowledged; its database and leadership parts say so.
+#[tokio::test]
+async fn the_health_board_follows_the_relay() {
+    let dir = std::env::temp_dir().join(format!("hule-health-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("o.db");
+    let outbox = SqliteOutbox::open(&path).expect("open");
+    let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
+    let tx = conn.transaction().expect("tx");
+    let rows = hule_outbox::testkit::numbered_rows(0..10, 2).expect("rows");
+    hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
+    tx.commit().expect("commit");
+    let registry = hule_metrics::Registry::new();
+    let config = RelayConfig {
+        metrics: Some(hule_outbox::metrics::OutboxMetrics::new(&registry, "svc")),
+        poll_interval: Duration::from_millis(10),
+        ..RelayConfig::default()
+    };
+    let part = |name: &str| {
+        registry
+            .health()
+            .report()
+            .parts
+            .into_iter()
+            .find(|(p, _, _)| p == name)
+            .map(|(_, ok, detail)| (ok, detail))
+    };
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let refusing = Failing(hule_contracts::FailureKind::Retriable);
+    let relay = hule_outbox::relay::run_relay(&outbox, &refusing, &config, stop.clone());
+    let watch = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while part("kafka").is_none_or(|(ok, _)| ok) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                registry.health().report()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let (result, ()) = tokio::join!(relay, watch);
+    result.expect("relay");
+    let report = registry.health().report();
+    assert!(!report.ok, "{report:?}");
+    let (_, detail) = part("kafka").expect("kafka");
+    assert!(detail.contains("none acknowledged"), "{detail}");
+    assert_eq!(part("relay"), Some((true, "leading".to_owned())));
+    assert_eq!(part("database"), Some((true, "connected".to_owned())));
+
+    // Acknowledged again: well. (Rows wait out their backoff, so the second relay runs until it has published.)
+    let recorder = Recorder {
+        published: Mutex::default(),
+        fail_once: Mutex::new(None),
+    };
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let relay = hule_outbox::relay::run_relay(&outbox, &recorder, &config, stop.clone());
+    let watch = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !registry.health().report().ok {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{:?}",
+                registry.health().report()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    };
+    let (result, ()) = tokio::join!(relay, watch);
+    result.expect("relay");
+    assert_eq!(part("kafka"), Some((true, "acknowledging".to_owned())));
+    assert!(!recorder.published.lock().expect("lock").is_empty());
+    std::fs::remove_dir_all(&dir).ok();
+}
