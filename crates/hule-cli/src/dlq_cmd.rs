@@ -11,6 +11,7 @@ use hule_kafka::consumer::owned_headers;
 use hule_kafka::dlq::{dlq_topics, read_topic, DlqMessage};
 use hule_kafka::KafkaSettings;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use tracing::Instrument;
 
 use crate::kafka_args::KafkaArgs;
 use crate::out;
@@ -276,12 +277,14 @@ fn replay(
     let started = Instant::now();
     let mut last_report = Instant::now();
     runtime.block_on(async {
-        for (i, (offset, _, _, r)) in plan.iter().enumerate() {
-            let to = &r.topic;
+        let total = plan.len();
+        for (i, (offset, _, _, r)) in plan.iter_mut().enumerate() {
             if let Some(per_second) = rate {
                 let due = started + Duration::from_secs_f64(i as f64 / per_second);
                 tokio::time::sleep_until(due.into()).await;
             }
+            let span = r.traced();
+            let to = &r.topic;
             let mut record = FutureRecord::to(to)
                 .payload(&r.value)
                 .headers(owned_headers(&r.headers));
@@ -290,6 +293,7 @@ fn replay(
             }
             producer
                 .send(record, Duration::from_secs(30))
+                .instrument(span)
                 .await
                 .map_err(|(e, _)| {
                     anyhow::anyhow!(
@@ -297,7 +301,7 @@ fn replay(
                     )
                 })?;
             if last_report.elapsed() > Duration::from_secs(1) {
-                eprintln!("replayed {}/{}", i + 1, plan.len());
+                eprintln!("replayed {}/{total}", i + 1);
                 last_report = Instant::now();
             }
         }

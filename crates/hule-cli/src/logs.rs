@@ -174,15 +174,35 @@ fn quiet<L>(inner: L) -> Quiet<L> {
     }
 }
 
-/// Installs the `hule` binary's logging: `HULE_LOG` or `default_filter`, stderr, librdkafka lines de-duplicated.
-pub fn init(default_filter: &str) {
+/// Installs the `hule` binary's logging: `HULE_LOG` or `default_filter`, stderr, librdkafka lines de-duplicated;
+/// and, when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set, the OTLP exporter of the `hule` spans
+/// (`HULE_TRACE` filters them, `hule=info` by default). Keep the returned exporter until the end of `main`:
+/// dropping it sends the spans still batched.
+pub fn init(default_filter: &str) -> Option<hule_trace::otlp::Exporter> {
+    use tracing_subscriber::Layer as _;
     let env = tracing_subscriber::EnvFilter::try_from_env("HULE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let exporter = match hule_trace::otlp::from_env("hule") {
+        Ok(exporter) => exporter,
+        Err(e) => {
+            eprintln!("warning: {e}; spans are not exported");
+            None
+        }
+    };
+    let otel = exporter.as_ref().map(|x| {
+        let spans = tracing_subscriber::EnvFilter::try_from_env("HULE_TRACE")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hule=info"));
+        x.layer().with_filter(spans)
+    });
     tracing_subscriber::registry()
-        .with(env)
-        .with(quiet(fmt))
+        .with(quiet(fmt).with_filter(env))
+        .with(otel)
         .init();
+    if let Some(x) = &exporter {
+        eprintln!("hule: exporting spans over OTLP/HTTP to {}", x.endpoint);
+    }
+    exporter
 }
 
 #[cfg(test)]

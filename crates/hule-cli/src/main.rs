@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     } else {
         "warn"
     };
-    logs::init(default_filter);
+    let _spans = logs::init(default_filter);
     let result = match cli.command {
         Command::Demo(args) => return demo_cmd::demo(&args),
         Command::Broker(args) => demo_cmd::broker(&args),

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hule_contracts::Event;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::message::Message;
@@ -216,7 +217,24 @@ impl Service for DedupService {
                 correlation_id: env.correlation_id,
                 source_service: env.source_service.clone(),
             };
-            match self.cfg.store.claim(&key, self.cfg.lock_ttl).await {
+            let span = tracing::info_span!(target: "hule", "consumer.dedup", method = self.cfg.store.method(), claim = tracing::field::Empty);
+            let claim = self
+                .cfg
+                .store
+                .claim(&key, self.cfg.lock_ttl)
+                .instrument(span.clone())
+                .await;
+            span.record(
+                "claim",
+                match &claim {
+                    Ok(Claim::Acquired) => "acquired",
+                    Ok(Claim::AlreadyDone) => "duplicate",
+                    Ok(Claim::InProgress) => "in_progress",
+                    Err(_) => "store_error",
+                },
+            );
+            drop(span);
+            match claim {
                 Ok(Claim::Acquired) => {}
                 Ok(Claim::AlreadyDone) => {
                     self.cfg.metrics.duplicate(self.cfg.store.method());

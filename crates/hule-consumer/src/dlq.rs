@@ -14,6 +14,7 @@ use hule_contracts::headers::names;
 use hule_contracts::naming::dlq_topic;
 use hule_contracts::{DecodePhase, Headers, Timestamp};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::message::{Delivery, Message};
 use crate::metrics::ConsumerMetrics;
@@ -239,22 +240,36 @@ impl Service for DeadLetterService {
                     | Failure::Permanent(_)
                     | Failure::Exhausted { .. }),
                 ) => {
-                    let letter = DeadLetter::build(&msg.delivery, &failure, &self.cfg.service);
+                    let mut letter = DeadLetter::build(&msg.delivery, &failure, &self.cfg.service);
                     let reason = letter.record.error_type.clone();
                     tracing::warn!(at = %msg.delivery.position(), %reason, error = %failure, "dead-lettering");
-                    match self.cfg.sink.send(letter.clone()).await {
-                        Ok(()) => {}
-                        Err(e) if e.kind == FailureKind::Permanent => {
-                            // The full letter will never be accepted: send it without the original record.
-                            tracing::error!(at = %msg.delivery.position(), error = %e, "dead letter refused; sending it without the original record");
-                            self.cfg
-                                .sink
-                                .send(letter.without_original(&e.to_string()))
-                                .await
-                                .map_err(|e| sink_failure(&e))?;
+                    // The dead letter continues the record's trace: its traceparent names this span.
+                    let span = tracing::info_span!(target: "hule", "consumer.dead_letter", reason = %reason, topic = %letter.topic);
+                    if let Some(trace) = hule_trace::wire_context(&span) {
+                        letter.headers.set(hule_trace::TRACEPARENT, trace.traceparent);
+                        match trace.tracestate {
+                            Some(ts) => letter.headers.set(hule_trace::TRACESTATE, ts),
+                            None => letter.headers.0.retain(|(k, _)| k != hule_trace::TRACESTATE),
                         }
-                        Err(e) => return Err(sink_failure(&e)),
                     }
+                    let position = msg.delivery.position();
+                    async {
+                        match self.cfg.sink.send(letter.clone()).await {
+                            Ok(()) => Ok(()),
+                            Err(e) if e.kind == FailureKind::Permanent => {
+                                // The full letter will never be accepted: send it without the original record.
+                                tracing::error!(at = %position, error = %e, "dead letter refused; sending it without the original record");
+                                self.cfg
+                                    .sink
+                                    .send(letter.without_original(&e.to_string()))
+                                    .await
+                                    .map_err(|e| sink_failure(&e))
+                            }
+                            Err(e) => Err(sink_failure(&e)),
+                        }
+                    }
+                    .instrument(span)
+                    .await?;
                     self.cfg.metrics.dead_lettered(&msg.delivery.topic, &reason);
                     Ok(Outcome::DeadLettered { reason })
                 }
@@ -334,6 +349,28 @@ pub struct Replay {
     pub headers: Headers,
     /// The original value.
     pub value: Vec<u8>,
+}
+
+impl Replay {
+    /// Opens the replay's `dlq.replay` span — a new trace, linked to the one the record failed in (its dead
+    /// letter's `traceparent`) — and makes the record's `traceparent` name it, so its next consumption is traced
+    /// from the replay. Produce the record inside the returned span. Without an OpenTelemetry layer the headers
+    /// are left as they are.
+    pub fn traced(&mut self) -> tracing::Span {
+        let span =
+            tracing::info_span!(target: "hule", parent: None, "dlq.replay", topic = %self.topic);
+        if let Some(original) = self.headers.get(hule_trace::TRACEPARENT) {
+            hule_trace::link(&span, original, self.headers.get(hule_trace::TRACESTATE));
+        }
+        if let Some(trace) = hule_trace::wire_context(&span) {
+            self.headers.set(hule_trace::TRACEPARENT, trace.traceparent);
+            match trace.tracestate {
+                Some(ts) => self.headers.set(hule_trace::TRACESTATE, ts),
+                None => self.headers.0.retain(|(k, _)| k != hule_trace::TRACESTATE),
+            }
+        }
+        span
+    }
 }
 
 /// The record to republish for a dead letter read at `dlq_topic[partition]@offset`: the original value (the JSON

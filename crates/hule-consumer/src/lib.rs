@@ -45,6 +45,8 @@ pub mod validate;
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 pub use dedup::{Dedup, DedupStore, MemoryDedup, OnStoreError, TtlTable};
 pub use dlq::{DeadLetter, DeadLetterLayer, DeadLetterRecord, DeadLetterSink, MemorySink};
 pub use inbox::PgInbox;
@@ -107,7 +109,14 @@ pub async fn process(
     metrics: &ConsumerMetrics,
 ) -> Processed {
     let started = std::time::Instant::now();
-    let result = stack.call(msg).await;
+    // The record's span continues the producer's trace (the relay's publish span, from the `traceparent` header).
+    let span = tracing::info_span!(target: "hule", "consumer.receive", topic = %msg.delivery.topic, partition = msg.delivery.partition, offset = msg.delivery.offset, outcome = tracing::field::Empty);
+    hule_trace::set_remote_parent(
+        &span,
+        msg.delivery.headers.get(hule_trace::TRACEPARENT),
+        msg.delivery.headers.get(hule_trace::TRACESTATE),
+    );
+    let result = stack.call(msg).instrument(span.clone()).await;
     let label = match &result {
         Ok(Outcome::Handled) => "handled",
         Ok(Outcome::Duplicate { .. }) => "duplicate",
@@ -115,6 +124,7 @@ pub async fn process(
         Ok(Outcome::DeadLettered { .. }) => "dead_lettered",
         Err(_) => "not_committed",
     };
+    span.record("outcome", label);
     metrics.outcome(&msg.delivery.topic, label, started.elapsed().as_secs_f64());
     result
 }

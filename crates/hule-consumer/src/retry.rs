@@ -7,6 +7,7 @@
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hule_contracts::RetryPolicy;
+use tracing::Instrument;
 
 use crate::message::Message;
 use crate::service::{BoxService, Failure, Layer, Processed, Service};
@@ -112,7 +113,8 @@ impl Service for RetryService {
             let mut attempt = 1;
             loop {
                 msg.attempt = attempt;
-                match self.inner.call(msg).await {
+                let span = tracing::info_span!(target: "hule", "consumer.attempt", attempt);
+                match self.inner.call(msg).instrument(span).await {
                     Err(Failure::Transient(last)) => {
                         if attempt > policy.max_retries {
                             return Err(Failure::Exhausted {

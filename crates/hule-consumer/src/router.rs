@@ -15,6 +15,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hule_contracts::{Event, Payload, TypedEvent};
+use tracing::Instrument;
 
 use crate::message::{Context, Message};
 use crate::service::{Failure, Outcome, Processed, Service};
@@ -208,7 +209,10 @@ impl Service for Router {
                 return Ok(Outcome::Ignored);
             };
             let ctx = Context::of(msg, env);
-            (route.handler)(ctx, env.data.clone()).await
+            let span = tracing::info_span!(target: "hule", "consumer.handle", event = event.name(), event_id = %env.event_id);
+            (route.handler)(ctx, env.data.clone())
+                .instrument(span)
+                .await
         }
         .boxed()
     }

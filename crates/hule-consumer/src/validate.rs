@@ -44,6 +44,7 @@ impl Service for ValidateService {
     fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
         async move {
             if msg.decoded.is_none() {
+                let _validate = tracing::info_span!(target: "hule", "consumer.validate").entered();
                 let d = &msg.delivery;
                 let Some(bytes) = d.payload.as_deref() else {
                     return Err(Failure::Invalid(DecodeError::new(

@@ -614,6 +614,37 @@ pub fn owned_headers(headers: &Headers) -> OwnedHeaders {
     out
 }
 
+/// Builds rdkafka headers from ours with `trace` (when given) as the `traceparent` / `tracestate`.
+pub fn owned_headers_traced(
+    headers: &Headers,
+    trace: Option<&hule_trace::WireContext>,
+) -> OwnedHeaders {
+    let Some(trace) = trace else {
+        return owned_headers(headers);
+    };
+    let mut out = OwnedHeaders::new_with_capacity(headers.0.len() + 1);
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| *k != hule_trace::TRACEPARENT && *k != hule_trace::TRACESTATE)
+    {
+        out = out.insert(Header {
+            key: k,
+            value: Some(v.as_bytes()),
+        });
+    }
+    out = out.insert(Header {
+        key: hule_trace::TRACEPARENT,
+        value: Some(trace.traceparent.as_bytes()),
+    });
+    if let Some(ts) = &trace.tracestate {
+        out = out.insert(Header {
+            key: hule_trace::TRACESTATE,
+            value: Some(ts.as_bytes()),
+        });
+    }
+    out
+}
+
 impl DeadLetterSink for KafkaDeadLetterSink {
     fn send(&self, letter: DeadLetter) -> BoxFuture<'_, Result<(), DeliveryError>> {
         async move {

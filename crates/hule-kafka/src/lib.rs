@@ -227,9 +227,18 @@ pub(crate) fn metadata<C: rdkafka::ClientContext>(
 
 impl Publish for KafkaPublisher {
     async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), DeliveryError>> {
+        // Each record gets an `outbox.publish` span continuing its event's trace (only when spans are exported:
+        // without an OpenTelemetry layer nothing per record is made), and its `traceparent` header names that span.
+        let batch_span = tracing::Span::current();
+        let batch_context = hule_trace::wire_context(&batch_span);
         let mut futures = Vec::with_capacity(batch.len());
         for row in batch {
-            let headers = consumer::owned_headers(&row.headers);
+            let span = match &batch_context {
+                Some(batch_cx) => publish_span(row, batch_cx),
+                None => tracing::Span::none(),
+            };
+            let trace = hule_trace::wire_context(&span);
+            let headers = consumer::owned_headers_traced(&row.headers, trace.as_ref());
             let mut record = FutureRecord::to(&row.topic)
                 .payload(&row.value)
                 .headers(headers);
@@ -239,7 +248,7 @@ impl Publish for KafkaPublisher {
             loop {
                 match self.producer.send_result(record) {
                     Ok(delivery) => {
-                        futures.push(Ok(delivery));
+                        futures.push((Ok(delivery), span));
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
@@ -249,14 +258,14 @@ impl Publish for KafkaPublisher {
                     }
                     Err((e, _)) => {
                         tracing::warn!(topic = %row.topic, error = %e, "record refused by the producer");
-                        futures.push(Err(delivery_error(&e)));
+                        futures.push((Err(delivery_error(&e)), span));
                         break;
                     }
                 }
             }
         }
-        join_all(futures.into_iter().map(|f| async move {
-            match f {
+        join_all(futures.into_iter().map(|(f, span)| async move {
+            let result = match f {
                 Ok(delivery) => match delivery.await {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err((e, _))) => Err(delivery_error(&e)),
@@ -265,10 +274,28 @@ impl Publish for KafkaPublisher {
                     )),
                 },
                 Err(refused) => Err(refused),
-            }
+            };
+            match &result {
+                Ok(()) => span.record("outcome", "acknowledged"),
+                Err(e) => span.record("outcome", e.to_string().as_str()),
+            };
+            result
         }))
         .await
     }
+}
+
+/// The `outbox.publish` span of one row: a child of the span its row's `traceparent` names (the enqueue), linked to
+/// the relay's batch.
+fn publish_span(row: &Claimed, batch: &hule_trace::WireContext) -> tracing::Span {
+    let span = tracing::info_span!(target: "hule", "outbox.publish", topic = %row.topic, seq = row.seq, outcome = tracing::field::Empty);
+    hule_trace::set_remote_parent(
+        &span,
+        row.headers.get(hule_trace::TRACEPARENT),
+        row.headers.get(hule_trace::TRACESTATE),
+    );
+    hule_trace::link(&span, &batch.traceparent, batch.tracestate.as_deref());
+    span
 }
 
 #[cfg(test)]

@@ -82,25 +82,43 @@ pub fn prepare<P: Payload>(
         })?,
     };
     let key_seconds = key_started.elapsed().as_secs_f64();
+    // The enqueue span: a child of the caller's span when that is traced, else of the trace context the envelope
+    // carries. When traced, its context replaces the envelope's, so the relay's publish is its child.
+    let span = tracing::info_span!(target: "hule", "outbox.enqueue", event = def.name, event_id = %envelope.event_id, key = %key);
+    let given = envelope.metadata.as_ref();
+    if hule_trace::wire_context(&tracing::Span::current()).is_none() {
+        hule_trace::set_remote_parent(
+            &span,
+            given.and_then(|m| m.traceparent.as_deref()),
+            given.and_then(|m| m.tracestate.as_deref()),
+        );
+    }
+    let _entered = span.enter();
+    let trace = hule_trace::wire_context(&span);
     // An overriding key is recorded as `metadata.partition_key` (the hint the original's OutboxManager honours and
     // the consumer's key check accepts); without it every such record was dead-lettered as `key_mismatch`.
-    let hinted;
-    let envelope = match &opts.key_override {
-        Some(k)
-            if envelope
-                .metadata
-                .as_ref()
-                .and_then(|m| m.partition_key.as_deref())
-                != Some(k.as_str()) =>
-        {
-            let mut copy = envelope.clone();
-            copy.metadata
-                .get_or_insert_with(Default::default)
-                .partition_key = Some(k.clone());
-            hinted = copy;
-            &hinted
+    let hint = opts.key_override.as_ref().filter(|k| {
+        envelope
+            .metadata
+            .as_ref()
+            .and_then(|m| m.partition_key.as_deref())
+            != Some(k.as_str())
+    });
+    let rewritten;
+    let envelope = if hint.is_some() || trace.is_some() {
+        let mut copy = envelope.clone();
+        let meta = copy.metadata.get_or_insert_with(Default::default);
+        if let Some(k) = hint {
+            meta.partition_key = Some(k.clone());
         }
-        _ => envelope,
+        if let Some(t) = trace {
+            meta.traceparent = Some(t.traceparent);
+            meta.tracestate = t.tracestate;
+        }
+        rewritten = copy;
+        &rewritten
+    } else {
+        envelope
     };
     let data = envelope.to_json().map_err(|e| StoreError::Prepare {
         event: def.name,

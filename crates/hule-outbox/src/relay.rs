@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hule_contracts::{DeliveryError, FailureKind};
+use tracing::Instrument;
 
 use crate::error::{Result, StoreError};
 use crate::model::Claimed;
@@ -212,7 +213,10 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
         return Ok(0);
     }
     stats.batches += 1;
-    let outcomes = publisher.publish_batch(&batch).await;
+    let outcomes = publisher
+        .publish_batch(&batch)
+        .instrument(batch_span(&batch))
+        .await;
     complete(store, config, stats, &batch, outcomes, started).await?;
     Ok(batch.len())
 }
@@ -245,13 +249,18 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         let more = !stop.load(Ordering::SeqCst)
             && began.elapsed() < DRAIN_SLICE
             && store.renew_leadership().await?;
-        let (outcomes, next) = futures::join!(publisher.publish_batch(&current), async {
-            if more {
-                store.claim_excluding(config.batch_size, &exclude).await
-            } else {
-                Ok(Vec::new())
+        let (outcomes, next) = futures::join!(
+            publisher
+                .publish_batch(&current)
+                .instrument(batch_span(&current)),
+            async {
+                if more {
+                    store.claim_excluding(config.batch_size, &exclude).await
+                } else {
+                    Ok(Vec::new())
+                }
             }
-        });
+        );
         let failed_keys = complete(store, config, stats, &current, outcomes, started).await?;
         let mut next = next?;
         if !failed_keys.is_empty() {
@@ -260,6 +269,12 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         current = next;
     }
     Ok(moved)
+}
+
+/// The span of one batch's publish; each record's `outbox.publish` span (the publisher's) continues its own
+/// event's trace and links here.
+fn batch_span(batch: &[Claimed]) -> tracing::Span {
+    tracing::info_span!(target: "hule", "outbox.relay_batch", records = batch.len())
 }
 
 /// Records a batch's outcomes; returns the keys that failed.
