@@ -727,7 +727,15 @@ pub fn run_all(
         if real.is_some() {
             ensure_topic(&kafka, &topic.0, topic.1).await?;
         }
-        let step = |name: &str| eprintln!("bench: {name}…");
+        // On a terminal a spinner names the scenario running; elsewhere a line each (for logs).
+        let spinner = crate::progress::spinner("bench");
+        let step = |name: &str| {
+            if crate::progress::drawn() {
+                spinner.set_message(format!("bench: {name}"));
+            } else {
+                eprintln!("bench: {name}…");
+            }
+        };
         if wanted(Group::Write) {
             step("outbox write cost");
             out.push(write_cost(base, sizes.write_seconds).await?);
@@ -746,6 +754,7 @@ pub fn run_all(
             step("consumer");
             out.extend(consumer(base, &kafka, sizes.consumer_events).await?);
         }
+        spinner.finish_and_clear();
         anyhow::Ok(())
     })?;
     if wanted(Group::Pipeline) {

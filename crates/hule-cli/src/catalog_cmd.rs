@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
-use hule_contracts::evolution::{self, Baseline};
+use hule_tooling::evolution::{self, Baseline};
 
 use crate::out;
 
@@ -36,7 +36,7 @@ pub struct CatalogArgs {
 /// Writes one schema file per event into `dir` and removes stale `*.schema.json` files; returns how many it wrote.
 pub fn write_schema_dir(dir: &Path) -> anyhow::Result<usize> {
     std::fs::create_dir_all(dir).with_context(|| format!("create directory {}", dir.display()))?;
-    let files = hule_contracts::schema::schema_files();
+    let files = hule_tooling::schema::schema_files();
     for entry in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -55,16 +55,16 @@ pub fn write_schema_dir(dir: &Path) -> anyhow::Result<usize> {
 /// Writes the catalog.
 pub fn run(args: &CatalogArgs) -> anyhow::Result<()> {
     let text = match args.format {
-        Format::Markdown => hule_contracts::catalog::markdown(),
-        Format::Html => hule_contracts::html::html(),
-        Format::Asyncapi => hule_contracts::asyncapi::document_json(),
+        Format::Markdown => hule_tooling::catalog::markdown(),
+        Format::Html => hule_tooling::html::html(),
+        Format::Asyncapi => hule_tooling::asyncapi::document_json(),
         Format::JsonSchema => match &args.out {
             Some(dir) => {
                 let n = write_schema_dir(dir)?;
                 eprintln!("wrote {n} schemas to {}", dir.display());
                 return Ok(());
             }
-            None => hule_contracts::schema::bundle_json(),
+            None => hule_tooling::schema::bundle_json(),
         },
     };
     match &args.out {
@@ -97,7 +97,7 @@ pub struct CheckArgs {
 /// something breaks, 2 when the baseline cannot be read or written.
 pub fn check(args: &CheckArgs) -> std::process::ExitCode {
     use std::process::ExitCode;
-    let (checks, findings) = hule_contracts::check::check_contracts();
+    let (checks, findings) = hule_tooling::check::check_contracts();
     for f in &findings {
         out(format!("FAIL {f}"));
     }

@@ -275,9 +275,8 @@ fn replay(
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let mut last_report = Instant::now();
+    let bar = crate::progress::bar(plan.len() as u64, "replayed");
     runtime.block_on(async {
-        let total = plan.len();
         for (i, (offset, _, _, r)) in plan.iter_mut().enumerate() {
             if let Some(per_second) = rate {
                 let due = started + Duration::from_secs_f64(i as f64 / per_second);
@@ -300,13 +299,11 @@ fn replay(
                         "replay of offset {offset} to {to} failed after {i} replayed: {e}"
                     )
                 })?;
-            if last_report.elapsed() > Duration::from_secs(1) {
-                eprintln!("replayed {}/{total}", i + 1);
-                last_report = Instant::now();
-            }
+            bar.inc(1);
         }
         anyhow::Ok(())
     })?;
+    bar.finish_and_clear();
     out(format!(
         "replayed {} record(s) from {topic} in {:.1} s",
         plan.len(),

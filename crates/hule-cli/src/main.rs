@@ -16,6 +16,8 @@ mod kafka_args;
 mod lag_cmd;
 mod logs;
 mod outbox_cmd;
+mod produce_cmd;
+mod progress;
 mod tail_cmd;
 mod topics_cmd;
 
@@ -59,6 +61,8 @@ enum Command {
     Lag(lag_cmd::LagArgs),
     /// Follow topics live, each record decoded with the registry (undecodable ones shown with their error).
     Tail(tail_cmd::TailArgs),
+    /// Validate envelopes (a file or stdin) and publish them with their contract key and the standard headers.
+    Produce(produce_cmd::ProduceArgs),
 }
 
 /// Prints a line to stdout; a closed pipe (`hule events | head`) ends the process quietly instead of panicking.
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Command::Check(args) => return catalog_cmd::check(&args),
         Command::Lag(args) => lag_cmd::run(&args),
         Command::Tail(args) => tail_cmd::run(&args),
+        Command::Produce(args) => produce_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

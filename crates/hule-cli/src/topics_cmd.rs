@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use hule_contracts::topics::{desired, plan, Change, ClusterDescription, TopicOptions};
+use hule_tooling::topics::{desired, plan, Change, ClusterDescription, TopicOptions};
 
 use crate::kafka_args::KafkaArgs;
 use crate::out;
@@ -188,8 +188,16 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
                     out("nothing to do");
                     return Ok(ExitCode::SUCCESS);
                 }
-                let steps =
-                    hule_kafka::admin::apply(&kafka, &changes, Duration::from_secs(30)).await?;
+                let spinner = crate::progress::spinner(&format!(
+                    "applying {} change(s) to the cluster",
+                    changes
+                        .iter()
+                        .filter(|c| !matches!(c, Change::Warning { .. }))
+                        .count()
+                ));
+                let steps = hule_kafka::admin::apply(&kafka, &changes, Duration::from_secs(30)).await;
+                spinner.finish_and_clear();
+                let steps = steps?;
                 for step in &steps {
                     out(&step.line);
                 }

@@ -1381,3 +1381,142 @@ async fn tail_prints_decoded_and_undecodable_records_on_the_real_broker() {
         "{out}"
     );
 }
+
+/// `hule produce` on the real broker: a file with an invalid envelope sends nothing and says which line; valid
+/// envelopes go out with the contract key and the standard headers (read back with `hule tail`); `--topic-mode
+/// both` from standard input writes the standard and the legacy topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_validates_then_publishes_with_key_and_headers_on_the_real_broker() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+
+    let event = hule_contracts::Event::BatchSpellcheckInitiateCommand;
+    let (topic, legacy) = (event.topic(), event.def().legacy_topic);
+    let (cluster, brokers, _producer) = real_topic(topic, 3).await;
+    cluster
+        .create_topics([(legacy.to_owned(), 1)], 1)
+        .await
+        .expect("legacy topic");
+    let ids = [uuid::Uuid::from_u128(0x9001), uuid::Uuid::from_u128(0x9002)];
+    let mut lines = Vec::new();
+    for id in ids {
+        let (code, out, _) = hule(&["envelope", "example", event.name()], None);
+        assert_eq!(code, 0);
+        let mut v: serde_json::Value = serde_json::from_str(&out).expect("json");
+        v["event_id"] = serde_json::json!(id.to_string());
+        lines.push(v.to_string());
+    }
+    let dir = std::env::temp_dir().join(format!("hule-produce-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let end_of = |t: &str| -> i64 {
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("consumer");
+        let md = c
+            .fetch_metadata(Some(t), std::time::Duration::from_secs(10))
+            .expect("metadata");
+        md.topics()[0]
+            .partitions()
+            .iter()
+            .map(|p| {
+                c.fetch_watermarks(t, p.id(), std::time::Duration::from_secs(10))
+                    .expect("watermarks")
+                    .1
+            })
+            .sum()
+    };
+
+    // One invalid envelope: nothing sent, the line named.
+    let bad_file = dir.join("bad.jsonl");
+    let mut broken: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
+    broken["data"]
+        .as_object_mut()
+        .expect("data")
+        .remove("entity_id");
+    std::fs::write(&bad_file, format!("{}\n{broken}\n", lines[0])).expect("write");
+    let (code, _, err) = hule(
+        &[
+            "produce",
+            "--brokers",
+            &brokers,
+            bad_file.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("line 2: ") && err.contains("entity_id") && err.contains("nothing was sent"),
+        "{err}"
+    );
+    assert_eq!(end_of(topic), 0, "nothing may be sent");
+
+    // Valid: both published, each line saying where.
+    let good = dir.join("good.jsonl");
+    std::fs::write(&good, lines.join("\n")).expect("write");
+    let (code, out, err) = hule(
+        &[
+            "produce",
+            "--brokers",
+            &brokers,
+            good.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(
+        out.lines().all(|l| l.starts_with(&format!("{topic}["))),
+        "{out}"
+    );
+    let (code, out, err) = hule(
+        &[
+            "tail",
+            "--brokers",
+            &brokers,
+            topic,
+            "--from-beginning",
+            "--count",
+            "2",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut seen = Vec::new();
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        let envelope = &v["envelope"];
+        let decoded =
+            hule_contracts::decode(Some(topic), envelope.to_string().as_bytes()).expect("decodes");
+        let key = hule_contracts::keys::partition_key_of_typed(&decoded.data).expect("key");
+        assert_eq!(v["key"], key, "the contract key: {v}");
+        assert_eq!(v["headers"]["event_id"], envelope["event_id"], "{v}");
+        assert_eq!(v["headers"]["event_type"], envelope["event_type"], "{v}");
+        assert!(
+            v["headers"][hule_contracts::headers::names::IDEMPOTENCY_KEY]
+                .as_str()
+                .is_some_and(|k| k.starts_with(topic)),
+            "{v}"
+        );
+        seen.push(envelope["event_id"].as_str().expect("id").to_owned());
+    }
+    seen.sort();
+    assert_eq!(seen, ids.map(|i| i.to_string()));
+
+    // Both topics, from standard input.
+    let (code, out, err) = hule(
+        &[
+            "produce",
+            "--brokers",
+            &brokers,
+            "--topic-mode",
+            "both",
+            "-",
+        ],
+        Some(lines[0].as_bytes()),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("{legacy}[0]@0")), "{out}");
+    assert_eq!((end_of(topic), end_of(legacy)), (3, 1));
+    std::fs::remove_dir_all(&dir).ok();
+}

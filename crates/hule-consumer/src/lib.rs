@@ -34,9 +34,11 @@ let stack = standard_stack(router, "demo-service", Some(Arc::new(MemoryDedup::ne
 
 pub mod dedup;
 pub mod dlq;
+#[cfg(feature = "postgres")]
 pub mod inbox;
 pub mod message;
 pub mod metrics;
+#[cfg(feature = "redis")]
 pub mod redis;
 pub mod retry;
 pub mod router;
@@ -49,9 +51,11 @@ use tracing::Instrument;
 
 pub use dedup::{Dedup, DedupStore, MemoryDedup, OnStoreError, TtlTable};
 pub use dlq::{DeadLetter, DeadLetterLayer, DeadLetterRecord, DeadLetterSink, MemorySink};
+#[cfg(feature = "postgres")]
 pub use inbox::PgInbox;
 pub use message::{Context, Delivery, Message};
 pub use metrics::ConsumerMetrics;
+#[cfg(feature = "redis")]
 pub use redis::RedisDedup;
 pub use retry::{Retry, RetryLimit};
 pub use router::{HandlerError, Router, TopicChoice};
@@ -85,6 +89,18 @@ pub fn standard_stack(
     dlq: Arc<dyn DeadLetterSink>,
     metrics: ConsumerMetrics,
 ) -> Result<BoxService, StackError> {
+    standard_stack_with_retry(router, service, dedup, Retry::default(), dlq, metrics)
+}
+
+/// [`standard_stack`] with a retry policy of the caller's.
+pub fn standard_stack_with_retry(
+    router: Router,
+    service: &str,
+    dedup: Option<Arc<dyn DedupStore>>,
+    retry: Retry,
+    dlq: Arc<dyn DeadLetterSink>,
+    metrics: ConsumerMetrics,
+) -> Result<BoxService, StackError> {
     if dedup.is_none() {
         let events = router.dual_routes_without_dedup();
         if !events.is_empty() {
@@ -96,7 +112,7 @@ pub fn standard_stack(
         stack = stack.layer(Dedup::new(store, service, metrics.clone()));
     }
     Ok(stack
-        .layer(Retry::default())
+        .layer(retry)
         .layer(Validate::new(metrics.clone()))
         .layer(DeadLetterLayer::new(dlq, service, metrics))
         .build())

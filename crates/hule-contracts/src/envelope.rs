@@ -70,6 +70,26 @@ fn schema_version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
     })
 }
 
+impl<P: crate::Payload> EventEnvelope<P> {
+    /// An envelope for `payload` whose `event_type` is its own event's topic (no topic string to get wrong).
+    pub fn of(
+        payload: P,
+        event_id: Uuid,
+        event_timestamp: Timestamp,
+        source_service: impl Into<String>,
+        correlation_id: Uuid,
+    ) -> Self {
+        EventEnvelope::new(
+            event_id,
+            P::EVENT.topic(),
+            event_timestamp,
+            source_service,
+            correlation_id,
+            payload,
+        )
+    }
+}
+
 impl<T> EventEnvelope<T> {
     /// Builds an envelope with the defaults of the original (`schema_version` 1, no schema URI, no metadata).
     pub fn new(

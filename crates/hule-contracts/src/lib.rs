@@ -12,11 +12,10 @@ The contracts of the HuleEdu event backbone: pure, synchronous, no I/O, no clock
 - [`headers`]: the standard headers and the retry policy they carry; [`keys`]: partition-key contracts and
   Kafka's murmur2 partitioner; [`naming`]: topic naming rules; [`size`]: size limits and [`size::ArtifactRef`].
 - [`examples`]: a valid, realistic payload for every event.
-- [`schema`]: a draft-07 JSON Schema per payload, derived from the typed payloads; [`evolution`]: the gate that
-  compares them with a committed baseline and names every breaking change by event, field and rule.
-- The operator's documents: [`catalog`] (Markdown), [`html`] (a self-contained page with search and an SVG
-  diagram), [`asyncapi`] (AsyncAPI 3.0); [`check`]: the registry's contract rules; [`topics`]: the desired topics
-  by class and the plan against a described cluster.
+
+The operator's tooling built on these contracts — JSON Schemas, the schema-evolution gate, the catalog (Markdown,
+HTML, AsyncAPI), the contract checks and the topics plan — lives in `hule-tooling`, so a service that links the
+runtime does not link it.
 
 ```
 use hule_contracts::{decode, Event, EventEnvelope, Timestamp, TypedEvent};
@@ -40,29 +39,22 @@ assert_eq!(decoded.data.partition_key().as_deref(), Some("batch-1"));
 */
 #![warn(missing_docs)]
 
-pub mod asyncapi;
-pub mod catalog;
-pub mod check;
 pub mod constrained;
 pub mod decode;
 pub mod delivery;
 pub mod enums;
 pub mod envelope;
 pub mod error;
-pub mod evolution;
 pub mod examples;
 pub mod headers;
-pub mod html;
 pub mod keys;
 pub mod lax;
 pub mod naming;
 pub mod payloads;
 mod pyjson;
 pub mod registry;
-pub mod schema;
 pub mod size;
 pub mod time;
-pub mod topics;
 
 pub use decode::{decode, decode_as, DecodedEnvelope};
 pub use delivery::{DeliveryError, FailureKind};

@@ -113,6 +113,12 @@ pub fn dlq_topic(topic: &str) -> String {
     format!("{topic}.dlq.v1")
 }
 
+/// The name Kafka compares topics by for collisions: `.` replaced by `_` (Kafka's `Topic.unifyCollisionChars`). A
+/// broker refuses to create a topic whose collision name equals an existing topic's.
+pub fn kafka_collision_name(topic: &str) -> String {
+    topic.replace('.', "_")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

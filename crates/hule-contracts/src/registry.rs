@@ -127,8 +127,8 @@ impl EventDef {
     /// and the event cannot be published to both during a transition (found against a real broker; 14 events).
     pub fn legacy_topic_collides(&self) -> bool {
         self.has_distinct_legacy_topic()
-            && crate::topics::kafka_collision_name(self.legacy_topic)
-                == crate::topics::kafka_collision_name(self.topic)
+            && crate::naming::kafka_collision_name(self.legacy_topic)
+                == crate::naming::kafka_collision_name(self.topic)
     }
 
     /// The domain: the second segment of the standard topic.
@@ -231,17 +231,17 @@ macro_rules! registry {
             }
         }
 
-        /// The JSON Schema of `event`'s payload as a root schema of `settings` (definitions included).
-        pub(crate) fn payload_root_schema(event: Event, settings: schemars::generate::SchemaSettings) -> schemars::Schema {
+        /// The JSON Schema of `event`'s payload as a root schema of `settings` (definitions included); the
+        /// tooling crate's schemas start here.
+        pub fn payload_root_schema(event: Event, settings: schemars::generate::SchemaSettings) -> schemars::Schema {
             match event { $(Event::$variant => settings.into_generator().into_root_schema_for::<$payload>(),)+ }
         }
 
         /// The JSON Schema of `event`'s payload inside `generator`: a `$ref` whose definitions the generator keeps.
-        pub(crate) fn payload_subschema(event: Event, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        pub fn payload_subschema(event: Event, generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
             match event { $(Event::$variant => generator.subschema_for::<$payload>(),)+ }
         }
 
-        /// Decodes `json` as the payload of `event` with the SIMD parser (fast path, no field path).
         /// Decodes the parsed `data` of `event` with pydantic's lax rules (see [`crate::lax`]).
         pub(crate) fn decode_payload_lax(
             event: Event,

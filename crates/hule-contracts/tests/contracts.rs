@@ -290,28 +290,3 @@ fn versioned_events_are_distinct() {
     assert_eq!((v1.version(), v2.version()), (1, 2));
     assert_ne!(v1.payload_type, v2.payload_type);
 }
-
-#[test]
-fn the_committed_catalogs_are_not_stale() {
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
-    for (file, format, current) in [
-        (
-            "catalog.md",
-            "markdown",
-            hule_contracts::catalog::markdown(),
-        ),
-        ("catalog.html", "html", hule_contracts::html::html()),
-        (
-            "asyncapi.json",
-            "asyncapi",
-            hule_contracts::asyncapi::document_json(),
-        ),
-    ] {
-        let committed =
-            std::fs::read_to_string(docs.join(file)).unwrap_or_else(|e| panic!("docs/{file}: {e}"));
-        assert!(
-            committed == current,
-            "docs/{file} is stale: regenerate it with `hule catalog --format {format} --out docs/{file}`"
-        );
-    }
-}

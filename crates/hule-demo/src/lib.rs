@@ -639,14 +639,20 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     // Wait for completion, drawing progress.
     let total_batches = config.batches as u64;
     let total_essays = (config.batches * config.essays) as u64;
-    let tty = std::io::stderr().is_terminal();
-    let mut last_draw = Instant::now() - Duration::from_secs(5);
-    // Redraw in place on a terminal; otherwise a line every 2 s, for logs.
-    let every = if tty {
-        Duration::from_millis(250)
-    } else {
-        Duration::from_secs(2)
-    };
+    // An indicatif line redrawn in place on a terminal; nothing when stderr is not one.
+    let drawn = config.progress && std::io::stderr().is_terminal();
+    let progress = indicatif::ProgressBar::with_draw_target(
+        None,
+        if drawn {
+            indicatif::ProgressDrawTarget::stderr_with_hz(4)
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        },
+    )
+    .with_style(
+        indicatif::ProgressStyle::with_template("{msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
     let expected_suppressed = |dup: &HashMap<String, u64>| {
         dup.iter()
             .map(|(t, n)| n * subscribers.get(t).copied().unwrap_or(0))
@@ -676,8 +682,8 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             && dlq_total >= poison
             && broker_back_at.is_none()
             && suppressed() >= expected_suppressed(&lock(&duplicated));
-        if config.progress && (done || last_draw.elapsed() >= every) {
-            let line = format!(
+        if drawn {
+            progress.set_message(format!(
                 "[{:>5.1}s] registered {}  spellchecked {}  assessed {}  results ready {}  dlq {}",
                 started.elapsed().as_secs_f64(),
                 bar(p.registered.load(Ordering::SeqCst), total_batches),
@@ -685,13 +691,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
                 bar(p.assessed.load(Ordering::SeqCst), total_batches),
                 bar(ready, total_batches),
                 bar(dlq_total, poison),
-            );
-            if tty {
-                eprint!("\r{line}");
-            } else {
-                eprintln!("{line}");
-            }
-            last_draw = Instant::now();
+            ));
         }
         if done {
             break;
@@ -702,9 +702,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    if config.progress && tty {
-        eprintln!();
-    }
+    progress.finish();
 
     // Stop everything.
     tracing::info!("stopping consumers");

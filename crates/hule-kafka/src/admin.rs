@@ -1,10 +1,10 @@
-//! Reading a cluster's topics and carrying out a `hule_contracts::topics` plan through the Kafka admin API.
+//! Reading a cluster's topics and carrying out a `hule_tooling::topics` plan through the Kafka admin API.
 //! librdkafka's mock cluster has no admin API: this needs a real cluster (the plan itself is tested as pure logic).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hule_contracts::topics::{Change, ClusterDescription, TopicState};
+use hule_tooling::topics::{Change, ClusterDescription, TopicState};
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,

@@ -14,23 +14,27 @@ let publisher = hule_kafka::KafkaPublisher::new(&hule_kafka::ProducerConfig::new
 */
 #![warn(missing_docs)]
 
+#[cfg(feature = "admin")]
 pub mod admin;
 pub mod consumer;
 pub mod dlq;
 pub mod lag;
 pub mod mock;
+#[cfg(feature = "relay")]
+mod publisher;
+pub mod service;
 pub mod settings;
 pub mod testkit;
 
 use std::time::Duration;
 
-use futures::future::join_all;
 use hule_contracts::{DeliveryError, FailureKind};
-use hule_outbox::model::Claimed;
-use hule_outbox::relay::Publish;
+#[cfg(feature = "relay")]
+pub use publisher::{KafkaPublisher, Relay, RelayBuilder};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::FutureProducer;
+pub use service::{BuildError, EventConsumer, EventConsumerBuilder};
 pub use settings::{check_connection, ConnectError, KafkaSection, KafkaSettings};
 
 /// Producer settings; deserializes from a configuration file like [`consumer::ConsumerConfig`] (every field
@@ -125,6 +129,10 @@ pub enum Error {
     /// stopped without committing the record it was on.
     #[error("fatal Kafka error: {0}")]
     Fatal(String),
+    /// The records in flight did not finish within the drain timeout after shutdown; they were not committed and
+    /// go to the group's next owner.
+    #[error("records still in flight {0:?} after shutdown; stopped without committing them")]
+    ShutdownTimeout(Duration),
     /// The brokers did not answer.
     #[error(
         "cannot reach Kafka brokers `{brokers}` within {timeout:?}; check --brokers and that the cluster is up"
@@ -184,30 +192,6 @@ pub fn delivery_error(e: &KafkaError) -> DeliveryError {
     }
 }
 
-/// Publishes relay batches to Kafka.
-pub struct KafkaPublisher {
-    producer: FutureProducer,
-}
-
-impl KafkaPublisher {
-    /// Creates the idempotent producer.
-    pub fn new(config: &ProducerConfig) -> Result<Self, Error> {
-        Ok(KafkaPublisher {
-            producer: config.future_producer()?,
-        })
-    }
-
-    /// Checks that the brokers answer, failing fast with a clear message.
-    pub fn check_reachable(&self, brokers: &str, timeout: Duration) -> Result<(), Error> {
-        metadata(self.producer.client(), None, brokers, timeout).map(|_| ())
-    }
-
-    /// The underlying producer.
-    pub fn producer(&self) -> &FutureProducer {
-        &self.producer
-    }
-}
-
 /// Fetches the metadata of `topic` (or of the whole cluster) through `client`; an unanswered request is
 /// [`Error::Unreachable`], naming the brokers and the timeout.
 pub(crate) fn metadata<C: rdkafka::ClientContext>(
@@ -223,79 +207,6 @@ pub(crate) fn metadata<C: rdkafka::ClientContext>(
             timeout,
             source,
         })
-}
-
-impl Publish for KafkaPublisher {
-    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), DeliveryError>> {
-        // Each record gets an `outbox.publish` span continuing its event's trace (only when spans are exported:
-        // without an OpenTelemetry layer nothing per record is made), and its `traceparent` header names that span.
-        let batch_span = tracing::Span::current();
-        let batch_context = hule_trace::wire_context(&batch_span);
-        let mut futures = Vec::with_capacity(batch.len());
-        for row in batch {
-            let span = match &batch_context {
-                Some(batch_cx) => publish_span(row, batch_cx),
-                None => tracing::Span::none(),
-            };
-            let trace = hule_trace::wire_context(&span);
-            let headers = consumer::owned_headers_traced(&row.headers, trace.as_ref());
-            let mut record = FutureRecord::to(&row.topic)
-                .payload(&row.value)
-                .headers(headers);
-            if let Some(key) = &row.key {
-                record = record.key(key.as_bytes());
-            }
-            loop {
-                match self.producer.send_result(record) {
-                    Ok(delivery) => {
-                        futures.push((Ok(delivery), span));
-                        break;
-                    }
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        record = back;
-                        self.producer.poll(Duration::from_millis(5));
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    Err((e, _)) => {
-                        tracing::warn!(topic = %row.topic, error = %e, "record refused by the producer");
-                        futures.push((Err(delivery_error(&e)), span));
-                        break;
-                    }
-                }
-            }
-        }
-        join_all(futures.into_iter().map(|(f, span)| async move {
-            let result = match f {
-                Ok(delivery) => match delivery.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((e, _))) => Err(delivery_error(&e)),
-                    Err(_) => Err(DeliveryError::retriable(
-                        "delivery report lost (producer closed)",
-                    )),
-                },
-                Err(refused) => Err(refused),
-            };
-            match &result {
-                Ok(()) => span.record("outcome", "acknowledged"),
-                Err(e) => span.record("outcome", e.to_string().as_str()),
-            };
-            result
-        }))
-        .await
-    }
-}
-
-/// The `outbox.publish` span of one row: a child of the span its row's `traceparent` names (the enqueue), linked to
-/// the relay's batch.
-fn publish_span(row: &Claimed, batch: &hule_trace::WireContext) -> tracing::Span {
-    let span = tracing::info_span!(target: "hule", "outbox.publish", topic = %row.topic, seq = row.seq, outcome = tracing::field::Empty);
-    hule_trace::set_remote_parent(
-        &span,
-        row.headers.get(hule_trace::TRACEPARENT),
-        row.headers.get(hule_trace::TRACESTATE),
-    );
-    hule_trace::link(&span, &batch.traceparent, batch.tracestate.as_deref());
-    span
 }
 
 #[cfg(test)]

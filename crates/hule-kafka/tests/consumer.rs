@@ -540,7 +540,75 @@ fn metric_names_are_the_documented_ones() {
     }
 }
 
+/// The builder: handlers with shared state, the topics from the handlers, a dedup store; `run` returns when the
+/// token is cancelled, with every finished record committed.
+async fn the_builder_consumes_until_cancelled_and_commits(backend: Backend) {
+    let cluster = TestKafka::start(backend, 1);
+    cluster
+        .create_topics([(TOPIC.to_owned(), PARTITIONS)], 1)
+        .await
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let group = cluster.group("builder");
+    produce(&brokers, (0..40).map(|n| record(n, 4)).collect()).await;
+    let seen: Seen = Arc::default();
+    let registry = hule_metrics::Registry::new();
+    let consumer = hule_kafka::EventConsumer::builder(
+        &hule_kafka::KafkaSettings::new(&brokers),
+        &group,
+        "svc",
+    )
+    .state(seen.clone())
+    .handle(
+        |seen: Seen, ctx: Context, p: BatchEssaysRegistered| async move {
+            seen.lock()
+                .expect("lock")
+                .push((p.entity_id, ctx.event_id.as_u128()));
+            Ok(())
+        },
+    )
+    .dedup(MemoryDedup::default())
+    .metrics(&registry)
+    .configure(|c| c.commit_interval = Duration::from_millis(100))
+    .build()
+    .expect("consumer");
+    assert_eq!(consumer.topics(), &[TOPIC]);
+    let token = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(consumer.run(token.clone()));
+    wait_until("40 handled", Duration::from_secs(30), || {
+        seen.lock().expect("lock").len() >= 40
+    })
+    .await;
+    token.cancel();
+    let stats = run.await.expect("join").expect("run");
+    assert_eq!(stats.finished, 40);
+    assert_eq!(committed_total(&brokers, &group), 40);
+    let mut ids: Vec<u128> = seen.lock().expect("lock").iter().map(|s| s.1).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..40).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_builder_refuses_a_consumer_without_handlers_or_with_unprotected_dual_topics() {
+    let kafka = hule_kafka::KafkaSettings::new("127.0.0.1:1");
+    let none = hule_kafka::EventConsumer::builder(&kafka, "g", "svc").build();
+    assert!(matches!(none, Err(hule_kafka::BuildError::NoHandlers(_))));
+    let dual = hule_kafka::EventConsumer::builder(&kafka, "g", "svc")
+        .handle_from(
+            TopicChoice::Both,
+            |_: (), _ctx: Context, _p: hule_contracts::payloads::BatchServiceSpellcheckInitiateCommandDataV1| async {
+                Ok(())
+            },
+        )
+        .build();
+    assert!(
+        matches!(dual, Err(hule_kafka::BuildError::Stack(_))),
+        "TopicChoice::Both without dedup must be refused"
+    );
+}
+
 hule_kafka::on_both_backends!(
+    the_builder_consumes_until_cancelled_and_commits,
     lag_per_partition_and_health_are_reported,
     each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered,
     a_second_consumer_joining_mid_stream_loses_nothing,

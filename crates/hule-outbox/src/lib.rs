@@ -25,12 +25,14 @@ outbox.notify();
 */
 #![warn(missing_docs)]
 
+pub mod conformance;
 pub mod error;
 pub mod metrics;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod pg;
 pub mod prepare;
+pub mod publish;
 pub mod relay;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -40,6 +42,7 @@ pub mod testkit;
 pub use error::StoreError;
 #[cfg(feature = "postgres")]
 pub use pg::PgOutbox;
+pub use publish::{Outbox, OutboxTransaction, PublishOptions};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteOutbox;
 pub use store::OutboxStore;

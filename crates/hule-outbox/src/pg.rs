@@ -141,6 +141,7 @@ fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
 
 /// The PostgreSQL outbox as the relay sees it.
 pub struct PgOutbox {
+    url: String,
     client: Mutex<Client>,
     wake: Arc<Notify>,
     leading: std::sync::atomic::AtomicBool,
@@ -172,10 +173,16 @@ impl PgOutbox {
                 .map_err(|e| StoreError::db("listen", e))?;
         }
         Ok(PgOutbox {
+            url: url.to_owned(),
             client: Mutex::new(client),
             wake,
             leading: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The URL it connected with (credentials included: never print it; `hule_pg::redact` it).
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Waits until this instance holds the relay leadership lock (released when its connection closes).
@@ -264,15 +271,15 @@ impl OutboxStore for PgOutbox {
     async fn failed(&self, failures: Vec<(i64, i32, String)>, policy: FailurePolicy) -> Result<()> {
         let client = self.client.lock().await;
         for (seq, attempts, error) in failures {
-            let backoff_ms = policy.backoff(attempts).as_millis() as f64;
+            let backoff_secs = policy.backoff(attempts).as_secs_f64();
             let parked = policy.parks(attempts);
             let error: String = error.chars().take(1000).collect();
             client
                 .execute(
                     "UPDATE event_outbox SET retry_count = $2, last_error = $3,
-                     next_attempt_at = now() + make_interval(secs => $4 / 1000.0),
+                     next_attempt_at = now() + make_interval(secs => $4::float8),
                      parked_at = CASE WHEN $5 THEN now() END WHERE seq = $1",
-                    &[&seq, &attempts, &error, &backoff_ms, &parked],
+                    &[&seq, &attempts, &error, &backoff_secs, &parked],
                 )
                 .await
                 .map_err(|e| StoreError::db("fail", e))?;

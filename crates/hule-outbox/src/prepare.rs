@@ -63,7 +63,28 @@ pub fn prepare<P: Payload>(
     envelope: &EventEnvelope<P>,
     opts: &EnqueueOptions,
 ) -> Result<Vec<NewRow>, StoreError> {
-    let event = P::EVENT;
+    prepare_with(P::EVENT, envelope, opts, || {
+        hule_contracts::keys::partition_key_of(&envelope.data)
+    })
+}
+
+/// [`prepare`] for an envelope decoded at run time (a file of envelopes, `hule produce`): the event is the
+/// payload's.
+pub fn prepare_decoded(
+    envelope: &hule_contracts::DecodedEnvelope,
+    opts: &EnqueueOptions,
+) -> Result<Vec<NewRow>, StoreError> {
+    prepare_with(envelope.data.event(), envelope, opts, || {
+        hule_contracts::keys::partition_key_of_typed(&envelope.data)
+    })
+}
+
+fn prepare_with<T: serde::Serialize + Clone>(
+    event: hule_contracts::Event,
+    envelope: &EventEnvelope<T>,
+    opts: &EnqueueOptions,
+    key_of: impl FnOnce() -> Result<String, hule_contracts::KeyError>,
+) -> Result<Vec<NewRow>, StoreError> {
     let def = event.def();
     let key_started = std::time::Instant::now();
     let key = match &opts.key_override {
@@ -74,11 +95,9 @@ pub fn prepare<P: Payload>(
                 reason: "key override is empty".into(),
             })
         }
-        None => hule_contracts::keys::partition_key_of(&envelope.data).map_err(|e| {
-            StoreError::Prepare {
-                event: def.name,
-                reason: e.to_string(),
-            }
+        None => key_of().map_err(|e| StoreError::Prepare {
+            event: def.name,
+            reason: e.to_string(),
         })?,
     };
     let key_seconds = key_started.elapsed().as_secs_f64();

@@ -41,3 +41,32 @@ pub fn number_of(value: &[u8]) -> Option<i64> {
     let v: serde_json::Value = serde_json::from_slice(value).ok()?;
     v["data"]["processing_duration_ms"].as_i64()
 }
+
+/// The test database (`$HULE_TEST_DATABASE_URL`, else the `test` database `scripts/setup.sh` makes).
+pub fn pg_test_url() -> String {
+    std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A URL of the test database whose connections work in a new schema of their own (named `{prefix}_{random}`),
+/// so each test has an empty outbox.
+///
+/// # Panics
+/// When PostgreSQL does not answer: a test that needs it fails loudly without it.
+#[cfg(feature = "postgres")]
+pub async fn pg_schema_url(prefix: &str) -> String {
+    let base = pg_test_url();
+    let schema = format!("{prefix}_{}", Uuid::new_v4().simple());
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL must answer at {base} (HULE_TEST_DATABASE_URL; scripts/setup.sh starts it): {e}")
+        });
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap_or_else(|e| panic!("cannot create schema {schema}: {e}"));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}

@@ -2,7 +2,8 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (the collector's base URL, `/v1/traces` is added) or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the full URL), `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`,
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`; `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turn
-//! it off. OTLP over gRPC is not built in: a `grpc` protocol is refused with the port to use instead.
+//! it off. OTLP over gRPC and over https are not built in: they are refused with what to use instead (a collector
+//! reached over http, which may forward over TLS).
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -109,9 +110,19 @@ pub fn from_env(default_service: &str) -> Result<Option<Exporter>, OtlpError> {
 /// An exporter to `endpoint` (the full traces URL, e.g. `http://127.0.0.1:4318/v1/traces`); the other `OTEL_*`
 /// variables still apply.
 pub fn to_endpoint(endpoint: &str, default_service: &str) -> Result<Exporter, OtlpError> {
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+    if endpoint.starts_with("https://") {
+        // reqwest's TLS would bring a second rustls crypto provider (aws-lc-rs) beside the ring one the Redis
+        // client uses, and rustls then refuses to pick either: a collector on the same host or network, over
+        // plain HTTP, is how hule exports.
         return Err(OtlpError(format!(
-            "the OTLP endpoint must be an http:// or https:// URL, got `{}`",
+            "OTLP over https is not built into hule; export to a collector over http (an OpenTelemetry Collector or \
+             Jaeger next to the service, which may forward over TLS), got `{}`",
+            redact(endpoint)
+        )));
+    }
+    if !endpoint.starts_with("http://") {
+        return Err(OtlpError(format!(
+            "the OTLP endpoint must be an http:// URL, got `{}`",
             redact(endpoint)
         )));
     }
@@ -135,13 +146,17 @@ pub fn to_endpoint(endpoint: &str, default_service: &str) -> Result<Exporter, Ot
     })
 }
 
-/// The endpoint without credentials a URL may carry (`https://user:secret@host` → `https://***@host`).
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***{}", &url[..scheme + 3], &url[at..])
+/// The endpoint without the credentials a URL may carry (`https://user:secret@host` → `https://***:***@host`).
+fn redact(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            // Both setters fail only for URLs that cannot have credentials, which these then do not show.
+            let _ = u.set_username("***");
+            let _ = u.set_password(Some("***"));
+            u.to_string()
         }
-        _ => url.to_owned(),
+        Ok(u) => u.to_string(),
+        Err(_) => "(an endpoint that is not a URL)".to_owned(),
     }
 }
 
@@ -156,6 +171,12 @@ mod tests {
             "https://***@otel.example:4318/v1/traces"
         );
         let err = to_endpoint("otel.example:4318", "hule").expect_err("no scheme");
-        assert!(err.to_string().contains("http:// or https://"), "{err}");
+        assert!(err.to_string().contains("must be an http:// URL"), "{err}");
+        let err =
+            to_endpoint("https://u:secret@otel.example:4318/v1/traces", "hule").expect_err("https");
+        assert!(
+            err.to_string().contains("over http") && !err.to_string().contains("secret"),
+            "{err}"
+        );
     }
 }

@@ -4,8 +4,8 @@
 
 use hule_contracts::decode::decode_payload;
 use hule_contracts::examples::example_json;
-use hule_contracts::schema::payload_schema;
 use hule_contracts::EVENTS;
+use hule_tooling::schema::payload_schema;
 use serde_json::{value::RawValue, Map, Value};
 
 fn decodes(event: hule_contracts::Event, payload: &Map<String, Value>) -> bool {
@@ -103,7 +103,7 @@ fn required_and_nullable_match_the_decoder() {
 fn the_committed_schemas_in_docs_are_current() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas");
     let regenerate = "regenerate with `hule catalog --format json-schema --out docs/schemas`";
-    let files = hule_contracts::schema::schema_files();
+    let files = hule_tooling::schema::schema_files();
     for (name, text) in &files {
         let committed = std::fs::read_to_string(dir.join(name))
             .unwrap_or_else(|e| panic!("docs/schemas/{name}: {e}; {regenerate}"));

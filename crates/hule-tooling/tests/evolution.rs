@@ -1,9 +1,9 @@
 //! The schema-evolution gate: each breaking-change rule fails on a deliberately broken schema, naming the event,
 //! the field and the rule; additive changes pass; version changes are skipped.
 
-use hule_contracts::evolution::{compare, compare_schemas, Baseline, Rule};
-use hule_contracts::schema::payload_schema;
 use hule_contracts::Event;
+use hule_tooling::evolution::{compare, compare_schemas, Baseline, Rule};
+use hule_tooling::schema::payload_schema;
 use serde_json::{json, Value};
 
 /// Compares the current schema of `event` (as baseline) with a copy changed by `edit` (as current).

@@ -5,10 +5,10 @@
 
 use std::fmt;
 
-use crate::examples::example_payload;
-use crate::keys::{domain_contract, partition_key_of_typed};
-use crate::naming::check_registry;
-use crate::registry::EVENTS;
+use hule_contracts::examples::example_payload;
+use hule_contracts::keys::{domain_contract, partition_key_of_typed};
+use hule_contracts::naming::check_registry;
+use hule_contracts::registry::EVENTS;
 
 /// One broken rule.
 #[derive(Debug, Clone, PartialEq, Eq)]

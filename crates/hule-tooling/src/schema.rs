@@ -1,7 +1,7 @@
-//! JSON Schemas of the event payloads, generated from the typed models of [`crate::payloads`] (draft-07).
+//! JSON Schemas of the event payloads, generated from the typed models of [`hule_contracts::payloads`] (draft-07).
 //!
 //! The schemas describe what the decoder accepts (the deserialize contract): a field is `required` exactly when
-//! decoding fails without it, constraints are those of [`crate::constrained`], enums list their wire values.
+//! decoding fails without it, constraints are those of [`hule_contracts::constrained`], enums list their wire values.
 //! [`payload_schema`] gives one self-contained document per event; [`shared_generator`] and [`payload_subschema`]
 //! put many into one document with shared definitions (AsyncAPI's `#/components/schemas/`).
 
@@ -9,7 +9,7 @@ use schemars::generate::SchemaSettings;
 use schemars::SchemaGenerator;
 use serde_json::{json, Map, Value};
 
-use crate::registry::{payload_root_schema, Event, EVENTS};
+use hule_contracts::registry::{payload_root_schema, Event, EVENTS};
 
 /// The draft-07 meta-schema URI every generated schema declares.
 pub const DRAFT07: &str = "http://json-schema.org/draft-07/schema#";
@@ -59,7 +59,7 @@ pub fn shared_generator(definitions_path: &str) -> SchemaGenerator {
 
 /// An event's payload schema inside `generator`: a `$ref` to a definition the generator keeps.
 pub fn payload_subschema(event: Event, generator: &mut SchemaGenerator) -> Value {
-    crate::registry::payload_subschema(event, generator).to_value()
+    hule_contracts::registry::payload_subschema(event, generator).to_value()
 }
 
 /// Pretty JSON with a final newline, the form every generated file is written in.

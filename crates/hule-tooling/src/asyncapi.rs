@@ -3,7 +3,7 @@
 //! - **channels**: one per standard topic (and per distinct legacy topic), with Kafka channel bindings 0.5.0:
 //!   partitions, replicas and the topic class's `cleanup.policy` and `retention.ms`.
 //! - **messages** (`components.messages`, one per event, named by its payload model): the wire payload is the
-//!   [`crate::EventEnvelope`] whose `data` is the event's payload schema; the headers schema lists the standard
+//!   [`hule_contracts::EventEnvelope`] whose `data` is the event's payload schema; the headers schema lists the standard
 //!   headers; the Kafka message binding describes the partition key; one example envelope with its headers.
 //! - **operations**: `send` for each producing service, `receive` for each consuming service (with its consumer
 //!   group in the Kafka operation binding).
@@ -15,13 +15,13 @@
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::envelope::EventEnvelope;
-use crate::examples::example_json;
-use crate::headers::{names, standard_headers};
-use crate::registry::{EventDef, EVENTS};
 use crate::schema::{payload_subschema, pretty, shared_generator};
-use crate::time::Timestamp;
 use crate::topics::TopicOptions;
+use hule_contracts::envelope::EventEnvelope;
+use hule_contracts::examples::example_json;
+use hule_contracts::headers::{names, standard_headers};
+use hule_contracts::registry::{EventDef, EVENTS};
+use hule_contracts::time::Timestamp;
 
 /// Version of the Kafka bindings written.
 const KAFKA_BINDING: &str = "0.5.0";
@@ -132,7 +132,7 @@ fn example(def: &EventDef, n: usize) -> Value {
     let id = Uuid::from_u128(0x4855_4c45_0000_0000_0000_0000_0000_0000 | n as u128);
     let producer = def.producers.first().copied().unwrap_or("unknown_service");
     let envelope = EventEnvelope::new(id, def.topic, at, producer, id, data);
-    let key = crate::examples::example_payload(def.event)
+    let key = hule_contracts::examples::example_payload(def.event)
         .ok()
         .and_then(|p| p.partition_key().map(|k| k.into_owned()))
         .unwrap_or_default();

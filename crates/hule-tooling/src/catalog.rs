@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::registry::{Event, EVENTS};
+use hule_contracts::registry::{Event, EVENTS};
 
 /// The dual-event pairs: (thin, rich, purpose).
 pub const DUAL_EVENT_PAIRS: &[(Event, Event, &str)] = &[
@@ -45,7 +45,7 @@ pub(crate) fn list(items: &[&str]) -> String {
 
 /// The catalog in Markdown.
 pub fn markdown() -> String {
-    let mut by_domain: BTreeMap<&str, Vec<&crate::registry::EventDef>> = BTreeMap::new();
+    let mut by_domain: BTreeMap<&str, Vec<&hule_contracts::registry::EventDef>> = BTreeMap::new();
     for def in EVENTS {
         by_domain.entry(def.domain()).or_default().push(def);
     }

@@ -13,9 +13,9 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::catalog::{days, list, DUAL_EVENT_PAIRS};
-use crate::examples::example_json;
-use crate::registry::{EventDef, TopicClass, EVENTS};
 use crate::schema::payload_schema;
+use hule_contracts::examples::example_json;
+use hule_contracts::registry::{EventDef, TopicClass, EVENTS};
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::naming::dlq_topic;
-use crate::registry::{TopicClass, EVENTS};
+use hule_contracts::naming::{dlq_topic, kafka_collision_name};
+use hule_contracts::registry::{TopicClass, EVENTS};
 
 /// What to provision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,12 +84,6 @@ pub fn desired(opts: &TopicOptions) -> BTreeMap<String, (TopicClass, TopicState)
         }
     }
     out
-}
-
-/// The name Kafka compares topics by for collisions: `.` replaced by `_` (Kafka's `Topic.unifyCollisionChars`). A
-/// broker refuses to create a topic whose collision name equals an existing topic's.
-pub fn kafka_collision_name(topic: &str) -> String {
-    topic.replace('.', "_")
 }
 
 /// One step of a plan.

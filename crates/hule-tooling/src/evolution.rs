@@ -19,8 +19,8 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
-use crate::registry::EVENTS;
 use crate::schema::payload_schema;
+use hule_contracts::registry::EVENTS;
 
 /// The first line of a baseline's `format` field.
 pub const BASELINE_FORMAT: &str = "hule-schema-baseline/1";

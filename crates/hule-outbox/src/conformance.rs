@@ -1,0 +1,212 @@
+//! The `OutboxStore` conformance suite, as watermill's `TestPubSub`: what every backend must do, written once and
+//! run on PostgreSQL and SQLite (`tests/conformance.rs`); a store of your own can run it too.
+//!
+//! A backend gives the suite a [`Harness`]: a fresh, empty outbox store, a way to write prepared rows in a
+//! transaction that commits or rolls back, and a second instance on the same outbox (for leadership).
+//! Each check panics with what went wrong.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::model::Claimed;
+use crate::prepare::NewRow;
+use crate::store::{Completion, FailurePolicy, OutboxStore, RetryTarget};
+use crate::testkit::{number_of, numbered_rows};
+
+/// One backend under test.
+pub trait Harness {
+    /// The store.
+    type Store: OutboxStore;
+    /// A fresh, empty outbox.
+    fn fresh(&self) -> impl Future<Output = Self::Store>;
+    /// Writes `rows` in one transaction and commits it, or rolls it back.
+    fn write(
+        &self,
+        store: &Self::Store,
+        rows: Vec<NewRow>,
+        commit: bool,
+    ) -> impl Future<Output = ()>;
+    /// Another instance on the same outbox as `store` (another relay process).
+    fn another(&self, store: &Self::Store) -> impl Future<Output = Self::Store>;
+}
+
+fn rows(range: std::ops::Range<i64>, keys: i64) -> Vec<NewRow> {
+    numbered_rows(range, keys).expect("rows")
+}
+
+fn numbers(batch: &[Claimed]) -> Vec<i64> {
+    batch
+        .iter()
+        .map(|r| number_of(&r.value).expect("a numbered row"))
+        .collect()
+}
+
+/// Runs every check, each on a fresh outbox.
+pub async fn run_all<H: Harness>(h: &H) {
+    rollback_writes_nothing(h).await;
+    commit_is_claimed_in_order_with_its_fields(h).await;
+    a_failed_row_holds_back_its_key_only(h).await;
+    parked_after_the_last_attempt_and_released_by_retry(h).await;
+    claim_excluding_leaves_the_batch_in_flight_out(h).await;
+    delivered_rows_are_deleted_or_marked_then_cleaned(h).await;
+    one_instance_leads(h).await;
+}
+
+/// A rolled-back transaction leaves no row.
+pub async fn rollback_writes_nothing<H: Harness>(h: &H) {
+    let s = h.fresh().await;
+    h.write(&s, rows(0..5, 2), false).await;
+    assert_eq!(
+        s.depth().await.expect("depth"),
+        0,
+        "rolled-back rows are there"
+    );
+    assert!(s.claim(10).await.expect("claim").is_empty());
+}
+
+/// Committed rows are claimed in the order written, with their topic, key, value and headers.
+pub async fn commit_is_claimed_in_order_with_its_fields<H: Harness>(h: &H) {
+    let s = h.fresh().await;
+    let written = rows(0..10, 3);
+    h.write(&s, written.clone(), true).await;
+    assert_eq!(s.depth().await.expect("depth"), 10);
+    let batch = s.claim(100).await.expect("claim");
+    assert_eq!(
+        numbers(&batch),
+        (0..10).collect::<Vec<_>>(),
+        "claimed out of order"
+    );
+    for (row, new) in batch.iter().zip(&written) {
+        assert_eq!(row.topic, new.topic);
+        assert_eq!(row.key.as_deref(), Some(new.event_key.as_str()));
+        assert_eq!(row.value, new.event_data.as_bytes());
+        assert_eq!(
+            row.headers.get("event_id"),
+            Some(new.event_id.to_string().as_str())
+        );
+        assert_eq!(row.attempts, 0);
+    }
+    assert!(batch.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+/// A row whose publish failed holds back the later rows of its key, not the other keys', until it is due again.
+pub async fn a_failed_row_holds_back_its_key_only<H: Harness>(h: &H) {
+    let s = h.fresh().await;
+    h.write(&s, rows(0..6, 2), true).await; // keys: 0,2,4 → batch-0; 1,3,5 → batch-1
+    let batch = s.claim(100).await.expect("claim");
+    let first = &batch[0];
+    s.failed(
+        vec![(first.seq, 1, "broker refused".into())],
+        FailurePolicy::default(),
+    )
+    .await
+    .expect("failed");
+    let others: Vec<i64> = batch[1..]
+        .iter()
+        .filter(|r| r.key != first.key)
+        .map(|r| r.seq)
+        .collect();
+    let again = s.claim(100).await.expect("claim");
+    assert_eq!(
+        numbers(&again),
+        vec![1, 3, 5],
+        "only the other key may go on"
+    );
+    assert_eq!(again.iter().map(|r| r.seq).collect::<Vec<_>>(), others);
+}
+
+/// The last allowed attempt parks a row (status shows it and its error); `retry` releases it.
+pub async fn parked_after_the_last_attempt_and_released_by_retry<H: Harness>(h: &H) {
+    let s = h.fresh().await;
+    h.write(&s, rows(0..2, 2), true).await;
+    let batch = s.claim(100).await.expect("claim");
+    let policy = FailurePolicy {
+        max_attempts: 2,
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(1),
+    };
+    s.failed(vec![(batch[0].seq, 2, "message too large".into())], policy)
+        .await
+        .expect("failed");
+    let status = s.status().await.expect("status");
+    assert_eq!(
+        status.parked.iter().map(|(_, n)| n).sum::<i64>(),
+        1,
+        "{status:?}"
+    );
+    assert!(
+        status
+            .last_errors
+            .iter()
+            .any(|e| e.3.contains("message too large")),
+        "{status:?}"
+    );
+    let gauges = s.gauges().await.expect("gauges");
+    assert_eq!((gauges.pending, gauges.parked), (1, 1), "{gauges:?}");
+    assert_eq!(
+        numbers(&s.claim(100).await.expect("claim")),
+        vec![1],
+        "a parked row is never claimed"
+    );
+    assert_eq!(s.retry(RetryTarget::AllParked).await.expect("retry"), 1);
+    assert_eq!(numbers(&s.claim(100).await.expect("claim")), vec![0, 1]);
+}
+
+/// `claim_excluding` (the relay's pipelining) leaves out the rows still in flight and claims the rest.
+pub async fn claim_excluding_leaves_the_batch_in_flight_out<H: Harness>(h: &H) {
+    let s = h.fresh().await;
+    h.write(&s, rows(0..10, 2), true).await;
+    let first = s.claim(4).await.expect("claim");
+    assert_eq!(numbers(&first), vec![0, 1, 2, 3]);
+    let exclude: Vec<i64> = first.iter().map(|r| r.seq).collect();
+    let next = s.claim_excluding(100, &exclude).await.expect("claim");
+    assert_eq!(numbers(&next), (4..10).collect::<Vec<_>>());
+}
+
+/// Delivered rows are deleted, or marked and removed by `cleanup` after their retention.
+pub async fn delivered_rows_are_deleted_or_marked_then_cleaned<H: Harness>(h: &H) {
+    let s = h.fresh().await;
+    h.write(&s, rows(0..4, 2), true).await;
+    let batch = s.claim(100).await.expect("claim");
+    s.delivered(vec![batch[0].seq, batch[1].seq], Completion::Delete)
+        .await
+        .expect("delivered");
+    assert_eq!(s.depth().await.expect("depth"), 2);
+    let retention = Duration::from_millis(50);
+    s.delivered(
+        vec![batch[2].seq, batch[3].seq],
+        Completion::Mark { retention },
+    )
+    .await
+    .expect("delivered");
+    assert_eq!(
+        s.depth().await.expect("depth"),
+        0,
+        "marked rows are published"
+    );
+    assert!(
+        s.claim(100).await.expect("claim").is_empty(),
+        "published rows are never claimed again"
+    );
+    tokio::time::sleep(retention * 3).await;
+    assert_eq!(s.cleanup(retention, 1000).await.expect("cleanup"), 2);
+}
+
+/// Of two instances on one outbox, one leads; the other does not while the first holds on.
+pub async fn one_instance_leads<H: Harness>(h: &H) {
+    let a = h.fresh().await;
+    let b = h.another(&a).await;
+    assert!(
+        a.try_lead().await.expect("lead"),
+        "the first instance must lead an unled outbox"
+    );
+    assert!(
+        !b.try_lead().await.expect("lead"),
+        "two instances lead one outbox"
+    );
+    assert!(a.renew_leadership().await.expect("renew"));
+    assert!(
+        !b.try_lead().await.expect("lead"),
+        "leadership moved while its holder renewed"
+    );
+}
