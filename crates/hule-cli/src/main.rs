@@ -81,9 +81,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // `hule relay` says when it leads or stands by; elsewhere only warnings.
     let default_filter = if matches!(cli.command, Command::Relay(_)) {
-        "warn,hule_outbox::relay=info"
+        "warn,hule_outbox::relay=info,hule::health=info"
     } else {
-        "warn"
+        // Recovery lines of the health board (a broker back after an outage) show with the warnings.
+        "warn,hule::health=info"
     };
     let _spans = logs::init(default_filter);
     let result = match cli.command {

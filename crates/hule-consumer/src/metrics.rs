@@ -63,14 +63,16 @@ impl ConsumerMetrics {
         }
     }
 
-    /// Reports the consumer's broker connection on the health board (`kafka`).
+    /// Reports the consumer's broker connection on the health board (`kafka:<group>`).
     pub fn broker(&self, ok: bool, detail: &str) {
-        self.health.set("kafka", ok, detail);
+        self.health
+            .set(&format!("kafka:{}", self.group), ok, detail);
     }
-    /// Reports whether records reach an outcome (`consumer`): unwell while a record is retried because its
-    /// dedup store or dead-letter producer is unavailable.
+    /// Reports whether records reach an outcome (`consumer:<group>`): unwell while a record is retried because
+    /// its dedup store or dead-letter producer is unavailable.
     pub fn progressing(&self, ok: bool, detail: &str) {
-        self.health.set("consumer", ok, detail);
+        self.health
+            .set(&format!("consumer:{}", self.group), ok, detail);
     }
 
     /// Metrics on a private registry (tests, tools).

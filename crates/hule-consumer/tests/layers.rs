@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hule_consumer::*;
 use hule_contracts::examples::example_envelope;
-use hule_contracts::headers::{names, standard_headers};
+use hule_contracts::headers::names;
 use hule_contracts::payloads::{
     BatchEssaysRegistered, BatchServiceSpellcheckInitiateCommandDataV1,
 };
@@ -14,27 +14,7 @@ use hule_contracts::{Event, Timestamp};
 use uuid::Uuid;
 
 fn delivery_on(event: Event, topic: &str, id: Uuid, offset: i64) -> Delivery {
-    let env = example_envelope(
-        event,
-        id,
-        Uuid::from_u128(7),
-        Timestamp::from_unix_micros(1_700_000_000_000_000).expect("ts"),
-    )
-    .expect("example");
-    let key = env
-        .data
-        .partition_key()
-        .map(|k| k.into_owned())
-        .unwrap_or_default();
-    Delivery {
-        topic: topic.to_owned(),
-        partition: 0,
-        offset,
-        key: Some(key.clone().into_bytes()),
-        headers: standard_headers(&env, topic, &key),
-        invalid_headers: Vec::new(),
-        payload: Some(env.to_json().expect("json")),
-    }
+    hule_consumer::conformance::example_delivery(event, topic, id, offset)
 }
 
 fn delivery(event: Event, id: Uuid) -> Delivery {

@@ -9,6 +9,10 @@ use std::sync::{Arc, RwLock};
 struct Check {
     ok: bool,
     detail: String,
+    /// When it last turned unwell after having been well (an outage), for the recovery line.
+    down_since: Option<std::time::Instant>,
+    /// Whether it has been well at least once (a part starting up unwell is not an outage).
+    was_well: bool,
 }
 
 /// Health of the parts of a process. Cheap to clone (shared); updating a part to the state it already has takes
@@ -26,7 +30,8 @@ pub struct HealthReport {
 }
 
 impl Health {
-    /// Sets `part`'s state.
+    /// Sets `part`'s state. A part that was well and turns unwell logs one warning (target `hule::health`); when
+    /// it is well again, one line says so and how long the outage lasted. Starting up unwell logs nothing.
     pub fn set(&self, part: &str, ok: bool, detail: impl Into<String>) {
         let detail = detail.into();
         let same = self
@@ -35,12 +40,34 @@ impl Health {
             .unwrap_or_else(|p| p.into_inner())
             .get(part)
             .is_some_and(|c| c.ok == ok && c.detail == detail);
-        if !same {
-            self.0
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(part.to_owned(), Check { ok, detail });
+        if same {
+            return;
         }
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let previous = map.get(part).cloned();
+        let was_well = ok || previous.as_ref().is_some_and(|c| c.was_well);
+        let mut down_since = previous.as_ref().and_then(|c| c.down_since);
+        match (&previous, ok) {
+            (Some(p), false) if p.ok => {
+                tracing::warn!(target: "hule::health", part, %detail, "unwell; retrying");
+                down_since = Some(std::time::Instant::now());
+            }
+            (Some(p), true) if !p.ok => {
+                if let Some(since) = down_since.take() {
+                    tracing::info!(target: "hule::health", part, %detail, outage = ?since.elapsed(), "well again");
+                }
+            }
+            _ => {}
+        }
+        map.insert(
+            part.to_owned(),
+            Check {
+                ok,
+                detail,
+                down_since,
+                was_well,
+            },
+        );
     }
 
     /// Forgets `part` (it stopped).
@@ -97,5 +124,63 @@ mod tests {
         assert!(h.report().ok);
         h.remove("leadership");
         assert_eq!(h.report().parts.len(), 1);
+    }
+
+    /// Collects the `hule::health` lines.
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Lines {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _cx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Message(String);
+            impl tracing::field::Visit for Message {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    self.0.push_str(&format!(" {}={value:?}", field.name()));
+                }
+            }
+            let mut m = Message(event.metadata().level().to_string());
+            event.record(&mut m);
+            self.0.lock().expect("lock").push(m.0);
+        }
+    }
+
+    #[test]
+    fn an_outage_is_one_warning_and_one_recovery_line_and_starting_up_is_silent() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Lines(lines.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let h = Health::default();
+            h.set("kafka", false, "joining the group");
+            h.set("kafka", true, "in the group");
+            assert!(
+                lines.lock().expect("lock").is_empty(),
+                "starting up is not an outage"
+            );
+            h.set("kafka", false, "broker transport failure");
+            h.set("kafka", false, "all brokers down");
+            h.set("kafka", false, "broker transport failure");
+            h.set("kafka", true, "receiving");
+            h.set("kafka", true, "receiving");
+        });
+        let lines = lines.lock().expect("lock").clone();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].starts_with("WARN") && lines[0].contains("broker transport failure"),
+            "{lines:?}"
+        );
+        assert!(
+            lines[1].starts_with("INFO")
+                && lines[1].contains("well again")
+                && lines[1].contains("outage"),
+            "{lines:?}"
+        );
     }
 }

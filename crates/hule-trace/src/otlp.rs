@@ -168,7 +168,7 @@ mod tests {
     fn endpoints_are_checked_and_credentials_never_shown() {
         assert_eq!(
             redact("https://u:secret@otel.example:4318/v1/traces"),
-            "https://***@otel.example:4318/v1/traces"
+            "https://***:***@otel.example:4318/v1/traces"
         );
         let err = to_endpoint("otel.example:4318", "hule").expect_err("no scheme");
         assert!(err.to_string().contains("must be an http:// URL"), "{err}");

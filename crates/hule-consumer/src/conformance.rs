@@ -1,0 +1,170 @@
+//! The dedup conformance suite: what every way of deduplicating must guarantee, written once and run on the
+//! memory store, Redis and the PostgreSQL inbox (`tests/dedup_conformance.rs`); a store of your own can run it.
+//!
+//! A [`DedupHarness`] makes a fresh consumer stack whose handler of `BATCH_ESSAYS_REGISTERED` applies an effect
+//! (counted) and can be told to fail once, transiently, after applying it. The checks: a redelivered event is
+//! applied once; a failed attempt leaves nothing recorded, so its retry applies it (once); two copies in flight at
+//! the same time are applied once; distinct events are each applied. Each check panics with what went wrong.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use hule_contracts::examples::example_envelope;
+use hule_contracts::headers::{names, standard_headers};
+use hule_contracts::{Event, Timestamp};
+use uuid::Uuid;
+
+use crate::{process, BoxService, ConsumerMetrics, Delivery, Failure, Message, Outcome, Processed};
+
+/// What a harness's handler shares with the suite.
+#[derive(Debug, Clone, Default)]
+pub struct Effects {
+    /// Effects applied and kept (a handler that fails after applying must not leave its effect counted here:
+    /// count on success, or count inside the transaction that is rolled back).
+    pub applied: Arc<AtomicU32>,
+    /// When set, the next attempt fails transiently after doing its work (and clears this).
+    pub fail_next: Arc<AtomicBool>,
+    /// How long the handler works, in milliseconds (to hold two copies in flight together).
+    pub work_ms: Arc<AtomicU32>,
+}
+
+/// One way of deduplicating under test.
+pub trait DedupHarness {
+    /// The dedup method the stack reports for a duplicate (`memory`, `redis`, `postgres_inbox`).
+    fn method(&self) -> &'static str;
+    /// A stack with an empty store whose `BATCH_ESSAYS_REGISTERED` handler applies `effects`.
+    fn stack(&self, effects: Effects) -> impl Future<Output = BoxService>;
+}
+
+/// A delivery of `event`'s example envelope with event id `id` on `topic` (partition 0, at `offset`): the
+/// contract key and the standard headers, as the relay writes them. For tests of layers and stores.
+pub fn example_delivery(event: Event, topic: &str, id: Uuid, offset: i64) -> Delivery {
+    let at = Timestamp::from_unix_micros(1_700_000_000_000_000).expect("a valid time");
+    let env = example_envelope(event, id, Uuid::from_u128(7), at).expect("the example envelope");
+    let key = env
+        .data
+        .partition_key()
+        .map(|k| k.into_owned())
+        .unwrap_or_default();
+    Delivery {
+        topic: topic.to_owned(),
+        partition: 0,
+        offset,
+        key: Some(key.clone().into_bytes()),
+        headers: standard_headers(&env, topic, &key),
+        invalid_headers: Vec::new(),
+        payload: Some(env.to_json().expect("the example encodes")),
+    }
+}
+
+/// A delivery of `BATCH_ESSAYS_REGISTERED` with event id `id`, retried after 10 ms when it fails transiently.
+pub fn delivery(id: Uuid, offset: i64) -> Delivery {
+    let event = Event::BatchEssaysRegistered;
+    let mut d = example_delivery(event, event.topic(), id, offset);
+    d.headers.set(names::BACKOFF_MS, "10");
+    d
+}
+
+async fn run(stack: &BoxService, d: Delivery) -> Processed {
+    process(stack, &mut Message::new(d), &ConsumerMetrics::detached()).await
+}
+
+/// Runs every check, each on a fresh stack.
+pub async fn run_all<H: DedupHarness>(h: &H) {
+    a_redelivered_event_is_applied_once(h).await;
+    a_failed_attempt_is_not_recorded_and_its_retry_applies_once(h).await;
+    two_copies_in_flight_together_are_applied_once(h).await;
+    distinct_events_are_each_applied(h).await;
+}
+
+/// The same event delivered three times: applied once, then reported as a duplicate by the harness's method.
+pub async fn a_redelivered_event_is_applied_once<H: DedupHarness>(h: &H) {
+    let effects = Effects::default();
+    let stack = h.stack(effects.clone()).await;
+    let id = Uuid::new_v4();
+    assert_eq!(run(&stack, delivery(id, 0)).await, Ok(Outcome::Handled));
+    for offset in 1..3 {
+        assert_eq!(
+            run(&stack, delivery(id, offset)).await,
+            Ok(Outcome::Duplicate { method: h.method() }),
+            "{}: a redelivery must be a duplicate",
+            h.method()
+        );
+    }
+    assert_eq!(effects.applied.load(Ordering::SeqCst), 1, "{}", h.method());
+}
+
+/// An attempt that fails after doing its work records nothing; the retry (the retry layer's) applies the event,
+/// once, and a later redelivery is a duplicate.
+pub async fn a_failed_attempt_is_not_recorded_and_its_retry_applies_once<H: DedupHarness>(h: &H) {
+    let effects = Effects::default();
+    let stack = h.stack(effects.clone()).await;
+    let id = Uuid::new_v4();
+    effects.fail_next.store(true, Ordering::SeqCst);
+    assert_eq!(
+        run(&stack, delivery(id, 0)).await,
+        Ok(Outcome::Handled),
+        "{}",
+        h.method()
+    );
+    assert_eq!(
+        effects.applied.load(Ordering::SeqCst),
+        1,
+        "{}: applied once across the failure",
+        h.method()
+    );
+    assert_eq!(
+        run(&stack, delivery(id, 1)).await,
+        Ok(Outcome::Duplicate { method: h.method() })
+    );
+}
+
+/// Two copies of one event processed at the same time (two consumers, or the standard and the legacy topic):
+/// applied once. A copy told "in progress elsewhere" (`Unavailable`) is retried by the driver; retried here, it
+/// is a duplicate.
+pub async fn two_copies_in_flight_together_are_applied_once<H: DedupHarness>(h: &H) {
+    let effects = Effects::default();
+    effects.work_ms.store(150, Ordering::SeqCst);
+    let stack = h.stack(effects.clone()).await;
+    let id = Uuid::new_v4();
+    let (a, b) = tokio::join!(run(&stack, delivery(id, 0)), run(&stack, delivery(id, 1)));
+    let mut handled = 0;
+    for outcome in [a, b] {
+        match outcome {
+            Ok(Outcome::Handled) => handled += 1,
+            Ok(Outcome::Duplicate { .. }) => {}
+            Err(Failure::Unavailable(_)) => {
+                // The driver retries it; by then the other copy has finished.
+                effects.work_ms.store(0, Ordering::SeqCst);
+                assert_eq!(
+                    run(&stack, delivery(id, 2)).await,
+                    Ok(Outcome::Duplicate { method: h.method() }),
+                    "{}",
+                    h.method()
+                );
+            }
+            other => panic!("{}: unexpected outcome {other:?}", h.method()),
+        }
+    }
+    assert_eq!(handled, 1, "{}: exactly one copy is handled", h.method());
+    assert_eq!(
+        effects.applied.load(Ordering::SeqCst),
+        1,
+        "{}: applied once",
+        h.method()
+    );
+}
+
+/// Different events are not mistaken for one another.
+pub async fn distinct_events_are_each_applied<H: DedupHarness>(h: &H) {
+    let effects = Effects::default();
+    let stack = h.stack(effects.clone()).await;
+    for n in 0..5 {
+        assert_eq!(
+            run(&stack, delivery(Uuid::new_v4(), n)).await,
+            Ok(Outcome::Handled)
+        );
+    }
+    assert_eq!(effects.applied.load(Ordering::SeqCst), 5, "{}", h.method());
+}
