@@ -479,9 +479,12 @@ async fn lag_per_partition_and_health_are_reported(backend: Backend) {
     let health = registry.health().report();
     assert!(health.ok, "{health:?}");
     assert!(
-        health.parts.iter().any(|(part, ok, detail)| part == "kafka"
-            && *ok
-            && detail.contains("1 partitions assigned")),
+        health
+            .parts
+            .iter()
+            .any(|(part, ok, detail)| part == &format!("kafka:{group}")
+                && *ok
+                && detail.contains("1 partitions assigned")),
         "{health:?}"
     );
     gate_tx.send(true).expect("open the gate");
