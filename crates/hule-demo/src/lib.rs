@@ -32,12 +32,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hule_consumer::dedup::DedupStore;
-use hule_consumer::{
-    standard_stack, ConsumerMetrics, DeadLetterRecord, MemoryDedup, RedisDedup, Router,
-};
+use hule_consumer::{DeadLetterRecord, MemoryDedup, RedisDedup, Router};
 use hule_contracts::headers::names;
 use hule_contracts::Event;
-use hule_kafka::consumer::{run_consumer, AssignSignal, ConsumerConfig, KafkaDeadLetterSink};
+use hule_kafka::consumer::AssignSignal;
+use hule_kafka::EventConsumer;
 use hule_kafka::KafkaSettings;
 use hule_kafka::{KafkaPublisher, ProducerConfig};
 use hule_outbox::model::Claimed;
@@ -47,7 +46,6 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::Message as _;
-use tokio::sync::watch;
 
 use crate::essays::Rng;
 use crate::outbox::{Relay, Writer};
@@ -324,9 +322,139 @@ struct Service {
     relay: Relay,
 }
 
-/// Runs the pipeline to completion (or `timeout`) and reports. `embedded` is the mock cluster when no brokers
-/// were given; broker faults are injected through it.
-pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Report, DemoError> {
+/// Kendall's tau of each batch: the essays' hidden quality against the scores of the CJ ranking.
+fn kendall_taus(
+    essays_by_batch: &BTreeMap<String, Vec<essays::Essay>>,
+    ras: &services::RasState,
+) -> Vec<f64> {
+    let mut taus = Vec::new();
+    for (batch, essays) in essays_by_batch {
+        if let Some(results) = ras.results.get(batch) {
+            let by_id: HashMap<&str, f64> = results
+                .iter()
+                .map(|r| (r.essay_id.as_str(), r.bt_score))
+                .collect();
+            let (q, s): (Vec<f64>, Vec<f64>) = essays
+                .iter()
+                .filter_map(|e| by_id.get(e.id.as_str()).map(|s| (e.quality, *s)))
+                .unzip();
+            if let Some(t) = cj::kendall_tau(&q, &s) {
+                taus.push(t);
+            }
+        }
+    }
+    taus
+}
+
+/// The first batch's ranking, each row beside the hidden quality the judge saw.
+fn first_ranking(
+    essays_by_batch: &BTreeMap<String, Vec<essays::Essay>>,
+    ras: &services::RasState,
+) -> (String, Vec<RankRow>) {
+    essays_by_batch
+        .iter()
+        .next()
+        .map(|(batch, essays)| {
+            let mut rows: Vec<RankRow> = ras
+                .results
+                .get(batch)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| {
+                    let q = essays
+                        .iter()
+                        .find(|e| e.id == r.essay_id)
+                        .map(|e| e.quality)
+                        .unwrap_or(f64::NAN);
+                    RankRow {
+                        result: r,
+                        hidden_quality: q,
+                    }
+                })
+                .collect();
+            rows.sort_by_key(|r| r.result.rank);
+            (batch.clone(), rows)
+        })
+        .unwrap_or_default()
+}
+
+/// The demo's observer: an independent group reading every pipeline topic and the dead-letter topics, recording
+/// when each batch completes and what reached each topic.
+struct Observer {
+    registered: Arc<Mutex<HashMap<String, Instant>>>,
+    observed: Arc<Mutex<Observed>>,
+    joined: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the observer (at the end of the topics when `at_end`: a real cluster's earlier records are not this run's).
+fn start_observer(
+    kafka: &KafkaSettings,
+    run_id: &str,
+    at_end: bool,
+    subscribers: &HashMap<String, u64>,
+    shared: &Arc<Shared>,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Result<Observer, DemoError> {
+    let registered: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let observed: Arc<Mutex<Observed>> = Arc::default();
+    let joined = Arc::new(tokio::sync::Notify::new());
+    let observer: StreamConsumer<AssignSignal> = kafka
+        .client_config()
+        .set("group.id", format!("hule-demo-observer-{run_id}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", FETCH_WAIT_MS)
+        .create_with_context(AssignSignal(joined.clone()))
+        .map_err(|e| DemoError::Kafka(e.to_string()))?;
+    let mut watched: Vec<String> = PIPELINE_EVENTS
+        .iter()
+        .map(|e| e.topic().to_owned())
+        .collect();
+    watched.extend(
+        subscribers
+            .keys()
+            .map(|t| hule_contracts::naming::dlq_topic(t)),
+    );
+    let watched_refs: Vec<&str> = watched.iter().map(String::as_str).collect();
+    if at_end {
+        start_at_end(
+            kafka,
+            &format!("hule-demo-observer-{run_id}"),
+            &watched_refs,
+        )?;
+    }
+    observer
+        .subscribe(&watched_refs)
+        .map_err(|e| DemoError::Kafka(e.to_string()))?;
+    let task = {
+        let (registered, observed, shared, stop) = (
+            registered.clone(),
+            observed.clone(),
+            shared.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    m = observer.recv() => if let Ok(m) = m { observe(&m, &registered, &observed, &shared.progress.ready) },
+                }
+            }
+        })
+    };
+
+    Ok(Observer {
+        registered,
+        observed,
+        joined,
+        task,
+    })
+}
+
+/// Refuses a configuration the demo cannot run.
+fn check(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<(), DemoError> {
     if config.batches == 0 || config.essays == 0 {
         return Err(DemoError::Config(
             "--batches and --essays must be at least 1".into(),
@@ -349,20 +477,15 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
                 .into(),
         ));
     }
-    let started = Instant::now();
-    let kafka = match (embedded, &config.kafka) {
-        (_, Some(k)) => k.clone(),
-        (Some(c), None) => KafkaSettings::new(&c.bootstrap_servers()),
-        (None, None) => {
-            return Err(DemoError::Config(
-                "no brokers and no embedded cluster".into(),
-            ))
-        }
-    };
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    Ok(())
+}
 
-    // Outboxes, one per service.
-    let tmp = std::env::temp_dir().join(format!("hule-demo-{run_id}"));
+/// One outbox per service: SQLite files under `tmp`, or a PostgreSQL schema each (returned, to drop at the end).
+async fn open_outboxes(
+    config: &DemoConfig,
+    run_id: &str,
+    tmp: &std::path::Path,
+) -> Result<(Vec<Service>, Vec<String>), DemoError> {
     let mut services = Vec::new();
     let mut schemas = Vec::new();
     for name in [
@@ -374,7 +497,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     ] {
         let (writer, relay) = match &config.database_url {
             None => {
-                std::fs::create_dir_all(&tmp)
+                std::fs::create_dir_all(tmp)
                     .map_err(|e| DemoError::Outbox(format!("{}: {e}", tmp.display())))?;
                 let (w, o) =
                     Writer::sqlite(&tmp.join(format!("{name}.db"))).map_err(DemoError::Outbox)?;
@@ -398,6 +521,29 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             relay,
         });
     }
+
+    Ok((services, schemas))
+}
+
+/// Runs the pipeline to completion (or `timeout`) and reports. `embedded` is the mock cluster when no brokers
+/// were given; broker faults are injected through it.
+pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Report, DemoError> {
+    check(config, embedded)?;
+    let started = Instant::now();
+    let kafka = match (embedded, &config.kafka) {
+        (_, Some(k)) => k.clone(),
+        (Some(c), None) => KafkaSettings::new(&c.bootstrap_servers()),
+        (None, None) => {
+            return Err(DemoError::Config(
+                "no brokers and no embedded cluster".into(),
+            ))
+        }
+    };
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+
+    // Outboxes, one per service.
+    let tmp = std::env::temp_dir().join(format!("hule-demo-{run_id}"));
+    let (services, schemas) = open_outboxes(config, &run_id, &tmp).await?;
 
     let shared = Arc::new(Shared {
         content: Default::default(),
@@ -490,11 +636,8 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         }));
     }
 
-    // Consumers.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut consumers = Vec::new();
-    let mut all_metrics = Vec::new();
-    let mut joined = Vec::new();
+    // Consumers, one per service, each built once with the library's builder.
+    let shutdown = tokio_util::sync::CancellationToken::new();
     let dedup: Arc<dyn DedupStore> = match &config.redis_url {
         None => Arc::new(MemoryDedup::new()),
         Some(url) => {
@@ -507,84 +650,49 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         }
     };
     let dedup_method = dedup.method();
+    let mut consumers = Vec::new();
+    let mut all_metrics = Vec::new();
+    let mut joined = Vec::new();
     for (name, router) in routers {
-        let group = format!("hule-demo-{name}");
-        let metrics = ConsumerMetrics::new(&registry, name, &group);
-        all_metrics.push(metrics.clone());
-        let topics: Vec<&'static str> = router.topics();
-        let sink = Arc::new(
-            KafkaDeadLetterSink::with_settings(&kafka)
-                .map_err(|e| DemoError::Kafka(e.to_string()))?,
-        );
-        let stack = standard_stack(router, name, Some(dedup.clone()), sink, metrics.clone())
+        let group = format!("hule-demo-{name}-{run_id}");
+        let assigned = Arc::new(tokio::sync::Notify::new());
+        joined.push(assigned.clone());
+        let consumer = EventConsumer::builder(&kafka, &group, name)
+            .router(router)
+            .dedup_shared(dedup.clone())
+            .metrics(&registry)
+            .configure(|c| {
+                c.commit_interval = Duration::from_millis(200);
+                // The mock broker answers a fetch only when its wait expires; a short wait keeps the hops fast.
+                c.extra
+                    .push(("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into()));
+                c.on_assign = Some(assigned);
+            })
+            .build()
             .map_err(|e| DemoError::Config(e.to_string()))?;
-        let mut cfg = ConsumerConfig::with_settings(&kafka, &format!("{group}-{run_id}"));
         if embedded.is_none() {
             // A real cluster may hold earlier runs' records: this run's groups start at the end of the topics.
-            start_at_end(&kafka, &cfg.group, &topics)?;
+            start_at_end(&kafka, consumer.group(), consumer.topics())?;
         }
-        cfg.commit_interval = Duration::from_millis(200);
-        // The mock broker answers a fetch only when its wait expires; a short wait keeps the hops fast.
-        cfg.extra
-            .push(("fetch.wait.max.ms".into(), FETCH_WAIT_MS.into()));
-        let assigned = Arc::new(tokio::sync::Notify::new());
-        cfg.on_assign = Some(assigned.clone());
-        joined.push(assigned);
-        let rx = stop_rx.clone();
-        consumers.push(tokio::spawn(async move {
-            run_consumer(&cfg, &topics, stack, metrics, rx).await
-        }));
+        all_metrics.push(consumer.metrics().clone());
+        consumers.push(tokio::spawn(consumer.run(shutdown.clone())));
     }
 
-    // Observer: an independent group reading every pipeline topic and the dead-letter topics.
-    let registered: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let observed: Arc<Mutex<Observed>> = Arc::default();
-    let observer_joined = Arc::new(tokio::sync::Notify::new());
-    joined.push(observer_joined.clone());
-    let observer: StreamConsumer<AssignSignal> = kafka
-        .client_config()
-        .set("group.id", format!("hule-demo-observer-{run_id}"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", FETCH_WAIT_MS)
-        .create_with_context(AssignSignal(observer_joined))
-        .map_err(|e| DemoError::Kafka(e.to_string()))?;
-    let mut watched: Vec<String> = PIPELINE_EVENTS
-        .iter()
-        .map(|e| e.topic().to_owned())
-        .collect();
-    watched.extend(
-        subscribers
-            .keys()
-            .map(|t| hule_contracts::naming::dlq_topic(t)),
-    );
-    let watched_refs: Vec<&str> = watched.iter().map(String::as_str).collect();
-    if embedded.is_none() {
-        start_at_end(
-            &kafka,
-            &format!("hule-demo-observer-{run_id}"),
-            &watched_refs,
-        )?;
-    }
-    observer
-        .subscribe(&watched_refs)
-        .map_err(|e| DemoError::Kafka(e.to_string()))?;
-    let observer_task = {
-        let (registered, observed, shared, mut stop) = (
-            registered.clone(),
-            observed.clone(),
-            shared.clone(),
-            stop_rx.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    m = observer.recv() => if let Ok(m) = m { observe(&m, &registered, &observed, &shared.progress.ready) },
-                }
-            }
-        })
-    };
+    // Observer.
+    let Observer {
+        registered,
+        observed,
+        joined: observer_joined,
+        task: observer_task,
+    } = start_observer(
+        &kafka,
+        &run_id,
+        embedded.is_none(),
+        &subscribers,
+        &shared,
+        &shutdown,
+    )?;
+    joined.push(observer_joined);
 
     // Wait until every group has its partitions, so that latency measures the pipeline, not the group joins.
     for j in &joined {
@@ -681,6 +789,8 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         let done = ready >= total_batches
             && dlq_total >= poison
             && broker_back_at.is_none()
+            // Every consumer and relay well again after injected faults (the health board says so once).
+            && registry.health().report().ok
             && suppressed() >= expected_suppressed(&lock(&duplicated));
         if drawn {
             progress.set_message(format!(
@@ -706,7 +816,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
 
     // Stop everything.
     tracing::info!("stopping consumers");
-    let _ = stop_tx.send(true);
+    shutdown.cancel();
     for c in consumers {
         if let Ok(Err(e)) = c.await {
             tracing::warn!(error = %e, "consumer ended with an error");
@@ -747,48 +857,8 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     let duplicates_suppressed = suppressed();
     let essays_with_results = ras.applied.len() as u64;
     let multiples = ras.applied.values().filter(|n| **n > 1).count() as u64;
-    let mut taus = Vec::new();
-    for (batch, essays) in &essays_by_batch {
-        if let Some(results) = ras.results.get(batch) {
-            let by_id: HashMap<&str, f64> = results
-                .iter()
-                .map(|r| (r.essay_id.as_str(), r.bt_score))
-                .collect();
-            let (q, s): (Vec<f64>, Vec<f64>) = essays
-                .iter()
-                .filter_map(|e| by_id.get(e.id.as_str()).map(|s| (e.quality, *s)))
-                .unzip();
-            if let Some(t) = cj::kendall_tau(&q, &s) {
-                taus.push(t);
-            }
-        }
-    }
-    let (ranking_batch, ranking) = essays_by_batch
-        .iter()
-        .next()
-        .map(|(batch, essays)| {
-            let mut rows: Vec<RankRow> = ras
-                .results
-                .get(batch)
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| {
-                    let q = essays
-                        .iter()
-                        .find(|e| e.id == r.essay_id)
-                        .map(|e| e.quality)
-                        .unwrap_or(f64::NAN);
-                    RankRow {
-                        result: r,
-                        hidden_quality: q,
-                    }
-                })
-                .collect();
-            rows.sort_by_key(|r| r.result.rank);
-            (batch.clone(), rows)
-        })
-        .unwrap_or_default();
+    let taus = kendall_taus(&essays_by_batch, &ras);
+    let (ranking_batch, ranking) = first_ranking(&essays_by_batch, &ras);
     let dlq_total: u64 = observed.dlq.values().sum();
     let ready = observed.ready_ms.len() as u64;
     let checks = vec![

@@ -264,6 +264,9 @@ impl ConsumerContext for DriverContext {
     }
 }
 
+/// How long without a receive error before the consumer counts as connected again.
+const BROKER_QUIET: Duration = Duration::from_secs(2);
+
 /// Counts of one driver run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ConsumerStats {
@@ -362,7 +365,9 @@ pub async fn run_consumer(
     let mut workers = Vec::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
     let mut lag_tick = tokio::time::interval(config.lag_interval.max(Duration::from_millis(10)));
-    let mut broker_error = false;
+    // The last receive error: the group is well again after `BROKER_QUIET` without one (a record from another
+    // broker while one is still down is no recovery).
+    let mut last_broker_error: Option<Instant> = None;
 
     loop {
         tokio::select! {
@@ -376,6 +381,10 @@ pub async fn run_consumer(
                 break;
             }
             _ = commit_tick.tick() => {
+                if last_broker_error.is_some_and(|t| t.elapsed() >= BROKER_QUIET) {
+                    metrics.broker(true, "receiving; no errors for 2 s");
+                    last_broker_error = None;
+                }
                 let tpl = shared.pending(None);
                 if tpl.count() > 0 {
                     if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
@@ -404,16 +413,14 @@ pub async fn run_consumer(
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "consumer error");
+                        // librdkafka retries by itself; the health board says once that the group is unwell,
+                        // and once that it is well again.
+                        tracing::debug!(error = %e, "consumer error");
                         metrics.broker(false, &e.to_string());
-                        broker_error = true;
+                        last_broker_error = Some(Instant::now());
                         continue;
                     }
                 };
-                if broker_error {
-                    metrics.broker(true, "receiving");
-                    broker_error = false;
-                }
                 let delivery = delivery_of(&m);
                 drop(m);
                 let key = (delivery.topic.clone(), delivery.partition);

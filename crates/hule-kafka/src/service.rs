@@ -102,6 +102,16 @@ impl EventConsumer {
         &self.topics
     }
 
+    /// Its metrics (outcomes, duplicates, dead letters, lag), as registered.
+    pub fn metrics(&self) -> &ConsumerMetrics {
+        &self.metrics
+    }
+
+    /// Its consumer group.
+    pub fn group(&self) -> &str {
+        &self.config.group
+    }
+
     /// Consumes until `shutdown` is cancelled, then lets the records in flight finish, commits and leaves the
     /// group — within the drain timeout (30 s unless set); a record still running then is not committed and is
     /// redelivered to the group's next owner (dedup makes that harmless). Ends early with an error on a fatal
@@ -174,6 +184,19 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
     /// Deduplicates deliveries with `store` (Redis, memory, or your own) before the handlers run.
     pub fn dedup(mut self, store: impl DedupStore + 'static) -> Self {
         self.dedup = Some(Arc::new(store));
+        self
+    }
+
+    /// Deduplicates with a store shared with other consumers of the process.
+    pub fn dedup_shared(mut self, store: Arc<dyn DedupStore>) -> Self {
+        self.dedup = Some(store);
+        self
+    }
+
+    /// Takes the routes of a router built elsewhere (a service's own route table), replacing those given so far;
+    /// `handle` may add more after it.
+    pub fn router(mut self, router: Router) -> Self {
+        self.router = router;
         self
     }
 

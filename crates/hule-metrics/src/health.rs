@@ -2,23 +2,34 @@
 //! connection) reports whether it is well and a short detail; `/healthz` answers 200 when every part is well,
 //! 503 otherwise.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Check {
     ok: bool,
     detail: String,
-    /// When it last turned unwell after having been well (an outage), for the recovery line.
-    down_since: Option<std::time::Instant>,
     /// Whether it has been well at least once (a part starting up unwell is not an outage).
     was_well: bool,
 }
 
+#[derive(Debug, Default)]
+struct Board {
+    parts: BTreeMap<String, Check>,
+    /// The outage in progress: since when, and every part it touched.
+    outage: Option<(Instant, BTreeSet<String>)>,
+}
+
 /// Health of the parts of a process. Cheap to clone (shared); updating a part to the state it already has takes
 /// only a read lock.
+///
+/// The board also logs outages for the whole process (target `hule::health`): one warning when a part that was
+/// well turns unwell while everything else is well, one line when every part is well again, with the outage's
+/// length and the parts it touched. A part that starts up unwell is not an outage; parts that flap during an
+/// outage add nothing.
 #[derive(Debug, Clone, Default)]
-pub struct Health(Arc<RwLock<BTreeMap<String, Check>>>);
+pub struct Health(Arc<RwLock<Board>>);
 
 /// A snapshot of [`Health`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,44 +41,48 @@ pub struct HealthReport {
 }
 
 impl Health {
-    /// Sets `part`'s state. A part that was well and turns unwell logs one warning (target `hule::health`); when
-    /// it is well again, one line says so and how long the outage lasted. Starting up unwell logs nothing.
+    /// Sets `part`'s state.
     pub fn set(&self, part: &str, ok: bool, detail: impl Into<String>) {
         let detail = detail.into();
         let same = self
             .0
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .parts
             .get(part)
             .is_some_and(|c| c.ok == ok && c.detail == detail);
         if same {
             return;
         }
-        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
-        let previous = map.get(part).cloned();
-        let was_well = ok || previous.as_ref().is_some_and(|c| c.was_well);
-        let mut down_since = previous.as_ref().and_then(|c| c.down_since);
-        match (&previous, ok) {
-            (Some(p), false) if p.ok => {
-                tracing::warn!(target: "hule::health", part, %detail, "unwell; retrying");
-                down_since = Some(std::time::Instant::now());
-            }
-            (Some(p), true) if !p.ok => {
-                if let Some(since) = down_since.take() {
-                    tracing::info!(target: "hule::health", part, %detail, outage = ?since.elapsed(), "well again");
+        let mut board = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let was_well = ok || board.parts.get(part).is_some_and(|c| c.was_well);
+        let turned_unwell = !ok && board.parts.get(part).is_some_and(|c| c.ok);
+        if turned_unwell {
+            match &mut board.outage {
+                Some((_, touched)) => {
+                    touched.insert(part.to_owned());
+                }
+                None => {
+                    tracing::warn!(target: "hule::health", part, %detail, "unwell; retrying");
+                    board.outage = Some((Instant::now(), BTreeSet::from([part.to_owned()])));
                 }
             }
-            _ => {}
         }
-        map.insert(
+        board.parts.insert(
             part.to_owned(),
             Check {
                 ok,
                 detail,
-                down_since,
                 was_well,
             },
         );
+        // Over when every part that has been well is well again.
+        if board.outage.is_some() && board.parts.values().all(|c| c.ok || !c.was_well) {
+            if let Some((since, touched)) = board.outage.take() {
+                let parts = touched.into_iter().collect::<Vec<_>>().join(", ");
+                tracing::info!(target: "hule::health", outage = ?since.elapsed(), %parts, "well again");
+            }
+        }
     }
 
     /// Forgets `part` (it stopped).
@@ -75,15 +90,17 @@ impl Health {
         self.0
             .write()
             .unwrap_or_else(|p| p.into_inner())
+            .parts
             .remove(part);
     }
 
     /// The current state.
     pub fn report(&self) -> HealthReport {
-        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let board = self.0.read().unwrap_or_else(|p| p.into_inner());
         HealthReport {
-            ok: map.values().all(|c| c.ok),
-            parts: map
+            ok: board.parts.values().all(|c| c.ok),
+            parts: board
+                .parts
                 .iter()
                 .map(|(k, c)| (k.clone(), c.ok, c.detail.clone()))
                 .collect(),
