@@ -46,17 +46,27 @@ impl Publish for Recorder {
     }
 }
 
-#[tokio::test]
-async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
-    let dir = std::env::temp_dir().join(format!("hule-pipe-{}", Uuid::new_v4().simple()));
+/// A SQLite outbox in a fresh directory (returned, to remove) holding `numbered_rows(range, keys)`, committed.
+fn committed_outbox(
+    prefix: &str,
+    range: std::ops::Range<i64>,
+    keys: i64,
+) -> (std::path::PathBuf, SqliteOutbox) {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("o.db");
     let outbox = SqliteOutbox::open(&path).expect("open");
     let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
     let tx = conn.transaction().expect("tx");
-    let rows = hule_outbox::testkit::numbered_rows(0..40, 4).expect("rows");
+    let rows = hule_outbox::testkit::numbered_rows(range, keys).expect("rows");
     hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
     tx.commit().expect("commit");
+    (dir, outbox)
+}
+
+#[tokio::test]
+async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
+    let (dir, outbox) = committed_outbox("hule-pipe", 0..40, 4);
 
     // Row 5 (key batch-1) fails once; batches of 4 mean batch 2 (rows 4..8) fails while batch 3 is claimed.
     let publisher = Recorder {
@@ -129,15 +139,7 @@ impl Publish for Failing {
 
 #[tokio::test]
 async fn a_fatal_publisher_error_stops_the_relay_and_leaves_every_row_due() {
-    let dir = std::env::temp_dir().join(format!("hule-fatal-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("o.db");
-    let outbox = SqliteOutbox::open(&path).expect("open");
-    let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
-    let tx = conn.transaction().expect("tx");
-    let rows = hule_outbox::testkit::numbered_rows(0..10, 2).expect("rows");
-    hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
-    tx.commit().expect("commit");
+    let (dir, outbox) = committed_outbox("hule-fatal", 0..10, 2);
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let result = hule_outbox::relay::run_relay(
         &outbox,
@@ -172,15 +174,7 @@ async fn a_fatal_publisher_error_stops_the_relay_and_leaves_every_row_due() {
 
 #[tokio::test]
 async fn a_permanent_publisher_error_parks_its_row_at_the_first_attempt() {
-    let dir = std::env::temp_dir().join(format!("hule-perm-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("o.db");
-    let outbox = SqliteOutbox::open(&path).expect("open");
-    let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
-    let tx = conn.transaction().expect("tx");
-    let rows = hule_outbox::testkit::numbered_rows(0..3, 3).expect("rows");
-    hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
-    tx.commit().expect("commit");
+    let (dir, outbox) = committed_outbox("hule-perm", 0..3, 3);
     let stop = AtomicBool::new(false);
     let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
         .await
@@ -217,15 +211,7 @@ async fn a_permanent_publisher_error_parks_its_row_at_the_first_attempt() {
 /// records are acknowledged; its database and leadership parts say so.
 #[tokio::test]
 async fn the_health_board_follows_the_relay() {
-    let dir = std::env::temp_dir().join(format!("hule-health-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let path = dir.join("o.db");
-    let outbox = SqliteOutbox::open(&path).expect("open");
-    let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
-    let tx = conn.transaction().expect("tx");
-    let rows = hule_outbox::testkit::numbered_rows(0..10, 2).expect("rows");
-    hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
-    tx.commit().expect("commit");
+    let (dir, outbox) = committed_outbox("hule-health", 0..10, 2);
     let registry = hule_metrics::Registry::new();
     let config = RelayConfig {
         metrics: Some(hule_outbox::metrics::OutboxMetrics::new(&registry, "svc")),
