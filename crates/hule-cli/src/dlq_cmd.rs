@@ -7,11 +7,9 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use hule_consumer::dlq::{replay_record, DlqFilter};
 use hule_contracts::Timestamp;
-use hule_kafka::consumer::owned_headers;
 use hule_kafka::dlq::{dlq_topics, read_topic, DlqMessage};
 use hule_kafka::KafkaSettings;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use tracing::Instrument;
+use rdkafka::producer::FutureProducer;
 
 use crate::kafka_args::KafkaArgs;
 use crate::out;
@@ -282,19 +280,10 @@ fn replay(
                 let due = started + Duration::from_secs_f64(i as f64 / per_second);
                 tokio::time::sleep_until(due.into()).await;
             }
-            let span = r.traced();
-            let to = &r.topic;
-            let mut record = FutureRecord::to(to)
-                .payload(&r.value)
-                .headers(owned_headers(&r.headers));
-            if let Some(k) = &r.key {
-                record = record.key(k);
-            }
-            producer
-                .send(record, Duration::from_secs(30))
-                .instrument(span)
+            let to = r.topic.clone();
+            hule_kafka::dlq::republish(&producer, r, Duration::from_secs(30))
                 .await
-                .map_err(|(e, _)| {
+                .map_err(|e| {
                     anyhow::anyhow!(
                         "replay of offset {offset} to {to} failed after {i} replayed: {e}"
                     )

@@ -127,3 +127,25 @@ pub fn read_topic(
     }
     Ok(read)
 }
+
+/// Republishes a dead letter's original record (`hule dlq replay`'s step) inside its `dlq.replay` span: a new
+/// trace linked to the one it failed in, named by the record's `traceparent`.
+pub async fn republish(
+    producer: &rdkafka::producer::FutureProducer,
+    replay: &mut hule_consumer::dlq::Replay,
+    timeout: Duration,
+) -> Result<rdkafka::producer::future_producer::Delivery, rdkafka::error::KafkaError> {
+    use tracing::Instrument;
+    let span = replay.traced();
+    let mut record = rdkafka::producer::FutureRecord::to(&replay.topic)
+        .payload(&replay.value)
+        .headers(crate::consumer::owned_headers(&replay.headers));
+    if let Some(k) = &replay.key {
+        record = record.key(k);
+    }
+    producer
+        .send(record, timeout)
+        .instrument(span)
+        .await
+        .map_err(|(e, _)| e)
+}

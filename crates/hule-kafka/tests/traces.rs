@@ -16,7 +16,7 @@ use axum::routing::post;
 use hule_consumer::{standard_stack, ConsumerMetrics, Context, HandlerError, Router, TopicChoice};
 use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
 use hule_contracts::Event;
-use hule_kafka::consumer::{owned_headers, run_consumer, ConsumerConfig, KafkaDeadLetterSink};
+use hule_kafka::consumer::{run_consumer, ConsumerConfig, KafkaDeadLetterSink};
 use hule_kafka::testkit::{Backend, TestKafka};
 use hule_kafka::{KafkaPublisher, ProducerConfig};
 use hule_outbox::relay::{run_relay, RelayConfig};
@@ -24,9 +24,7 @@ use hule_outbox::store::OutboxStore;
 use hule_outbox::SqliteOutbox;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
-use rdkafka::producer::FutureRecord;
 use tokio::sync::watch;
-use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 
@@ -237,21 +235,11 @@ async fn one_trace_from_enqueue_to_handler_and_dead_letter_and_a_linked_replay()
         letter.offset,
     )
     .expect("replayable");
-    let span = replay.traced();
     let producer = ProducerConfig::new(&brokers)
         .future_producer()
         .expect("producer");
-    let mut out = FutureRecord::to(&replay.topic)
-        .payload(&replay.value)
-        .headers(owned_headers(&replay.headers));
-    if let Some(k) = &replay.key {
-        out = out.key(k);
-    }
-    producer
-        .send(out, Duration::from_secs(10))
-        .instrument(span)
+    hule_kafka::dlq::republish(&producer, &mut replay, Duration::from_secs(10))
         .await
-        .map_err(|(e, _)| e)
         .expect("replayed");
     replayed.store(true, Ordering::SeqCst);
     consume_until(&brokers, &group, replayed.clone(), &metrics, |m| {
