@@ -180,6 +180,14 @@ fn envelope_scenarios(budget: Duration) -> anyhow::Result<Vec<ScenarioResult>> {
         std::hint::black_box(env);
         Ok(())
     })?;
+    // The limit: the same bytes into the same types with serde_json's strict derive (no pydantic JSON rules, no lax
+    // coercions, no error paths).
+    let typed = rate(budget, || {
+        let env: hule_contracts::EventEnvelope<hule_contracts::payloads::AssessmentResultV1> =
+            serde_json::from_slice(std::hint::black_box(&bytes))?;
+        std::hint::black_box(env);
+        Ok(())
+    })?;
     let env = decode::decode(Some(topic), &bytes)?;
     let encode_rate = rate(budget, || {
         let out = std::hint::black_box(&env).to_json()?;
@@ -198,6 +206,16 @@ fn envelope_scenarios(budget: Duration) -> anyhow::Result<Vec<ScenarioResult>> {
             ratio: decode_rate / baseline,
             peak_rss_mb: rss,
             note: format!("ASSESSMENT_RESULT_PUBLISHED, 30 essay results, {size} bytes; Python original ~10k/s"),
+        },
+        ScenarioResult {
+            scenario: "envelope decode vs typed".into(),
+            figure: decode_rate,
+            unit: "envelopes/s".into(),
+            baseline_name: "serde_json typed, strict".into(),
+            baseline: typed,
+            ratio: decode_rate / typed,
+            peak_rss_mb: rss,
+            note: "the limit: the same bytes parsed into the same types by serde_json's derive, without pydantic's JSON rules and lax coercions; target 100,000/s".into(),
         },
         ScenarioResult {
             scenario: "envelope encode".into(),

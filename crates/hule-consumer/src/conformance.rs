@@ -4,7 +4,9 @@
 //! A [`DedupHarness`] makes a fresh consumer stack whose handler of `BATCH_ESSAYS_REGISTERED` applies an effect
 //! (counted) and can be told to fail once, transiently, after applying it. The checks: a redelivered event is
 //! applied once; a failed attempt leaves nothing recorded, so its retry applies it (once); two copies in flight at
-//! the same time are applied once; distinct events are each applied. Each check panics with what went wrong.
+//! the same time are applied once; distinct events are each applied; a run of records prepared together (as the
+//! Kafka driver prepares the records waiting in a partition's queue) gets the same outcomes as one record at a
+//! time, and its records left unprocessed hold nothing up. Each check panics with what went wrong.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -15,7 +17,9 @@ use hule_contracts::headers::{names, standard_headers};
 use hule_contracts::{Event, Timestamp};
 use uuid::Uuid;
 
-use crate::{process, BoxService, ConsumerMetrics, Delivery, Failure, Message, Outcome, Processed};
+use crate::{
+    process, BoxService, ConsumerMetrics, Delivery, Failure, Message, Outcome, Processed, Service,
+};
 
 /// What a harness's handler shares with the suite.
 #[derive(Debug, Clone, Default)]
@@ -76,6 +80,7 @@ pub async fn run_all<H: DedupHarness>(h: &H) {
     a_failed_attempt_is_not_recorded_and_its_retry_applies_once(h).await;
     two_copies_in_flight_together_are_applied_once(h).await;
     distinct_events_are_each_applied(h).await;
+    a_prepared_run_gets_an_outcome_per_record(h).await;
 }
 
 /// The same event delivered three times: applied once, then reported as a duplicate by the harness's method.
@@ -167,4 +172,40 @@ pub async fn distinct_events_are_each_applied<H: DedupHarness>(h: &H) {
         );
     }
     assert_eq!(effects.applied.load(Ordering::SeqCst), 5, "{}", h.method());
+}
+
+/// A run prepared together (`Service::prepare`, as the Kafka driver does with the records waiting in a
+/// partition's queue), then processed in order: new events handled, a second copy in the same run and an event
+/// done before are duplicates; the run's last record, abandoned instead (its partition revoked), is handled at
+/// once when it is delivered again: no claim of the run is left behind to hold it up.
+pub async fn a_prepared_run_gets_an_outcome_per_record<H: DedupHarness>(h: &H) {
+    let effects = Effects::default();
+    let stack = h.stack(effects.clone()).await;
+    let [done, a, b, c] = [(); 4].map(|_| Uuid::new_v4());
+    assert_eq!(run(&stack, delivery(done, 0)).await, Ok(Outcome::Handled));
+    let mut msgs: Vec<Message> = [(a, 1), (b, 2), (a, 3), (done, 4), (c, 5)]
+        .into_iter()
+        .map(|(id, offset)| Message::new(delivery(id, offset)))
+        .collect();
+    stack.prepare(&mut msgs).await;
+    let metrics = ConsumerMetrics::detached();
+    let mut outcomes = Vec::new();
+    for msg in &mut msgs[..4] {
+        outcomes.push(process(&stack, msg, &metrics).await);
+    }
+    let dup = Ok(Outcome::Duplicate { method: h.method() });
+    assert_eq!(
+        outcomes,
+        vec![Ok(Outcome::Handled), Ok(Outcome::Handled), dup.clone(), dup],
+        "{}",
+        h.method()
+    );
+    stack.abandon(&mut msgs[4..]).await;
+    assert_eq!(
+        run(&stack, delivery(c, 6)).await,
+        Ok(Outcome::Handled),
+        "{}: an abandoned record must not be held up by its prepared claim",
+        h.method()
+    );
+    assert_eq!(effects.applied.load(Ordering::SeqCst), 4, "{}", h.method());
 }

@@ -85,6 +85,35 @@ pub trait DedupStore: Send + Sync + 'static {
         key: &'a DedupKey,
         lease: Duration,
     ) -> BoxFuture<'a, Result<(), StoreUnavailable>>;
+    /// Claims several events, one answer per key in order; a store that can does it in one round trip (the
+    /// default claims them one after the other).
+    fn claim_many<'a>(
+        &'a self,
+        keys: &'a [DedupKey],
+        lock_ttl: Duration,
+    ) -> BoxFuture<'a, Vec<Result<Claim, StoreUnavailable>>> {
+        claim_each(self, keys, lock_ttl).boxed()
+    }
+}
+
+/// Claims the keys one after another (what [`DedupStore::claim_many`] does unless a store can do better).
+pub async fn claim_each<S: DedupStore + ?Sized>(
+    store: &S,
+    keys: &[DedupKey],
+    lock_ttl: Duration,
+) -> Vec<Result<Claim, StoreUnavailable>> {
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        out.push(store.claim(key, lock_ttl).await);
+    }
+    out
+}
+
+/// A claim made ahead of its record's turn by [`Service::prepare`].
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    answer: Result<Claim, StoreUnavailable>,
+    at: Instant,
 }
 
 /// How long completion markers live, per event; the defaults follow the original's table (reference section f)
@@ -201,7 +230,92 @@ struct DedupService {
     inner: BoxService,
 }
 
+impl DedupService {
+    fn key_of(&self, env: &hule_contracts::DecodedEnvelope) -> DedupKey {
+        DedupKey {
+            service: self.cfg.service.clone(),
+            event_id: env.event_id,
+            event_type: env.event_type.clone(),
+            correlation_id: env.correlation_id,
+            source_service: env.source_service.clone(),
+        }
+    }
+
+    /// The claim `prepare` made for this record, when it can still be trusted, else a claim made now. A prepared
+    /// claim older than a third of the lease is renewed first (as the handler's lease would have been); one close
+    /// to its end may have lapsed and been taken over, so it is not used and the event is claimed again.
+    async fn take_claim(
+        &self,
+        msg: &mut Message,
+        key: &DedupKey,
+    ) -> Result<Claim, StoreUnavailable> {
+        let lease = self.cfg.lock_ttl;
+        match msg.claim.take() {
+            Some(Prepared {
+                answer: Ok(Claim::Acquired),
+                at,
+            }) if at.elapsed() < lease * 9 / 10 => {
+                if at.elapsed() >= lease / 3 {
+                    self.cfg.store.extend(key, lease).await?;
+                }
+                Ok(Claim::Acquired)
+            }
+            Some(Prepared {
+                answer: Ok(Claim::Acquired),
+                ..
+            })
+            | None => self.cfg.store.claim(key, lease).await,
+            // A duplicate, a claim held elsewhere or an unreachable store: answered now as it was then (the
+            // driver retries the last two with a fresh message, which claims again).
+            Some(Prepared { answer, .. }) => answer,
+        }
+    }
+}
+
 impl Service for DedupService {
+    /// Claims the decoded records in one call to the store.
+    fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        async move {
+            // A second copy of an event in the run is claimed in its turn (after the first has completed), not
+            // now, when the first copy's claim would make it "in progress elsewhere".
+            let mut ids = std::collections::HashSet::new();
+            let (at, keys): (Vec<usize>, Vec<DedupKey>) = msgs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| m.decoded.as_ref().map(|env| (i, env)))
+                .filter(|(_, env)| ids.insert(env.event_id))
+                .map(|(i, env)| (i, self.key_of(env)))
+                .unzip();
+            if keys.len() > 1 {
+                let answers = self.cfg.store.claim_many(&keys, self.cfg.lock_ttl).await;
+                let now = Instant::now();
+                for (i, answer) in at.into_iter().zip(answers) {
+                    msgs[i].claim = Some(Prepared { answer, at: now });
+                }
+            }
+            self.inner.prepare(msgs).await
+        }
+        .boxed()
+    }
+
+    /// Releases the claims prepared for records that will not be handled here, so that the partition's next owner
+    /// need not wait for their leases.
+    fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        async move {
+            for msg in msgs.iter_mut() {
+                if let (Some(Prepared { answer: Ok(Claim::Acquired), .. }), Some(env)) =
+                    (msg.claim.take(), msg.decoded.as_ref())
+                {
+                    if let Err(e) = self.cfg.store.release(&self.key_of(env)).await {
+                        tracing::warn!(event_id = %env.event_id, error = %e, "claim not released; it expires with its lease");
+                    }
+                }
+            }
+            self.inner.abandon(msgs).await
+        }
+        .boxed()
+    }
+
     fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
         async move {
             let Some(env) = msg.decoded.as_ref() else {
@@ -210,20 +324,9 @@ impl Service for DedupService {
                 ));
             };
             let event = env.data.event();
-            let key = DedupKey {
-                service: self.cfg.service.clone(),
-                event_id: env.event_id,
-                event_type: env.event_type.clone(),
-                correlation_id: env.correlation_id,
-                source_service: env.source_service.clone(),
-            };
-            let span = tracing::info_span!(target: "hule", "consumer.dedup", method = self.cfg.store.method(), claim = tracing::field::Empty);
-            let claim = self
-                .cfg
-                .store
-                .claim(&key, self.cfg.lock_ttl)
-                .instrument(span.clone())
-                .await;
+            let key = self.key_of(env);
+            let span = tracing::info_span!(target: "hule", "consumer.dedup", method = self.cfg.store.method(), claim = tracing::field::Empty, prepared = msg.claim.is_some());
+            let claim = self.take_claim(msg, &key).instrument(span.clone()).await;
             span.record(
                 "claim",
                 match &claim {

@@ -278,6 +278,12 @@ impl Service for DeadLetterService {
         }
         .boxed()
     }
+    fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.prepare(msgs)
+    }
+    fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.abandon(msgs)
+    }
 }
 
 /// What a failed dead-letter produce means for the record: retry it later, or stop the consumer.

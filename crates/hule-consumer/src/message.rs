@@ -45,6 +45,8 @@ pub struct Message {
     pub decoded: Option<DecodedEnvelope>,
     /// 1 for the first attempt; set by the retry layer.
     pub attempt: u32,
+    /// The dedup layer's claim, made for a run of records by its `prepare`, taken by its `call`.
+    pub(crate) claim: Option<crate::dedup::Prepared>,
 }
 
 impl Message {
@@ -54,6 +56,7 @@ impl Message {
             delivery,
             decoded: None,
             attempt: 1,
+            claim: None,
         }
     }
 }

@@ -133,4 +133,10 @@ impl Service for RetryService {
         }
         .boxed()
     }
+    fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.prepare(msgs)
+    }
+    fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.abandon(msgs)
+    }
 }

@@ -78,9 +78,26 @@ impl fmt::Display for Failure {
 pub type Processed = Result<Outcome, Failure>;
 
 /// Something that processes messages.
+///
+/// A driver calls [`Service::call`] for each record of a partition in offset order. It may first hand the
+/// records already waiting in the partition's queue to [`Service::prepare`] in one slice, so that a layer can do
+/// for all of them at once what it would otherwise do one by one (the validate layer decodes them, the dedup layer
+/// claims them in one round trip); `call` then uses what `prepare` left in each [`Message`] and does the rest,
+/// each record still getting its own outcome. Records prepared but not called (their partition was revoked) are
+/// handed to [`Service::abandon`]. Layers pass both on to their inner service; the defaults do nothing.
 pub trait Service: Send + Sync + 'static {
     /// Processes one message.
     fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed>;
+
+    /// Prepares records that will be called in this order (none may have been called yet).
+    fn prepare<'a>(&'a self, _msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Undoes what [`Service::prepare`] left for records that will not be called.
+    fn abandon<'a>(&'a self, _msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// A type-erased, shareable service.
@@ -89,6 +106,12 @@ pub type BoxService = Arc<dyn Service>;
 impl Service for BoxService {
     fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
         (**self).call(msg)
+    }
+    fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        (**self).prepare(msgs)
+    }
+    fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        (**self).abandon(msgs)
     }
 }
 

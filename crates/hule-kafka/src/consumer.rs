@@ -1,8 +1,11 @@
 //! The consumer driver: an rdkafka consumer group feeding a `hule-consumer` stack, with manual commits.
 //!
 //! - One worker task per assigned partition processes its records in order; partitions run in parallel.
-//! - In-flight work is bounded: each partition's queue holds at most `queue_per_partition` records, and the
-//!   fetch loop waits when a queue is full.
+//! - In-flight work is bounded: each partition's queue holds at most `queue_per_partition` records; records
+//!   received for a full queue are held beside it (in offset order) and the fetch loop keeps receiving, so one
+//!   busy partition never holds up the records of the others queued behind its own in librdkafka. The fetch loop
+//!   waits only when the held records of all partitions together exceed `held_bytes` (librdkafka's own
+//!   prefetch is bounded by `queued.max.messages.kbytes`, 16 MiB).
 //! - An offset is committed only after its record's outcome is durable: the stack returned an [`Outcome`]
 //!   (handled with its dedup record, a duplicate, ignored, or dead-lettered with the broker's acknowledgement).
 //!   A [`Failure`] reaching the driver (an unreachable dedup store or DLQ producer) is retried on the same record
@@ -18,7 +21,7 @@
 //! The driver needs a multi-threaded Tokio runtime: the rebalance callback briefly waits for workers on other
 //! threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,7 +29,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use hule_consumer::{
-    process, BoxService, ConsumerMetrics, DeadLetter, DeadLetterSink, Delivery, Message,
+    process, BoxService, ConsumerMetrics, DeadLetter, DeadLetterSink, Delivery, Message, Service,
 };
 use hule_contracts::DeliveryError;
 use hule_contracts::Headers;
@@ -59,6 +62,9 @@ pub struct ConsumerConfig {
     pub auto_offset_reset: String,
     /// Records queued per partition before the fetch loop waits.
     pub queue_per_partition: usize,
+    /// Bytes of records (payload, key and 256 of overhead each) held beside full partition queues, all partitions
+    /// together, before the fetch loop waits for workers (32 MiB).
+    pub held_bytes: usize,
     /// How often processed offsets are committed (asynchronously; synchronously on revoke and stop).
     #[serde(
         rename = "commit_interval_ms",
@@ -115,13 +121,14 @@ impl ConsumerConfig {
         self.extra.extend(own);
     }
 
-    /// Defaults: earliest, 256 queued per partition, commit every 500 ms, 100 ms revoke wait, lag every 5 s.
+    /// Defaults: earliest, 256 queued per partition, 32 MiB held beyond full queues, commit every 500 ms, 100 ms revoke wait, lag every 5 s.
     pub fn new(brokers: &str, group: &str) -> Self {
         ConsumerConfig {
             brokers: brokers.to_owned(),
             group: group.to_owned(),
             auto_offset_reset: "earliest".into(),
             queue_per_partition: 256,
+            held_bytes: 32 << 20,
             commit_interval: Duration::from_millis(500),
             revoke_timeout: Duration::from_millis(100),
             lag_interval: Duration::from_secs(5),
@@ -140,6 +147,8 @@ struct PartState {
     committed: AtomicI64,
     busy: AtomicBool,
     revoked: AtomicBool,
+    /// Records are held for the queue; the worker signals when it has drained to half.
+    holding: AtomicBool,
 }
 
 impl PartState {
@@ -149,6 +158,7 @@ impl PartState {
             committed: AtomicI64::new(-1),
             busy: AtomicBool::new(false),
             revoked: AtomicBool::new(false),
+            holding: AtomicBool::new(false),
         }
     }
 }
@@ -353,7 +363,12 @@ pub async fn run_consumer(
     // A fatal failure (the consumer's own, or one a worker met) ends the run with an error.
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);
     let mut fatal: Option<String> = None;
+    // Workers say here that a paused partition's queue has drained to half.
+    let room = Arc::new(tokio::sync::Notify::new());
+    let capacity = config.queue_per_partition.max(1);
     let worker_shared = WorkerShared {
+        room: room.clone(),
+        low_water: capacity / 2,
         stack: stack.clone(),
         metrics: metrics.clone(),
         stopping: stopping.clone(),
@@ -361,7 +376,9 @@ pub async fn run_consumer(
         stalls: stalls.clone(),
         fatal: fatal_tx,
     };
-    let mut queues: HashMap<PartKey, (Arc<PartState>, mpsc::Sender<Delivery>)> = HashMap::new();
+    let mut lanes: HashMap<PartKey, Lane> = HashMap::new();
+    // Bytes of the records held beside full queues, all partitions together.
+    let mut held_bytes = 0usize;
     let mut workers = Vec::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
     let mut lag_tick = tokio::time::interval(config.lag_interval.max(Duration::from_millis(10)));
@@ -380,7 +397,16 @@ pub async fn run_consumer(
                 fatal = Some(reason);
                 break;
             }
+            _ = room.notified() => {
+                for lane in lanes.values_mut() {
+                    held_bytes -= lane.refill();
+                }
+            }
             _ = commit_tick.tick() => {
+                // Lanes of revoked partitions let go of what they held (no worker signals for them).
+                for lane in lanes.values_mut() {
+                    held_bytes -= lane.refill();
+                }
                 if last_broker_error.is_some_and(|t| t.elapsed() >= BROKER_QUIET) {
                     metrics.broker(true, "receiving; no errors for 2 s");
                     last_broker_error = None;
@@ -404,7 +430,8 @@ pub async fn run_consumer(
                     }
                 });
             }
-            received = consumer.recv() => {
+            // Over the budget, the loop only refills queues until workers have made room.
+            received = consumer.recv(), if held_bytes <= config.held_bytes => {
                 let m = match received {
                     Ok(m) => m,
                     Err(e) if crate::classify(&e) == hule_contracts::FailureKind::Fatal => {
@@ -424,19 +451,18 @@ pub async fn run_consumer(
                 let delivery = delivery_of(&m);
                 drop(m);
                 let key = (delivery.topic.clone(), delivery.partition);
-                let live = queues.get(&key).is_some_and(|(st, tx)| !st.revoked.load(Ordering::SeqCst) && !tx.is_closed());
-                if !live {
+                if !lanes.get(&key).is_some_and(Lane::live) {
+                    if let Some(mut old) = lanes.remove(&key) {
+                        held_bytes -= old.refill();
+                    }
                     let st = Arc::new(PartState::new());
                     shared.parts().insert(key.clone(), st.clone());
-                    let (tx, rx) = mpsc::channel(config.queue_per_partition.max(1));
+                    let (tx, rx) = mpsc::channel(capacity);
                     workers.push(tokio::spawn(partition_worker(rx, st.clone(), worker_shared.clone())));
-                    queues.insert(key.clone(), (st, tx));
+                    lanes.insert(key.clone(), Lane { st, tx, next: -1, held: VecDeque::new() });
                 }
-                if let Some((_, tx)) = queues.get(&key) {
-                    tokio::select! {
-                        _ = tx.send(delivery) => {}
-                        _ = stop.changed() => { if *stop.borrow() { break; } }
-                    }
+                if let Some(lane) = lanes.get_mut(&key) {
+                    held_bytes += lane.offer(delivery);
                 }
             }
         }
@@ -444,7 +470,7 @@ pub async fn run_consumer(
 
     // Stop: finish the records in flight, commit, leave the group.
     stopping.store(true, Ordering::SeqCst);
-    queues.clear();
+    lanes.clear();
     for w in workers {
         let _ = w.await;
     }
@@ -462,9 +488,83 @@ pub async fn run_consumer(
     })
 }
 
+/// The fetch loop's side of one partition: its worker's queue, and the records held back while it is paused.
+struct Lane {
+    st: Arc<PartState>,
+    tx: mpsc::Sender<Delivery>,
+    /// The offset after the last record accepted.
+    next: i64,
+    /// Received while the queue was full, in offset order.
+    held: VecDeque<Delivery>,
+}
+
+/// What holding a record costs against [`ConsumerConfig::held_bytes`].
+fn held_size(d: &Delivery) -> usize {
+    d.payload.as_ref().map_or(0, Vec::len) + d.key.as_ref().map_or(0, Vec::len) + 256
+}
+
+impl Lane {
+    /// Whether the lane still feeds a running worker of a partition this consumer owns.
+    fn live(&self) -> bool {
+        !self.st.revoked.load(Ordering::SeqCst) && !self.tx.is_closed()
+    }
+
+    /// Accepts a record in offset order, into the queue or held behind it; returns the bytes newly held.
+    fn offer(&mut self, delivery: Delivery) -> usize {
+        if delivery.offset < self.next {
+            // Delivered once already (librdkafka fetched it again); never queued twice.
+            return 0;
+        }
+        self.next = delivery.offset + 1;
+        let delivery = if self.held.is_empty() {
+            match self.tx.try_send(delivery) {
+                Ok(()) => return 0,
+                Err(mpsc::error::TrySendError::Full(d)) => d,
+                // The worker has ended (revoked, stopping, or failed fatally): the record stays uncommitted.
+                Err(mpsc::error::TrySendError::Closed(_)) => return 0,
+            }
+        } else {
+            delivery
+        };
+        let size = held_size(&delivery);
+        self.held.push_back(delivery);
+        self.st.holding.store(true, Ordering::SeqCst);
+        size
+    }
+
+    /// Moves held records into the queue as far as it has room; returns the bytes no longer held.
+    fn refill(&mut self) -> usize {
+        let mut freed = 0;
+        if !self.live() {
+            // Revoked or ended: the held records go back uncommitted with the partition.
+            freed = self.held.iter().map(held_size).sum();
+            self.held.clear();
+        }
+        while let Some(d) = self.held.pop_front() {
+            let size = held_size(&d);
+            match self.tx.try_send(d) {
+                Ok(()) => freed += size,
+                Err(mpsc::error::TrySendError::Full(d)) => {
+                    self.held.push_front(d);
+                    return freed;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    freed += size + self.held.iter().map(held_size).sum::<usize>();
+                    self.held.clear();
+                }
+            }
+        }
+        self.st.holding.store(false, Ordering::SeqCst);
+        freed
+    }
+}
+
 /// What every partition worker of one run shares.
 #[derive(Clone)]
 struct WorkerShared {
+    /// Signalled when the queue of a partition with held records has drained to `low_water`.
+    room: Arc<tokio::sync::Notify>,
+    low_water: usize,
     stack: BoxService,
     metrics: ConsumerMetrics,
     stopping: Arc<AtomicBool>,
@@ -474,8 +574,13 @@ struct WorkerShared {
     fatal: mpsc::Sender<String>,
 }
 
+/// The most records a worker takes from its queue into one run for [`Service::prepare`].
+const RUN: usize = 64;
+
 async fn partition_worker(mut rx: mpsc::Receiver<Delivery>, st: Arc<PartState>, w: WorkerShared) {
     let WorkerShared {
+        room,
+        low_water,
         stack,
         metrics,
         stopping,
@@ -483,48 +588,69 @@ async fn partition_worker(mut rx: mpsc::Receiver<Delivery>, st: Arc<PartState>, 
         stalls,
         fatal,
     } = w;
-    while let Some(delivery) = rx.recv().await {
-        if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
-            return;
+    let mut run: VecDeque<Message> = VecDeque::with_capacity(RUN);
+    while let Some(first) = rx.recv().await {
+        // The records already waiting form a run, prepared together (decoded, claimed in one round trip); each is
+        // then processed in order with an outcome of its own. Nothing waits for a run to fill.
+        run.push_back(Message::new(first));
+        while run.len() < RUN {
+            match rx.try_recv() {
+                Ok(d) => run.push_back(Message::new(d)),
+                Err(_) => break,
+            }
+        }
+        if st.holding.load(Ordering::SeqCst) && rx.len() <= low_water {
+            room.notify_one();
         }
         st.busy.store(true, Ordering::SeqCst);
-        let offset = delivery.offset;
-        let mut msg = Message::new(delivery);
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match process(&stack, &mut msg, &metrics).await {
-                Ok(_) => {
-                    if backoff > Duration::from_millis(100) {
-                        metrics.progressing(true, "records reach their outcomes");
+        stack.prepare(run.make_contiguous()).await;
+        while let Some(mut msg) = run.pop_front() {
+            if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
+                run.push_front(msg);
+                stack.abandon(run.make_contiguous()).await;
+                st.busy.store(false, Ordering::SeqCst);
+                return;
+            }
+            st.busy.store(true, Ordering::SeqCst);
+            let offset = msg.delivery.offset;
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match process(&stack, &mut msg, &metrics).await {
+                    Ok(_) => {
+                        if backoff > Duration::from_millis(100) {
+                            metrics.progressing(true, "records reach their outcomes");
+                        }
+                        st.done.store(offset + 1, Ordering::SeqCst);
+                        finished.fetch_add(1, Ordering::SeqCst);
+                        st.busy.store(false, Ordering::SeqCst);
+                        break;
                     }
-                    st.done.store(offset + 1, Ordering::SeqCst);
-                    finished.fetch_add(1, Ordering::SeqCst);
-                    break;
-                }
-                Err(hule_consumer::Failure::Fatal(reason)) => {
-                    // Not committed; the run ends and the record is redelivered to whoever runs next.
-                    let _ = fatal.try_send(format!("{}: {reason}", msg.delivery.position()));
-                    st.busy.store(false, Ordering::SeqCst);
-                    return;
-                }
-                Err(failure) => {
-                    stalls.fetch_add(1, Ordering::SeqCst);
-                    metrics.progressing(
-                        false,
-                        &format!("retrying {}: {failure}", msg.delivery.position()),
-                    );
-                    tracing::warn!(at = %msg.delivery.position(), error = %failure, ?backoff, "not committed; retrying the record");
-                    if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
+                    Err(hule_consumer::Failure::Fatal(reason)) => {
+                        // Not committed; the run ends and the record is redelivered to whoever runs next.
+                        let _ = fatal.try_send(format!("{}: {reason}", msg.delivery.position()));
+                        stack.abandon(run.make_contiguous()).await;
                         st.busy.store(false, Ordering::SeqCst);
                         return;
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    msg = Message::new(msg.delivery);
+                    Err(failure) => {
+                        stalls.fetch_add(1, Ordering::SeqCst);
+                        metrics.progressing(
+                            false,
+                            &format!("retrying {}: {failure}", msg.delivery.position()),
+                        );
+                        tracing::warn!(at = %msg.delivery.position(), error = %failure, ?backoff, "not committed; retrying the record");
+                        if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
+                            stack.abandon(run.make_contiguous()).await;
+                            st.busy.store(false, Ordering::SeqCst);
+                            return;
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        msg = Message::new(msg.delivery);
+                    }
                 }
             }
         }
-        st.busy.store(false, Ordering::SeqCst);
     }
 }
 

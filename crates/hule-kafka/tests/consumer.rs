@@ -57,6 +57,22 @@ fn config(brokers: &str, group: &str) -> ConsumerConfig {
     c
 }
 
+/// The standard stack without dedup, dead-lettering to `brokers`.
+fn undeduplicated_stack(
+    router: Router,
+    brokers: &str,
+    metrics: &ConsumerMetrics,
+) -> hule_consumer::BoxService {
+    standard_stack(
+        router,
+        "svc",
+        None,
+        Arc::new(KafkaDeadLetterSink::new(brokers).expect("dlq")),
+        metrics.clone(),
+    )
+    .expect("stack")
+}
+
 async fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -450,14 +466,7 @@ async fn lag_per_partition_and_health_are_reported(backend: Backend) {
     );
     let registry = hule_metrics::Registry::new();
     let metrics = ConsumerMetrics::new(&registry, "svc", &group);
-    let stack = standard_stack(
-        router,
-        "svc",
-        None,
-        Arc::new(KafkaDeadLetterSink::new(&brokers).expect("dlq")),
-        metrics.clone(),
-    )
-    .expect("stack");
+    let stack = undeduplicated_stack(router, &brokers, &metrics);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut cfg = config(&brokers, &group);
     cfg.lag_interval = Duration::from_millis(100);
@@ -495,6 +504,92 @@ async fn lag_per_partition_and_health_are_reported(backend: Backend) {
     assert_eq!(count.load(Ordering::SeqCst), 10);
     stop_tx.send(true).expect("stop");
     run.await.expect("join").expect("run");
+}
+
+/// A partition whose handler is held up does not hold up the others: with its queue full, the records of another
+/// partition that librdkafka queued behind its own still reach their worker (the driver used to wait for the full
+/// queue, so here the other partition's records never arrived and the gate never opened). The held-up partition's
+/// records are handled in offset order once it goes on.
+async fn a_held_up_partition_does_not_hold_up_the_others(backend: Backend) {
+    let cluster = TestKafka::start(backend, 1);
+    cluster
+        .create_topics([(TOPIC.to_owned(), 2)], 1)
+        .await
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let group = cluster.group("held-up");
+    let key_on = |partition: u32| {
+        (0..)
+            .map(|i| format!("batch-{i}"))
+            .find(|k| hule_contracts::partition_for(k.as_bytes(), 2) == partition)
+            .expect("some key lands on each partition")
+    };
+    let (slow_key, other_key) = (key_on(0), key_on(1));
+    let slow: Vec<_> = (0..300)
+        .map(|n| essays_registered(TOPIC, n, &slow_key))
+        .collect();
+    produce(&brokers, slow).await;
+
+    // Partition 0's handler waits until all 10 records of partition 1 are handled.
+    let (gate_tx, gate_rx) = watch::channel(false);
+    let gate_tx = Arc::new(gate_tx);
+    let (waiting, others) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let seen: Seen = Arc::default();
+    let router = Router::new().on(TopicChoice::Standard, {
+        let (waiting, others, seen) = (waiting.clone(), others.clone(), seen.clone());
+        move |ctx: Context, p: BatchEssaysRegistered| {
+            let (waiting, others, seen) = (waiting.clone(), others.clone(), seen.clone());
+            let (mut gate, gate_tx) = (gate_rx.clone(), gate_tx.clone());
+            async move {
+                if ctx.partition == 0 {
+                    waiting.fetch_add(1, Ordering::SeqCst);
+                    let _ = gate.wait_for(|open| *open).await;
+                } else if others.fetch_add(1, Ordering::SeqCst) + 1 == 10 {
+                    gate_tx.send_replace(true);
+                }
+                seen.lock()
+                    .expect("lock")
+                    .push((p.entity_id, ctx.event_id.as_u128()));
+                Ok(())
+            }
+        }
+    });
+    let metrics = ConsumerMetrics::detached();
+    let stack = undeduplicated_stack(router, &brokers, &metrics);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut cfg = config(&brokers, &group);
+    cfg.queue_per_partition = 4;
+    let run =
+        tokio::spawn(async move { run_consumer(&cfg, &[TOPIC], stack, metrics, stop_rx).await });
+    wait_until(
+        "partition 0's handler to be held up",
+        Duration::from_secs(30),
+        || waiting.load(Ordering::SeqCst) >= 1,
+    )
+    .await;
+    // Produced now, these are queued behind partition 0's prefetched records.
+    let other: Vec<_> = (1000..1010)
+        .map(|n| essays_registered(TOPIC, n, &other_key))
+        .collect();
+    produce(&brokers, other).await;
+    wait_until("all 310 records handled", Duration::from_secs(60), || {
+        seen.lock().expect("lock").len() == 310
+    })
+    .await;
+    stop_tx.send(true).expect("stop");
+    run.await.expect("join").expect("run");
+    let seen = seen.lock().expect("lock").clone();
+    let slow_ids: Vec<u128> = seen
+        .iter()
+        .filter(|(k, _)| *k == slow_key)
+        .map(|(_, id)| *id)
+        .collect();
+    assert_eq!(
+        slow_ids,
+        (0..300).collect::<Vec<_>>(),
+        "partition 0 in offset order, each once"
+    );
+    assert_eq!(others.load(Ordering::SeqCst), 10);
 }
 
 /// The metric names the seeds and ARCHITECTURE.md list, exactly: renaming one breaks dashboards.
@@ -611,6 +706,7 @@ fn the_builder_refuses_a_consumer_without_handlers_or_with_unprotected_dual_topi
 }
 
 hule_kafka::on_both_backends!(
+    a_held_up_partition_does_not_hold_up_the_others,
     the_builder_consumes_until_cancelled_and_commits,
     lag_per_partition_and_health_are_reported,
     each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered,

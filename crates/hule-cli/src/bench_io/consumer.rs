@@ -3,26 +3,32 @@
 
 use super::*;
 
+/// Records `start..end` of the bench's stream: 1 KB envelopes over 500 keys, as the outbox rows hold them.
+pub(super) fn bench_records(topic: &str, start: usize, end: usize) -> anyhow::Result<Vec<Claimed>> {
+    let mut batch = Vec::new();
+    for i in start..end {
+        let env = event_1kb(&format!("batch-{}", i % 500), i as i64);
+        let rows = prepare(&env, &EnqueueOptions::default())?;
+        for r in rows {
+            batch.push(Claimed {
+                seq: i as i64,
+                topic: topic.to_owned(),
+                key: Some(r.event_key),
+                value: r.event_data.into_bytes(),
+                headers: hule_contracts::Headers::from_json(&r.headers)?,
+                attempts: 0,
+                created_at_micros: 0,
+            });
+        }
+    }
+    Ok(batch)
+}
+
 /// Produces `n` 1 KB envelopes to a fresh topic.
 async fn produce_n(kafka: &KafkaSettings, topic: &str, n: usize) -> anyhow::Result<()> {
     let publisher = KafkaPublisher::new(&ProducerConfig::with_settings(kafka))?;
     for start in (0..n).step_by(1000) {
-        let mut batch = Vec::new();
-        for i in start..(start + 1000).min(n) {
-            let env = event_1kb(&format!("batch-{}", i % 500), i as i64);
-            let rows = prepare(&env, &EnqueueOptions::default())?;
-            for r in rows {
-                batch.push(Claimed {
-                    seq: i as i64,
-                    topic: topic.to_owned(),
-                    key: Some(r.event_key),
-                    value: r.event_data.into_bytes(),
-                    headers: hule_contracts::Headers::from_json(&r.headers)?,
-                    attempts: 0,
-                    created_at_micros: 0,
-                });
-            }
-        }
+        let batch = bench_records(topic, start, (start + 1000).min(n))?;
         for r in publisher.publish_batch(&batch).await {
             r.map_err(anyhow::Error::msg)?;
         }

@@ -22,6 +22,7 @@ use hule_outbox::relay::{run_relay, Publish, RelayConfig};
 use hule_outbox::store::OutboxStore;
 use hule_outbox::{PgOutbox, SqliteOutbox};
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::FutureRecord;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -201,7 +202,7 @@ pub fn run_all(
         }
         if wanted(Group::Drain) {
             step("relay drain (PostgreSQL)");
-            out.push(drain_pg(base, &kafka, sizes.drain_events).await?);
+            out.extend(drain_pg(base, &kafka, sizes.drain_events).await?);
             step("relay drain (SQLite)");
             out.push(drain_sqlite(&kafka, sizes.drain_events).await?);
         }
