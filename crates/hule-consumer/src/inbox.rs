@@ -54,8 +54,34 @@ pub enum InboxError {
 pub struct PgInbox {
     url: String,
     group: String,
-    clients: Vec<Mutex<Client>>,
+    clients: Vec<Mutex<Conn>>,
     next: AtomicUsize,
+}
+
+/// The inbox's insert, prepared once per connection: a record's transaction is then three round trips (begin,
+/// insert, commit) rather than four (tokio-postgres prepares a statement given as text on every call).
+const INSERT: &str =
+    "INSERT INTO hule_inbox (consumer_group, event_id, event_type, topic, partition, kafka_offset)
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+
+/// One pooled connection and its prepared insert.
+struct Conn {
+    client: Client,
+    insert: tokio_postgres::Statement,
+}
+
+impl Conn {
+    async fn open(url: &str) -> Result<Self, InboxError> {
+        let client = hule_pg::connect(url).await?;
+        let insert = client
+            .prepare(INSERT)
+            .await
+            .map_err(|source| InboxError::Database {
+                context: "prepare the inbox insert".into(),
+                source,
+            })?;
+        Ok(Conn { client, insert })
+    }
 }
 
 /// A handler that writes its effect in the inbox's transaction.
@@ -67,19 +93,19 @@ impl PgInbox {
     /// Connects `pool` clients to `url`, migrates, and serves consumer group `group`. `search_path` may be set
     /// with the URL's `options=-csearch_path%3D…`.
     pub async fn connect(url: &str, group: &str, pool: usize) -> Result<Arc<Self>, InboxError> {
-        let mut clients = Vec::new();
-        for _ in 0..pool.max(1) {
-            clients.push(Mutex::new(hule_pg::connect(url).await?));
-        }
-        clients[0]
-            .lock()
-            .await
+        // Migrated first: the pooled connections prepare their insert against the table.
+        hule_pg::connect(url)
+            .await?
             .batch_execute(MIGRATION)
             .await
             .map_err(|source| InboxError::Database {
                 context: "migrate hule_inbox".into(),
                 source,
             })?;
+        let mut clients = Vec::new();
+        for _ in 0..pool.max(1) {
+            clients.push(Mutex::new(Conn::open(url).await?));
+        }
         Ok(Arc::new(PgInbox {
             url: url.to_owned(),
             group: group.to_owned(),
@@ -96,22 +122,28 @@ impl PgInbox {
         let unavailable = |what: &str, e: tokio_postgres::Error| {
             Failure::Unavailable(format!("PostgreSQL inbox: {what}: {e}"))
         };
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
-        let mut client = self.clients[i].lock().await;
-        if client.is_closed() {
+        // A free connection if there is one, else the next in turn.
+        let mut conn = match self.clients.iter().find_map(|c| c.try_lock().ok()) {
+            Some(free) => free,
+            None => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+                self.clients[i].lock().await
+            }
+        };
+        if conn.client.is_closed() {
             tracing::warn!(group = %self.group, "PostgreSQL inbox connection closed; reconnecting");
-            *client = hule_pg::connect(&self.url)
+            *conn = Conn::open(&self.url)
                 .await
                 .map_err(|e| Failure::Unavailable(format!("PostgreSQL inbox: reconnect: {e}")))?;
         }
+        let Conn { client, insert } = &mut *conn;
         let tx = client
             .transaction()
             .await
             .map_err(|e| unavailable("begin", e))?;
         let inserted = tx
             .execute(
-                "INSERT INTO hule_inbox (consumer_group, event_id, event_type, topic, partition, kafka_offset)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &*insert,
                 &[
                     &self.group,
                     &ctx.event_id,
@@ -175,9 +207,9 @@ impl PgInbox {
         older_than: std::time::Duration,
         limit: i64,
     ) -> Result<u64, InboxError> {
-        let client = self.clients[0].lock().await;
+        let conn = self.clients[0].lock().await;
         let secs = older_than.as_secs_f64();
-        client
+        conn.client
             .execute(
                 "DELETE FROM hule_inbox WHERE ctid IN (SELECT ctid FROM hule_inbox
                  WHERE consumer_group = $1 AND processed_at < now() - make_interval(secs => $2) LIMIT $3)",

@@ -59,6 +59,43 @@ async fn plain_consume(
     Ok((n - 1) as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The inbox's database limit: `n` transactions of one inbox insert each (`BEGIN; INSERT … ON CONFLICT DO
+/// NOTHING; COMMIT`, prepared) on 8 connections, no Kafka; returns transactions per second.
+async fn inbox_transactions(base: &str, n: usize) -> anyhow::Result<f64> {
+    let schema = Schema::new(base).await?;
+    schema
+        .client()
+        .await?
+        .batch_execute(hule_consumer::inbox::MIGRATION)
+        .await?;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(schema.client().await?);
+    }
+    let started = Instant::now();
+    let per = n.div_ceil(8);
+    let runs = clients.into_iter().map(|mut c| async move {
+        let insert = c
+            .prepare(
+                "INSERT INTO hule_inbox (consumer_group, event_id, event_type, topic, partition, kafka_offset)
+                 VALUES ('bench', $1, 'e', 't', 0, 0) ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        for _ in 0..per {
+            let tx = c.transaction().await?;
+            tx.execute(&insert, &[&Uuid::new_v4()]).await?;
+            tx.commit().await?;
+        }
+        anyhow::Ok(())
+    });
+    for r in futures::future::join_all(runs).await {
+        r?;
+    }
+    let rate = (per * 8) as f64 / started.elapsed().as_secs_f64();
+    schema.drop().await;
+    Ok(rate)
+}
+
 enum Dedup {
     None,
     Redis,
@@ -189,6 +226,7 @@ pub async fn consumer(
     .into_iter()
     .zip(services)
     {
+        let inbox = matches!(dedup, Dedup::Inbox);
         let (rate, rss) = runtime_consume(kafka, service, topic, n, dedup, base).await?;
         out.push(ScenarioResult {
             scenario: format!("consumer, {name}"),
@@ -200,6 +238,19 @@ pub async fn consumer(
             peak_rss_mb: rss,
             note: format!("{n} events of 1 KB, {TOPIC_PARTITIONS} partitions; decode + validate + retry/DLQ layers + handler; commits every 500 ms; timed from the first record finished, as the plain loop"),
         });
+        if inbox {
+            let limit = inbox_transactions(base, n.min(10_000)).await?;
+            out.push(ScenarioResult {
+                scenario: "consumer, inbox vs database".into(),
+                figure: rate,
+                unit: "events/s".into(),
+                baseline_name: "insert tx loop, 8 conns".into(),
+                baseline: limit,
+                ratio: rate / limit,
+                peak_rss_mb: rss,
+                note: "the inbox's own database limit: one durable transaction per record, as the inbox makes (BEGIN, the inbox insert, COMMIT), on as many connections as the bench's inbox, no Kafka".into(),
+            });
+        }
     }
     Ok(out)
 }
