@@ -176,8 +176,9 @@ pub async fn distinct_events_are_each_applied<H: DedupHarness>(h: &H) {
 
 /// A run prepared together (`Service::prepare`, as the Kafka driver does with the records waiting in a
 /// partition's queue), then processed in order: new events handled, a second copy in the same run and an event
-/// done before are duplicates; the run's last record, abandoned instead (its partition revoked), is handled at
-/// once when it is delivered again: no claim of the run is left behind to hold it up.
+/// done before are duplicates; once finished (`Service::finish`), redeliveries of its events are duplicates; the
+/// run's last record, abandoned instead (its partition revoked), is handled at once when it is delivered again: no
+/// claim of the run is left behind to hold it up.
 pub async fn a_prepared_run_gets_an_outcome_per_record<H: DedupHarness>(h: &H) {
     let effects = Effects::default();
     let stack = h.stack(effects.clone()).await;
@@ -200,6 +201,16 @@ pub async fn a_prepared_run_gets_an_outcome_per_record<H: DedupHarness>(h: &H) {
         "{}",
         h.method()
     );
+    // What the driver does before it counts their offsets done: completes them. A redelivery is a duplicate.
+    stack.finish(&mut msgs[..4]).await;
+    for (id, offset) in [(a, 7), (b, 8)] {
+        assert_eq!(
+            run(&stack, delivery(id, offset)).await,
+            Ok(Outcome::Duplicate { method: h.method() }),
+            "{}: a record of a finished run must be complete",
+            h.method()
+        );
+    }
     stack.abandon(&mut msgs[4..]).await;
     assert_eq!(
         run(&stack, delivery(c, 6)).await,

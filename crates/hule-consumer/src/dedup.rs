@@ -85,6 +85,21 @@ pub trait DedupStore: Send + Sync + 'static {
         key: &'a DedupKey,
         lease: Duration,
     ) -> BoxFuture<'a, Result<(), StoreUnavailable>>;
+    /// Records several events as completed, one answer per key in order; a store that can does it in one round
+    /// trip (the default stores them one after the other).
+    fn complete_many<'a>(
+        &'a self,
+        keys: &'a [(DedupKey, Duration)],
+    ) -> BoxFuture<'a, Vec<Result<(), StoreUnavailable>>> {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for (key, ttl) in keys {
+                out.push(self.complete(key, *ttl).await);
+            }
+            out
+        }
+        .boxed()
+    }
     /// Claims several events, one answer per key in order; a store that can does it in one round trip (the
     /// default claims them one after the other).
     fn claim_many<'a>(
@@ -286,6 +301,18 @@ impl Service for DedupService {
                 .filter(|(_, env)| ids.insert(env.event_id))
                 .map(|(i, env)| (i, self.key_of(env)))
                 .unzip();
+            // Completions wait for `finish`, except for an event the run holds twice: its later copy must find the
+            // first one completed, not still in progress.
+            let mut copies: HashMap<Uuid, usize> = HashMap::new();
+            for env in msgs.iter().filter_map(|m| m.decoded.as_ref()) {
+                *copies.entry(env.event_id).or_default() += 1;
+            }
+            for msg in msgs.iter_mut() {
+                msg.in_run = msg
+                    .decoded
+                    .as_ref()
+                    .is_none_or(|env| copies.get(&env.event_id) == Some(&1));
+            }
             if keys.len() > 1 {
                 let answers = self.cfg.store.claim_many(&keys, self.cfg.lock_ttl).await;
                 let now = Instant::now();
@@ -294,6 +321,25 @@ impl Service for DedupService {
                 }
             }
             self.inner.prepare(msgs).await
+        }
+        .boxed()
+    }
+
+    /// Stores the completion markers the run's handled records left, in one call to the store.
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        async move {
+            let done: Vec<(DedupKey, Duration)> =
+                msgs.iter_mut().filter_map(|m| m.completion.take()).collect();
+            if !done.is_empty() {
+                let answers = self.cfg.store.complete_many(&done).await;
+                for ((key, _), answer) in done.iter().zip(answers) {
+                    if let Err(e) = answer {
+                        // As for one record: the effect is durable and the offset will be committed.
+                        tracing::error!(event_id = %key.event_id, error = %e, "handled, but the completion marker was not stored");
+                    }
+                }
+            }
+            self.inner.finish(msgs).await
         }
         .boxed()
     }
@@ -382,6 +428,11 @@ impl Service for DedupService {
                 }
             };
             match &result {
+                Ok(_) if msg.in_run => {
+                    // Stored with the run's others by `finish`, before the driver may commit the offset.
+                    msg.completion = Some((key, self.cfg.ttls.ttl(event)));
+                    return result;
+                }
                 Ok(_) => {
                     let ttl = self.cfg.ttls.ttl(event);
                     if let Err(e) = self.cfg.store.complete(&key, ttl).await {

@@ -284,6 +284,9 @@ impl Service for DeadLetterService {
     fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
         self.inner.abandon(msgs)
     }
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.finish(msgs)
+    }
 }
 
 /// What a failed dead-letter produce means for the record: retry it later, or stop the consumer.

@@ -47,6 +47,10 @@ pub struct Message {
     pub attempt: u32,
     /// The dedup layer's claim, made for a run of records by its `prepare`, taken by its `call`.
     pub(crate) claim: Option<crate::dedup::Prepared>,
+    /// Set by the dedup layer's `prepare`: the driver calls `finish` for this record after its outcome.
+    pub(crate) in_run: bool,
+    /// The completion marker `call` left for `finish` to store.
+    pub(crate) completion: Option<(crate::dedup::DedupKey, std::time::Duration)>,
 }
 
 impl Message {
@@ -57,6 +61,8 @@ impl Message {
             decoded: None,
             attempt: 1,
             claim: None,
+            in_run: false,
+            completion: None,
         }
     }
 }

@@ -294,6 +294,34 @@ impl DedupStore for RedisDedup {
         .boxed()
     }
 
+    /// One pipeline of `SET key value PX ttl`.
+    fn complete_many<'a>(
+        &'a self,
+        keys: &'a [(DedupKey, Duration)],
+    ) -> BoxFuture<'a, Vec<Result<(), StoreUnavailable>>> {
+        async move {
+            let mut pipe = redis::pipe();
+            for (key, ttl) in keys {
+                let ms = ttl.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
+                pipe.cmd("SET")
+                    .arg(self.key(key))
+                    .arg(Self::value(key, "completed"))
+                    .arg("PX")
+                    .arg(ms)
+                    .ignore();
+            }
+            let result = match self.conn().await {
+                Ok(mut conn) => pipe
+                    .query_async::<()>(&mut conn)
+                    .await
+                    .map_err(|e| self.unavailable(e)),
+                Err(e) => Err(e),
+            };
+            keys.iter().map(|_| result.clone()).collect()
+        }
+        .boxed()
+    }
+
     fn complete<'a>(
         &'a self,
         key: &'a DedupKey,

@@ -139,4 +139,7 @@ impl Service for RetryService {
     fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
         self.inner.abandon(msgs)
     }
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.finish(msgs)
+    }
 }

@@ -83,8 +83,10 @@ pub type Processed = Result<Outcome, Failure>;
 /// records already waiting in the partition's queue to [`Service::prepare`] in one slice, so that a layer can do
 /// for all of them at once what it would otherwise do one by one (the validate layer decodes them, the dedup layer
 /// claims them in one round trip); `call` then uses what `prepare` left in each [`Message`] and does the rest,
-/// each record still getting its own outcome. Records prepared but not called (their partition was revoked) are
-/// handed to [`Service::abandon`]. Layers pass both on to their inner service; the defaults do nothing.
+/// each record still getting its own outcome. After the records of a prepared run that reached their outcomes, and
+/// before their offsets may be committed, the driver hands them to [`Service::finish`] (the dedup layer stores
+/// their completion markers in one round trip). Records prepared but not called (their partition was revoked) are
+/// handed to [`Service::abandon`]. Layers pass all three on to their inner service; the defaults do nothing.
 pub trait Service: Send + Sync + 'static {
     /// Processes one message.
     fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed>;
@@ -96,6 +98,11 @@ pub trait Service: Send + Sync + 'static {
 
     /// Undoes what [`Service::prepare`] left for records that will not be called.
     fn abandon<'a>(&'a self, _msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Completes what `call` left pending for prepared records that reached their outcomes.
+    fn finish<'a>(&'a self, _msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
         Box::pin(std::future::ready(()))
     }
 }
@@ -112,6 +119,9 @@ impl Service for BoxService {
     }
     fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
         (**self).abandon(msgs)
+    }
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        (**self).finish(msgs)
     }
 }
 

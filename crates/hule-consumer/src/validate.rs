@@ -125,4 +125,7 @@ impl Service for ValidateService {
     fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
         self.inner.abandon(msgs)
     }
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.finish(msgs)
+    }
 }

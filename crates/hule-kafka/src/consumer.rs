@@ -604,33 +604,45 @@ async fn partition_worker(mut rx: mpsc::Receiver<Delivery>, st: Arc<PartState>, 
         }
         st.busy.store(true, Ordering::SeqCst);
         stack.prepare(run.make_contiguous()).await;
+        // Records that reached their outcomes; their offsets count as done once `finish` has completed them.
+        let mut ended: Vec<Message> = Vec::with_capacity(run.len());
+        let mut go_on = true;
         while let Some(mut msg) = run.pop_front() {
             if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
                 run.push_front(msg);
-                stack.abandon(run.make_contiguous()).await;
-                st.busy.store(false, Ordering::SeqCst);
-                return;
+                go_on = false;
+                break;
             }
             st.busy.store(true, Ordering::SeqCst);
-            let offset = msg.delivery.offset;
             let mut backoff = Duration::from_millis(100);
-            loop {
-                match process(&stack, &mut msg, &metrics).await {
+            let ended_ok = loop {
+                // A record that takes a while first lets the run's finished records be completed and counted as
+                // done, so a slow or stuck handler holds back only its own offset.
+                let outcome = {
+                    let processing = process(&stack, &mut msg, &metrics);
+                    tokio::pin!(processing);
+                    let flush = tokio::time::sleep(FLUSH_AFTER);
+                    tokio::pin!(flush);
+                    loop {
+                        tokio::select! {
+                            outcome = &mut processing => break outcome,
+                            _ = &mut flush, if !ended.is_empty() => {
+                                finish_ended(&stack, &mut ended, &st, &finished).await;
+                            }
+                        }
+                    }
+                };
+                match outcome {
                     Ok(_) => {
                         if backoff > Duration::from_millis(100) {
                             metrics.progressing(true, "records reach their outcomes");
                         }
-                        st.done.store(offset + 1, Ordering::SeqCst);
-                        finished.fetch_add(1, Ordering::SeqCst);
-                        st.busy.store(false, Ordering::SeqCst);
-                        break;
+                        break true;
                     }
                     Err(hule_consumer::Failure::Fatal(reason)) => {
                         // Not committed; the run ends and the record is redelivered to whoever runs next.
                         let _ = fatal.try_send(format!("{}: {reason}", msg.delivery.position()));
-                        stack.abandon(run.make_contiguous()).await;
-                        st.busy.store(false, Ordering::SeqCst);
-                        return;
+                        break false;
                     }
                     Err(failure) => {
                         stalls.fetch_add(1, Ordering::SeqCst);
@@ -640,18 +652,49 @@ async fn partition_worker(mut rx: mpsc::Receiver<Delivery>, st: Arc<PartState>, 
                         );
                         tracing::warn!(at = %msg.delivery.position(), error = %failure, ?backoff, "not committed; retrying the record");
                         if st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst) {
-                            stack.abandon(run.make_contiguous()).await;
-                            st.busy.store(false, Ordering::SeqCst);
-                            return;
+                            break false;
                         }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         msg = Message::new(msg.delivery);
                     }
                 }
+            };
+            if !ended_ok {
+                go_on = false;
+                break;
             }
+            ended.push(msg);
         }
+        finish_ended(&stack, &mut ended, &st, &finished).await;
+        if !go_on {
+            stack.abandon(run.make_contiguous()).await;
+            st.busy.store(false, Ordering::SeqCst);
+            return;
+        }
+        st.busy.store(false, Ordering::SeqCst);
     }
+}
+
+/// How long a record may take before the records of its run that ended before it are completed and marked done.
+const FLUSH_AFTER: Duration = Duration::from_millis(10);
+
+/// Completes the records that reached their outcomes ([`Service::finish`]) and marks their offsets done.
+async fn finish_ended(
+    stack: &BoxService,
+    ended: &mut Vec<Message>,
+    st: &PartState,
+    finished: &AtomicI64,
+) {
+    if ended.is_empty() {
+        return;
+    }
+    stack.finish(ended).await;
+    if let Some(last) = ended.last() {
+        st.done.store(last.delivery.offset + 1, Ordering::SeqCst);
+    }
+    finished.fetch_add(ended.len() as i64, Ordering::SeqCst);
+    ended.clear();
 }
 
 /// A consumer context that only signals assignments (for plain rdkafka consumers in tools).
