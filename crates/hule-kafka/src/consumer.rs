@@ -60,7 +60,7 @@ pub struct ConsumerConfig {
     pub group: String,
     /// `auto.offset.reset` for a group without offsets (`earliest` by default, as the original's consumers).
     pub auto_offset_reset: String,
-    /// Records queued per partition before the fetch loop waits.
+    /// Records queued per partition; more are held beside the queue (see `held_bytes`).
     pub queue_per_partition: usize,
     /// Bytes of records (payload, key and 256 of overhead each) held beside full partition queues, all partitions
     /// together, before the fetch loop waits for workers (32 MiB).
@@ -121,7 +121,8 @@ impl ConsumerConfig {
         self.extra.extend(own);
     }
 
-    /// Defaults: earliest, 256 queued per partition, 32 MiB held beyond full queues, commit every 500 ms, 100 ms revoke wait, lag every 5 s.
+    /// Defaults: earliest, 256 queued per partition, 32 MiB held beyond full queues, commit every 500 ms,
+    /// 100 ms revoke wait, lag every 5 s.
     pub fn new(brokers: &str, group: &str) -> Self {
         ConsumerConfig {
             brokers: brokers.to_owned(),
@@ -363,7 +364,7 @@ pub async fn run_consumer(
     // A fatal failure (the consumer's own, or one a worker met) ends the run with an error.
     let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);
     let mut fatal: Option<String> = None;
-    // Workers say here that a paused partition's queue has drained to half.
+    // Workers say here that the queue of a partition with held records has drained to half.
     let room = Arc::new(tokio::sync::Notify::new());
     let capacity = config.queue_per_partition.max(1);
     let worker_shared = WorkerShared {
@@ -488,7 +489,7 @@ pub async fn run_consumer(
     })
 }
 
-/// The fetch loop's side of one partition: its worker's queue, and the records held back while it is paused.
+/// The fetch loop's side of one partition: its worker's queue, and the records held beside it while it is full.
 struct Lane {
     st: Arc<PartState>,
     tx: mpsc::Sender<Delivery>,
@@ -512,7 +513,7 @@ impl Lane {
     /// Accepts a record in offset order, into the queue or held behind it; returns the bytes newly held.
     fn offer(&mut self, delivery: Delivery) -> usize {
         if delivery.offset < self.next {
-            // Delivered once already (librdkafka fetched it again); never queued twice.
+            // Before a record already accepted: librdkafka is not expected to send one, but none is queued twice.
             return 0;
         }
         self.next = delivery.offset + 1;
