@@ -315,9 +315,30 @@ async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
 
     let seen: Seen = Arc::default();
     let count = Arc::new(AtomicU64::new(0));
+    // The first run handles the first 75 records of each partition, then waits at a gate that opens with the stop:
+    // the stop comes with records in flight, queued and held, whatever the consumer's speed.
+    const FIRST: i64 = 75;
+    let (gate_tx, gate_rx) = watch::channel(false);
     let run = |stop_rx: watch::Receiver<bool>| {
+        let (seen, count, gate) = (seen.clone(), count.clone(), gate_rx.clone());
+        let router = Router::new().on(
+            TopicChoice::Standard,
+            move |ctx: Context, p: BatchEssaysRegistered| {
+                let (seen, count, mut gate) = (seen.clone(), count.clone(), gate.clone());
+                async move {
+                    if ctx.offset >= FIRST {
+                        let _ = gate.wait_for(|open| *open).await;
+                    }
+                    seen.lock()
+                        .expect("lock")
+                        .push((p.entity_id, ctx.event_id.as_u128()));
+                    count.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            },
+        );
         let stack = standard_stack(
-            router(seen.clone(), count.clone()),
+            router,
             "svc",
             None,
             Arc::new(hule_consumer::MemorySink::default()),
@@ -329,17 +350,25 @@ async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
             run_consumer(&cfg, &[TOPIC], stack, ConsumerMetrics::detached(), stop_rx).await
         })
     };
+    let mut per_partition = [0i64; PARTITIONS as usize];
+    for n in 0..N {
+        let key = format!("batch-{}", n % 32);
+        per_partition[hule_contracts::partition_for(key.as_bytes(), PARTITIONS as u32) as usize] +=
+            1;
+    }
+    let before_gate: i64 = per_partition.iter().map(|&c| c.min(FIRST)).sum();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let first = run(stop_rx);
     let c = count.clone();
     wait_until(
-        "the first run to make progress",
+        "the first run to reach the gate in every partition",
         Duration::from_secs(60),
-        || c.load(Ordering::SeqCst) >= 300,
+        || c.load(Ordering::SeqCst) as i64 >= before_gate,
     )
     .await;
     stop_tx.send(true).expect("stop");
+    gate_tx.send(true).expect("open the gate");
     first.await.expect("join").expect("first run");
     let handled_first = count.load(Ordering::SeqCst);
     assert!(
