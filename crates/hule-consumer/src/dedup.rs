@@ -291,27 +291,26 @@ impl Service for DedupService {
     /// Claims the decoded records in one call to the store.
     fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
         async move {
-            // A second copy of an event in the run is claimed in its turn (after the first has completed), not
-            // now, when the first copy's claim would make it "in progress elsewhere".
-            let mut ids = std::collections::HashSet::new();
-            let (at, keys): (Vec<usize>, Vec<DedupKey>) = msgs
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| m.decoded.as_ref().map(|env| (i, env)))
-                .filter(|(_, env)| ids.insert(env.event_id))
-                .map(|(i, env)| (i, self.key_of(env)))
-                .unzip();
-            // Completions wait for `finish`, except for an event the run holds twice: its later copy must find the
-            // first one completed, not still in progress.
+            // An event the run holds twice is left to `call` alone: claimed in its turn and completed at once, so its
+            // later copy finds it completed, not "in progress elsewhere" (the first copy's prepared claim).
             let mut copies: HashMap<Uuid, usize> = HashMap::new();
             for env in msgs.iter().filter_map(|m| m.decoded.as_ref()) {
                 *copies.entry(env.event_id).or_default() += 1;
             }
-            for msg in msgs.iter_mut() {
-                msg.in_run = msg
-                    .decoded
+            let once = |m: &Message| {
+                m.decoded
                     .as_ref()
-                    .is_none_or(|env| copies.get(&env.event_id) == Some(&1));
+                    .is_none_or(|env| copies.get(&env.event_id) == Some(&1))
+            };
+            let (at, keys): (Vec<usize>, Vec<DedupKey>) = msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| once(m))
+                .filter_map(|(i, m)| m.decoded.as_ref().map(|env| (i, self.key_of(env))))
+                .unzip();
+            for msg in msgs.iter_mut() {
+                // Completions of the others wait for `finish`.
+                msg.in_run = once(msg);
             }
             if keys.len() > 1 {
                 let answers = self.cfg.store.claim_many(&keys, self.cfg.lock_ttl).await;

@@ -278,15 +278,7 @@ impl Service for DeadLetterService {
         }
         .boxed()
     }
-    fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
-        self.inner.prepare(msgs)
-    }
-    fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
-        self.inner.abandon(msgs)
-    }
-    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
-        self.inner.finish(msgs)
-    }
+    crate::service::forward_to_inner!(prepare, abandon, finish);
 }
 
 /// What a failed dead-letter produce means for the record: retry it later, or stop the consumer.

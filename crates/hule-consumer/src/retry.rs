@@ -133,13 +133,5 @@ impl Service for RetryService {
         }
         .boxed()
     }
-    fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
-        self.inner.prepare(msgs)
-    }
-    fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
-        self.inner.abandon(msgs)
-    }
-    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
-        self.inner.finish(msgs)
-    }
+    crate::service::forward_to_inner!(prepare, abandon, finish);
 }

@@ -107,6 +107,17 @@ pub trait Service: Send + Sync + 'static {
     }
 }
 
+/// Passes the named run hooks ([`Service::prepare`], [`Service::abandon`], [`Service::finish`]) of a layer on to its
+/// `inner` service unchanged; used inside the layer's `impl Service`.
+macro_rules! forward_to_inner {
+    ($($hook:ident),+) => {$(
+        fn $hook<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+            self.inner.$hook(msgs)
+        }
+    )+};
+}
+pub(crate) use forward_to_inner;
+
 /// A type-erased, shareable service.
 pub type BoxService = Arc<dyn Service>;
 

@@ -122,10 +122,5 @@ impl Service for ValidateService {
         .boxed()
     }
 
-    fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
-        self.inner.abandon(msgs)
-    }
-    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
-        self.inner.finish(msgs)
-    }
+    crate::service::forward_to_inner!(abandon, finish);
 }

@@ -617,22 +617,8 @@ async fn partition_worker(mut rx: mpsc::Receiver<Delivery>, st: Arc<PartState>, 
             st.busy.store(true, Ordering::SeqCst);
             let mut backoff = Duration::from_millis(100);
             let ended_ok = loop {
-                // A record that takes a while first lets the run's finished records be completed and counted as
-                // done, so a slow or stuck handler holds back only its own offset.
-                let outcome = {
-                    let processing = process(&stack, &mut msg, &metrics);
-                    tokio::pin!(processing);
-                    let flush = tokio::time::sleep(FLUSH_AFTER);
-                    tokio::pin!(flush);
-                    loop {
-                        tokio::select! {
-                            outcome = &mut processing => break outcome,
-                            _ = &mut flush, if !ended.is_empty() => {
-                                finish_ended(&stack, &mut ended, &st, &finished).await;
-                            }
-                        }
-                    }
-                };
+                let outcome =
+                    process_flushing(&stack, &mut msg, &metrics, &mut ended, &st, &finished).await;
                 match outcome {
                     Ok(_) => {
                         if backoff > Duration::from_millis(100) {
@@ -679,6 +665,28 @@ async fn partition_worker(mut rx: mpsc::Receiver<Delivery>, st: Arc<PartState>, 
 
 /// How long a record may take before the records of its run that ended before it are completed and marked done.
 const FLUSH_AFTER: Duration = Duration::from_millis(10);
+
+/// Processes `msg`; if that takes over [`FLUSH_AFTER`], the run's records that `ended` before it are finished and
+/// counted as done meanwhile, so a slow or stuck handler holds back only its own offset.
+async fn process_flushing(
+    stack: &BoxService,
+    msg: &mut Message,
+    metrics: &ConsumerMetrics,
+    ended: &mut Vec<Message>,
+    st: &PartState,
+    finished: &AtomicI64,
+) -> hule_consumer::Processed {
+    let processing = process(stack, msg, metrics);
+    tokio::pin!(processing);
+    let flush = tokio::time::sleep(FLUSH_AFTER);
+    tokio::pin!(flush);
+    loop {
+        tokio::select! {
+            outcome = &mut processing => return outcome,
+            _ = &mut flush, if !ended.is_empty() => finish_ended(stack, ended, st, finished).await,
+        }
+    }
+}
 
 /// Completes the records that reached their outcomes ([`Service::finish`]) and marks their offsets done.
 async fn finish_ended(
