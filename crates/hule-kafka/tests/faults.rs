@@ -335,9 +335,33 @@ async fn consumer(
         .map_err(|e| e.to_string())
 }
 
+/// The child consumer process, SIGKILLed when dropped: a test that fails before killing it must not leave a consumer
+/// behind that joins the next run's group on the same fixed ports (one did, and applied every event a second time
+/// through an inbox of its own group).
+struct ChildConsumer(Child);
+
+impl ChildConsumer {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildConsumer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// The consumer in a process of its own (this test binary, running `child_consumer`), so it can be SIGKILLed.
-fn spawn_child(store: Store, brokers: &str, group: &str, pg_url: &str, redis_url: &str) -> Child {
-    Command::new(std::env::current_exe().expect("exe"))
+fn spawn_child(
+    store: Store,
+    brokers: &str,
+    group: &str,
+    pg_url: &str,
+    redis_url: &str,
+) -> ChildConsumer {
+    let child = Command::new(std::env::current_exe().expect("exe"))
         .args([
             "--exact",
             "child_consumer",
@@ -357,7 +381,8 @@ fn spawn_child(store: Store, brokers: &str, group: &str, pg_url: &str, redis_url
             None => Stdio::null(),
         })
         .spawn()
-        .expect("child consumer")
+        .expect("child consumer");
+    ChildConsumer(child)
 }
 
 /// Run by the fault tests as a child process (see `spawn_child`); consumes until it is killed.
@@ -506,8 +531,7 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
                 // waits for it up to the rebalance timeout; librdkafka's default of 300 s stalled this test until
                 // the driver set 30 s).
                 cluster.kill_node(1);
-                let _ = child.kill();
-                let _ = child.wait();
+                child.kill();
                 cluster.start_node(1);
                 log.push(format!(
                     "broker and one consumer process SIGKILLed at {done}, broker back in {:?}",
@@ -519,8 +543,7 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
         }
     }
     longest_stall = longest_stall.max(last_change.elapsed());
-    let _ = child.kill();
-    let _ = child.wait();
+    child.kill();
     stop_tx.send(true).expect("stop");
     let survived = tokio::time::timeout(Duration::from_secs(60), survivor)
         .await
