@@ -10,7 +10,7 @@ use clap::Args;
 use hule_kafka::KafkaSettings;
 
 /// How to reach Kafka.
-#[derive(Args, Clone, Debug, Default)]
+#[derive(Args, Clone, Default)]
 pub struct KafkaArgs {
     /// Bootstrap servers, host:port[,host:port…] [env: HULE_BROKERS, or KAFKA_BOOTSTRAP_SERVERS].
     #[arg(long)]
@@ -22,6 +22,26 @@ pub struct KafkaArgs {
     /// secrets: a command line is visible to other users of the machine.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub kafka_property: Vec<String>,
+}
+
+/// The flags, with the values of secret `-X` properties masked.
+impl std::fmt::Debug for KafkaArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let props: Vec<String> = self
+            .kafka_property
+            .iter()
+            .map(|a| match a.split_once('=') {
+                Some((k, v)) => format!("{k}={}", hule_secrets::redact_property(k.trim(), v)),
+                // No `=`: the whole argument may be a pasted secret.
+                None => hule_secrets::MASK.to_owned(),
+            })
+            .collect();
+        f.debug_struct("KafkaArgs")
+            .field("brokers", &self.brokers)
+            .field("kafka_config", &self.kafka_config)
+            .field("kafka_property", &props)
+            .finish()
+    }
 }
 
 impl KafkaArgs {
@@ -98,4 +118,28 @@ fn env_brokers() -> Option<String> {
     ["HULE_BROKERS", "KAFKA_BOOTSTRAP_SERVERS"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_masks_secret_properties() {
+        let args = KafkaArgs {
+            brokers: Some("b:9092".into()),
+            kafka_config: None,
+            kafka_property: vec![
+                "sasl.username=alice".into(),
+                "sasl.password=hunter2".into(),
+                "sasl.pasword=hunter2".into(),
+                "hunter2".into(),
+            ],
+        };
+        let shown = format!("{args:?}");
+        assert!(
+            shown.contains("alice") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
 }

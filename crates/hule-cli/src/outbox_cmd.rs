@@ -48,7 +48,10 @@ pub fn parse_database_url(url: &str) -> anyhow::Result<Database> {
         }
         return Ok(Database::Sqlite(path.into()));
     }
-    bail!("unsupported database URL `{url}`; use postgres://user@host:port/db or sqlite:///path/to/outbox.db")
+    bail!(
+        "unsupported database URL `{}`; use postgres://user@host:port/db or sqlite:///path/to/outbox.db",
+        hule_secrets::redact_url(url)
+    )
 }
 
 /// Options of `hule relay`. Each may also come from `--config FILE` (TOML, the same names with `_`); a flag or

@@ -21,21 +21,11 @@ use tokio::sync::OnceCell;
 
 use crate::dedup::{Claim, DedupKey, DedupStore, StoreUnavailable};
 
-/// The URL with any password replaced by `***`, for errors and logs.
+/// The URL with every secret masked, for errors and logs ([`hule_secrets::redact_url`], the project's one
+/// redactor: a password in the user info, a lone user info (an old-style `redis://PASSWORD@host`), and secret
+/// query parameters).
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                "***".to_owned()
-            };
-            format!("{}://{masked}{}", &url[..s], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
+    hule_secrets::redact_url(url)
 }
 
 /// Splits our `sslrootcert` parameter off a Redis URL.

@@ -51,7 +51,7 @@ use crate::Error;
 /// properties as a table): `[consumer]` with `group = "els"`, `commit_interval_ms = 500`,
 /// `[consumer.properties]` `"session.timeout.ms" = "10000"`; connection settings usually come from a
 /// [`KafkaSection`](crate::settings::KafkaSection) applied with [`ConsumerConfig::with_settings`].
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ConsumerConfig {
     /// Bootstrap servers.
@@ -94,6 +94,23 @@ pub struct ConsumerConfig {
     /// Notified after every partition assignment (tools wait on it before producing, to measure latency).
     #[serde(skip)]
     pub on_assign: Option<Arc<tokio::sync::Notify>>,
+}
+
+/// Every field, with the values of secret properties (`sasl.password`, …) masked.
+impl std::fmt::Debug for ConsumerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerConfig")
+            .field("brokers", &self.brokers)
+            .field("group", &self.group)
+            .field("auto_offset_reset", &self.auto_offset_reset)
+            .field("queue_per_partition", &self.queue_per_partition)
+            .field("held_bytes", &self.held_bytes)
+            .field("commit_interval", &self.commit_interval)
+            .field("revoke_timeout", &self.revoke_timeout)
+            .field("lag_interval", &self.lag_interval)
+            .field("extra", &hule_secrets::PropertyList(&self.extra))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ConsumerConfig {

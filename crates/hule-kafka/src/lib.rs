@@ -39,7 +39,7 @@ pub use settings::{check_connection, ConnectError, KafkaSection, KafkaSettings};
 
 /// Producer settings; deserializes from a configuration file like [`consumer::ConsumerConfig`] (every field
 /// optional, properties as a table).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProducerConfig {
     /// Bootstrap servers.
@@ -53,6 +53,19 @@ pub struct ProducerConfig {
     /// Extra librdkafka properties.
     #[serde(rename = "properties", deserialize_with = "settings::property_map")]
     pub extra: Vec<(String, String)>,
+}
+
+/// Every field, with the values of secret properties (`sasl.password`, …) masked.
+impl std::fmt::Debug for ProducerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerConfig")
+            .field("brokers", &self.brokers)
+            .field("compression", &self.compression)
+            .field("linger_ms", &self.linger_ms)
+            .field("message_timeout_ms", &self.message_timeout_ms)
+            .field("extra", &hule_secrets::PropertyList(&self.extra))
+            .finish()
+    }
 }
 
 impl Default for ProducerConfig {
@@ -212,6 +225,34 @@ pub(crate) fn metadata<C: rdkafka::ClientContext>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_config_shows_a_secret_in_debug() {
+        let mut kafka = KafkaSettings::new("b:9092");
+        for (k, v) in [
+            ("sasl.username", "alice"),
+            ("sasl.password", "hunter2-a"),
+            ("ssl.key.password", "hunter2-b"),
+            ("sasl.oauthbearer.client.secret", "hunter2-c"),
+            ("sasl.pasword", "hunter2-d"),
+        ] {
+            kafka.properties.push((k.to_owned(), v.to_owned()));
+        }
+        let consumer = consumer::ConsumerConfig::with_settings(&kafka, "g");
+        let producer = ProducerConfig::with_settings(&kafka);
+        for shown in [
+            format!("{kafka:?}"),
+            format!("{consumer:?}"),
+            format!("{producer:?}"),
+            format!("{consumer:#?}"),
+        ] {
+            assert!(
+                shown.contains("alice"),
+                "names and plain values stay: {shown}"
+            );
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+    }
 
     #[test]
     fn errors_are_classified_as_librdkafka_would() {

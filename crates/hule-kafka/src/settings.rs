@@ -83,6 +83,30 @@ impl KafkaSection {
     }
 }
 
+/// Asks librdkafka whether it takes `key = value`, now rather than when a client is made; the reason never holds
+/// the value when the name is unknown (a misspelled `sasl.pasword`) or looks secret.
+fn check_property(key: &str, value: &str) -> Result<(), String> {
+    let mut cc = ClientConfig::new();
+    cc.set(key, value);
+    match cc.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(KafkaError::ClientConfig(_, description, _, _)) => {
+            let unknown = description.contains("No such configuration property");
+            let description = if (unknown || is_secret(key)) && !value.is_empty() {
+                description.replace(value, hule_secrets::MASK)
+            } else {
+                description
+            };
+            Err(if unknown {
+                format!("librdkafka has no property `{key}` (is it misspelled?); its value is not shown")
+            } else {
+                description
+            })
+        }
+        Err(e) => Err(format!("`{key}`: {e}")),
+    }
+}
+
 /// Deserializes a duration given in milliseconds (configuration files: `commit_interval_ms = 500`).
 pub fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     <u64 as serde::Deserialize>::deserialize(d).map(Duration::from_millis)
@@ -96,30 +120,17 @@ pub fn property_map<'de, D: serde::Deserializer<'de>>(
         .map(|m| m.into_iter().collect())
 }
 
-/// Names whose values are secrets: never printed.
+/// Names whose values are secrets: never printed ([`hule_secrets::is_secret_name`]; unknown and misspelled names
+/// that look like one count as one).
 pub fn is_secret(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    ["password", "secret", "jaas", "token", "key.pem", "private"]
-        .iter()
-        .any(|s| n.contains(s))
+    hule_secrets::is_secret_name(name)
 }
 
 impl fmt::Debug for KafkaSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let props: Vec<String> = self
-            .properties
-            .iter()
-            .map(|(k, v)| {
-                if is_secret(k) {
-                    format!("{k}=<redacted>")
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect();
         f.debug_struct("KafkaSettings")
             .field("brokers", &self.brokers)
-            .field("properties", &props)
+            .field("properties", &hule_secrets::PropertyList(&self.properties))
             .finish()
     }
 }
@@ -200,11 +211,15 @@ impl KafkaSettings {
                     "{k} is a Java client setting; hule-events (de)serializes records itself, remove it"
                 )))
             }
-            _ => self.push(key, value),
+            _ => {
+                check_property(key, value).map_err(err)?;
+                self.push(key, value)
+            }
         }
         Ok(())
     }
 
+    /// Sets a property as given, without translation or checks.
     fn push(&mut self, key: &str, value: &str) {
         self.properties.retain(|(k, _)| k != key);
         self.properties.push((key.to_owned(), value.to_owned()));

