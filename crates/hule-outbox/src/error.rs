@@ -27,6 +27,10 @@ pub enum StoreError {
     /// The publisher is unusable (a fatal client error); the relay stops instead of failing every row.
     #[error("the relay's publisher failed fatally: {0}")]
     PublisherFatal(String),
+    /// Another relay leads the outbox now (this one's lease ran out while it stalled): this relay completes and
+    /// publishes nothing more and stands by.
+    #[error("another relay leads this outbox now; this relay's batch is left to it")]
+    LeadershipLost,
 }
 
 impl StoreError {

@@ -2,7 +2,9 @@
 //!
 //! One relay per outbox, always: [`run_relay`] first becomes the outbox's leader ([`lead`]: PostgreSQL's advisory
 //! lock, SQLite's lease row) and renews that leadership before every batch; started several times, the other
-//! instances wait as hot standbys and take over when the leader dies. The relay's steps ([`drain`],
+//! instances wait as hot standbys and take over when the leader dies. A batch in flight keeps renewing the
+//! leadership, so a publish slower than the lease does not hand its rows to a standby; a relay that finds its
+//! leadership gone publishes nothing more and stands by. The relay's steps ([`drain`],
 //! [`relay_once`]) take the [`Leader`] token, so they cannot be run without having led first.
 
 use std::future::Future;
@@ -148,7 +150,19 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
             health.inspect(|m| m.leading(true));
         }
         let before = (stats.published, stats.failed);
-        let moved = drain(store, publisher, config, stats, stop, &leader).await?;
+        let moved = match drain(store, publisher, config, stats, stop, &leader).await {
+            Err(StoreError::LeadershipLost) => {
+                tracing::warn!("relay: leadership lost while a batch was in flight; publishing nothing more, standing by");
+                health.inspect(|m| m.leading(false));
+                leader = match lead(store, config.standby_poll, stop).await? {
+                    Some(l) => l,
+                    None => break,
+                };
+                health.inspect(|m| m.leading(true));
+                continue;
+            }
+            other => other?,
+        };
         if let Some(m) = &config.metrics {
             m.database(true, "connected");
             // The broker is unwell while attempts fail and none succeeds; well again at the first acknowledgement.
@@ -213,12 +227,44 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
         return Ok(0);
     }
     stats.batches += 1;
-    let outcomes = publisher
-        .publish_batch(&batch)
-        .instrument(batch_span(&batch))
-        .await;
+    let (outcomes, held) = publish_leading(store, publisher, &batch).await;
     complete(store, config, stats, &batch, outcomes, started).await?;
+    if !held {
+        return Err(StoreError::LeadershipLost);
+    }
     Ok(batch.len())
+}
+
+/// Publishes `batch` while renewing leadership every [`OutboxStore::renew_every`], so that a publish slower than
+/// the lease (a broker that takes `message.timeout.ms` to refuse) never lets a standby take over the rows in
+/// flight. Returns the outcomes and whether leadership held throughout; when it did not, the records already
+/// handed to the publisher cannot be called back (at least once: consumers deduplicate), but the caller publishes
+/// nothing more.
+async fn publish_leading<S: OutboxStore, P: Publish>(
+    store: &S,
+    publisher: &P,
+    batch: &[Claimed],
+) -> (Vec<std::result::Result<(), DeliveryError>>, bool) {
+    let publish = publisher.publish_batch(batch).instrument(batch_span(batch));
+    tokio::pin!(publish);
+    let every = store.renew_every();
+    let keeper = async {
+        loop {
+            tokio::time::sleep(every).await;
+            match store.renew_leadership().await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay: cannot renew leadership while publishing");
+                    return;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        outcomes = &mut publish => (outcomes, true),
+        () = keeper => (publish.await, false),
+    }
 }
 
 /// Drains until nothing is claimable or [`DRAIN_SLICE`] has passed, claiming batch n+1 while batch n is being
@@ -226,8 +272,9 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
 ///
 /// Order is kept: batch n+1 excludes batch n's rows, is published only after batch n's reports are in and its
 /// rows completed, and loses every row whose key failed in batch n (those stay pending behind their failed row,
-/// which the claim query then holds back until its retry). Leadership is renewed before each batch is claimed;
-/// when it is lost, the drain stops after the batch in flight.
+/// which the claim query then holds back until its retry). Leadership is renewed before each batch is claimed and
+/// while each is published; when it is lost, the drain publishes nothing more and returns
+/// [`StoreError::LeadershipLost`] (the batch's completion is refused too when another relay holds the lease).
 pub async fn drain<S: OutboxStore, P: Publish>(
     store: &S,
     publisher: &P,
@@ -249,19 +296,19 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         let more = !stop.load(Ordering::SeqCst)
             && began.elapsed() < DRAIN_SLICE
             && store.renew_leadership().await?;
-        let (outcomes, next) = futures::join!(
-            publisher
-                .publish_batch(&current)
-                .instrument(batch_span(&current)),
-            async {
+        let ((outcomes, held), next) =
+            futures::join!(publish_leading(store, publisher, &current), async {
                 if more {
                     store.claim_excluding(config.batch_size, &exclude).await
                 } else {
                     Ok(Vec::new())
                 }
-            }
-        );
+            });
         let failed_keys = complete(store, config, stats, &current, outcomes, started).await?;
+        if !held {
+            // The next batch was claimed while leading; another relay may lead now and own those rows.
+            return Err(StoreError::LeadershipLost);
+        }
         let mut next = next?;
         if !failed_keys.is_empty() {
             next.retain(|r| !failed_keys.contains(&r.key));
@@ -317,10 +364,12 @@ async fn complete<S: OutboxStore>(
             }
         }
     }
-    stats.published += delivered.len() as u64;
     stats.failed += failures.len() as u64;
     if !delivered.is_empty() {
+        // Counted once completed: a relay whose completion is refused (another leads now) delivered nothing.
+        let n = delivered.len() as u64;
         store.delivered(delivered, config.completion).await?;
+        stats.published += n;
     }
     if let Some(m) = &config.metrics {
         m.failed(failures.len());

@@ -161,6 +161,35 @@ impl SqliteOutbox {
     }
 }
 
+/// Whether no other relay holds the lease: the owner check of `delivered` and `failed`, inside their transaction.
+/// With no lease row at all (no relay has led: a tool or a test completing rows by hand) nobody else can be
+/// publishing them.
+fn still_owner(tx: &rusqlite::Transaction<'_>, owner: &str) -> rusqlite::Result<bool> {
+    let holder: Option<String> = tx
+        .query_row(
+            "SELECT owner FROM hule_relay_lease WHERE name = 'relay'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(holder.is_none_or(|h| h == owner))
+}
+
+impl SqliteOutbox {
+    /// Runs a completion that first checks the lease's owner; `false` from it is [`StoreError::LeadershipLost`].
+    async fn with_owner(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<bool> + Send + 'static,
+    ) -> Result<()> {
+        if self.with(op, f).await? {
+            Ok(())
+        } else {
+            Err(StoreError::LeadershipLost)
+        }
+    }
+}
+
 impl OutboxStore for SqliteOutbox {
     async fn claim_excluding(&self, limit: usize, exclude: &[i64]) -> Result<Vec<Claimed>> {
         let mut rows = self.claim(limit + exclude.len()).await?;
@@ -188,8 +217,14 @@ impl OutboxStore for SqliteOutbox {
     }
 
     async fn delivered(&self, seqs: Vec<i64>, completion: Completion) -> Result<()> {
-        self.with("complete", move |conn| {
-            let tx = conn.transaction()?;
+        let owner = self.owner.clone();
+        self.with_owner("complete", move |conn| {
+            // Immediate: the owner check reads before the writes, and a deferred transaction whose snapshot another
+            // connection changed meanwhile could not then write (SQLITE_BUSY_SNAPSHOT).
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if !still_owner(&tx, &owner)? {
+                return Ok(false);
+            }
             {
                 let sql = match completion {
                     Completion::Delete => "DELETE FROM event_outbox WHERE seq = ?1",
@@ -206,14 +241,20 @@ impl OutboxStore for SqliteOutbox {
                     };
                 }
             }
-            tx.commit()
+            tx.commit().map(|()| true)
         })
         .await
     }
 
     async fn failed(&self, failures: Vec<(i64, i32, String)>, policy: FailurePolicy) -> Result<()> {
-        self.with("fail", move |conn| {
-            let tx = conn.transaction()?;
+        let owner = self.owner.clone();
+        self.with_owner("fail", move |conn| {
+            // Immediate: the owner check reads before the writes, and a deferred transaction whose snapshot another
+            // connection changed meanwhile could not then write (SQLITE_BUSY_SNAPSHOT).
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if !still_owner(&tx, &owner)? {
+                return Ok(false);
+            }
             {
                 let mut stmt = tx.prepare_cached(
                     "UPDATE event_outbox SET retry_count = ?2, last_error = ?3, next_attempt_at = ?4, parked_at = ?5
@@ -227,7 +268,7 @@ impl OutboxStore for SqliteOutbox {
                     stmt.execute(params![seq, attempts, error, next, parked])?;
                 }
             }
-            tx.commit()
+            tx.commit().map(|()| true)
         })
         .await
     }

@@ -219,3 +219,176 @@ async fn postgres_two_relays_one_leads_and_the_standby_takes_over_when_its_sessi
         .await
         .expect("drop");
 }
+
+/// A publisher that takes `delay` per batch (a broker slow to acknowledge), optionally by blocking its thread on
+/// the first batch (a relay process that stalls: nothing of it runs, not even its lease renewal).
+struct Slow {
+    relay: usize,
+    log: Log,
+    delay: Duration,
+    stall_first: AtomicBool,
+}
+
+impl Publish for Slow {
+    async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
+        {
+            let mut log = self.log.lock().expect("lock");
+            for row in batch {
+                let n = hule_outbox::testkit::number_of(&row.value).expect("n");
+                log.push((self.relay, row.key.clone().unwrap_or_default(), n));
+            }
+        }
+        if self.stall_first.swap(false, Ordering::SeqCst) {
+            // Long enough for the relay to claim its next batch meanwhile, then the stall.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(self.delay);
+        } else {
+            tokio::time::sleep(self.delay).await;
+        }
+        batch.iter().map(|_| Ok(())).collect()
+    }
+}
+
+fn sqlite_file(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hule-{tag}-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("o.db");
+    let mut conn = hule_outbox::sqlite::open(&path).expect("conn");
+    hule_outbox::sqlite::migrate(&conn).expect("migrate");
+    let tx = conn.transaction().expect("tx");
+    hule_outbox::sqlite::enqueue(&tx, &rows(0..40)).expect("enqueue");
+    tx.commit().expect("commit");
+    (dir, path)
+}
+
+fn spawn_relay(
+    path: &std::path::Path,
+    lease: Duration,
+    publisher: Slow,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<hule_outbox::relay::RelayStats> {
+    let store = SqliteOutbox::open(path).expect("open").with_lease(lease);
+    tokio::spawn(async move {
+        let config = RelayConfig {
+            batch_size: 10,
+            poll_interval: Duration::from_millis(20),
+            standby_poll: Duration::from_millis(50),
+            ..RelayConfig::default()
+        };
+        run_relay(&store, &publisher, &config, stop)
+            .await
+            .expect("relay")
+    })
+}
+
+/// A broker slower than the lease: every batch takes three leases to acknowledge. The leader renews its lease
+/// while the batch is in flight, so the standby never takes over a live leader's rows: each event published once,
+/// by one relay, in key order. (Before the lease was renewed in flight, the standby took over during the first
+/// batch and both published it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn sqlite_a_publish_slower_than_the_lease_keeps_its_leadership() {
+    let (dir, path) = sqlite_file("slow-lease");
+    let lease = Duration::from_millis(300);
+    let log: Log = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let relays: Vec<_> = (0..2)
+        .map(|relay| {
+            let publisher = Slow {
+                relay,
+                log: log.clone(),
+                delay: lease * 3,
+                stall_first: AtomicBool::new(false),
+            };
+            spawn_relay(&path, lease, publisher, stop.clone())
+        })
+        .collect();
+    wait_for(&log, 40, Duration::from_secs(30)).await;
+    // Long enough for a standby to have taken over (and published again) had the leader let its lease run out.
+    tokio::time::sleep(lease * 4).await;
+    stop.store(true, Ordering::SeqCst);
+    for r in relays {
+        r.await.expect("relay");
+    }
+    let all = log.lock().expect("lock").clone();
+    let leader = all[0].0;
+    assert!(
+        all.iter().all(|(r, _, _)| *r == leader),
+        "both relays published: {all:?}"
+    );
+    assert_once_in_key_order(&all, 40);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A leader that stalls past its lease (nothing of it runs) loses the outbox to the standby, which publishes
+/// everything; when the stalled relay wakes it finds the lease taken and publishes nothing more: not the batch it
+/// had claimed next, not its completion. The batch in flight during the stall is the one the standby publishes a
+/// second time (at least once, as documented: a record handed to the producer cannot be called back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn sqlite_a_leader_that_stalled_past_its_lease_publishes_nothing_more() {
+    let (dir, path) = sqlite_file("stall-lease");
+    let lease = Duration::from_millis(300);
+    let log: Log = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    // The stalling relay runs on a thread and runtime of its own, so that its stall stops all of it (as a stopped
+    // process) and nothing else.
+    let stalling = {
+        let (path, log, stop) = (path.clone(), log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let publisher = Slow {
+                    relay: 0,
+                    log,
+                    delay: lease * 5,
+                    stall_first: AtomicBool::new(true),
+                };
+                spawn_relay(&path, lease, publisher, stop)
+                    .await
+                    .expect("relay 0")
+            })
+        })
+    };
+    // Relay 0 leads and is inside its first (stalling) batch before the standby starts.
+    wait_for(&log, 10, Duration::from_secs(10)).await;
+    let standby = spawn_relay(
+        &path,
+        lease,
+        Slow {
+            relay: 1,
+            log: log.clone(),
+            delay: Duration::ZERO,
+            stall_first: AtomicBool::new(false),
+        },
+        stop.clone(),
+    );
+    wait_for(&log, 50, Duration::from_secs(30)).await;
+    // The stalled relay wakes after 5 leases; give it as long again to publish anything it still would.
+    tokio::time::sleep(lease * 8).await;
+    stop.store(true, Ordering::SeqCst);
+    let stats0 = stalling.join().expect("relay 0");
+    standby.await.expect("relay 1");
+    let all = log.lock().expect("lock").clone();
+    let by0: Vec<i64> = all
+        .iter()
+        .filter(|(r, _, _)| *r == 0)
+        .map(|(_, _, n)| *n)
+        .collect();
+    let by1: Vec<(usize, String, i64)> = all.iter().filter(|(r, _, _)| *r == 1).cloned().collect();
+    assert_eq!(
+        by0,
+        (0..10).collect::<Vec<_>>(),
+        "the stalled relay published more than its stalled batch"
+    );
+    assert_eq!(
+        stats0.published, 0,
+        "the stalled relay completed rows it no longer owned"
+    );
+    assert_once_in_key_order(&by1, 40);
+    std::fs::remove_dir_all(&dir).ok();
+}
