@@ -82,25 +82,7 @@ async fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
 }
 
 fn committed_total(brokers: &str, group: &str) -> i64 {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(TOPIC, p);
-    }
-    let got = c
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed");
-    got.elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        })
-        .sum()
+    committed_total_of(brokers, group, PARTITIONS)
 }
 
 fn read_dlq(brokers: &str, want: usize) -> Vec<(Option<Vec<u8>>, DeadLetterRecord)> {
@@ -743,3 +725,246 @@ hule_kafka::on_both_backends!(
     committed_offsets_survive_a_consumer_restart,
     a_fatal_error_stops_the_consumer_without_committing_its_record,
 );
+
+/// Held records over the budget for longer than `max.poll.interval.ms`: the driver pauses its assignment and goes
+/// on polling, so it stays in its group — one assignment, every record handled once, in order. (When it stopped
+/// polling instead, librdkafka left the group after the poll interval, the partition was assigned again and the
+/// records after the last commit were handled a second time.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_a_held_budget_overrun_keeps_the_consumer_in_its_group() {
+    let cluster = TestKafka::start(Backend::Real, 1);
+    cluster
+        .create_topics([(TOPIC.to_owned(), 1)], 1)
+        .await
+        .expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let group = cluster.group("overrun");
+    const N: u128 = 300;
+    produce(&brokers, (0..N).map(|n| record(n, 1)).collect()).await;
+    // Record 5 takes 9 s (a long retry), with the records behind it held over the budget all that time, against a
+    // 6 s poll interval.
+    let seen: Seen = Arc::default();
+    let router = Router::new().on(TopicChoice::Standard, {
+        let seen = seen.clone();
+        move |ctx: Context, p: BatchEssaysRegistered| {
+            let seen = seen.clone();
+            async move {
+                let first_time = !seen.lock().expect("lock").iter().any(|s| s.1 == 5);
+                if ctx.event_id.as_u128() == 5 && first_time {
+                    tokio::time::sleep(Duration::from_secs(9)).await;
+                }
+                seen.lock()
+                    .expect("lock")
+                    .push((p.entity_id, ctx.event_id.as_u128()));
+                Ok(())
+            }
+        }
+    });
+    let metrics = ConsumerMetrics::detached();
+    let stack = undeduplicated_stack(router, &brokers, &metrics);
+    let mut cfg = config(&brokers, &group);
+    cfg.queue_per_partition = 2;
+    cfg.held_bytes = 4096;
+    cfg.extra = vec![
+        ("session.timeout.ms".into(), "6000".into()),
+        ("heartbeat.interval.ms".into(), "1000".into()),
+        ("max.poll.interval.ms".into(), "6000".into()),
+    ];
+    let assigned = Arc::new(tokio::sync::Notify::new());
+    cfg.on_assign = Some(assigned.clone());
+    let assignments = Arc::new(AtomicU64::new(0));
+    let counter = tokio::spawn({
+        let assignments = assignments.clone();
+        async move {
+            loop {
+                assigned.notified().await;
+                assignments.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let run = tokio::spawn({
+        let metrics = metrics.clone();
+        async move { run_consumer(&cfg, &[TOPIC], stack, metrics, stop_rx).await }
+    });
+    wait_until("300 handled", Duration::from_secs(60), || {
+        seen.lock().expect("lock").len() >= N as usize
+    })
+    .await;
+    // Past another poll interval: a consumer that had left the group would have rejoined and redelivered by now.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    stop_tx.send(true).expect("stop");
+    let stats = run.await.expect("join").expect("run");
+    counter.abort();
+    let ids: Vec<u128> = seen.lock().expect("lock").iter().map(|s| s.1).collect();
+    assert_eq!(
+        ids,
+        (0..N).collect::<Vec<_>>(),
+        "each record once, in offset order"
+    );
+    assert_eq!(
+        assignments.load(Ordering::SeqCst),
+        1,
+        "the consumer left and rejoined its group"
+    );
+    assert!(
+        stats.pauses >= 1,
+        "the budget was never exceeded: the test tests nothing ({stats:?})"
+    );
+    assert_eq!(committed_total_of(&brokers, &group, 1), N as i64);
+}
+
+/// The committed offsets of `partitions` partitions of [`TOPIC`], summed.
+fn committed_total_of(brokers: &str, group: &str, partitions: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(TOPIC, p);
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed")
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A dead-letter producer that takes one dead letter and then goes down (a DLQ cluster's outage).
+#[derive(Default)]
+struct DownAfterOne(AtomicU64);
+
+impl hule_consumer::DeadLetterSink for DownAfterOne {
+    fn send(
+        &self,
+        _letter: hule_consumer::DeadLetter,
+    ) -> futures::future::BoxFuture<'_, Result<(), hule_contracts::DeliveryError>> {
+        let first = self.0.fetch_add(1, Ordering::SeqCst) == 0;
+        Box::pin(async move {
+            if first {
+                Ok(())
+            } else {
+                Err(hule_contracts::DeliveryError::retriable(
+                    "Local: Broker transport failure",
+                ))
+            }
+        })
+    }
+}
+
+/// An outage overlapping a rebalance: a record stalls (its dead letter cannot be sent; the one before it went) and
+/// `/healthz` turns 503;
+/// then its partition is revoked (its topic deleted) while it still stalls. The stall ended with the revoke, so
+/// once healthy records flow the health board is well again — and the revoked partition's lag series is gone and
+/// stays gone. (The stall used to be cleared only by the same retry loop succeeding later, so here `/healthz`
+/// stayed 503 for good.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_a_stall_ended_by_a_revoke_leaves_health_well() {
+    let cluster = TestKafka::start(Backend::Real, 1);
+    let stall_topic = format!("hule-test-stall-{:x}", Uuid::new_v4().as_u128() as u64);
+    cluster
+        .create_topics([(TOPIC.to_owned(), 1), (stall_topic.clone(), 1)], 1)
+        .await
+        .expect("topics");
+    let brokers = cluster.bootstrap_servers();
+    let group = cluster.group("stall-revoke");
+    produce_all(
+        &brokers,
+        &stall_topic,
+        &[
+            ("k".to_owned(), b"not json".to_vec(), Default::default()),
+            (
+                "k".to_owned(),
+                b"not json either".to_vec(),
+                Default::default(),
+            ),
+        ],
+    )
+    .await;
+    let seen: Seen = Arc::default();
+    let count = Arc::new(AtomicU64::new(0));
+    let registry = hule_metrics::Registry::new();
+    let metrics = ConsumerMetrics::new(&registry, "svc", &group);
+    let stack = standard_stack(
+        router(seen.clone(), count.clone()),
+        "svc",
+        None,
+        Arc::new(DownAfterOne::default()),
+        metrics.clone(),
+    )
+    .expect("stack");
+    let mut cfg = config(&brokers, &group);
+    cfg.lag_interval = Duration::from_millis(50);
+    // The group notices the deleted topic at its next metadata refresh (5 minutes by default).
+    cfg.extra
+        .push(("topic.metadata.refresh.interval.ms".into(), "500".into()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let run = tokio::spawn({
+        let (metrics, stall_topic) = (metrics.clone(), stall_topic.clone());
+        async move { run_consumer(&cfg, &[TOPIC, &stall_topic], stack, metrics, stop_rx).await }
+    });
+    let part = format!("consumer:{group}");
+    let unwell = || {
+        registry
+            .health()
+            .report()
+            .parts
+            .iter()
+            .any(|(p, ok, _)| *p == part && !*ok)
+    };
+    wait_until(
+        "the stall to make the consumer unwell",
+        Duration::from_secs(30),
+        unwell,
+    )
+    .await;
+    assert!(!registry.health().report().ok);
+    let lag_series = || {
+        registry
+            .render()
+            .lines()
+            .any(|l| l.starts_with("consumer_lag{") && l.contains(&stall_topic))
+    };
+    wait_until(
+        "the stalled partition's lag series",
+        Duration::from_secs(30),
+        lag_series,
+    )
+    .await;
+    cluster
+        .delete_topics_with_prefix(&stall_topic)
+        .await
+        .expect("delete the stalled topic");
+    produce(&brokers, (0..5).map(|n| record(n, 1)).collect()).await;
+    wait_until("5 healthy records handled", Duration::from_secs(60), || {
+        count.load(Ordering::SeqCst) >= 5
+    })
+    .await;
+    let well = tokio::time::timeout(Duration::from_secs(20), async {
+        while !registry.health().report().ok {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        well.is_ok(),
+        "still unwell: {:?}",
+        registry.health().report()
+    );
+    // Twenty lag intervals: no measurement brings the revoked partition's series back.
+    for _ in 0..20 {
+        assert!(
+            !lag_series(),
+            "the revoked partition's lag series came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop_tx.send(true).expect("stop");
+    run.await.expect("join").expect("run");
+}

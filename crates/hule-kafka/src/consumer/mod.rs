@@ -1,0 +1,329 @@
+//! The consumer driver: an rdkafka consumer group feeding a `hule-consumer` stack, with manual commits.
+//!
+//! - One worker task per assigned partition processes its records in order; partitions run in parallel
+//!   ([`worker`]).
+//! - In-flight work is bounded: each partition's queue holds at most `queue_per_partition` records and
+//!   `queue_bytes_per_partition` bytes; records received for a full queue are held beside it, in offset order
+//!   ([`lane`]), so one busy partition never holds up the records of the others queued behind its own in
+//!   librdkafka. When the held records of all partitions together exceed `held_bytes`, the driver pauses its
+//!   assignment and goes on polling — librdkafka keeps serving heartbeats, rebalances and
+//!   `max.poll.interval.ms` — and resumes it once they are under half the budget (librdkafka's own prefetch is
+//!   bounded by `queued.max.messages.kbytes`, 16 MiB).
+//! - An offset is committed only after its record's outcome is durable: the stack returned an [`Outcome`]
+//!   (handled with its dedup record, a duplicate, ignored, or dead-lettered with the broker's acknowledgement).
+//!   A [`Failure`] reaching the driver (an unreachable dedup store or DLQ producer) is retried on the same record
+//!   with backoff, so nothing behind it in the partition is committed; the health part `consumer:<group>` is
+//!   unwell while any partition retries and well again when none does (the retry succeeded, or the partition was
+//!   revoked, or the consumer stopped).
+//! - On a rebalance ([`rebalance`]), revoked partitions stop taking new records, the record in flight gets
+//!   `revoke_timeout` (100 ms) to finish, and the finished offsets are committed synchronously before the
+//!   partitions are handed over; a record still in flight and the queued ones are handed back uncommitted, for the
+//!   new owner to read (the dedup layer makes that redelivery harmless). The wait is short because librdkafka
+//!   runs the callback on the thread polling the consumer. A revoked partition's worker ends (nothing is claimed
+//!   in a dedup store for it after the revoke), its lane is dropped, and its lag series is removed for good.
+//! - On stop: workers finish the record in flight, offsets are committed synchronously and the consumer leaves
+//!   the group.
+//!
+//! The driver needs a multi-threaded Tokio runtime: the rebalance callback briefly waits for workers on other
+//! threads.
+//!
+//! [`Outcome`]: hule_consumer::Outcome
+//! [`Failure`]: hule_consumer::Failure
+
+mod config;
+mod dead_letter;
+mod group;
+mod lane;
+mod rebalance;
+mod records;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hule_consumer::{BoxService, ConsumerMetrics};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+pub use config::ConsumerConfig;
+pub use dead_letter::KafkaDeadLetterSink;
+pub use group::{start_group_at_end, AssignSignal};
+pub use records::{delivery_of, owned_headers, owned_headers_traced};
+
+use lane::Lane;
+use rebalance::{DriverContext, PartKey, PartState, Shared};
+use worker::{partition_worker, Stalls, WorkerShared};
+
+use crate::Error;
+
+/// How long without a receive error before the consumer counts as connected again.
+const BROKER_QUIET: Duration = Duration::from_secs(2);
+
+/// Counts of one driver run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Records that reached an outcome.
+    pub finished: u64,
+    /// Times a record was retried because infrastructure was unavailable.
+    pub stalls: u64,
+    /// Times the assignment was paused because the held records exceeded the budget.
+    pub pauses: u64,
+}
+
+/// The librdkafka configuration of the driver's consumer.
+fn client_config(config: &ConsumerConfig) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", &config.auto_offset_reset)
+        .set("enable.partition.eof", "false")
+        // librdkafka prefetches up to 64 MB per consumer by default; our own per-partition queues bound the rest.
+        .set("queued.max.messages.kbytes", "16384")
+        // When that prefetch is full, librdkafka postpones the partition's next fetch by this much (1 s by
+        // default), which starved the workers: 21k → 75k events/s in `hule bench` once it was 10 ms.
+        .set("fetch.queue.backoff.ms", "10")
+        // How long a dead member can hold its partitions (and the whole group) up. librdkafka's defaults are 45 s
+        // of session and 300 s of rebalance timeout (`max.poll.interval.ms`, sent as the JoinGroup's rebalance
+        // timeout): a member SIGKILLed while the group was rebalancing after a broker restart stalled the rest for
+        // minutes (tests/faults.rs). This driver polls continuously whatever its handlers do (over its budget it
+        // pauses and still polls), so 30 s is ample; `extra` can set others.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "3000")
+        .set("max.poll.interval.ms", "30000");
+    for (k, v) in &config.extra {
+        cc.set(k, v);
+    }
+    cc
+}
+
+/// Consumes `topics` with `stack` until `stop` turns true.
+pub async fn run_consumer(
+    config: &ConsumerConfig,
+    topics: &[&str],
+    stack: BoxService,
+    metrics: ConsumerMetrics,
+    mut stop: watch::Receiver<bool>,
+) -> Result<ConsumerStats, Error> {
+    let shared = Arc::new(Shared::new(config.revoke_timeout));
+    let consumer: Arc<StreamConsumer<DriverContext>> =
+        Arc::new(client_config(config).create_with_context(DriverContext {
+            shared: shared.clone(),
+            on_assign: config.on_assign.clone(),
+            metrics: metrics.clone(),
+        })?);
+    metrics.broker(false, "joining the group");
+    consumer.subscribe(topics)?;
+
+    let finished = Arc::new(AtomicI64::new(0));
+    let stalls = Arc::new(AtomicI64::new(0));
+    let stopping = Arc::new(AtomicBool::new(false));
+    // A fatal failure (the consumer's own, or one a worker met) ends the run with an error.
+    let (fatal_tx, mut fatal_rx) = mpsc::channel::<String>(1);
+    let mut fatal: Option<String> = None;
+    // Workers say here that the queue of a partition with held records has drained to half.
+    let room = Arc::new(tokio::sync::Notify::new());
+    let capacity = config.queue_per_partition.max(1);
+    let queue_bytes = config.queue_bytes_per_partition.max(1);
+    let worker_shared = WorkerShared {
+        room: room.clone(),
+        low_water: capacity / 2,
+        low_water_bytes: queue_bytes / 2,
+        stack: stack.clone(),
+        metrics: metrics.clone(),
+        stopping: stopping.clone(),
+        finished: finished.clone(),
+        stalls_count: stalls.clone(),
+        stalls: Stalls::new(metrics.clone()),
+        fatal: fatal_tx,
+    };
+    let mut lanes: HashMap<PartKey, Lane> = HashMap::new();
+    // Bytes of the records held beside full queues, all partitions together.
+    let mut held_bytes = 0usize;
+    // Over the budget the assignment is paused (and polling goes on); resumed under half of it.
+    let mut paused = false;
+    let mut pauses = 0u64;
+    let mut workers = JoinSet::new();
+    let mut commit_tick = tokio::time::interval(config.commit_interval);
+    let mut lag_tick = tokio::time::interval(config.lag_interval.max(Duration::from_millis(10)));
+    // One lag measurement at a time: during an outage each takes up to its timeouts, and they must not pile up.
+    let lag_running = Arc::new(AtomicBool::new(false));
+    // The last receive error: the group is well again after `BROKER_QUIET` without one (a record from another
+    // broker while one is still down is no recovery).
+    let mut last_broker_error: Option<Instant> = None;
+
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                if *stop.borrow() { break; }
+            }
+            Some(reason) = fatal_rx.recv() => {
+                tracing::error!(error = %reason, "fatal error; the consumer stops");
+                fatal = Some(reason);
+                break;
+            }
+            Some(ended) = workers.join_next(), if !workers.is_empty() => {
+                if let Err(e) = ended {
+                    // A worker that died mid-partition would leave its records unprocessed while a new lane went
+                    // past them: stop, uncommitted, for the group's next owner.
+                    tracing::error!(error = %e, "a partition worker failed; the consumer stops");
+                    fatal = Some(format!("a partition worker failed: {e}"));
+                    break;
+                }
+            }
+            _ = room.notified() => {
+                for lane in lanes.values_mut() {
+                    held_bytes -= lane.refill();
+                }
+            }
+            _ = commit_tick.tick() => {
+                // Lanes of revoked partitions let go of what they held (no worker signals for them) and are dropped,
+                // which ends their worker if it waits for records.
+                for lane in lanes.values_mut() {
+                    held_bytes -= lane.refill();
+                }
+                lanes.retain(|_, lane| lane.live());
+                if paused {
+                    // Partitions assigned since the pause come unpaused.
+                    pause(&consumer, true);
+                }
+                if last_broker_error.is_some_and(|t| t.elapsed() >= BROKER_QUIET) {
+                    metrics.broker(true, "receiving; no errors for 2 s");
+                    last_broker_error = None;
+                }
+                let tpl = shared.pending(None);
+                if tpl.count() > 0 {
+                    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                        tracing::warn!(error = %e, "asynchronous commit failed; retried with the next one");
+                    }
+                }
+            }
+            _ = lag_tick.tick() => {
+                if !lag_running.swap(true, Ordering::SeqCst) {
+                    let (c, shared, m, running) = (consumer.clone(), shared.clone(), metrics.clone(), lag_running.clone());
+                    tokio::task::spawn_blocking(move || {
+                        measure_lag(&c, &shared, &m);
+                        running.store(false, Ordering::SeqCst);
+                    });
+                }
+            }
+            received = consumer.recv() => {
+                let m = match received {
+                    Ok(m) => m,
+                    Err(e) if crate::classify(&e) == hule_contracts::FailureKind::Fatal => {
+                        tracing::error!(error = %e, "fatal consumer error; the consumer stops");
+                        fatal = Some(e.to_string());
+                        break;
+                    }
+                    Err(e) => {
+                        // librdkafka retries by itself; the health board says once that the group is unwell,
+                        // and once that it is well again.
+                        tracing::debug!(error = %e, "consumer error");
+                        metrics.broker(false, &e.to_string());
+                        last_broker_error = Some(Instant::now());
+                        continue;
+                    }
+                };
+                let delivery = delivery_of(&m);
+                drop(m);
+                let key = (delivery.topic.clone(), delivery.partition);
+                if !lanes.get(&key).is_some_and(Lane::live) {
+                    if let Some(mut old) = lanes.remove(&key) {
+                        held_bytes -= old.refill();
+                    }
+                    let st = Arc::new(PartState::new());
+                    shared.parts().insert(key.clone(), st.clone());
+                    let (tx, rx) = mpsc::channel(capacity);
+                    workers.spawn(partition_worker(key.clone(), rx, st.clone(), worker_shared.clone()));
+                    lanes.insert(key.clone(), Lane::new(st, tx, queue_bytes));
+                }
+                if let Some(lane) = lanes.get_mut(&key) {
+                    held_bytes += lane.offer(delivery);
+                }
+            }
+        }
+        if !paused && held_bytes > config.held_bytes {
+            tracing::debug!(
+                held_bytes,
+                "held records over the budget; pausing the assignment"
+            );
+            pause(&consumer, true);
+            paused = true;
+            pauses += 1;
+        } else if paused && held_bytes <= config.held_bytes / 2 {
+            pause(&consumer, false);
+            paused = false;
+        }
+    }
+
+    // Stop: finish the records in flight, commit, leave the group.
+    stopping.store(true, Ordering::SeqCst);
+    lanes.clear();
+    while let Some(ended) = workers.join_next().await {
+        if let Err(e) = ended {
+            tracing::error!(error = %e, "a partition worker failed");
+        }
+    }
+    let tpl = shared.pending(None);
+    if tpl.count() > 0 {
+        consumer.commit(&tpl, CommitMode::Sync)?;
+    }
+    consumer.unsubscribe();
+    if let Some(reason) = fatal {
+        return Err(Error::Fatal(reason));
+    }
+    Ok(ConsumerStats {
+        finished: finished.load(Ordering::SeqCst).max(0) as u64,
+        stalls: stalls.load(Ordering::SeqCst).max(0) as u64,
+        pauses,
+    })
+}
+
+/// Pauses (or resumes) every partition currently assigned; a failure is logged (the next tick tries again).
+fn pause(consumer: &StreamConsumer<DriverContext>, on: bool) {
+    let result = consumer.assignment().and_then(|tpl| {
+        if on {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        }
+    });
+    if let Err(e) = result {
+        tracing::warn!(error = %e, pause = on, "cannot pause or resume the assignment");
+    }
+}
+
+/// Sets `consumer_lag` of every owned partition: its high watermark minus the next offset to commit. The series is
+/// set under the partitions' lock and only for a partition still owned, so a revoke (which removes the series
+/// under the same lock) is never undone by a measurement that started before it.
+fn measure_lag(
+    consumer: &StreamConsumer<DriverContext>,
+    shared: &Shared,
+    metrics: &ConsumerMetrics,
+) {
+    let owned: Vec<(PartKey, Arc<PartState>)> = shared
+        .parts()
+        .iter()
+        .map(|(k, s)| (k.clone(), s.clone()))
+        .collect();
+    for ((topic, partition), st) in owned {
+        let Ok((_, high)) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(1))
+        else {
+            continue;
+        };
+        let parts = shared.parts();
+        let still_owned = parts
+            .get(&(topic.clone(), partition))
+            .is_some_and(|s| Arc::ptr_eq(s, &st));
+        let done = st.done.load(Ordering::SeqCst);
+        if still_owned && done >= 0 {
+            metrics.set_lag(&topic, partition, high - done);
+        }
+    }
+}
