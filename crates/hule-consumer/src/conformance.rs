@@ -39,6 +39,13 @@ pub trait DedupHarness {
     fn method(&self) -> &'static str;
     /// A stack with an empty store whose `BATCH_ESSAYS_REGISTERED` handler applies `effects`.
     fn stack(&self, effects: Effects) -> impl Future<Output = BoxService>;
+    /// The effects applied and kept by the stack made with `effects`. By default the handler's counter; a
+    /// transactional harness counts what its transactions committed (the effect rows), and checks there that each
+    /// committed effect has its dedup record and no dedup record lacks its effect.
+    fn applied(&self, effects: &Effects) -> impl Future<Output = u32> {
+        let n = effects.applied.load(Ordering::SeqCst);
+        async move { n }
+    }
 }
 
 /// A delivery of `event`'s example envelope with event id `id` on `topic` (partition 0, at `offset`): the
@@ -83,6 +90,86 @@ pub async fn run_all<H: DedupHarness>(h: &H) {
     a_prepared_run_gets_an_outcome_per_record(h).await;
 }
 
+/// The store-level guarantee behind the suite's "two copies in flight": a claim is released or renewed only by
+/// its owner. Consumer A's lease lapses and B claims the event; A's late release must not delete B's claim (or a
+/// third copy would be handled beside B's), nor may A's late renewal keep B's claim alive; B's own release and
+/// renewal work. Run it on any [`DedupStore`](crate::dedup::DedupStore); each step panics with what went wrong.
+pub async fn claims_are_released_and_renewed_only_by_their_owner(
+    store: &dyn crate::dedup::DedupStore,
+) {
+    use crate::dedup::{Claim, DedupKey};
+    use std::time::Duration;
+    let method = store.method();
+    let event_id = Uuid::new_v4();
+    let key = |owner: u128| DedupKey {
+        service: format!("conformance-{}", Uuid::new_v4().simple()),
+        event_id,
+        event_type: "huleedu.test.v1".into(),
+        correlation_id: Uuid::nil(),
+        source_service: "conformance".into(),
+        owner: Uuid::from_u128(owner),
+    };
+    let a = key(1);
+    let with = |owner: u128| DedupKey {
+        owner: Uuid::from_u128(owner),
+        ..a.clone()
+    };
+    let (b, c) = (with(2), with(3));
+    let short = Duration::from_millis(300);
+    assert_eq!(
+        store.claim(&a, short).await.expect("claim A"),
+        Claim::Acquired,
+        "{method}"
+    );
+    tokio::time::sleep(short + Duration::from_millis(100)).await;
+    assert_eq!(
+        store
+            .claim(&b, Duration::from_secs(30))
+            .await
+            .expect("claim B"),
+        Claim::Acquired,
+        "{method}: A's lease lapsed"
+    );
+    store.release(&a).await.expect("A's late release");
+    assert_eq!(
+        store
+            .claim(&c, Duration::from_secs(30))
+            .await
+            .expect("claim C"),
+        Claim::InProgress,
+        "{method}: A's late release deleted B's claim"
+    );
+    // B's claim, shortened by B, is not kept alive by A's renewal.
+    store
+        .extend(&b, short)
+        .await
+        .expect("B renews for a short lease");
+    store
+        .extend(&a, Duration::from_secs(30))
+        .await
+        .expect("A's late renewal");
+    tokio::time::sleep(short + Duration::from_millis(100)).await;
+    assert_eq!(
+        store
+            .claim(&c, Duration::from_secs(30))
+            .await
+            .expect("claim C again"),
+        Claim::Acquired,
+        "{method}: A's renewal kept B's claim alive"
+    );
+    // The owner's own release works.
+    store.release(&c).await.expect("C releases");
+    assert_eq!(
+        store
+            .claim(&b, Duration::from_secs(30))
+            .await
+            .expect("claim after release"),
+        Claim::Acquired,
+        "{method}: C's own release did not release"
+    );
+    store.release(&b).await.expect("cleanup");
+}
+
 /// The same event delivered three times: applied once, then reported as a duplicate by the harness's method.
 pub async fn a_redelivered_event_is_applied_once<H: DedupHarness>(h: &H) {
     let effects = Effects::default();
@@ -97,7 +184,7 @@ pub async fn a_redelivered_event_is_applied_once<H: DedupHarness>(h: &H) {
             h.method()
         );
     }
-    assert_eq!(effects.applied.load(Ordering::SeqCst), 1, "{}", h.method());
+    assert_eq!(h.applied(&effects).await, 1, "{}", h.method());
 }
 
 /// An attempt that fails after doing its work records nothing; the retry (the retry layer's) applies the event,
@@ -114,7 +201,7 @@ pub async fn a_failed_attempt_is_not_recorded_and_its_retry_applies_once<H: Dedu
         h.method()
     );
     assert_eq!(
-        effects.applied.load(Ordering::SeqCst),
+        h.applied(&effects).await,
         1,
         "{}: applied once across the failure",
         h.method()
@@ -153,12 +240,7 @@ pub async fn two_copies_in_flight_together_are_applied_once<H: DedupHarness>(h: 
         }
     }
     assert_eq!(handled, 1, "{}: exactly one copy is handled", h.method());
-    assert_eq!(
-        effects.applied.load(Ordering::SeqCst),
-        1,
-        "{}: applied once",
-        h.method()
-    );
+    assert_eq!(h.applied(&effects).await, 1, "{}: applied once", h.method());
 }
 
 /// Different events are not mistaken for one another.
@@ -171,7 +253,7 @@ pub async fn distinct_events_are_each_applied<H: DedupHarness>(h: &H) {
             Ok(Outcome::Handled)
         );
     }
-    assert_eq!(effects.applied.load(Ordering::SeqCst), 5, "{}", h.method());
+    assert_eq!(h.applied(&effects).await, 5, "{}", h.method());
 }
 
 /// A run prepared together (`Service::prepare`, as the Kafka driver does with the records waiting in a
@@ -218,5 +300,5 @@ pub async fn a_prepared_run_gets_an_outcome_per_record<H: DedupHarness>(h: &H) {
         "{}: an abandoned record must not be held up by its prepared claim",
         h.method()
     );
-    assert_eq!(effects.applied.load(Ordering::SeqCst), 4, "{}", h.method());
+    assert_eq!(h.applied(&effects).await, 4, "{}", h.method());
 }

@@ -28,7 +28,9 @@ use crate::service::{BoxService, Failure, Layer, Outcome, Processed, Service};
 /// What identifies an event to a dedup store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DedupKey {
-    /// The consuming service (the original's `service_name`).
+    /// The dedup namespace: the consumer group (the stacks of [`crate::standard_stack`] and the builder use the
+    /// group, as the PostgreSQL inbox does, so two groups of one service each handle every event). It takes the
+    /// place of the original's `service_name` in its Redis key.
     pub service: String,
     /// The event id.
     pub event_id: Uuid,
@@ -38,6 +40,19 @@ pub struct DedupKey {
     pub correlation_id: Uuid,
     /// The producing service.
     pub source_service: String,
+    /// The owner token of this claim: new for every claim the layer makes, stored with it, and compared by
+    /// [`DedupStore::release`] and [`DedupStore::extend`], which act only on a claim that still holds it — so a
+    /// consumer whose lease lapsed can neither delete nor renew the claim its successor made meanwhile.
+    pub owner: Uuid,
+}
+
+/// A process-unique source of owner tokens: a random base and a counter (a fresh random UUID per record would cost
+/// a system call each).
+pub(crate) fn next_owner() -> Uuid {
+    static BASE: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| Uuid::new_v4().as_u128());
+    Uuid::from_u128(base ^ u128::from(COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
 }
 
 /// A store's answer to a claim.
@@ -77,9 +92,10 @@ pub trait DedupStore: Send + Sync + 'static {
         key: &'a DedupKey,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), StoreUnavailable>>;
-    /// Drops the claim after a failed attempt.
+    /// Drops the claim after a failed attempt — only while it is still `key.owner`'s, atomically.
     fn release<'a>(&'a self, key: &'a DedupKey) -> BoxFuture<'a, Result<(), StoreUnavailable>>;
-    /// Renews a claim still in progress for another `lease` (nothing when it is completed or gone).
+    /// Renews a claim still in progress for another `lease` — only while it is still `key.owner`'s, atomically
+    /// (nothing when it is completed, gone or another's).
     fn extend<'a>(
         &'a self,
         key: &'a DedupKey,
@@ -128,7 +144,10 @@ pub async fn claim_each<S: DedupStore + ?Sized>(
 #[derive(Debug)]
 pub(crate) struct Prepared {
     answer: Result<Claim, StoreUnavailable>,
+    /// When the claim was sent (before the round trip: the lease may have started then).
     at: Instant,
+    /// The key it was made with (its owner token).
+    key: DedupKey,
 }
 
 /// How long completion markers live, per event; the defaults follow the original's table (reference section f)
@@ -206,11 +225,12 @@ impl Dedup {
     /// The default claim lease: how long a claim left by a consumer that died mid-handler blocks the next owner.
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
-    /// A fail-closed dedup layer with the default TTLs and a 10 s claim lease renewed while the handler runs.
-    pub fn new(store: Arc<dyn DedupStore>, service: &str, metrics: ConsumerMetrics) -> Self {
+    /// A fail-closed dedup layer with the default TTLs and a 10 s claim lease renewed while the handler runs;
+    /// `namespace` separates the events of one consumer from another's in a shared store: give the consumer group.
+    pub fn new(store: Arc<dyn DedupStore>, namespace: &str, metrics: ConsumerMetrics) -> Self {
         Dedup {
             store,
-            service: service.to_owned(),
+            service: namespace.to_owned(),
             ttls: TtlTable::default(),
             lock_ttl: Self::DEFAULT_LEASE,
             on_error: OnStoreError::FailClosed,
@@ -253,36 +273,44 @@ impl DedupService {
             event_type: env.event_type.clone(),
             correlation_id: env.correlation_id,
             source_service: env.source_service.clone(),
+            owner: next_owner(),
         }
     }
 
-    /// The claim `prepare` made for this record, when it can still be trusted, else a claim made now. A prepared
-    /// claim older than a third of the lease is renewed first (as the handler's lease would have been); one close
-    /// to its end may have lapsed and been taken over, so it is not used and the event is claimed again.
+    /// The claim `prepare` made for this record, when it can still be trusted, else a claim made now; with the key
+    /// (owner token) the claim holds. A prepared claim older than a third of the lease is renewed first (as the
+    /// handler's lease would have been); one close to its end may have lapsed and been taken over, so it is not
+    /// used and the event is claimed again.
     async fn take_claim(
         &self,
-        msg: &mut Message,
-        key: &DedupKey,
-    ) -> Result<Claim, StoreUnavailable> {
+        prepared: Option<Prepared>,
+        env: &hule_contracts::DecodedEnvelope,
+    ) -> (Result<Claim, StoreUnavailable>, DedupKey) {
         let lease = self.cfg.lock_ttl;
-        match msg.claim.take() {
+        match prepared {
             Some(Prepared {
                 answer: Ok(Claim::Acquired),
                 at,
+                key,
             }) if at.elapsed() < lease * 9 / 10 => {
                 if at.elapsed() >= lease / 3 {
-                    self.cfg.store.extend(key, lease).await?;
+                    if let Err(e) = self.cfg.store.extend(&key, lease).await {
+                        return (Err(e), key);
+                    }
                 }
-                Ok(Claim::Acquired)
+                (Ok(Claim::Acquired), key)
             }
             Some(Prepared {
                 answer: Ok(Claim::Acquired),
                 ..
             })
-            | None => self.cfg.store.claim(key, lease).await,
+            | None => {
+                let key = self.key_of(env);
+                (self.cfg.store.claim(&key, lease).await, key)
+            }
             // A duplicate, a claim held elsewhere or an unreachable store: answered now as it was then (the
             // driver retries the last two with a fresh message, which claims again).
-            Some(Prepared { answer, .. }) => answer,
+            Some(Prepared { answer, key, .. }) => (answer, key),
         }
     }
 }
@@ -313,10 +341,15 @@ impl Service for DedupService {
                 msg.in_run = once(msg);
             }
             if keys.len() > 1 {
+                // The leases may start as soon as the claims are sent: their age counts from before the round trip.
+                let sent = Instant::now();
                 let answers = self.cfg.store.claim_many(&keys, self.cfg.lock_ttl).await;
-                let now = Instant::now();
-                for (i, answer) in at.into_iter().zip(answers) {
-                    msgs[i].claim = Some(Prepared { answer, at: now });
+                for ((i, answer), key) in at.into_iter().zip(answers).zip(keys) {
+                    msgs[i].claim = Some(Prepared {
+                        answer,
+                        at: sent,
+                        key,
+                    });
                 }
             }
             self.inner.prepare(msgs).await
@@ -344,15 +377,22 @@ impl Service for DedupService {
     }
 
     /// Releases the claims prepared for records that will not be handled here, so that the partition's next owner
-    /// need not wait for their leases.
+    /// need not wait for their leases. A claim older than two thirds of its lease is left to expire: it may have
+    /// lapsed and been taken over (the owner token makes its release harmless then too; this spares the round trip).
     fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
         async move {
             for msg in msgs.iter_mut() {
-                if let (Some(Prepared { answer: Ok(Claim::Acquired), .. }), Some(env)) =
-                    (msg.claim.take(), msg.decoded.as_ref())
+                if let Some(Prepared {
+                    answer: Ok(Claim::Acquired),
+                    at,
+                    key,
+                }) = msg.claim.take()
                 {
-                    if let Err(e) = self.cfg.store.release(&self.key_of(env)).await {
-                        tracing::warn!(event_id = %env.event_id, error = %e, "claim not released; it expires with its lease");
+                    if at.elapsed() >= self.cfg.lock_ttl * 2 / 3 {
+                        continue;
+                    }
+                    if let Err(e) = self.cfg.store.release(&key).await {
+                        tracing::warn!(event_id = %key.event_id, error = %e, "claim not released; it expires with its lease");
                     }
                 }
             }
@@ -363,15 +403,15 @@ impl Service for DedupService {
 
     fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
         async move {
+            let prepared = msg.claim.take();
             let Some(env) = msg.decoded.as_ref() else {
                 return Err(Failure::Permanent(
                     "dedup reached without a decoded envelope (validate layer missing)".into(),
                 ));
             };
             let event = env.data.event();
-            let key = self.key_of(env);
-            let span = tracing::info_span!(target: "hule", "consumer.dedup", method = self.cfg.store.method(), claim = tracing::field::Empty, prepared = msg.claim.is_some());
-            let claim = self.take_claim(msg, &key).instrument(span.clone()).await;
+            let span = tracing::info_span!(target: "hule", "consumer.dedup", method = self.cfg.store.method(), claim = tracing::field::Empty, prepared = prepared.is_some());
+            let (claim, key) = self.take_claim(prepared, env).instrument(span.clone()).await;
             span.record(
                 "claim",
                 match &claim {
@@ -452,8 +492,8 @@ impl Service for DedupService {
     }
 }
 
-/// Claims by (service, event id): completed?, valid until.
-type Entries = HashMap<(String, Uuid), (bool, Instant)>;
+/// Claims by (service, event id): completed?, valid until, owner token.
+type Entries = HashMap<(String, Uuid), (bool, Instant, Uuid)>;
 
 /// An in-process store: for tests, the demo's single process and tools. Expired entries are dropped lazily.
 #[derive(Debug, Default)]
@@ -497,13 +537,13 @@ impl DedupStore for MemoryDedup {
             let now = Instant::now();
             let k = (key.service.clone(), key.event_id);
             match map.get(&k) {
-                Some((done, until)) if *until > now => Ok(if *done {
+                Some((done, until, _)) if *until > now => Ok(if *done {
                     Claim::AlreadyDone
                 } else {
                     Claim::InProgress
                 }),
                 _ => {
-                    map.insert(k, (false, now + lock_ttl));
+                    map.insert(k, (false, now + lock_ttl, key.owner));
                     Ok(Claim::Acquired)
                 }
             }
@@ -518,7 +558,7 @@ impl DedupStore for MemoryDedup {
         async move {
             self.check()?.insert(
                 (key.service.clone(), key.event_id),
-                (true, Instant::now() + ttl),
+                (true, Instant::now() + ttl, key.owner),
             );
             Ok(())
         }
@@ -526,7 +566,14 @@ impl DedupStore for MemoryDedup {
     }
     fn release<'a>(&'a self, key: &'a DedupKey) -> BoxFuture<'a, Result<(), StoreUnavailable>> {
         async move {
-            self.check()?.remove(&(key.service.clone(), key.event_id));
+            let mut map = self.check()?;
+            let k = (key.service.clone(), key.event_id);
+            if map
+                .get(&k)
+                .is_some_and(|(done, _, owner)| !*done && *owner == key.owner)
+            {
+                map.remove(&k);
+            }
             Ok(())
         }
         .boxed()
@@ -539,8 +586,8 @@ impl DedupStore for MemoryDedup {
         async move {
             let mut map = self.check()?;
             let now = Instant::now();
-            if let Some((false, until)) = map.get_mut(&(key.service.clone(), key.event_id)) {
-                if *until > now {
+            if let Some((false, until, owner)) = map.get_mut(&(key.service.clone(), key.event_id)) {
+                if *until > now && *owner == key.owner {
                     *until = now + lease;
                 }
             }

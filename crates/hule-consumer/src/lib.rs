@@ -110,7 +110,8 @@ pub fn standard_stack_with_retry(
     }
     let mut stack = Stack::new(router);
     if let Some(store) = dedup {
-        stack = stack.layer(Dedup::new(store, service, metrics.clone()));
+        // Deduplicated per consumer group, as the inbox is: two groups of one service each handle every event.
+        stack = stack.layer(Dedup::new(store, metrics.group(), metrics.clone()));
     }
     Ok(stack
         .layer(retry)

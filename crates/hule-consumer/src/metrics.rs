@@ -75,9 +75,21 @@ impl ConsumerMetrics {
             .set(&format!("consumer:{}", self.group), ok, detail);
     }
 
-    /// Metrics on a private registry (tests, tools).
+    /// Metrics on a private registry (tests, tools), for a consumer group of their own (`detached-<n>`), so that
+    /// stacks built with them never share a dedup namespace.
     pub fn detached() -> Self {
-        ConsumerMetrics::new(&Registry::new(), "test", "test")
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let group = format!(
+            "detached-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        ConsumerMetrics::new(&Registry::new(), "test", &group)
+    }
+
+    /// The consumer group these metrics are labelled with; also the stack's dedup namespace.
+    pub fn group(&self) -> &str {
+        &self.group
     }
 
     /// Counts a duplicate.

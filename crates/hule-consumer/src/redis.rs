@@ -4,9 +4,14 @@
 //! (rustls), and `redis+unix:///path`. A `sslrootcert=/path/ca.pem` query parameter (libpq's name, as for
 //! PostgreSQL) names the CA that signed the server's certificate when it is not a public one.
 //!
-//! Keys and values are those of the original's `idempotency_v2` header path, so a Rust and a Python consumer
-//! of one service recognise each other's work: `huleedu:idempotency:v2:<service>:<event_type with . → _>:<hex
-//! sha256 of {"event_id":"<id>"}>`, holding `{"status":"processing"|"completed", …}` JSON.
+//! Keys and values are those of the original's `idempotency_v2` header path: `huleedu:idempotency:v2:<namespace>:
+//! <event_type with . → _>:<hex sha256 of {"event_id":"<id>"}>`, holding `{"status":"processing"|"completed", …}`
+//! JSON (plus `claim_owner`, the claim's owner token, which the original ignores). The namespace is the consumer
+//! group, as in the PostgreSQL inbox (the original puts its service name there, so that two consumer groups of one
+//! service skip each other's events): a Rust and a Python consumer recognise each other's work when the Python
+//! service's name is the Rust consumer's group. Moving a Rust consumer from an earlier release (which used the
+//! service name) to this one forgets its completion markers once: run it with the group named as the service
+//! was for one TTL, or accept that events redelivered within that TTL are handled again.
 //!
 //! This replaces a hand-written RESP client; `hule bench --only consumer` measured both on the same machine
 //! (BENCHMARKS.md).
@@ -174,11 +179,12 @@ impl RedisDedup {
             String::new()
         };
         format!(
-            "{{\"status\":\"{status}\",\"started_at\":{now},\"processed_by\":{},\"event_id\":\"{}\",\"correlation_id\":\"{}\",\"source_service\":{}{completed}}}",
+            "{{\"status\":\"{status}\",\"started_at\":{now},\"processed_by\":{},\"event_id\":\"{}\",\"correlation_id\":\"{}\",\"source_service\":{},\"claim_owner\":\"{}\"{completed}}}",
             quote(&key.service),
             key.event_id,
             key.correlation_id,
             quote(&key.source_service),
+            key.owner,
         )
     }
 }
@@ -330,7 +336,15 @@ impl DedupStore for RedisDedup {
     fn release<'a>(&'a self, key: &'a DedupKey) -> BoxFuture<'a, Result<(), StoreUnavailable>> {
         async move {
             let k = self.key(key);
-            self.query::<()>(redis::cmd("DEL").arg(&k)).await
+            self.query::<i64>(
+                redis::cmd("EVAL")
+                    .arg(RELEASE_OWNED)
+                    .arg(1)
+                    .arg(&k)
+                    .arg(owner_mark(key)),
+            )
+            .await
+            .map(|_| ())
         }
         .boxed()
     }
@@ -341,21 +355,39 @@ impl DedupStore for RedisDedup {
         lease: Duration,
     ) -> BoxFuture<'a, Result<(), StoreUnavailable>> {
         async move {
-            // Only a claim still `processing` is renewed, atomically: a completion written meanwhile keeps its TTL.
-            // Claims carry no owner token (the value is the original's), so a consumer whose own lease lapsed may
-            // renew its successor's claim; that only delays a takeover that the successor is already doing.
-            const RENEW: &str = "local v = redis.call('GET', KEYS[1]) \
-                if v and string.find(v, '\"status\":\"processing\"', 1, true) then \
-                return redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return 0";
             let k = self.key(key);
             let ms = lease.as_millis().clamp(1, u128::from(u64::MAX)) as u64;
-            self.query::<i64>(redis::cmd("EVAL").arg(RENEW).arg(1).arg(&k).arg(ms))
-                .await
-                .map(|_| ())
+            self.query::<i64>(
+                redis::cmd("EVAL")
+                    .arg(RENEW_OWNED)
+                    .arg(1)
+                    .arg(&k)
+                    .arg(owner_mark(key))
+                    .arg(ms),
+            )
+            .await
+            .map(|_| ())
         }
         .boxed()
     }
 }
+
+/// The owner token as it appears in a claim's value.
+fn owner_mark(key: &DedupKey) -> String {
+    format!("\"claim_owner\":\"{}\"", key.owner)
+}
+
+/// Deletes the claim only while it is `processing` and holds the caller's owner token (a completion, or a claim a
+/// successor made after this one's lease lapsed, stays). One script: the check and the delete are atomic.
+const RELEASE_OWNED: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v and string.find(v, '\"status\":\"processing\"', 1, true) and string.find(v, ARGV[1], 1, true) then \
+    return redis.call('DEL', KEYS[1]) end return 0";
+
+/// Renews the claim only while it is `processing` and holds the caller's owner token (a completion written
+/// meanwhile keeps its TTL; a successor's claim is not this consumer's to renew).
+const RENEW_OWNED: &str = "local v = redis.call('GET', KEYS[1]) \
+    if v and string.find(v, '\"status\":\"processing\"', 1, true) and string.find(v, ARGV[1], 1, true) then \
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
 
 #[cfg(test)]
 mod tests {
@@ -373,6 +405,7 @@ mod tests {
             event_type: "huleedu.cj_assessment.completed.v1".into(),
             correlation_id: uuid::Uuid::nil(),
             source_service: "x".into(),
+            owner: uuid::Uuid::from_u128(1),
         };
         let k = store.key(&key);
         assert!(
@@ -394,6 +427,7 @@ mod tests {
             event_type: "t".into(),
             correlation_id: uuid::Uuid::from_u128(9),
             source_service: "src".into(),
+            owner: uuid::Uuid::from_u128(11),
         };
         for status in ["processing", "completed"] {
             let v: serde_json::Value =
@@ -403,6 +437,7 @@ mod tests {
             assert_eq!(v["event_id"], uuid::Uuid::from_u128(7).to_string());
             assert_eq!(v["correlation_id"], uuid::Uuid::from_u128(9).to_string());
             assert_eq!(v["source_service"], "src");
+            assert_eq!(v["claim_owner"], uuid::Uuid::from_u128(11).to_string());
             assert!(v["started_at"].as_f64().is_some_and(|t| t > 1.6e9));
             assert_eq!(v.get("completed_at").is_some(), status == "completed");
         }

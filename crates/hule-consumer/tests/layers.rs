@@ -974,6 +974,11 @@ async fn a_claim_left_by_a_consumer_that_died_mid_handler_blocks_its_successor_f
     }
     let stalled = died.elapsed();
     assert!(stalled < bound, "stalled {stalled:?}");
+    // And not sooner: the claim was made just before `died`, so its lease ends about one lease after it.
+    assert!(
+        stalled >= Dedup::DEFAULT_LEASE - std::time::Duration::from_secs(1),
+        "the successor took over after {stalled:?}, before the dead consumer's lease ran out"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     eprintln!(
         "successor took over after {stalled:?} (lease {:?})",

@@ -21,6 +21,7 @@ fn key(service: &str, n: u128) -> DedupKey {
         event_type: "huleedu.test.v1".into(),
         correlation_id: uuid::Uuid::nil(),
         source_service: "test".into(),
+        owner: uuid::Uuid::new_v4(),
     }
 }
 
