@@ -123,18 +123,59 @@ pub enum OutboxCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Release parked rows for another round of attempts.
+    /// Release failed rows (parked, or waiting for their next attempt) for another round of attempts.
     Retry {
         /// The outbox database: postgres://… or sqlite:///path.
         #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
-        /// Release the rows of this event id.
-        #[arg(long, conflicts_with = "all_parked")]
-        event_id: Option<uuid::Uuid>,
-        /// Release every parked row.
-        #[arg(long)]
-        all_parked: bool,
+        #[command(flatten)]
+        target: TargetArgs,
     },
+    /// Remove failed rows for good, with a reason: each is moved to hule_outbox_discarded (kept with the reason and
+    /// time) and logged, and the rows of its key behind it go on. For a row that can never be published (too large
+    /// for its topic, say) and holds back its key.
+    Discard {
+        /// The outbox database: postgres://… or sqlite:///path.
+        #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Why (kept with each row and logged).
+        #[arg(long)]
+        reason: String,
+        /// Print JSON: {"discarded": [{seq, event_id, topic, key, attempts, last_error}, …], "reason": …}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Which failed rows a command acts on (exactly one).
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// The row with this sequence number (`#seq` in `hule outbox status`).
+    #[arg(long)]
+    seq: Option<i64>,
+    /// The rows of this event id.
+    #[arg(long)]
+    event_id: Option<uuid::Uuid>,
+    /// The failed rows of this partition key.
+    #[arg(long)]
+    key: Option<String>,
+    /// Every parked row.
+    #[arg(long)]
+    all_parked: bool,
+}
+
+impl TargetArgs {
+    fn target(&self) -> RetryTarget {
+        match (self.seq, self.event_id, &self.key) {
+            (Some(seq), _, _) => RetryTarget::Seq(seq),
+            (_, Some(id), _) => RetryTarget::EventId(id),
+            (_, _, Some(key)) => RetryTarget::Key(key.clone()),
+            _ => RetryTarget::AllParked,
+        }
+    }
 }
 
 pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
@@ -257,21 +298,57 @@ pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
             }
             OutboxCommand::Retry {
                 database_url,
-                event_id,
-                all_parked,
+                target,
             } => {
-                let target = match (event_id, all_parked) {
-                    (Some(id), false) => RetryTarget::EventId(*id),
-                    (None, true) => RetryTarget::AllParked,
-                    _ => bail!("give --event-id ID or --all-parked"),
-                };
+                let target = target.target();
                 let n = match parse_database_url(&resolve_database_url(database_url)?)? {
                     Database::Postgres(url) => PgOutbox::connect(&url).await?.retry(target).await?,
                     Database::Sqlite(path) => open_sqlite(&path)?.retry(target).await?,
                 };
                 crate::out(format_args!(
-                    "released {n} row(s) for another round of attempts"
+                    "released {n} failed row(s) for another round of attempts"
                 ));
+            }
+            OutboxCommand::Discard {
+                database_url,
+                target,
+                reason,
+                json,
+            } => {
+                if reason.trim().is_empty() {
+                    bail!("--reason must say why the rows are discarded");
+                }
+                let target = target.target();
+                let gone = match parse_database_url(&resolve_database_url(database_url)?)? {
+                    Database::Postgres(url) => {
+                        PgOutbox::connect(&url).await?.discard(target, reason).await?
+                    }
+                    Database::Sqlite(path) => open_sqlite(&path)?.discard(target, reason).await?,
+                };
+                for d in &gone {
+                    tracing::warn!(seq = d.seq, event_id = ?d.event_id, topic = %d.topic, key = ?d.key, attempts = d.attempts, reason = %reason, "outbox row discarded");
+                }
+                if *json {
+                    crate::out(serde_json::to_string_pretty(&serde_json::json!({
+                        "discarded": gone,
+                        "reason": reason,
+                    }))?);
+                } else {
+                    for d in &gone {
+                        crate::out(format_args!(
+                            "  #{} {} key {} after {} attempt(s): {}",
+                            d.seq,
+                            d.topic,
+                            d.key.as_deref().unwrap_or("-"),
+                            d.attempts,
+                            d.last_error.as_deref().unwrap_or("-")
+                        ));
+                    }
+                    crate::out(format_args!(
+                        "discarded {} row(s) (kept in hule_outbox_discarded)",
+                        gone.len()
+                    ));
+                }
             }
         }
         anyhow::Ok(())

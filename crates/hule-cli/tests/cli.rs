@@ -287,9 +287,92 @@ fn outbox_status_and_retry_on_sqlite() {
         None,
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("released 0 row(s)"), "{out}");
+    assert!(out.contains("released 0 failed row(s)"), "{out}");
     let (code, _, _) = hule(&["outbox", "retry", "--database-url", &url], None);
     assert_eq!(code, 2);
+    // A row parked for good (too large) holding back its key: discarded by seq with a reason, then the key goes on.
+    let rows = hule_outbox::testkit::numbered_rows(0..3, 1).expect("rows");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let first = rt.block_on(async {
+        use hule_outbox::store::OutboxStore;
+        let mut conn = hule_outbox::sqlite::open(&db).expect("conn");
+        let tx = conn.transaction().expect("tx");
+        hule_outbox::sqlite::enqueue(&tx, &rows).expect("enqueue");
+        tx.commit().expect("commit");
+        let store = hule_outbox::SqliteOutbox::open(&db).expect("open");
+        let batch = store.claim(10).await.expect("claim");
+        let parks = hule_outbox::store::FailurePolicy {
+            max_attempts: 1,
+            ..Default::default()
+        };
+        store
+            .failed(
+                vec![(batch[0].seq, 1, "Broker: Message size too large".into())],
+                parks,
+            )
+            .await
+            .expect("failed");
+        assert!(
+            store.claim(10).await.expect("claim").is_empty(),
+            "the key is held back"
+        );
+        batch[0].seq
+    });
+    let (code, _, err) = hule(
+        &[
+            "outbox",
+            "discard",
+            "--database-url",
+            &url,
+            "--seq",
+            &first.to_string(),
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "a discard without a reason is refused: {err}");
+    let (code, out, err) = hule(
+        &[
+            "outbox",
+            "discard",
+            "--database-url",
+            &url,
+            "--seq",
+            &first.to_string(),
+            "--reason",
+            "too large for the topic",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["discarded"][0]["seq"], first, "{out}");
+    assert_eq!(
+        report["discarded"][0]["last_error"],
+        "Broker: Message size too large"
+    );
+    assert!(
+        err.contains("outbox row discarded") && err.contains("too large for the topic"),
+        "logged: {err}"
+    );
+    rt.block_on(async {
+        use hule_outbox::store::OutboxStore;
+        let store = hule_outbox::SqliteOutbox::open(&db).expect("open");
+        assert_eq!(
+            store.claim(10).await.expect("claim").len(),
+            2,
+            "the key goes on"
+        );
+    });
+    let kept: i64 = hule_outbox::sqlite::open(&db)
+        .expect("conn")
+        .query_row(
+            "SELECT count(*) FROM hule_outbox_discarded WHERE reason = 'too large for the topic'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(kept, 1, "the row is kept aside with its reason");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -186,7 +186,6 @@ pub fn classify(e: &KafkaError) -> FailureKind {
             | C::InvalidMessage
             | C::InvalidRecord
             | C::InvalidTopic
-            | C::TopicAuthorizationFailed
             | C::InvalidRequiredAcks
             | C::PolicyViolation
             | C::BadMessage
@@ -262,9 +261,11 @@ mod tests {
                 produce(RDKafkaErrorCode::MessageSizeTooLarge),
                 FailureKind::Permanent,
             ),
+            // An ACL is fixed while the outage lasts: retried (the relay parks the row after its attempts), so a
+            // row is not parked for good at the first refusal.
             (
                 produce(RDKafkaErrorCode::TopicAuthorizationFailed),
-                FailureKind::Permanent,
+                FailureKind::Retriable,
             ),
             (
                 produce(RDKafkaErrorCode::InvalidRecord),

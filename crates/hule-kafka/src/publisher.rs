@@ -42,7 +42,19 @@ impl Publish for KafkaPublisher {
         let batch_span = tracing::Span::current();
         let batch_context = hule_trace::wire_context(&batch_span);
         let mut futures = Vec::with_capacity(batch.len());
+        // Keys whose row the producer refused at once (too large, say): their later rows in this batch are not
+        // sent, so they cannot overtake it; the relay leaves them due behind it.
+        let mut refused: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for row in batch {
+            if row.key.as_deref().is_some_and(|k| refused.contains(k)) {
+                futures.push((
+                    Err(DeliveryError::retriable(
+                        "held back: an earlier row of its key was refused",
+                    )),
+                    tracing::Span::none(),
+                ));
+                continue;
+            }
             let span = match &batch_context {
                 Some(batch_cx) => publish_span(row, batch_cx),
                 None => tracing::Span::none(),
@@ -68,6 +80,9 @@ impl Publish for KafkaPublisher {
                     }
                     Err((e, _)) => {
                         tracing::warn!(topic = %row.topic, error = %e, "record refused by the producer");
+                        if let Some(k) = row.key.as_deref() {
+                            refused.insert(k);
+                        }
                         futures.push((Err(delivery_error(&e)), span));
                         break;
                     }

@@ -50,6 +50,151 @@ pub async fn run_all<H: Harness>(h: &H) {
     claim_excluding_leaves_the_batch_in_flight_out(h).await;
     delivered_rows_are_deleted_or_marked_then_cleaned(h).await;
     one_instance_leads(h).await;
+    discard_moves_failed_rows_aside_and_frees_their_key(h).await;
+    the_relay_holds_back_a_key_behind_its_row_refused_in_the_same_batch(h).await;
+}
+
+/// `discard` removes failed rows (by seq, key, event id or all parked) into `hule_outbox_discarded` with the
+/// reason, never a row that was not attempted, and the key they held back goes on; `retry` takes the same targets.
+pub async fn discard_moves_failed_rows_aside_and_frees_their_key<H: Harness>(h: &H) {
+    let s = h.fresh().await;
+    h.write(&s, rows(0..6, 2), true).await; // keys: 0,2,4 → batch-0; 1,3,5 → batch-1
+    let batch = s.claim(100).await.expect("claim");
+    let parks = FailurePolicy {
+        max_attempts: 1,
+        ..FailurePolicy::default()
+    };
+    s.failed(vec![(batch[0].seq, 1, "message too large".into())], parks)
+        .await
+        .expect("failed");
+    assert_eq!(numbers(&s.claim(100).await.expect("claim")), vec![1, 3, 5]);
+    // Never-attempted rows are not discarded, whatever the target names.
+    let none = s
+        .discard(RetryTarget::Seq(batch[2].seq), "not failed")
+        .await
+        .expect("discard");
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(
+        s.retry(RetryTarget::Seq(batch[2].seq))
+            .await
+            .expect("retry"),
+        0,
+        "nothing to release"
+    );
+    let gone = s
+        .discard(
+            RetryTarget::Key(batch[0].key.clone().expect("key")),
+            "oversize, agreed with the owner",
+        )
+        .await
+        .expect("discard");
+    assert_eq!(gone.len(), 1, "{gone:?}");
+    assert_eq!(gone[0].seq, batch[0].seq);
+    assert_eq!(gone[0].last_error.as_deref(), Some("message too large"));
+    assert_eq!(
+        numbers(&s.claim(100).await.expect("claim")),
+        vec![1, 2, 3, 4, 5],
+        "the key goes on after its discarded row"
+    );
+    assert_eq!(s.depth().await.expect("depth"), 5);
+    // Retry by seq releases exactly that row.
+    let again = s.claim(100).await.expect("claim");
+    s.failed(vec![(again[0].seq, 1, "refused".into())], parks)
+        .await
+        .expect("failed");
+    assert_eq!(
+        s.retry(RetryTarget::Seq(again[0].seq))
+            .await
+            .expect("retry"),
+        1
+    );
+    assert_eq!(
+        s.retry(RetryTarget::Seq(again[0].seq))
+            .await
+            .expect("retry"),
+        0,
+        "already released"
+    );
+}
+
+/// A publisher that refuses row 2 (key batch-0) permanently and, as the Kafka publisher does, holds back the later
+/// rows of that key in the same batch: those stay due with no attempt counted, behind the parked row; the other
+/// key's rows are delivered. Discarding the refused row lets its key go on, in order.
+pub async fn the_relay_holds_back_a_key_behind_its_row_refused_in_the_same_batch<H: Harness>(
+    h: &H,
+) {
+    use crate::relay::{drain, lead, Publish, RelayConfig, RelayStats};
+    struct RefusesTwo(std::sync::Mutex<Vec<i64>>);
+    impl Publish for RefusesTwo {
+        async fn publish_batch(
+            &self,
+            batch: &[Claimed],
+        ) -> Vec<std::result::Result<(), hule_contracts::DeliveryError>> {
+            let mut refused_key = None;
+            let mut out = Vec::new();
+            for row in batch {
+                let n = crate::testkit::number_of(&row.value).expect("n");
+                if n == 2 {
+                    refused_key = row.key.clone();
+                    out.push(Err(hule_contracts::DeliveryError::permanent(
+                        "Broker: Message size too large",
+                    )));
+                } else if row.key.is_some() && row.key == refused_key {
+                    out.push(Err(hule_contracts::DeliveryError::retriable("held back")));
+                } else {
+                    self.0.lock().expect("lock").push(n);
+                    out.push(Ok(()));
+                }
+            }
+            out
+        }
+    }
+    let s = h.fresh().await;
+    h.write(&s, rows(0..8, 2), true).await;
+    let publisher = RefusesTwo(std::sync::Mutex::default());
+    let config = RelayConfig::default();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let leader = lead(&s, Duration::from_millis(10), &stop)
+        .await
+        .expect("lead")
+        .expect("leads");
+    let mut stats = RelayStats::default();
+    drain(&s, &publisher, &config, &mut stats, &stop, &leader)
+        .await
+        .expect("drain");
+    assert_eq!(
+        *publisher.0.lock().expect("lock"),
+        vec![0, 1, 3, 5, 7],
+        "batch-0 stops at 2"
+    );
+    let status = s.status().await.expect("status");
+    assert_eq!(
+        status.parked.iter().map(|(_, n)| n).sum::<i64>(),
+        1,
+        "only row 2 parked: {status:?}"
+    );
+    assert_eq!(
+        status.last_errors.len(),
+        1,
+        "no attempt counted on the held-back rows: {status:?}"
+    );
+    assert!(
+        s.claim(100).await.expect("claim").is_empty(),
+        "4 and 6 wait behind 2"
+    );
+    let gone = s
+        .discard(RetryTarget::AllParked, "too large for the topic")
+        .await
+        .expect("discard");
+    assert_eq!(gone.len(), 1);
+    drain(&s, &publisher, &config, &mut stats, &stop, &leader)
+        .await
+        .expect("drain");
+    assert_eq!(
+        *publisher.0.lock().expect("lock"),
+        vec![0, 1, 3, 5, 7, 4, 6],
+        "then 4 and 6, in order"
+    );
 }
 
 /// A rolled-back transaction leaves no row.

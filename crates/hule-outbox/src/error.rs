@@ -34,6 +34,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
     pub(crate) fn db(op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Database {
             op,

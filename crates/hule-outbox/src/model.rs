@@ -103,6 +103,23 @@ pub struct Gauges {
     pub oldest_pending_age_seconds: Option<f64>,
 }
 
+/// A row `discard` removed, as it was (kept in `hule_outbox_discarded` with the reason and time).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Discarded {
+    /// Its sequence number.
+    pub seq: i64,
+    /// Its event id, when the row has one.
+    pub event_id: Option<String>,
+    /// Its topic.
+    pub topic: String,
+    /// Its partition key.
+    pub key: Option<String>,
+    /// Failed attempts.
+    pub attempts: i32,
+    /// The last error.
+    pub last_error: Option<String>,
+}
+
 /// Counts for `hule outbox status`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Status {

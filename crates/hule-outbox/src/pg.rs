@@ -64,6 +64,19 @@ CREATE INDEX IF NOT EXISTS hule_outbox_pending ON event_outbox (seq) WHERE publi
 CREATE INDEX IF NOT EXISTS hule_outbox_key_pending ON event_outbox (event_key, seq) WHERE published_at IS NULL;
 -- Only rows that failed can hold back later rows of their key; this small index makes that check cheap.
 CREATE INDEX IF NOT EXISTS hule_outbox_key_failed ON event_outbox (event_key, seq) WHERE published_at IS NULL AND retry_count > 0;
+CREATE TABLE IF NOT EXISTS hule_outbox_discarded (
+    seq bigint NOT NULL,
+    id uuid NOT NULL,
+    event_id uuid,
+    topic text NOT NULL,
+    event_key text,
+    event_data text NOT NULL,
+    headers text,
+    retry_count integer NOT NULL,
+    last_error text,
+    reason text NOT NULL,
+    discarded_at timestamptz NOT NULL DEFAULT now()
+);
 ANALYZE event_outbox;
 ";
 
@@ -227,6 +240,16 @@ impl PgOutbox {
     }
 }
 
+/// The row filter of a target and its one parameter (`$1`, as text: the comparisons cast it).
+fn pg_target(target: &RetryTarget) -> (&'static str, String) {
+    match target {
+        RetryTarget::AllParked => ("parked_at IS NOT NULL AND $1::text = ''", String::new()),
+        RetryTarget::EventId(id) => ("event_id = $1::text::uuid", id.to_string()),
+        RetryTarget::Seq(seq) => ("seq = $1::text::bigint", seq.to_string()),
+        RetryTarget::Key(key) => ("event_key = $1::text", key.clone()),
+    }
+}
+
 impl OutboxStore for PgOutbox {
     async fn claim(&self, limit: usize) -> Result<Vec<Claimed>> {
         self.claim_excluding(limit, &[]).await
@@ -362,28 +385,72 @@ impl OutboxStore for PgOutbox {
 
     async fn retry(&self, target: RetryTarget) -> Result<u64> {
         let client = self.client.lock().await;
-        let n = match target {
-            RetryTarget::AllParked => client
-                .execute(
+        let (filter, param) = pg_target(&target);
+        let n = client
+            .execute(
+                &format!(
                     "UPDATE event_outbox SET parked_at = NULL, retry_count = 0, next_attempt_at = '-infinity'
-                     WHERE parked_at IS NOT NULL AND published_at IS NULL",
-                    &[],
-                )
-                .await,
-            RetryTarget::EventId(id) => client
-                .execute(
-                    "UPDATE event_outbox SET parked_at = NULL, retry_count = 0, next_attempt_at = '-infinity'
-                     WHERE event_id = $1 AND published_at IS NULL",
-                    &[&id],
-                )
-                .await,
-        }
-        .map_err(|e| StoreError::db("retry", e))?;
+                     WHERE published_at IS NULL AND retry_count > 0 AND {filter}"
+                ),
+                &[&param],
+            )
+            .await
+            .map_err(|e| StoreError::db("retry", e))?;
         client
             .batch_execute(&format!("NOTIFY {CHANNEL}"))
             .await
             .map_err(|e| StoreError::db("notify", e))?;
         Ok(n)
+    }
+
+    async fn discard(
+        &self,
+        target: RetryTarget,
+        reason: &str,
+    ) -> Result<Vec<crate::model::Discarded>> {
+        let mut client = self.client.lock().await;
+        let (filter, param) = pg_target(&target);
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| StoreError::db("discard", e))?;
+        let rows = tx
+            .query(
+                &format!(
+                    "WITH gone AS (DELETE FROM event_outbox
+                         WHERE published_at IS NULL AND retry_count > 0 AND {filter}
+                         RETURNING seq, id, event_id, topic, event_key, event_data::text AS data, headers::text AS h,
+                                   retry_count, last_error)
+                     INSERT INTO hule_outbox_discarded (seq, id, event_id, topic, event_key, event_data, headers,
+                                                        retry_count, last_error, reason)
+                     SELECT seq, id, event_id, topic, event_key, data, h, retry_count, last_error, $2::text FROM gone
+                     RETURNING seq, event_id::text, topic, event_key, retry_count, last_error"
+                ),
+                &[&param, &reason.to_owned()],
+            )
+            .await
+            .map_err(|e| StoreError::db("discard", e))?;
+        tx.batch_execute(&format!("NOTIFY {CHANNEL}"))
+            .await
+            .map_err(|e| StoreError::db("notify", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| StoreError::db("discard", e))?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(crate::model::Discarded {
+                    seq: col(r, 0, "discard")?,
+                    event_id: col(r, 1, "discard")?,
+                    topic: col(r, 2, "discard")?,
+                    key: col(r, 3, "discard")?,
+                    attempts: col(r, 4, "discard")?,
+                    last_error: col(r, 5, "discard")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by_key(|d| d.seq);
+        Ok(out)
     }
 
     async fn depth(&self) -> Result<i64> {

@@ -334,18 +334,34 @@ async fn complete<S: OutboxStore>(
     started: Instant,
 ) -> Result<Vec<Option<String>>> {
     let mut delivered = Vec::with_capacity(batch.len());
-    let mut failures = Vec::new();
+    let mut failures: Vec<(i64, i32, String)> = Vec::new();
     let mut failed_keys = Vec::new();
+    // The keys whose row failed earlier in this batch (rows are in `seq` order), with that row's index in
+    // `failures`: a later row of the key is held back as the claim query would have held it back.
+    let mut failed_at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut fatal = None;
     let acked_at = chrono::Utc::now().timestamp_micros();
     for (row, outcome) in batch.iter().zip(outcomes) {
+        let behind = row.key.as_deref().and_then(|k| failed_at.get(k).copied());
         match outcome {
             Ok(()) => {
+                if let Some(i) = behind {
+                    // The publisher sent it before its key's earlier row failed (a broker's late refusal): it is
+                    // out, so the earlier row, if retried, would follow it. Said where an operator will look.
+                    tracing::warn!(seq = row.seq, before = failures[i].0, topic = %row.topic, "delivered after an earlier row of its key failed: that row is now out of order");
+                    failures[i].2.push_str(&format!(
+                        " [row #{} of the same key was delivered after this failure: retrying this row delivers it out of order; discard it unless order does not matter]",
+                        row.seq
+                    ));
+                }
                 delivered.push(row.seq);
                 if let Some(m) = &config.metrics {
                     m.published(&row.topic, (acked_at - row.created_at_micros) as f64 / 1e6);
                 }
             }
+            // Held back behind its key's failed row: no attempt counted; it stays due, and the claim query keeps it
+            // behind that row until the row is delivered or discarded.
+            Err(_) if behind.is_some() => failed_keys.push(row.key.clone()),
             Err(e) => {
                 tracing::warn!(seq = row.seq, topic = %row.topic, attempts = row.attempts + 1, error = %e, "publish failed");
                 let attempts = match e.kind {
@@ -359,6 +375,9 @@ async fn complete<S: OutboxStore>(
                         continue;
                     }
                 };
+                if let Some(k) = row.key.as_deref() {
+                    failed_at.insert(k, failures.len());
+                }
                 failures.push((row.seq, attempts, e.to_string()));
                 failed_keys.push(row.key.clone());
             }

@@ -41,6 +41,19 @@ CREATE INDEX IF NOT EXISTS hule_outbox_key_pending ON event_outbox (event_key, s
 -- Only rows that failed can hold back later rows of their key; this small index makes that check cheap.
 CREATE INDEX IF NOT EXISTS hule_outbox_key_failed ON event_outbox (event_key, seq) WHERE published_at IS NULL AND retry_count > 0;
 CREATE INDEX IF NOT EXISTS hule_outbox_pending ON event_outbox (seq) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS hule_outbox_discarded (
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    event_id TEXT,
+    topic TEXT NOT NULL,
+    event_key TEXT,
+    event_data TEXT NOT NULL,
+    headers TEXT,
+    retry_count INTEGER NOT NULL,
+    last_error TEXT,
+    reason TEXT NOT NULL,
+    discarded_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS hule_relay_lease (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -190,6 +203,17 @@ impl SqliteOutbox {
     }
 }
 
+/// The row filter of a target and its one parameter (`?1`).
+fn sqlite_target(target: &RetryTarget) -> (&'static str, rusqlite::types::Value) {
+    use rusqlite::types::Value;
+    match target {
+        RetryTarget::AllParked => ("parked_at IS NOT NULL AND ?1 IS NULL", Value::Null),
+        RetryTarget::EventId(id) => ("event_id = ?1", Value::Text(id.to_string())),
+        RetryTarget::Seq(seq) => ("seq = ?1", Value::Integer(*seq)),
+        RetryTarget::Key(key) => ("event_key = ?1", Value::Text(key.clone())),
+    }
+}
+
 impl OutboxStore for SqliteOutbox {
     async fn claim_excluding(&self, limit: usize, exclude: &[i64]) -> Result<Vec<Claimed>> {
         let mut rows = self.claim(limit + exclude.len()).await?;
@@ -330,23 +354,66 @@ impl OutboxStore for SqliteOutbox {
     async fn retry(&self, target: RetryTarget) -> Result<u64> {
         let n = self
             .with("retry", move |conn| {
-                let n = match target {
-                    RetryTarget::AllParked => conn.execute(
+                let (filter, param) = sqlite_target(&target);
+                let n = conn.execute(
+                    &format!(
                         "UPDATE event_outbox SET parked_at = NULL, retry_count = 0, next_attempt_at = 0
-                         WHERE parked_at IS NOT NULL AND published_at IS NULL",
-                        [],
-                    )?,
-                    RetryTarget::EventId(id) => conn.execute(
-                        "UPDATE event_outbox SET parked_at = NULL, retry_count = 0, next_attempt_at = 0
-                         WHERE event_id = ?1 AND published_at IS NULL",
-                        params![id.to_string()],
-                    )?,
-                };
+                         WHERE published_at IS NULL AND retry_count > 0 AND {filter}"
+                    ),
+                    params![param],
+                )?;
                 Ok(n as u64)
             })
             .await?;
         self.notify();
         Ok(n)
+    }
+
+    async fn discard(
+        &self,
+        target: RetryTarget,
+        reason: &str,
+    ) -> Result<Vec<crate::model::Discarded>> {
+        let reason = reason.to_owned();
+        let out = self
+            .with("discard", move |conn| {
+                let (filter, param) = sqlite_target(&target);
+                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let now = now_micros();
+                tx.execute(
+                    &format!(
+                        "INSERT INTO hule_outbox_discarded (seq, id, event_id, topic, event_key, event_data, headers,
+                                                            retry_count, last_error, reason, discarded_at)
+                         SELECT seq, id, event_id, topic, event_key, event_data, headers, retry_count, last_error, ?2, ?3
+                         FROM event_outbox WHERE published_at IS NULL AND retry_count > 0 AND {filter}"
+                    ),
+                    params![param, reason, now],
+                )?;
+                let gone = {
+                    let mut stmt = tx.prepare(&format!(
+                        "DELETE FROM event_outbox WHERE published_at IS NULL AND retry_count > 0 AND {filter}
+                         RETURNING seq, event_id, topic, event_key, retry_count, last_error"
+                    ))?;
+                    let rows = stmt.query_map(params![param], |r| {
+                        Ok(crate::model::Discarded {
+                            seq: r.get(0)?,
+                            event_id: r.get(1)?,
+                            topic: r.get(2)?,
+                            key: r.get(3)?,
+                            attempts: r.get(4)?,
+                            last_error: r.get(5)?,
+                        })
+                    })?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()?
+                };
+                tx.commit()?;
+                Ok(gone)
+            })
+            .await?;
+        self.notify();
+        let mut out = out;
+        out.sort_by_key(|d| d.seq);
+        Ok(out)
     }
 
     async fn depth(&self) -> Result<i64> {

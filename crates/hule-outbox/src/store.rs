@@ -6,13 +6,18 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::model::{Claimed, Gauges, Status};
 
-/// Which parked rows `retry` releases.
+/// Which failed rows `retry` releases and `discard` removes: rows not yet published that failed at least once
+/// (parked, or waiting for their next attempt).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryTarget {
     /// Every parked row.
     AllParked,
     /// The rows of one event id.
     EventId(uuid::Uuid),
+    /// One row, by its sequence number (as `hule outbox status` lists it, `#seq`).
+    Seq(i64),
+    /// Every failed row of one partition key.
+    Key(String),
 }
 
 /// What happens to delivered rows.
@@ -101,6 +106,13 @@ pub trait OutboxStore: Send + Sync + 'static {
     fn gauges(&self) -> impl Future<Output = Result<Gauges>> + Send;
     /// Releases parked rows for another round of attempts; returns how many.
     fn retry(&self, target: RetryTarget) -> impl Future<Output = Result<u64>> + Send;
+    /// Removes failed rows for good, each moved with `reason` to `hule_outbox_discarded` in one transaction (so
+    /// the key they held back goes on); returns what was removed. Rows never attempted are not touched.
+    fn discard(
+        &self,
+        target: RetryTarget,
+        reason: &str,
+    ) -> impl Future<Output = Result<Vec<crate::model::Discarded>>> + Send;
     /// Rows not yet published (pending and parked).
     fn depth(&self) -> impl Future<Output = Result<i64>> + Send;
     /// Tries once to become the outbox's one relay; `true` when this instance leads (or already did).
