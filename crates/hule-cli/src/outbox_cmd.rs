@@ -1,7 +1,5 @@
 //! `hule relay`, `hule outbox status` and `hule outbox retry`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::kafka_args::KafkaArgs;
@@ -227,12 +225,12 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot serve metrics on {addr}"))?;
             eprintln!("relay: metrics on http://{bound}/metrics");
         }
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = tokio_util::sync::CancellationToken::new();
         let flag = stop.clone();
         tokio::spawn(async move {
             wait_for_shutdown().await;
             eprintln!("relay: stopping after the batch in flight");
-            flag.store(true, Ordering::SeqCst);
+            flag.cancel();
         });
         eprintln!(
             "relay[{}]: {} → {}",

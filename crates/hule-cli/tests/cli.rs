@@ -766,7 +766,8 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
     )
     .expect("stack");
     {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stop_rx = tokio_util::sync::CancellationToken::new();
+        let stop_tx = stop_rx.clone();
         let cfg =
             hule_kafka::consumer::ConsumerConfig::new(&brokers, &cluster.group("replay-consumer"));
         let m = metrics.clone();
@@ -781,7 +782,7 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        stop_tx.send(true).expect("stop");
+        stop_tx.cancel();
         driver.await.expect("join").expect("driver");
     }
     let mut applied = applied.lock().expect("lock").clone();

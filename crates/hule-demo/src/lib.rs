@@ -27,7 +27,7 @@ pub mod spell;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -613,7 +613,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
 
     // Relays.
     let registry = hule_metrics::Registry::new();
-    let relay_stop = Arc::new(AtomicBool::new(false));
+    let relay_stop = tokio_util::sync::CancellationToken::new();
     let duplicated: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let mut relays = Vec::new();
     for (i, s) in services.into_iter().enumerate() {
@@ -823,7 +823,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         }
     }
     tracing::info!("stopping relays");
-    relay_stop.store(true, Ordering::SeqCst);
+    relay_stop.cancel();
     let mut relay_events = 0;
     for r in relays {
         match r.await {

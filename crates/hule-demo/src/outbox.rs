@@ -2,7 +2,6 @@
 //! A [`Writer`] commits a service's events in one transaction; a relay moves them to Kafka.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use hule_consumer::HandlerError;
@@ -136,7 +135,7 @@ impl Relay {
         &self,
         publisher: &P,
         config: &RelayConfig,
-        stop: Arc<AtomicBool>,
+        stop: tokio_util::sync::CancellationToken,
     ) -> Result<RelayStats, String> {
         match self {
             Relay::Sqlite(s) => run_relay(s, publisher, config, stop).await,

@@ -169,16 +169,7 @@ impl<S: hule_outbox::OutboxStore> Relay<S> {
         self,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<hule_outbox::relay::RelayStats, hule_outbox::StoreError> {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let watcher = tokio::spawn(async move {
-            shutdown.cancelled().await;
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
-        let result =
-            hule_outbox::relay::run_relay(&self.store, &self.publisher, &self.config, stop).await;
-        watcher.abort();
-        result
+        hule_outbox::relay::run_relay(&self.store, &self.publisher, &self.config, shutdown).await
     }
 }
 

@@ -117,20 +117,21 @@ impl EventConsumer {
     /// redelivered to the group's next owner (dedup makes that harmless). Ends early with an error on a fatal
     /// client error.
     pub async fn run(self, shutdown: CancellationToken) -> Result<ConsumerStats, Error> {
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // The driver gets a token of its own: cancelled when `shutdown` is, and then given the drain timeout.
+        let stop = CancellationToken::new();
         let run = run_consumer(
             &self.config,
             &self.topics,
             self.stack,
             self.metrics,
-            stop_rx,
+            stop.clone(),
         );
         tokio::pin!(run);
         tokio::select! {
             result = &mut run => return result,
             () = shutdown.cancelled() => {}
         }
-        let _ = stop_tx.send(true);
+        stop.cancel();
         match tokio::time::timeout(self.drain_timeout, run).await {
             Ok(result) => result,
             Err(_) => Err(Error::ShutdownTimeout(self.drain_timeout)),

@@ -146,7 +146,8 @@ async fn each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered
         metrics.clone(),
     )
     .expect("stack");
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let cfg = config(&brokers, &group);
     let m = metrics.clone();
     let driver = tokio::spawn(async move { run_consumer(&cfg, &[TOPIC], stack, m, stop_rx).await });
@@ -161,7 +162,7 @@ async fn each_event_once_in_key_order_duplicates_suppressed_poison_dead_lettered
         outcomes(&metrics) as u64 >= total
     })
     .await;
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     let stats = driver.await.expect("join").expect("driver");
     assert_eq!(stats.finished, total);
 
@@ -208,7 +209,8 @@ async fn a_second_consumer_joining_mid_stream_loses_nothing(backend: Backend) {
     let dedup = Arc::new(MemoryDedup::new());
     let seen: Seen = Arc::default();
     let count = Arc::new(AtomicU64::new(0));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let mut drivers = Vec::new();
     let mut all_metrics = Vec::new();
     for member in 0..2 {
@@ -263,7 +265,7 @@ async fn a_second_consumer_joining_mid_stream_loses_nothing(backend: Backend) {
         count.load(Ordering::SeqCst) as u128 >= N && committed_total(&brokers, &group) == N as i64
     })
     .await;
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     for d in drivers {
         d.await.expect("join").expect("driver");
     }
@@ -301,7 +303,7 @@ async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
     // the stop comes with records in flight, queued and held, whatever the consumer's speed.
     const FIRST: i64 = 75;
     let (gate_tx, gate_rx) = watch::channel(false);
-    let run = |stop_rx: watch::Receiver<bool>| {
+    let run = |stop_rx: tokio_util::sync::CancellationToken| {
         let (seen, count, gate) = (seen.clone(), count.clone(), gate_rx.clone());
         let router = Router::new().on(
             TopicChoice::Standard,
@@ -340,7 +342,8 @@ async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
     }
     let before_gate: i64 = per_partition.iter().map(|&c| c.min(FIRST)).sum();
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let first = run(stop_rx);
     let c = count.clone();
     wait_until(
@@ -349,7 +352,7 @@ async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
         || c.load(Ordering::SeqCst) as i64 >= before_gate,
     )
     .await;
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     gate_tx.send(true).expect("open the gate");
     first.await.expect("join").expect("first run");
     let handled_first = count.load(Ordering::SeqCst);
@@ -363,7 +366,8 @@ async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
         "on stop, exactly what was handled is committed"
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let second = run(stop_rx);
     wait_until("the rest", Duration::from_secs(60), || {
         count.load(Ordering::SeqCst) as u128 >= N
@@ -373,7 +377,7 @@ async fn committed_offsets_survive_a_consumer_restart(backend: Backend) {
         committed_total(&brokers, &group) == N as i64
     })
     .await;
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     second.await.expect("join").expect("second run");
 
     let seen = seen.lock().expect("lock").clone();
@@ -421,7 +425,8 @@ async fn a_fatal_error_stops_the_consumer_without_committing_its_record(backend:
         ConsumerMetrics::detached(),
     )
     .expect("stack");
-    let (_stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let _stop_tx = stop_rx.clone();
     let cfg = config(&brokers, &group);
     // No stop is ever sent: the run must end by itself, with the error.
     let result = tokio::time::timeout(
@@ -478,7 +483,8 @@ async fn lag_per_partition_and_health_are_reported(backend: Backend) {
     let registry = hule_metrics::Registry::new();
     let metrics = ConsumerMetrics::new(&registry, "svc", &group);
     let stack = undeduplicated_stack(router, &brokers, &metrics);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let mut cfg = config(&brokers, &group);
     cfg.lag_interval = Duration::from_millis(100);
     let run = tokio::spawn({
@@ -513,7 +519,7 @@ async fn lag_per_partition_and_health_are_reported(backend: Backend) {
     })
     .await;
     assert_eq!(count.load(Ordering::SeqCst), 10);
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     run.await.expect("join").expect("run");
 }
 
@@ -567,7 +573,8 @@ async fn a_held_up_partition_does_not_hold_up_the_others(backend: Backend) {
     });
     let metrics = ConsumerMetrics::detached();
     let stack = undeduplicated_stack(router, &brokers, &metrics);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let mut cfg = config(&brokers, &group);
     cfg.queue_per_partition = 4;
     let run =
@@ -587,7 +594,7 @@ async fn a_held_up_partition_does_not_hold_up_the_others(backend: Backend) {
         seen.lock().expect("lock").len() == 310
     })
     .await;
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     run.await.expect("join").expect("run");
     let seen = seen.lock().expect("lock").clone();
     let slow_ids: Vec<u128> = seen
@@ -782,7 +789,8 @@ async fn real_a_held_budget_overrun_keeps_the_consumer_in_its_group() {
             }
         }
     });
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let run = tokio::spawn({
         let metrics = metrics.clone();
         async move { run_consumer(&cfg, &[TOPIC], stack, metrics, stop_rx).await }
@@ -793,7 +801,7 @@ async fn real_a_held_budget_overrun_keeps_the_consumer_in_its_group() {
     .await;
     // Past another poll interval: a consumer that had left the group would have rejoined and redelivered by now.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     let stats = run.await.expect("join").expect("run");
     counter.abort();
     let ids: Vec<u128> = seen.lock().expect("lock").iter().map(|s| s.1).collect();
@@ -904,7 +912,8 @@ async fn real_a_stall_ended_by_a_revoke_leaves_health_well() {
     // The group notices the deleted topic at its next metadata refresh (5 minutes by default).
     cfg.extra
         .push(("topic.metadata.refresh.interval.ms".into(), "500".into()));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let run = tokio::spawn({
         let (metrics, stall_topic) = (metrics.clone(), stall_topic.clone());
         async move { run_consumer(&cfg, &[TOPIC, &stall_topic], stack, metrics, stop_rx).await }
@@ -965,6 +974,6 @@ async fn real_a_stall_ended_by_a_revoke_leaves_health_well() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     run.await.expect("join").expect("run");
 }

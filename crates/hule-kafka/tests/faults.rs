@@ -30,7 +30,6 @@ use hule_consumer::{
 use hule_contracts::payloads::BatchEssaysRegistered;
 use hule_kafka::consumer::{run_consumer, ConsumerConfig};
 use hule_kafka::testkit::{essays_registered, produce_all, ScriptCluster};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 const TOPIC: &str = "huleedu.batch.essays.registered.v1";
@@ -269,7 +268,7 @@ async fn consumer(
     pg_url: &str,
     redis_url: &str,
     metrics: ConsumerMetrics,
-    stop: watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), String> {
     let mut cfg = ConsumerConfig::new(brokers, group);
     cfg.commit_interval = Duration::from_millis(100);
@@ -397,7 +396,8 @@ async fn child_consumer() {
     } else {
         Store::Redis
     };
-    let (_stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let _stop_tx = stop_rx.clone();
     consumer(
         store,
         &var("HULE_FAULT_BROKERS"),
@@ -461,7 +461,8 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
     // Two members: a child process (to be killed) and one in this process (the survivor, whose metrics we read).
     let mut child = spawn_child(store, &brokers, &group, &pg_url, &redis_url);
     let metrics = ConsumerMetrics::detached();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let survivor = tokio::spawn({
         let (brokers, group, pg_url, redis_url, metrics) = (
             brokers.clone(),
@@ -544,7 +545,7 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
     }
     longest_stall = longest_stall.max(last_change.elapsed());
     child.kill();
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     let survived = tokio::time::timeout(Duration::from_secs(60), survivor)
         .await
         .expect("the survivor stops")

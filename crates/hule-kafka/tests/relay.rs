@@ -5,7 +5,6 @@
 //! PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,7 +139,7 @@ async fn leader<S: OutboxStore>(store: &S) -> hule_outbox::relay::Leader {
     hule_outbox::relay::lead(
         store,
         Duration::from_millis(20),
-        &std::sync::atomic::AtomicBool::new(false),
+        &tokio_util::sync::CancellationToken::new(),
     )
     .await
     .expect("lead")
@@ -380,7 +379,7 @@ async fn pg_ten_thousand_events_over_200_keys_by_8_writers_arrive_complete_and_i
         .expect("leader");
     let publisher =
         Arc::new(KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer"));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let relay = {
         let (o, p, s) = (outbox.clone(), publisher.clone(), stop.clone());
         tokio::spawn(async move {
@@ -422,7 +421,7 @@ async fn pg_ten_thousand_events_over_200_keys_by_8_writers_arrive_complete_and_i
     while outbox.depth().await.expect("depth") > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop.cancel();
     let stats = relay.await.expect("join").expect("relay");
     assert_eq!(stats.published as usize, committed);
 
@@ -546,8 +545,8 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
 
     let registry = hule_metrics::Registry::new();
     let metrics = hule_outbox::metrics::OutboxMetrics::new(&registry, "test-svc");
-    let stop_a = Arc::new(AtomicBool::new(false));
-    let stop_b = Arc::new(AtomicBool::new(false));
+    let stop_a = tokio_util::sync::CancellationToken::new();
+    let stop_b = tokio_util::sync::CancellationToken::new();
     let mut relays = Vec::new();
     for stop in [stop_a.clone(), stop_b.clone()] {
         let (url, brokers, metrics) = (url.clone(), brokers.clone(), metrics.clone());
@@ -557,12 +556,19 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
             // Both instances run; the advisory lock lets one drain while the other stands by.
             tokio::select! {
                 r = outbox.acquire_leadership(Duration::from_millis(20)) => r.expect("leader"),
-                _ = async { while !stop.load(std::sync::atomic::Ordering::SeqCst) { tokio::time::sleep(Duration::from_millis(20)).await } } => {
+                _ = stop.cancelled() => {
                     return RelayStats::default();
                 }
             }
-            let config = RelayConfig { poll_interval: Duration::from_millis(20), batch_size: 200, metrics: Some(metrics), ..RelayConfig::default() };
-            run_relay(&outbox, &publisher, &config, stop).await.expect("relay")
+            let config = RelayConfig {
+                poll_interval: Duration::from_millis(20),
+                batch_size: 200,
+                metrics: Some(metrics),
+                ..RelayConfig::default()
+            };
+            run_relay(&outbox, &publisher, &config, stop)
+                .await
+                .expect("relay")
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -573,12 +579,12 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
     while check.depth().await.expect("depth") > 2500 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    stop_a.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop_a.cancel();
     let first = relays.remove(0).await.expect("join");
     while check.depth().await.expect("depth") > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop_b.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop_b.cancel();
     let second = relays.remove(0).await.expect("join");
     assert_eq!(
         (first.published + second.published) as usize,
@@ -747,7 +753,7 @@ async fn real_three_nodes_broker_killed_and_restarted_mid_drain_loses_duplicates
     let outbox = Arc::new(PgOutbox::connect(&url).await.expect("outbox"));
     let publisher =
         Arc::new(KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer"));
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let relay = {
         let (o, p, s) = (outbox.clone(), publisher.clone(), stop.clone());
         tokio::spawn(async move {
@@ -773,7 +779,7 @@ async fn real_three_nodes_broker_killed_and_restarted_mid_drain_loses_duplicates
     while check.depth().await.expect("depth") > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    stop.cancel();
     let stats = relay.await.expect("join").expect("relay");
     assert!(
         pending_at_restart > 0,

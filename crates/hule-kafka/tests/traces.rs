@@ -24,7 +24,6 @@ use hule_outbox::store::OutboxStore;
 use hule_outbox::SqliteOutbox;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
-use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 
@@ -132,7 +131,8 @@ async fn consume_until(
         metrics.clone(),
     )
     .expect("stack");
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     let mut cfg = ConsumerConfig::new(brokers, group);
     cfg.commit_interval = Duration::from_millis(50);
     let run = {
@@ -146,7 +146,7 @@ async fn consume_until(
         done(metrics)
     })
     .await;
-    stop_tx.send(true).expect("stop");
+    stop_tx.cancel();
     run.await.expect("join").expect("consumer");
 }
 
@@ -188,7 +188,7 @@ async fn one_trace_from_enqueue_to_handler_and_dead_letter_and_a_linked_replay()
 
     // The relay publishes both.
     let publisher = KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("publisher");
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let config = RelayConfig {
         poll_interval: Duration::from_millis(10),
         ..RelayConfig::default()
@@ -198,7 +198,7 @@ async fn one_trace_from_enqueue_to_handler_and_dead_letter_and_a_linked_replay()
         while outbox.depth().await.expect("depth") > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.store(true, Ordering::SeqCst);
+        stop.cancel();
     };
     let (stats, ()) = tokio::join!(relay, watch);
     assert_eq!(stats.expect("relay").published, 2);

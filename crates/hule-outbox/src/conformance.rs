@@ -153,7 +153,7 @@ pub async fn the_relay_holds_back_a_key_behind_its_row_refused_in_the_same_batch
     h.write(&s, rows(0..8, 2), true).await;
     let publisher = RefusesTwo(std::sync::Mutex::default());
     let config = RelayConfig::default();
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     let leader = lead(&s, Duration::from_millis(10), &stop)
         .await
         .expect("lead")

@@ -8,11 +8,10 @@
 //! [`relay_once`]) take the [`Leader`] token, so they cannot be run without having led first.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hule_contracts::{DeliveryError, FailureKind};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::error::{Result, StoreError};
@@ -89,11 +88,11 @@ pub struct Leader(());
 pub async fn lead<S: OutboxStore>(
     store: &S,
     every: Duration,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
 ) -> Result<Option<Leader>> {
     let mut announced = false;
     loop {
-        if stop.load(Ordering::SeqCst) {
+        if stop.is_cancelled() {
             return Ok(None);
         }
         if store.try_lead().await? {
@@ -104,7 +103,10 @@ pub async fn lead<S: OutboxStore>(
             tracing::info!("relay: another relay leads this outbox; standing by");
             announced = true;
         }
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return Ok(None),
+        }
     }
 }
 
@@ -114,7 +116,7 @@ pub async fn run_relay<S: OutboxStore, P: Publish>(
     store: &S,
     publisher: &P,
     config: &RelayConfig,
-    stop: Arc<AtomicBool>,
+    stop: CancellationToken,
 ) -> Result<RelayStats> {
     let mut stats = RelayStats::default();
     let result = relay_loop(store, publisher, config, &stop, &mut stats).await;
@@ -128,7 +130,7 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
     store: &S,
     publisher: &P,
     config: &RelayConfig,
-    stop: &Arc<AtomicBool>,
+    stop: &CancellationToken,
     stats: &mut RelayStats,
 ) -> Result<()> {
     let health = config.metrics.as_ref();
@@ -139,7 +141,7 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
         return Ok(());
     };
     health.inspect(|m| m.leading(true));
-    while !stop.load(Ordering::SeqCst) {
+    while !stop.is_cancelled() {
         if !store.renew_leadership().await? {
             tracing::warn!("relay: leadership lost; standing by");
             health.inspect(|m| m.leading(false));
@@ -198,9 +200,11 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
             }
         }
         if moved == 0 {
-            store
-                .wait_for_work(config.poll_interval.min(store.renew_every()))
-                .await;
+            // The stop is noticed while waiting, not after the poll interval (5 s in production).
+            tokio::select! {
+                () = store.wait_for_work(config.poll_interval.min(store.renew_every())) => {}
+                () = stop.cancelled() => break,
+            }
         }
     }
     Ok(())
@@ -280,7 +284,7 @@ pub async fn drain<S: OutboxStore, P: Publish>(
     publisher: &P,
     config: &RelayConfig,
     stats: &mut RelayStats,
-    stop: &AtomicBool,
+    stop: &CancellationToken,
     _leader: &Leader,
 ) -> Result<usize> {
     let mut moved = 0;
@@ -293,7 +297,7 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         let exclude: Vec<i64> = current.iter().map(|r| r.seq).collect();
         // A drain returns after about `DRAIN_SLICE` so that the caller refreshes the gauges while a long backlog
         // drains (it used to run the whole backlog in one call, leaving them stale for its length).
-        let more = !stop.load(Ordering::SeqCst)
+        let more = !stop.is_cancelled()
             && began.elapsed() < DRAIN_SLICE
             && store.renew_leadership().await?;
         let ((outcomes, held), next) =

@@ -90,7 +90,7 @@ where
     let mut relays = Vec::new();
     let mut stops = Vec::new();
     for relay in 0..2 {
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = tokio_util::sync::CancellationToken::new();
         stops.push(stop.clone());
         let store = open();
         let publisher = Recorder {
@@ -147,7 +147,7 @@ where
         "the dead leader published"
     );
     assert_once_in_key_order(&all, 600);
-    stops[1 - leader].store(true, Ordering::SeqCst);
+    stops[1 - leader].cancel();
     let stats = relays.remove(0).await.expect("standby");
     assert_eq!(stats.published, 300);
     takeover
@@ -268,7 +268,7 @@ fn spawn_relay(
     path: &std::path::Path,
     lease: Duration,
     publisher: Slow,
-    stop: Arc<AtomicBool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> tokio::task::JoinHandle<hule_outbox::relay::RelayStats> {
     let store = SqliteOutbox::open(path).expect("open").with_lease(lease);
     tokio::spawn(async move {
@@ -293,7 +293,7 @@ async fn sqlite_a_publish_slower_than_the_lease_keeps_its_leadership() {
     let (dir, path) = sqlite_file("slow-lease");
     let lease = Duration::from_millis(300);
     let log: Log = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let relays: Vec<_> = (0..2)
         .map(|relay| {
             let publisher = Slow {
@@ -308,7 +308,7 @@ async fn sqlite_a_publish_slower_than_the_lease_keeps_its_leadership() {
     wait_for(&log, 40, Duration::from_secs(30)).await;
     // Long enough for a standby to have taken over (and published again) had the leader let its lease run out.
     tokio::time::sleep(lease * 4).await;
-    stop.store(true, Ordering::SeqCst);
+    stop.cancel();
     for r in relays {
         r.await.expect("relay");
     }
@@ -331,7 +331,7 @@ async fn sqlite_a_leader_that_stalled_past_its_lease_publishes_nothing_more() {
     let (dir, path) = sqlite_file("stall-lease");
     let lease = Duration::from_millis(300);
     let log: Log = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     // The stalling relay runs on a thread and runtime of its own, so that its stall stops all of it (as a stopped
     // process) and nothing else.
     let stalling = {
@@ -370,7 +370,7 @@ async fn sqlite_a_leader_that_stalled_past_its_lease_publishes_nothing_more() {
     wait_for(&log, 50, Duration::from_secs(30)).await;
     // The stalled relay wakes after 5 leases; give it as long again to publish anything it still would.
     tokio::time::sleep(lease * 8).await;
-    stop.store(true, Ordering::SeqCst);
+    stop.cancel();
     let stats0 = stalling.join().expect("relay 0");
     standby.await.expect("relay 1");
     let all = log.lock().expect("lock").clone();

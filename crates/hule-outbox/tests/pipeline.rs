@@ -1,6 +1,5 @@
 //! The pipelined drain keeps per-key order when a record fails while the next batch is already claimed.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -83,7 +82,7 @@ async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
         ..RelayConfig::default()
     };
     let mut stats = RelayStats::default();
-    let stop = AtomicBool::new(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
         .await
         .expect("lead")
@@ -140,7 +139,7 @@ impl Publish for Failing {
 #[tokio::test]
 async fn a_fatal_publisher_error_stops_the_relay_and_leaves_every_row_due() {
     let (dir, outbox) = committed_outbox("hule-fatal", 0..10, 2);
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let result = hule_outbox::relay::run_relay(
         &outbox,
         &Failing(hule_contracts::FailureKind::Fatal),
@@ -175,7 +174,7 @@ async fn a_fatal_publisher_error_stops_the_relay_and_leaves_every_row_due() {
 #[tokio::test]
 async fn a_permanent_publisher_error_parks_its_row_at_the_first_attempt() {
     let (dir, outbox) = committed_outbox("hule-perm", 0..3, 3);
-    let stop = AtomicBool::new(false);
+    let stop = tokio_util::sync::CancellationToken::new();
     let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
         .await
         .expect("lead")
@@ -227,7 +226,7 @@ async fn the_health_board_follows_the_relay() {
             .find(|(p, _, _)| p == name)
             .map(|(_, ok, detail)| (ok, detail))
     };
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let refusing = Failing(hule_contracts::FailureKind::Retriable);
     let relay = hule_outbox::relay::run_relay(&outbox, &refusing, &config, stop.clone());
     let watch = async {
@@ -240,7 +239,7 @@ async fn the_health_board_follows_the_relay() {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        stop.cancel();
     };
     let (result, ()) = tokio::join!(relay, watch);
     result.expect("relay");
@@ -256,7 +255,7 @@ async fn the_health_board_follows_the_relay() {
         published: Mutex::default(),
         fail_once: Mutex::new(None),
     };
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let relay = hule_outbox::relay::run_relay(&outbox, &recorder, &config, stop.clone());
     let watch = async {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -268,11 +267,46 @@ async fn the_health_board_follows_the_relay() {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        stop.cancel();
     };
     let (result, ()) = tokio::join!(relay, watch);
     result.expect("relay");
     assert_eq!(part("kafka"), Some((true, "acknowledging".to_owned())));
     assert!(!recorder.published.lock().expect("lock").is_empty());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The relay's one stop signal is noticed while it waits for work (and while a standby waits to lead): with a
+/// 5 s poll interval, an idle relay and a standby both return well within it once the token is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_relay_and_a_standby_stop_at_once() {
+    let (dir, outbox) = committed_outbox("hule-stop", 0..0, 1);
+    let standby_store = SqliteOutbox::open(outbox.path()).expect("open");
+    let recorder = Recorder {
+        published: Mutex::default(),
+        fail_once: Mutex::default(),
+    };
+    let config = RelayConfig {
+        poll_interval: Duration::from_secs(5),
+        standby_poll: Duration::from_secs(5),
+        ..RelayConfig::default()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let started = std::time::Instant::now();
+    let (leader, standby, ()) = tokio::join!(
+        hule_outbox::relay::run_relay(&outbox, &recorder, &config, stop.clone()),
+        hule_outbox::relay::run_relay(&standby_store, &recorder, &config, stop.clone()),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.cancel();
+        }
+    );
+    leader.expect("leader");
+    standby.expect("standby");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    std::fs::remove_dir_all(dir).ok();
 }

@@ -164,7 +164,8 @@ async fn runtime_consume(
     let mut cfg = ConsumerConfig::with_settings(kafka, &service);
     let assigned = Arc::new(tokio::sync::Notify::new());
     cfg.on_assign = Some(assigned.clone());
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = tokio_util::sync::CancellationToken::new();
+    let stop_tx = stop_rx.clone();
     reset_peak();
     let m = metrics.clone();
     let topic_owned = topic.to_owned();
@@ -191,7 +192,7 @@ async fn runtime_consume(
     }
     let rate = (done() - before) as f64 / started.elapsed().as_secs_f64();
     tracing::info!(?first, "first record finished after the assignment");
-    let _ = stop_tx.send(true);
+    stop_tx.cancel();
     driver.await??;
     let rss = peak_rss_mb();
     if let Some(s) = schema {

@@ -2,7 +2,7 @@
 //! throughput and the demo pipeline. Kafka is the embedded mock cluster (kept on the main thread) or, with
 //! `hule bench --brokers`, a real cluster; PostgreSQL is `--database-url` (default the local `test` database), each scenario in a schema of its own, dropped afterwards.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,7 +23,6 @@ use hule_outbox::store::OutboxStore;
 use hule_outbox::{PgOutbox, SqliteOutbox};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::FutureRecord;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::bench::{peak_rss_mb, Group, ScenarioResult};

@@ -96,7 +96,7 @@ async fn drain_until_empty<S: OutboxStore>(
         delivered: delivered.clone(),
     };
     reset_peak();
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     let started = Instant::now();
     let registry = hule_metrics::Registry::new();
     let config = RelayConfig {
@@ -111,7 +111,7 @@ async fn drain_until_empty<S: OutboxStore>(
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        stop.store(true, Ordering::SeqCst);
+        stop.cancel();
     };
     let (stats, ()) = tokio::join!(run_relay(store, &publisher, &config, stop.clone()), watcher);
     let rate = stats?.published as f64 / started.elapsed().as_secs_f64();
@@ -293,7 +293,7 @@ async fn latency_run(
         samples: Mutex::default(),
     };
     reset_peak();
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = tokio_util::sync::CancellationToken::new();
     // Polling-only uses the `testing` interval of the original (0.1 s); with LISTEN it is only a fallback.
     let config = RelayConfig {
         poll_interval: Duration::from_millis(100),
@@ -321,7 +321,7 @@ async fn latency_run(
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        stop.store(true, Ordering::SeqCst);
+        stop.cancel();
         anyhow::Ok(())
     };
     let (r, w) = tokio::join!(

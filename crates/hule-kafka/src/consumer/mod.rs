@@ -46,8 +46,9 @@ use std::time::{Duration, Instant};
 use hule_consumer::{BoxService, ConsumerMetrics};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 pub use config::ConsumerConfig;
 pub use dead_letter::KafkaDeadLetterSink;
@@ -102,13 +103,14 @@ fn client_config(config: &ConsumerConfig) -> ClientConfig {
     cc
 }
 
-/// Consumes `topics` with `stack` until `stop` turns true.
+/// Consumes `topics` with `stack` until `stop` is cancelled (the one stop signal of the library, as for the relay
+/// and the builders), then finishes the records in flight, commits and leaves the group.
 pub async fn run_consumer(
     config: &ConsumerConfig,
     topics: &[&str],
     stack: BoxService,
     metrics: ConsumerMetrics,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<ConsumerStats, Error> {
     let shared = Arc::new(Shared::new(config.revoke_timeout));
     let consumer: Arc<StreamConsumer<DriverContext>> =
@@ -160,9 +162,7 @@ pub async fn run_consumer(
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => {
-                if *stop.borrow() { break; }
-            }
+            () = stop.cancelled() => break,
             Some(reason) = fatal_rx.recv() => {
                 tracing::error!(error = %reason, "fatal error; the consumer stops");
                 fatal = Some(reason);
