@@ -48,8 +48,17 @@ struct Harness {
 }
 
 fn harness(router: Router, dedup: Option<Arc<dyn DedupStore>>) -> Harness {
+    harness_with(router, dedup, ConsumerMetrics::detached())
+}
+
+/// A harness of the consumer group `metrics` names: harnesses of one group share a dedup namespace (as the
+/// consumers of one group do), those of detached metrics each have their own.
+fn harness_with(
+    router: Router,
+    dedup: Option<Arc<dyn DedupStore>>,
+    metrics: ConsumerMetrics,
+) -> Harness {
     let sink = Arc::new(MemorySink::default());
-    let metrics = ConsumerMetrics::detached();
     let stack = standard_stack(router, "svc", dedup, sink.clone(), metrics.clone()).expect("stack");
     Harness {
         stack,
@@ -932,10 +941,13 @@ async fn a_claim_left_by_a_consumer_that_died_mid_handler_blocks_its_successor_f
         .await
         .expect("Redis must be running on 127.0.0.1:6379 (scripts/setup.sh starts it)");
     let id = Uuid::new_v4();
+    // Two consumers of one group (one dedup namespace).
+    let group = format!("grp-{}", Uuid::new_v4().simple());
+    let registry = hule_metrics::Registry::new();
     // The first consumer (default lease) dies inside its handler: its task ends without releasing anything.
     let entered = Arc::new(tokio::sync::Notify::new());
     let e = entered.clone();
-    let dying = harness(
+    let dying = harness_with(
         Router::new().on(
             TopicChoice::Standard,
             move |_ctx: Context, _p: BatchEssaysRegistered| {
@@ -948,6 +960,7 @@ async fn a_claim_left_by_a_consumer_that_died_mid_handler_blocks_its_successor_f
             },
         ),
         Some(store.clone()),
+        ConsumerMetrics::new(&registry, "svc", &group),
     );
     let task =
         tokio::spawn(async move { dying.run(delivery(Event::BatchEssaysRegistered, id)).await });
@@ -956,7 +969,11 @@ async fn a_claim_left_by_a_consumer_that_died_mid_handler_blocks_its_successor_f
     let died = std::time::Instant::now();
     // Its successor retries as the driver does until the claim's lease runs out.
     let calls = Arc::new(AtomicU32::new(0));
-    let next = harness(counting_router(calls.clone(), 0, false), Some(store));
+    let next = harness_with(
+        counting_router(calls.clone(), 0, false),
+        Some(store),
+        ConsumerMetrics::new(&registry, "svc", &group),
+    );
     let bound = Dedup::DEFAULT_LEASE + std::time::Duration::from_secs(1);
     loop {
         match next.run(delivery(Event::BatchEssaysRegistered, id)).await {

@@ -214,7 +214,8 @@ async fn a_second_consumer_joining_mid_stream_loses_nothing(backend: Backend) {
     let mut drivers = Vec::new();
     let mut all_metrics = Vec::new();
     for member in 0..2 {
-        let metrics = ConsumerMetrics::detached();
+        // Members of one group: one dedup namespace.
+        let metrics = ConsumerMetrics::new(&hule_metrics::Registry::new(), "svc", &group);
         all_metrics.push(metrics.clone());
         let slow = Router::new().on(TopicChoice::Standard, {
             let seen = seen.clone();

@@ -404,7 +404,12 @@ async fn child_consumer() {
         &var("HULE_FAULT_GROUP"),
         &var("HULE_FAULT_PG"),
         &var("HULE_FAULT_REDIS"),
-        ConsumerMetrics::detached(),
+        // The group's members share its dedup namespace.
+        ConsumerMetrics::new(
+            &hule_metrics::Registry::new(),
+            "faults",
+            &var("HULE_FAULT_GROUP"),
+        ),
         stop_rx,
     )
     .await
@@ -460,7 +465,7 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
 
     // Two members: a child process (to be killed) and one in this process (the survivor, whose metrics we read).
     let mut child = spawn_child(store, &brokers, &group, &pg_url, &redis_url);
-    let metrics = ConsumerMetrics::detached();
+    let metrics = ConsumerMetrics::new(&hule_metrics::Registry::new(), "faults", &group);
     let stop_rx = tokio_util::sync::CancellationToken::new();
     let stop_tx = stop_rx.clone();
     let survivor = tokio::spawn({
