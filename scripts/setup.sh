@@ -31,6 +31,8 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# nft black-holes one TCP connection in the half-open fault tests (no FIN, no RST).
+command -v nft >/dev/null || need_apt+=(nftables)
 command -v python3 >/dev/null || need_apt+=(python3)
 command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then

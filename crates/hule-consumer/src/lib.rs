@@ -32,6 +32,7 @@ let stack = standard_stack(router, "demo-service", Some(Arc::new(MemoryDedup::ne
 */
 #![warn(missing_docs)]
 
+#[cfg(any(test, feature = "testkit"))]
 pub mod conformance;
 pub mod dedup;
 pub mod dlq;

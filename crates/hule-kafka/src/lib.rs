@@ -24,6 +24,7 @@ pub mod mock;
 mod publisher;
 pub mod service;
 pub mod settings;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 use std::time::Duration;

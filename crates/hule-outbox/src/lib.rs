@@ -25,6 +25,7 @@ outbox.notify();
 */
 #![warn(missing_docs)]
 
+#[cfg(any(test, feature = "testkit"))]
 pub mod conformance;
 pub mod error;
 pub mod metrics;
@@ -37,6 +38,7 @@ pub mod relay;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
 pub use error::StoreError;

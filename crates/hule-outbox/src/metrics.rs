@@ -116,10 +116,6 @@ impl OutboxMetrics {
     pub fn batch(&self, seconds: f64) {
         self.batch_seconds.observe(&[&self.service], seconds);
     }
-    /// Batches observed.
-    pub fn batches(&self) -> u64 {
-        self.batch_seconds.count(&[&self.service])
-    }
     /// Sets the gauges from [`Gauges`] (what the relay does while it runs).
     pub fn gauges(&self, g: &Gauges) {
         self.depth

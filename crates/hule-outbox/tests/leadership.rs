@@ -392,3 +392,132 @@ async fn sqlite_a_leader_that_stalled_past_its_lease_publishes_nothing_more() {
     assert_once_in_key_order(&by1, 40);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Black-holes one TCP connection on loopback (no FIN, no RST: every packet of it dropped, both ways) with an
+/// nftables table of its own, removed on drop. Needs root and `nft` (scripts/setup.sh installs nftables).
+struct BlackHole {
+    table: String,
+}
+
+impl BlackHole {
+    fn port(port: u16) -> Self {
+        let table = format!("hule_bh_{port}_{}", std::process::id());
+        let nft = |args: &str| {
+            let out = std::process::Command::new("nft")
+                .args(args.split_whitespace())
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("nft must be installed (scripts/setup.sh installs nftables): {e}")
+                });
+            assert!(
+                out.status.success(),
+                "nft {args}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        nft(&format!("add table inet {table}"));
+        nft(&format!(
+            "add chain inet {table} c {{ type filter hook input priority -10 ; policy accept ; }}"
+        ));
+        nft(&format!("add rule inet {table} c tcp sport {port} drop"));
+        nft(&format!("add rule inet {table} c tcp dport {port} drop"));
+        BlackHole { table }
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .output();
+    }
+}
+
+/// A half-open outage of the leader: its PostgreSQL connection is black-holed (as by a host crash or a partition:
+/// no FIN, no RST). The server's end of the session notices within `hule_pg::HALF_OPEN_BOUND` (the keepalives
+/// the relay's connection asks for), drops it and with it the advisory lock, and the standby leads and publishes
+/// the rest — every event once, each key in order. Without those settings the server holds the dead session, and
+/// the lock, for the operating system's keepalive time (2 h by default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_black_holed_leader_is_replaced_within_the_half_open_bound() {
+    let base = hule_outbox::testkit::pg_test_url();
+    let url = hule_outbox::testkit::pg_schema_url("hule_blackhole").await;
+    let admin = hule_pg::connect(&base).await.expect("admin");
+    let enqueue = |range: std::ops::Range<i64>| {
+        let url = url.clone();
+        async move {
+            let (mut client, _wake) = hule_outbox::pg::connect(&url).await.expect("writer");
+            let tx = client.transaction().await.expect("tx");
+            hule_outbox::pg::enqueue(&tx, &rows(range))
+                .await
+                .expect("enqueue");
+            tx.commit().await.expect("commit");
+        }
+    };
+    drop(PgOutbox::connect(&url).await.expect("migrate"));
+    enqueue(0..100).await;
+    let log: Log = Arc::default();
+    let config = RelayConfig {
+        batch_size: 16,
+        poll_interval: Duration::from_millis(100),
+        standby_poll: Duration::from_millis(200),
+        ..RelayConfig::default()
+    };
+    let leader_store = PgOutbox::connect(&url).await.expect("leader");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let leader = tokio::spawn({
+        let (log, config, stop) = (log.clone(), config.clone(), stop.clone());
+        async move {
+            let publisher = Recorder { relay: 0, log };
+            run_relay(&leader_store, &publisher, &config, stop).await
+        }
+    });
+    wait_for(&log, 100, Duration::from_secs(20)).await;
+    let standby = tokio::spawn({
+        let (log, config, stop, url) = (log.clone(), config.clone(), stop.clone(), url.clone());
+        async move {
+            let store = PgOutbox::connect(&url).await.expect("standby");
+            let publisher = Recorder { relay: 1, log };
+            run_relay(&store, &publisher, &config, stop).await
+        }
+    });
+    // The leader's session: the one holding the relay's advisory lock in this schema.
+    let schema = url
+        .rsplit("search_path%3D")
+        .next()
+        .expect("schema")
+        .to_owned();
+    let port: i32 = admin
+        .query_one(
+            "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.objid = hashtext($1)::oid",
+            &[&schema],
+        )
+        .await
+        .expect("the leader holds the advisory lock")
+        .get(0);
+    let hole = BlackHole::port(u16::try_from(port).expect("a port"));
+    let cut = Instant::now();
+    enqueue(100..200).await;
+    wait_for(&log, 200, Duration::from_secs(60)).await;
+    let takeover = cut.elapsed();
+    drop(hole);
+    eprintln!(
+        "PostgreSQL: the standby published the rest {takeover:?} after the leader's connection was black-holed \
+         (bound {:?} + the standby's poll)",
+        hule_pg::HALF_OPEN_BOUND
+    );
+    assert!(
+        takeover <= hule_pg::HALF_OPEN_BOUND + Duration::from_secs(5),
+        "took over after {takeover:?}"
+    );
+    let all = log.lock().expect("lock").clone();
+    assert!(
+        all[100..].iter().all(|(r, _, _)| *r == 1),
+        "the black-holed leader published after the cut"
+    );
+    assert_once_in_key_order(&all, 200);
+    stop.cancel();
+    let _ = leader.await.expect("leader task");
+    standby.await.expect("standby task").expect("standby");
+}

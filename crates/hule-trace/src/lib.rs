@@ -3,8 +3,9 @@ Trace context for hule-events: one trace from the service that enqueues an event
 the Kafka `traceparent` header, to the consumer's layers and handler (and on to a dead letter and its replay).
 
 The libraries record `tracing` spans and use this crate to carry their OpenTelemetry context across process
-boundaries in the W3C `traceparent` / `tracestate` form (parsed and formatted by OpenTelemetry's
-`TraceContextPropagator`, not by hand). Nothing is exported unless the process installs an OpenTelemetry layer:
+boundaries in the W3C `traceparent` / `tracestate` form ([`w3c`], on OpenTelemetry's API types). A library linking
+this crate gets the OpenTelemetry API only; the SDK, the exporter and their HTTP client come with the `otlp` feature,
+which binaries turn on. Nothing is exported unless the process installs an OpenTelemetry layer:
 the `hule` binary does so with [`otlp::install`] (feature `otlp`) when `OTEL_EXPORTER_OTLP_ENDPOINT` or
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set. Without a layer, spans carry no OpenTelemetry context, the helpers
 return `None`, and a trace context given by the producing service passes through unchanged.
@@ -15,15 +16,12 @@ Span names (all at INFO level, target `hule`): `outbox.enqueue`, `outbox.relay_b
 */
 #![warn(missing_docs)]
 
-use std::collections::HashMap;
-
-use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TraceContextExt;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 #[cfg(feature = "otlp")]
 pub mod otlp;
+pub mod w3c;
 
 /// Header and metadata name of the W3C trace parent.
 pub const TRACEPARENT: &str = "traceparent";
@@ -39,13 +37,9 @@ pub struct WireContext {
     pub tracestate: Option<String>,
 }
 
-fn extract(traceparent: &str, tracestate: Option<&str>) -> opentelemetry::Context {
-    let mut carrier = HashMap::with_capacity(2);
-    carrier.insert(TRACEPARENT.to_owned(), traceparent.to_owned());
-    if let Some(ts) = tracestate {
-        carrier.insert(TRACESTATE.to_owned(), ts.to_owned());
-    }
-    TraceContextPropagator::new().extract(&carrier)
+fn extract(traceparent: &str, tracestate: Option<&str>) -> Option<opentelemetry::Context> {
+    let sc = w3c::parse(traceparent, tracestate)?;
+    Some(opentelemetry::Context::new().with_remote_span_context(sc))
 }
 
 /// The span context a `traceparent` names, when it is valid W3C.
@@ -53,9 +47,7 @@ pub fn parse(
     traceparent: &str,
     tracestate: Option<&str>,
 ) -> Option<opentelemetry::trace::SpanContext> {
-    let cx = extract(traceparent, tracestate);
-    let sc = cx.span().span_context().clone();
-    sc.is_valid().then_some(sc)
+    w3c::parse(traceparent, tracestate)
 }
 
 /// The wire form of `span`'s OpenTelemetry context; `None` when the span is not traced (no OpenTelemetry layer,
@@ -65,14 +57,10 @@ pub fn wire_context(span: &tracing::Span) -> Option<WireContext> {
         return None;
     }
     let cx = span.context();
-    if !cx.span().span_context().is_valid() {
-        return None;
-    }
-    let mut carrier: HashMap<String, String> = HashMap::with_capacity(2);
-    TraceContextPropagator::new().inject_context(&cx, &mut carrier);
+    let (traceparent, tracestate) = w3c::format(cx.span().span_context())?;
     Some(WireContext {
-        traceparent: carrier.remove(TRACEPARENT)?,
-        tracestate: carrier.remove(TRACESTATE).filter(|s| !s.is_empty()),
+        traceparent,
+        tracestate,
     })
 }
 
@@ -89,14 +77,13 @@ pub fn set_remote_parent(
     if span.is_disabled() {
         return false;
     }
-    let cx = extract(tp, tracestate);
-    if !cx.span().span_context().is_valid() {
+    let Some(cx) = extract(tp, tracestate) else {
         tracing::debug!(
             traceparent = tp,
             "not a valid W3C traceparent; the span starts a trace of its own"
         );
         return false;
-    }
+    };
     span.set_parent(cx).is_ok()
 }
 
