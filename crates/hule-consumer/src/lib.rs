@@ -103,6 +103,21 @@ pub fn standard_stack_with_retry(
     dlq: Arc<dyn DeadLetterSink>,
     metrics: ConsumerMetrics,
 ) -> Result<BoxService, StackError> {
+    let namespace = metrics.group().to_owned();
+    standard_stack_in(router, service, &namespace, dedup, retry, dlq, metrics)
+}
+
+/// [`standard_stack_with_retry`] with a dedup namespace of the caller's instead of the consumer group (to keep
+/// reading the completion markers an earlier release wrote under the service's name, for one TTL after an upgrade).
+pub fn standard_stack_in(
+    router: Router,
+    service: &str,
+    namespace: &str,
+    dedup: Option<Arc<dyn DedupStore>>,
+    retry: Retry,
+    dlq: Arc<dyn DeadLetterSink>,
+    metrics: ConsumerMetrics,
+) -> Result<BoxService, StackError> {
     if dedup.is_none() {
         let events = router.dual_routes_without_dedup();
         if !events.is_empty() {
@@ -111,8 +126,9 @@ pub fn standard_stack_with_retry(
     }
     let mut stack = Stack::new(router);
     if let Some(store) = dedup {
-        // Deduplicated per consumer group, as the inbox is: two groups of one service each handle every event.
-        stack = stack.layer(Dedup::new(store, metrics.group(), metrics.clone()));
+        // Deduplicated per consumer group (by default), as the inbox is: two groups of one service each handle every
+        // event.
+        stack = stack.layer(Dedup::new(store, namespace, metrics.clone()));
     }
     Ok(stack
         .layer(retry)

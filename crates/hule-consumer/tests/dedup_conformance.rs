@@ -208,3 +208,40 @@ async fn two_groups_of_one_service_on_one_redis_each_handle_every_event() {
     }
     assert_eq!(effects.applied.load(Ordering::SeqCst), 2, "once per group");
 }
+
+/// An explicit namespace (an upgrade from a release that kept Redis dedup under the service's name) is shared by
+/// whoever names it: a second group reading it sees the first's completion.
+#[tokio::test]
+async fn an_explicit_dedup_namespace_is_the_one_used() {
+    let url = std::env::var("HULE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let store: Arc<dyn DedupStore> = Arc::new(RedisDedup::new(&url).expect("redis url"));
+    let namespace = format!("old-service-{}", Uuid::new_v4().simple());
+    let registry = hule_metrics::Registry::new();
+    let effects = Effects::default();
+    let stacks: Vec<BoxService> = ["a", "b"]
+        .iter()
+        .map(|g| {
+            hule_consumer::standard_stack_in(
+                counting(effects.clone()),
+                "one-service",
+                &namespace,
+                Some(store.clone()),
+                Retry::default(),
+                Arc::new(MemorySink::default()),
+                ConsumerMetrics::new(&registry, "one-service", &format!("group-{g}-{namespace}")),
+            )
+            .expect("stack")
+        })
+        .collect();
+    let id = Uuid::new_v4();
+    for stack in &stacks {
+        let d = hule_consumer::conformance::delivery(id, 0);
+        let outcome = process(stack, &mut Message::new(d), &ConsumerMetrics::detached()).await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    assert_eq!(
+        effects.applied.load(Ordering::SeqCst),
+        1,
+        "one namespace, one application"
+    );
+}

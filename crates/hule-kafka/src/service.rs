@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use hule_consumer::dedup::DedupStore;
 use hule_consumer::{
-    standard_stack_with_retry, ConsumerMetrics, Context, DeadLetterSink, HandlerError, Retry,
-    Router, StackError, TopicChoice,
+    standard_stack_in, ConsumerMetrics, Context, DeadLetterSink, HandlerError, Retry, Router,
+    StackError, TopicChoice,
 };
 use hule_contracts::Payload;
 use tokio_util::sync::CancellationToken;
@@ -72,6 +72,7 @@ pub struct EventConsumerBuilder<S = ()> {
     state: S,
     router: Router,
     dedup: Option<Arc<dyn DedupStore>>,
+    dedup_namespace: Option<String>,
     retry: Retry,
     dead_letters: Option<Arc<dyn DeadLetterSink>>,
     registry: hule_metrics::Registry,
@@ -80,7 +81,8 @@ pub struct EventConsumerBuilder<S = ()> {
 }
 
 impl EventConsumer {
-    /// A consumer of `group` for `service` (the dedup namespace and the dead letters' `failed_service`).
+    /// A consumer of `group` for `service` (the dead letters' `failed_service`); its dedup records are kept under
+    /// the group (see [`EventConsumerBuilder::dedup_namespace`]).
     pub fn builder(kafka: &KafkaSettings, group: &str, service: &str) -> EventConsumerBuilder<()> {
         EventConsumerBuilder {
             kafka: kafka.clone(),
@@ -89,6 +91,7 @@ impl EventConsumer {
             state: (),
             router: Router::new(),
             dedup: None,
+            dedup_namespace: None,
             retry: Retry::default(),
             dead_letters: None,
             registry: hule_metrics::Registry::global().clone(),
@@ -150,6 +153,7 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
             state,
             router: self.router,
             dedup: self.dedup,
+            dedup_namespace: self.dedup_namespace,
             retry: self.retry,
             dead_letters: self.dead_letters,
             registry: self.registry,
@@ -191,6 +195,15 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
     /// Deduplicates with a store shared with other consumers of the process.
     pub fn dedup_shared(mut self, store: Arc<dyn DedupStore>) -> Self {
         self.dedup = Some(store);
+        self
+    }
+
+    /// Keeps dedup records under `namespace` instead of the consumer group. For one completion TTL after moving a
+    /// consumer from a release that namespaced Redis dedup by the service: give the service's name here, so the
+    /// markers written before the upgrade still count, then remove it. Two groups must not share a namespace (each
+    /// would skip the other's events).
+    pub fn dedup_namespace(mut self, namespace: &str) -> Self {
+        self.dedup_namespace = Some(namespace.to_owned());
         self
     }
 
@@ -243,9 +256,10 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
             Some(sink) => sink,
             None => Arc::new(KafkaDeadLetterSink::with_settings(&self.kafka)?),
         };
-        let stack = standard_stack_with_retry(
+        let stack = standard_stack_in(
             self.router,
             &self.service,
+            self.dedup_namespace.as_deref().unwrap_or(&self.group),
             self.dedup,
             self.retry,
             dead_letters,

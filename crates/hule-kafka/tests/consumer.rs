@@ -734,31 +734,47 @@ hule_kafka::on_both_backends!(
     a_fatal_error_stops_the_consumer_without_committing_its_record,
 );
 
-/// Held records over the budget for longer than `max.poll.interval.ms`: the driver pauses its assignment and goes
-/// on polling, so it stays in its group — one assignment, every record handled once, in order. (When it stopped
-/// polling instead, librdkafka left the group after the poll interval, the partition was assigned again and the
-/// records after the last commit were handled a second time.)
+/// Held records over the budget for longer than `max.poll.interval.ms`: the driver pauses the partition holding
+/// them and goes on polling, so it stays in its group — one assignment, every record handled once, in order — and
+/// the other partition's records flow meanwhile. (When it stopped polling instead, librdkafka left the group after
+/// the poll interval, the partition was assigned again and the records after the last commit were handled a
+/// second time; when it paused the whole assignment, the other partition waited for the stuck one.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_a_held_budget_overrun_keeps_the_consumer_in_its_group() {
     let cluster = TestKafka::start(Backend::Real, 1);
     cluster
-        .create_topics([(TOPIC.to_owned(), 1)], 1)
+        .create_topics([(TOPIC.to_owned(), 2)], 1)
         .await
         .expect("topic");
     let brokers = cluster.bootstrap_servers();
     let group = cluster.group("overrun");
+    let key_on = |partition: u32| {
+        (0..)
+            .map(|i| format!("batch-{i}"))
+            .find(|k| hule_contracts::partition_for(k.as_bytes(), 2) == partition)
+            .expect("some key lands on each partition")
+    };
+    let (stuck_key, other_key) = (key_on(0), key_on(1));
     const N: u128 = 300;
-    produce(&brokers, (0..N).map(|n| record(n, 1)).collect()).await;
-    // Record 5 takes 9 s (a long retry), with the records behind it held over the budget all that time, against a
-    // 6 s poll interval.
+    produce(
+        &brokers,
+        (0..N)
+            .map(|n| essays_registered(TOPIC, n, &stuck_key))
+            .collect(),
+    )
+    .await;
+    // Record 5 (partition 0) takes 9 s (a long retry), with the records behind it held over the budget all that
+    // time, against a 6 s poll interval.
     let seen: Seen = Arc::default();
+    let stuck = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let router = Router::new().on(TopicChoice::Standard, {
-        let seen = seen.clone();
+        let (seen, stuck) = (seen.clone(), stuck.clone());
         move |ctx: Context, p: BatchEssaysRegistered| {
-            let seen = seen.clone();
+            let (seen, stuck) = (seen.clone(), stuck.clone());
             async move {
                 let first_time = !seen.lock().expect("lock").iter().any(|s| s.1 == 5);
                 if ctx.event_id.as_u128() == 5 && first_time {
+                    stuck.store(true, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_secs(9)).await;
                 }
                 seen.lock()
@@ -796,8 +812,34 @@ async fn real_a_held_budget_overrun_keeps_the_consumer_in_its_group() {
         let metrics = metrics.clone();
         async move { run_consumer(&cfg, &[TOPIC], stack, metrics, stop_rx).await }
     });
-    wait_until("300 handled", Duration::from_secs(60), || {
-        seen.lock().expect("lock").len() >= N as usize
+    wait_until("record 5 to be stuck", Duration::from_secs(30), || {
+        stuck.load(Ordering::SeqCst)
+    })
+    .await;
+    // Partition 1's records flow while partition 0 is paused over the budget: all handled before record 5 ends.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    produce(
+        &brokers,
+        (1000..1020)
+            .map(|n| essays_registered(TOPIC, n, &other_key))
+            .collect(),
+    )
+    .await;
+    wait_until("partition 1's 20 records", Duration::from_secs(6), || {
+        seen.lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.1 >= 1000)
+            .count()
+            == 20
+    })
+    .await;
+    assert!(
+        !seen.lock().expect("lock").iter().any(|s| s.1 == 5),
+        "partition 1 waited for partition 0's stuck record"
+    );
+    wait_until("320 handled", Duration::from_secs(60), || {
+        seen.lock().expect("lock").len() >= N as usize + 20
     })
     .await;
     // Past another poll interval: a consumer that had left the group would have rejoined and redelivered by now.
@@ -805,7 +847,13 @@ async fn real_a_held_budget_overrun_keeps_the_consumer_in_its_group() {
     stop_tx.cancel();
     let stats = run.await.expect("join").expect("run");
     counter.abort();
-    let ids: Vec<u128> = seen.lock().expect("lock").iter().map(|s| s.1).collect();
+    let ids: Vec<u128> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|s| s.1)
+        .filter(|id| *id < 1000)
+        .collect();
     assert_eq!(
         ids,
         (0..N).collect::<Vec<_>>(),
@@ -820,7 +868,7 @@ async fn real_a_held_budget_overrun_keeps_the_consumer_in_its_group() {
         stats.pauses >= 1,
         "the budget was never exceeded: the test tests nothing ({stats:?})"
     );
-    assert_eq!(committed_total_of(&brokers, &group, 1), N as i64);
+    assert_eq!(committed_total_of(&brokers, &group, 2), N as i64 + 20);
 }
 
 /// The committed offsets of `partitions` partitions of [`TOPIC`], summed.

@@ -418,7 +418,8 @@ impl OutboxStore for PgOutbox {
             .query(
                 &format!(
                     "WITH gone AS (DELETE FROM event_outbox
-                         WHERE published_at IS NULL AND retry_count > 0 AND {filter}
+                         WHERE published_at IS NULL AND retry_count > 0
+                           AND (parked_at IS NOT NULL OR next_attempt_at > now()) AND {filter}
                          RETURNING seq, id, event_id, topic, event_key, event_data::text AS data, headers::text AS h,
                                    retry_count, last_error)
                      INSERT INTO hule_outbox_discarded (seq, id, event_id, topic, event_key, event_data, headers,

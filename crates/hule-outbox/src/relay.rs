@@ -230,6 +230,9 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
     if batch.is_empty() {
         return Ok(0);
     }
+    if !store.renew_leadership().await? {
+        return Err(StoreError::LeadershipLost);
+    }
     stats.batches += 1;
     let (outcomes, held) = publish_leading(store, publisher, &batch).await;
     complete(store, config, stats, &batch, outcomes, started).await?;
@@ -297,9 +300,12 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         let exclude: Vec<i64> = current.iter().map(|r| r.seq).collect();
         // A drain returns after about `DRAIN_SLICE` so that the caller refreshes the gauges while a long backlog
         // drains (it used to run the whole backlog in one call, leaving them stale for its length).
-        let more = !stop.is_cancelled()
-            && began.elapsed() < DRAIN_SLICE
-            && store.renew_leadership().await?;
+        // Leadership is confirmed (renewed) right before each batch is handed to the publisher: a relay that lost
+        // it while completing the previous batch (a slow database, a stall) publishes nothing more.
+        if !store.renew_leadership().await? {
+            return Err(StoreError::LeadershipLost);
+        }
+        let more = !stop.is_cancelled() && began.elapsed() < DRAIN_SLICE;
         let ((outcomes, held), next) =
             futures::join!(publish_leading(store, publisher, &current), async {
                 if more {

@@ -385,16 +385,18 @@ impl OutboxStore for SqliteOutbox {
                         "INSERT INTO hule_outbox_discarded (seq, id, event_id, topic, event_key, event_data, headers,
                                                             retry_count, last_error, reason, discarded_at)
                          SELECT seq, id, event_id, topic, event_key, event_data, headers, retry_count, last_error, ?2, ?3
-                         FROM event_outbox WHERE published_at IS NULL AND retry_count > 0 AND {filter}"
+                         FROM event_outbox WHERE published_at IS NULL AND retry_count > 0
+                           AND (parked_at IS NOT NULL OR next_attempt_at > ?3) AND {filter}"
                     ),
                     params![param, reason, now],
                 )?;
                 let gone = {
                     let mut stmt = tx.prepare(&format!(
-                        "DELETE FROM event_outbox WHERE published_at IS NULL AND retry_count > 0 AND {filter}
+                        "DELETE FROM event_outbox WHERE published_at IS NULL AND retry_count > 0
+                           AND (parked_at IS NOT NULL OR next_attempt_at > ?2) AND {filter}
                          RETURNING seq, event_id, topic, event_key, retry_count, last_error"
                     ))?;
-                    let rows = stmt.query_map(params![param], |r| {
+                    let rows = stmt.query_map(params![param, now], |r| {
                         Ok(crate::model::Discarded {
                             seq: r.get(0)?,
                             event_id: r.get(1)?,

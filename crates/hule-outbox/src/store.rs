@@ -107,7 +107,8 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Releases parked rows for another round of attempts; returns how many.
     fn retry(&self, target: RetryTarget) -> impl Future<Output = Result<u64>> + Send;
     /// Removes failed rows for good, each moved with `reason` to `hule_outbox_discarded` in one transaction (so
-    /// the key they held back goes on); returns what was removed. Rows never attempted are not touched.
+    /// the key they held back goes on); returns what was removed. Only rows that cannot be in a relay's batch are
+    /// touched: parked, or waiting for their next attempt (never a row that is due, nor one never attempted).
     fn discard(
         &self,
         target: RetryTarget,

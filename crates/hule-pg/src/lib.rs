@@ -63,20 +63,31 @@ pub struct TlsSettings {
     pub cert: Option<String>,
     /// `sslkey`.
     pub key: Option<String>,
+    /// `server_keepalives` (hule's own parameter, taken out like the TLS ones): `off` sends no keepalive settings
+    /// for the server's end in the startup `options` (for a pooler that refuses them, or PostgreSQL 11 and older,
+    /// which do not know `tcp_user_timeout`); this end's keepalives stay.
+    pub server_keepalives: bool,
 }
 
 /// Splits the libpq TLS settings out of `url`; returns the URL without them and the settings.
 pub fn split_tls(url: &str) -> Result<(String, TlsSettings), ConnectError> {
     let mut tls = TlsSettings {
         mode: "prefer".into(),
+        server_keepalives: true,
         ..TlsSettings::default()
     };
+    let mut bad_switch = None;
     let mut take = |k: &str, v: String| -> bool {
         match k {
             "sslmode" => tls.mode = v,
             "sslrootcert" => tls.root_cert = Some(v),
             "sslcert" => tls.cert = Some(v),
             "sslkey" => tls.key = Some(v),
+            "server_keepalives" => match v.as_str() {
+                "on" => tls.server_keepalives = true,
+                "off" => tls.server_keepalives = false,
+                other => bad_switch = Some(other.to_owned()),
+            },
             _ => return false,
         }
         true
@@ -108,6 +119,12 @@ pub fn split_tls(url: &str) -> Result<(String, TlsSettings), ConnectError> {
         }
         kept.join(" ")
     };
+    if let Some(v) = bad_switch {
+        return Err(ConnectError::Url {
+            url: redact(url),
+            reason: format!("server_keepalives `{v}` is not on or off"),
+        });
+    }
     if ![
         "disable",
         "allow",
@@ -129,6 +146,14 @@ pub fn split_tls(url: &str) -> Result<(String, TlsSettings), ConnectError> {
     // As libpq: `verify-ca` checks the chain against a CA the operator names; with the system's store every public
     // CA could vouch for any server (libpq refuses it for lack of a root certificate file, and refuses
     // `sslrootcert=system` with it).
+    if tls.mode == "require" && tls.root_cert.as_deref() == Some("system") {
+        return Err(ConnectError::Url {
+            url: redact(url),
+            reason: "sslrootcert=system needs sslmode=verify-full (as libpq: a chain check against every public CA \
+                     without a host name check proves nothing)"
+                .into(),
+        });
+    }
     if tls.mode == "verify-ca" && tls.root_cert.as_deref().is_none_or(|r| r == "system") {
         return Err(ConnectError::Url {
             url: redact(url),
@@ -198,7 +223,7 @@ pub async fn connect_with(
         url: redact(url),
         reason: e.to_string(),
     })?;
-    guard_half_open(&mut config, &rest);
+    guard_half_open(&mut config, &rest, tls.server_keepalives);
     config.ssl_mode(match tls.mode.as_str() {
         "disable" => SslMode::Disable,
         "allow" | "prefer" => SslMode::Prefer,
@@ -261,9 +286,10 @@ pub const HALF_OPEN_BOUND: Duration = Duration::from_secs(20);
 /// notice a dead peer within [`HALF_OPEN_BOUND`]. The server's end matters most: an advisory lock or a LISTEN is
 /// held by the server's session, which would otherwise live until the operating system's keepalive (2 h by
 /// default). Settings the URL names itself are left as given. PgBouncer refuses the startup `options` unless it
-/// lists them in `ignore_startup_parameters` (and in transaction mode breaks advisory locks and LISTEN anyway).
-fn guard_half_open(config: &mut Config, url_rest: &str) {
-    let named = |k: &str| url_rest.contains(k);
+/// lists them in `ignore_startup_parameters` (and in transaction mode breaks advisory locks and LISTEN anyway); `server_keepalives=off` in the URL leaves them out.
+fn guard_half_open(config: &mut Config, url_rest: &str, server_side: bool) {
+    let names = parameter_names(url_rest);
+    let named = |k: &str| names.iter().any(|n| n.starts_with(k));
     if !named("keepalives") {
         config
             .keepalives(true)
@@ -277,6 +303,9 @@ fn guard_half_open(config: &mut Config, url_rest: &str) {
     if !named("connect_timeout") {
         config.connect_timeout(Duration::from_secs(10));
     }
+    if !server_side {
+        return;
+    }
     let mut options = config.get_options().unwrap_or_default().to_owned();
     for (guc, value) in [
         ("tcp_keepalives_idle", "5"),
@@ -289,6 +318,26 @@ fn guard_half_open(config: &mut Config, url_rest: &str) {
         }
     }
     config.options(options.trim_start());
+}
+
+/// The parameter names a URL (query) or keyword string gives, so that settings are recognised by name, not by a
+/// substring of a password or a database name.
+fn parameter_names(url_rest: &str) -> Vec<String> {
+    if url_rest.contains("://") {
+        url_rest
+            .split_once('?')
+            .map(|(_, q)| {
+                q.split('&')
+                    .map(|pair| pair.split('=').next().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        hule_secrets::keywords(url_rest)
+            .into_iter()
+            .map(|kw| kw.key)
+            .collect()
+    }
 }
 
 async fn drive<S, T>(

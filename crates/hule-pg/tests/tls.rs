@@ -192,3 +192,27 @@ fn passwords_in_every_url_form_are_redacted() {
         .expect_err("bad mode");
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+/// `server_keepalives=off` leaves the server's settings out of the startup `options` (for a pooler that refuses
+/// them); a keepalive-looking substring elsewhere in the URL does not count as the URL setting one.
+#[tokio::test]
+async fn server_keepalives_can_be_left_out_and_only_parameter_names_count() {
+    let client = hule_pg::connect(&format!("{BASE}?server_keepalives=off"))
+        .await
+        .expect("connect");
+    let idle: String = client
+        .query_one("SHOW tcp_keepalives_idle", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_ne!(idle, "5", "the server's keepalives were still asked for");
+    let err =
+        hule_pg::split_tls(&format!("{BASE}?server_keepalives=maybe")).expect_err("not on/off");
+    assert!(err.to_string().contains("server_keepalives"), "{err}");
+    // A database whose name holds `keepalives` still gets the settings.
+    let (rest, tls) = hule_pg::split_tls("postgres://u@h/keepalives_db").expect("ok");
+    assert!(tls.server_keepalives && rest.ends_with("keepalives_db"));
+    let err = hule_pg::split_tls(&format!("{BASE}?sslmode=require&sslrootcert=system"))
+        .expect_err("require + system");
+    assert!(err.to_string().contains("verify-full"), "{err}");
+}

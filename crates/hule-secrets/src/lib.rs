@@ -21,8 +21,8 @@ assert_eq!(redact_url("host=db password='p w' user=relay"), "host=db password=**
 assert!(is_secret_name("sasl.password") && !is_secret_name("sasl.username"));
 ```
 
-Redaction is pure and total: every input gives an output (the fuzz target `redact` checks that no input panics and
-that a password put in any of these places never comes back).
+Redaction is pure and total: every input gives an output (the fuzz target `db_url` and a proptest check that no
+input panics and that a password put in any of these places never comes back).
 */
 
 use std::fmt;
@@ -209,39 +209,55 @@ fn redact_parsed(mut u: url::Url) -> String {
 }
 
 /// The masking for a URL the parser refuses or reads differently from libpq: the user info's password (all of it
-/// when there is no `:`) and the value of every secret query parameter are hidden by position in the text.
+/// when there is no `:`, or when it holds `/`, `?` or `#`, so that the last `@` may have been in a path or query)
+/// is hidden, and then the value of every secret `name=value` pair anywhere after the scheme.
 fn redact_by_text(s: &str) -> String {
     let Some((scheme, rest)) = s.split_once("://") else {
         return redact_keywords(s);
     };
     let (userinfo, rest) = match rest.rfind('@') {
         Some(at) => {
-            let user = match rest[..at].split_once(':') {
-                Some((user, _)) => format!("{user}:{MASK}"),
-                None if user_is_a_name(scheme) => rest[..at].to_owned(),
-                None => MASK.to_owned(),
+            let info = &rest[..at];
+            let user = match info.split_once(':') {
+                // A password may hold anything; the user name before it is shown when it cannot be a path.
+                Some((user, _)) if !user.contains(['/', '?', '#']) => format!("{user}:{MASK}"),
+                None if user_is_a_name(scheme) && !info.contains(['/', '?', '#']) => {
+                    info.to_owned()
+                }
+                _ => MASK.to_owned(),
             };
             (format!("{user}@"), &rest[at + 1..])
         }
         None => (String::new(), rest),
     };
-    let mut out = format!("{scheme}://{userinfo}");
-    match rest.split_once('?') {
-        None => out.push_str(rest),
-        Some((base, query)) => {
-            let pairs: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if is_secret_name(&percent_decode(k)) => format!("{k}={MASK}"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            out.push_str(base);
-            out.push('?');
-            out.push_str(&pairs.join("&"));
+    format!("{scheme}://{userinfo}{}", mask_secret_pairs(rest))
+}
+
+/// Masks the value of every `name=value` pair whose name looks secret, wherever it stands (after `?`, `&`, `;` or
+/// the start), up to the next `&`, `;`, `#` or white space.
+fn mask_secret_pairs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if matches!(c, '?' | '&' | ';') {
+            out.push_str(&mask_pair(&text[start..i]));
+            out.push(c);
+            start = i + c.len_utf8();
         }
     }
+    out.push_str(&mask_pair(&text[start..]));
     out
+}
+
+/// One `name=value` segment with its value masked when the name looks secret.
+fn mask_pair(segment: &str) -> String {
+    match segment.split_once('=') {
+        Some((name, value)) if is_secret_name(&percent_decode(name)) => {
+            let end = value.find(['#', ' ']).unwrap_or(value.len());
+            format!("{name}={MASK}{}", &value[end..])
+        }
+        _ => segment.to_owned(),
+    }
 }
 
 /// libpq's keyword form with every secret keyword's value masked.
@@ -357,6 +373,16 @@ mod tests {
             redact_url("postgres://relay:hunter2@db:notaport/app"),
             "postgres://relay:***@db:notaport/app"
         );
+        // `@` in a query value, before or after the password.
+        for input in [
+            "postgres://db/app?user=relay@srv&password=hunter2",
+            "postgres://db/app?password=hunter2&application_name=a@b",
+            "redis://cache:6379/0?client=a@b&password=hunter2",
+            "postgres://u@db/app?user=relay@srv&sslpassword=hunter2#x",
+        ] {
+            let got = redact_url(input);
+            assert!(!got.contains("hunter2"), "{input} → {got}");
+        }
         // `?` and `#` in an unescaped password end a URL's user info for the parser, not for libpq.
         for input in [
             "postgres://relay:hun?ter2@db/app",
@@ -414,7 +440,7 @@ mod tests {
         #[test]
         fn a_password_never_comes_back(
             password in "[A-Za-z0-9!$&()*+,;=:@/?#%'\\\\ ]{8,20}",
-            form in 0usize..5,
+            form in 0usize..7,
         ) {
             // A password long enough not to occur in the rest of the string by chance.
             prop_assume!(!"postgres://relay@db:5432/app?user=relay&sslmode=require host=db user=relay redis://cache:6379".contains(password.as_str()));
@@ -425,6 +451,8 @@ mod tests {
                 1 => format!("postgres://db:5432/app?user=relay&password={enc}&sslmode=require"),
                 2 => format!("host=db password='{escaped}' user=relay"),
                 3 => format!("redis://:{enc}@cache:6379"),
+                4 => format!("postgres://db:5432/app?user=relay@srv&password={enc}"),
+                5 => format!("postgres://db:5432/app?password={enc}&application_name=a@b"),
                 _ => format!("postgres://relay:{password}@db:5432/app"),
             };
             let got = redact_url(&input);

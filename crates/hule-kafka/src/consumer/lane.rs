@@ -20,6 +20,8 @@ pub(super) struct Lane {
     next: i64,
     /// Received while the queue was full, in offset order.
     held: VecDeque<Delivery>,
+    /// The fetch loop paused this partition (over the held budget).
+    pub paused: bool,
 }
 
 /// What became of a record offered to the queue.
@@ -44,7 +46,13 @@ impl Lane {
             queue_bytes,
             next: -1,
             held: VecDeque::new(),
+            paused: false,
         }
+    }
+
+    /// Whether records are held beside the queue.
+    pub fn holds(&self) -> bool {
+        !self.held.is_empty()
     }
 
     /// Whether the lane still feeds a running worker of a partition this consumer owns.

@@ -5,10 +5,11 @@
 //! - In-flight work is bounded: each partition's queue holds at most `queue_per_partition` records and
 //!   `queue_bytes_per_partition` bytes; records received for a full queue are held beside it, in offset order
 //!   ([`lane`]), so one busy partition never holds up the records of the others queued behind its own in
-//!   librdkafka. When the held records of all partitions together exceed `held_bytes`, the driver pauses its
-//!   assignment and goes on polling — librdkafka keeps serving heartbeats, rebalances and
-//!   `max.poll.interval.ms` — and resumes it once they are under half the budget (librdkafka's own prefetch is
-//!   bounded by `queued.max.messages.kbytes`, 16 MiB).
+//!   librdkafka. When the held records of all partitions together exceed `held_bytes`, the driver pauses the
+//!   partitions that hold records and goes on polling — librdkafka keeps serving heartbeats, rebalances and
+//!   `max.poll.interval.ms`, and the other partitions keep flowing — and resumes each once its held records have
+//!   gone into its queue (librdkafka's own prefetch is bounded by `queued.max.messages.kbytes`, 16 MiB). A
+//!   rebalance clears the pauses of the partitions it moves (librdkafka keeps an application's pause across it).
 //! - An offset is committed only after its record's outcome is durable: the stack returned an [`Outcome`]
 //!   (handled with its dedup record, a duplicate, ignored, or dead-lettered with the broker's acknowledgement).
 //!   A [`Failure`] reaching the driver (an unreachable dedup store or DLQ producer) is retried on the same record
@@ -147,8 +148,9 @@ pub async fn run_consumer(
     let mut lanes: HashMap<PartKey, Lane> = HashMap::new();
     // Bytes of the records held beside full queues, all partitions together.
     let mut held_bytes = 0usize;
-    // Over the budget the assignment is paused (and polling goes on); resumed under half of it.
-    let mut paused = false;
+    // Over the budget, the partitions holding records are paused (polling goes on); each is resumed once its held
+    // records have all gone into its queue. `paused_lanes` counts them, so the scans run only when needed.
+    let mut paused_lanes = 0usize;
     let mut pauses = 0u64;
     let mut workers = JoinSet::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
@@ -181,6 +183,7 @@ pub async fn run_consumer(
                 for lane in lanes.values_mut() {
                     held_bytes -= lane.refill();
                 }
+                paused_lanes -= resume_drained(&consumer, &mut lanes, paused_lanes);
             }
             _ = commit_tick.tick() => {
                 // Lanes of revoked partitions let go of what they held (no worker signals for them) and are dropped,
@@ -188,11 +191,15 @@ pub async fn run_consumer(
                 for lane in lanes.values_mut() {
                     held_bytes -= lane.refill();
                 }
-                lanes.retain(|_, lane| lane.live());
-                if paused {
-                    // Partitions assigned since the pause come unpaused.
-                    pause(&consumer, true);
-                }
+                paused_lanes -= resume_drained(&consumer, &mut lanes, paused_lanes);
+                lanes.retain(|_, lane| {
+                    let keep = lane.live();
+                    if !keep && lane.paused {
+                        // Its pause was cleared by the rebalance that revoked it.
+                        paused_lanes -= 1;
+                    }
+                    keep
+                });
                 if last_broker_error.is_some_and(|t| t.elapsed() >= BROKER_QUIET) {
                     metrics.broker(true, "receiving; no errors for 2 s");
                     last_broker_error = None;
@@ -233,9 +240,17 @@ pub async fn run_consumer(
                 let delivery = delivery_of(&m);
                 drop(m);
                 let key = (delivery.topic.clone(), delivery.partition);
+                if lanes.get(&key).is_some_and(|l| !l.live() && !l.st.revoked.load(Ordering::SeqCst)) {
+                    // Its worker ended without a revoke (a fatal failure, which ends the run): no new worker may go
+                    // on past the record it stopped at.
+                    continue;
+                }
                 if !lanes.get(&key).is_some_and(Lane::live) {
                     if let Some(mut old) = lanes.remove(&key) {
                         held_bytes -= old.refill();
+                        if old.paused {
+                            paused_lanes -= 1;
+                        }
                     }
                     let st = Arc::new(PartState::new());
                     shared.parts().insert(key.clone(), st.clone());
@@ -248,17 +263,18 @@ pub async fn run_consumer(
                 }
             }
         }
-        if !paused && held_bytes > config.held_bytes {
-            tracing::debug!(
-                held_bytes,
-                "held records over the budget; pausing the assignment"
-            );
-            pause(&consumer, true);
-            paused = true;
-            pauses += 1;
-        } else if paused && held_bytes <= config.held_bytes / 2 {
-            pause(&consumer, false);
-            paused = false;
+        if held_bytes > config.held_bytes {
+            // Only the partitions holding records are paused: the others keep flowing (a partition stuck in a long
+            // retry behind its backlog stops itself, not the rest).
+            for (key, lane) in lanes.iter_mut() {
+                if !lane.paused && lane.holds() {
+                    tracing::debug!(topic = %key.0, partition = key.1, held_bytes, "held records over the budget; pausing the partition");
+                    pause_partition(&consumer, key, true);
+                    lane.paused = true;
+                    paused_lanes += 1;
+                    pauses += 1;
+                }
+            }
         }
     }
 
@@ -285,18 +301,38 @@ pub async fn run_consumer(
     })
 }
 
-/// Pauses (or resumes) every partition currently assigned; a failure is logged (the next tick tries again).
-fn pause(consumer: &StreamConsumer<DriverContext>, on: bool) {
-    let result = consumer.assignment().and_then(|tpl| {
-        if on {
-            consumer.pause(&tpl)
-        } else {
-            consumer.resume(&tpl)
-        }
-    });
-    if let Err(e) = result {
-        tracing::warn!(error = %e, pause = on, "cannot pause or resume the assignment");
+/// Pauses (or resumes) one partition; a failure is logged (a resume is tried again at the next refill).
+fn pause_partition(consumer: &StreamConsumer<DriverContext>, key: &PartKey, on: bool) -> bool {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(&key.0, key.1);
+    let result = if on {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
+    if let Err(e) = &result {
+        tracing::warn!(topic = %key.0, partition = key.1, error = %e, pause = on, "cannot pause or resume a partition");
     }
+    result.is_ok()
+}
+
+/// Resumes the paused lanes whose held records have all gone into their queues; returns how many.
+fn resume_drained(
+    consumer: &StreamConsumer<DriverContext>,
+    lanes: &mut HashMap<PartKey, Lane>,
+    paused_lanes: usize,
+) -> usize {
+    if paused_lanes == 0 {
+        return 0;
+    }
+    let mut resumed = 0;
+    for (key, lane) in lanes.iter_mut() {
+        if lane.paused && !lane.holds() && pause_partition(consumer, key, false) {
+            lane.paused = false;
+            resumed += 1;
+        }
+    }
+    resumed
 }
 
 /// Sets `consumer_lag` of every owned partition: its high watermark minus the next offset to commit. The series is

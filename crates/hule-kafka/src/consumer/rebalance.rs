@@ -113,8 +113,13 @@ impl ConsumerContext for DriverContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            // librdkafka keeps an application's pause on a partition across unassign and assign: a partition paused
+            // here before a rebalance would come back paused, and nothing would resume it.
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::warn!(error = %e, "cannot clear pauses of newly assigned partitions");
+            }
             self.metrics.broker(
                 true,
                 &format!("in the group, {} partitions assigned", tpl.count()),
@@ -141,6 +146,8 @@ impl ConsumerContext for DriverContext {
         for st in &states {
             st.revoked.store(true, Ordering::SeqCst);
         }
+        // Leave no pause behind on partitions that go (see `post_rebalance`).
+        let _ = consumer.resume(tpl);
         let deadline = Instant::now() + self.shared.revoke_timeout;
         while states.iter().any(|s| s.busy.load(Ordering::SeqCst)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));

@@ -17,8 +17,15 @@ use super::rebalance::{PartKey, PartState};
 /// succeeded or the partition was revoked or the consumer stopped meanwhile.
 #[derive(Clone)]
 pub(super) struct Stalls {
-    stalled: Arc<Mutex<HashMap<PartKey, String>>>,
+    /// By worker: its partition and the address of its `PartState` (a partition revoked and assigned again has a
+    /// new worker beside the old one for a moment; one must not clear the other's stall).
+    stalled: Arc<Mutex<HashMap<(PartKey, usize), String>>>,
     metrics: ConsumerMetrics,
+}
+
+/// A worker's identity in [`Stalls`].
+pub(super) fn worker_id(key: &PartKey, st: &Arc<PartState>) -> (PartKey, usize) {
+    (key.clone(), Arc::as_ptr(st) as usize)
 }
 
 impl Stalls {
@@ -29,18 +36,18 @@ impl Stalls {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PartKey, String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(PartKey, usize), String>> {
         self.stalled.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn stall(&self, key: &PartKey, why: String) {
+    fn stall(&self, key: &(PartKey, usize), why: String) {
         let mut stalled = self.lock();
         self.metrics.progressing(false, &why);
         stalled.insert(key.clone(), why);
     }
 
-    /// The partition is no longer stalled (its record went on, or its worker ended).
-    pub fn clear(&self, key: &PartKey) {
+    /// The worker is no longer stalled (its record went on, or it ended).
+    pub fn clear(&self, key: &(PartKey, usize)) {
         let mut stalled = self.lock();
         if stalled.remove(key).is_some() {
             match stalled.values().next() {
@@ -82,9 +89,10 @@ pub(super) async fn partition_worker(
     w: WorkerShared,
 ) {
     let stalls = w.stalls.clone();
-    work(&key, rx, &st, w).await;
+    let id = worker_id(&key, &st);
+    work(&id, rx, &st, w).await;
     st.busy.store(false, Ordering::SeqCst);
-    stalls.clear(&key);
+    stalls.clear(&id);
 }
 
 fn take(st: &PartState, d: Delivery) -> Message {
@@ -92,7 +100,12 @@ fn take(st: &PartState, d: Delivery) -> Message {
     Message::new(d)
 }
 
-async fn work(key: &PartKey, mut rx: mpsc::Receiver<Delivery>, st: &PartState, w: WorkerShared) {
+async fn work(
+    key: &(PartKey, usize),
+    mut rx: mpsc::Receiver<Delivery>,
+    st: &PartState,
+    w: WorkerShared,
+) {
     let WorkerShared {
         room,
         low_water,
@@ -123,11 +136,13 @@ async fn work(key: &PartKey, mut rx: mpsc::Receiver<Delivery>, st: &PartState, w
         {
             room.notify_one();
         }
-        // A revoked partition's records belong to its next owner: claim nothing for them.
+        // A revoked partition's records belong to its next owner: claim nothing for them. Busy is set before the
+        // check (the revoke sets `revoked`, then reads `busy`), so either the revoke waits for this run or the run
+        // sees the revoke.
+        st.busy.store(true, Ordering::SeqCst);
         if gone() {
             return;
         }
-        st.busy.store(true, Ordering::SeqCst);
         stack.prepare(run.make_contiguous()).await;
         // Records that reached their outcomes; their offsets count as done once `finish` has completed them.
         let mut ended: Vec<Message> = Vec::with_capacity(run.len());
@@ -169,6 +184,9 @@ async fn work(key: &PartKey, mut rx: mpsc::Receiver<Delivery>, st: &PartState, w
                         // The run's records that ended before this one count as done while it waits.
                         finish_ended(&stack, &mut ended, st, &finished).await;
                         tokio::time::sleep(backoff).await;
+                        if gone() {
+                            break false;
+                        }
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         msg = Message::new(msg.delivery);
                     }
