@@ -18,6 +18,8 @@ let publisher = hule_kafka::KafkaPublisher::new(&hule_kafka::ProducerConfig::new
 pub mod admin;
 pub mod consumer;
 pub mod dlq;
+#[cfg(any(test, feature = "testkit"))]
+pub mod fault_proxy;
 pub mod lag;
 pub mod mock;
 #[cfg(feature = "relay")]

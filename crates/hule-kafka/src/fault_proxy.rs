@@ -1,0 +1,176 @@
+//! A TCP fault proxy for tests (feature `testkit`): forwards a local port to an upstream address and, on command,
+//! adds latency to every chunk, black-holes every connection (nothing forwarded either way, the sockets kept open:
+//! no FIN, no RST — what a client sees during a partition; held data goes through once the partition heals, as TCP
+//! retransmission would deliver it), or resets them (RST, through a zero linger).
+//!
+//! A proxy cannot make the client's own TCP keepalives fail (the proxy's kernel answers them); the PostgreSQL
+//! half-open test drops the packets themselves with nftables for that.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What the proxy does to the traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward as it comes.
+    Pass,
+    /// Forward each chunk after this delay.
+    Latency(Duration),
+    /// Forward nothing, close nothing.
+    BlackHole,
+    /// Reset every connection, new ones included.
+    Reset,
+}
+
+/// A running proxy; dropping it stops it (its connections end).
+pub struct FaultProxy {
+    addr: SocketAddr,
+    fault: watch::Sender<Fault>,
+    task: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Listens on an ephemeral loopback port and forwards to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (fault, watch) = watch::channel(Fault::Pass);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let watch = watch.clone();
+                connections.spawn(async move {
+                    if *watch.borrow() == Fault::Reset {
+                        reset(client);
+                        return;
+                    }
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        reset(client);
+                        return;
+                    };
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    let (c2s, s2c) = (pump(cr, sw, watch.clone()), pump(sr, cw, watch));
+                    // Whichever way ends (closed, reset), the connection ends.
+                    tokio::select! {
+                        _ = c2s => {}
+                        _ = s2c => {}
+                    }
+                });
+            }
+        });
+        Ok(FaultProxy { addr, fault, task })
+    }
+
+    /// The address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Changes what happens to the traffic, for every connection at once.
+    pub fn set(&self, fault: Fault) {
+        self.fault.send_replace(fault);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Ends a connection with a reset rather than a close.
+fn reset(stream: TcpStream) {
+    let _ = stream.set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// Copies one direction, applying the current fault to each chunk; returns when either side ends or on a reset.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut fault: watch::Receiver<Fault>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::select! {
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = fault.wait_for(|f| *f == Fault::Reset) => return,
+        };
+        loop {
+            let now = *fault.borrow_and_update();
+            match now {
+                Fault::Pass => break,
+                Fault::Latency(d) => {
+                    tokio::time::sleep(d).await;
+                    break;
+                }
+                Fault::Reset => return,
+                // Held until the partition heals (or the connection is reset).
+                Fault::BlackHole => {
+                    if fault.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_holds_delays_and_resets() {
+        let echo = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let upstream = echo.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let proxy = FaultProxy::start(upstream).await.expect("proxy");
+        let mut c = TcpStream::connect(proxy.addr()).await.expect("connect");
+        let mut buf = [0u8; 4];
+        c.write_all(b"ping").await.expect("write");
+        c.read_exact(&mut buf).await.expect("echo");
+        assert_eq!(&buf, b"ping");
+        proxy.set(Fault::BlackHole);
+        c.write_all(b"held").await.expect("write");
+        let held = tokio::time::timeout(Duration::from_millis(300), c.read_exact(&mut buf)).await;
+        assert!(held.is_err(), "nothing comes through a black hole");
+        proxy.set(Fault::Latency(Duration::from_millis(200)));
+        let started = std::time::Instant::now();
+        c.read_exact(&mut buf).await.expect("released");
+        assert_eq!(&buf, b"held");
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+        proxy.set(Fault::Reset);
+        let ended = tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf)).await;
+        assert!(matches!(ended, Ok(Ok(0)) | Ok(Err(_))), "{ended:?}");
+    }
+}
