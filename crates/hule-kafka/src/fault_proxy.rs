@@ -87,6 +87,8 @@ impl Drop for FaultProxy {
 }
 
 /// Ends a connection with a reset rather than a close.
+// A zero linger does not block on drop (the deprecation is about a non-zero one): the kernel sends RST at once.
+#[allow(deprecated)]
 fn reset(stream: TcpStream) {
     let _ = stream.set_linger(Some(Duration::ZERO));
     drop(stream);
