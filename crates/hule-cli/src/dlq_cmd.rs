@@ -63,8 +63,8 @@ pub enum DlqCommand {
         /// Show what would be replayed; publish nothing.
         #[arg(long)]
         dry_run: bool,
-        /// At most this many records per second.
-        #[arg(long)]
+        /// At most this many records per second (0.001 to 1,000,000).
+        #[arg(long, value_parser = parse_rate)]
         rate: Option<f64>,
     },
 }
@@ -99,9 +99,6 @@ pub fn run(cmd: &DlqCommand) -> anyhow::Result<()> {
                 .as_deref()
                 .map(|s| Timestamp::parse(s).map_err(|e| anyhow::anyhow!("--since: {e}")))
                 .transpose()?;
-            if rate.is_some_and(|r| r <= 0.0 || !r.is_finite()) {
-                anyhow::bail!("--rate must be a positive number of records per second");
-            }
             let filter = DlqFilter {
                 reason: reason.clone(),
                 event_id: event_id.clone(),
@@ -110,6 +107,33 @@ pub fn run(cmd: &DlqCommand) -> anyhow::Result<()> {
             replay(&kafka.connect()?, topic, &filter, *dry_run, *rate)
         }
     }
+}
+
+/// The bounds of `--rate`, in records per second: slower than one record in 1,000 s is a mistake, and faster than
+/// a million a second is no limit.
+const RATE_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1_000_000.0;
+
+/// Parses `--rate`: a number of records per second within [`RATE_RANGE`].
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of records per second"))?;
+    if RATE_RANGE.contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!(
+            "{s} records per second is outside {}..={}",
+            RATE_RANGE.start(),
+            RATE_RANGE.end()
+        ))
+    }
+}
+
+/// When the `i`th record of a replay at `rate` records per second is due, after the start (saturating: a rate
+/// within [`RATE_RANGE`] never overflows a `Duration`, and anything else is clamped rather than a panic).
+fn due_after(i: usize, rate: f64) -> Duration {
+    Duration::try_from_secs_f64(i as f64 / rate).unwrap_or(Duration::MAX)
 }
 
 fn list(kafka: &KafkaSettings, topic: Option<&str>, json: bool) -> anyhow::Result<()> {
@@ -277,7 +301,7 @@ fn replay(
     runtime.block_on(async {
         for (i, (offset, _, _, r)) in plan.iter_mut().enumerate() {
             if let Some(per_second) = rate {
-                let due = started + Duration::from_secs_f64(i as f64 / per_second);
+                let due = started + due_after(i, per_second);
                 tokio::time::sleep_until(due.into()).await;
             }
             let to = r.topic.clone();
@@ -299,4 +323,32 @@ fn replay(
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rates_outside_the_range_are_refused_with_the_range() {
+        for bad in ["1e-300", "0", "-1", "NaN", "inf", "1e7", "fast"] {
+            let err = parse_rate(bad).expect_err(bad);
+            assert!(err.contains("records per second"), "{bad}: {err}");
+        }
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+    }
+
+    proptest! {
+        /// Any text gives a rate in range or an error, and any accepted rate gives due times without a panic.
+        #[test]
+        fn no_rate_panics(s in "\\PC{0,20}", f in proptest::num::f64::ANY, i in 0usize..10_000_000) {
+            for text in [s, f.to_string()] {
+                if let Ok(rate) = parse_rate(&text) {
+                    prop_assert!(RATE_RANGE.contains(&rate));
+                    let _ = due_after(i, rate);
+                }
+            }
+        }
+    }
 }

@@ -284,9 +284,15 @@ pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
     rt.block_on(async {
         match cmd {
             OutboxCommand::Status { database_url, json } => {
+                // Read-only: nothing is migrated or created (a wrong schema is an error, not "pending 0").
                 let status = match parse_database_url(&resolve_database_url(database_url)?)? {
-                    Database::Postgres(url) => PgOutbox::connect(&url).await?.status().await?,
-                    Database::Sqlite(path) => open_sqlite(&path)?.status().await?,
+                    Database::Postgres(url) => PgOutbox::open_existing(&url).await?.status().await?,
+                    Database::Sqlite(path) => {
+                        if !path.exists() {
+                            bail!("no outbox database at {}", path.display());
+                        }
+                        SqliteOutbox::open_existing(&path)?.status().await?
+                    }
                 };
                 if *json {
                     crate::out(serde_json::to_string_pretty(&status)?);

@@ -251,6 +251,12 @@ fn outbox_status_over_tls_verifies_the_server_certificate() {
             .batch_execute(&format!("CREATE SCHEMA {schema}"))
             .await
             .expect("schema");
+        // An outbox to look at (`outbox status` only reads).
+        hule_outbox::PgOutbox::connect(&format!(
+            "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+        ))
+        .await
+        .expect("migrate");
     });
     let (code, out, err) = hule(&["outbox", "status", "--database-url", &url], None);
     assert_eq!(code, 0, "{out}\n{err}");

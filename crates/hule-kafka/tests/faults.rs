@@ -4,9 +4,9 @@
 //! (each handler writes its effect as a row), the test
 //!
 //! 1. restarts the dedup store (PostgreSQL with `-m immediate`, as a crash; Redis with SIGKILL, losing its data),
-//! 2. SIGKILLs the broker and starts it again,
-//! 3. SIGKILLs one consumer right after the broker is back, while the group rebalances — a process of its own,
-//!    killed inside its handlers — and lets the other take over.
+//! 2. SIGKILLs the broker and, while it is down, one consumer — a process of its own, killed inside its handlers —
+//!    then starts the broker again, so the group rebalances with a member that never answers, and lets the other
+//!    take over.
 //!
 //! Then: every event has its effect (0 lost); with the inbox no effect is written twice (with Redis, whose restart
 //! loses its markers, the count of double applications is reported); the longest time without progress is

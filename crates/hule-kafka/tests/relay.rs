@@ -545,11 +545,20 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
 
     let registry = hule_metrics::Registry::new();
     let metrics = hule_outbox::metrics::OutboxMetrics::new(&registry, "test-svc");
-    let stop_a = tokio_util::sync::CancellationToken::new();
-    let stop_b = tokio_util::sync::CancellationToken::new();
+    let stops = [
+        tokio_util::sync::CancellationToken::new(),
+        tokio_util::sync::CancellationToken::new(),
+    ];
+    // Which instance took the lock first (the leader to stop).
+    let first_leader = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
     let mut relays = Vec::new();
-    for stop in [stop_a.clone(), stop_b.clone()] {
-        let (url, brokers, metrics) = (url.clone(), brokers.clone(), metrics.clone());
+    for (i, stop) in stops.iter().cloned().enumerate() {
+        let (url, brokers, metrics, first_leader) = (
+            url.clone(),
+            brokers.clone(),
+            metrics.clone(),
+            first_leader.clone(),
+        );
         relays.push(tokio::spawn(async move {
             let outbox = PgOutbox::connect(&url).await.expect("outbox");
             let publisher = KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer");
@@ -560,6 +569,12 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
                     return RelayStats::default();
                 }
             }
+            let _ = first_leader.compare_exchange(
+                usize::MAX,
+                i,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            );
             let config = RelayConfig {
                 poll_interval: Duration::from_millis(20),
                 batch_size: 200,
@@ -579,13 +594,28 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
     while check.depth().await.expect("depth") > 2500 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    stop_a.cancel();
-    let first = relays.remove(0).await.expect("join");
+    let leader = first_leader.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(leader < 2, "no relay led");
+    stops[leader].cancel();
+    let mut relays: Vec<Option<_>> = relays.into_iter().map(Some).collect();
+    let first = relays[leader].take().expect("leader").await.expect("join");
+    assert!(
+        first.published > 0,
+        "the leader published nothing before it stopped"
+    );
     while check.depth().await.expect("depth") > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop_b.cancel();
-    let second = relays.remove(0).await.expect("join");
+    stops[1 - leader].cancel();
+    let second = relays[1 - leader]
+        .take()
+        .expect("standby")
+        .await
+        .expect("join");
+    assert!(
+        second.published > 0,
+        "the standby never took over: {first:?} {second:?}"
+    );
     assert_eq!(
         (first.published + second.published) as usize,
         total,

@@ -193,6 +193,35 @@ impl PgOutbox {
         })
     }
 
+    /// Connects without migrating or listening, for commands that only look (`hule outbox status`): nothing is
+    /// written, so a read-only role works, and a schema without `event_outbox` is an error that says so.
+    pub async fn open_existing(url: &str) -> Result<Self> {
+        let (client, wake) = connect(url).await?;
+        let row = client
+            .query_one(
+                "SELECT to_regclass('event_outbox') IS NOT NULL, current_schema()::text",
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::db("look for event_outbox", e))?;
+        let exists: bool = col(&row, 0, "look for event_outbox")?;
+        if !exists {
+            let schema: Option<String> = col(&row, 1, "look for event_outbox")?;
+            return Err(StoreError::Config(format!(
+                "no event_outbox table in schema {} of {}: is the URL (and its search_path) right? `hule relay` \
+                 creates the table",
+                schema.as_deref().unwrap_or("(none)"),
+                redact(url)
+            )));
+        }
+        Ok(PgOutbox {
+            url: url.to_owned(),
+            client: Mutex::new(client),
+            wake,
+            leading: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
     /// The URL it connected with (credentials included: never print it; `hule_pg::redact` it).
     pub fn url(&self) -> &str {
         &self.url

@@ -136,6 +136,44 @@ impl SqliteOutbox {
         })
     }
 
+    /// Opens an existing outbox read-only, without migrating, for commands that only look (`hule outbox status`):
+    /// a wrong path or a file without `event_outbox` is an error that says so, not an empty outbox made on the spot.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self> {
+        use rusqlite::OpenFlags;
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            StoreError::Config(format!("cannot open the outbox {}: {e}", path.display()))
+        })?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| StoreError::db("configure sqlite", e))?;
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'event_outbox'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| {
+                StoreError::Config(format!("{} is not a SQLite outbox: {e}", path.display()))
+            })?;
+        if tables == 0 {
+            return Err(StoreError::Config(format!(
+                "{} has no event_outbox table (not an outbox, or no relay has run on it yet)",
+                path.display()
+            )));
+        }
+        Ok(SqliteOutbox {
+            conn: Arc::new(Mutex::new(conn)),
+            wake: Arc::new(Notify::new()),
+            path,
+            owner: uuid::Uuid::new_v4().to_string().into(),
+            lease: DEFAULT_LEASE,
+        })
+    }
+
     /// Sets the relay lease: how long a dead leader keeps the standbys waiting (at least 300 ms).
     pub fn with_lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_millis(300));

@@ -1,0 +1,94 @@
+//! The operator tools as someone on call meets them: a read-only command writes nothing and says when there is
+//! nothing to read; a numeric flag out of range is refused with its range, never a panic.
+
+mod common;
+use common::hule;
+
+#[test]
+fn outbox_status_writes_nothing_and_names_a_missing_table() {
+    // PostgreSQL: a schema of its own without an outbox.
+    let base = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("hule_ro_{}", uuid::Uuid::new_v4().simple());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let admin = rt.block_on(async {
+        let admin = hule_pg::connect(&base)
+            .await
+            .expect("PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("schema");
+        admin
+    });
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+    let (code, out, err) = hule(&["outbox", "status", "--database-url", &url], None);
+    assert_ne!(code, 0, "a false all-clear: {out}");
+    assert!(
+        err.contains("no event_outbox table") && err.contains(&schema),
+        "{err}"
+    );
+    let created: i64 = rt.block_on(async {
+        admin
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+                &[&schema],
+            )
+            .await
+            .expect("count")
+            .get(0)
+    });
+    assert_eq!(created, 0, "outbox status created tables");
+    rt.block_on(async {
+        admin
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await
+            .expect("drop")
+    });
+
+    // SQLite: a database file that is not an outbox.
+    let dir = std::env::temp_dir().join(format!("hule-ro-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("other.db");
+    rusqlite::Connection::open(&db)
+        .expect("create")
+        .execute_batch("CREATE TABLE unrelated (x INTEGER)")
+        .expect("table");
+    let url = format!("sqlite://{}", db.display());
+    let (code, _, err) = hule(&["outbox", "status", "--database-url", &url], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("no event_outbox table"), "{err}");
+    let tables: i64 = rusqlite::Connection::open(&db)
+        .expect("open")
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(tables, 1, "outbox status created tables");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_replay_rate_out_of_range_is_refused_not_a_panic() {
+    for rate in ["1e-300", "0", "-5", "NaN", "1e9"] {
+        let (code, _, err) = hule(
+            &[
+                "dlq",
+                "replay",
+                "--brokers",
+                "127.0.0.1:1",
+                "--topic",
+                "t.dlq.v1",
+                "--rate",
+                rate,
+            ],
+            None,
+        );
+        assert_eq!(code, 2, "--rate {rate}: {err}");
+        assert!(err.contains("records per second"), "--rate {rate}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
