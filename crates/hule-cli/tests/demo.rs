@@ -1,0 +1,181 @@
+//! `hule demo`: the reference pipeline reconciles on every backend and with every fault on.
+
+
+mod common;
+use common::hule;
+
+/// Runs a small demo with every fault on and reads the JSON report.
+fn demo_report(extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "demo",
+        "--batches",
+        "4",
+        "--essays",
+        "8",
+        "--duplicate-rate",
+        "0.2",
+        "--poison-rate",
+        "0.25",
+        "--json",
+        "-",
+        "--no-progress",
+        "--timeout",
+        "90",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = hule(&args, None);
+    assert_eq!(code, 0, "demo failed:\n{out}\n{err}");
+    serde_json::from_str(&out).expect("JSON report")
+}
+
+fn assert_reconciled(r: &serde_json::Value) {
+    assert_eq!(r["batches_completed"], 4, "{r:#}");
+    assert_eq!(
+        r["essays_with_results"], 32,
+        "every registered essay has a result"
+    );
+    assert_eq!(
+        r["essays_with_multiple_results"], 0,
+        "no result applied twice"
+    );
+    assert_eq!(r["poison_injected"], 8);
+    let dlq: u64 = r["dlq_by_reason"]
+        .as_object()
+        .expect("dlq")
+        .values()
+        .map(|v| v.as_u64().expect("n"))
+        .sum();
+    assert_eq!(dlq, 8, "every poison record is in the DLQ");
+    assert!(
+        r["duplicates_injected"].as_u64().expect("n") > 0,
+        "duplicates were injected"
+    );
+    assert_eq!(
+        r["duplicates_suppressed"], r["duplicates_expected"],
+        "every duplicate suppressed"
+    );
+    assert!(
+        r["kendall_tau_mean"].as_f64().expect("tau") > 0.3,
+        "{}",
+        r["kendall_tau_mean"]
+    );
+    assert_eq!(r["reconciled"], true);
+    for c in r["checks"].as_array().expect("checks") {
+        assert_eq!(c["ok"], true, "{c}");
+    }
+}
+
+#[test]
+fn demo_with_every_fault_reconciles_on_sqlite_and_the_embedded_cluster() {
+    let r = demo_report(&["--broker-faults"]);
+    assert_reconciled(&r);
+    assert_eq!(r["outbox"], "sqlite");
+    assert!(!r["broker_faults"].as_array().expect("faults").is_empty());
+}
+
+#[test]
+fn demo_reconciles_with_postgresql_outboxes() {
+    let url = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let r = demo_report(&["--database-url", &url]);
+    assert_reconciled(&r);
+    assert_eq!(r["outbox"], "postgres");
+}
+
+/// The demo on the real broker (PostgreSQL outboxes, duplicates and poison), twice in a row: the second run must not
+/// see the first run's records (its groups start at the end of the topics), and `--broker-faults` is refused there.
+#[test]
+fn demo_reconciles_twice_on_the_real_broker() {
+    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
+    let brokers = cluster.bootstrap_servers();
+    let url = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    for _ in 0..2 {
+        let r = demo_report(&["--brokers", &brokers, "--database-url", &url]);
+        assert_reconciled(&r);
+        assert_eq!(r["outbox"], "postgres");
+    }
+    let (code, _, err) = hule(
+        &[
+            "demo",
+            "--brokers",
+            &brokers,
+            "--broker-faults",
+            "--no-progress",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--broker-faults needs the embedded cluster"),
+        "{err}"
+    );
+}
+
+/// `hule demo --redis-url` deduplicates in a password-protected Redis (an ACL user and database 3, on a server the
+/// test starts); a wrong password fails at once with exit 2, saying so, without printing the password.
+#[test]
+fn demo_deduplicates_in_a_password_protected_redis() {
+    let secret = format!("pw-{}", uuid::Uuid::new_v4().simple());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let acl = format!(">{secret}");
+    let mut server = std::process::Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args([
+            "--user", "default", "off", "--user", "hule", "on", &acl, "~*", "&*", "+@all",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (scripts/setup.sh installs it)");
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "redis-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("redis://hule:{secret}@127.0.0.1:{port}/3");
+    let r = demo_report(&["--redis-url", &url]);
+    assert_reconciled(&r);
+    assert_eq!(
+        r["dedup"],
+        format!("redis (redis://hule:***@127.0.0.1:{port}/3)")
+    );
+    let wrong = format!("redis://hule:wrong-{secret}@127.0.0.1:{port}/3");
+    let (code, out, err) = hule(&["demo", "--redis-url", &wrong, "--no-progress"], None);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("--redis-url") && err.to_lowercase().contains("authentication failed"),
+        "{err}"
+    );
+    assert!(!format!("{out}{err}").contains(&secret), "{err}");
+}
+
+#[test]
+fn demo_refuses_bad_settings() {
+    let (code, _, err) = hule(&["demo", "--duplicate-rate", "1.5", "--no-progress"], None);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--duplicate-rate must be between 0 and 1"),
+        "{err}"
+    );
+    let (code, _, err) = hule(&["demo", "--batches", "0", "--no-progress"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("at least 1"), "{err}");
+}
