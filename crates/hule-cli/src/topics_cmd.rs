@@ -52,6 +52,10 @@ pub enum TopicsCommand {
         kafka: KafkaArgs,
         #[command(flatten)]
         wanted: Wanted,
+        /// Carry out partition additions too: they move keys to other partitions, so a key's records before and
+        /// after the change are in different partitions (no order between them); refused without this.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -103,6 +107,19 @@ fn describe(c: &Change) -> String {
     }
 }
 
+/// Refuses a replication factor the cluster cannot have (every create would fail, one by one).
+fn check_replication(kafka: &KafkaSettings, opts: &TopicOptions) -> anyhow::Result<()> {
+    let brokers = hule_kafka::admin::broker_count(kafka, Duration::from_secs(10))?;
+    if opts.replication > brokers {
+        anyhow::bail!(
+            "--replication {} needs {} brokers; the cluster has {brokers} (use --replication {brokers})",
+            opts.replication,
+            opts.replication
+        );
+    }
+    Ok(())
+}
+
 async fn cluster(kafka: &KafkaSettings, opts: &TopicOptions) -> anyhow::Result<ClusterDescription> {
     let wanted: Vec<String> = desired(opts).into_keys().collect();
     Ok(hule_kafka::admin::describe(kafka, &wanted, Duration::from_secs(10)).await?)
@@ -140,7 +157,11 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
                         format!("{} is not a cluster description (topic → {{partitions, replication, configs}})", path.display())
                     })?
                 }
-                None if kafka.given() => runtime.block_on(cluster(&kafka.connect()?, &opts))?,
+                None if kafka.given() => {
+                    let kafka = kafka.connect()?;
+                    check_replication(&kafka, &opts)?;
+                    runtime.block_on(cluster(&kafka, &opts))?
+                }
                 None => anyhow::bail!("give --brokers (or --kafka-config) or --described"),
             };
             let changes = plan(&have, &opts);
@@ -176,11 +197,22 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        TopicsCommand::Apply { kafka, wanted } => {
+        TopicsCommand::Apply { kafka, wanted, yes } => {
             let opts = options(wanted)?;
             let kafka = kafka.connect()?;
+            check_replication(&kafka, &opts)?;
             runtime.block_on(async {
                 let changes = plan(&cluster(&kafka, &opts).await?, &opts);
+                let remaps: Vec<String> = changes.iter().filter(|c| matches!(c, Change::AddPartitions { .. })).map(describe).collect();
+                if !remaps.is_empty() && !yes {
+                    anyhow::bail!(
+                        "the plan adds partitions to {} topic(s), which moves keys to other partitions (a key's records \
+                         before and after are then in different partitions, with no order between them):\n{}\nre-run \
+                         with --yes to carry it out",
+                        remaps.len(),
+                        remaps.join("\n")
+                    );
+                }
                 if changes.iter().all(|c| matches!(c, Change::Warning { .. })) {
                     for c in &changes {
                         out(describe(c));

@@ -1,6 +1,5 @@
 //! `hule demo`: the reference pipeline reconciles on every backend and with every fault on.
 
-
 mod common;
 use common::hule;
 

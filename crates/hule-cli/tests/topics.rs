@@ -1,6 +1,5 @@
 //! `hule topics plan` and `apply`: against a described cluster, and on the real broker with a drift to correct.
 
-
 mod common;
 use common::hule;
 
@@ -36,23 +35,27 @@ async fn topics_apply_creates_corrects_drift_and_fails_loudly_on_the_real_broker
         hule(&refs, None)
     };
 
-    // Replication 3 on a one-broker cluster: every create is refused, and apply says so with exit 1.
-    let (code, out, err) = run(with(
-        "apply",
-        &[
-            "--brokers",
-            &brokers,
-            "--partitions",
-            "3",
-            "--replication",
-            "3",
-        ],
-    ));
-    assert_eq!(code, 1, "{out}\n{err}");
-    assert!(
-        out.contains("failed") && err.contains("step(s) failed"),
-        "{out}\n{err}"
-    );
+    // Replication 3 on a one-broker cluster: refused before anything is done, plan and apply alike, naming the
+    // broker count (it used to plan cleanly and then fail once per topic).
+    for cmd in ["plan", "apply"] {
+        let (code, out, err) = run(with(
+            cmd,
+            &[
+                "--brokers",
+                &brokers,
+                "--partitions",
+                "3",
+                "--replication",
+                "3",
+            ],
+        ));
+        assert_eq!(code, 2, "{cmd}: {out}\n{err}");
+        assert!(
+            err.contains("--replication 3 needs 3 brokers; the cluster has 1"),
+            "{cmd}: {err}"
+        );
+        assert!(!out.contains("created"), "{cmd} created topics: {out}");
+    }
 
     let (code, out, err) = run(with("apply", &want));
     assert_eq!(code, 0, "{out}\n{err}");
@@ -121,6 +124,22 @@ async fn topics_apply_creates_corrects_drift_and_fails_loudly_on_the_real_broker
         assert!(start.elapsed().as_secs() < 30, "drift not corrected: {out}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    // More partitions on keyed topics move keys: apply refuses without --yes and changes nothing.
+    let more: Vec<&str> = want
+        .iter()
+        .map(|a| if *a == "3" { "4" } else { a })
+        .collect();
+    let (code, out, err) = run(with("apply", &more));
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("moves keys to other partitions") && err.contains("--yes"),
+        "{err}"
+    );
+    let (_, plan_out, _) = run(with("plan", &more));
+    assert!(
+        plan_out.contains("partitions of") && plan_out.contains("3 → 4"),
+        "nothing was changed: {plan_out}"
+    );
 }
 
 #[test]

@@ -18,6 +18,13 @@ fn admin(kafka: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, Err
     Ok(kafka.client_config().create()?)
 }
 
+/// How many brokers the cluster has (from its metadata).
+pub fn broker_count(kafka: &KafkaSettings, timeout: Duration) -> Result<i32, Error> {
+    let admin = admin(kafka)?;
+    let md = crate::metadata(admin.inner(), None, &kafka.brokers, timeout)?;
+    Ok(md.brokers().len() as i32)
+}
+
 /// Describes the cluster's topics: partitions, replication and the non-default configuration of `wanted` topics.
 pub async fn describe(
     kafka: &KafkaSettings,
