@@ -144,6 +144,7 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
     // The project's one producer configuration (idempotent, acks=all, the Java client's partitioner).
     let producer: FutureProducer =
         hule_kafka::ProducerConfig::with_settings(&kafka).future_producer()?;
+    refuse_missing_topics(&producer, &kafka.brokers, &rows)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -173,6 +174,46 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     eprintln!("sent {} record(s)", rows.len());
+    Ok(())
+}
+
+/// Refuses at once, before anything is sent, when a target topic is not on the cluster (the producer would wait
+/// `message.timeout.ms` and then fail each record): names each missing topic, and says so when it is a legacy
+/// topic Kafka cannot hold beside its standard one.
+fn refuse_missing_topics(
+    producer: &FutureProducer,
+    brokers: &str,
+    rows: &[hule_outbox::prepare::NewRow],
+) -> anyhow::Result<()> {
+    use rdkafka::producer::Producer as _;
+    let md = producer
+        .client()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .map_err(|e| anyhow::anyhow!("cannot read the topics of {brokers}: {e}"))?;
+    let existing: std::collections::HashSet<&str> = md.topics().iter().map(|t| t.name()).collect();
+    let mut missing: Vec<String> = Vec::new();
+    for topic in rows.iter().map(|r| r.topic.as_str()) {
+        if existing.contains(topic) || missing.iter().any(|m| m.starts_with(topic)) {
+            continue;
+        }
+        let collides = hule_contracts::EVENTS
+            .iter()
+            .find(|d| d.legacy_topic == topic && d.legacy_topic_collides());
+        missing.push(match collides {
+            Some(d) => format!(
+                "{topic} (the legacy topic of {}: Kafka treats it as the same name as its standard topic {}, so a \
+                 cluster holds only one of them; use --topic-mode standard)",
+                d.name, d.topic
+            ),
+            None => format!("{topic} (`hule topics apply` creates the registry's topics)"),
+        });
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "not on the cluster, so nothing was sent:\n  {}",
+            missing.join("\n  ")
+        );
+    }
     Ok(())
 }
 

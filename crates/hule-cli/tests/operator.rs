@@ -74,6 +74,7 @@ fn outbox_status_writes_nothing_and_names_a_missing_table() {
 #[test]
 fn a_replay_rate_out_of_range_is_refused_not_a_panic() {
     for rate in ["1e-300", "0", "-5", "NaN", "1e9"] {
+        let flag = format!("--rate={rate}");
         let (code, _, err) = hule(
             &[
                 "dlq",
@@ -82,8 +83,7 @@ fn a_replay_rate_out_of_range_is_refused_not_a_panic() {
                 "127.0.0.1:1",
                 "--topic",
                 "t.dlq.v1",
-                "--rate",
-                rate,
+                &flag,
             ],
             None,
         );
@@ -91,4 +91,37 @@ fn a_replay_rate_out_of_range_is_refused_not_a_panic() {
         assert!(err.contains("records per second"), "--rate {rate}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+/// `hule produce` to a topic the cluster does not have — here the legacy topic of an event whose legacy name
+/// Kafka treats as its standard topic's — refuses at once and sends nothing (it used to wait 30 s for
+/// `MessageTimedOut`).
+#[test]
+fn produce_to_a_topic_the_cluster_lacks_is_refused_at_once() {
+    let brokers = hule_kafka::testkit::real_bootstrap();
+    let (code, example, err) = hule(&["envelope", "example", "CJ_ASSESSMENT_COMPLETED"], None);
+    assert_eq!(code, 0, "{err}");
+    let started = std::time::Instant::now();
+    let (code, out, err) = hule(
+        &[
+            "produce",
+            "--brokers",
+            &brokers,
+            "--topic-mode",
+            "legacy",
+            "-",
+        ],
+        Some(example.as_bytes()),
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        err.contains("not on the cluster") && err.contains("huleedu.cj_assessment.completed.v1"),
+        "{err}"
+    );
+    assert!(err.contains("--topic-mode standard"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
 }
