@@ -301,7 +301,10 @@ fn replay(
     runtime.block_on(async {
         for (i, (offset, _, _, r)) in plan.iter_mut().enumerate() {
             if let Some(per_second) = rate {
-                let due = started + due_after(i, per_second);
+                // Saturating: a due time past what an Instant holds is as good as never.
+                let due = started
+                    .checked_add(due_after(i, per_second))
+                    .unwrap_or(started + Duration::from_secs(86_400 * 365));
                 tokio::time::sleep_until(due.into()).await;
             }
             let to = r.topic.clone();

@@ -192,8 +192,9 @@ fn refuse_missing_topics(
         .map_err(|e| anyhow::anyhow!("cannot read the topics of {brokers}: {e}"))?;
     let existing: std::collections::HashSet<&str> = md.topics().iter().map(|t| t.name()).collect();
     let mut missing: Vec<String> = Vec::new();
+    let mut reported: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for topic in rows.iter().map(|r| r.topic.as_str()) {
-        if existing.contains(topic) || missing.iter().any(|m| m.starts_with(topic)) {
+        if existing.contains(topic) || !reported.insert(topic) {
             continue;
         }
         let collides = hule_contracts::EVENTS

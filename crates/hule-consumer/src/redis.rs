@@ -10,10 +10,11 @@
 //! group, as in the PostgreSQL inbox (the original puts its service name there, so that two consumer groups of one
 //! service skip each other's events): a Rust and a Python consumer recognise each other's work when the Python
 //! service's name is the Rust consumer's group. Moving a Rust consumer from an earlier release (which used the
-//! service name) to this one would forget its completion markers once; keep reading them for one completion TTL
-//! with `EventConsumerBuilder::dedup_namespace("<service name>")` (or `standard_stack_in`), upgrading every member
-//! of the group together, then remove it. Do not change the group id for this: a new group has no committed
-//! offsets and replays the topics.
+//! service name) to this one would forget its completion markers: a service with one consumer group can keep
+//! `EventConsumerBuilder::dedup_namespace("<service name>")` (or `standard_stack_in`) for good, upgrading every
+//! member together; switching namespace at any time forgets the old markers, so redeliveries within one
+//! completion TTL after the switch are handled again. Do not change the group id for this: a new group has no
+//! committed offsets and replays the topics.
 //!
 //! This replaces a hand-written RESP client; `hule bench --only consumer` measured both on the same machine
 //! (BENCHMARKS.md).

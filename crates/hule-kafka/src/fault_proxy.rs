@@ -57,12 +57,8 @@ impl FaultProxy {
                     let _ = server.set_nodelay(true);
                     let (cr, cw) = client.into_split();
                     let (sr, sw) = server.into_split();
-                    let (c2s, s2c) = (pump(cr, sw, watch.clone()), pump(sr, cw, watch));
-                    // Whichever way ends (closed, reset), the connection ends.
-                    tokio::select! {
-                        _ = c2s => {}
-                        _ = s2c => {}
-                    }
+                    // Each direction ends on its own (a close is passed on as a half-close); a reset ends both.
+                    tokio::join!(pump(cr, sw, watch.clone()), pump(sr, cw, watch));
                 });
             }
         });
@@ -94,6 +90,18 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
+/// Ends this direction's halves so that both sockets close with RST: a zero linger on each, and the write half
+/// forgotten rather than shut down (dropping it would send FIN first). Each direction's pump does this for its
+/// halves, so once both have, neither socket has a half left.
+// A zero linger does not block on drop (the deprecation is about a non-zero one).
+#[allow(deprecated)]
+fn reset_both(from: tokio::net::tcp::OwnedReadHalf, to: tokio::net::tcp::OwnedWriteHalf) {
+    let _ = AsRef::<TcpStream>::as_ref(&from).set_linger(Some(Duration::ZERO));
+    let _ = AsRef::<TcpStream>::as_ref(&to).set_linger(Some(Duration::ZERO));
+    to.forget();
+    drop(from);
+}
+
 /// Copies one direction, applying the current fault to each chunk; returns when either side ends or on a reset.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
@@ -107,7 +115,10 @@ async fn pump(
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             },
-            _ = fault.wait_for(|f| *f == Fault::Reset) => return,
+            _ = fault.wait_for(|f| *f == Fault::Reset) => {
+                reset_both(from, to);
+                return;
+            }
         };
         loop {
             let now = *fault.borrow_and_update();
@@ -117,7 +128,10 @@ async fn pump(
                     tokio::time::sleep(d).await;
                     break;
                 }
-                Fault::Reset => return,
+                Fault::Reset => {
+                    reset_both(from, to);
+                    return;
+                }
                 // Held until the partition heals (or the connection is reset).
                 Fault::BlackHole => {
                     if fault.changed().await.is_err() {
@@ -173,6 +187,9 @@ mod tests {
         );
         proxy.set(Fault::Reset);
         let ended = tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf)).await;
-        assert!(matches!(ended, Ok(Ok(0)) | Ok(Err(_))), "{ended:?}");
+        assert!(
+            matches!(&ended, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset),
+            "a reset, not a close: {ended:?}"
+        );
     }
 }

@@ -198,10 +198,10 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
         self
     }
 
-    /// Keeps dedup records under `namespace` instead of the consumer group. For one completion TTL after moving a
-    /// consumer from a release that namespaced Redis dedup by the service: give the service's name here, so the
-    /// markers written before the upgrade still count, then remove it. Two groups must not share a namespace (each
-    /// would skip the other's events).
+    /// Keeps dedup records under `namespace` instead of the consumer group: for a consumer moving from a release
+    /// that namespaced Redis dedup by the service, give the service's name, so the markers written before the
+    /// upgrade still count (switching namespace later forgets them: redeliveries within one completion TTL are then
+    /// handled again). Two groups must not share a namespace (each would skip the other's events).
     pub fn dedup_namespace(mut self, namespace: &str) -> Self {
         self.dedup_namespace = Some(namespace.to_owned());
         self

@@ -279,8 +279,8 @@ async fn publish_leading<S: OutboxStore, P: Publish>(
 ///
 /// Order is kept: batch n+1 excludes batch n's rows, is published only after batch n's reports are in and its
 /// rows completed, and loses every row whose key failed in batch n (those stay pending behind their failed row,
-/// which the claim query then holds back until its retry). Leadership is renewed before each batch is claimed and
-/// while each is published; when it is lost, the drain publishes nothing more and returns
+/// which the claim query then holds back until its retry). Leadership is confirmed right before each batch is
+/// published and renewed while it is; when it is lost, the drain publishes nothing more and returns
 /// [`StoreError::LeadershipLost`] (the batch's completion is refused too when another relay holds the lease).
 pub async fn drain<S: OutboxStore, P: Publish>(
     store: &S,

@@ -77,9 +77,13 @@ pub fn split_tls(url: &str) -> Result<(String, TlsSettings), ConnectError> {
         ..TlsSettings::default()
     };
     let mut bad_switch = None;
+    let mut mode_given = false;
     let mut take = |k: &str, v: String| -> bool {
         match k {
-            "sslmode" => tls.mode = v,
+            "sslmode" => {
+                tls.mode = v;
+                mode_given = true;
+            }
             "sslrootcert" => tls.root_cert = Some(v),
             "sslcert" => tls.cert = Some(v),
             "sslkey" => tls.key = Some(v),
@@ -100,7 +104,10 @@ pub fn split_tls(url: &str) -> Result<(String, TlsSettings), ConnectError> {
                     .split('&')
                     .filter(|pair| {
                         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                        !take(k, hule_secrets::percent_decode(v))
+                        !take(
+                            &hule_secrets::percent_decode(k),
+                            hule_secrets::percent_decode(v),
+                        )
                     })
                     .collect();
                 if kept.is_empty() {
@@ -146,11 +153,19 @@ pub fn split_tls(url: &str) -> Result<(String, TlsSettings), ConnectError> {
     // As libpq: `verify-ca` checks the chain against a CA the operator names; with the system's store every public
     // CA could vouch for any server (libpq refuses it for lack of a root certificate file, and refuses
     // `sslrootcert=system` with it).
-    if tls.mode == "require" && tls.root_cert.as_deref() == Some("system") {
+    // As libpq 16: `sslrootcert=system` makes `verify-full` the default and refuses any weaker mode (a chain check
+    // against every public CA without a host name check proves nothing; `prefer` would not even check).
+    if tls.root_cert.as_deref() == Some("system") && !mode_given {
+        tls.mode = "verify-full".into();
+    }
+    if tls.root_cert.as_deref() == Some("system")
+        && tls.mode != "verify-full"
+        && tls.mode != "verify-ca"
+    {
         return Err(ConnectError::Url {
             url: redact(url),
             reason: "sslrootcert=system needs sslmode=verify-full (as libpq: a chain check against every public CA \
-                     without a host name check proves nothing)"
+                     without a host name check proves nothing), which is its default"
                 .into(),
         });
     }

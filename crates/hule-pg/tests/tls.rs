@@ -212,7 +212,17 @@ async fn server_keepalives_can_be_left_out_and_only_parameter_names_count() {
     // A database whose name holds `keepalives` still gets the settings.
     let (rest, tls) = hule_pg::split_tls("postgres://u@h/keepalives_db").expect("ok");
     assert!(tls.server_keepalives && rest.ends_with("keepalives_db"));
-    let err = hule_pg::split_tls(&format!("{BASE}?sslmode=require&sslrootcert=system"))
-        .expect_err("require + system");
-    assert!(err.to_string().contains("verify-full"), "{err}");
+    for weak in ["require", "prefer", "allow", "disable"] {
+        let err = hule_pg::split_tls(&format!("{BASE}?sslmode={weak}&sslrootcert=system"))
+            .expect_err("a weak mode with the system's CAs");
+        assert!(err.to_string().contains("verify-full"), "{weak}: {err}");
+    }
+    let (_, tls) = hule_pg::split_tls(&format!("{BASE}?sslrootcert=system")).expect("ok");
+    assert_eq!(
+        tls.mode, "verify-full",
+        "libpq's default with sslrootcert=system"
+    );
+    // A key spelled with an escape is the key it decodes to.
+    let (rest, tls) = hule_pg::split_tls(&format!("{BASE}?ssl%6Dode=disable")).expect("ok");
+    assert_eq!((tls.mode.as_str(), rest.as_str()), ("disable", BASE));
 }

@@ -130,7 +130,11 @@ pub fn keywords(s: &str) -> Vec<Keyword> {
                 // The closing quote (absent when the string ends inside the quotes).
                 i = (i + 1).min(chars.len());
             } else {
+                // Unquoted, a backslash escapes the next character (a space in a password), as in libpq.
                 while i < chars.len() && !chars[i].is_whitespace() {
+                    if chars[i] == '\\' && i + 1 < chars.len() {
+                        i += 1;
+                    }
                     value.push(chars[i]);
                     i += 1;
                 }
@@ -166,6 +170,18 @@ fn user_is_a_name(scheme: &str) -> bool {
 /// `s` (a URL of any scheme, or libpq's keyword form) with every secret masked: the password of the user info,
 /// secret query parameters and secret keywords. See the crate's documentation.
 pub fn redact_url(s: &str) -> String {
+    // Something before the scheme (`jdbc:`, a quote, a space): the URL is what starts at its scheme.
+    if !looks_like_url(s) {
+        if let Some(at) = s.find("://") {
+            let start = s[..at]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+                .map_or(0, |i| i + 1);
+            if start > 0 && start < at {
+                return format!("{}{}", &s[..start], redact_url(&s[start..]));
+            }
+            return redact_by_text(&format!("x{s}")).split_off(1);
+        }
+    }
     let Some((_, rest)) = s.split_once("://").filter(|_| looks_like_url(s)) else {
         return redact_keywords(s);
     };
@@ -174,7 +190,14 @@ pub fn redact_url(s: &str) -> String {
     // parser's reading differs, the text rule is used; it hides more (the host too, when a query value holds `@`).
     let text_userinfo = rest.rfind('@').map_or("", |at| &rest[..at]);
     match url::Url::parse(s) {
-        Ok(u) if !u.cannot_be_a_base() && parsed_userinfo(&u) == text_userinfo => redact_parsed(u),
+        // A fragment may be the rest of a password (`#` is an ordinary character to libpq): the text rule then.
+        Ok(u)
+            if !u.cannot_be_a_base()
+                && u.fragment().is_none()
+                && parsed_userinfo(&u) == text_userinfo =>
+        {
+            redact_parsed(u)
+        }
         _ => redact_by_text(s),
     }
 }
@@ -234,39 +257,44 @@ fn redact_by_text(s: &str) -> String {
 }
 
 /// Masks the value of every `name=value` pair whose name looks secret, wherever it stands (after `?`, `&`, `;` or
-/// the start), up to the next `&`, `;`, `#` or white space.
+/// the start), up to the next `&`: clients split query pairs on `&` only, so `#`, `;`, `?` and spaces may be part
+/// of the value.
 fn mask_secret_pairs(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        if matches!(c, '?' | '&' | ';') {
-            out.push_str(&mask_pair(&text[start..i]));
-            out.push(c);
-            start = i + c.len_utf8();
-        }
-    }
-    out.push_str(&mask_pair(&text[start..]));
-    out
+    text.split('&').map(mask_pair).collect::<Vec<_>>().join("&")
 }
 
-/// One `name=value` segment with its value masked when the name looks secret.
+/// One `…name=value` segment with its whole value masked when the name (after any `?` or `;` before it) looks
+/// secret.
 fn mask_pair(segment: &str) -> String {
     match segment.split_once('=') {
-        Some((name, value)) if is_secret_name(&percent_decode(name)) => {
-            let end = value.find(['#', ' ']).unwrap_or(value.len());
-            format!("{name}={MASK}{}", &value[end..])
+        Some((before, _)) => {
+            let name = before.rsplit(['?', ';', '/']).next().unwrap_or(before);
+            if is_secret_name(&percent_decode(name)) {
+                format!("{before}={MASK}")
+            } else {
+                segment.to_owned()
+            }
         }
-        _ => segment.to_owned(),
+        None => segment.to_owned(),
     }
 }
 
 /// libpq's keyword form with every secret keyword's value masked.
 fn redact_keywords(s: &str) -> String {
+    let identifier = |k: &str| {
+        k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
     keywords(s)
         .into_iter()
         .map(|kw| {
             if is_secret_name(&kw.key) {
                 format!("{}={MASK}", kw.key)
+            } else if !identifier(&kw.key) {
+                // Not a keyword at all (a mangled URL, a quoted value): nothing of it is shown.
+                MASK.to_owned()
             } else {
                 kw.raw
             }
@@ -373,6 +401,23 @@ mod tests {
             redact_url("postgres://relay:hunter2@db:notaport/app"),
             "postgres://relay:***@db:notaport/app"
         );
+        // Something before the scheme, `#`, `;` or `?` inside a secret value, an escaped space.
+        for input in [
+            "jdbc:postgresql://db/app?user=relay&password=hunter2",
+            "\"postgres://db/app?user=relay&password=hunter2\"",
+            " postgres://relay:hunter2@db/app",
+            "postgres://db/app?password=hun#ter2",
+            "postgres://db/app?user=a@b&password=hun;ter2",
+            "postgres://db/app?user=a@b&password=hun?ter2&x=1",
+            "host=db password=hun\\ ter2 user=relay",
+            "'host=db password=hunter2'",
+        ] {
+            let got = redact_url(input);
+            assert!(
+                !got.contains("hunter2") && !got.contains("ter2"),
+                "{input} → {got}"
+            );
+        }
         // `@` in a query value, before or after the password.
         for input in [
             "postgres://db/app?user=relay@srv&password=hunter2",

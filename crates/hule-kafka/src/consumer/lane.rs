@@ -22,6 +22,8 @@ pub(super) struct Lane {
     held: VecDeque<Delivery>,
     /// The fetch loop paused this partition (over the held budget).
     pub paused: bool,
+    /// Bytes of `held`.
+    held_bytes: usize,
 }
 
 /// What became of a record offered to the queue.
@@ -47,7 +49,13 @@ impl Lane {
             next: -1,
             held: VecDeque::new(),
             paused: false,
+            held_bytes: 0,
         }
+    }
+
+    /// Bytes of the records held beside the queue.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
     }
 
     /// Whether records are held beside the queue.
@@ -99,12 +107,13 @@ impl Lane {
         };
         let size = held_size(&delivery);
         self.held.push_back(delivery);
+        self.held_bytes += size;
         self.st.holding.store(true, Ordering::SeqCst);
         size
     }
 
     /// Moves held records into the queue as far as it has room; returns the bytes no longer held.
-    pub fn refill(&mut self) -> usize {
+    fn refill_inner(&mut self) -> usize {
         let mut freed = 0;
         if !self.live() {
             // Revoked or ended: the held records go back uncommitted with the partition.
@@ -126,6 +135,13 @@ impl Lane {
             }
         }
         self.st.holding.store(false, Ordering::SeqCst);
+        freed
+    }
+
+    /// [`Lane::refill_inner`], keeping the lane's own count of held bytes.
+    pub fn refill(&mut self) -> usize {
+        let freed = self.refill_inner();
+        self.held_bytes -= freed.min(self.held_bytes);
         freed
     }
 }

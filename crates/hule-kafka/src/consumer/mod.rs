@@ -72,7 +72,7 @@ pub struct ConsumerStats {
     pub finished: u64,
     /// Times a record was retried because infrastructure was unavailable.
     pub stalls: u64,
-    /// Times the assignment was paused because the held records exceeded the budget.
+    /// Times a partition was paused because the held records exceeded the budget.
     pub pauses: u64,
 }
 
@@ -152,6 +152,10 @@ pub async fn run_consumer(
     // records have all gone into its queue. `paused_lanes` counts them, so the scans run only when needed.
     let mut paused_lanes = 0usize;
     let mut pauses = 0u64;
+    // A partition is paused over the budget only when it holds at least this much itself.
+    let pause_floor = queue_bytes.min(config.held_bytes / 4).max(1);
+    let mut over_budget = false;
+    let mut last_offered: Option<PartKey> = None;
     let mut workers = JoinSet::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
     let mut lag_tick = tokio::time::interval(config.lag_interval.max(Duration::from_millis(10)));
@@ -261,13 +265,22 @@ pub async fn run_consumer(
                 if let Some(lane) = lanes.get_mut(&key) {
                     held_bytes += lane.offer(delivery);
                 }
+                last_offered = Some(key);
             }
         }
         if held_bytes > config.held_bytes {
-            // Only the partitions holding records are paused: the others keep flowing (a partition stuck in a long
-            // retry behind its backlog stops itself, not the rest).
+            // Over the budget, the partitions holding a lot are paused: a partition stuck in a long retry behind its
+            // backlog stops itself, and the others keep flowing (one filling its queue now and then while catching
+            // up holds less than `pause_floor` and is not paused and resumed on every fill, which would cost each
+            // time its prefetched records). All lanes are looked at when the budget is crossed, then only the lane
+            // that just took a record.
+            let check_all = !over_budget;
             for (key, lane) in lanes.iter_mut() {
-                if !lane.paused && lane.holds() {
+                if (check_all || Some(key) == last_offered.as_ref())
+                    && !lane.paused
+                    && lane.live()
+                    && lane.held_bytes() >= pause_floor
+                {
                     tracing::debug!(topic = %key.0, partition = key.1, held_bytes, "held records over the budget; pausing the partition");
                     pause_partition(&consumer, key, true);
                     lane.paused = true;
@@ -275,7 +288,11 @@ pub async fn run_consumer(
                     pauses += 1;
                 }
             }
+            over_budget = true;
+        } else {
+            over_budget = false;
         }
+        last_offered = None;
     }
 
     // Stop: finish the records in flight, commit, leave the group.
