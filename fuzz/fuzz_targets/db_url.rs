@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = hule_secrets::keywords(text);
     let _ = hule_secrets::percent_decode(text);
     const SECRET: &str = "fuzzS3cretValue";
-    if text.contains(SECRET) || text.contains('\'') || text.contains('\\') {
+    // The URL parser drops tabs and newlines, so the rest of the input could spell the secret by itself.
+    let squeezed: String = text.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
+    if squeezed.contains(SECRET) || text.contains('\'') || text.contains('\\') {
         return;
     }
     for url in [

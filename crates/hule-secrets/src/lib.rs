@@ -170,16 +170,27 @@ fn user_is_a_name(scheme: &str) -> bool {
 /// `s` (a URL of any scheme, or libpq's keyword form) with every secret masked: the password of the user info,
 /// secret query parameters and secret keywords. See the crate's documentation.
 pub fn redact_url(s: &str) -> String {
-    // Something before the scheme (`jdbc:`, a quote, a space): the URL is what starts at its scheme.
+    // Something before the scheme (`jdbc:`, a quote, a space, a keyword string run into a URL): the URL is what
+    // starts at its scheme, and what comes before may hold secrets of its own.
     if !looks_like_url(s) {
         if let Some(at) = s.find("://") {
             let start = s[..at]
-                .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-                .map_or(0, |i| i + 1);
-            if start > 0 && start < at {
-                return format!("{}{}", &s[..start], redact_url(&s[start..]));
-            }
-            return redact_by_text(&format!("x{s}")).split_off(1);
+                .char_indices()
+                .rev()
+                .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+                .map_or(0, |(i, c)| i + c.len_utf8());
+            let (before, url) = if start < at {
+                (&s[..start], &s[start..])
+            } else {
+                (&s[..at], &s[at..])
+            };
+            let url = if looks_like_url(url) {
+                redact_url(url)
+            } else {
+                // No scheme: the text rule, behind a placeholder scheme that is then taken off.
+                redact_by_text(&format!("x{url}")).split_off(1)
+            };
+            return format!("{}{url}", redact_keywords(before));
         }
     }
     let Some((_, rest)) = s.split_once("://").filter(|_| looks_like_url(s)) else {
@@ -411,6 +422,9 @@ mod tests {
             "postgres://db/app?user=a@b&password=hun?ter2&x=1",
             "host=db password=hun\\ ter2 user=relay",
             "'host=db password=hunter2'",
+            "host=db password=hunter2 dlm-o@postgres://ruquue:",
+            "host=db password=hunter2 dpostdb/://\u{11}ru",
+            "host=db password=hunter2 ?ost?db\u{3d3}sredis://:f%a\u{e9}",
         ] {
             let got = redact_url(input);
             assert!(
