@@ -73,6 +73,14 @@ fn undeduplicated_stack(
     .expect("stack")
 }
 
+/// A key (`batch-<n>`) that lands on `partition` of `partitions`.
+fn key_on(partition: u32, partitions: u32) -> String {
+    (0..)
+        .map(|i| format!("batch-{i}"))
+        .find(|k| hule_contracts::partition_for(k.as_bytes(), partitions) == partition)
+        .expect("some key lands on each partition")
+}
+
 async fn wait_until(what: &str, limit: Duration, cond: impl Fn() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -536,13 +544,7 @@ async fn a_held_up_partition_does_not_hold_up_the_others(backend: Backend) {
         .expect("topic");
     let brokers = cluster.bootstrap_servers();
     let group = cluster.group("held-up");
-    let key_on = |partition: u32| {
-        (0..)
-            .map(|i| format!("batch-{i}"))
-            .find(|k| hule_contracts::partition_for(k.as_bytes(), 2) == partition)
-            .expect("some key lands on each partition")
-    };
-    let (slow_key, other_key) = (key_on(0), key_on(1));
+    let (slow_key, other_key) = (key_on(0, 2), key_on(1, 2));
     let slow: Vec<_> = (0..300)
         .map(|n| essays_registered(TOPIC, n, &slow_key))
         .collect();
@@ -748,13 +750,7 @@ async fn real_a_held_budget_overrun_keeps_the_consumer_in_its_group() {
         .expect("topic");
     let brokers = cluster.bootstrap_servers();
     let group = cluster.group("overrun");
-    let key_on = |partition: u32| {
-        (0..)
-            .map(|i| format!("batch-{i}"))
-            .find(|k| hule_contracts::partition_for(k.as_bytes(), 2) == partition)
-            .expect("some key lands on each partition")
-    };
-    let (stuck_key, other_key) = (key_on(0), key_on(1));
+    let (stuck_key, other_key) = (key_on(0, 2), key_on(1, 2));
     const N: u128 = 300;
     produce(
         &brokers,

@@ -141,26 +141,31 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
         return Ok(());
     };
     health.inspect(|m| m.leading(true));
+    // Stands by until this instance leads again (`None`: stopped meanwhile).
+    let lead_again = || async {
+        health.inspect(|m| m.leading(false));
+        let leader = lead(store, config.standby_poll, stop).await?;
+        if leader.is_some() {
+            health.inspect(|m| m.leading(true));
+        }
+        Result::<Option<Leader>>::Ok(leader)
+    };
     while !stop.is_cancelled() {
         if !store.renew_leadership().await? {
             tracing::warn!("relay: leadership lost; standing by");
-            health.inspect(|m| m.leading(false));
-            leader = match lead(store, config.standby_poll, stop).await? {
+            leader = match lead_again().await? {
                 Some(l) => l,
                 None => break,
             };
-            health.inspect(|m| m.leading(true));
         }
         let before = (stats.published, stats.failed);
         let moved = match drain(store, publisher, config, stats, stop, &leader).await {
             Err(StoreError::LeadershipLost) => {
                 tracing::warn!("relay: leadership lost while a batch was in flight; publishing nothing more, standing by");
-                health.inspect(|m| m.leading(false));
-                leader = match lead(store, config.standby_poll, stop).await? {
+                leader = match lead_again().await? {
                     Some(l) => l,
                     None => break,
                 };
-                health.inspect(|m| m.leading(true));
                 continue;
             }
             other => other?,

@@ -122,18 +122,23 @@ pub struct SqliteOutbox {
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 impl SqliteOutbox {
-    /// Opens (and migrates) the outbox database at `path`.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let conn = open(&path)?;
-        migrate(&conn)?;
-        Ok(SqliteOutbox {
+    /// The outbox on an open connection, with an owner id of its own for the relay lease.
+    fn on(conn: Connection, path: PathBuf) -> Self {
+        SqliteOutbox {
             conn: Arc::new(Mutex::new(conn)),
             wake: Arc::new(Notify::new()),
             path,
             owner: uuid::Uuid::new_v4().to_string().into(),
             lease: DEFAULT_LEASE,
-        })
+        }
+    }
+
+    /// Opens (and migrates) the outbox database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let conn = open(&path)?;
+        migrate(&conn)?;
+        Ok(Self::on(conn, path))
     }
 
     /// Opens an existing outbox read-only, without migrating, for commands that only look (`hule outbox status`):
@@ -165,13 +170,7 @@ impl SqliteOutbox {
                 path.display()
             )));
         }
-        Ok(SqliteOutbox {
-            conn: Arc::new(Mutex::new(conn)),
-            wake: Arc::new(Notify::new()),
-            path,
-            owner: uuid::Uuid::new_v4().to_string().into(),
-            lease: DEFAULT_LEASE,
-        })
+        Ok(Self::on(conn, path))
     }
 
     /// Sets the relay lease: how long a dead leader keeps the standbys waiting (at least 300 ms).

@@ -27,12 +27,17 @@ impl Publish for Recorder {
         &self,
         batch: &[Claimed],
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
-        let mut log = self.log.lock().expect("lock");
-        for row in batch {
-            let n = hule_outbox::testkit::number_of(&row.value).expect("n");
-            log.push((self.relay, row.key.clone().unwrap_or_default(), n));
-        }
+        record(&self.log, self.relay, batch);
         batch.iter().map(|_| Ok(())).collect()
+    }
+}
+
+/// Logs what `relay` publishes of `batch`.
+fn record(log: &Log, relay: usize, batch: &[Claimed]) {
+    let mut log = log.lock().expect("lock");
+    for row in batch {
+        let n = hule_outbox::testkit::number_of(&row.value).expect("n");
+        log.push((relay, row.key.clone().unwrap_or_default(), n));
     }
 }
 
@@ -234,13 +239,7 @@ impl Publish for Slow {
         &self,
         batch: &[Claimed],
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
-        {
-            let mut log = self.log.lock().expect("lock");
-            for row in batch {
-                let n = hule_outbox::testkit::number_of(&row.value).expect("n");
-                log.push((self.relay, row.key.clone().unwrap_or_default(), n));
-            }
-        }
+        record(&self.log, self.relay, batch);
         if self.stall_first.swap(false, Ordering::SeqCst) {
             // Long enough for the relay to claim its next batch meanwhile, then the stall.
             tokio::time::sleep(Duration::from_millis(50)).await;
