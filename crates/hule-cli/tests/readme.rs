@@ -92,18 +92,20 @@ fn an_excerpt_line_that_is_not_in_the_file_is_caught() {
 /// (the features of `hule-kafka`, `hule-consumer` and `hule-outbox` keep them out).
 #[test]
 fn a_consumer_only_service_links_neither_sqlite_nor_tokio_postgres() {
+    assert_links_no_banned_crate(
+        root(),
+        &["-p", "hule-example-consumer"],
+        "the consumer-only example",
+    );
+}
+
+/// Runs `cargo tree` (normal dependencies) in `dir` with `extra` arguments and checks that it lists `hule-kafka`
+/// and none of [`CONSUMER_ONLY_BANNED`].
+fn assert_links_no_banned_crate(dir: &Path, extra: &[&str], what: &str) {
     let out = std::process::Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "--offline",
-            "-p",
-            "hule-example-consumer",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-        ])
-        .current_dir(root())
+        .args(["tree", "--offline", "-e", "normal", "--prefix", "none"])
+        .args(extra)
+        .current_dir(dir)
         .output()
         .expect("cargo tree");
     assert!(
@@ -119,7 +121,7 @@ fn a_consumer_only_service_links_neither_sqlite_nor_tokio_postgres() {
     for banned in CONSUMER_ONLY_BANNED {
         assert!(
             !tree.lines().any(|l| l.starts_with(&format!("{banned} v"))),
-            "the consumer-only example links {banned}:\n{tree}"
+            "{what} links {banned}:\n{tree}"
         );
     }
 }
@@ -161,26 +163,6 @@ fn an_outside_crate_taking_the_defaults_links_no_sql_http_server_or_exporter() {
     std::fs::write(dir.join("src/lib.rs"), "").expect("lib");
     // The workspace's lock file, so that resolving offline finds exactly the versions the cache holds.
     std::fs::copy(root().join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock");
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "-e", "normal", "--prefix", "none"])
-        .current_dir(&dir)
-        .output()
-        .expect("cargo tree");
-    let tree = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        tree.lines().any(|l| l.starts_with("hule-kafka v")),
-        "{tree}"
-    );
-    for banned in CONSUMER_ONLY_BANNED {
-        assert!(
-            !tree.lines().any(|l| l.starts_with(&format!("{banned} v"))),
-            "hule-kafka's defaults link {banned}:\n{tree}"
-        );
-    }
+    assert_links_no_banned_crate(&dir, &[], "hule-kafka's defaults");
     std::fs::remove_dir_all(&dir).ok();
 }

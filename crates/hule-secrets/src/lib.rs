@@ -187,8 +187,8 @@ pub fn redact_url(s: &str) -> String {
             let url = if looks_like_url(url) {
                 redact_url(url)
             } else {
-                // No scheme: the text rule, behind a placeholder scheme that is then taken off.
-                redact_by_text(&format!("x{url}")).split_off(1)
+                // An empty scheme (`://…`): the text rule reads it as such.
+                redact_by_text(url)
             };
             return format!("{}{url}", redact_keywords(before));
         }

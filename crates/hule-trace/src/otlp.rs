@@ -117,13 +117,13 @@ pub fn to_endpoint(endpoint: &str, default_service: &str) -> Result<Exporter, Ot
         return Err(OtlpError(format!(
             "OTLP over https is not built into hule; export to a collector over http (an OpenTelemetry Collector or \
              Jaeger next to the service, which may forward over TLS), got `{}`",
-            redact(endpoint)
+            hule_secrets::redact_url(endpoint)
         )));
     }
     if !endpoint.starts_with("http://") {
         return Err(OtlpError(format!(
             "the OTLP endpoint must be an http:// URL, got `{}`",
-            redact(endpoint)
+            hule_secrets::redact_url(endpoint)
         )));
     }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -142,13 +142,8 @@ pub fn to_endpoint(endpoint: &str, default_service: &str) -> Result<Exporter, Ot
         .build();
     Ok(Exporter {
         provider,
-        endpoint: redact(endpoint),
+        endpoint: hule_secrets::redact_url(endpoint),
     })
-}
-
-/// The endpoint without the credentials a URL may carry ([`hule_secrets::redact_url`]).
-fn redact(endpoint: &str) -> String {
-    hule_secrets::redact_url(endpoint)
 }
 
 #[cfg(test)]
@@ -158,7 +153,7 @@ mod tests {
     #[test]
     fn endpoints_are_checked_and_credentials_never_shown() {
         assert_eq!(
-            redact("https://u:secret@otel.example:4318/v1/traces"),
+            hule_secrets::redact_url("https://u:secret@otel.example:4318/v1/traces"),
             "https://u:***@otel.example:4318/v1/traces"
         );
         let err = to_endpoint("otel.example:4318", "hule").expect_err("no scheme");
