@@ -18,8 +18,12 @@ use crate::message::Context;
 use crate::router::{ErasedHandler, HandlerError, Router, TopicChoice};
 use crate::service::{Failure, Outcome};
 
-/// The inbox table; idempotent.
+/// The inbox table; idempotent, and safe to run from many instances at once: the first statement serialises
+/// concurrent migrations (two `CREATE TABLE IF NOT EXISTS` racing each other fail on PostgreSQL's catalog with a
+/// duplicate key). Run it in one transaction (`PgInbox::connect` wraps it in `BEGIN … COMMIT`; a multi-statement
+/// simple query is one implicit transaction too), so the lock is held to the end.
 pub const MIGRATION: &str = "
+SELECT pg_advisory_xact_lock(7236284818);
 CREATE TABLE IF NOT EXISTS hule_inbox (
     consumer_group TEXT NOT NULL,
     event_id UUID NOT NULL,
@@ -37,7 +41,7 @@ CREATE INDEX IF NOT EXISTS hule_inbox_processed_at ON hule_inbox (processed_at);
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
     /// Connecting or migrating failed.
-    #[error("PostgreSQL inbox: {context}: {source}")]
+    #[error("PostgreSQL inbox: {context}: {}", hule_secrets::error_chain(source))]
     Database {
         /// What was being done.
         context: String,
@@ -96,7 +100,7 @@ impl PgInbox {
         // Migrated first: the pooled connections prepare their insert against the table.
         hule_pg::connect(url)
             .await?
-            .batch_execute(MIGRATION)
+            .batch_execute(&format!("BEGIN; {MIGRATION} COMMIT;"))
             .await
             .map_err(|source| InboxError::Database {
                 context: "migrate hule_inbox".into(),
@@ -120,7 +124,10 @@ impl PgInbox {
         F: for<'t> FnOnce(&'t Transaction<'t>) -> BoxFuture<'t, Result<(), HandlerError>>,
     {
         let unavailable = |what: &str, e: tokio_postgres::Error| {
-            Failure::Unavailable(format!("PostgreSQL inbox: {what}: {e}"))
+            Failure::Unavailable(format!(
+                "PostgreSQL inbox: {what}: {}",
+                hule_secrets::error_chain(&e)
+            ))
         };
         // A free connection if there is one, else the next in turn.
         let mut conn = match self.clients.iter().find_map(|c| c.try_lock().ok()) {

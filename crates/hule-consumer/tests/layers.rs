@@ -1159,3 +1159,34 @@ async fn a_fatal_dead_letter_producer_is_a_fatal_failure_and_a_retriable_one_is_
         assert!(sink.accepted.lock().expect("lock").is_empty());
     }
 }
+
+/// Service instances start together after a deploy: their inbox migrations race on an empty schema. Without the
+/// migration's lock, concurrent `CREATE TABLE IF NOT EXISTS` fail on PostgreSQL's catalog ("duplicate key value
+/// violates unique constraint") and an instance dies at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_migrations_of_instances_starting_together_all_succeed() {
+    let base = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+    tokio::spawn(conn);
+    for round in 0..5 {
+        let schema = format!("hule_test_{}", Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("schema");
+        let url = format!("{base}?options=-csearch_path%3D{schema}");
+        let starts = (0..8).map(|_| PgInbox::connect(&url, "grp", 1));
+        for (i, started) in futures::future::join_all(starts)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            if let Err(e) = started {
+                panic!("round {round}: instance {i} failed to start: {e}");
+            }
+        }
+    }
+}

@@ -468,7 +468,7 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
     let metrics = ConsumerMetrics::new(&hule_metrics::Registry::new(), "faults", &group);
     let stop_rx = tokio_util::sync::CancellationToken::new();
     let stop_tx = stop_rx.clone();
-    let survivor = tokio::spawn({
+    let mut survivor = tokio::spawn({
         let (brokers, group, pg_url, redis_url, metrics) = (
             brokers.clone(),
             group.clone(),
@@ -491,6 +491,11 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
     let mut step = 0;
     let deadline = Duration::from_secs(240);
     loop {
+        if survivor.is_finished() {
+            // It runs until told to stop: ending early is a failure of its own (at start, or mid-run).
+            let ended = (&mut survivor).await.expect("join");
+            panic!("the surviving consumer ended early: {ended:?}; faults: {log:?}");
+        }
         let now = effects(&pg_url).await;
         let done = now.map_or(last, |(distinct, _)| distinct);
         if done > last {
@@ -515,6 +520,10 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
                     Store::Redis => redis.crash(),
                 }
                 while metrics.outcomes(TOPIC, "not_committed") <= before {
+                    assert!(
+                        !survivor.is_finished(),
+                        "the surviving consumer ended early"
+                    );
                     assert!(
                         at.elapsed() < Duration::from_secs(30),
                         "the outage went unnoticed"

@@ -13,7 +13,7 @@ pub enum StoreError {
         reason: String,
     },
     /// The database refused or failed.
-    #[error("outbox database error during {op}: {source}")]
+    #[error("outbox database error during {op}: {}", hule_secrets::error_chain(source.as_ref()))]
     Database {
         /// The operation.
         op: &'static str,

@@ -244,19 +244,10 @@ pub async fn connect_with(
         "allow" | "prefer" => SslMode::Prefer,
         _ => SslMode::Require,
     });
-    let failed = |e: tokio_postgres::Error| {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            reason.push_str(": ");
-            reason.push_str(&s.to_string());
-            source = s.source();
-        }
-        ConnectError::Connect {
-            url: redact(url),
-            mode: tls.mode.clone(),
-            reason,
-        }
+    let failed = |e: tokio_postgres::Error| ConnectError::Connect {
+        url: redact(url),
+        mode: tls.mode.clone(),
+        reason: hule_secrets::error_chain(&e),
     };
     let client = if tls.mode == "disable" {
         let (client, connection) = config

@@ -529,3 +529,55 @@ mod tests {
         }
     }
 }
+
+/// `e` and each of its sources on one line, joined by `: ` (line breaks inside a message become `; `). Some clients
+/// keep the useful part in the source: tokio-postgres shows a server error as "db error" and the server's message
+/// ("relation … does not exist", with its DETAIL and HINT lines) only as its source.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        // A wrapper that already prints its source (thiserror's `{source}`) would repeat it.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out.replace("\r\n", "; ").replace('\n', "; ")
+}
+
+#[cfg(test)]
+mod error_chain_tests {
+    use super::error_chain;
+
+    #[derive(Debug)]
+    struct Outer(Inner);
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("db error")
+        }
+    }
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("ERROR: relation \"event_outbox\" does not exist\nHINT: run the migration")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[test]
+    fn the_source_is_shown_on_the_same_line() {
+        assert_eq!(
+            error_chain(&Outer(Inner)),
+            "db error: ERROR: relation \"event_outbox\" does not exist; HINT: run the migration"
+        );
+    }
+}
