@@ -190,25 +190,18 @@ async fn passwords_acl_users_databases_and_tls_work_and_failures_say_why() {
     // TLS with a CA made here.
     let dir =
         std::env::temp_dir().join(format!("hule-redis-tls-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let sh = |cmd: &str| {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .current_dir(&dir)
-            .output()
-            .expect("sh");
-        assert!(
-            out.status.success(),
-            "{cmd}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca");
-    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other");
-    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost");
-    sh("echo subjectAltName=IP:127.0.0.1,DNS:localhost > san.ext && openssl x509 -req -in server.csr -CA ca.pem \
-        -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile san.ext");
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/test-ca.sh"
+    ))
+    .arg(&dir)
+    .output()
+    .expect("scripts/test-ca.sh");
+    assert!(
+        out.status.success(),
+        "test-ca.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tls_port = free_port();
     let p = |f: &str| dir.join(f).display().to_string();
     let _tls = start(

@@ -15,31 +15,23 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
 use tracing_subscriber::layer::SubscriberExt;
 
-/// A CA, a server certificate for 127.0.0.1 it signed, and a client certificate it signed, made by the `openssl`
-/// command in a fresh directory.
+/// A CA, a server certificate for 127.0.0.1 it signed, and a client certificate it signed (`scripts/test-ca.sh`), in a
+/// fresh directory.
 fn certificates(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hule-otlp-tls-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let sh = |cmd: &str| {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .current_dir(&dir)
-            .output()
-            .expect("sh");
-        assert!(
-            out.status.success(),
-            "{cmd}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=otlp-test-ca");
-    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost");
-    sh("echo subjectAltName=IP:127.0.0.1,DNS:localhost > san.ext && openssl x509 -req -in server.csr -CA ca.pem \
-        -CAkey ca.key -CAcreateserial -out server.crt -days 1 -extfile san.ext");
-    sh("openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=hule-exporter");
-    sh("openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.crt -days 1");
+    let out = Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/test-ca.sh"
+    ))
+    .arg(&dir)
+    .output()
+    .expect("scripts/test-ca.sh");
+    assert!(
+        out.status.success(),
+        "test-ca.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     dir
 }
 
