@@ -12,9 +12,13 @@
 //! loses its markers, the count of double applications is reported); the longest time without progress is
 //! stated and bounded; and the surviving consumer's metrics show the records it could not commit meanwhile.
 //!
+//! A third test black-holes one member's connections to the broker (no FIN, no RST: its packets dropped by
+//! nftables, as when its host is cut off) while it works: the group must move on without it, and the inbox must
+//! apply no event twice although the cut-off member goes on handling what it had already fetched.
+//!
 //! Needs Java/Maven (the broker), PostgreSQL's server binaries and `redis-server` (scripts/setup.sh installs all),
-//! and root or the postgres user for `initdb`. Ports: Kafka 25092/25192 and 25093/25193, PostgreSQL 25432/25433,
-//! Redis 26379/26380 (below the ephemeral range).
+//! root (`initdb` as postgres; nftables and a cgroup for the black hole). Ports: Kafka 25092/25192, 25093/25193 and
+//! 25094/25194, PostgreSQL 25432/25433/25434, Redis 26379/26380 (below the ephemeral range).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -270,6 +274,27 @@ async fn consumer(
     metrics: ConsumerMetrics,
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), String> {
+    consumer_taking(
+        store, brokers, group, pg_url, redis_url, metrics, stop, HANDLER,
+    )
+    .await
+}
+
+/// How long a handler takes by default (besides its insert).
+const HANDLER: Duration = Duration::from_millis(5);
+
+/// [`consumer`] with handlers that take `handler` each.
+#[allow(clippy::too_many_arguments)]
+async fn consumer_taking(
+    store: Store,
+    brokers: &str,
+    group: &str,
+    pg_url: &str,
+    redis_url: &str,
+    metrics: ConsumerMetrics,
+    stop: tokio_util::sync::CancellationToken,
+    handler: Duration,
+) -> Result<(), String> {
     let mut cfg = ConsumerConfig::new(brokers, group);
     cfg.commit_interval = Duration::from_millis(100);
     // The driver's own session and rebalance timeouts (10 s, 30 s) are what is tested.
@@ -279,9 +304,9 @@ async fn consumer(
             let inbox = PgInbox::connect(pg_url, group, 2)
                 .await
                 .map_err(|e| e.to_string())?;
-            let handler: Arc<TxHandler<BatchEssaysRegistered>> = Arc::new(|tx, ctx, _p| {
+            let handler: Arc<TxHandler<BatchEssaysRegistered>> = Arc::new(move |tx, ctx, _p| {
                 Box::pin(async move {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(handler).await;
                     tx.execute(
                         "INSERT INTO effects (event_id) VALUES ($1)",
                         &[&ctx.event_id],
@@ -305,7 +330,7 @@ async fn consumer(
                 move |ctx: Context, _p: BatchEssaysRegistered| {
                     let (effects, pg_url) = (effects.clone(), pg_url.clone());
                     async move {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        tokio::time::sleep(handler).await;
                         let mut client = effects.lock().await;
                         if client.is_closed() {
                             *client = hule_pg::connect(&pg_url)
@@ -360,20 +385,48 @@ fn spawn_child(
     pg_url: &str,
     redis_url: &str,
 ) -> ChildConsumer {
-    let child = Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "--exact",
-            "child_consumer",
-            "--ignored",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
+    spawn_child_in(store, brokers, group, pg_url, redis_url, None, HANDLER)
+}
+
+/// [`spawn_child`], the process placed in `cgroup` (a cgroup v2 directory) before it runs, so that every socket it
+/// opens belongs to that cgroup and an nftables rule on the cgroup reaches its connections and no one else's.
+fn spawn_child_in(
+    store: Store,
+    brokers: &str,
+    group: &str,
+    pg_url: &str,
+    redis_url: &str,
+    cgroup: Option<&std::path::Path>,
+    handler: Duration,
+) -> ChildConsumer {
+    let exe = std::env::current_exe().expect("exe");
+    let args = [
+        "--exact",
+        "child_consumer",
+        "--ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ];
+    let mut command = match cgroup {
+        None => Command::new(&exe),
+        Some(dir) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg("echo $$ > \"$0/cgroup.procs\" && exec \"$@\"")
+                .arg(dir)
+                .arg(&exe);
+            c
+        }
+    };
+    let child = command
+        .args(args)
         .env("HULE_FAULT_STORE", format!("{store:?}"))
         .env("HULE_FAULT_BROKERS", brokers)
         .env("HULE_FAULT_GROUP", group)
         .env("HULE_FAULT_PG", pg_url)
         .env("HULE_FAULT_REDIS", redis_url)
+        .env("HULE_FAULT_HANDLER_MS", handler.as_millis().to_string())
         .stdout(Stdio::null())
         .stderr(match std::env::var_os("HULE_TEST_LOG") {
             Some(_) => Stdio::inherit(),
@@ -398,7 +451,11 @@ async fn child_consumer() {
     };
     let stop_rx = tokio_util::sync::CancellationToken::new();
     let _stop_tx = stop_rx.clone();
-    consumer(
+    let handler = std::env::var("HULE_FAULT_HANDLER_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(HANDLER, Duration::from_millis);
+    consumer_taking(
         store,
         &var("HULE_FAULT_BROKERS"),
         &var("HULE_FAULT_GROUP"),
@@ -411,6 +468,7 @@ async fn child_consumer() {
             &var("HULE_FAULT_GROUP"),
         ),
         stop_rx,
+        handler,
     )
     .await
     .expect("child consumer");
@@ -606,4 +664,281 @@ async fn inbox_consumers_survive_a_postgres_crash_a_broker_kill_and_a_killed_mem
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_consumers_survive_a_redis_crash_a_broker_kill_and_a_killed_member() {
     run_with_faults(Store::Redis, 25093, 25433, 26380).await;
+}
+
+/// A black hole between the processes of one cgroup and a TCP port: while on, nftables drops every packet those
+/// processes' sockets send to the port or receive from it — no FIN, no RST, as when a host is cut off. The cgroup
+/// (under the cgroup v2 hierarchy) and the nftables table are the test's own and removed on drop.
+struct CgroupBlackHole {
+    cgroup: PathBuf,
+    /// The cgroup's path as nftables names it (relative to /sys/fs/cgroup).
+    nft_path: String,
+    table: String,
+    port: u16,
+}
+
+fn nft(args: &str) {
+    let out = Command::new("nft")
+        .args(args.split_whitespace())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("nft must be installed (scripts/setup.sh installs nftables): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "nft {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl CgroupBlackHole {
+    fn new(port: u16) -> Self {
+        // cgroup v2 is /sys/fs/cgroup itself on a unified system, /sys/fs/cgroup/unified on a hybrid one.
+        let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|r| {
+                r.join("cgroup.procs").exists()
+                    && std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
+                        m.lines().any(|l| {
+                            l.contains(" cgroup2 ") && l.contains(&format!(" {} ", r.display()))
+                        })
+                    })
+            })
+            .expect("a cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified");
+        let name = format!("hule-fault-{}", rand_suffix());
+        let cgroup = root.join(&name);
+        std::fs::create_dir(&cgroup).expect("a cgroup of the test's own (needs root)");
+        let nft_path = cgroup
+            .strip_prefix("/sys/fs/cgroup")
+            .expect("under /sys/fs/cgroup")
+            .display()
+            .to_string();
+        let table = name.replace('-', "_");
+        nft(&format!("add table inet {table}"));
+        for (chain, hook) in [("o", "output"), ("i", "input")] {
+            nft(&format!(
+                "add chain inet {table} {chain} {{ type filter hook {hook} priority 0 ; }}"
+            ));
+        }
+        CgroupBlackHole {
+            cgroup,
+            nft_path,
+            table,
+            port,
+        }
+    }
+
+    fn on(&self) {
+        let (t, p, c) = (&self.table, self.port, &self.nft_path);
+        nft(&format!(
+            "add rule inet {t} o socket cgroupv2 level 1 \"{c}\" tcp dport {p} drop"
+        ));
+        nft(&format!(
+            "add rule inet {t} i socket cgroupv2 level 1 \"{c}\" tcp sport {p} drop"
+        ));
+    }
+
+    fn off(&self) {
+        nft(&format!("flush chain inet {} o", self.table));
+        nft(&format!("flush chain inet {} i", self.table));
+    }
+}
+
+impl Drop for CgroupBlackHole {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .output();
+        // Empty once its processes are gone (the child is killed before this is dropped).
+        let _ = std::fs::remove_dir(&self.cgroup);
+    }
+}
+
+/// Handlers slow enough (25 ms; 4 partitions: 160 events/s) that both members are still working when one is cut off.
+const SLOW_HANDLER: Duration = Duration::from_millis(25);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_black_holed_from_the_broker_is_replaced_and_the_inbox_applies_nothing_twice() {
+    let _serial = SERIAL.lock().await;
+    logs();
+    let (kafka_port, pg_port) = (25094, 25434);
+    let pg = PrivatePostgres::start(pg_port);
+    let pg_url = pg.url();
+    {
+        let c = hule_pg::connect(&pg_url).await.expect("private PostgreSQL");
+        // Each effect says which member applied it: the members connect under application names of their own.
+        c.batch_execute(
+            "CREATE TABLE effects (event_id uuid NOT NULL, who text DEFAULT current_setting('application_name'), \
+             at timestamptz NOT NULL DEFAULT clock_timestamp())",
+        )
+            .await
+            .expect("effects");
+    }
+    let cluster = ScriptCluster::start(1, kafka_port);
+    let brokers = cluster.bootstrap_servers();
+    cluster
+        .create_topics([(TOPIC.to_owned(), PARTITIONS)], 1)
+        .await
+        .expect("topic");
+    let records: Vec<_> = (0..N)
+        .map(|n| essays_registered(TOPIC, u128::from(n) + 1, &format!("batch-{}", n % 40)))
+        .collect();
+    produce_all(&brokers, TOPIC, &records).await;
+    let group = format!("faults-{}", rand_suffix());
+
+    let hole = CgroupBlackHole::new(kafka_port);
+    let child_url = format!("{pg_url}?application_name=child");
+    let mut child = spawn_child_in(
+        Store::Inbox,
+        &brokers,
+        &group,
+        &child_url,
+        "redis://unused",
+        Some(&hole.cgroup),
+        SLOW_HANDLER,
+    );
+    // The child first, alone, until it applies events; then the survivor joins and takes half the partitions.
+    let waited = Instant::now();
+    while applied_by(&pg_url, "child").await == 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "the child consumer applied nothing in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = ConsumerMetrics::new(&hule_metrics::Registry::new(), "faults", &group);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut survivor = tokio::spawn({
+        let (brokers, group, pg_url, metrics, stop) = (
+            brokers.clone(),
+            group.clone(),
+            format!("{pg_url}?application_name=survivor"),
+            metrics.clone(),
+            stop.clone(),
+        );
+        async move {
+            consumer_taking(
+                Store::Inbox,
+                &brokers,
+                &group,
+                &pg_url,
+                "redis://unused",
+                metrics,
+                stop,
+                SLOW_HANDLER,
+            )
+            .await
+        }
+    });
+
+    let started = Instant::now();
+    let (mut last, mut last_change, mut longest_stall) = (0i64, Instant::now(), Duration::ZERO);
+    let mut cut_at: Option<(Instant, i64, i64)> = None;
+    let (mut child_before, mut survivor_before) = (0, 0);
+    loop {
+        if survivor.is_finished() {
+            let ended = (&mut survivor).await.expect("join");
+            panic!("the surviving consumer ended early: {ended:?}");
+        }
+        let done = effects(&pg_url)
+            .await
+            .map_or(last, |(distinct, _)| distinct);
+        if done > last {
+            longest_stall = longest_stall.max(last_change.elapsed());
+            last = done;
+            last_change = Instant::now();
+        }
+        if done >= N as i64 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "{done} of {N} events applied after 180 s; black hole at {cut_at:?}"
+        );
+        // Cut the child off while both members work: the survivor has applied events, and the child is applying
+        // some right now.
+        let (by_child, by_survivor) = (
+            applied_by(&pg_url, "child").await,
+            applied_by(&pg_url, "survivor").await,
+        );
+        if cut_at.is_none()
+            && by_child > child_before
+            && by_survivor > survivor_before
+            && survivor_before >= 20
+        {
+            hole.on();
+            cut_at = Some((Instant::now(), done, by_child));
+        }
+        (child_before, survivor_before) = (by_child, by_survivor);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    longest_stall = longest_stall.max(last_change.elapsed());
+    let (cut, cut_done, child_at_cut) = cut_at.expect("the black hole was made");
+    let after_cut = cut.elapsed();
+    hole.off();
+    child.kill();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(60), survivor)
+        .await
+        .expect("the survivor stops")
+        .expect("join")
+        .expect("the surviving consumer ran to the end");
+
+    let (distinct, rows) = effects(&pg_url).await.expect("effects");
+    let duplicates = metrics.outcomes(TOPIC, "duplicate");
+    let (by_child, by_survivor) = (
+        applied_by(&pg_url, "child").await,
+        applied_by(&pg_url, "survivor").await,
+    );
+    eprintln!(
+        "black hole: one member's broker connections dropped at {cut_done} of {N} (it had applied \
+         {child_at_cut}); all {distinct} applied {after_cut:?} later, {} applied twice; the cut-off member applied \
+         {} more from what it had fetched; longest time without progress {longest_stall:?}; redeliveries the \
+         survivor found already applied (inbox duplicates) {duplicates}",
+        rows - distinct,
+        by_child - child_at_cut
+    );
+    assert_eq!(
+        by_child + by_survivor,
+        rows,
+        "every effect names its member"
+    );
+    // The group moved on: the partitions the child was working on when it went quiet were finished by the survivor.
+    let client = hule_pg::connect(&pg_url).await.expect("PostgreSQL");
+    let taken_over: i64 = client
+        .query_one(
+            "WITH quiet AS (SELECT max(at) AS at FROM effects WHERE who = 'child'),
+                  childs AS (SELECT DISTINCT i.partition FROM effects e JOIN hule_inbox i USING (event_id), quiet
+                             WHERE e.who = 'child' AND e.at > quiet.at - interval '1 second')
+             SELECT count(*) FROM effects e JOIN hule_inbox i USING (event_id), quiet
+             WHERE e.who = 'survivor' AND e.at > quiet.at AND i.partition IN (SELECT partition FROM childs)",
+            &[],
+        )
+        .await
+        .expect("takeover query")
+        .get(0);
+    assert!(
+        taken_over > 0,
+        "the survivor applied nothing of the cut-off member's partitions after it went quiet"
+    );
+    assert_eq!(distinct, N as i64, "0 events lost");
+    assert_eq!(rows, distinct, "0 events applied twice with the inbox");
+    // The group noticed within the member's session timeout (10 s) and a rebalance.
+    assert!(
+        longest_stall < Duration::from_secs(45),
+        "progress stalled for {longest_stall:?}"
+    );
+    drop(hole);
+}
+
+/// Effects applied by the member connected as `who`.
+async fn applied_by(pg_url: &str, who: &str) -> i64 {
+    let Ok(client) = hule_pg::connect(pg_url).await else {
+        return 0;
+    };
+    client
+        .query_one("SELECT count(*) FROM effects WHERE who = $1", &[&who])
+        .await
+        .map_or(0, |r| r.get(0))
 }
