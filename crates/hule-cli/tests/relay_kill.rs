@@ -2,13 +2,12 @@
 //! order of first arrival; the only cost of the kill is redelivery of the batch in flight (at least once).
 //! Needs PostgreSQL on 127.0.0.1:5432; the Kafka side is a mock cluster in this test process.
 
-use std::collections::{HashMap, HashSet};
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hule_contracts::Event;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message as _};
 use uuid::Uuid;
 
 const TOTAL: i64 = 20_000;
@@ -108,44 +107,18 @@ async fn relay_killed_mid_drain_and_restarted_loses_nothing_and_keeps_key_order(
     );
     drop(second);
 
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "verify-kill")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[topic]).expect("subscribe");
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut records = 0usize;
-    let mut last: HashMap<String, i64> = HashMap::new();
-    let mut idle = Instant::now();
-    let read_until = Instant::now() + Duration::from_secs(60);
-    // Read until every event is in, then 2 s more for stray redeliveries (the group join takes a few seconds).
-    while (seen.len() < TOTAL as usize || idle.elapsed() < Duration::from_secs(2))
-        && Instant::now() < read_until
-    {
-        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        idle = Instant::now();
-        records += 1;
-        let v: serde_json::Value =
-            serde_json::from_slice(m.payload().expect("value")).expect("json");
-        let id = v["event_id"].as_str().expect("id").to_owned();
-        if !seen.insert(id) {
-            continue; // a redelivery of the batch in flight at the kill
-        }
-        let key = String::from_utf8_lossy(m.key().expect("key")).into_owned();
-        let n = v["data"]["processing_duration_ms"].as_i64().expect("n");
-        if let Some(prev) = last.insert(key.clone(), n) {
-            assert!(n > prev, "key {key}: {n} first arrived after {prev}");
-        }
-    }
-    assert_eq!(seen.len() as i64, TOTAL, "every event arrived");
+    let read = common::read_relayed(
+        &brokers,
+        topic,
+        "verify-kill",
+        TOTAL as usize,
+        Duration::from_secs(2),
+    );
+    assert_eq!(read.events as i64, TOTAL, "every event arrived");
     assert!(
-        records as i64 - TOTAL <= 100 * 6,
+        read.records as i64 - TOTAL <= 100 * 6,
         "redelivery is bounded by the batch in flight: {} extra",
-        records as i64 - TOTAL
+        read.records as i64 - TOTAL
     );
     admin
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))

@@ -3,10 +3,15 @@
 //! no FIN, no RST — what a client sees during a partition; held data goes through once the partition heals, as TCP
 //! retransmission would deliver it), or resets them (RST, through a zero linger).
 //!
-//! A proxy cannot make the client's own TCP keepalives fail (the proxy's kernel answers them); the PostgreSQL
-//! half-open test drops the packets themselves with nftables for that.
+//! A proxy cannot make the client's own TCP keepalives fail (the proxy's kernel answers them), and a Kafka client
+//! reconnects to the address the broker advertises, past any proxy. [`CgroupBlackHole`] drops the packets
+//! themselves: nftables matches the sockets of the processes in a cgroup of the test's own, so one process of a
+//! test (a relay, a consumer) is cut off from a port while the others go on.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -143,6 +148,112 @@ async fn pump(
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
+    }
+}
+
+/// Numbers the black holes of one process.
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A black hole between the processes of one cgroup and a TCP port: while on, nftables drops every packet those
+/// processes' sockets send to the port or receive from it — no FIN, no RST, as when a host is cut off. The cgroup
+/// (under the cgroup v2 hierarchy) and the nftables table are the test's own and removed on drop.
+pub struct CgroupBlackHole {
+    cgroup: PathBuf,
+    /// The cgroup's path as nftables names it (relative to /sys/fs/cgroup).
+    nft_path: String,
+    table: String,
+    port: u16,
+}
+
+fn nft(args: &str) {
+    let out = Command::new("nft")
+        .args(args.split_whitespace())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("nft must be installed (scripts/setup.sh installs nftables): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "nft {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl CgroupBlackHole {
+    /// A cgroup and an nftables table of their own for `port`, the hole not yet made. Panics without root, nftables
+    /// or a cgroup v2 hierarchy (test infrastructure: the test fails loudly).
+    pub fn new(port: u16) -> Self {
+        // cgroup v2 is /sys/fs/cgroup itself on a unified system, /sys/fs/cgroup/unified on a hybrid one.
+        let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|r| {
+                r.join("cgroup.procs").exists()
+                    && std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
+                        m.lines().any(|l| {
+                            l.contains(" cgroup2 ") && l.contains(&format!(" {} ", r.display()))
+                        })
+                    })
+            })
+            .expect("a cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified");
+        let name = format!(
+            "hule-fault-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let cgroup = root.join(&name);
+        std::fs::create_dir(&cgroup).expect("a cgroup of the test's own (needs root)");
+        let nft_path = cgroup
+            .strip_prefix("/sys/fs/cgroup")
+            .expect("under /sys/fs/cgroup")
+            .display()
+            .to_string();
+        let table = name.replace('-', "_");
+        nft(&format!("add table inet {table}"));
+        for (chain, hook) in [("o", "output"), ("i", "input")] {
+            nft(&format!(
+                "add chain inet {table} {chain} {{ type filter hook {hook} priority 0 ; }}"
+            ));
+        }
+        CgroupBlackHole {
+            cgroup,
+            nft_path,
+            table,
+            port,
+        }
+    }
+
+    /// The cgroup's directory: a process placed in it (its pid written to `cgroup.procs`) before it opens sockets is
+    /// reached by the hole.
+    pub fn cgroup(&self) -> &Path {
+        &self.cgroup
+    }
+
+    /// Drops every packet between the cgroup's sockets and the port, both ways.
+    pub fn on(&self) {
+        let (t, p, c) = (&self.table, self.port, &self.nft_path);
+        nft(&format!(
+            "add rule inet {t} o socket cgroupv2 level 1 \"{c}\" tcp dport {p} drop"
+        ));
+        nft(&format!(
+            "add rule inet {t} i socket cgroupv2 level 1 \"{c}\" tcp sport {p} drop"
+        ));
+    }
+
+    /// Lets packets through again.
+    pub fn off(&self) {
+        nft(&format!("flush chain inet {} o", self.table));
+        nft(&format!("flush chain inet {} i", self.table));
+    }
+}
+
+impl Drop for CgroupBlackHole {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .output();
+        // Empty once its processes are gone (the child is killed before this is dropped).
+        let _ = std::fs::remove_dir(&self.cgroup);
     }
 }
 

@@ -33,6 +33,7 @@ use hule_consumer::{
 };
 use hule_contracts::payloads::BatchEssaysRegistered;
 use hule_kafka::consumer::{run_consumer, ConsumerConfig};
+use hule_kafka::fault_proxy::CgroupBlackHole;
 use hule_kafka::testkit::{essays_registered, produce_all, ScriptCluster};
 use uuid::Uuid;
 
@@ -666,95 +667,6 @@ async fn redis_consumers_survive_a_redis_crash_a_broker_kill_and_a_killed_member
     run_with_faults(Store::Redis, 25093, 25433, 26380).await;
 }
 
-/// A black hole between the processes of one cgroup and a TCP port: while on, nftables drops every packet those
-/// processes' sockets send to the port or receive from it — no FIN, no RST, as when a host is cut off. The cgroup
-/// (under the cgroup v2 hierarchy) and the nftables table are the test's own and removed on drop.
-struct CgroupBlackHole {
-    cgroup: PathBuf,
-    /// The cgroup's path as nftables names it (relative to /sys/fs/cgroup).
-    nft_path: String,
-    table: String,
-    port: u16,
-}
-
-fn nft(args: &str) {
-    let out = Command::new("nft")
-        .args(args.split_whitespace())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("nft must be installed (scripts/setup.sh installs nftables): {e}")
-        });
-    assert!(
-        out.status.success(),
-        "nft {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl CgroupBlackHole {
-    fn new(port: u16) -> Self {
-        // cgroup v2 is /sys/fs/cgroup itself on a unified system, /sys/fs/cgroup/unified on a hybrid one.
-        let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|r| {
-                r.join("cgroup.procs").exists()
-                    && std::fs::read_to_string("/proc/mounts").is_ok_and(|m| {
-                        m.lines().any(|l| {
-                            l.contains(" cgroup2 ") && l.contains(&format!(" {} ", r.display()))
-                        })
-                    })
-            })
-            .expect("a cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified");
-        let name = format!("hule-fault-{}", rand_suffix());
-        let cgroup = root.join(&name);
-        std::fs::create_dir(&cgroup).expect("a cgroup of the test's own (needs root)");
-        let nft_path = cgroup
-            .strip_prefix("/sys/fs/cgroup")
-            .expect("under /sys/fs/cgroup")
-            .display()
-            .to_string();
-        let table = name.replace('-', "_");
-        nft(&format!("add table inet {table}"));
-        for (chain, hook) in [("o", "output"), ("i", "input")] {
-            nft(&format!(
-                "add chain inet {table} {chain} {{ type filter hook {hook} priority 0 ; }}"
-            ));
-        }
-        CgroupBlackHole {
-            cgroup,
-            nft_path,
-            table,
-            port,
-        }
-    }
-
-    fn on(&self) {
-        let (t, p, c) = (&self.table, self.port, &self.nft_path);
-        nft(&format!(
-            "add rule inet {t} o socket cgroupv2 level 1 \"{c}\" tcp dport {p} drop"
-        ));
-        nft(&format!(
-            "add rule inet {t} i socket cgroupv2 level 1 \"{c}\" tcp sport {p} drop"
-        ));
-    }
-
-    fn off(&self) {
-        nft(&format!("flush chain inet {} o", self.table));
-        nft(&format!("flush chain inet {} i", self.table));
-    }
-}
-
-impl Drop for CgroupBlackHole {
-    fn drop(&mut self) {
-        let _ = Command::new("nft")
-            .args(["delete", "table", "inet", &self.table])
-            .output();
-        // Empty once its processes are gone (the child is killed before this is dropped).
-        let _ = std::fs::remove_dir(&self.cgroup);
-    }
-}
-
 /// Handlers slow enough (25 ms; 4 partitions: 160 events/s) that both members are still working when one is cut off.
 const SLOW_HANDLER: Duration = Duration::from_millis(25);
 
@@ -795,7 +707,7 @@ async fn a_member_black_holed_from_the_broker_is_replaced_and_the_inbox_applies_
         &group,
         &child_url,
         "redis://unused",
-        Some(&hole.cgroup),
+        Some(hole.cgroup()),
         SLOW_HANDLER,
     );
     // The child first, alone, until it applies events; then the survivor joins and takes half the partitions.
