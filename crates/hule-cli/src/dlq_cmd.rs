@@ -1,31 +1,157 @@
 //! `hule dlq list|show|replay`: inspect dead-letter topics and republish their records.
+//!
+//! `list` groups dead letters by failure fingerprint (event, service, reason, the error with ids and numbers
+//! normalised: [`hule_consumer::Fingerprint`]) across every DLQ topic, read together by one consumer; with
+//! `--correlation-id` it finds one request's dead letters instead. `replay` consults the replay ledger
+//! ([`hule_kafka::replay`]): a dead letter is replayed once unless `--again`, a replay that failed part-way resumes
+//! where it stopped, and a record dead-lettered by two services is sent once.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use hule_consumer::dlq::{replay_record, DlqFilter};
+use hule_consumer::dlq::DlqFilter;
+use hule_consumer::Fingerprint;
 use hule_contracts::Timestamp;
-use hule_kafka::dlq::{dlq_topics, read_topic, DlqMessage};
+use hule_kafka::dlq::{dlq_topics, read_topics, DlqMessage, From};
+use hule_kafka::replay::{self, PlanOptions, Replayer};
 use hule_kafka::KafkaSettings;
-use rdkafka::producer::FutureProducer;
 
 use crate::kafka_args::KafkaArgs;
 use crate::out;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Which dead letters a command acts on.
+#[derive(clap::Args, Clone, Default)]
+pub struct Select {
+    /// One DLQ topic (default: every `*.dlq.v1` topic).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Only this reason (`error_type`: invalid_envelope, unknown_event, invalid_payload, oversize,
+    /// invalid_headers, key_mismatch, permanent_error, retries_exhausted).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only this event id.
+    #[arg(long)]
+    pub event_id: Option<String>,
+    /// Only this failure fingerprint (the id `dlq list` shows).
+    #[arg(long)]
+    pub fingerprint: Option<String>,
+    /// Only dead letters of this original key.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only dead letters written by this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only records that failed at or after this time (ISO 8601).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Start at this offset of the DLQ topic's partitions (a seek: earlier records are not read).
+    #[arg(long)]
+    pub offset: Option<i64>,
+}
+
+const REASONS: [&str; 8] = [
+    "invalid_envelope",
+    "unknown_event",
+    "invalid_payload",
+    "oversize",
+    "invalid_headers",
+    "key_mismatch",
+    "permanent_error",
+    "retries_exhausted",
+];
+
+impl Select {
+    fn filter(&self) -> anyhow::Result<DlqFilter> {
+        if let Some(r) = &self.reason {
+            anyhow::ensure!(
+                REASONS.contains(&r.as_str()),
+                "--reason {r} is not a reason; the reasons are {}",
+                REASONS.join(", ")
+            );
+        }
+        let since = self
+            .since
+            .as_deref()
+            .map(|s| Timestamp::parse(s).map_err(|e| anyhow::anyhow!("--since: {e}")))
+            .transpose()?;
+        Ok(DlqFilter {
+            reason: self.reason.clone(),
+            event_id: self.event_id.clone(),
+            since,
+            key: self.key.clone(),
+            service: self.service.clone(),
+            fingerprint: self.fingerprint.clone(),
+        })
+    }
+
+    /// The DLQ topics to read: the one named (refused when it is not a DLQ topic of the cluster, with the ones
+    /// there are), or all.
+    fn topics(&self, kafka: &KafkaSettings) -> anyhow::Result<Vec<String>> {
+        let all = dlq_topics(kafka, TIMEOUT)?;
+        match &self.topic {
+            None => Ok(all),
+            Some(t) if all.contains(t) => Ok(vec![t.clone()]),
+            Some(t) if !t.ends_with(".dlq.v1") => anyhow::bail!(
+                "--topic {t} is not a dead-letter topic (they end in .dlq.v1); did you mean {t}.dlq.v1?"
+            ),
+            Some(t) => anyhow::bail!(
+                "no dead-letter topic {t} on the cluster; there are {}: {}",
+                all.len(),
+                if all.is_empty() { "none".to_owned() } else { all.join(", ") }
+            ),
+        }
+    }
+
+    /// Every dead letter of the selected topics that passes the filter, in read order.
+    fn read(&self, kafka: &KafkaSettings) -> anyhow::Result<Selected> {
+        let filter = self.filter()?;
+        let topics = self.topics(kafka)?;
+        let from = self.offset.map_or(From::Beginning, From::Offset);
+        let spinner = crate::progress::spinner(&format!("reading {} DLQ topic(s)", topics.len()));
+        let mut chosen = Vec::new();
+        let mut unreadable = 0;
+        let read = read_topics(kafka, &topics, from, TIMEOUT, |m| {
+            match &m.record {
+                Ok(r) if filter.matches(r) => chosen.push(m),
+                Ok(_) => {}
+                Err(_) => unreadable += 1,
+            }
+            true
+        })?;
+        spinner.finish_and_clear();
+        Ok(Selected {
+            topics: topics.len(),
+            read,
+            chosen,
+            unreadable,
+        })
+    }
+}
+
+struct Selected {
+    topics: usize,
+    read: u64,
+    chosen: Vec<DlqMessage>,
+    unreadable: u64,
+}
+
 /// DLQ subcommands.
 #[derive(Subcommand)]
 pub enum DlqCommand {
-    /// Counts by source topic and reason, with the oldest and newest failure.
+    /// Dead letters grouped by failure fingerprint, with counts and first/last failure; or one request's.
     List {
         #[command(flatten)]
         kafka: KafkaArgs,
-        /// One DLQ topic (default: every `*.dlq.v1` topic).
+        #[command(flatten)]
+        select: Select,
+        /// Instead of groups, every dead letter whose event carries this correlation id (envelope field or
+        /// `X-Correlation-Id` header), across every DLQ topic.
         #[arg(long)]
-        topic: Option<String>,
+        correlation_id: Option<String>,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -34,77 +160,83 @@ pub enum DlqCommand {
     Show {
         #[command(flatten)]
         kafka: KafkaArgs,
-        /// The DLQ topic.
-        #[arg(long)]
-        topic: String,
-        /// Only the record at this offset.
-        #[arg(long, conflicts_with = "event_id")]
-        offset: Option<i64>,
-        /// Only records of this event id.
-        #[arg(long)]
-        event_id: Option<String>,
+        #[command(flatten)]
+        select: Select,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
-    /// Republishes dead letters to their original topic, key and headers, with `X-Replayed-From`.
+    /// Republishes dead letters to their original topic, key and headers (with `X-Replayed-From` and
+    /// `X-Replay-Count`), and records each in the replay ledger: what the ledger has is left out unless `--again`.
     Replay {
         #[command(flatten)]
         kafka: KafkaArgs,
-        /// The DLQ topic.
+        #[command(flatten)]
+        select: Select,
+        /// Replay dead letters the ledger says were replayed already.
         #[arg(long)]
-        topic: String,
-        /// Only this reason (`error_type`).
+        again: bool,
+        /// At most this many records.
         #[arg(long)]
-        reason: Option<String>,
-        /// Only this event id.
+        limit: Option<usize>,
+        /// A note kept in the ledger with each replayed dead letter (why, a ticket).
         #[arg(long)]
-        event_id: Option<String>,
-        /// Only records that failed at or after this time (ISO 8601).
-        #[arg(long)]
-        since: Option<String>,
+        note: Option<String>,
         /// Show what would be replayed; publish nothing.
         #[arg(long)]
         dry_run: bool,
         /// At most this many records per second (0.001 to 1,000,000).
         #[arg(long, value_parser = parse_rate)]
         rate: Option<f64>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
-}
-
-#[derive(Default, serde::Serialize)]
-struct Group {
-    count: u64,
-    oldest: Option<Timestamp>,
-    newest: Option<Timestamp>,
 }
 
 /// Runs a DLQ subcommand.
 pub fn run(cmd: &DlqCommand) -> anyhow::Result<()> {
     match cmd {
-        DlqCommand::List { kafka, topic, json } => list(&kafka.connect()?, topic.as_deref(), *json),
+        DlqCommand::List {
+            kafka,
+            select,
+            correlation_id,
+            json,
+        } => {
+            let kafka = kafka.connect()?;
+            match correlation_id {
+                Some(id) => search(&kafka, select, id, *json),
+                None => list(&kafka, select, *json),
+            }
+        }
         DlqCommand::Show {
             kafka,
-            topic,
-            offset,
-            event_id,
-        } => show(&kafka.connect()?, topic, *offset, event_id.as_deref()),
+            select,
+            limit,
+        } => show(&kafka.connect()?, select, *limit),
         DlqCommand::Replay {
             kafka,
-            topic,
-            reason,
-            event_id,
-            since,
+            select,
+            again,
+            limit,
+            note,
             dry_run,
             rate,
+            json,
         } => {
-            let since = since
-                .as_deref()
-                .map(|s| Timestamp::parse(s).map_err(|e| anyhow::anyhow!("--since: {e}")))
-                .transpose()?;
-            let filter = DlqFilter {
-                reason: reason.clone(),
-                event_id: event_id.clone(),
-                since,
+            anyhow::ensure!(
+                select.topic.is_some() || select.fingerprint.is_some() || select.event_id.is_some(),
+                "say what to replay: --topic, --fingerprint or --event-id (a replay of every DLQ at once is refused)"
+            );
+            let opts = ReplayArgs {
+                again: *again,
+                limit: *limit,
+                note: note.clone(),
+                dry_run: *dry_run,
+                rate: *rate,
+                json: *json,
             };
-            replay(&kafka.connect()?, topic, &filter, *dry_run, *rate)
+            replay(&kafka.connect()?, select, &opts)
         }
     }
 }
@@ -136,195 +268,332 @@ fn due_after(i: usize, rate: f64) -> Duration {
     Duration::try_from_secs_f64(i as f64 / rate).unwrap_or(Duration::MAX)
 }
 
-fn list(kafka: &KafkaSettings, topic: Option<&str>, json: bool) -> anyhow::Result<()> {
-    let topics = match topic {
-        Some(t) => vec![t.to_owned()],
-        None => dlq_topics(kafka, TIMEOUT)?,
-    };
-    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
-    let mut unreadable = 0;
-    for t in &topics {
-        read_topic(kafka, t, TIMEOUT, |m| {
-            match m.record {
-                Ok(r) => {
-                    let g = groups
-                        .entry((r.original_topic.clone(), r.error_type.clone()))
-                        .or_default();
-                    g.count += 1;
-                    g.oldest = Some(g.oldest.map_or(r.failed_at, |o| o.min(r.failed_at)));
-                    g.newest = Some(g.newest.map_or(r.failed_at, |o| o.max(r.failed_at)));
-                }
-                Err(_) => unreadable += 1,
-            }
-            true
-        })
-        .with_context(|| format!("read {t}"))?;
+/// One fingerprint group of `dlq list`.
+#[derive(serde::Serialize)]
+struct Group {
+    #[serde(flatten)]
+    fingerprint: Fingerprint,
+    dlq_topic: String,
+    count: u64,
+    first_failed: Timestamp,
+    last_failed: Timestamp,
+    /// Dead letters of records that had been replayed before and failed again.
+    failed_again: u64,
+}
+
+fn list(kafka: &KafkaSettings, select: &Select, json: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let selected = select.read(kafka)?;
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    for m in &selected.chosen {
+        let Ok(r) = &m.record else { continue };
+        let fp = Fingerprint::of_record(r);
+        let again = m
+            .headers
+            .get(hule_contracts::headers::names::REPLAY_COUNT)
+            .is_some();
+        let g = groups.entry(fp.id.clone()).or_insert_with(|| Group {
+            fingerprint: fp,
+            dlq_topic: m.topic.clone(),
+            count: 0,
+            first_failed: r.failed_at,
+            last_failed: r.failed_at,
+            failed_again: 0,
+        });
+        g.count += 1;
+        g.first_failed = g.first_failed.min(r.failed_at);
+        g.last_failed = g.last_failed.max(r.failed_at);
+        g.failed_again += u64::from(again);
     }
+    let mut groups: Vec<Group> = groups.into_values().collect();
+    groups.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(b.last_failed.cmp(&a.last_failed))
+    });
     if json {
-        let rows: Vec<serde_json::Value> = groups
-            .iter()
-            .map(|((t, r), g)| serde_json::json!({"source_topic": t, "reason": r, "count": g.count, "oldest": g.oldest, "newest": g.newest}))
-            .collect();
-        out(serde_json::to_string_pretty(
-            &serde_json::json!({"groups": rows, "unreadable": unreadable}),
-        )?);
+        out(serde_json::to_string_pretty(&serde_json::json!({
+            "groups": groups, "dlq_topics": selected.topics, "dead_letters": selected.read,
+            "unreadable": selected.unreadable,
+        }))?);
         return Ok(());
     }
     if groups.is_empty() {
-        out(format!("no dead letters in {} topic(s)", topics.len()));
+        out(format!(
+            "no dead letters match in {} DLQ topic(s) ({} read)",
+            selected.topics, selected.read
+        ));
     } else {
         out(format!(
-            "{:<56} {:<18} {:>7}  {:<27} {:<27}",
-            "source topic", "reason", "count", "oldest", "newest"
+            "{:<12} {:>6}  {:<32} {:<20} {:<17} {:<20} {:<20} error",
+            "fingerprint", "count", "event", "service", "reason", "first", "last"
         ));
-        for ((t, r), g) in &groups {
-            let ts = |x: Option<Timestamp>| x.map(|t| t.to_string()).unwrap_or_default();
+        for g in &groups {
+            let short = |t: Timestamp| t.to_string().chars().take(19).collect::<String>();
+            let again = if g.failed_again > 0 {
+                format!(" ({} failed again after a replay)", g.failed_again)
+            } else {
+                String::new()
+            };
             out(format!(
-                "{t:<56} {r:<18} {:>7}  {:<27} {:<27}",
+                "{:<12} {:>6}  {:<32} {:<20} {:<17} {:<20} {:<20} {}{again}",
+                g.fingerprint.id,
                 g.count,
-                ts(g.oldest),
-                ts(g.newest)
+                g.fingerprint.event_type,
+                g.fingerprint.service,
+                g.fingerprint.reason,
+                short(g.first_failed),
+                short(g.last_failed),
+                g.fingerprint.message.chars().take(100).collect::<String>()
             ));
         }
     }
-    if unreadable > 0 {
+    eprintln!(
+        "{} dead letter(s) in {} DLQ topic(s) read in {:.1} s",
+        selected.read,
+        selected.topics,
+        started.elapsed().as_secs_f64()
+    );
+    if selected.unreadable > 0 {
         out(format!(
-            "{unreadable} record(s) are not dead-letter records"
+            "{} record(s) are not dead-letter records",
+            selected.unreadable
         ));
     }
     Ok(())
 }
 
-fn print_message(m: &DlqMessage) -> anyhow::Result<()> {
+/// The correlation id a dead letter's event carries: the envelope's field, else the header (any case).
+fn correlation_of(m: &DlqMessage) -> Option<String> {
+    let from_envelope = m.record.as_ref().ok().and_then(|r| {
+        r.original_event
+            .get("correlation_id")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned)
+    });
+    from_envelope.or_else(|| {
+        m.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(hule_contracts::headers::names::CORRELATION_ID))
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+fn search(kafka: &KafkaSettings, select: &Select, id: &str, json: bool) -> anyhow::Result<()> {
+    let selected = select.read(kafka)?;
+    let found: Vec<&DlqMessage> = selected
+        .chosen
+        .iter()
+        .filter(|m| correlation_of(m).as_deref() == Some(id))
+        .collect();
+    if json {
+        let rows: Vec<serde_json::Value> = found.iter().map(|m| message_json(m)).collect();
+        out(serde_json::to_string_pretty(
+            &serde_json::json!({"dead_letters": rows}),
+        )?);
+    } else {
+        for m in &found {
+            let (reason, service, error) = match &m.record {
+                Ok(r) => (
+                    r.error_type.as_str(),
+                    r.failed_by_service.as_str(),
+                    r.error_message.as_str(),
+                ),
+                Err(_) => ("-", "-", "not a dead-letter record"),
+            };
+            out(format!("{}  {reason}  {service}  {error}", m.id()));
+        }
+        eprintln!(
+            "{} dead letter(s) of correlation id {id} in {} DLQ topic(s)",
+            found.len(),
+            selected.topics
+        );
+    }
+    anyhow::ensure!(
+        !found.is_empty() || json,
+        "no dead letter carries correlation id {id}"
+    );
+    Ok(())
+}
+
+fn message_json(m: &DlqMessage) -> serde_json::Value {
     let record = match &m.record {
-        Ok(r) => serde_json::to_value(r)?,
+        Ok(r) => serde_json::to_value(r).unwrap_or_default(),
         Err(e) => serde_json::json!({"unreadable": e}),
     };
+    let fingerprint = m.record.as_ref().ok().map(|r| Fingerprint::of_record(r).id);
     let headers: serde_json::Map<String, serde_json::Value> = m
         .headers
         .iter()
         .map(|(k, v)| (k.to_owned(), v.into()))
         .collect();
-    out(serde_json::to_string_pretty(&serde_json::json!({
-        "dlq_topic": m.topic, "partition": m.partition, "offset": m.offset,
+    serde_json::json!({
+        "dlq_topic": m.topic, "partition": m.partition, "offset": m.offset, "fingerprint": fingerprint,
         "key": m.key.as_deref().map(String::from_utf8_lossy), "headers": headers, "record": record,
-    }))?);
-    Ok(())
+    })
 }
 
-fn show(
-    kafka: &KafkaSettings,
-    topic: &str,
-    offset: Option<i64>,
-    event_id: Option<&str>,
-) -> anyhow::Result<()> {
-    let mut shown = 0;
-    let mut error = None;
-    read_topic(kafka, topic, TIMEOUT, |m| {
-        let wanted = offset.is_none_or(|o| o == m.offset)
-            && event_id.is_none_or(|id| {
-                m.record
-                    .as_ref()
-                    .is_ok_and(|r| r.event_id.as_deref() == Some(id))
-            });
-        if wanted {
-            shown += 1;
-            if let Err(e) = print_message(&m) {
-                error = Some(e);
-                return false;
-            }
-        }
-        true
-    })?;
-    if let Some(e) = error {
-        return Err(e);
+fn show(kafka: &KafkaSettings, select: &Select, limit: usize) -> anyhow::Result<()> {
+    let selected = select.read(kafka)?;
+    anyhow::ensure!(
+        !selected.chosen.is_empty(),
+        "no dead letter matches in {} DLQ topic(s) ({} read)",
+        selected.topics,
+        selected.read
+    );
+    for m in selected.chosen.iter().take(limit) {
+        out(serde_json::to_string_pretty(&message_json(m))?);
     }
-    if shown == 0 {
-        anyhow::bail!("no dead letter in {topic} matches");
+    if selected.chosen.len() > limit {
+        eprintln!(
+            "{} more match; --limit to see more, --offset to start later",
+            selected.chosen.len() - limit
+        );
     }
     Ok(())
 }
 
-fn replay(
-    kafka: &KafkaSettings,
-    topic: &str,
-    filter: &DlqFilter,
+struct ReplayArgs {
+    again: bool,
+    limit: Option<usize>,
+    note: Option<String>,
     dry_run: bool,
     rate: Option<f64>,
-) -> anyhow::Result<()> {
-    let mut chosen = Vec::new();
-    let mut skipped_unreadable = 0;
-    let read = read_topic(kafka, topic, TIMEOUT, |m| {
-        match &m.record {
-            Ok(r) if filter.matches(r) => chosen.push(m),
-            Ok(_) => {}
-            Err(_) => skipped_unreadable += 1,
-        }
-        true
-    })?;
-    eprintln!(
-        "{read} dead letters read from {topic}; {} match",
-        chosen.len()
-    );
-    if skipped_unreadable > 0 {
-        eprintln!("{skipped_unreadable} record(s) are not dead-letter records and are skipped");
-    }
-    let mut plan = Vec::new();
-    for m in &chosen {
-        let Ok(r) = &m.record else { continue };
-        let replay = replay_record(r, &m.headers, &m.topic, m.partition, m.offset)?;
-        plan.push((m.offset, r.event_id.clone(), r.error_type.clone(), replay));
-    }
-    if dry_run {
-        for (offset, id, reason, r) in &plan {
-            out(format!(
-                "would replay offset {offset} ({reason}, event {}) to {}, {} bytes",
-                id.as_deref().unwrap_or("-"),
-                r.topic,
-                r.value.len()
-            ));
-        }
-        out(format!(
-            "dry run: {} record(s) would be replayed",
-            plan.len()
-        ));
-        return Ok(());
-    }
-    // The project's one producer configuration: the replayed record lands on its key's partition.
-    let producer: FutureProducer =
-        hule_kafka::ProducerConfig::with_settings(kafka).future_producer()?;
+    json: bool,
+}
+
+fn replay(kafka: &KafkaSettings, select: &Select, args: &ReplayArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // The replayer first: it fences any other replay, so the ledger read next has all that one committed.
+    let replayer = if args.dry_run {
+        None
+    } else {
+        runtime.block_on(replay::ensure_ledger(kafka, TIMEOUT))?;
+        Some(runtime.block_on(Replayer::open(kafka, TIMEOUT))?)
+    };
+    let ledger = replay::read_ledger(kafka, TIMEOUT).context("read the replay ledger")?;
+    let selected = select.read(kafka)?;
+    let replay_id = uuid::Uuid::new_v4().to_string();
+    let mut plan = replay::plan(
+        &selected.chosen,
+        &ledger,
+        &PlanOptions {
+            again: args.again,
+            limit: args.limit,
+            replay_id: replay_id.clone(),
+            by: replay::operator(),
+            note: args.note.clone(),
+            now: Timestamp::from_datetime(chrono::Utc::now()),
+        },
+    );
+    let letters: usize = plan.records.iter().map(|p| p.entries.len()).sum();
+    if !args.json {
+        eprintln!(
+            "{} dead letter(s) read from {} DLQ topic(s); {} match: {} record(s) to replay, {} already replayed{}{}",
+            selected.read,
+            selected.topics,
+            selected.chosen.len(),
+            plan.records.len(),
+            plan.already.len(),
+            if plan.already.is_empty() || args.again { "" } else { " (left out; --again replays them)" },
+            if plan.over_limit > 0 { format!(", {} over --limit", plan.over_limit) } else { String::new() },
+        );
+        if let Some(last) = plan.already.iter().max_by_key(|e| e.replayed_at) {
+            eprintln!(
+                "last replayed {} by {} (replay {}){}",
+                last.replayed_at,
+                last.by,
+                last.replay_id,
+                last.note
+                    .as_deref()
+                    .map(|n| format!(": {n}"))
+                    .unwrap_or_default()
+            );
+        }
+        for (id, why) in &plan.unreplayable {
+            eprintln!("cannot replay {id}: {why}");
+        }
+    }
+    let total = plan.records.len();
+    let summary = serde_json::json!({
+        "replay_id": replay_id, "dry_run": args.dry_run, "matched": selected.chosen.len(),
+        "records": total, "dead_letters": letters,
+        "already_replayed": plan.already.len(), "over_limit": plan.over_limit,
+        "unreplayable": plan.unreplayable.iter().map(|(id, why)| serde_json::json!({"dead_letter": id, "why": why})).collect::<Vec<_>>(),
+    });
+    let report = |replayed: usize, seconds: f64| {
+        let mut r = summary.clone();
+        r["replayed"] = replayed.into();
+        r["seconds"] = seconds.into();
+        r
+    };
+    let Some(replayer) = replayer else {
+        if args.json {
+            let mut r = report(0, 0.0);
+            r["would_replay"] = plan
+                .records
+                .iter()
+                .map(|p| serde_json::json!({"to_topic": p.replay.topic, "bytes": p.replay.value.len(),
+                    "dead_letters": p.entries.iter().map(|e| e.dead_letter.clone()).collect::<Vec<_>>(),
+                    "event_id": p.entries[0].event_id}))
+                .collect();
+            out(serde_json::to_string_pretty(&r)?);
+        } else {
+            for p in &plan.records {
+                let e = &p.entries[0];
+                out(format!(
+                    "would replay {} ({} dead letter(s), event {}) to {}, {} bytes",
+                    e.dead_letter,
+                    p.entries.len(),
+                    e.event_id.as_deref().unwrap_or("-"),
+                    p.replay.topic,
+                    p.replay.value.len()
+                ));
+            }
+            out(format!(
+                "dry run: {} record(s) would be replayed",
+                plan.records.len()
+            ));
+        }
+        return Ok(());
+    };
     let started = Instant::now();
-    let bar = crate::progress::bar(plan.len() as u64, "replayed");
-    runtime.block_on(async {
-        for (i, (offset, _, _, r)) in plan.iter_mut().enumerate() {
-            if let Some(per_second) = rate {
-                // Saturating: a due time past what an Instant holds is as good as never.
+    let bar = crate::progress::bar(plan.records.len() as u64, "replayed");
+    // Rate-limited replays go one record per transaction; otherwise 100 at a time.
+    let batch = if args.rate.is_some() { 1 } else { 100 };
+    let mut replayed = 0usize;
+    let result = runtime.block_on(async {
+        for (n, chunk) in plan.records.chunks_mut(batch).enumerate() {
+            if let Some(per_second) = args.rate {
                 let due = started
-                    .checked_add(due_after(i, per_second))
+                    .checked_add(due_after(n, per_second))
                     .unwrap_or(started + Duration::from_secs(86_400 * 365));
                 tokio::time::sleep_until(due.into()).await;
             }
-            let to = r.topic.clone();
-            hule_kafka::dlq::republish(&producer, r, Duration::from_secs(30))
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "replay of offset {offset} to {to} failed after {i} replayed: {e}"
-                    )
-                })?;
-            bar.inc(1);
+            replayer.send(chunk).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "replay stopped after {replayed} of {total} record(s): {e}; what was replayed is in the ledger, \
+                     and running the same command again replays the rest"
+                )
+            })?;
+            replayed += chunk.len();
+            bar.inc(chunk.len() as u64);
         }
         anyhow::Ok(())
-    })?;
+    });
     bar.finish_and_clear();
-    out(format!(
-        "replayed {} record(s) from {topic} in {:.1} s",
-        plan.len(),
-        started.elapsed().as_secs_f64()
-    ));
+    result?;
+    let seconds = started.elapsed().as_secs_f64();
+    if args.json {
+        out(serde_json::to_string_pretty(&report(replayed, seconds))?);
+    } else {
+        out(format!(
+            "replayed {replayed} record(s) ({letters} dead letter(s)) in {seconds:.1} s; replay {replay_id}, in the ledger {}",
+            replay::LEDGER_TOPIC
+        ));
+    }
     Ok(())
 }
 

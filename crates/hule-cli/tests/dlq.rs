@@ -20,6 +20,13 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
         .await
         .expect("topics");
     let brokers = cluster.bootstrap_servers();
+    if cluster.mock().is_some() {
+        // The mock cluster has no CreateTopics; `hule dlq replay` creates the ledger topic on a real one.
+        cluster
+            .create_topics([(hule_kafka::replay::LEDGER_TOPIC.to_owned(), 1)], 1)
+            .await
+            .expect("ledger topic");
+    }
 
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -35,6 +42,7 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
             let mut v: serde_json::Value = serde_json::from_str(&out).expect("json");
             v["event_id"] = serde_json::json!(id.to_string());
             v["data"]["entity_id"] = serde_json::json!(format!("batch-{i}"));
+            v["correlation_id"] = serde_json::json!(uuid::Uuid::from_u128(7000 + i).to_string());
             (code, serde_json::to_vec(&v).expect("vec"))
         };
         let delivery = Delivery {
@@ -54,16 +62,22 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
                 last: "timeout".into(),
             }
         };
-        let letter = DeadLetter::build(&delivery, &failure, "svc");
-        let headers = hule_kafka::consumer::owned_headers(&letter.headers);
-        producer
-            .send(
-                BaseRecord::to(&letter.topic)
-                    .key(letter.key.as_deref().expect("key"))
-                    .payload(&letter.value)
-                    .headers(headers),
-            )
-            .expect("send");
+        let mut letters = vec![DeadLetter::build(&delivery, &failure, "svc")];
+        if i == 0 {
+            // A second service failed on the same record: two dead letters, one record to replay.
+            letters.push(DeadLetter::build(&delivery, &failure, "svc2"));
+        }
+        for letter in letters {
+            let headers = hule_kafka::consumer::owned_headers(&letter.headers);
+            producer
+                .send(
+                    BaseRecord::to(&letter.topic)
+                        .key(letter.key.as_deref().expect("key"))
+                        .payload(&letter.value)
+                        .headers(headers),
+                )
+                .expect("send");
+        }
     }
     producer
         .flush(std::time::Duration::from_secs(10))
@@ -75,11 +89,97 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
         out.contains("permanent_error") && out.contains("retries_exhausted"),
         "{out}"
     );
+    // Grouped by fingerprint: one group per (event, service, reason, error).
     let line = out
         .lines()
-        .find(|l| l.contains("permanent_error"))
+        .find(|l| l.contains("permanent_error") && l.contains(" svc "))
         .expect("line");
     assert!(line.split_whitespace().any(|w| w == "4"), "{line}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("permanent_error") && l.contains(" svc2 ")),
+        "{out}"
+    );
+
+    // One request's dead letters, across every DLQ topic.
+    let wanted = uuid::Uuid::from_u128(7003).to_string();
+    let (code, out, err) = hule(
+        &[
+            "dlq",
+            "list",
+            "--brokers",
+            &brokers,
+            "--correlation-id",
+            &wanted,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with(&format!("{dlq}:0:")), "{out}");
+    let (code, _, err) = hule(
+        &[
+            "dlq",
+            "list",
+            "--brokers",
+            &brokers,
+            "--correlation-id",
+            "nobody",
+        ],
+        None,
+    );
+    assert_ne!(code, 0, "no match is an error: {err}");
+
+    // The record both services dead-lettered is one record to replay.
+    let (code, out, err) = hule(
+        &[
+            "dlq",
+            "replay",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &dlq,
+            "--event-id",
+            &ids[0].to_string(),
+            "--dry-run",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(2 dead letter(s)"), "{out}");
+    assert!(out.contains("1 record(s) would be replayed"), "{out}");
+
+    // A typo in --reason or --topic is refused with what there is.
+    let (code, _, err) = hule(
+        &[
+            "dlq",
+            "replay",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &dlq,
+            "--reason",
+            "retries",
+            "--dry-run",
+        ],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("retries_exhausted"), "{err}");
+    let (code, _, err) = hule(
+        &[
+            "dlq",
+            "replay",
+            "--brokers",
+            &brokers,
+            "--topic",
+            source,
+            "--dry-run",
+        ],
+        None,
+    );
+    assert_ne!(code, 0, "a source topic is not a DLQ");
+    assert!(err.contains("not a dead-letter topic"), "{err}");
 
     let target = ids[2].to_string();
     let (code, out, err) = hule(
@@ -179,9 +279,8 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
         got[0]
     );
 
-    // Replaying the same dead letters again puts the same events on the topic twice; a deduplicating consumer
-    // applies each once.
-    let (code, _, err) = hule(
+    // The same replay again sends nothing: the ledger has both.
+    let (code, out, err) = hule(
         &[
             "dlq",
             "replay",
@@ -195,6 +294,31 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
         None,
     );
     assert_eq!(code, 0, "{err}");
+    assert!(out.contains("replayed 0 record(s)"), "{out}");
+    assert!(
+        err.contains("2 already replayed (left out; --again replays them)"),
+        "{err}"
+    );
+    // Asked explicitly, it replays them again: the same events twice on the topic, applied once by a
+    // deduplicating consumer.
+    let (code, out, err) = hule(
+        &[
+            "dlq",
+            "replay",
+            "--brokers",
+            &brokers,
+            "--topic",
+            &dlq,
+            "--reason",
+            "retries_exhausted",
+            "--again",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["replayed"], 2, "{report}");
     let applied = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let metrics = hule_consumer::ConsumerMetrics::detached();
     let a = applied.clone();

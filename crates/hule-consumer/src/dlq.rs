@@ -318,6 +318,12 @@ pub struct DlqFilter {
     pub event_id: Option<String>,
     /// Only records that failed at or after this time.
     pub since: Option<Timestamp>,
+    /// Only records of this original key.
+    pub key: Option<String>,
+    /// Only records dead-lettered by this service.
+    pub service: Option<String>,
+    /// Only records of this failure fingerprint ([`crate::Fingerprint`]'s id).
+    pub fingerprint: Option<String>,
 }
 
 impl DlqFilter {
@@ -331,6 +337,18 @@ impl DlqFilter {
                 .as_deref()
                 .is_none_or(|id| record.event_id.as_deref() == Some(id))
             && self.since.is_none_or(|t| record.failed_at >= t)
+            && self
+                .key
+                .as_deref()
+                .is_none_or(|k| record.original_key.as_deref() == Some(k))
+            && self
+                .service
+                .as_deref()
+                .is_none_or(|s| s == record.failed_by_service)
+            && self
+                .fingerprint
+                .as_deref()
+                .is_none_or(|f| crate::Fingerprint::of_record(record).id == f)
     }
 }
 

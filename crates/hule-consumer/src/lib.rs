@@ -36,6 +36,7 @@ let stack = standard_stack(router, "demo-service", Some(Arc::new(MemoryDedup::ne
 pub mod conformance;
 pub mod dedup;
 pub mod dlq;
+pub mod fingerprint;
 #[cfg(feature = "postgres")]
 pub mod inbox;
 pub mod message;
@@ -53,6 +54,7 @@ use tracing::Instrument;
 
 pub use dedup::{Dedup, DedupStore, MemoryDedup, OnStoreError, TtlTable};
 pub use dlq::{DeadLetter, DeadLetterLayer, DeadLetterRecord, DeadLetterSink, MemorySink};
+pub use fingerprint::Fingerprint;
 #[cfg(feature = "postgres")]
 pub use inbox::PgInbox;
 pub use message::{Context, Delivery, Message};

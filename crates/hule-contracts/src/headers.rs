@@ -44,6 +44,9 @@ pub mod names {
     pub const TRACESTATE: &str = "tracestate";
     /// Set on records republished from a dead-letter topic.
     pub const REPLAYED_FROM: &str = "X-Replayed-From";
+    /// How many times this record has been republished from a dead-letter topic (1 on the first replay); a replayed
+    /// record that fails again keeps it in its dead letter, so the next replay says so.
+    pub const REPLAY_COUNT: &str = "X-Replay-Count";
 }
 
 /// Default `X-Max-Retries`.

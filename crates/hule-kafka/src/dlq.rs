@@ -1,9 +1,11 @@
 //! Reading dead-letter topics for the DLQ tools: every record from the beginning up to the high watermarks seen at
-//! the start, without joining a consumer group (so tools never move a service's offsets).
+//! the start, without joining a consumer group (so tools never move a service's offsets). One consumer reads all the
+//! topics asked for at once (71 DLQ topics are one assignment, fetched together, not 71 reads one after another).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use hule_consumer::DeadLetterRecord;
+use hule_consumer::{DeadLetterRecord, Delivery};
 use hule_contracts::Headers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -28,12 +30,21 @@ pub struct DlqMessage {
     pub record: Result<DeadLetterRecord, String>,
 }
 
+impl DlqMessage {
+    /// `topic:partition:offset`, the dead letter's identity (the replay ledger's key, the console's URLs).
+    pub fn id(&self) -> String {
+        format!("{}:{}:{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// A group-less reader; `read_committed` skips aborted transactions (the replay ledger is written in them).
 fn client(kafka: &KafkaSettings) -> Result<BaseConsumer, Error> {
     Ok(kafka
         .client_config()
         .set("group.id", "hule-dlq-tool")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
         .create()?)
 }
 
@@ -51,73 +62,83 @@ pub fn dlq_topics(kafka: &KafkaSettings, timeout: Duration) -> Result<Vec<String
     Ok(out)
 }
 
-/// Calls `f` for every record of `topic` (up to the high watermarks at the start); `f` returns `false` to stop.
-/// Returns how many records were read.
-pub fn read_topic(
+/// Where to start reading each partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// The low watermark.
+    Beginning,
+    /// This offset (clamped to the partition's range), on every partition read.
+    Offset(i64),
+}
+
+/// Calls `f` for every record of `topics` that exist (from `from` up to the high watermarks seen at the start, all
+/// topics read together by one consumer); `f` returns `false` to stop. Topics that do not exist are skipped. Returns
+/// how many records were read.
+pub fn scan(
     kafka: &KafkaSettings,
-    topic: &str,
+    topics: &[String],
+    from: From,
     timeout: Duration,
-    mut f: impl FnMut(DlqMessage) -> bool,
+    mut f: impl FnMut(Delivery) -> bool,
 ) -> Result<u64, Error> {
     let c = client(kafka)?;
-    let md = crate::metadata(c.client(), Some(topic), &kafka.brokers, timeout)?;
-    let partitions: Vec<i32> = md
+    let md = crate::metadata(c.client(), None, &kafka.brokers, timeout)?;
+    let mut tpl = TopicPartitionList::new();
+    let mut high: HashMap<(String, i32), i64> = HashMap::new();
+    for t in md
         .topics()
         .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut tpl = TopicPartitionList::new();
-    let mut remaining = std::collections::HashMap::new();
-    for p in &partitions {
-        let (low, high) = c.fetch_watermarks(topic, *p, timeout)?;
-        if high > low {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(low))?;
-            remaining.insert(*p, high);
+        .filter(|t| t.error().is_none() && topics.iter().any(|n| n == t.name()))
+    {
+        for p in t.partitions() {
+            let (low, hi) = c.fetch_watermarks(t.name(), p.id(), timeout)?;
+            let start = match from {
+                From::Beginning => low,
+                From::Offset(o) => o.clamp(low, hi),
+            };
+            if hi > start {
+                tpl.add_partition_offset(t.name(), p.id(), Offset::Offset(start))?;
+                high.insert((t.name().to_owned(), p.id()), hi);
+            }
         }
     }
-    if remaining.is_empty() {
+    if high.is_empty() {
         return Ok(0);
     }
     c.assign(&tpl)?;
     let mut read = 0;
     let mut last_progress = Instant::now();
-    while !remaining.is_empty() {
-        match c.poll(Duration::from_millis(200)) {
+    while !high.is_empty() {
+        match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 last_progress = Instant::now();
                 let d = crate::consumer::delivery_of(&m);
-                let record = match d.payload.as_deref() {
-                    Some(p) => {
-                        serde_json::from_slice::<DeadLetterRecord>(p).map_err(|e| e.to_string())
-                    }
-                    None => Err("empty value".into()),
-                };
-                let (partition, offset) = (d.partition, d.offset);
-                if remaining
-                    .get(&partition)
-                    .is_some_and(|high| offset + 1 >= *high)
-                {
-                    remaining.remove(&partition);
+                let part = (d.topic.clone(), d.partition);
+                if high.get(&part).is_some_and(|hi| d.offset + 1 >= *hi) {
+                    high.remove(&part);
                 }
                 read += 1;
-                let go_on = f(DlqMessage {
-                    topic: topic.to_owned(),
-                    partition,
-                    offset,
-                    key: d.key,
-                    headers: d.headers,
-                    record,
-                });
-                if !go_on {
+                if !f(d) {
                     break;
                 }
             }
             Some(Err(e)) => return Err(e.into()),
             None => {
-                if last_progress.elapsed() > timeout {
+                // Transaction markers and compacted-away records are never delivered: a partition whose position
+                // has reached its high watermark is done although its last record was not seen.
+                if let Ok(position) = c.position() {
+                    for el in position.elements() {
+                        if let Offset::Offset(at) = el.offset() {
+                            let part = (el.topic().to_owned(), el.partition());
+                            if high.get(&part).is_some_and(|hi| at >= *hi) {
+                                high.remove(&part);
+                            }
+                        }
+                    }
+                }
+                if !high.is_empty() && last_progress.elapsed() > timeout {
                     tracing::warn!(
-                        topic,
+                        partitions = high.len(),
                         "no records for {timeout:?} before the high watermark; stopping"
                     );
                     break;
@@ -126,6 +147,40 @@ pub fn read_topic(
         }
     }
     Ok(read)
+}
+
+/// [`scan`] of dead-letter topics, each record decoded as a [`DeadLetterRecord`].
+pub fn read_topics(
+    kafka: &KafkaSettings,
+    topics: &[String],
+    from: From,
+    timeout: Duration,
+    mut f: impl FnMut(DlqMessage) -> bool,
+) -> Result<u64, Error> {
+    scan(kafka, topics, from, timeout, |d| {
+        let record = match d.payload.as_deref() {
+            Some(p) => serde_json::from_slice::<DeadLetterRecord>(p).map_err(|e| e.to_string()),
+            None => Err("empty value".into()),
+        };
+        f(DlqMessage {
+            topic: d.topic,
+            partition: d.partition,
+            offset: d.offset,
+            key: d.key,
+            headers: d.headers,
+            record,
+        })
+    })
+}
+
+/// [`read_topics`] of one topic from the beginning.
+pub fn read_topic(
+    kafka: &KafkaSettings,
+    topic: &str,
+    timeout: Duration,
+    f: impl FnMut(DlqMessage) -> bool,
+) -> Result<u64, Error> {
+    read_topics(kafka, &[topic.to_owned()], From::Beginning, timeout, f)
 }
 
 /// Republishes a dead letter's original record (`hule dlq replay`'s step) inside its `dlq.replay` span: a new

@@ -24,6 +24,8 @@ pub mod lag;
 pub mod mock;
 #[cfg(feature = "relay")]
 mod publisher;
+#[cfg(feature = "admin")]
+pub mod replay;
 pub mod service;
 pub mod settings;
 #[cfg(any(test, feature = "testkit"))]
@@ -149,6 +151,10 @@ pub enum Error {
     /// go to the group's next owner.
     #[error("records still in flight {0:?} after shutdown; stopped without committing them")]
     ShutdownTimeout(Duration),
+    /// A replay could not be sent or recorded (see [`replay`]); nothing of the batch counts as replayed.
+    #[cfg(feature = "admin")]
+    #[error("replay: {0}")]
+    Replay(String),
     /// The brokers did not answer.
     #[error(
         "cannot reach Kafka brokers `{brokers}` within {timeout:?}; check --brokers and that the cluster is up"
