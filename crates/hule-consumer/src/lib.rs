@@ -80,6 +80,17 @@ pub enum StackError {
         /// The events concerned.
         events: Vec<hule_contracts::Event>,
     },
+    /// A shared dedup store (Redis) with metrics of no consumer group ([`ConsumerMetrics::detached`]): the
+    /// namespace would be a name of this process alone, and the group's members and restarts would never see each
+    /// other's claims and markers.
+    #[error(
+        "a {method} dedup store needs the consumer group as its namespace: build the metrics with \
+         ConsumerMetrics::new(registry, service, group) (not detached), or pass the namespace to standard_stack_in"
+    )]
+    DetachedNamespace {
+        /// The store's method.
+        method: &'static str,
+    },
 }
 
 /// The standard stack: dead-letter → validate → retry → dedup (when a store is given) → router.
@@ -105,6 +116,14 @@ pub fn standard_stack_with_retry(
     dlq: Arc<dyn DeadLetterSink>,
     metrics: ConsumerMetrics,
 ) -> Result<BoxService, StackError> {
+    if let Some(store) = &dedup {
+        // A memory store lives in this process only; any other is shared between processes.
+        if metrics.is_detached() && store.method() != "memory" {
+            return Err(StackError::DetachedNamespace {
+                method: store.method(),
+            });
+        }
+    }
     let namespace = metrics.group().to_owned();
     standard_stack_in(router, service, &namespace, dedup, retry, dlq, metrics)
 }

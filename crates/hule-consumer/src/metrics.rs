@@ -87,6 +87,11 @@ impl ConsumerMetrics {
         ConsumerMetrics::new(&Registry::new(), "test", &group)
     }
 
+    /// Whether these are [`ConsumerMetrics::detached`] metrics (of no real consumer group).
+    pub fn is_detached(&self) -> bool {
+        self.group.starts_with("detached-")
+    }
+
     /// The consumer group these metrics are labelled with; also the stack's dedup namespace.
     pub fn group(&self) -> &str {
         &self.group

@@ -29,7 +29,11 @@ fn stack_with(router: Router, store: Option<Arc<dyn DedupStore>>) -> BoxService 
         &format!("svc-{}", Uuid::new_v4().simple()),
         store,
         Arc::new(MemorySink::default()),
-        ConsumerMetrics::detached(),
+        ConsumerMetrics::new(
+            &hule_metrics::Registry::new(),
+            "svc",
+            &format!("grp-{}", Uuid::new_v4().simple()),
+        ),
     )
     .expect("stack")
 }

@@ -48,7 +48,38 @@ struct Harness {
 }
 
 fn harness(router: Router, dedup: Option<Arc<dyn DedupStore>>) -> Harness {
-    harness_with(router, dedup, ConsumerMetrics::detached())
+    // A consumer group of its own: harnesses never share a dedup namespace unless a test says so.
+    let group = format!("grp-{}", Uuid::new_v4().simple());
+    harness_with(
+        router,
+        dedup,
+        ConsumerMetrics::new(&hule_metrics::Registry::new(), "svc", &group),
+    )
+}
+
+#[test]
+fn a_shared_store_with_detached_metrics_is_refused() {
+    let redis = Arc::new(RedisDedup::new("redis://127.0.0.1:6379").expect("url"));
+    let refused = standard_stack(
+        Router::new(),
+        "svc",
+        Some(redis),
+        Arc::new(MemorySink::default()),
+        ConsumerMetrics::detached(),
+    );
+    assert!(matches!(
+        refused,
+        Err(StackError::DetachedNamespace { method: "redis" })
+    ));
+    // A memory store lives in the process: its namespace needs no group.
+    assert!(standard_stack(
+        Router::new(),
+        "svc",
+        Some(Arc::new(MemoryDedup::new())),
+        Arc::new(MemorySink::default()),
+        ConsumerMetrics::detached(),
+    )
+    .is_ok());
 }
 
 /// A harness of the consumer group `metrics` names: harnesses of one group share a dedup namespace (as the

@@ -71,8 +71,8 @@ pub const PIPELINE_EVENTS: &[Event] = &[
 /// `fetch.wait.max.ms` of the demo's consumers.
 const FETCH_WAIT_MS: &str = "10";
 
-/// Demo settings.
-#[derive(Debug, Clone)]
+/// Demo settings. `Debug` masks the passwords of the database and Redis URLs.
+#[derive(Clone)]
 pub struct DemoConfig {
     /// Batches to register.
     pub batches: usize,
@@ -98,6 +98,26 @@ pub struct DemoConfig {
     pub timeout: Duration,
     /// Draw progress on stderr.
     pub progress: bool,
+}
+
+impl std::fmt::Debug for DemoConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |u: &Option<String>| u.as_deref().map(hule_secrets::redact_url);
+        f.debug_struct("DemoConfig")
+            .field("batches", &self.batches)
+            .field("essays", &self.essays)
+            .field("seed", &self.seed)
+            .field("duplicate_rate", &self.duplicate_rate)
+            .field("poison_rate", &self.poison_rate)
+            .field("broker_faults", &self.broker_faults)
+            .field("database_url", &masked(&self.database_url))
+            .field("redis_url", &masked(&self.redis_url))
+            .field("kafka", &self.kafka)
+            .field("partitions", &self.partitions)
+            .field("timeout", &self.timeout)
+            .field("progress", &self.progress)
+            .finish()
+    }
 }
 
 impl Default for DemoConfig {
@@ -945,4 +965,21 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
         reconciled,
         wall_seconds: wall,
     })
+}
+
+#[cfg(test)]
+mod debug_tests {
+    #[test]
+    fn debug_masks_the_urls_passwords() {
+        let config = super::DemoConfig {
+            database_url: Some("postgres://relay:hunter2-a@db/app".into()),
+            redis_url: Some("redis://:hunter2-b@cache:6379".into()),
+            ..super::DemoConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("relay") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
 }

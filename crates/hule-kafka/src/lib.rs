@@ -133,7 +133,7 @@ impl ProducerConfig {
 #[non_exhaustive]
 pub enum Error {
     /// The client could not be created or the broker not reached.
-    #[error("kafka client error: {0}")]
+    #[error("kafka client error: {}", settings::describe_client_error(.0))]
     Client(#[from] KafkaError),
     /// The cluster refused to create a topic.
     #[error("cannot create topic {topic}: {reason}")]
@@ -260,6 +260,25 @@ mod tests {
             );
             assert!(!shown.contains("hunter2"), "{shown}");
         }
+    }
+
+    #[test]
+    fn a_misspelled_property_never_shows_its_value() {
+        // From a configuration file's properties table: refused when read, the value masked.
+        let toml = "brokers = \"b:9092\"\n[properties]\n\"sasl.pasword\" = \"hunter2-e\"\n";
+        let err = toml::from_str::<ProducerConfig>(toml)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("sasl.pasword"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        // And if a client is created with one anyway, its error names the property only.
+        let mut config = ProducerConfig::new("b:9092");
+        config
+            .extra
+            .push(("sasl.pasword".into(), "hunter2-f".into()));
+        let err = config.future_producer().err().expect("refused");
+        assert!(err.to_string().contains("sasl.pasword"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

@@ -116,8 +116,32 @@ pub fn millis<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Err
 pub fn property_map<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Vec<(String, String)>, D::Error> {
-    <std::collections::BTreeMap<String, String> as serde::Deserialize>::deserialize(d)
-        .map(|m| m.into_iter().collect())
+    let pairs: Vec<(String, String)> =
+        <std::collections::BTreeMap<String, String> as serde::Deserialize>::deserialize(d)?
+            .into_iter()
+            .collect();
+    // Checked here, as `-X` and `--kafka-config` are: a client created later would report a misspelled property
+    // with its value, and that value may be a password.
+    for (key, value) in &pairs {
+        check_property(key, value).map_err(serde::de::Error::custom)?;
+    }
+    Ok(pairs)
+}
+
+/// A Kafka client error for output: a configuration error names the property and never its value (librdkafka's
+/// own text of it ends with the value, which may be a password).
+pub fn describe_client_error(e: &KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, description, key, value) => {
+            let description = if value.is_empty() {
+                description.clone()
+            } else {
+                description.replace(value.as_str(), hule_secrets::MASK)
+            };
+            format!("invalid client configuration `{key}`: {description} (the value is not shown)")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Names whose values are secrets: never printed ([`hule_secrets::is_secret_name`]; unknown and misspelled names

@@ -295,13 +295,19 @@ pub const HALF_OPEN_BOUND: Duration = Duration::from_secs(20);
 /// lists them in `ignore_startup_parameters` (and in transaction mode breaks advisory locks and LISTEN anyway); `server_keepalives=off` in the URL leaves them out.
 fn guard_half_open(config: &mut Config, url_rest: &str, server_side: bool) {
     let names = parameter_names(url_rest);
-    let named = |k: &str| names.iter().any(|n| n.starts_with(k));
+    let named = |k: &str| names.iter().any(|n| n == k);
+    // Each setting on its own: a URL that names one of them keeps the others at the bound's values.
     if !named("keepalives") {
-        config
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(5))
-            .keepalives_interval(Duration::from_secs(5))
-            .keepalives_retries(3);
+        config.keepalives(true);
+    }
+    if !named("keepalives_idle") {
+        config.keepalives_idle(Duration::from_secs(5));
+    }
+    if !named("keepalives_interval") {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if !named("keepalives_retries") {
+        config.keepalives_retries(3);
     }
     if !named("tcp_user_timeout") {
         config.tcp_user_timeout(HALF_OPEN_BOUND);
@@ -372,6 +378,18 @@ pub async fn connect(url: &str) -> Result<Client, ConnectError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_url_naming_one_keepalive_setting_keeps_the_others_at_the_bound() {
+        let rest = "postgres://db/app?keepalives_idle=30";
+        let mut config = Config::from_str(rest).expect("config");
+        guard_half_open(&mut config, rest, false);
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(config.get_keepalives_interval(), Some(Duration::from_secs(5)));
+        assert_eq!(config.get_keepalives_retries(), Some(3));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&HALF_OPEN_BOUND));
+    }
+
     use super::*;
 
     #[test]

@@ -92,6 +92,8 @@ pub struct Keyword {
     pub value: String,
     /// The pair as written.
     pub raw: String,
+    /// The value opened a quote that the string never closes: the value runs to the end and may hold other pairs.
+    pub unclosed: bool,
 }
 
 /// The pairs of libpq's keyword form: `key = value` separated by white space, a value optionally in single quotes
@@ -115,6 +117,7 @@ pub fn keywords(s: &str) -> Vec<Keyword> {
         }
         skip_space(&mut i);
         let mut value = String::new();
+        let mut unclosed = false;
         if i < chars.len() && chars[i] == '=' {
             i += 1;
             skip_space(&mut i);
@@ -128,6 +131,7 @@ pub fn keywords(s: &str) -> Vec<Keyword> {
                     i += 1;
                 }
                 // The closing quote (absent when the string ends inside the quotes).
+                unclosed = i >= chars.len();
                 i = (i + 1).min(chars.len());
             } else {
                 // Unquoted, a backslash escapes the next character (a space in a password), as in libpq.
@@ -145,6 +149,7 @@ pub fn keywords(s: &str) -> Vec<Keyword> {
                 key,
                 value,
                 raw: chars[start..i].iter().collect(),
+                unclosed,
             });
         }
     }
@@ -301,7 +306,17 @@ fn redact_keywords(s: &str) -> String {
     keywords(s)
         .into_iter()
         .map(|kw| {
-            if is_secret_name(&kw.key) {
+            // A value that itself reads `…password=…` (an escaped space or a quote run into the next pair) holds
+            // what libpq may take for a password, or a user meant as one.
+            let holds_secret_pair = kw
+                .value
+                .split(|c: char| c.is_whitespace() || c == '\'')
+                .any(|part| {
+                    part.split_once('=')
+                        .is_some_and(|(name, _)| is_secret_name(name))
+                });
+            if is_secret_name(&kw.key) || kw.unclosed || holds_secret_pair {
+                // An unclosed quote swallows the pairs after it (`host='db password=…`): none of it is shown.
                 format!("{}={MASK}", kw.key)
             } else if !identifier(&kw.key) {
                 // Not a keyword at all (a mangled URL, a quoted value): nothing of it is shown.
@@ -318,6 +333,18 @@ fn redact_keywords(s: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_unclosed_quote_hides_what_follows_it() {
+        let shown = redact_url("host='db password=hunter2 user=relay");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(
+            redact_url("host=db password='hunter2"),
+            "host=db password=***"
+        );
+        let shown = redact_url("x=a\\ password=hunter2 user=relay");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
 
     #[test]
     fn every_form_libpq_and_the_clients_accept_is_masked() {

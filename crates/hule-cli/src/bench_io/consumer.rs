@@ -110,7 +110,12 @@ async fn runtime_consume(
     dedup: Dedup,
     base: &str,
 ) -> anyhow::Result<(f64, f64)> {
-    let metrics = ConsumerMetrics::detached();
+    // A group of its own per run: the Redis store namespaces its claims by it.
+    let metrics = ConsumerMetrics::new(
+        &hule_metrics::Registry::new(),
+        "bench",
+        &format!("bench-{}", uuid::Uuid::new_v4().simple()),
+    );
     let mut schema = None;
     let (router, store): (Router, Option<Arc<dyn hule_consumer::DedupStore>>) = match dedup {
         Dedup::None => (
