@@ -266,9 +266,9 @@ mod tests {
     fn a_misspelled_property_never_shows_its_value() {
         // From a configuration file's properties table: refused when read, the value masked.
         let toml = "brokers = \"b:9092\"\n[properties]\n\"sasl.pasword\" = \"hunter2-e\"\n";
-        let err = toml::from_str::<ProducerConfig>(toml)
-            .err()
-            .expect("refused");
+        let Err(err) = toml::from_str::<ProducerConfig>(toml) else {
+            panic!("a misspelled property was accepted");
+        };
         assert!(err.to_string().contains("sasl.pasword"), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         // And if a client is created with one anyway, its error names the property only.
@@ -276,7 +276,9 @@ mod tests {
         config
             .extra
             .push(("sasl.pasword".into(), "hunter2-f".into()));
-        let err = config.future_producer().err().expect("refused");
+        let Err(err) = config.future_producer() else {
+            panic!("a misspelled property was accepted");
+        };
         assert!(err.to_string().contains("sasl.pasword"), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
     }

@@ -385,7 +385,10 @@ mod tests {
         let mut config = Config::from_str(rest).expect("config");
         guard_half_open(&mut config, rest, false);
         assert_eq!(config.get_keepalives_idle(), Duration::from_secs(30));
-        assert_eq!(config.get_keepalives_interval(), Some(Duration::from_secs(5)));
+        assert_eq!(
+            config.get_keepalives_interval(),
+            Some(Duration::from_secs(5))
+        );
         assert_eq!(config.get_keepalives_retries(), Some(3));
         assert_eq!(config.get_tcp_user_timeout(), Some(&HALF_OPEN_BOUND));
     }

@@ -308,13 +308,14 @@ fn redact_keywords(s: &str) -> String {
         .map(|kw| {
             // A value that itself reads `…password=…` (an escaped space or a quote run into the next pair) holds
             // what libpq may take for a password, or a user meant as one.
-            let holds_secret_pair = kw
-                .value
-                .split(|c: char| c.is_whitespace() || c == '\'')
-                .any(|part| {
-                    part.split_once('=')
-                        .is_some_and(|(name, _)| is_secret_name(name))
-                });
+            let holds_secret_pair = kw.value.match_indices('=').any(|(at, _)| {
+                let name: String = kw.value[..at]
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                    .collect();
+                is_secret_name(&name.chars().rev().collect::<String>())
+            });
             if is_secret_name(&kw.key) || kw.unclosed || holds_secret_pair {
                 // An unclosed quote swallows the pairs after it (`host='db password=…`): none of it is shown.
                 format!("{}={MASK}", kw.key)
@@ -343,6 +344,9 @@ mod tests {
             "host=db password=***"
         );
         let shown = redact_url("x=a\\ password=hunter2 user=relay");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // Found by the db_url fuzz target: a pair run into the value before it.
+        let shown = redact_url("host dsls=brootbert=%a\u{e9}password=hunter2");
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 

@@ -26,7 +26,10 @@ pub struct ConsumerConfig {
     /// the queue is empty, so a record larger than this still goes through); more are held beside the queue.
     pub queue_bytes_per_partition: usize,
     /// Bytes of records (payload, key and 256 of overhead each) held beside full partition queues, all partitions
-    /// together, before the driver pauses its assignment (32 MiB); it goes on polling, and resumes under half.
+    /// together (32 MiB). Over it, the driver pauses the partitions holding at least min(queue bytes, a quarter of
+    /// this); over twice it, every partition holding anything. It goes on polling all the while, and resumes each
+    /// partition once the records it held have moved into its queue. Memory: the queues (partitions × queue bytes)
+    /// plus about twice this.
     pub held_bytes: usize,
     /// How often processed offsets are committed (asynchronously; synchronously on revoke and stop).
     #[serde(

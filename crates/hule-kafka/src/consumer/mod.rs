@@ -274,12 +274,17 @@ pub async fn run_consumer(
             // up holds less than `pause_floor` and is not paused and resumed on every fill, which would cost each
             // time its prefetched records). All lanes are looked at when the budget is crossed, then only the lane
             // that just took a record.
-            let check_all = !over_budget;
+            // Past twice the budget (many partitions each holding less than the floor: a store-wide outage with
+            // every partition retrying), every live partition holding anything is paused: held bytes stay within
+            // about twice the budget plus what one fetch brings.
+            let hard = held_bytes > config.held_bytes.saturating_mul(2);
+            let floor = if hard { 1 } else { pause_floor };
+            let check_all = !over_budget || hard;
             for (key, lane) in lanes.iter_mut() {
                 if (check_all || Some(key) == last_offered.as_ref())
                     && !lane.paused
                     && lane.live()
-                    && lane.held_bytes() >= pause_floor
+                    && lane.held_bytes() >= floor
                 {
                     tracing::debug!(topic = %key.0, partition = key.1, held_bytes, "held records over the budget; pausing the partition");
                     pause_partition(&consumer, key, true);
