@@ -83,7 +83,12 @@ ANALYZE event_outbox;
 /// Connects to `url`, failing with a message that says which server and how to fix it.
 pub async fn connect(url: &str) -> Result<(Client, Arc<Notify>)> {
     let notify = Arc::new(Notify::new());
-    let wake = notify.clone();
+    let client = connect_waking(url, notify.clone()).await?;
+    Ok((client, notify))
+}
+
+/// [`connect`], notifications waking `wake` (a reconnection keeps the relay's waker).
+async fn connect_waking(url: &str, wake: Arc<Notify>) -> Result<Client> {
     let client = hule_pg::connect_with(url, move |m| {
         if let AsyncMessage::Notification(_) = m {
             wake.notify_one();
@@ -96,7 +101,27 @@ pub async fn connect(url: &str) -> Result<(Client, Arc<Notify>)> {
              (postgres://user@host:port/db[?sslmode=…&sslrootcert=…])?"
         ))
     })?;
-    Ok((client, notify))
+    Ok(client)
+}
+
+/// The relay session's settings, and its LISTEN when `listen`.
+async fn prepare_session(client: &Client, listen: bool) -> Result<()> {
+    // The claim must walk `hule_outbox_pending` in `seq` order and stop at its LIMIT, whatever the table's
+    // statistics say. With the statistics of an empty table (ANALYZE at migration, and no auto-analyze when
+    // autovacuum is off) the planner instead bitmap-scans every pending row and sorts them: 272 ms instead of
+    // 1.7 ms per claim of 500 on a 100,000-row backlog (EXPLAIN ANALYZE), so the drain slowed as the backlog
+    // grew. This connection only runs the relay's own statements, which never need a sort or a bitmap scan.
+    client
+        .batch_execute("SET enable_bitmapscan = off; SET enable_sort = off")
+        .await
+        .map_err(|e| StoreError::db("session settings", e))?;
+    if listen {
+        client
+            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .await
+            .map_err(|e| StoreError::db("listen", e))?;
+    }
+    Ok(())
 }
 
 /// The URL with any password replaced by `***`, for logs and errors.
@@ -158,6 +183,8 @@ pub struct PgOutbox {
     client: Mutex<Client>,
     wake: Arc<Notify>,
     leading: std::sync::atomic::AtomicBool,
+    /// Whether the session LISTENs (again after a reconnection).
+    listen: bool,
 }
 
 impl PgOutbox {
@@ -170,28 +197,31 @@ impl PgOutbox {
     pub async fn connect_with(url: &str, listen: bool) -> Result<Self> {
         let (client, wake) = connect(url).await?;
         migrate(&client).await?;
-        // The claim must walk `hule_outbox_pending` in `seq` order and stop at its LIMIT, whatever the table's
-        // statistics say. With the statistics of an empty table (ANALYZE at migration, and no auto-analyze when
-        // autovacuum is off) the planner instead bitmap-scans every pending row and sorts them: 272 ms instead of
-        // 1.7 ms per claim of 500 on a 100,000-row backlog (EXPLAIN ANALYZE), so the drain slowed as the backlog
-        // grew. This connection only runs the relay's own statements, which never need a sort or a bitmap scan.
-        client
-            .batch_execute("SET enable_bitmapscan = off; SET enable_sort = off")
-            .await
-            .map_err(|e| StoreError::db("session settings", e))?;
-        if listen {
-            client
-                .batch_execute(&format!("LISTEN {CHANNEL}"))
-                .await
-                .map_err(|e| StoreError::db("listen", e))?;
-        }
+        prepare_session(&client, listen).await?;
         Ok(PgOutbox {
             url: url.to_owned(),
             client: Mutex::new(client),
             wake,
             leading: std::sync::atomic::AtomicBool::new(false),
+            listen,
         })
     }
+
+    /// A new session in place of a closed one (the server restarted, failed over, or ended it), waking the same
+    /// relay; the session lock went with the old one.
+    async fn reconnect(&self) -> Result<()> {
+        let client = connect_waking(&self.url, self.wake.clone()).await?;
+        prepare_session(&client, self.listen).await?;
+        *self.client.lock().await = client;
+        tracing::info!(url = %redact(&self.url), "relay: reconnected to PostgreSQL");
+        Ok(())
+    }
+
+    // The claim must walk `hule_outbox_pending` in `seq` order and stop at its LIMIT, whatever the table's
+    // statistics say. With the statistics of an empty table (ANALYZE at migration, and no auto-analyze when
+    // autovacuum is off) the planner instead bitmap-scans every pending row and sorts them: 272 ms instead of
+    // 1.7 ms per claim of 500 on a 100,000-row backlog (EXPLAIN ANALYZE), so the drain slowed as the backlog
+    // grew. This connection only runs the relay's own statements, which never need a sort or a bitmap scan.
 
     /// Connects without migrating or listening, for commands that only look (`hule outbox status`): nothing is
     /// written, so a read-only role works, and a schema without `event_outbox` is an error that says so.
@@ -219,6 +249,7 @@ impl PgOutbox {
             client: Mutex::new(client),
             wake,
             leading: std::sync::atomic::AtomicBool::new(false),
+            listen: false,
         })
     }
 
@@ -516,6 +547,14 @@ impl OutboxStore for PgOutbox {
     async fn try_lead(&self) -> Result<bool> {
         if self.leading.load(std::sync::atomic::Ordering::SeqCst) {
             return Ok(true);
+        }
+        if self.client.lock().await.is_closed() {
+            // A standby (or a leader that lost its session) connects again rather than ending: with every relay's
+            // session cut at once (a failover), one of them must lead afterwards.
+            if let Err(e) = self.reconnect().await {
+                tracing::warn!(error = %e, "relay: cannot reconnect to PostgreSQL yet; standing by");
+                return Ok(false);
+            }
         }
         let got: bool = self
             .client

@@ -95,13 +95,18 @@ pub async fn lead<S: OutboxStore>(
         if stop.is_cancelled() {
             return Ok(None);
         }
-        if store.try_lead().await? {
-            tracing::info!("relay: leading the outbox");
-            return Ok(Some(Leader(())));
-        }
-        if !announced {
-            tracing::info!("relay: another relay leads this outbox; standing by");
-            announced = true;
+        match store.try_lead().await {
+            Ok(true) => {
+                tracing::info!("relay: leading the outbox");
+                return Ok(Some(Leader(())));
+            }
+            Ok(false) if !announced => {
+                tracing::info!("relay: another relay leads this outbox; standing by");
+                announced = true;
+            }
+            Ok(false) => {}
+            // The database unreachable (a restart, a failover): stand by and try again, rather than end.
+            Err(e) => tracing::warn!(error = %e, "relay: cannot take the lead yet; standing by"),
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
@@ -168,6 +173,21 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
                 };
                 continue;
             }
+            // The database failed (a restart, a failover, a lost session): stand by and lead again once it answers,
+            // rather than end; what was claimed and not completed is claimed again.
+            Err(e @ StoreError::Database { .. }) => {
+                tracing::warn!(error = %e, "relay: database error; standing by and trying again");
+                health.inspect(|m| m.database(false, &e.to_string()));
+                tokio::select! {
+                    () = tokio::time::sleep(config.standby_poll) => {}
+                    () = stop.cancelled() => break,
+                }
+                leader = match lead_again().await? {
+                    Some(l) => l,
+                    None => break,
+                };
+                continue;
+            }
             other => other?,
         };
         if let Some(m) = &config.metrics {
@@ -194,13 +214,19 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
                 STATUS_WHILE_DRAINING
             };
             if last_status.is_none_or(|t| t.elapsed() >= every) {
-                m.gauges(&store.gauges().await?);
+                // A failed refresh is the next drain's to meet; the gauges keep their last values meanwhile.
+                match store.gauges().await {
+                    Ok(g) => m.gauges(&g),
+                    Err(e) => tracing::warn!(error = %e, "relay: cannot refresh the outbox gauges"),
+                }
                 last_status = Some(Instant::now());
             }
         }
         if let Completion::Mark { retention } = config.completion {
             if last_cleanup.elapsed() > Duration::from_secs(10) {
-                store.cleanup(retention, 1000).await?;
+                if let Err(e) = store.cleanup(retention, 1000).await {
+                    tracing::warn!(error = %e, "relay: cleanup of published rows failed; trying again later");
+                }
                 last_cleanup = Instant::now();
             }
         }

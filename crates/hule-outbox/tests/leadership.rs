@@ -520,3 +520,105 @@ async fn postgres_a_black_holed_leader_is_replaced_within_the_half_open_bound() 
     let _ = leader.await.expect("leader task");
     standby.await.expect("standby task").expect("standby");
 }
+
+/// The server ends the leading relay's session (a restart or failover does the same to every session): the relay
+/// loses its lock with it, connects again, leads again and publishes the rest, rather than ending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_relay_whose_session_the_server_ends_connects_again_and_leads() {
+    let base = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("hule_lead_{}", Uuid::new_v4().simple());
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let name = format!("relay-{}", &schema[10..22]);
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}&application_name={name}");
+    let store = PgOutbox::connect(&url).await.expect("outbox");
+    let enqueue = |rows: Vec<NewRow>| {
+        let url = url.clone();
+        async move {
+            let (mut client, _wake) = hule_outbox::pg::connect(&url).await.expect("writer");
+            let tx = client.transaction().await.expect("tx");
+            hule_outbox::pg::enqueue(&tx, &rows).await.expect("enqueue");
+            tx.commit().await.expect("commit");
+        }
+    };
+    enqueue(rows(0..20)).await;
+    let log: Log = Arc::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let relay = tokio::spawn({
+        let (log, stop) = (log.clone(), stop.clone());
+        async move {
+            let config = RelayConfig {
+                batch_size: 10,
+                poll_interval: Duration::from_millis(20),
+                standby_poll: Duration::from_millis(50),
+                ..RelayConfig::default()
+            };
+            run_relay(&store, &Recorder { relay: 0, log }, &config, stop).await
+        }
+    });
+    wait_for(&log, 20, Duration::from_secs(20)).await;
+    let sessions = |name: String| {
+        let admin = &admin;
+        async move {
+            admin
+                .query(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+                    &[&name],
+                )
+                .await
+                .expect("sessions")
+                .iter()
+                .map(|r| r.get::<_, i32>(0))
+                .collect::<Vec<i32>>()
+        }
+    };
+    let old = sessions(name.clone()).await;
+    assert_eq!(old.len(), 1, "the relay's one session: {old:?}");
+    admin
+        .execute("SELECT pg_terminate_backend($1)", &[&old[0]])
+        .await
+        .expect("terminate");
+    // Gone before more rows arrive: what follows can only go out through a new session.
+    let waited = Instant::now();
+    while sessions(name.clone()).await.contains(&old[0]) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the session did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    enqueue(rows(20..40)).await;
+    let resumed = Instant::now();
+    while log.lock().expect("lock").len() < 40 {
+        if relay.is_finished() {
+            panic!("the relay ended with its session: {:?}", relay.await);
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(20),
+            "the rest was not published in 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let after = resumed.elapsed();
+    let now = sessions(name.clone()).await;
+    assert!(
+        now.len() == 1 && now[0] != old[0],
+        "a new session in place of the old: {old:?} → {now:?}"
+    );
+    stop.cancel();
+    relay.await.expect("join").expect("relay");
+    assert_once_in_key_order(&log.lock().expect("lock"), 40);
+    eprintln!("PostgreSQL: the relay led again and published the rest {after:?} after its session was ended");
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .expect("drop");
+}

@@ -175,6 +175,43 @@ fn user_is_a_name(scheme: &str) -> bool {
 /// `s` (a URL of any scheme, or libpq's keyword form) with every secret masked: the password of the user info,
 /// secret query parameters and secret keywords. See the crate's documentation.
 pub fn redact_url(s: &str) -> String {
+    // Whatever reading the forms below take of a malformed string, no `password=…` survives it.
+    mask_stray_pairs(&redact_forms(s))
+}
+
+/// The last pass of [`redact_url`]: every `name=value` whose name looks secret, wherever it stands (inside a URL
+/// that no parser reads, after a space, run into another value), has its value masked up to the next white space,
+/// `&`, `;`, `,`, `'` or `"`.
+fn mask_stray_pairs(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(eq) = rest.find('=') {
+        let (head, tail) = rest.split_at(eq);
+        let name_start = head
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-')))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        out.push_str(head);
+        out.push('=');
+        let value = &tail[1..];
+        let end = value
+            .find(|c: char| c.is_whitespace() || matches!(c, '&' | ';' | ',' | '\'' | '"'))
+            .unwrap_or(value.len());
+        let secret = is_secret_name(&head[name_start..]);
+        if secret && !value[..end].is_empty() && &value[..end] != MASK {
+            out.push_str(MASK);
+            rest = &value[end..];
+        } else {
+            rest = value;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// [`redact_url`]'s reading of the forms (URL, keyword string, both run together).
+fn redact_forms(s: &str) -> String {
     // Something before the scheme (`jdbc:`, a quote, a space, a keyword string run into a URL): the URL is what
     // starts at its scheme, and what comes before may hold secrets of its own.
     if !looks_like_url(s) {
@@ -190,7 +227,7 @@ pub fn redact_url(s: &str) -> String {
                 (&s[..at], &s[at..])
             };
             let url = if looks_like_url(url) {
-                redact_url(url)
+                redact_forms(url)
             } else {
                 // An empty scheme (`://…`): the text rule reads it as such.
                 redact_by_text(url)
@@ -284,7 +321,10 @@ fn mask_secret_pairs(text: &str) -> String {
 fn mask_pair(segment: &str) -> String {
     match segment.split_once('=') {
         Some((before, _)) => {
-            let name = before.rsplit(['?', ';', '/']).next().unwrap_or(before);
+            let name = before
+                .rsplit(['?', ';', '/', ' ', '\t', '\n', '\r'])
+                .next()
+                .unwrap_or(before);
             if is_secret_name(&percent_decode(name)) {
                 format!("{before}={MASK}")
             } else {
@@ -344,6 +384,9 @@ mod tests {
             "host=db password=***"
         );
         let shown = redact_url("x=a\\ password=hunter2 user=relay");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // Found by the db_url fuzz target: a pair after a scheme no parser reads.
+        let shown = redact_url("postgres:// password=hunter2");
         assert!(!shown.contains("hunter2"), "{shown}");
         // Found by the db_url fuzz target: a pair run into the value before it.
         let shown = redact_url("host dsls=brootbert=%a\u{e9}password=hunter2");
