@@ -1,7 +1,9 @@
 //! Network faults, not kills, on the real broker: Redis behind a fault proxy (`hule_kafka::fault_proxy`) is
-//! black-holed under load — commands neither answered nor refused — while a consumer deduplicates through it. No
-//! record is handled twice (claims sent into the hole arrive late and are owned by nobody who acts on them), and
-//! once Redis answers again the consumer is going within a claim lease. The longest pause is printed.
+//! black-holed under load — commands neither answered nor refused — while a consumer deduplicates through it. What
+//! it checks: the consumer fails closed (nothing is handled while Redis cannot be asked, beyond the records whose
+//! claims were answered before the hole), the retries around the hole run no handler twice, and once Redis answers
+//! again the consumer is going within a claim lease (the longest pause is printed). One member only, so nothing is
+//! redelivered to another: two members overlapping while one is cut off are in `faults.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
