@@ -6,7 +6,6 @@
 //! ([`hule_kafka::replay`]): a dead letter is replayed once unless `--again`, a replay that failed part-way resumes
 //! where it stopped, and a record dead-lettered by two services is sent once.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -268,49 +267,10 @@ fn due_after(i: usize, rate: f64) -> Duration {
     Duration::try_from_secs_f64(i as f64 / rate).unwrap_or(Duration::MAX)
 }
 
-/// One fingerprint group of `dlq list`.
-#[derive(serde::Serialize)]
-struct Group {
-    #[serde(flatten)]
-    fingerprint: Fingerprint,
-    dlq_topic: String,
-    count: u64,
-    first_failed: Timestamp,
-    last_failed: Timestamp,
-    /// Dead letters of records that had been replayed before and failed again.
-    failed_again: u64,
-}
-
 fn list(kafka: &KafkaSettings, select: &Select, json: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let selected = select.read(kafka)?;
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    for m in &selected.chosen {
-        let Ok(r) = &m.record else { continue };
-        let fp = Fingerprint::of_record(r);
-        let again = m
-            .headers
-            .get(hule_contracts::headers::names::REPLAY_COUNT)
-            .is_some();
-        let g = groups.entry(fp.id.clone()).or_insert_with(|| Group {
-            fingerprint: fp,
-            dlq_topic: m.topic.clone(),
-            count: 0,
-            first_failed: r.failed_at,
-            last_failed: r.failed_at,
-            failed_again: 0,
-        });
-        g.count += 1;
-        g.first_failed = g.first_failed.min(r.failed_at);
-        g.last_failed = g.last_failed.max(r.failed_at);
-        g.failed_again += u64::from(again);
-    }
-    let mut groups: Vec<Group> = groups.into_values().collect();
-    groups.sort_by(|a, b| {
-        b.count
-            .cmp(&a.count)
-            .then(b.last_failed.cmp(&a.last_failed))
-    });
+    let groups = hule_kafka::dlq::group_by_fingerprint(&selected.chosen);
     if json {
         out(serde_json::to_string_pretty(&serde_json::json!({
             "groups": groups, "dlq_topics": selected.topics, "dead_letters": selected.read,

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_io;
 mod catalog_cmd;
+mod console_cmd;
 mod demo_cmd;
 mod dlq_cmd;
 mod envelope_cmd;
@@ -59,6 +60,8 @@ enum Command {
     Outbox(outbox_cmd::OutboxCommand),
     /// Consumer lag: committed offset, end offset and lag per partition, totals per group.
     Lag(lag_cmd::LagArgs),
+    /// Serve the operator console (dead letters by failure, replays through the ledger, audit) behind a login.
+    Console(console_cmd::ConsoleArgs),
     /// Follow topics live, each record decoded with the registry (undecodable ones shown with their error).
     Tail(tail_cmd::TailArgs),
     /// Validate envelopes (a file or stdin) and publish them with their contract key and the standard headers.
@@ -80,8 +83,8 @@ pub fn out(line: impl std::fmt::Display) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `hule relay` says when it leads or stands by; elsewhere only warnings.
-    let default_filter = if matches!(cli.command, Command::Relay(_)) {
-        "warn,hule_outbox::relay=info,hule::health=info"
+    let default_filter = if matches!(cli.command, Command::Relay(_) | Command::Console(_)) {
+        "warn,hule_outbox::relay=info,hule_console=info,hule::health=info"
     } else {
         // Recovery lines of the health board (a broker back after an outage) show with the warnings.
         "warn,hule::health=info"
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Check(args) => return catalog_cmd::check(&args),
         Command::Lag(args) => lag_cmd::run(&args),
         Command::Tail(args) => tail_cmd::run(&args),
+        Command::Console(args) => console_cmd::run(&args),
         Command::Produce(args) => produce_cmd::run(&args),
     };
     match result {

@@ -204,3 +204,55 @@ pub async fn republish(
         .await
         .map_err(|(e, _)| e)
 }
+
+/// Dead letters of one failure fingerprint (see [`hule_consumer::Fingerprint`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FailureGroup {
+    /// The fingerprint and what it is made of.
+    #[serde(flatten)]
+    pub fingerprint: hule_consumer::Fingerprint,
+    /// The DLQ topic of its first dead letter.
+    pub dlq_topic: String,
+    /// Dead letters.
+    pub count: u64,
+    /// The earliest failure.
+    pub first_failed: hule_contracts::Timestamp,
+    /// The latest failure.
+    pub last_failed: hule_contracts::Timestamp,
+    /// Dead letters of records that had been replayed before (`X-Replay-Count`) and failed again.
+    pub failed_again: u64,
+}
+
+/// `letters` grouped by fingerprint, the largest group first (then the most recent). Records that are not dead
+/// letters are left out.
+pub fn group_by_fingerprint(letters: &[DlqMessage]) -> Vec<FailureGroup> {
+    let mut groups: HashMap<String, FailureGroup> = HashMap::new();
+    for m in letters {
+        let Ok(r) = &m.record else { continue };
+        let fp = hule_consumer::Fingerprint::of_record(r);
+        let again = m
+            .headers
+            .get(hule_contracts::headers::names::REPLAY_COUNT)
+            .is_some();
+        let g = groups.entry(fp.id.clone()).or_insert_with(|| FailureGroup {
+            fingerprint: fp,
+            dlq_topic: m.topic.clone(),
+            count: 0,
+            first_failed: r.failed_at,
+            last_failed: r.failed_at,
+            failed_again: 0,
+        });
+        g.count += 1;
+        g.first_failed = g.first_failed.min(r.failed_at);
+        g.last_failed = g.last_failed.max(r.failed_at);
+        g.failed_again += u64::from(again);
+    }
+    let mut out: Vec<FailureGroup> = groups.into_values().collect();
+    out.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then(b.last_failed.cmp(&a.last_failed))
+            .then(a.fingerprint.id.cmp(&b.fingerprint.id))
+    });
+    out
+}

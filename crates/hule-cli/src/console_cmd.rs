@@ -1,0 +1,83 @@
+//! `hule console`: serve the operator console; `hule console hash-password`: make a user's password hash.
+
+use std::io::BufRead as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use hule_console::{ConsoleConfig, ConsoleFile, DEFAULT_LISTEN};
+
+use crate::kafka_args::KafkaArgs;
+
+/// `hule console`.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ConsoleArgs {
+    #[command(subcommand)]
+    command: Option<ConsoleCommand>,
+    /// The console's TOML file: listen address, [kafka], [[users]], store.
+    #[arg(long, env = "HULE_CONSOLE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where to listen [default: 127.0.0.1:8470].
+    #[arg(long, env = "HULE_CONSOLE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// The SQLite file of the audit log and the session key [default: hule-console.db].
+    #[arg(long, env = "HULE_CONSOLE_STORE")]
+    store: Option<PathBuf>,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+#[derive(Subcommand)]
+enum ConsoleCommand {
+    /// Read a password from stdin (one line) and print its argon2id hash for the `[[users]]` table.
+    HashPassword,
+}
+
+/// Runs `hule console`.
+pub fn run(args: &ConsoleArgs) -> anyhow::Result<()> {
+    if let Some(ConsoleCommand::HashPassword) = args.command {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("read the password from stdin")?;
+        let password = line.trim_end_matches(['\r', '\n']);
+        anyhow::ensure!(!password.is_empty(), "an empty password is refused");
+        let hash = hule_console::auth::hash_password(password).map_err(|e| anyhow::anyhow!(e))?;
+        crate::out(hash);
+        return Ok(());
+    }
+    let file = match &args.config {
+        Some(path) => ConsoleFile::read(path).map_err(|e| anyhow::anyhow!(e))?,
+        None => ConsoleFile::default(),
+    };
+    let kafka = args.kafka.connect_with_file(&file.kafka)?;
+    let listen = match args.listen.or(file.listen) {
+        Some(a) => a,
+        None => DEFAULT_LISTEN.parse()?,
+    };
+    let config = ConsoleConfig {
+        listen,
+        kafka,
+        users: file.users,
+        store: args
+            .store
+            .clone()
+            .or(file.store)
+            .unwrap_or_else(|| PathBuf::from("hule-console.db")),
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            crate::outbox_cmd::wait_for_shutdown().await;
+            flag.cancel();
+        });
+        eprintln!("console: http://{listen}/ (Ctrl-C stops it)");
+        hule_console::serve(config, stop).await?;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,212 @@
+//! Replays running in the background: one per fingerprint at a time, with progress a page shows and a cancel.
+//!
+//! A replay job opens the transactional [`Replayer`] (fencing any other replay, from the CLI or another console),
+//! reads the ledger after that fence, plans the group's dead letters against it (what the ledger has is left out),
+//! and sends the records in order, each batch and its ledger entries in one transaction; with a rate, one record per
+//! transaction. A double click, a second operator or a restart therefore never sends a dead letter twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hule_contracts::Timestamp;
+use hule_kafka::replay::{self, PlanOptions, Replayer};
+use tokio_util::sync::CancellationToken;
+
+use crate::data::Data;
+use crate::store::Store;
+
+/// Where a job is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// Sending.
+    Running,
+    /// Every record sent.
+    Done,
+    /// Stopped by an operator.
+    Cancelled,
+    /// Stopped by an error (what was sent is in the ledger).
+    Failed(String),
+}
+
+/// One replay job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Its id (the ledger's replay id too).
+    pub id: String,
+    /// Who started it.
+    pub user: String,
+    /// The fingerprint replayed.
+    pub fingerprint: String,
+    /// Records to send.
+    pub total: usize,
+    /// Records sent.
+    pub sent: usize,
+    /// Dead letters the ledger already had (left out).
+    pub already: usize,
+    /// Where it is.
+    pub state: State,
+    /// When it started.
+    pub started: Instant,
+}
+
+/// The jobs of this console.
+#[derive(Default)]
+pub struct Jobs {
+    jobs: Mutex<HashMap<String, (Job, CancellationToken)>>,
+}
+
+impl Jobs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Job, CancellationToken)>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A job's state.
+    pub fn get(&self, id: &str) -> Option<Job> {
+        self.lock().get(id).map(|(j, _)| j.clone())
+    }
+
+    /// Every job, newest first.
+    pub fn all(&self) -> Vec<Job> {
+        let mut v: Vec<Job> = self.lock().values().map(|(j, _)| j.clone()).collect();
+        v.sort_by_key(|j| std::cmp::Reverse(j.started));
+        v
+    }
+
+    /// Asks job `id` to stop after its current batch.
+    pub fn cancel(&self, id: &str) -> bool {
+        self.lock().get(id).map(|(_, c)| c.cancel()).is_some()
+    }
+
+    fn update(&self, id: &str, f: impl FnOnce(&mut Job)) {
+        if let Some((j, _)) = self.lock().get_mut(id) {
+            f(j);
+        }
+    }
+
+    /// Starts replaying fingerprint `fingerprint` (the running job of that fingerprint, if there is one).
+    pub fn start(
+        self: &Arc<Self>,
+        data: Arc<Data>,
+        store: Arc<Store>,
+        user: &str,
+        fingerprint: &str,
+        rate: Option<f64>,
+        note: Option<String>,
+    ) -> String {
+        {
+            let jobs = self.lock();
+            if let Some((j, _)) = jobs
+                .values()
+                .find(|(j, _)| j.fingerprint == fingerprint && j.state == State::Running)
+            {
+                return j.id.clone();
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let cancel = CancellationToken::new();
+        let job = Job {
+            id: id.clone(),
+            user: user.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            total: 0,
+            sent: 0,
+            already: 0,
+            state: State::Running,
+            started: Instant::now(),
+        };
+        self.lock().insert(id.clone(), (job, cancel.clone()));
+        let jobs = self.clone();
+        let (job_id, user, fingerprint) = (id.clone(), user.to_owned(), fingerprint.to_owned());
+        tokio::spawn(async move {
+            let outcome = run(
+                &jobs,
+                &data,
+                &job_id,
+                &user,
+                &fingerprint,
+                rate,
+                note,
+                &cancel,
+            )
+            .await;
+            let state = match outcome {
+                Ok(()) if cancel.is_cancelled() => State::Cancelled,
+                Ok(()) => State::Done,
+                Err(e) => State::Failed(e),
+            };
+            let job = jobs.get(&job_id);
+            let sent = job.as_ref().map_or(0, |j| j.sent);
+            let result = match &state {
+                State::Failed(e) => format!("failed: {e}"),
+                other => format!("{other:?}").to_lowercase(),
+            };
+            store.audit(&user, "replay", &fingerprint, sent as i64, &result);
+            jobs.update(&job_id, |j| j.state = state);
+            data.invalidate().await;
+        });
+        id
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    jobs: &Jobs,
+    data: &Data,
+    id: &str,
+    user: &str,
+    fingerprint: &str,
+    rate: Option<f64>,
+    note: Option<String>,
+    cancel: &CancellationToken,
+) -> Result<(), String> {
+    let kafka = data.kafka().clone();
+    let timeout = Duration::from_secs(10);
+    replay::ensure_ledger(&kafka, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let replayer = Replayer::open(&kafka, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    // After the fence: the snapshot read now has everything any other replay committed.
+    data.invalidate().await;
+    let snapshot = data.snapshot().await?;
+    let letters: Vec<_> = snapshot.of_group(fingerprint).cloned().collect();
+    let mut plan = replay::plan(
+        &letters,
+        &snapshot.ledger,
+        &PlanOptions {
+            again: false,
+            limit: None,
+            replay_id: id.to_owned(),
+            by: format!("{user} (console)"),
+            note,
+            now: Timestamp::from_datetime(chrono::Utc::now()),
+        },
+    );
+    let total = plan.records.len();
+    jobs.update(id, |j| {
+        j.total = total;
+        j.already = plan.already.len();
+    });
+    let started = Instant::now();
+    let batch = if rate.is_some() { 1 } else { 100 };
+    for (n, chunk) in plan.records.chunks_mut(batch).enumerate() {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        if let Some(per_second) = rate {
+            let due = Duration::try_from_secs_f64(n as f64 / per_second).unwrap_or(Duration::MAX);
+            if let Some(at) = started.checked_add(due) {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at.into()) => {}
+                    () = cancel.cancelled() => return Ok(()),
+                }
+            }
+        }
+        replayer.send(chunk).await.map_err(|e| e.to_string())?;
+        let sent = chunk.len();
+        jobs.update(id, |j| j.sent += sent);
+    }
+    Ok(())
+}

@@ -1,0 +1,827 @@
+//! The HTTP side: the router, the handlers, and the checks every request passes (a session; for a POST, its CSRF
+//! token and origin; for an action, the operator role).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
+use hule_kafka::KafkaSettings;
+use maud::{html, Markup};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, LoginLimiter, Session, COOKIE};
+use crate::config::User;
+use crate::data::Data;
+use crate::jobs::{Jobs, State as JobState};
+use crate::pages::{layout, login, short_time};
+use crate::store::Store;
+
+/// What `hule console` runs with.
+#[derive(Debug, Clone)]
+pub struct ConsoleConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The cluster.
+    pub kafka: KafkaSettings,
+    /// The users.
+    pub users: Vec<User>,
+    /// The SQLite store.
+    pub store: PathBuf,
+}
+
+/// Why the console cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    /// The configuration cannot work.
+    #[error("console configuration: {0}")]
+    Config(String),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The address cannot be bound or served.
+    #[error("console on {addr}: {source}")]
+    Serve {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+struct Inner {
+    data: Arc<Data>,
+    store: Arc<Store>,
+    jobs: Arc<Jobs>,
+    users: Vec<User>,
+    limiter: LoginLimiter,
+    key: Key,
+}
+
+/// The shared state of the handlers.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+impl FromRef<App> for Key {
+    fn from_ref(app: &App) -> Key {
+        app.0.key.clone()
+    }
+}
+
+/// The console's router on `config` (its store opened, its key made or read).
+pub fn router(config: &ConsoleConfig) -> Result<Router, ConsoleError> {
+    if config.users.is_empty() {
+        return Err(ConsoleError::Config(
+            "no users: add a [[users]] table (name, role, password_hash from `hule console hash-password`)".into(),
+        ));
+    }
+    let store = Arc::new(Store::open(&config.store)?);
+    let key = store
+        .session_key()
+        .map_err(|e| ConsoleError::Config(format!("session key: {e}")))?;
+    let app = App(Arc::new(Inner {
+        data: Arc::new(Data::new(config.kafka.clone(), Duration::from_secs(10))),
+        store,
+        jobs: Arc::default(),
+        users: config.users.clone(),
+        limiter: LoginLimiter::default(),
+        key: Key::from(&key),
+    }));
+    Ok(Router::new()
+        .route("/", get(overview))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/dead-letters", get(groups_page))
+        .route("/dead-letters/{fingerprint}", get(group_page))
+        .route("/dead-letters/{fingerprint}/replay", post(replay_submit))
+        .route(
+            "/dead-letters/record/{topic}/{partition}/{offset}",
+            get(record_page),
+        )
+        .route("/replays", get(replays_page))
+        .route("/replays/{id}", get(replay_page))
+        .route("/replays/{id}/cancel", post(replay_cancel))
+        .route("/audit", get(audit_page))
+        .with_state(app))
+}
+
+/// Serves the console on `config.listen` until `stop`.
+pub async fn serve(config: ConsoleConfig, stop: CancellationToken) -> Result<(), ConsoleError> {
+    let app = router(&config)?;
+    let addr = config.listen;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ConsoleError::Serve { addr, source })?;
+    tracing::info!(%addr, "console: serving on http://{addr}/");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .map_err(|source| ConsoleError::Serve { addr, source })
+}
+
+fn session_of(jar: &SignedCookieJar) -> Option<Session> {
+    jar.get(COOKIE)
+        .and_then(|c| Session::from_cookie(c.value()))
+}
+
+fn page(markup: Markup) -> Response {
+    Html(markup.into_string()).into_response()
+}
+
+fn refused(status: StatusCode, why: &str, session: Option<&Session>) -> Response {
+    (
+        status,
+        page(layout(
+            "Refused",
+            session,
+            Some(why),
+            html! { h1 { "Refused" } },
+        )),
+    )
+        .into_response()
+}
+
+/// A POST's checks: a session, its CSRF token, and an `Origin` (when the browser sends one) naming this host.
+fn check_post(
+    app: &App,
+    jar: &SignedCookieJar,
+    headers: &HeaderMap,
+    csrf: &str,
+    what: &str,
+) -> Result<Session, Box<Response>> {
+    let Some(session) = session_of(jar) else {
+        return Err(Box::new(Redirect::to("/login").into_response()));
+    };
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let origin_ok = headers
+        .get("origin")
+        .and_then(|o| o.to_str().ok())
+        .is_none_or(|o| o.split("://").nth(1) == Some(host));
+    if csrf != session.csrf || !origin_ok {
+        app.0.store.audit(
+            &session.user,
+            "refused",
+            what,
+            0,
+            "forged request (CSRF token or origin)",
+        );
+        return Err(Box::new(refused(
+            StatusCode::FORBIDDEN,
+            "This request did not come from a console page (its form token or origin does not match).",
+            Some(&session),
+        )));
+    }
+    Ok(session)
+}
+
+/// Requires a session on a page; to the login form otherwise.
+macro_rules! session_or_login {
+    ($jar:expr) => {
+        match session_of(&$jar) {
+            Some(s) => s,
+            None => return Redirect::to("/login").into_response(),
+        }
+    };
+}
+
+async fn login_page(jar: SignedCookieJar) -> Response {
+    if session_of(&jar).is_some() {
+        return Redirect::to("/").into_response();
+    }
+    page(login(None))
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+}
+
+async fn login_submit(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if headers
+        .get("origin")
+        .and_then(|o| o.to_str().ok())
+        .is_some_and(|o| o.split("://").nth(1) != Some(host))
+    {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "A login from another site is refused.",
+            None,
+        );
+    }
+    let name = form.user.trim().to_owned();
+    if !app.0.limiter.allowed(&name) {
+        app.0.store.audit(
+            &name,
+            "login_refused",
+            "/login",
+            0,
+            "too many failed logins",
+        );
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            page(login(Some(
+                "Too many failed logins for this name; wait a minute.",
+            ))),
+        )
+            .into_response();
+    }
+    let user = app.0.users.iter().find(|u| u.name == name);
+    // The same work for an unknown name as for a wrong password.
+    let hash = user
+        .map_or(auth::dummy_hash(), |u| u.password_hash.as_str())
+        .to_owned();
+    let password = form.password;
+    let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    match user.filter(|_| ok) {
+        Some(u) => {
+            app.0.limiter.succeeded(&name);
+            app.0.store.audit(&name, "login", "/login", 0, "ok");
+            let session = Session::new(&u.name, u.role);
+            let cookie = Cookie::build((COOKIE, session.to_cookie()))
+                .path("/")
+                .http_only(true)
+                .same_site(SameSite::Strict)
+                // A session cookie (gone when the browser closes); the session itself ends after SESSION_TTL.
+                ;
+            (jar.add(cookie), Redirect::to("/")).into_response()
+        }
+        None => {
+            app.0.limiter.failed(&name);
+            app.0.store.audit(
+                &name,
+                "login_refused",
+                "/login",
+                0,
+                "wrong name or password",
+            );
+            (
+                StatusCode::UNAUTHORIZED,
+                page(login(Some("Wrong name or password."))),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    match check_post(&app, &jar, &headers, &form.csrf, "/logout") {
+        Ok(s) => {
+            app.0.store.audit(&s.user, "logout", "/logout", 0, "ok");
+            (
+                jar.remove(Cookie::build(COOKIE).path("/")),
+                Redirect::to("/login"),
+            )
+                .into_response()
+        }
+        Err(r) => *r,
+    }
+}
+
+async fn overview(State(app): State<App>, jar: SignedCookieJar) -> Response {
+    let session = session_or_login!(jar);
+    let snapshot = match app.0.data.snapshot().await {
+        Ok(s) => s,
+        Err(e) => {
+            return page(layout(
+                "Overview",
+                Some(&session),
+                Some(&kafka_banner(&e)),
+                html! {},
+            ))
+        }
+    };
+    let now = chrono::Utc::now();
+    let mut by_reason: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
+    for m in &snapshot.letters {
+        let Ok(r) = &m.record else { continue };
+        let age = now.signed_duration_since(r.failed_at.as_datetime());
+        let counts = by_reason.entry(r.error_type.clone()).or_default();
+        counts[0] += u64::from(age <= chrono::Duration::hours(1));
+        counts[1] += u64::from(age <= chrono::Duration::days(1));
+        counts[2] += 1;
+    }
+    let replayed = snapshot
+        .letters
+        .iter()
+        .filter(|m| snapshot.replayed(m).is_some())
+        .count();
+    let again: u64 = snapshot.groups.iter().map(|g| g.failed_again).sum();
+    page(layout(
+        "Overview",
+        Some(&session),
+        None,
+        html! {
+            h1 { "Overview" }
+            div.cards {
+                div.card { b { (snapshot.letters.len()) } "dead letters" }
+                div.card { b { (snapshot.groups.len()) } "failure groups" }
+                div.card { b { (replayed) } "replayed (ledger)" }
+                div.card { b { (again) } "failed again after a replay" }
+                div.card { b { (snapshot.topics.len()) } "DLQ topics" }
+            }
+            h2 { "Dead letters by reason" }
+            table {
+                tr { th { "reason" } th { "last hour" } th { "last day" } th { "all" } }
+                @for (reason, c) in &by_reason {
+                    tr { td { (reason) } td.n { (c[0]) } td.n { (c[1]) } td.n { (c[2]) } }
+                }
+                @if by_reason.is_empty() { tr { td colspan="4" .muted { "No dead letters." } } }
+            }
+            h2 { "Largest failure groups" }
+            (groups_table(&snapshot, 10))
+        },
+    ))
+}
+
+fn kafka_banner(e: &str) -> String {
+    format!("Kafka cannot be read right now: {e}. The page shows again once it answers.")
+}
+
+fn groups_table(snapshot: &crate::data::Snapshot, limit: usize) -> Markup {
+    let mut replayed: HashMap<&str, usize> = HashMap::new();
+    for m in &snapshot.letters {
+        if let (Some(e), Ok(_)) = (snapshot.replayed(m), &m.record) {
+            *replayed.entry(e.fingerprint.as_str()).or_default() += 1;
+        }
+    }
+    html! {
+        table {
+            tr { th { "fingerprint" } th { "count" } th { "replayed" } th { "event" } th { "service" } th { "reason" }
+                 th { "first" } th { "last" } th { "error" } }
+            @for g in snapshot.groups.iter().take(limit) {
+                tr {
+                    td { a href=(format!("/dead-letters/{}", g.fingerprint.id)) { code { (g.fingerprint.id) } } }
+                    td.n { (g.count) }
+                    td.n { (replayed.get(g.fingerprint.id.as_str()).copied().unwrap_or(0)) }
+                    td { (g.fingerprint.event_type) } td { (g.fingerprint.service) }
+                    td { span.tag { (g.fingerprint.reason) } }
+                    td { (short_time(&g.first_failed)) } td { (short_time(&g.last_failed)) }
+                    td { (g.fingerprint.message.chars().take(140).collect::<String>()) }
+                }
+            }
+            @if snapshot.groups.is_empty() { tr { td colspan="9" .muted { "No dead letters." } } }
+        }
+    }
+}
+
+async fn groups_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
+    let session = session_or_login!(jar);
+    match app.0.data.snapshot().await {
+        Ok(s) => page(layout(
+            "Dead letters",
+            Some(&session),
+            None,
+            html! { h1 { "Dead letters by failure" } (groups_table(&s, usize::MAX)) },
+        )),
+        Err(e) => page(layout(
+            "Dead letters",
+            Some(&session),
+            Some(&kafka_banner(&e)),
+            html! {},
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    page: Option<usize>,
+}
+
+const PER_PAGE: usize = 50;
+
+async fn group_page(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    Path(fingerprint): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let session = session_or_login!(jar);
+    let snapshot = match app.0.data.snapshot().await {
+        Ok(s) => s,
+        Err(e) => {
+            return page(layout(
+                "Dead letters",
+                Some(&session),
+                Some(&kafka_banner(&e)),
+                html! {},
+            ))
+        }
+    };
+    let Some(group) = snapshot
+        .groups
+        .iter()
+        .find(|g| g.fingerprint.id == fingerprint)
+    else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "No failure group has this fingerprint (any more).",
+            Some(&session),
+        );
+    };
+    let letters: Vec<_> = snapshot.of_group(&fingerprint).collect();
+    let pages = letters.len().div_ceil(PER_PAGE).max(1);
+    let at = q.page.unwrap_or(1).clamp(1, pages);
+    page(layout(
+        "Dead letters",
+        Some(&session),
+        None,
+        html! {
+            h1 { "Failure " code { (group.fingerprint.id) } }
+            p {
+                span.tag { (group.fingerprint.reason) } " " (group.fingerprint.event_type) " in " b { (group.fingerprint.service) }
+                " · " (group.count) " dead letters, " (short_time(&group.first_failed)) " to " (short_time(&group.last_failed))
+            }
+            pre { (group.fingerprint.message) }
+            @if session.operator() {
+                form.act method="post" action=(format!("/dead-letters/{}/replay", group.fingerprint.id)) {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label { "Records per second (empty: no limit)" input name="rate" type="number" min="0.001" max="1000000" step="any"; }
+                    label { "Note for the ledger" input name="note" size="40"; }
+                    button.primary type="submit" name="dry_run" value="1" { "Dry run" }
+                    button.primary type="submit" name="dry_run" value="0" { "Replay the group" }
+                }
+            }
+            h2 { "Records (page " (at) " of " (pages) ")" }
+            table {
+                tr { th { "dead letter" } th { "key" } th { "event id" } th { "failed" } th { "retries" } th { "replayed" } }
+                @for m in letters.iter().skip((at - 1) * PER_PAGE).take(PER_PAGE) {
+                    tr {
+                        td { a href=(format!("/dead-letters/record/{}/{}/{}", m.topic, m.partition, m.offset)) { code { (m.id()) } } }
+                        td { (m.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default()) }
+                        @match &m.record {
+                            Ok(r) => {
+                                td { code { (r.event_id.as_deref().unwrap_or("-")) } }
+                                td { (short_time(&r.failed_at)) }
+                                td.n { (r.retry_count) }
+                            }
+                            Err(e) => { td colspan="3" { "not a dead-letter record: " (e) } }
+                        }
+                        td { @if let Some(e) = snapshot.replayed(m) {
+                            span.tag.done { "replayed ×" (e.replays) } " " span.muted { (e.by) }
+                        } }
+                    }
+                }
+            }
+            p {
+                @if at > 1 { a href=(format!("?page={}", at - 1)) { "← newer" } " " }
+                @if at < pages { a href=(format!("?page={}", at + 1)) { "older →" } }
+            }
+        },
+    ))
+}
+
+async fn record_page(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    Path((topic, partition, offset)): Path<(String, i32, i64)>,
+) -> Response {
+    let session = session_or_login!(jar);
+    let snapshot = match app.0.data.snapshot().await {
+        Ok(s) => s,
+        Err(e) => {
+            return page(layout(
+                "Dead letters",
+                Some(&session),
+                Some(&kafka_banner(&e)),
+                html! {},
+            ))
+        }
+    };
+    let Some(m) = snapshot
+        .letters
+        .iter()
+        .find(|m| m.topic == topic && m.partition == partition && m.offset == offset)
+    else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "No dead letter at this position.",
+            Some(&session),
+        );
+    };
+    let shown = match &m.record {
+        Ok(r) => {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if !session.operator() {
+                // Viewers see where and why a record failed, not what it carries about people.
+                if let Some(data) = v.pointer_mut("/original_event/data") {
+                    *data = serde_json::json!("(hidden from viewers)");
+                }
+                if v["original_event_encoding"] == "base64" {
+                    v["original_event"] = serde_json::json!("(hidden from viewers)");
+                }
+            }
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        }
+        Err(e) => format!("not a dead-letter record: {e}"),
+    };
+    page(layout(
+        "Dead letters",
+        Some(&session),
+        None,
+        html! {
+            h1 { "Dead letter " code { (m.id()) } }
+            @if let Some(e) = snapshot.replayed(m) {
+                p.banner.ok { "Replayed " (e.replays) " time(s), last by " (e.by) " at " (short_time(&e.replayed_at))
+                    " to " (e.to_topic) @if let Some(n) = &e.note { " — " (n) } }
+            }
+            h2 { "Headers" }
+            table { @for (k, v) in m.headers.iter() { tr { td { code { (k) } } td { code { (v) } } } } }
+            h2 { "Record" }
+            pre { (shown) }
+        },
+    ))
+}
+
+#[derive(serde::Deserialize)]
+struct ReplayForm {
+    csrf: String,
+    rate: Option<String>,
+    note: Option<String>,
+    dry_run: Option<String>,
+}
+
+async fn replay_submit(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    headers: HeaderMap,
+    Path(fingerprint): Path<String>,
+    Form(form): Form<ReplayForm>,
+) -> Response {
+    let session = match check_post(&app, &jar, &headers, &form.csrf, &fingerprint) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if !session.operator() {
+        app.0.store.audit(
+            &session.user,
+            "refused",
+            &fingerprint,
+            0,
+            "replay needs the operator role",
+        );
+        return refused(
+            StatusCode::FORBIDDEN,
+            "Replaying needs the operator role.",
+            Some(&session),
+        );
+    }
+    let rate = match form
+        .rate
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        None => None,
+        Some(r) => match r.parse::<f64>() {
+            Ok(v) if (0.001..=1_000_000.0).contains(&v) => Some(v),
+            _ => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    "The rate must be from 0.001 to 1,000,000 records per second.",
+                    Some(&session),
+                )
+            }
+        },
+    };
+    let note = form.note.filter(|n| !n.trim().is_empty());
+    if form.dry_run.as_deref() == Some("1") {
+        return dry_run(&app, &session, &fingerprint).await;
+    }
+    let id = app.0.jobs.start(
+        app.0.data.clone(),
+        app.0.store.clone(),
+        &session.user,
+        &fingerprint,
+        rate,
+        note,
+    );
+    Redirect::to(&format!("/replays/{id}")).into_response()
+}
+
+async fn dry_run(app: &App, session: &Session, fingerprint: &str) -> Response {
+    let snapshot = match app.0.data.snapshot().await {
+        Ok(s) => s,
+        Err(e) => {
+            return page(layout(
+                "Dead letters",
+                Some(session),
+                Some(&kafka_banner(&e)),
+                html! {},
+            ))
+        }
+    };
+    let letters: Vec<_> = snapshot.of_group(fingerprint).cloned().collect();
+    let plan = hule_kafka::replay::plan(
+        &letters,
+        &snapshot.ledger,
+        &hule_kafka::replay::PlanOptions {
+            again: false,
+            limit: None,
+            replay_id: "dry-run".into(),
+            by: session.user.clone(),
+            note: None,
+            now: hule_contracts::Timestamp::from_datetime(chrono::Utc::now()),
+        },
+    );
+    app.0.store.audit(
+        &session.user,
+        "replay_dry_run",
+        fingerprint,
+        plan.records.len() as i64,
+        "ok",
+    );
+    page(layout(
+        "Dead letters",
+        Some(session),
+        None,
+        html! {
+            h1 { "Dry run of " code { (fingerprint) } }
+            p { b { (plan.records.len()) } " record(s) would be sent; " (plan.already.len())
+                " dead letter(s) left out because the ledger has them; " (plan.unreplayable.len()) " cannot be replayed." }
+            table {
+                tr { th { "dead letter(s)" } th { "to topic" } th { "key" } th { "event id" } th { "bytes" } }
+                @for p in plan.records.iter().take(500) {
+                    tr {
+                        td { @for e in &p.entries { code { (e.dead_letter) } " " } }
+                        td { (p.replay.topic) }
+                        td { (p.replay.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default()) }
+                        td { code { (p.entries[0].event_id.as_deref().unwrap_or("-")) } }
+                        td.n { (p.replay.value.len()) }
+                    }
+                }
+            }
+            @for (id, why) in &plan.unreplayable { p.banner { (id) ": " (why) } }
+            p { a href=(format!("/dead-letters/{fingerprint}")) { "← back to the group" } }
+        },
+    ))
+}
+
+async fn replays_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
+    let session = session_or_login!(jar);
+    let jobs = app.0.jobs.all();
+    page(layout(
+        "Replays",
+        Some(&session),
+        None,
+        html! {
+            h1 { "Replays started here" }
+            table {
+                tr { th { "replay" } th { "by" } th { "fingerprint" } th { "sent" } th { "state" } }
+                @for j in &jobs {
+                    tr {
+                        td { a href=(format!("/replays/{}", j.id)) { code { (j.id) } } }
+                        td { (j.user) } td { code { (j.fingerprint) } }
+                        td.n { (j.sent) " / " (j.total) } td { (state_text(&j.state)) }
+                    }
+                }
+                @if jobs.is_empty() { tr { td colspan="5" .muted { "None yet. Every replay, from here or the CLI, is in the ledger (hule.dlq.replays.v1)." } } }
+            }
+        },
+    ))
+}
+
+fn state_text(s: &JobState) -> String {
+    match s {
+        JobState::Failed(e) => format!("failed: {e}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+async fn replay_page(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    Path(id): Path<String>,
+) -> Response {
+    let session = session_or_login!(jar);
+    let Some(job) = app.0.jobs.get(&id) else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "No replay with this id on this console.",
+            Some(&session),
+        );
+    };
+    let percent =
+        (job.sent * 100)
+            .checked_div(job.total)
+            .unwrap_or(if job.state == JobState::Running {
+                0
+            } else {
+                100
+            });
+    let running = job.state == JobState::Running;
+    let body = html! {
+        h1 { "Replay " code { (job.id) } }
+        p { "Fingerprint " a href=(format!("/dead-letters/{}", job.fingerprint)) { code { (job.fingerprint) } } ", started by " (job.user) }
+        div.bar { span style=(format!("width:{percent}%")) {} }
+        p { b { (job.sent) " of " (job.total) } " record(s) sent (" (percent) " %), " (job.already)
+            " dead letter(s) left out because the ledger has them · " (state_text(&job.state)) }
+        @if running && session.operator() {
+            form method="post" action=(format!("/replays/{}/cancel", job.id)) {
+                input type="hidden" name="csrf" value=(session.csrf);
+                button.primary type="submit" { "Cancel" }
+            }
+        }
+    };
+    let mut html = layout("Replays", Some(&session), None, body).into_string();
+    if running {
+        // Reloads itself while the replay runs (no JavaScript needed).
+        html = html.replacen(
+            "<head>",
+            "<head><meta http-equiv=\"refresh\" content=\"1\">",
+            1,
+        );
+    }
+    Html(html).into_response()
+}
+
+async fn replay_cancel(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let session = match check_post(&app, &jar, &headers, &form.csrf, &id) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if !session.operator() {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "Cancelling needs the operator role.",
+            Some(&session),
+        );
+    }
+    app.0.jobs.cancel(&id);
+    app.0
+        .store
+        .audit(&session.user, "replay_cancel", &id, 0, "asked");
+    Redirect::to(&format!("/replays/{id}")).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    q: Option<String>,
+}
+
+async fn audit_page(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    let session = session_or_login!(jar);
+    let filter = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let entries = app.0.store.audit_log(filter, 500);
+    page(layout(
+        "Audit",
+        Some(&session),
+        entries
+            .as_ref()
+            .err()
+            .map(|e| format!("The audit log cannot be read: {e}"))
+            .as_deref(),
+        html! {
+            h1 { "Audit" }
+            form method="get" { label { "User or action" input name="q" value=[filter]; } }
+            table {
+                tr { th { "when" } th { "who" } th { "what" } th { "on" } th { "records" } th { "result" } }
+                @for e in entries.as_deref().unwrap_or_default() {
+                    tr { td { (e.at) } td { (e.user) } td { (e.action) } td { code { (e.target) } } td.n { (e.records) } td { (e.result) } }
+                }
+            }
+        },
+    ))
+}

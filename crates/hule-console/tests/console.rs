@@ -1,0 +1,381 @@
+//! The console's handlers end to end on a Kafka (the mock cluster and the real broker): logins, roles, forged
+//! requests, the dead-letter pages, and a replay of a group of 200 dead letters over 20 keys at a rate limit —
+//! every record on its key's partition in its original order, progress to 100 %, the audit log, and a second replay
+//! that sends nothing again.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use http_body_util::BodyExt as _;
+use hule_console::{ConsoleConfig, Role, User};
+use hule_consumer::{DeadLetter, Delivery, Failure};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message as _;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use tower::ServiceExt as _;
+
+const SOURCE: &str = "huleedu.batch.essays.registered.v1";
+
+struct Client {
+    app: axum::Router,
+    cookie: Option<String>,
+}
+
+struct Got {
+    status: StatusCode,
+    location: Option<String>,
+    body: String,
+}
+
+impl Client {
+    async fn send(&mut self, req: Request<Body>) -> Got {
+        let res = self.app.clone().oneshot(req).await.expect("response");
+        if let Some(c) = res.headers().get(header::SET_COOKIE) {
+            let c = c
+                .to_str()
+                .expect("cookie")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_owned();
+            self.cookie = (!c.ends_with('=')).then_some(c);
+        }
+        let status = res.status();
+        let location = res
+            .headers()
+            .get(header::LOCATION)
+            .map(|l| l.to_str().expect("location").to_owned());
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        Got {
+            status,
+            location,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    fn request(&self, method: &str, uri: &str, form: Option<String>) -> Request<Body> {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("host", "console.test");
+        if let Some(c) = &self.cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        match form {
+            Some(f) => b
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(f))
+                .expect("request"),
+            None => b.body(Body::empty()).expect("request"),
+        }
+    }
+
+    async fn get(&mut self, uri: &str) -> Got {
+        let req = self.request("GET", uri, None);
+        self.send(req).await
+    }
+
+    async fn post(&mut self, uri: &str, form: &str) -> Got {
+        let req = self.request("POST", uri, Some(form.to_owned()));
+        self.send(req).await
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> Got {
+        self.post("/login", &format!("user={user}&password={password}"))
+            .await
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    html[at..].split('"').next().expect("token").to_owned()
+}
+
+/// 200 dead letters of 20 keys (10 each, numbered per key in failure order), all of one failure.
+fn dead_letters(brokers: &str) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for i in 0..200u128 {
+        let key = format!("batch-{}", i % 20);
+        let id = uuid::Uuid::from_u128(50_000 + i);
+        let mut v = serde_json::to_value(
+            hule_contracts::examples::example_envelope(
+                hule_contracts::Event::BatchEssaysRegistered,
+                id,
+                uuid::Uuid::from_u128(9),
+                hule_contracts::Timestamp::from_datetime(chrono::Utc::now()),
+            )
+            .expect("example"),
+        )
+        .expect("json");
+        v["data"]["entity_id"] = serde_json::json!(key);
+        v["data"]["essay_ids"] = serde_json::json!([format!("n-{}", i / 20)]);
+        v["data"]["user_id"] = serde_json::json!("teacher-secret-name");
+        let delivery = Delivery {
+            topic: SOURCE.into(),
+            partition: 0,
+            offset: i as i64,
+            key: Some(key.clone().into_bytes()),
+            headers: hule_contracts::Headers(vec![("event_id".into(), id.to_string())]),
+            invalid_headers: Vec::new(),
+            payload: Some(serde_json::to_vec(&v).expect("vec")),
+        };
+        let letter = DeadLetter::build(
+            &delivery,
+            &Failure::Permanent(format!("essay store refused batch {i}")),
+            "essay-svc",
+        );
+        producer
+            .send(
+                BaseRecord::to(&letter.topic)
+                    .key(letter.key.as_deref().expect("key"))
+                    .payload(&letter.value)
+                    .headers(hule_kafka::consumer::owned_headers(&letter.headers)),
+            )
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+}
+
+async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
+    let cluster = hule_kafka::testkit::TestKafka::start(backend, 1);
+    let dlq = format!("{SOURCE}.dlq.v1");
+    let mut topics = vec![(SOURCE.to_owned(), 3), (dlq.clone(), 1)];
+    if cluster.mock().is_some() {
+        // The mock cluster has no CreateTopics; on a real one the first replay creates the ledger topic.
+        topics.push((hule_kafka::replay::LEDGER_TOPIC.to_owned(), 1));
+    }
+    cluster.create_topics(topics, 1).await.expect("topics");
+    let brokers = cluster.bootstrap_servers();
+    dead_letters(&brokers);
+
+    let dir = std::env::temp_dir().join(format!("hule-console-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let user = |name: &str, role, password: &str| User {
+        name: name.into(),
+        role,
+        password_hash: hule_console::auth::hash_password(password).expect("hash"),
+    };
+    let config = ConsoleConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        kafka: hule_kafka::KafkaSettings::new(&brokers),
+        users: vec![
+            user("olga", Role::Operator, "op-pass"),
+            user("vic", Role::Viewer, "view-pass"),
+        ],
+        store: dir.join("console.db"),
+    };
+    let app = hule_console::router(&config).expect("router");
+
+    // No page without a login; a wrong password is refused.
+    let mut viewer = Client {
+        app: app.clone(),
+        cookie: None,
+    };
+    let got = viewer.get("/dead-letters").await;
+    assert_eq!(
+        (got.status, got.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/login"))
+    );
+    assert_eq!(
+        viewer.login("vic", "wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        viewer.login("nobody", "wrong").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        viewer.login("vic", "view-pass").await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // The viewer sees the group, no action, and no payload.
+    let groups = viewer.get("/dead-letters").await;
+    assert_eq!(groups.status, StatusCode::OK);
+    let fp_at = groups.body.find("/dead-letters/").expect("a group link") + 14;
+    let fingerprint: String = groups.body[fp_at..].chars().take(12).collect();
+    assert!(
+        groups.body.contains("essay store refused batch &lt;n&gt;"),
+        "normalised error shown escaped"
+    );
+    let group = viewer.get(&format!("/dead-letters/{fingerprint}")).await;
+    assert!(group.body.contains("200 dead letters"), "{}", group.body);
+    assert!(
+        !group.body.contains("Replay the group"),
+        "no action for a viewer"
+    );
+    let record = viewer.get(&format!("/dead-letters/record/{dlq}/0/0")).await;
+    assert_eq!(record.status, StatusCode::OK);
+    assert!(
+        !record.body.contains("teacher-secret-name") && record.body.contains("hidden from viewers")
+    );
+    // A viewer's POST, with its own valid token, is refused for the role; with a forged token, as forged.
+    let token = csrf_of(&viewer.get("/").await.body);
+    let got = viewer
+        .post(
+            &format!("/dead-letters/{fingerprint}/replay"),
+            &format!("csrf={token}&dry_run=0"),
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN);
+    let got = viewer
+        .post(
+            &format!("/dead-letters/{fingerprint}/replay"),
+            "csrf=forged&dry_run=0",
+        )
+        .await;
+    assert_eq!(got.status, StatusCode::FORBIDDEN);
+
+    // The operator: a dry run, then the replay at 400 records/s.
+    let mut op = Client {
+        app: app.clone(),
+        cookie: None,
+    };
+    op.login("olga", "op-pass").await;
+    let page = op.get(&format!("/dead-letters/{fingerprint}")).await;
+    assert!(page.body.contains("Replay the group"));
+    let record = op.get(&format!("/dead-letters/record/{dlq}/0/0")).await;
+    assert!(
+        record.body.contains("teacher-secret-name"),
+        "operators see the payload"
+    );
+    let token = csrf_of(&page.body);
+    let dry = op
+        .post(
+            &format!("/dead-letters/{fingerprint}/replay"),
+            &format!("csrf={token}&dry_run=1"),
+        )
+        .await;
+    assert!(
+        dry.body.contains("<b>200</b> record(s) would be sent"),
+        "{}",
+        dry.body
+    );
+    let started = op
+        .post(
+            &format!("/dead-letters/{fingerprint}/replay"),
+            &format!("csrf={token}&dry_run=0&rate=400&note=INC-7"),
+        )
+        .await;
+    let job = started.location.expect("to the replay's page");
+    // A second click while it runs is the same replay.
+    let again = op
+        .post(
+            &format!("/dead-letters/{fingerprint}/replay"),
+            &format!("csrf={token}&dry_run=0&rate=400"),
+        )
+        .await;
+    assert_eq!(again.location.as_deref(), Some(job.as_str()));
+    let waited = Instant::now();
+    loop {
+        let p = op.get(&job).await;
+        if p.body.contains("· done") {
+            assert!(
+                p.body.contains("200 of 200") && p.body.contains("(100 %)"),
+                "{}",
+                p.body
+            );
+            break;
+        }
+        assert!(!p.body.contains("failed"), "{}", p.body);
+        assert!(
+            waited.elapsed() < Duration::from_secs(60),
+            "replay not done: {}",
+            p.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Every record on its key's partition, each key's in their original order, none twice.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", cluster.group("console-verify"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[SOURCE]).expect("subscribe");
+    let mut per_key: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    let mut records = 0;
+    let read = Instant::now();
+    while (records < 200 || read.elapsed() < Duration::from_secs(3))
+        && read.elapsed() < Duration::from_secs(30)
+    {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        records += 1;
+        let key = m.key().expect("key");
+        assert_eq!(
+            m.partition() as u32,
+            hule_contracts::keys::partition_for(key, 3)
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(m.payload().expect("value")).expect("json");
+        let n: i64 = v["data"]["essay_ids"][0].as_str().expect("n")[2..]
+            .parse()
+            .expect("number");
+        per_key
+            .entry(String::from_utf8_lossy(key).into_owned())
+            .or_default()
+            .push(n);
+    }
+    assert_eq!(records, 200, "each dead letter replayed once");
+    for (key, ns) in &per_key {
+        assert_eq!(
+            ns,
+            &(0..10).collect::<Vec<_>>(),
+            "key {key} in its original order"
+        );
+    }
+
+    // Replayed records show as such; the same replay again sends nothing; the audit log has it all.
+    let page = op.get(&format!("/dead-letters/{fingerprint}")).await;
+    assert!(page.body.contains("replayed ×1"), "{}", page.body);
+    let second = op
+        .post(
+            &format!("/dead-letters/{fingerprint}/replay"),
+            &format!("csrf={token}&dry_run=0"),
+        )
+        .await;
+    let job2 = second.location.expect("a second replay");
+    assert_ne!(job2, job);
+    let waited = Instant::now();
+    loop {
+        let p = op.get(&job2).await;
+        if p.body.contains("· done") {
+            assert!(
+                p.body.contains("0 of 0") && p.body.contains("200 dead letter(s) left out"),
+                "{}",
+                p.body
+            );
+            break;
+        }
+        assert!(waited.elapsed() < Duration::from_secs(30), "{}", p.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let audit = op.get("/audit").await;
+    for expected in [
+        "login_refused",
+        "replay_dry_run",
+        "forged request",
+        "replay needs the operator role",
+    ] {
+        assert!(audit.body.contains(expected), "audit lacks {expected}");
+    }
+    assert!(
+        audit.body.contains("<td class=\"n\">200</td><td>done</td>"),
+        "{}",
+        audit.body
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+hule_kafka::on_both_backends!(console_end_to_end);
