@@ -185,6 +185,23 @@ fn check_post(
     Ok(session)
 }
 
+/// The data snapshot of a page, or the page with nothing but the banner saying why Kafka cannot be read.
+macro_rules! snapshot_or_banner {
+    ($app:expr, $session:expr, $title:expr) => {
+        match $app.0.data.snapshot().await {
+            Ok(s) => s,
+            Err(e) => {
+                return page(layout(
+                    $title,
+                    Some($session),
+                    Some(&kafka_banner(&e)),
+                    html! {},
+                ))
+            }
+        }
+    };
+}
+
 /// Requires a session on a page; to the login form otherwise.
 macro_rules! session_or_login {
     ($jar:expr) => {
@@ -312,17 +329,7 @@ async fn logout(
 
 async fn overview(State(app): State<App>, jar: SignedCookieJar) -> Response {
     let session = session_or_login!(jar);
-    let snapshot = match app.0.data.snapshot().await {
-        Ok(s) => s,
-        Err(e) => {
-            return page(layout(
-                "Overview",
-                Some(&session),
-                Some(&kafka_banner(&e)),
-                html! {},
-            ))
-        }
-    };
+    let snapshot = snapshot_or_banner!(app, &session, "Overview");
     let now = chrono::Utc::now();
     let mut by_reason: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
     for m in &snapshot.letters {
@@ -399,20 +406,13 @@ fn groups_table(snapshot: &crate::data::Snapshot, limit: usize) -> Markup {
 
 async fn groups_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
     let session = session_or_login!(jar);
-    match app.0.data.snapshot().await {
-        Ok(s) => page(layout(
-            "Dead letters",
-            Some(&session),
-            None,
-            html! { h1 { "Dead letters by failure" } (groups_table(&s, usize::MAX)) },
-        )),
-        Err(e) => page(layout(
-            "Dead letters",
-            Some(&session),
-            Some(&kafka_banner(&e)),
-            html! {},
-        )),
-    }
+    let s = snapshot_or_banner!(app, &session, "Dead letters");
+    page(layout(
+        "Dead letters",
+        Some(&session),
+        None,
+        html! { h1 { "Dead letters by failure" } (groups_table(&s, usize::MAX)) },
+    ))
 }
 
 #[derive(serde::Deserialize)]
@@ -429,17 +429,7 @@ async fn group_page(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let session = session_or_login!(jar);
-    let snapshot = match app.0.data.snapshot().await {
-        Ok(s) => s,
-        Err(e) => {
-            return page(layout(
-                "Dead letters",
-                Some(&session),
-                Some(&kafka_banner(&e)),
-                html! {},
-            ))
-        }
-    };
+    let snapshot = snapshot_or_banner!(app, &session, "Dead letters");
     let Some(group) = snapshot
         .groups
         .iter()
@@ -509,17 +499,7 @@ async fn record_page(
     Path((topic, partition, offset)): Path<(String, i32, i64)>,
 ) -> Response {
     let session = session_or_login!(jar);
-    let snapshot = match app.0.data.snapshot().await {
-        Ok(s) => s,
-        Err(e) => {
-            return page(layout(
-                "Dead letters",
-                Some(&session),
-                Some(&kafka_banner(&e)),
-                html! {},
-            ))
-        }
-    };
+    let snapshot = snapshot_or_banner!(app, &session, "Dead letters");
     let Some(m) = snapshot
         .letters
         .iter()
@@ -632,17 +612,7 @@ async fn replay_submit(
 }
 
 async fn dry_run(app: &App, session: &Session, fingerprint: &str) -> Response {
-    let snapshot = match app.0.data.snapshot().await {
-        Ok(s) => s,
-        Err(e) => {
-            return page(layout(
-                "Dead letters",
-                Some(session),
-                Some(&kafka_banner(&e)),
-                html! {},
-            ))
-        }
-    };
+    let snapshot = snapshot_or_banner!(app, session, "Dead letters");
     let letters: Vec<_> = snapshot.of_group(fingerprint).cloned().collect();
     let plan = hule_kafka::replay::plan(
         &letters,
