@@ -16,7 +16,7 @@ h1{font-size:20px;margin:4px 0 14px}h2{font-size:16px;margin:20px 0 8px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e5e7eb}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #eef0f3;vertical-align:top}
 th{background:#f3f4f6;font-weight:600;font-size:12px;text-transform:uppercase;color:#4b5563}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 code,pre{font-family:ui-monospace,monospace;font-size:12.5px}pre{background:#fff;border:1px solid #e5e7eb;padding:10px;overflow:auto}
 .banner{background:#fef2f2;border:1px solid #fecaca;color:#991b1b;padding:10px 14px;margin-bottom:14px;border-radius:4px}
 .ok{background:#ecfdf5;border-color:#a7f3d0;color:#065f46}

@@ -361,7 +361,7 @@ async fn overview(State(app): State<App>, jar: SignedCookieJar) -> Response {
             }
             h2 { "Dead letters by reason" }
             table {
-                tr { th { "reason" } th { "last hour" } th { "last day" } th { "all" } }
+                tr { th { "reason" } th.n { "last hour" } th.n { "last day" } th.n { "all" } }
                 @for (reason, c) in &by_reason {
                     tr { td { (reason) } td.n { (c[0]) } td.n { (c[1]) } td.n { (c[2]) } }
                 }
@@ -386,7 +386,7 @@ fn groups_table(snapshot: &crate::data::Snapshot, limit: usize) -> Markup {
     }
     html! {
         table {
-            tr { th { "fingerprint" } th { "count" } th { "replayed" } th { "event" } th { "service" } th { "reason" }
+            tr { th { "fingerprint" } th.n { "count" } th.n { "replayed" } th { "event" } th { "service" } th { "reason" }
                  th { "first" } th { "last" } th { "error" } }
             @for g in snapshot.groups.iter().take(limit) {
                 tr {
