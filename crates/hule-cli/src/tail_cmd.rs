@@ -1,18 +1,28 @@
-//! `hule tail`: follows topics live and prints each record decoded with the registry — key, partition and offset,
-//! headers and the envelope — or, for a record that does not decode, the decode error (never dropped).
+//! `hule tail`: reads topics live or over a range and prints each record decoded with the registry — key, partition,
+//! offset, timestamp, headers and the envelope — or, for a record that does not decode, the decode error and its
+//! bytes (never dropped).
+//!
+//! Searching by event or correlation id looks where an operator expects the id to be: the envelope when it decodes;
+//! the JSON fields when only the payload is wrong; and the headers, whatever their case (`X-Correlation-Id` as hule
+//! writes it, `correlation_id` as the Python services do).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use clap::Args;
+use hule_consumer::Delivery;
 use hule_contracts::Event;
 use hule_kafka::consumer::delivery_of;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Message as _, Offset, TopicPartitionList};
 
 use crate::kafka_args::KafkaArgs;
 use crate::out;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much of an undecodable record's bytes is shown.
+const RAW_SHOWN: usize = 2048;
 
 /// `hule tail` arguments.
 #[derive(Args)]
@@ -22,24 +32,68 @@ pub struct TailArgs {
     /// Topics or events (`BATCH_ESSAYS_REGISTERED`, an event value, or a topic name); an event means its standard topic.
     #[arg(required = true)]
     topics: Vec<String>,
-    /// Start at the beginning of each partition instead of its end.
+    /// Where to start in each partition: `end` (default: only new records), `beginning`, an offset, or a time
+    /// (RFC 3339, e.g. 2026-12-06T03:00:00Z: the first record at or after it).
+    #[arg(long, value_parser = parse_from, conflicts_with = "from_beginning")]
+    from: Option<From>,
+    /// The same as `--from beginning`.
     #[arg(long)]
     from_beginning: bool,
+    /// Stop once every partition has been read up to where it ended when the command started.
+    #[arg(long)]
+    until_end: bool,
     /// Only records with this key.
     #[arg(long)]
     key: Option<String>,
-    /// Only records of this event id (envelope or `event_id` header).
+    /// Only records of this event id (envelope, JSON field, or `event_id` header).
     #[arg(long)]
     event_id: Option<String>,
-    /// Only records of this correlation id (envelope or `correlation_id` header).
+    /// Only records of this correlation id (envelope, JSON field, or a `correlation_id` / `X-Correlation-Id` header).
     #[arg(long)]
     correlation_id: Option<String>,
     /// One JSON object per line instead of the readable form.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "oneline")]
     json: bool,
-    /// Stop after printing this many records (default: follow until interrupted).
+    /// One line per record: position, time, key, event type, event id, correlation id (or the error).
+    #[arg(long)]
+    oneline: bool,
+    /// Stop after printing this many records (default: follow until interrupted, or `--until-end`).
     #[arg(long)]
     count: Option<u64>,
+}
+
+/// Where `--from` starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum From {
+    /// The low watermark.
+    Beginning,
+    /// The high watermark.
+    End,
+    /// An offset (clamped to the partition's range by the broker's `auto.offset.reset`).
+    Offset(i64),
+    /// A time in milliseconds since the epoch.
+    Time(i64),
+}
+
+fn parse_from(s: &str) -> Result<From, String> {
+    match s.trim() {
+        "beginning" | "earliest" | "start" => Ok(From::Beginning),
+        "end" | "latest" => Ok(From::End),
+        t => {
+            if let Ok(n) = t.parse::<i64>() {
+                return if n >= 0 {
+                    Ok(From::Offset(n))
+                } else {
+                    Err(format!("an offset is 0 or more, got {n}"))
+                };
+            }
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| From::Time(d.timestamp_millis()))
+                .map_err(|_| {
+                    format!("`{t}` is none of beginning, end, an offset or an RFC 3339 time (2026-12-06T03:00:00Z)")
+                })
+        }
+    }
 }
 
 /// The topic an argument names.
@@ -47,6 +101,63 @@ fn topic_of(arg: &str) -> String {
     match Event::from_name(arg).or_else(|_| Event::from_value(arg)) {
         Ok(event) => event.topic().to_owned(),
         Err(_) => arg.to_owned(),
+    }
+}
+
+/// The ids a record carries, wherever they are: the envelope, its JSON fields, its headers (any case).
+#[derive(Debug, Default, PartialEq)]
+struct Ids {
+    event_id: Vec<String>,
+    correlation_id: Vec<String>,
+    event_type: Option<String>,
+}
+
+fn ids_of(
+    d: &Delivery,
+    decoded: Option<&Result<hule_contracts::DecodedEnvelope, hule_contracts::DecodeError>>,
+) -> Ids {
+    let mut ids = Ids::default();
+    match decoded {
+        Some(Ok(env)) => {
+            ids.event_id.push(env.event_id.to_string());
+            ids.correlation_id.push(env.correlation_id.to_string());
+            ids.event_type = Some(env.event_type.clone());
+        }
+        _ => {
+            // A valid envelope around an invalid payload, or a half-right record: its JSON fields still say whose it is.
+            if let Some(v) = d
+                .payload
+                .as_deref()
+                .and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+            {
+                let field = |name: &str| v.get(name).and_then(|x| x.as_str()).map(str::to_owned);
+                ids.event_id.extend(field("event_id"));
+                ids.correlation_id.extend(field("correlation_id"));
+                ids.event_type = field("event_type");
+            }
+        }
+    }
+    for (k, v) in d.headers.iter() {
+        let k = k.to_ascii_lowercase();
+        if k == "event_id" || k == "x-event-id" {
+            ids.event_id.push(v.to_owned());
+        } else if k == "correlation_id" || k == "x-correlation-id" {
+            ids.correlation_id.push(v.to_owned());
+        }
+    }
+    ids
+}
+
+/// An undecodable record's bytes for a reader: its text when it is UTF-8, else base64; at most [`RAW_SHOWN`] bytes.
+fn raw_of(payload: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    let shown = &payload[..payload.len().min(RAW_SHOWN)];
+    let cut = payload.len() > RAW_SHOWN;
+    match std::str::from_utf8(shown) {
+        Ok(text) => serde_json::json!({"text": text, "bytes": payload.len(), "truncated": cut}),
+        Err(_) => serde_json::json!({
+            "base64": base64::engine::general_purpose::STANDARD.encode(shown), "bytes": payload.len(), "truncated": cut,
+        }),
     }
 }
 
@@ -60,12 +171,13 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .create()?;
-    let start = if args.from_beginning {
-        Offset::Beginning
-    } else {
-        Offset::End
+    let from = match (args.from, args.from_beginning) {
+        (Some(f), _) => f,
+        (None, true) => From::Beginning,
+        (None, false) => From::End,
     };
     let mut tpl = TopicPartitionList::new();
+    let mut ends: HashMap<(String, i32), i64> = HashMap::new();
     for arg in &args.topics {
         let topic = topic_of(arg);
         let md = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
@@ -76,15 +188,38 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
             anyhow::bail!("topic `{topic}` does not exist on the cluster ({arg})");
         }
         for p in t.partitions() {
+            let (low, high) = consumer.fetch_watermarks(&topic, p.id(), TIMEOUT)?;
+            let start = match from {
+                From::Beginning => Offset::Offset(low),
+                From::End => Offset::Offset(high),
+                From::Offset(o) => Offset::Offset(o.clamp(low, high)),
+                From::Time(ms) => {
+                    let mut q = TopicPartitionList::new();
+                    q.add_partition_offset(&topic, p.id(), Offset::Offset(ms))?;
+                    let found = consumer.offsets_for_times(q, TIMEOUT)?;
+                    match found.find_partition(&topic, p.id()).map(|e| e.offset()) {
+                        Some(Offset::Offset(o)) if o >= 0 => Offset::Offset(o),
+                        // No record at or after the time: the partition's end.
+                        _ => Offset::Offset(high),
+                    }
+                }
+            };
+            if let Offset::Offset(s) = start {
+                if s < high {
+                    ends.insert((topic.clone(), p.id()), high);
+                }
+            }
             tpl.add_partition_offset(&topic, p.id(), start)?;
         }
     }
     consumer.assign(&tpl)?;
     eprintln!(
-        "tail: following {} partition(s) of {}{}",
+        "tail: {} partition(s) of {}{}",
         tpl.count(),
         args.topics.join(", "),
-        if args.count.is_some() {
+        if args.until_end {
+            " up to their current end"
+        } else if args.count.is_some() {
             ""
         } else {
             " (Ctrl-C stops)"
@@ -92,6 +227,9 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
     );
     let mut printed = 0u64;
     while args.count.is_none_or(|n| printed < n) {
+        if args.until_end && ends.is_empty() {
+            break;
+        }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
@@ -106,32 +244,34 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
             }
         };
         let d = delivery_of(&msg);
+        let part = (d.topic.clone(), d.partition);
+        if ends.get(&part).is_some_and(|end| d.offset + 1 >= *end) {
+            ends.remove(&part);
+        }
+        let timestamp = msg
+            .timestamp()
+            .to_millis()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         let decoded = d
             .payload
             .as_deref()
             .map(|p| hule_contracts::decode(Some(&d.topic), p));
         let key = d.key_text();
-        let header = |name: &str| d.headers.get(name).map(str::to_owned);
-        let (event_id, correlation_id) = match &decoded {
-            Some(Ok(env)) => (
-                Some(env.event_id.to_string()),
-                Some(env.correlation_id.to_string()),
-            ),
-            _ => (header("event_id"), header("correlation_id")),
-        };
+        let ids = ids_of(&d, decoded.as_ref());
         if args.key.as_ref().is_some_and(|k| key.as_ref() != Some(k))
             || args
                 .event_id
                 .as_ref()
-                .is_some_and(|id| event_id.as_ref() != Some(id))
+                .is_some_and(|id| !ids.event_id.contains(id))
             || args
                 .correlation_id
                 .as_ref()
-                .is_some_and(|id| correlation_id.as_ref() != Some(id))
+                .is_some_and(|id| !ids.correlation_id.contains(id))
         {
             continue;
         }
-        let (envelope, error) = match decoded {
+        let (envelope, error) = match &decoded {
             Some(Ok(env)) => (
                 env.to_json()
                     .ok()
@@ -144,6 +284,10 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
                 Some("the record has no value (a tombstone)".to_owned()),
             ),
         };
+        let raw = match (&envelope, d.payload.as_deref()) {
+            (None, Some(p)) => Some(raw_of(p)),
+            _ => None,
+        };
         let headers: serde_json::Map<String, serde_json::Value> = d
             .headers
             .iter()
@@ -151,13 +295,29 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
             .collect();
         if args.json {
             out(serde_json::json!({
-                "topic": d.topic, "partition": d.partition, "offset": d.offset, "key": key,
-                "headers": headers, "envelope": envelope, "error": error,
+                "topic": d.topic, "partition": d.partition, "offset": d.offset, "timestamp": timestamp, "key": key,
+                "headers": headers, "envelope": envelope, "error": error, "raw": raw,
             }));
+        } else if args.oneline {
+            let first = |v: &[String]| v.first().cloned().unwrap_or_else(|| "-".into());
+            out(format!(
+                "{} {} key={} {} event_id={} correlation_id={}{}",
+                d.position(),
+                timestamp.as_deref().unwrap_or("-"),
+                key.as_deref().unwrap_or("(none)"),
+                ids.event_type.as_deref().unwrap_or("-"),
+                first(&ids.event_id),
+                first(&ids.correlation_id),
+                error
+                    .as_deref()
+                    .map(|e| format!(" UNDECODABLE: {}", e.replace('\n', " ")))
+                    .unwrap_or_default()
+            ));
         } else {
             out(format!(
-                "{} key={}",
+                "{} {} key={}",
                 d.position(),
+                timestamp.as_deref().unwrap_or("-"),
                 key.as_deref().unwrap_or("(none)")
             ));
             for (k, v) in d.headers.iter() {
@@ -165,11 +325,70 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
             }
             match (&envelope, &error) {
                 (Some(env), _) => out(serde_json::to_string_pretty(env).unwrap_or_default()),
-                (None, Some(e)) => out(format!("  UNDECODABLE: {e}")),
+                (None, Some(e)) => {
+                    out(format!("  UNDECODABLE: {e}"));
+                    if let Some(raw) = &raw {
+                        out(format!("  bytes: {raw}"));
+                    }
+                }
                 (None, None) => {}
             }
         }
         printed += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(payload: &[u8], headers: &[(&str, &str)]) -> Delivery {
+        Delivery {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            key: None,
+            headers: hule_contracts::Headers(
+                headers
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            invalid_headers: Vec::new(),
+            payload: Some(payload.to_vec()),
+        }
+    }
+
+    #[test]
+    fn ids_are_found_in_json_fields_and_in_headers_of_any_case() {
+        let half_right =
+            br#"{"event_id": "e-1", "correlation_id": "c-1", "event_type": "x", "data": 42}"#;
+        let d = delivery(half_right, &[("X-Correlation-Id", "c-2")]);
+        let ids = ids_of(&d, Some(&hule_contracts::decode(Some("t"), half_right)));
+        assert_eq!(ids.event_id, ["e-1"]);
+        assert_eq!(ids.correlation_id, ["c-1", "c-2"]);
+        let not_json = delivery(
+            b"\xff\xfe garbage",
+            &[("correlation_id", "c-3"), ("EVENT_ID", "e-3")],
+        );
+        let ids = ids_of(&not_json, None);
+        assert_eq!(
+            (ids.event_id, ids.correlation_id),
+            (vec!["e-3".to_owned()], vec!["c-3".to_owned()])
+        );
+    }
+
+    #[test]
+    fn from_takes_names_offsets_and_times_and_refuses_the_rest() {
+        assert_eq!(parse_from("beginning"), Ok(From::Beginning));
+        assert_eq!(parse_from("end"), Ok(From::End));
+        assert_eq!(parse_from("42"), Ok(From::Offset(42)));
+        assert_eq!(parse_from("1970-01-01T00:00:01Z"), Ok(From::Time(1000)));
+        for bad in ["-1", "yesterday", ""] {
+            assert!(parse_from(bad).is_err(), "{bad}");
+        }
+        assert_eq!(raw_of(b"abc")["text"], "abc");
+        assert!(raw_of(b"\xff").get("base64").is_some());
+    }
 }

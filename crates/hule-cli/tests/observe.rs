@@ -118,11 +118,29 @@ async fn tail_prints_decoded_and_undecodable_records_on_the_real_broker() {
         values.push(serde_json::to_vec(&v).expect("vec"));
     }
     values.insert(1, b"{\"not\": \"an envelope\"".to_vec());
+    // A valid envelope around a payload that is not the event's: the correlation id is still in the JSON.
+    let mut half: serde_json::Value = serde_json::from_slice(&values[0]).expect("json");
+    half["data"] = serde_json::json!(42);
+    half["correlation_id"] = serde_json::json!("00000000-0000-0000-0000-00000000c0de");
+    values.push(serde_json::to_vec(&half).expect("vec"));
     for v in &values {
         producer
             .send(BaseRecord::<str, [u8]>::to(topic).key("batch-1").payload(v))
             .expect("send");
     }
+    // Bytes that are no JSON at all, found by hule's own header.
+    let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+        key: "X-Correlation-Id",
+        value: Some("corr-in-header"),
+    });
+    producer
+        .send(
+            BaseRecord::<str, [u8]>::to(topic)
+                .key("batch-1")
+                .payload(b"\xff\xfe not json")
+                .headers(headers),
+        )
+        .expect("send");
     producer
         .flush(std::time::Duration::from_secs(10))
         .expect("flush");
@@ -169,7 +187,62 @@ async fn tail_prints_decoded_and_undecodable_records_on_the_real_broker() {
     let (code, out, _) = hule(&[&args[..], &["--count", "2"]].concat(), None);
     assert_eq!(code, 0);
     assert!(
-        out.contains(&format!("{topic}[0]@1 key=batch-1")) && out.contains("UNDECODABLE"),
+        out.contains(&format!("{topic}[0]@1 ")) && out.contains("UNDECODABLE"),
+        "{out}"
+    );
+
+    // Found where they are: a correlation id in the JSON of an envelope whose payload is wrong, and one in
+    // `X-Correlation-Id` on bytes that are no JSON (shown as such); the range read to its end, then the command ends.
+    let base = ["tail", "--brokers", &brokers, topic, "--until-end"];
+    let (code, out, err) = hule(
+        &[
+            &base[..],
+            &[
+                "--from",
+                "beginning",
+                "--json",
+                "--correlation-id",
+                "00000000-0000-0000-0000-00000000c0de",
+            ],
+        ]
+        .concat(),
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (code, out, err) = hule(
+        &[
+            &base[..],
+            &[
+                "--from",
+                "beginning",
+                "--json",
+                "--correlation-id",
+                "corr-in-header",
+            ],
+        ]
+        .concat(),
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one record");
+    assert_eq!(v["offset"], 4);
+    assert_eq!(v["raw"]["bytes"], 11, "{v}");
+    assert!(
+        v["raw"]["base64"].is_string() && v["timestamp"].is_string(),
+        "{v}"
+    );
+    // From an offset, one line per record, to the end.
+    let (code, out, err) = hule(&[&base[..], &["--from", "2", "--oneline"]].concat(), None);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with(&format!("{topic}[0]@2 ")) && lines[0].contains(&ids[1].to_string()),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("correlation_id=corr-in-header") && lines[2].contains("UNDECODABLE"),
         "{out}"
     );
 }
