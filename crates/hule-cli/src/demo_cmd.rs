@@ -53,6 +53,14 @@ pub struct DemoArgs {
     /// Do not draw progress on stderr.
     #[arg(long)]
     no_progress: bool,
+    /// After the run, keep the embedded cluster (its topics and dead letters) up and serve the operator console on
+    /// it until Ctrl-C, with a user `demo` whose one-time password is printed. Add `--poison-rate 0.05` to have dead
+    /// letters to look at and replay.
+    #[arg(long)]
+    console: bool,
+    /// Where `--console` listens.
+    #[arg(long, default_value = hule_console::DEFAULT_LISTEN, requires = "console")]
+    console_listen: std::net::SocketAddr,
 }
 
 /// Runs the demo; exit status 0 when every check holds, 1 when a count does not reconcile, 2 on errors.
@@ -112,6 +120,14 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
         }
         None => out(report.render()),
     }
+    if args.console {
+        let Some(embedded) = cluster.as_ref() else {
+            anyhow::bail!(
+                "--console serves the embedded cluster; for a real one run `hule console`"
+            );
+        };
+        runtime.block_on(console_on_embedded(embedded, args.console_listen))?;
+    }
     runtime.shutdown_timeout(Duration::from_secs(2));
     tracing::info!("runtime stopped");
     drop(cluster);
@@ -151,5 +167,53 @@ pub fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
         .context("start the async runtime")?;
     runtime.block_on(crate::outbox_cmd::wait_for_shutdown());
     drop(cluster);
+    Ok(())
+}
+
+/// Serves the console on the demo's embedded cluster until Ctrl-C or SIGTERM, with a user `demo` (operator) whose
+/// password is made now and printed once.
+async fn console_on_embedded(
+    embedded: &hule_demo::Embedded,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    // The embedded cluster has no CreateTopics: the replay ledger's topic is made here, as the demo's topics are.
+    hule_kafka::mock::create_topics(
+        embedded,
+        [(hule_kafka::replay::LEDGER_TOPIC.to_owned(), 1)],
+        1,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let password = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+    let hash = hule_console::auth::hash_password(&password).map_err(|e| anyhow::anyhow!(e))?;
+    let store = std::env::temp_dir().join(format!("hule-demo-console-{}.db", std::process::id()));
+    let config = hule_console::ConsoleConfig {
+        listen,
+        kafka: hule_kafka::KafkaSettings::new(&embedded.bootstrap_servers()),
+        users: vec![hule_console::User {
+            name: "demo".into(),
+            role: hule_console::Role::Operator,
+            password_hash: hash,
+        }],
+        store: store.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("console on {listen}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "console: http://{addr}/ (user demo, password {password}; the cluster and its dead letters stay up, the \
+         services have stopped; Ctrl-C ends it)"
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        crate::outbox_cmd::wait_for_shutdown().await;
+        flag.cancel();
+    });
+    let served = hule_console::serve_on(listener, &config, stop).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+    }
+    served?;
     Ok(())
 }

@@ -178,3 +178,106 @@ fn demo_refuses_bad_settings() {
     assert_eq!(code, 2);
     assert!(err.contains("at least 1"), "{err}");
 }
+
+/// One HTTP/1.1 request to the console; returns (status line, headers, body).
+fn http(addr: &str, request: &str) -> (String, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the console");
+    s.write_all(request.as_bytes()).expect("send");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    (status.to_owned(), headers.to_owned(), body.to_owned())
+}
+
+/// `hule demo --console`: after the run, the console serves the embedded cluster's dead letters to the printed
+/// one-time user until SIGTERM, and the process then ends cleanly.
+#[test]
+fn demo_console_serves_the_embedded_clusters_dead_letters_until_stopped() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hule"))
+        .args([
+            "demo",
+            "--batches",
+            "3",
+            "--essays",
+            "8",
+            "--poison-rate",
+            "0.2",
+            "--no-progress",
+            "--console",
+            "--console-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn hule demo --console");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let line = loop {
+        let line = lines
+            .next()
+            .expect("the console line before stderr ends")
+            .expect("stderr");
+        if line.starts_with("console: http://") {
+            break line;
+        }
+    };
+    // Keep draining stderr so the process never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let addr = line["console: http://".len()..]
+        .split('/')
+        .next()
+        .expect("addr")
+        .to_owned();
+    let password = line
+        .split("password ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .expect("the password")
+        .to_owned();
+    let form = format!("user=demo&password={password}");
+    let (status, headers, _) = http(
+        &addr,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    assert!(status.contains("303"), "{status}");
+    let cookie = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let (status, _, body) = http(
+        &addr,
+        &format!("GET /dead-letters HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        body.contains("/dead-letters/") && body.contains("invalid_"),
+        "the poison records' groups: {body}"
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the demo did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}

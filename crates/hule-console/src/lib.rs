@@ -25,4 +25,4 @@ pub mod store;
 mod web;
 
 pub use config::{ConsoleFile, Role, User, DEFAULT_LISTEN};
-pub use web::{router, serve, ConsoleConfig, ConsoleError};
+pub use web::{router, serve, serve_on, ConsoleConfig, ConsoleError};

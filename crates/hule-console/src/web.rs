@@ -115,11 +115,21 @@ pub fn router(config: &ConsoleConfig) -> Result<Router, ConsoleError> {
 
 /// Serves the console on `config.listen` until `stop`.
 pub async fn serve(config: ConsoleConfig, stop: CancellationToken) -> Result<(), ConsoleError> {
-    let app = router(&config)?;
     let addr = config.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ConsoleError::Serve { addr, source })?;
+    serve_on(listener, &config, stop).await
+}
+
+/// Serves the console on a listener already bound (its address known to the caller, e.g. port 0) until `stop`.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: &ConsoleConfig,
+    stop: CancellationToken,
+) -> Result<(), ConsoleError> {
+    let app = router(config)?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(%addr, "console: serving on http://{addr}/");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
