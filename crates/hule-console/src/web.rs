@@ -109,6 +109,7 @@ pub fn router(config: &ConsoleConfig) -> Result<Router, ConsoleError> {
         .route("/replays", get(replays_page))
         .route("/replays/{id}", get(replay_page))
         .route("/replays/{id}/cancel", post(replay_cancel))
+        .route("/groups", get(groups_lag_page))
         .route("/audit", get(audit_page))
         .with_state(app))
 }
@@ -800,6 +801,57 @@ async fn audit_page(
                 tr { th { "when" } th { "who" } th { "what" } th { "on" } th { "records" } th { "result" } }
                 @for e in entries.as_deref().unwrap_or_default() {
                     tr { td { (e.at) } td { (e.user) } td { (e.action) } td { code { (e.target) } } td.n { (e.records) } td { (e.result) } }
+                }
+            }
+        },
+    ))
+}
+
+async fn groups_lag_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
+    let session = session_or_login!(jar);
+    let kafka = app.0.data.kafka().clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let timeout = Duration::from_secs(10);
+        let mut rows = Vec::new();
+        for g in hule_kafka::lag::groups(&kafka, timeout).map_err(|e| e.to_string())? {
+            rows.extend(
+                hule_kafka::lag::group_lag(&kafka, &g, timeout).map_err(|e| e.to_string())?,
+            );
+        }
+        Ok::<_, String>(rows)
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let rows = match read {
+        Ok(rows) => rows,
+        Err(e) => {
+            return page(layout(
+                "Consumer groups",
+                Some(&session),
+                Some(&kafka_banner(&e)),
+                html! {},
+            ))
+        }
+    };
+    let sums = hule_kafka::lag::totals(&rows);
+    page(layout(
+        "Consumer groups",
+        Some(&session),
+        None,
+        html! {
+            h1 { "Consumer groups" }
+            table {
+                tr { th { "group" } th.n { "partitions" } th.n { "lag" } }
+                @for g in &sums { tr { td { code { (g.group) } } td.n { (g.partitions) } td.n { (g.lag) } } }
+                @if sums.is_empty() { tr { td colspan="3" .muted { "No group has committed offsets." } } }
+            }
+            h2 { "Partitions" }
+            table {
+                tr { th { "group" } th { "topic" } th.n { "partition" } th.n { "committed" } th.n { "end" } th.n { "lag" } }
+                @for r in &rows {
+                    tr { td { code { (r.group) } } td { (r.topic) } td.n { (r.partition) } td.n { (r.committed) }
+                         td.n { (r.end) } td.n { (r.lag) } }
                 }
             }
         },

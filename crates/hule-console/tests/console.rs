@@ -328,6 +328,15 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
             .push(n);
     }
     assert_eq!(records, 200, "each dead letter replayed once");
+    consumer
+        .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        .expect("commit");
+    let groups = viewer.get("/groups").await;
+    assert!(
+        groups.body.contains("console-verify"),
+        "the verifying consumer's group: {}",
+        groups.body
+    );
     for (key, ns) in &per_key {
         assert_eq!(
             ns,
