@@ -826,12 +826,17 @@ async fn groups_lag_page(State(app): State<App>, jar: SignedCookieJar) -> Respon
     let rows = match read {
         Ok(rows) => rows,
         Err(e) => {
+            let why = if e.contains("UnsupportedFeature") {
+                format!("This cluster does not list consumer groups ({e}); the embedded demo cluster is such a one.")
+            } else {
+                kafka_banner(&e)
+            };
             return page(layout(
                 "Consumer groups",
                 Some(&session),
-                Some(&kafka_banner(&e)),
+                Some(&why),
                 html! {},
-            ))
+            ));
         }
     };
     let sums = hule_kafka::lag::totals(&rows);
