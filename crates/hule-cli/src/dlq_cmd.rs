@@ -107,13 +107,23 @@ impl Select {
 
     /// Every dead letter of the selected topics that passes the filter, in read order.
     fn read(&self, kafka: &KafkaSettings) -> anyhow::Result<Selected> {
+        self.read_keeping(kafka, false)
+    }
+
+    /// [`Select::read`], keeping every dead letter read in `all` too when `keep_all` (a replay needs the other
+    /// dead letters of the records it sends).
+    fn read_keeping(&self, kafka: &KafkaSettings, keep_all: bool) -> anyhow::Result<Selected> {
         let filter = self.filter()?;
         let topics = self.topics(kafka)?;
         let from = self.offset.map_or(From::Beginning, From::Offset);
         let spinner = crate::progress::spinner(&format!("reading {} DLQ topic(s)", topics.len()));
         let mut chosen = Vec::new();
+        let mut all = Vec::new();
         let mut unreadable = 0;
         let read = read_topics(kafka, &topics, from, TIMEOUT, |m| {
+            if keep_all {
+                all.push(m.clone());
+            }
             match &m.record {
                 Ok(r) if filter.matches(r) => chosen.push(m),
                 Ok(_) => {}
@@ -126,6 +136,7 @@ impl Select {
             topics: topics.len(),
             read,
             chosen,
+            all,
             unreadable,
         })
     }
@@ -135,6 +146,8 @@ struct Selected {
     topics: usize,
     read: u64,
     chosen: Vec<DlqMessage>,
+    /// Every dead letter read (only when asked for).
+    all: Vec<DlqMessage>,
     unreadable: u64,
 }
 
@@ -434,10 +447,11 @@ fn replay(kafka: &KafkaSettings, select: &Select, args: &ReplayArgs) -> anyhow::
         Some(runtime.block_on(Replayer::open(kafka, TIMEOUT))?)
     };
     let ledger = replay::read_ledger(kafka, TIMEOUT).context("read the replay ledger")?;
-    let selected = select.read(kafka)?;
+    let selected = select.read_keeping(kafka, true)?;
     let replay_id = uuid::Uuid::new_v4().to_string();
     let mut plan = replay::plan(
         &selected.chosen,
+        &selected.all,
         &ledger,
         &PlanOptions {
             again: args.again,

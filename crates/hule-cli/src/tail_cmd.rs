@@ -231,6 +231,20 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
             break;
         }
         let Some(msg) = consumer.poll(Duration::from_millis(200)) else {
+            if args.until_end {
+                // Transaction markers are never delivered: a partition whose position reached its end is done
+                // although its last offset was not seen.
+                if let Ok(position) = consumer.position() {
+                    for el in position.elements() {
+                        if let Offset::Offset(at) = el.offset() {
+                            let part = (el.topic().to_owned(), el.partition());
+                            if ends.get(&part).is_some_and(|end| at >= *end) {
+                                ends.remove(&part);
+                            }
+                        }
+                    }
+                }
+            }
             continue;
         };
         let msg = match msg {

@@ -299,6 +299,26 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
         err.contains("2 already replayed (left out; --again replays them)"),
         "{err}"
     );
+    // On the topic: the two records of the first replay, nothing more.
+    let (code, out, err) = hule(
+        &[
+            "tail",
+            "--brokers",
+            &brokers,
+            source,
+            "--from",
+            "beginning",
+            "--until-end",
+            "--oneline",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "each dead letter replayed once: {out}"
+    );
     // Asked explicitly, it replays them again: the same events twice on the topic, applied once by a
     // deduplicating consumer.
     let (code, out, err) = hule(

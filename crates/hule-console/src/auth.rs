@@ -87,21 +87,23 @@ impl LoginLimiter {
     /// The window.
     pub const WINDOW: Duration = Duration::from_secs(60);
 
-    /// Whether `name` may try now.
-    pub fn allowed(&self, name: &str) -> bool {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(name)
-            .is_none_or(|(n, since)| *n < Self::MAX_FAILURES || since.elapsed() > Self::WINDOW)
-    }
-
-    /// Counts a failure of `name`.
-    pub fn failed(&self, name: &str) {
+    /// Counts an attempt of `name` (as a failure until [`LoginLimiter::succeeded`] says otherwise) and says whether
+    /// it may go ahead: counted before the check, so guesses sent in parallel cannot all pass.
+    pub fn try_attempt(&self, name: &str) -> bool {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        // Names kept are bounded: past 10,000, the windows that have ended are forgotten.
+        if map.len() > 10_000 {
+            map.retain(|_, (_, since)| since.elapsed() <= Self::WINDOW);
+        }
         let entry = map.entry(name.to_owned()).or_insert((0, Instant::now()));
         if entry.1.elapsed() > Self::WINDOW {
             *entry = (0, Instant::now());
         }
+        if entry.0 >= Self::MAX_FAILURES {
+            return false;
+        }
         entry.0 += 1;
+        true
     }
 
     /// Forgets `name`'s failures (after a success).
@@ -136,13 +138,12 @@ mod tests {
     fn the_limiter_stops_the_sixth_failure_in_a_minute() {
         let l = LoginLimiter::default();
         for _ in 0..LoginLimiter::MAX_FAILURES {
-            assert!(l.allowed("eve"));
-            l.failed("eve");
+            assert!(l.try_attempt("eve"));
         }
-        assert!(!l.allowed("eve"));
-        assert!(l.allowed("bob"));
+        assert!(!l.try_attempt("eve"), "the sixth attempt in the window");
+        assert!(l.try_attempt("bob"));
         l.succeeded("eve");
-        assert!(l.allowed("eve"));
+        assert!(l.try_attempt("eve"));
     }
 
     #[test]

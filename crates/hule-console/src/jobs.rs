@@ -1,4 +1,5 @@
-//! Replays running in the background: one per fingerprint at a time, with progress a page shows and a cancel.
+//! Replays running in the background: one at a time on a console (replays fence each other), with progress a page
+//! shows and a cancel.
 //!
 //! A replay job opens the transactional [`Replayer`] (fencing any other replay, from the CLI or another console),
 //! reads the ledger after that fence, plans the group's dead letters against it (what the ledger has is left out),
@@ -94,14 +95,11 @@ impl Jobs {
         rate: Option<f64>,
         note: Option<String>,
     ) -> String {
-        {
-            let jobs = self.lock();
-            if let Some((j, _)) = jobs
-                .values()
-                .find(|(j, _)| j.fingerprint == fingerprint && j.state == State::Running)
-            {
-                return j.id.clone();
-            }
+        // Replays fence each other (one transactional id): one at a time on this console. A request while one runs
+        // gets that one; the check and the insert happen under one lock.
+        let mut jobs = self.lock();
+        if let Some((j, _)) = jobs.values().find(|(j, _)| j.state == State::Running) {
+            return j.id.clone();
         }
         let id = uuid::Uuid::new_v4().to_string();
         let cancel = CancellationToken::new();
@@ -115,7 +113,8 @@ impl Jobs {
             state: State::Running,
             started: Instant::now(),
         };
-        self.lock().insert(id.clone(), (job, cancel.clone()));
+        jobs.insert(id.clone(), (job, cancel.clone()));
+        drop(jobs);
         let jobs = self.clone();
         let (job_id, user, fingerprint) = (id.clone(), user.to_owned(), fingerprint.to_owned());
         tokio::spawn(async move {
@@ -174,6 +173,7 @@ async fn run(
     let letters: Vec<_> = snapshot.of_group(fingerprint).cloned().collect();
     let mut plan = replay::plan(
         &letters,
+        &snapshot.letters,
         &snapshot.ledger,
         &PlanOptions {
             again: false,

@@ -7,12 +7,12 @@ The operator console `hule console` serves: one place to see what is failing and
   records paged, each shown whole (`/dead-letters/record/{topic}/{partition}/{offset}`; undecodable bytes as such).
   Operators replay a group with a dry run first, a rate limit, live progress and a cancel (`/replays/{id}`), through
   the replay ledger ([`hule_kafka::replay`]), so a double click, a second operator or a restart never sends a dead
-  letter twice, and each key's records go out in their original order.
+  letter twice, and the group's records of each key go out in their original order.
 - **Audit** (`/audit`): every login, refusal and action: who, when, what, how many records, the result.
 
 No page without a login: local users with argon2 hashes, two roles (viewers read and see no record payload; operators
-act), sessions in signed cookies (HttpOnly, SameSite=Strict), a CSRF token in every form and the `Origin` checked on
-every POST, failed logins limited per name. The pages are rendered on the server and work with JavaScript off.
+act; roles read from the configuration on every request), sessions in signed cookies (HttpOnly, SameSite=Strict), a
+CSRF token in every form and a POST from another site's `Origin` refused, failed logins limited per name. The pages are rendered on the server and work with JavaScript off.
 */
 #![warn(missing_docs)]
 

@@ -63,6 +63,8 @@ struct Inner {
     jobs: Arc<Jobs>,
     users: Vec<User>,
     limiter: LoginLimiter,
+    /// Password checks running at once.
+    hashing: tokio::sync::Semaphore,
     key: Key,
 }
 
@@ -93,6 +95,7 @@ pub fn router(config: &ConsoleConfig) -> Result<Router, ConsoleError> {
         jobs: Arc::default(),
         users: config.users.clone(),
         limiter: LoginLimiter::default(),
+        hashing: tokio::sync::Semaphore::new(2),
         key: Key::from(&key),
     }));
     Ok(Router::new()
@@ -138,9 +141,14 @@ pub async fn serve_on(
         .map_err(|source| ConsoleError::Serve { addr, source })
 }
 
-fn session_of(jar: &SignedCookieJar) -> Option<Session> {
-    jar.get(COOKIE)
-        .and_then(|c| Session::from_cookie(c.value()))
+/// The session the cookie holds, its role as the configuration says now: a user removed from the file has no
+/// session any more, and one whose role changed has the new one.
+fn session_of(app: &App, jar: &SignedCookieJar) -> Option<Session> {
+    let mut session = jar
+        .get(COOKIE)
+        .and_then(|c| Session::from_cookie(c.value()))?;
+    session.role = app.0.users.iter().find(|u| u.name == session.user)?.role;
+    Some(session)
 }
 
 fn page(markup: Markup) -> Response {
@@ -168,7 +176,7 @@ fn check_post(
     csrf: &str,
     what: &str,
 ) -> Result<Session, Box<Response>> {
-    let Some(session) = session_of(jar) else {
+    let Some(session) = session_of(app, jar) else {
         return Err(Box::new(Redirect::to("/login").into_response()));
     };
     let host = headers
@@ -215,16 +223,16 @@ macro_rules! snapshot_or_banner {
 
 /// Requires a session on a page; to the login form otherwise.
 macro_rules! session_or_login {
-    ($jar:expr) => {
-        match session_of(&$jar) {
+    ($app:expr, $jar:expr) => {
+        match session_of(&$app, &$jar) {
             Some(s) => s,
             None => return Redirect::to("/login").into_response(),
         }
     };
 }
 
-async fn login_page(jar: SignedCookieJar) -> Response {
-    if session_of(&jar).is_some() {
+async fn login_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
+    if session_of(&app, &jar).is_some() {
         return Redirect::to("/").into_response();
     }
     page(login(None))
@@ -257,8 +265,10 @@ async fn login_submit(
             None,
         );
     }
-    let name = form.user.trim().to_owned();
-    if !app.0.limiter.allowed(&name) {
+    // A name is at most 64 characters: longer is no user's, and the audit log and the limiter keep it.
+    let name: String = form.user.trim().chars().take(64).collect();
+    // The attempt counts before the (slow) check, so that parallel guesses cannot all pass the limit.
+    if !app.0.limiter.try_attempt(&name) {
         app.0.store.audit(
             &name,
             "login_refused",
@@ -280,6 +290,14 @@ async fn login_submit(
         .map_or(auth::dummy_hash(), |u| u.password_hash.as_str())
         .to_owned();
     let password = form.password;
+    // At most two hashes at a time (this machine's cores): a flood of logins cannot take the console's CPU.
+    let Ok(_permit) = app.0.hashing.acquire().await else {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The console is stopping.",
+            None,
+        );
+    };
     let ok = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
         .await
         .unwrap_or(false);
@@ -297,7 +315,6 @@ async fn login_submit(
             (jar.add(cookie), Redirect::to("/")).into_response()
         }
         None => {
-            app.0.limiter.failed(&name);
             app.0.store.audit(
                 &name,
                 "login_refused",
@@ -339,7 +356,7 @@ async fn logout(
 }
 
 async fn overview(State(app): State<App>, jar: SignedCookieJar) -> Response {
-    let session = session_or_login!(jar);
+    let session = session_or_login!(app, jar);
     let snapshot = snapshot_or_banner!(app, &session, "Overview");
     let now = chrono::Utc::now();
     let mut by_reason: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
@@ -416,7 +433,7 @@ fn groups_table(snapshot: &crate::data::Snapshot, limit: usize) -> Markup {
 }
 
 async fn groups_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
-    let session = session_or_login!(jar);
+    let session = session_or_login!(app, jar);
     let s = snapshot_or_banner!(app, &session, "Dead letters");
     page(layout(
         "Dead letters",
@@ -439,7 +456,7 @@ async fn group_page(
     Path(fingerprint): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let session = session_or_login!(jar);
+    let session = session_or_login!(app, jar);
     let snapshot = snapshot_or_banner!(app, &session, "Dead letters");
     let Some(group) = snapshot
         .groups
@@ -509,7 +526,7 @@ async fn record_page(
     jar: SignedCookieJar,
     Path((topic, partition, offset)): Path<(String, i32, i64)>,
 ) -> Response {
-    let session = session_or_login!(jar);
+    let session = session_or_login!(app, jar);
     let snapshot = snapshot_or_banner!(app, &session, "Dead letters");
     let Some(m) = snapshot
         .letters
@@ -526,13 +543,28 @@ async fn record_page(
         Ok(r) => {
             let mut v = serde_json::to_value(r).unwrap_or_default();
             if !session.operator() {
-                // Viewers see where and why a record failed, not what it carries about people.
-                if let Some(data) = v.pointer_mut("/original_event/data") {
-                    *data = serde_json::json!("(hidden from viewers)");
-                }
-                if v["original_event_encoding"] == "base64" {
-                    v["original_event"] = serde_json::json!("(hidden from viewers)");
-                }
+                // Viewers see where and why a record failed, not what it carries: of the original event only the
+                // envelope's bookkeeping fields, whatever shape it has.
+                const SHOWN: [&str; 6] = [
+                    "event_id",
+                    "event_type",
+                    "event_timestamp",
+                    "source_service",
+                    "correlation_id",
+                    "schema_version",
+                ];
+                let kept: serde_json::Map<String, serde_json::Value> = match &r.original_event {
+                    serde_json::Value::Object(o) => o
+                        .iter()
+                        .filter(|(k, v)| {
+                            SHOWN.contains(&k.as_str()) && !v.is_object() && !v.is_array()
+                        })
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    _ => serde_json::Map::new(),
+                };
+                v["original_event"] = serde_json::json!({"shown to viewers": kept, "the rest": "hidden from viewers"});
+                v["original_key"] = serde_json::json!("(hidden from viewers)");
             }
             serde_json::to_string_pretty(&v).unwrap_or_default()
         }
@@ -608,6 +640,23 @@ async fn replay_submit(
         },
     };
     let note = form.note.filter(|n| !n.trim().is_empty());
+    let known = match app.0.data.snapshot().await {
+        Ok(s) => s.groups.iter().any(|g| g.fingerprint.id == fingerprint),
+        Err(e) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &kafka_banner(&e),
+                Some(&session),
+            )
+        }
+    };
+    if !known {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "No failure group has this fingerprint.",
+            Some(&session),
+        );
+    }
     if form.dry_run.as_deref() == Some("1") {
         return dry_run(&app, &session, &fingerprint).await;
     }
@@ -627,6 +676,7 @@ async fn dry_run(app: &App, session: &Session, fingerprint: &str) -> Response {
     let letters: Vec<_> = snapshot.of_group(fingerprint).cloned().collect();
     let plan = hule_kafka::replay::plan(
         &letters,
+        &snapshot.letters,
         &snapshot.ledger,
         &hule_kafka::replay::PlanOptions {
             again: false,
@@ -671,7 +721,7 @@ async fn dry_run(app: &App, session: &Session, fingerprint: &str) -> Response {
 }
 
 async fn replays_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
-    let session = session_or_login!(jar);
+    let session = session_or_login!(app, jar);
     let jobs = app.0.jobs.all();
     page(layout(
         "Replays",
@@ -706,7 +756,7 @@ async fn replay_page(
     jar: SignedCookieJar,
     Path(id): Path<String>,
 ) -> Response {
-    let session = session_or_login!(jar);
+    let session = session_or_login!(app, jar);
     let Some(job) = app.0.jobs.get(&id) else {
         return refused(
             StatusCode::NOT_FOUND,
@@ -766,6 +816,13 @@ async fn replay_cancel(
             Some(&session),
         );
     }
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "No replay with this id.",
+            Some(&session),
+        );
+    }
     app.0.jobs.cancel(&id);
     app.0
         .store
@@ -783,7 +840,15 @@ async fn audit_page(
     jar: SignedCookieJar,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    let session = session_or_login!(jar);
+    let session = session_or_login!(app, jar);
+    if !session.operator() {
+        // The log holds what people typed as user names at failed logins (often a password by mistake).
+        return refused(
+            StatusCode::FORBIDDEN,
+            "The audit log is for operators.",
+            Some(&session),
+        );
+    }
     let filter = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let entries = app.0.store.audit_log(filter, 500);
     page(layout(
@@ -808,7 +873,7 @@ async fn audit_page(
 }
 
 async fn groups_lag_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
-    let session = session_or_login!(jar);
+    let session = session_or_login!(app, jar);
     let kafka = app.0.data.kafka().clone();
     let read = tokio::task::spawn_blocking(move || {
         let timeout = Duration::from_secs(10);

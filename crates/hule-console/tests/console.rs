@@ -196,6 +196,21 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         viewer.login("vic", "view-pass").await.status,
         StatusCode::SEE_OTHER
     );
+    // Five failed logins a minute per name, the sixth refused before its password is checked.
+    let mut guesser = Client {
+        app: app.clone(),
+        cookie: None,
+    };
+    for _ in 0..4 {
+        assert_eq!(
+            guesser.login("nobody", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        guesser.login("nobody", "guess").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
 
     // The viewer sees the group, no action, and no payload.
     let groups = viewer.get("/dead-letters").await;
@@ -226,13 +241,8 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         )
         .await;
     assert_eq!(got.status, StatusCode::FORBIDDEN);
-    let got = viewer
-        .post(
-            &format!("/dead-letters/{fingerprint}/replay"),
-            "csrf=forged&dry_run=0",
-        )
-        .await;
-    assert_eq!(got.status, StatusCode::FORBIDDEN);
+    // The audit log is the operators'.
+    assert_eq!(viewer.get("/audit").await.status, StatusCode::FORBIDDEN);
 
     // The operator: a dry run, then the replay at 400 records/s.
     let mut op = Client {
@@ -248,6 +258,31 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         "operators see the payload"
     );
     let token = csrf_of(&page.body);
+    // An operator's session with a forged token (a cross-site form) is refused, and so is another site's origin.
+    let forged = op
+        .post(
+            &format!("/dead-letters/{fingerprint}/replay"),
+            "csrf=forged&dry_run=1",
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let mut cross = op.request(
+        "POST",
+        &format!("/dead-letters/{fingerprint}/replay"),
+        Some(format!("csrf={token}&dry_run=1")),
+    );
+    cross
+        .headers_mut()
+        .insert("origin", "https://evil.example".parse().expect("origin"));
+    assert_eq!(op.send(cross).await.status, StatusCode::FORBIDDEN);
+    // A made-up fingerprint starts nothing.
+    let made_up = op
+        .post(
+            "/dead-letters/000000000000/replay",
+            &format!("csrf={token}&dry_run=0"),
+        )
+        .await;
+    assert_eq!(made_up.status, StatusCode::NOT_FOUND);
     let dry = op
         .post(
             &format!("/dead-letters/{fingerprint}/replay"),
@@ -381,6 +416,7 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
     let audit = op.get("/audit").await;
     for expected in [
         "login_refused",
+        "too many failed logins",
         "replay_dry_run",
         "forged request",
         "replay needs the operator role",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hule_consumer::{DeadLetterRecord, Delivery};
 use hule_contracts::Headers;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Message as _, Offset, TopicPartitionList};
 
 use crate::settings::KafkaSettings;
 use crate::Error;
@@ -88,8 +88,22 @@ pub fn scan(
     for t in md
         .topics()
         .iter()
-        .filter(|t| t.error().is_none() && topics.iter().any(|n| n == t.name()))
+        .filter(|t| topics.iter().any(|n| n == t.name()))
     {
+        // A topic the cluster does not have is skipped (the replay ledger before the first replay); any other
+        // metadata error (no leader yet) would make the read partial, and says so.
+        match t.error() {
+            None => {}
+            Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => {
+                continue
+            }
+            Some(e) => {
+                return Err(Error::Incomplete {
+                    partitions: format!("{} (metadata: {e:?})", t.name()),
+                    timeout,
+                })
+            }
+        }
         for p in t.partitions() {
             let (low, hi) = c.fetch_watermarks(t.name(), p.id(), timeout)?;
             let start = match from {
@@ -111,10 +125,18 @@ pub fn scan(
     while !high.is_empty() {
         match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
+                let part = (m.topic().to_owned(), m.partition());
+                // A partition already read to its end goes on delivering what arrived since: not part of the read.
+                let Some(hi) = high.get(&part).copied() else {
+                    continue;
+                };
+                if m.offset() >= hi {
+                    high.remove(&part);
+                    continue;
+                }
                 last_progress = Instant::now();
                 let d = crate::consumer::delivery_of(&m);
-                let part = (d.topic.clone(), d.partition);
-                if high.get(&part).is_some_and(|hi| d.offset + 1 >= *hi) {
+                if d.offset + 1 >= hi {
                     high.remove(&part);
                 }
                 read += 1;
@@ -137,11 +159,15 @@ pub fn scan(
                     }
                 }
                 if !high.is_empty() && last_progress.elapsed() > timeout {
-                    tracing::warn!(
-                        partitions = high.len(),
-                        "no records for {timeout:?} before the high watermark; stopping"
-                    );
-                    break;
+                    // A partial read must not pass for a whole one: a ledger read short would replay again what
+                    // it missed. (An open transaction holds a read-committed reader below the high watermark.)
+                    let mut left: Vec<String> =
+                        high.keys().map(|(t, p)| format!("{t}[{p}]")).collect();
+                    left.sort();
+                    return Err(Error::Incomplete {
+                        partitions: left.join(", "),
+                        timeout,
+                    });
                 }
             }
         }

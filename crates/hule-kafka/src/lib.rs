@@ -155,6 +155,15 @@ pub enum Error {
     #[cfg(feature = "admin")]
     #[error("replay: {0}")]
     Replay(String),
+    /// A read up to the high watermarks got no record for a while before reaching them (a partition without a
+    /// leader, a transaction left open); nothing of it is to be taken as complete.
+    #[error("reading stopped short of the end of {partitions}: no record for {timeout:?} (a partition without a leader, or a transaction still open)")]
+    Incomplete {
+        /// The partitions not read to their end.
+        partitions: String,
+        /// How long nothing came.
+        timeout: Duration,
+    },
     /// The brokers did not answer.
     #[error(
         "cannot reach Kafka brokers `{brokers}` within {timeout:?}; check --brokers and that the cluster is up"

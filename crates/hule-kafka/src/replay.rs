@@ -180,10 +180,21 @@ impl Replayer {
         let p = self.producer.clone();
         let timeout = self.timeout;
         match outcome {
-            Ok(()) => tokio::task::spawn_blocking(move || p.commit_transaction(timeout))
+            Ok(()) => {
+                let committed = tokio::task::spawn_blocking({
+                    let p = p.clone();
+                    move || p.commit_transaction(timeout)
+                })
                 .await
-                .map_err(|e| Error::Replay(format!("commit: {e}")))?
-                .map_err(Error::from),
+                .map_err(|e| Error::Replay(format!("commit: {e}")))?;
+                if let Err(e) = committed {
+                    // Left open, the transaction would hold back every read-committed consumer of the topics it
+                    // wrote (their last stable offset) until the broker times it out.
+                    let _ = tokio::task::spawn_blocking(move || p.abort_transaction(timeout)).await;
+                    return Err(e.into());
+                }
+                Ok(())
+            }
             Err(e) => {
                 let _ = tokio::task::spawn_blocking(move || p.abort_transaction(timeout)).await;
                 Err(e)
@@ -275,28 +286,42 @@ pub struct Plan {
 /// dead letters the ledger names unless `again`, with `X-Replay-Count` one more than the record carried. Pure.
 pub fn plan(
     letters: &[crate::dlq::DlqMessage],
+    all: &[crate::dlq::DlqMessage],
     ledger: &HashMap<String, LedgerEntry>,
     opts: &PlanOptions,
 ) -> Plan {
     use hule_contracts::headers::names;
     let mut out = Plan::default();
-    // Dead letters by the record they failed on, in first-read order.
+    let original_of = |m: &crate::dlq::DlqMessage| {
+        m.record.as_ref().ok().map(|r| {
+            format!(
+                "{}:{}:{}",
+                r.original_topic, r.original_partition, r.original_offset
+            )
+        })
+    };
+    // The records chosen, in the order their first dead letter was read.
     let mut order: Vec<String> = Vec::new();
-    let mut by_original: HashMap<String, Vec<&crate::dlq::DlqMessage>> = HashMap::new();
     for m in letters {
-        let Ok(r) = &m.record else {
-            out.unreplayable
-                .push((m.id(), "not a dead-letter record".into()));
-            continue;
-        };
-        let original = format!(
-            "{}:{}:{}",
-            r.original_topic, r.original_partition, r.original_offset
-        );
-        if !by_original.contains_key(&original) {
-            order.push(original.clone());
+        match original_of(m) {
+            Some(original) if !order.contains(&original) => order.push(original),
+            Some(_) => {}
+            None => out
+                .unreplayable
+                .push((m.id(), "not a dead-letter record".into())),
         }
-        by_original.entry(original).or_default().push(m);
+    }
+    // Every dead letter of those records, chosen or not (another service's letter of the same record, in another
+    // failure group): the record is sent once for all of them, and a ledger entry of any of them counts.
+    let wanted: std::collections::HashSet<&String> = order.iter().collect();
+    let mut by_original: HashMap<String, Vec<&crate::dlq::DlqMessage>> = HashMap::new();
+    for m in all.iter().chain(letters) {
+        if let Some(original) = original_of(m).filter(|o| wanted.contains(o)) {
+            let group = by_original.entry(original).or_default();
+            if !group.iter().any(|g| g.id() == m.id()) {
+                group.push(m);
+            }
+        }
     }
     for original in order {
         let group = &by_original[&original];
@@ -418,7 +443,7 @@ mod tests {
             letter(6, "a", 1, None),
             letter(5, "b", 2, None),
         ];
-        let p = plan(&letters, &HashMap::new(), &opts(false, None));
+        let p = plan(&letters, &letters, &HashMap::new(), &opts(false, None));
         assert_eq!(p.records.len(), 2);
         let ids: Vec<_> = p.records[0]
             .entries
@@ -436,7 +461,7 @@ mod tests {
     #[test]
     fn what_the_ledger_has_is_left_out_unless_again_and_the_count_goes_up() {
         let letters = [letter(5, "a", 0, None), letter(6, "a", 1, Some("2"))];
-        let first = plan(&letters, &HashMap::new(), &opts(false, None));
+        let first = plan(&letters, &letters, &HashMap::new(), &opts(false, None));
         let ledger: HashMap<String, LedgerEntry> = first
             .records
             .iter()
@@ -444,7 +469,7 @@ mod tests {
             .filter(|e| e.dead_letter.ends_with(":0"))
             .map(|e| (e.dead_letter.clone(), e))
             .collect();
-        let second = plan(&letters, &ledger, &opts(false, None));
+        let second = plan(&letters, &letters, &ledger, &opts(false, None));
         assert_eq!(second.records.len(), 1, "only what was not replayed yet");
         assert_eq!(second.already.len(), 1);
         assert_eq!(second.already[0].dead_letter, "src.dlq.v1:0:0");
@@ -453,7 +478,7 @@ mod tests {
             second.records[0].replay.headers.get("X-Replay-Count"),
             Some("3")
         );
-        let again = plan(&letters, &ledger, &opts(true, None));
+        let again = plan(&letters, &letters, &ledger, &opts(true, None));
         assert_eq!(again.records.len(), 2);
         assert_eq!(again.records[0].entries[0].replays, 2);
     }
@@ -462,11 +487,12 @@ mod tests {
     fn an_entry_of_another_dead_letter_at_the_same_position_does_not_count() {
         let letters = [letter(5, "a", 0, None)];
         let mut ledger = HashMap::new();
-        let mut stale =
-            plan(&letters, &HashMap::new(), &opts(false, None)).records[0].entries[0].clone();
+        let mut stale = plan(&letters, &letters, &HashMap::new(), &opts(false, None)).records[0]
+            .entries[0]
+            .clone();
         stale.failed_at = Timestamp::parse("2020-01-01T00:00:00Z").expect("time");
         ledger.insert(stale.dead_letter.clone(), stale);
-        let p = plan(&letters, &ledger, &opts(false, None));
+        let p = plan(&letters, &letters, &ledger, &opts(false, None));
         assert_eq!(
             (p.records.len(), p.already.len()),
             (1, 0),
@@ -476,13 +502,42 @@ mod tests {
     }
 
     #[test]
+    fn another_services_letter_of_a_record_is_settled_with_it_and_counts_as_replayed() {
+        // Chosen by service `a` only; `b` dead-lettered the same record (offset 5).
+        let all = [
+            letter(5, "a", 0, None),
+            letter(5, "b", 1, None),
+            letter(6, "b", 2, None),
+        ];
+        let chosen = [all[0].clone()];
+        let first = plan(&chosen, &all, &HashMap::new(), &opts(false, None));
+        assert_eq!(first.records.len(), 1);
+        let settled: Vec<_> = first.records[0]
+            .entries
+            .iter()
+            .map(|e| e.dead_letter.clone())
+            .collect();
+        assert_eq!(settled, ["src.dlq.v1:0:0", "src.dlq.v1:0:1"]);
+        // Replaying `b`'s letters later leaves that record out: it went to the topic, and every group got it.
+        let ledger: HashMap<String, LedgerEntry> = first.records[0]
+            .entries
+            .iter()
+            .map(|e| (e.dead_letter.clone(), e.clone()))
+            .collect();
+        let of_b = [all[1].clone(), all[2].clone()];
+        let second = plan(&of_b, &all, &ledger, &opts(false, None));
+        assert_eq!(second.records.len(), 1, "only offset 6");
+        assert_eq!(second.records[0].entries[0].original, "src:0:6");
+    }
+
+    #[test]
     fn the_limit_counts_records_and_reports_the_rest() {
         let letters = [
             letter(1, "a", 0, None),
             letter(2, "a", 1, None),
             letter(3, "a", 2, None),
         ];
-        let p = plan(&letters, &HashMap::new(), &opts(false, Some(2)));
+        let p = plan(&letters, &letters, &HashMap::new(), &opts(false, Some(2)));
         assert_eq!((p.records.len(), p.over_limit), (2, 1));
     }
 }
