@@ -382,10 +382,9 @@ fn search(kafka: &KafkaSettings, select: &Select, id: &str, json: bool) -> anyho
             selected.topics
         );
     }
-    anyhow::ensure!(
-        !found.is_empty() || json,
-        "no dead letter carries correlation id {id}"
-    );
+    if found.is_empty() && !json {
+        return Err(crate::Problem(format!("no dead letter carries correlation id {id}")).into());
+    }
     Ok(())
 }
 
@@ -408,12 +407,13 @@ fn message_json(m: &DlqMessage) -> serde_json::Value {
 
 fn show(kafka: &KafkaSettings, select: &Select, limit: usize) -> anyhow::Result<()> {
     let selected = select.read(kafka)?;
-    anyhow::ensure!(
-        !selected.chosen.is_empty(),
-        "no dead letter matches in {} DLQ topic(s) ({} read)",
-        selected.topics,
-        selected.read
-    );
+    if selected.chosen.is_empty() {
+        return Err(crate::Problem(format!(
+            "no dead letter matches in {} DLQ topic(s) ({} read)",
+            selected.topics, selected.read
+        ))
+        .into());
+    }
     for m in selected.chosen.iter().take(limit) {
         out(serde_json::to_string_pretty(&message_json(m))?);
     }

@@ -24,7 +24,7 @@ mod topics_cmd;
 
 /// The HuleEdu event backbone: demo pipeline, registry, envelopes, outbox relay, consumers, benchmarks.
 #[derive(Parser)]
-#[command(name = "hule", version, about)]
+#[command(name = "hule", version, about, after_help = EXIT_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,6 +66,62 @@ enum Command {
     Tail(tail_cmd::TailArgs),
     /// Validate envelopes (a file or stdin) and publish them with their contract key and the standard headers.
     Produce(produce_cmd::ProduceArgs),
+}
+
+/// The exit status of every command, shown under `hule --help`.
+const EXIT_HELP: &str = "Exit status: 0 done; 1 done, and found a problem or nothing (a check that failed, counts \
+that do not reconcile, no record that matches); 2 could not run (a wrong flag, file, URL or configuration); 3 a \
+server could not be reached or read (Kafka, PostgreSQL, Redis).";
+
+/// A command ran and found a problem or nothing to show: exit status 1, as opposed to 2 (it could not run) or 3 (a
+/// server could not be reached).
+#[derive(Debug)]
+pub struct Problem(pub String);
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Problem {}
+
+/// The exit status of a failed command (see [`EXIT_HELP`]).
+fn exit_status(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.downcast_ref::<Problem>().is_some() {
+            return 1;
+        }
+        if let Some(hule_kafka::Error::Unreachable { .. } | hule_kafka::Error::Incomplete { .. }) =
+            cause.downcast_ref::<hule_kafka::Error>()
+        {
+            return 3;
+        }
+        if let Some(hule_kafka::ConnectError::Unreachable { .. }) =
+            cause.downcast_ref::<hule_kafka::ConnectError>()
+        {
+            return 3;
+        }
+    }
+    // PostgreSQL's connection errors (the outbox carries them as its configuration error's text): a server that does
+    // not answer is 3, a certificate or a login it refuses is the configuration's (2).
+    let text = format!("{e:#}");
+    let refused_config = [
+        "certificate",
+        "authentication",
+        "password",
+        "SSL",
+        "TLS",
+        "tls",
+    ]
+    .iter()
+    .any(|w| text.contains(w));
+    if (text.contains("cannot connect to PostgreSQL") && !refused_config)
+        || text.contains("cannot reach Kafka brokers")
+    {
+        return 3;
+    }
+    2
 }
 
 /// Prints a line to stdout; a closed pipe (`hule events | head`) ends the process quietly instead of panicking.
@@ -111,7 +167,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit_status(&e))
         }
     }
 }

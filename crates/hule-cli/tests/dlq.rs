@@ -128,7 +128,7 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
         ],
         None,
     );
-    assert_ne!(code, 0, "no match is an error: {err}");
+    assert_eq!(code, 1, "no match is exit status 1: {err}");
 
     // The record both services dead-lettered is one record to replay.
     let (code, out, err) = hule(

@@ -125,3 +125,31 @@ fn produce_to_a_topic_the_cluster_lacks_is_refused_at_once() {
         started.elapsed()
     );
 }
+
+/// The exit statuses `hule --help` documents: 2 when a command cannot run (a flag out of range), 3 when a server
+/// cannot be reached (a broker nothing listens for).
+#[test]
+fn exit_statuses_tell_could_not_run_from_could_not_reach() {
+    let (code, _, err) = hule(&["lag", "--brokers", "127.0.0.1:1"], None);
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("cannot reach Kafka brokers"), "{err}");
+    let (code, _, err) = hule(
+        &[
+            "dlq",
+            "replay",
+            "--brokers",
+            "127.0.0.1:1",
+            "--topic",
+            "t.dlq.v1",
+            "--rate=0",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = hule(&["--help"], None);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Exit status: 0 done; 1 done, and found a problem"),
+        "{out}"
+    );
+}

@@ -30,7 +30,10 @@ fn outbox_commands_fail_fast_on_misconfiguration() {
         ],
         None,
     );
-    assert_eq!(code, 2);
+    assert_eq!(
+        code, 3,
+        "a server that cannot be reached is exit status 3: {err}"
+    );
     assert!(err.contains("cannot connect to PostgreSQL"), "{err}");
 }
 
