@@ -20,6 +20,18 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
         .await
         .expect("topics");
     let brokers = cluster.bootstrap_servers();
+    // `hule dlq replay` on this test's DLQ topic, with `extra` flags.
+    let replay = |extra: &[&str]| {
+        let base = [
+            "dlq",
+            "replay",
+            "--brokers",
+            brokers.as_str(),
+            "--topic",
+            dlq.as_str(),
+        ];
+        hule(&[&base[..], extra].concat(), None)
+    };
     if cluster.mock().is_some() {
         // The mock cluster has no CreateTopics; `hule dlq replay` creates the ledger topic on a real one.
         cluster
@@ -150,20 +162,7 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
     assert!(out.contains("1 record(s) would be replayed"), "{out}");
 
     // A typo in --reason or --topic is refused with what there is.
-    let (code, _, err) = hule(
-        &[
-            "dlq",
-            "replay",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &dlq,
-            "--reason",
-            "retries",
-            "--dry-run",
-        ],
-        None,
-    );
+    let (code, _, err) = replay(&["--reason", "retries", "--dry-run"]);
     assert_ne!(code, 0);
     assert!(err.contains("retries_exhausted"), "{err}");
     let (code, _, err) = hule(
@@ -200,38 +199,11 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
     assert_eq!(shown["record"]["event_id"], target.as_str());
     assert_eq!(shown["key"], "batch-2");
 
-    let (code, out, _) = hule(
-        &[
-            "dlq",
-            "replay",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &dlq,
-            "--reason",
-            "retries_exhausted",
-            "--dry-run",
-        ],
-        None,
-    );
+    let (code, out, _) = replay(&["--reason", "retries_exhausted", "--dry-run"]);
     assert_eq!(code, 0);
     assert!(out.contains("2 record(s) would be replayed"), "{out}");
 
-    let (code, out, err) = hule(
-        &[
-            "dlq",
-            "replay",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &dlq,
-            "--reason",
-            "retries_exhausted",
-            "--rate",
-            "100",
-        ],
-        None,
-    );
+    let (code, out, err) = replay(&["--reason", "retries_exhausted", "--rate", "100"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("replayed 2 record(s)"), "{out}");
 
@@ -280,19 +252,7 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
     );
 
     // The same replay again sends nothing: the ledger has both.
-    let (code, out, err) = hule(
-        &[
-            "dlq",
-            "replay",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &dlq,
-            "--reason",
-            "retries_exhausted",
-        ],
-        None,
-    );
+    let (code, out, err) = replay(&["--reason", "retries_exhausted"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("replayed 0 record(s)"), "{out}");
     assert!(
@@ -321,21 +281,7 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
     );
     // Asked explicitly, it replays them again: the same events twice on the topic, applied once by a
     // deduplicating consumer.
-    let (code, out, err) = hule(
-        &[
-            "dlq",
-            "replay",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &dlq,
-            "--reason",
-            "retries_exhausted",
-            "--again",
-            "--json",
-        ],
-        None,
-    );
+    let (code, out, err) = replay(&["--reason", "retries_exhausted", "--again", "--json"]);
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(report["replayed"], 2, "{report}");
@@ -389,19 +335,7 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
     );
     assert_eq!(metrics.duplicates("memory"), 2.0);
 
-    let (code, _, err) = hule(
-        &[
-            "dlq",
-            "replay",
-            "--brokers",
-            &brokers,
-            "--topic",
-            &dlq,
-            "--since",
-            "yesterday",
-        ],
-        None,
-    );
+    let (code, _, err) = replay(&["--since", "yesterday"]);
     assert_eq!(code, 2);
     assert!(err.contains("--since"), "{err}");
 }
