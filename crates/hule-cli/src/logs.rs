@@ -182,7 +182,14 @@ pub fn init(default_filter: &str) -> Option<hule_trace::otlp::Exporter> {
     use tracing_subscriber::Layer as _;
     let env = tracing_subscriber::EnvFilter::try_from_env("HULE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour only on a terminal, and never with NO_COLOR set: a log written to a file or a pipe has no escape codes.
+    let colour = {
+        use std::io::IsTerminal as _;
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(colour)
+        .with_writer(std::io::stderr);
     let exporter = match hule_trace::otlp::from_env("hule") {
         Ok(exporter) => exporter,
         Err(e) => {

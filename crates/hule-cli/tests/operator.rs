@@ -153,3 +153,26 @@ fn exit_statuses_tell_could_not_run_from_could_not_reach() {
         "{out}"
     );
 }
+
+/// Logs written to a pipe or a file carry no colour codes (here every tracing line of a failing `outbox status`,
+/// with `HULE_LOG=debug` so that there are some).
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hule"))
+        .args([
+            "outbox",
+            "status",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dno_such_schema_here",
+        ])
+        .env("HULE_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run hule");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DEBUG"), "tracing lines to look at: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "escape codes in a piped log: {err:?}"
+    );
+}
