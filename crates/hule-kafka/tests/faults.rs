@@ -488,6 +488,30 @@ async fn effects(pg_url: &str) -> Option<(i64, i64)> {
     Some((row.get(0), row.get(1)))
 }
 
+/// The effects table on `pg_url` (each effect says which member applied it — the members connect under application
+/// names of their own — and when), a one-node cluster of the test's own on `kafka_port` with the topic, the `N`
+/// events produced to it, and a consumer group name of this run.
+async fn backlog(pg_url: &str, kafka_port: u16) -> (ScriptCluster, String, String) {
+    let c = hule_pg::connect(pg_url).await.expect("private PostgreSQL");
+    c.batch_execute(
+        "CREATE TABLE effects (event_id uuid NOT NULL, who text DEFAULT current_setting('application_name'), \
+         at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    )
+    .await
+    .expect("effects");
+    let cluster = ScriptCluster::start(1, kafka_port);
+    let brokers = cluster.bootstrap_servers();
+    cluster
+        .create_topics([(TOPIC.to_owned(), PARTITIONS)], 1)
+        .await
+        .expect("topic");
+    let records: Vec<_> = (0..N)
+        .map(|n| essays_registered(TOPIC, u128::from(n) + 1, &format!("batch-{}", n % 40)))
+        .collect();
+    produce_all(&brokers, TOPIC, &records).await;
+    (cluster, brokers, format!("faults-{}", rand_suffix()))
+}
+
 /// `HULE_TEST_LOG=info` (a tracing filter) shows the consumers' logs on stderr.
 fn logs() {
     if let Ok(filter) = std::env::var("HULE_TEST_LOG") {
@@ -504,23 +528,7 @@ async fn run_with_faults(store: Store, kafka_port: u16, pg_port: u16, redis_port
     let pg = PrivatePostgres::start(pg_port);
     let mut redis = PrivateRedis::start(redis_port);
     let (pg_url, redis_url) = (pg.url(), redis.url());
-    {
-        let c = hule_pg::connect(&pg_url).await.expect("private PostgreSQL");
-        c.batch_execute("CREATE TABLE effects (event_id uuid NOT NULL)")
-            .await
-            .expect("effects");
-    }
-    let cluster = ScriptCluster::start(1, kafka_port);
-    let brokers = cluster.bootstrap_servers();
-    cluster
-        .create_topics([(TOPIC.to_owned(), PARTITIONS)], 1)
-        .await
-        .expect("topic");
-    let records: Vec<_> = (0..N)
-        .map(|n| essays_registered(TOPIC, u128::from(n) + 1, &format!("batch-{}", n % 40)))
-        .collect();
-    produce_all(&brokers, TOPIC, &records).await;
-    let group = format!("faults-{}", rand_suffix());
+    let (cluster, brokers, group) = backlog(&pg_url, kafka_port).await;
 
     // Two members: a child process (to be killed) and one in this process (the survivor, whose metrics we read).
     let mut child = spawn_child(store, &brokers, &group, &pg_url, &redis_url);
@@ -677,27 +685,7 @@ async fn a_member_black_holed_from_the_broker_is_replaced_and_the_inbox_applies_
     let (kafka_port, pg_port) = (25094, 25434);
     let pg = PrivatePostgres::start(pg_port);
     let pg_url = pg.url();
-    {
-        let c = hule_pg::connect(&pg_url).await.expect("private PostgreSQL");
-        // Each effect says which member applied it: the members connect under application names of their own.
-        c.batch_execute(
-            "CREATE TABLE effects (event_id uuid NOT NULL, who text DEFAULT current_setting('application_name'), \
-             at timestamptz NOT NULL DEFAULT clock_timestamp())",
-        )
-            .await
-            .expect("effects");
-    }
-    let cluster = ScriptCluster::start(1, kafka_port);
-    let brokers = cluster.bootstrap_servers();
-    cluster
-        .create_topics([(TOPIC.to_owned(), PARTITIONS)], 1)
-        .await
-        .expect("topic");
-    let records: Vec<_> = (0..N)
-        .map(|n| essays_registered(TOPIC, u128::from(n) + 1, &format!("batch-{}", n % 40)))
-        .collect();
-    produce_all(&brokers, TOPIC, &records).await;
-    let group = format!("faults-{}", rand_suffix());
+    let (_cluster, brokers, group) = backlog(&pg_url, kafka_port).await;
 
     let hole = CgroupBlackHole::new(kafka_port);
     let child_url = format!("{pg_url}?application_name=child");
