@@ -525,20 +525,16 @@ async fn postgres_a_black_holed_leader_is_replaced_within_the_half_open_bound() 
 /// loses its lock with it, connects again, leads again and publishes the rest, rather than ending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_relay_whose_session_the_server_ends_connects_again_and_leads() {
-    let base = std::env::var("HULE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("hule_lead_{}", Uuid::new_v4().simple());
-    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL must be running on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+    let name = format!("relay-{}", Uuid::new_v4().simple());
+    let url = format!(
+        "{}&application_name={name}",
+        hule_outbox::testkit::pg_schema_url("hule_lead").await
+    );
+    let (admin, conn) =
+        tokio_postgres::connect(&hule_outbox::testkit::pg_test_url(), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL must be running (scripts/setup.sh starts it)");
     tokio::spawn(conn);
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("schema");
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let name = format!("relay-{}", &schema[10..22]);
-    let url = format!("{base}{sep}options=-csearch_path%3D{schema}&application_name={name}");
     let store = PgOutbox::connect(&url).await.expect("outbox");
     let enqueue = |rows: Vec<NewRow>| {
         let url = url.clone();
@@ -617,8 +613,4 @@ async fn postgres_a_relay_whose_session_the_server_ends_connects_again_and_leads
     relay.await.expect("join").expect("relay");
     assert_once_in_key_order(&log.lock().expect("lock"), 40);
     eprintln!("PostgreSQL: the relay led again and published the rest {after:?} after its session was ended");
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .expect("drop");
 }
