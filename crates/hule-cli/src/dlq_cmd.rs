@@ -185,24 +185,8 @@ pub enum DlqCommand {
         kafka: KafkaArgs,
         #[command(flatten)]
         select: Select,
-        /// Replay dead letters the ledger says were replayed already.
-        #[arg(long)]
-        again: bool,
-        /// At most this many records.
-        #[arg(long)]
-        limit: Option<usize>,
-        /// A note kept in the ledger with each replayed dead letter (why, a ticket).
-        #[arg(long)]
-        note: Option<String>,
-        /// Show what would be replayed; publish nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// At most this many records per second (0.001 to 1,000,000).
-        #[arg(long, value_parser = parse_rate)]
-        rate: Option<f64>,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        args: ReplayArgs,
     },
 }
 
@@ -229,26 +213,13 @@ pub fn run(cmd: &DlqCommand) -> anyhow::Result<()> {
         DlqCommand::Replay {
             kafka,
             select,
-            again,
-            limit,
-            note,
-            dry_run,
-            rate,
-            json,
+            args,
         } => {
             anyhow::ensure!(
                 select.topic.is_some() || select.fingerprint.is_some() || select.event_id.is_some(),
                 "say what to replay: --topic, --fingerprint or --event-id (a replay of every DLQ at once is refused)"
             );
-            let opts = ReplayArgs {
-                again: *again,
-                limit: *limit,
-                note: note.clone(),
-                dry_run: *dry_run,
-                rate: *rate,
-                json: *json,
-            };
-            replay(&kafka.connect()?, select, &opts)
+            replay(&kafka.connect()?, select, args)
         }
     }
 }
@@ -338,12 +309,11 @@ fn list(kafka: &KafkaSettings, select: &Select, json: bool) -> anyhow::Result<()
 
 /// The correlation id a dead letter's event carries: the envelope's field, else the header (any case).
 fn correlation_of(m: &DlqMessage) -> Option<String> {
-    let from_envelope = m.record.as_ref().ok().and_then(|r| {
-        r.original_event
-            .get("correlation_id")
-            .and_then(|c| c.as_str())
-            .map(str::to_owned)
-    });
+    let from_envelope = m
+        .record
+        .as_ref()
+        .ok()
+        .and_then(|r| r.original_event.field_str("correlation_id"));
     from_envelope.or_else(|| {
         m.headers
             .iter()
@@ -426,12 +396,30 @@ fn show(kafka: &KafkaSettings, select: &Select, limit: usize) -> anyhow::Result<
     Ok(())
 }
 
-struct ReplayArgs {
+/// How `dlq replay` sends.
+#[derive(clap::Args, Clone)]
+pub struct ReplayArgs {
+    /// Replay dead letters the ledger says were replayed already.
+    #[arg(long)]
     again: bool,
+    /// At most this many records.
+    #[arg(long)]
     limit: Option<usize>,
+    /// A note kept in the ledger with each replayed dead letter (why, a ticket).
+    #[arg(long)]
     note: Option<String>,
+    /// Show what would be replayed; publish nothing.
+    #[arg(long)]
     dry_run: bool,
+    /// At most this many records per second (0.001 to 1,000,000).
+    #[arg(long, value_parser = parse_rate)]
     rate: Option<f64>,
+    /// Send JSON records re-serialized compactly (`41.50` becomes `41.5`, `\u00e9` becomes `é`) instead of the
+    /// exact bytes the producer sent, which is the default.
+    #[arg(long)]
+    reencode: bool,
+    /// JSON output.
+    #[arg(long)]
     json: bool,
 }
 
@@ -460,6 +448,7 @@ fn replay(kafka: &KafkaSettings, select: &Select, args: &ReplayArgs) -> anyhow::
             by: replay::operator(),
             note: args.note.clone(),
             now: Timestamp::from_datetime(chrono::Utc::now()),
+            reencode: args.reencode,
         },
     );
     let letters: usize = plan.records.iter().map(|p| p.entries.len()).sum();

@@ -182,6 +182,7 @@ async fn run(
             by: format!("{user} (console)"),
             note,
             now: Timestamp::from_datetime(chrono::Utc::now()),
+            reencode: false,
         },
     );
     let total = plan.records.len();

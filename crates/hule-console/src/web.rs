@@ -553,16 +553,17 @@ async fn record_page(
                     "correlation_id",
                     "schema_version",
                 ];
-                let kept: serde_json::Map<String, serde_json::Value> = match &r.original_event {
-                    serde_json::Value::Object(o) => o
-                        .iter()
-                        .filter(|(k, v)| {
-                            SHOWN.contains(&k.as_str()) && !v.is_object() && !v.is_array()
-                        })
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    _ => serde_json::Map::new(),
-                };
+                let kept: serde_json::Map<String, serde_json::Value> =
+                    match r.original_event.value() {
+                        serde_json::Value::Object(o) => o
+                            .iter()
+                            .filter(|(k, v)| {
+                                SHOWN.contains(&k.as_str()) && !v.is_object() && !v.is_array()
+                            })
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                        _ => serde_json::Map::new(),
+                    };
                 v["original_event"] = serde_json::json!({"shown to viewers": kept, "the rest": "hidden from viewers"});
                 v["original_key"] = serde_json::json!("(hidden from viewers)");
             }
@@ -685,6 +686,7 @@ async fn dry_run(app: &App, session: &Session, fingerprint: &str) -> Response {
             by: session.user.clone(),
             note: None,
             now: hule_contracts::Timestamp::from_datetime(chrono::Utc::now()),
+            reencode: false,
         },
     );
     app.0.store.audit(

@@ -3,7 +3,8 @@
 //! The record's value is JSON with the seed's fields (`original_topic`, `original_event`, `error_message`,
 //! `error_type`, `retry_count`, `failed_at`, `failed_by_service`) plus the source partition, offset and key; it
 //! keeps the original key and headers and adds `X-Retry-Count`, `X-DLQ-Reason` and the trace context. The
-//! original envelope is embedded as JSON when it parses; otherwise its bytes are kept in base64 with a note.
+//! original envelope is embedded as JSON when it parses, byte for byte as it arrived (see [`OriginalEvent`]);
+//! otherwise its bytes are kept in base64 with a note.
 
 use std::sync::Arc;
 
@@ -36,7 +37,7 @@ pub struct DeadLetterRecord {
     /// Its key, as text (lossy).
     pub original_key: Option<String>,
     /// The original envelope as JSON, or a base64 string of the raw bytes (see `original_event_encoding`).
-    pub original_event: serde_json::Value,
+    pub original_event: OriginalEvent,
     /// `json` or `base64`.
     pub original_event_encoding: String,
     /// Why the bytes are in base64, when they are.
@@ -56,6 +57,66 @@ pub struct DeadLetterRecord {
     pub failed_at: Timestamp,
     /// The consuming service.
     pub failed_by_service: String,
+}
+
+/// The original record inside a dead letter, kept as the exact JSON text it was embedded with.
+///
+/// A consumer embeds a JSON record's bytes unchanged (a `serde_json::Value` would turn `41.50` into `41.5` and
+/// `caf\u00e9` into `café`), and reading a dead letter keeps the text as the dead-letter record holds it, so a
+/// replay sends the bytes the producer sent. [`OriginalEvent::value`] parses it when a field is wanted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OriginalEvent(Box<serde_json::value::RawValue>);
+
+impl OriginalEvent {
+    /// `bytes` embedded as they are, when they are one JSON value with nothing around it (no surrounding
+    /// whitespace, which embedding would drop); `None` otherwise.
+    pub fn verbatim(bytes: &[u8]) -> Option<OriginalEvent> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let raw = serde_json::value::RawValue::from_string(text.to_owned()).ok()?;
+        (raw.get().len() == bytes.len()).then_some(OriginalEvent(raw))
+    }
+
+    /// The embedding of a JSON value (for base64 strings and `null`).
+    pub fn of(value: &serde_json::Value) -> OriginalEvent {
+        // A `Value` always serializes; the fallback is `null`, never reached.
+        let raw = serde_json::value::to_raw_value(value)
+            .unwrap_or_else(|_| serde_json::value::to_raw_value(&()).expect("null serializes"));
+        OriginalEvent(raw)
+    }
+
+    /// The JSON text as embedded.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The text parsed (numbers as `serde_json` holds them; use [`OriginalEvent::text`] for the exact bytes).
+    pub fn value(&self) -> serde_json::Value {
+        serde_json::from_str(self.0.get()).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A top-level string field of the embedded object, e.g. `event_type`.
+    pub fn field_str(&self, name: &str) -> Option<String> {
+        match self.value() {
+            serde_json::Value::Object(mut o) => match o.remove(name)? {
+                serde_json::Value::String(s) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for OriginalEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl PartialEq<serde_json::Value> for OriginalEvent {
+    fn eq(&self, other: &serde_json::Value) -> bool {
+        self.value() == *other
+    }
 }
 
 /// A record ready for the dead-letter topic.
@@ -104,31 +165,34 @@ impl DeadLetter {
             Failure::Exhausted { last, .. } => last.clone(),
         };
         let bytes = delivery.payload.as_deref().unwrap_or_default();
-        let (original_event, encoding, note, event_id) = match serde_json::from_slice::<
-            serde_json::Value,
-        >(bytes)
-        {
-            Err(_) if delivery.payload.is_none() => (
-                serde_json::Value::String(String::new()),
+        let parsed = serde_json::from_slice::<serde_json::Value>(bytes);
+        let base64 = |note: String| {
+            (
+                OriginalEvent::of(&serde_json::Value::String(
+                    base64::engine::general_purpose::STANDARD.encode(bytes),
+                )),
+                "base64",
+                Some(note),
+            )
+        };
+        let event_id = parsed.as_ref().ok().and_then(|v| {
+            v.get("event_id")
+                .and_then(|i| i.as_str())
+                .map(str::to_owned)
+        });
+        let (original_event, encoding, note) = match (&parsed, OriginalEvent::verbatim(bytes)) {
+            _ if delivery.payload.is_none() => (
+                OriginalEvent::of(&serde_json::Value::String(String::new())),
                 "base64",
                 Some("the record had no value (a tombstone)".to_owned()),
-                None,
             ),
-            Ok(v) => {
-                let id = v
-                    .get("event_id")
-                    .and_then(|i| i.as_str())
-                    .map(str::to_owned);
-                (v, "json", None, id)
-            }
-            Err(e) => (
-                serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
-                "base64",
-                Some(format!(
-                    "the value is not JSON ({e}); its bytes are base64-encoded"
-                )),
-                None,
+            (Ok(_), Some(raw)) => (raw, "json", None),
+            (Ok(_), None) => base64(
+                "the value is JSON with whitespace around it; its bytes are base64-encoded so a replay sends them unchanged".to_owned(),
             ),
+            (Err(e), _) => base64(format!(
+                "the value is not JSON ({e}); its bytes are base64-encoded"
+            )),
         };
         let record = DeadLetterRecord {
             original_topic: delivery.topic.clone(),
@@ -162,7 +226,7 @@ impl DeadLetter {
     /// (larger than the DLQ topic accepts): the note says why and where the original still is.
     pub fn without_original(&self, why: &str) -> DeadLetter {
         let mut record = self.record.clone();
-        record.original_event = serde_json::Value::Null;
+        record.original_event = OriginalEvent::of(&serde_json::Value::Null);
         record.original_event_encoding = "omitted".into();
         record.note = Some(format!(
             "the original record is not included ({why}); it remains at {}:{}:{} until that topic's retention ends",
@@ -393,7 +457,7 @@ impl Replay {
 }
 
 /// The record to republish for a dead letter read at `dlq_topic[partition]@offset`: the original value (the JSON
-/// envelope, or the decoded base64 bytes), the original key, the original headers without the DLQ ones, with
+/// envelope's text as the dead letter holds it, or the decoded base64 bytes), the original key, the original headers without the DLQ ones, with
 /// `X-Retry-Count` reset and `X-Replayed-From` naming where it came from.
 pub fn replay_record(
     record: &DeadLetterRecord,
@@ -403,14 +467,11 @@ pub fn replay_record(
     offset: i64,
 ) -> Result<Replay, ReplayError> {
     let value = match record.original_event_encoding.as_str() {
-        "json" => {
-            serde_json::to_vec(&record.original_event).map_err(|e| ReplayError(e.to_string()))?
-        }
+        "json" => record.original_event.text().as_bytes().to_vec(),
         "base64" => {
-            let text = record
-                .original_event
-                .as_str()
-                .ok_or_else(|| ReplayError("base64 original_event is not a string".into()))?;
+            let serde_json::Value::String(text) = record.original_event.value() else {
+                return Err(ReplayError("base64 original_event is not a string".into()));
+            };
             base64::engine::general_purpose::STANDARD
                 .decode(text)
                 .map_err(|e| ReplayError(format!("original_event is not valid base64: {e}")))?

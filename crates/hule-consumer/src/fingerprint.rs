@@ -51,13 +51,9 @@ impl Fingerprint {
 
     /// The fingerprint of a dead letter.
     pub fn of_record(record: &DeadLetterRecord) -> Fingerprint {
-        let event_type = record
-            .original_event
-            .get("event_type")
-            .and_then(|t| t.as_str())
-            .unwrap_or("-");
+        let event_type = record.original_event.field_str("event_type");
         Fingerprint::of(
-            event_type,
+            event_type.as_deref().unwrap_or("-"),
             &record.failed_by_service,
             &record.error_type,
             &record.error_message,

@@ -194,7 +194,7 @@ async fn exhausted_retries_go_to_the_dlq_with_the_policy_from_headers() {
     assert_eq!(rec.error_message, "timeout 3");
     assert_eq!(rec.original_event_encoding, "json");
     assert_eq!(
-        rec.original_event["event_id"],
+        rec.original_event.value()["event_id"],
         Uuid::from_u128(3).to_string()
     );
     assert_eq!(rec.failed_by_service, "svc");
@@ -636,6 +636,37 @@ fn dead_letters_replay_to_their_topic_with_key_headers_and_a_marker() {
         .expect("replay")
         .value;
     assert_eq!(value, vec![0xff, 1, 2]);
+
+    {
+        let mut d = d.clone();
+        // Python-form JSON (spaces after separators, a decimal's trailing zero, an escaped non-ASCII letter) comes
+        // back byte for byte, through the dead-letter record's own bytes; re-encoding is what a replay asks for.
+        let python = br#"{"event_id": "e1", "event_type": "X", "data": {"score": 41.50, "name": "caf\u00e9"}}"#;
+        d.payload = Some(python.to_vec());
+        let letter = DeadLetter::build(&d, &Failure::Permanent("rule".into()), "svc");
+        let rec: DeadLetterRecord = serde_json::from_slice(&letter.value).expect("json");
+        assert_eq!(rec.original_event_encoding, "json");
+        let value = hule_consumer::dlq::replay_record(&rec, &letter.headers, &letter.topic, 0, 9)
+            .expect("replay")
+            .value;
+        assert_eq!(value, python.to_vec());
+        assert_eq!(
+            rec.original_event.field_str("event_type").as_deref(),
+            Some("X")
+        );
+
+        // JSON with whitespace around it cannot be embedded as it is: its bytes go in base64 and come back unchanged.
+        let padded = b"{\"event_id\": \"e1\"}\n".to_vec();
+        d.payload = Some(padded.clone());
+        let letter = DeadLetter::build(&d, &Failure::Permanent("rule".into()), "svc");
+        let rec: DeadLetterRecord = serde_json::from_slice(&letter.value).expect("json");
+        assert_eq!(rec.original_event_encoding, "base64");
+        assert_eq!(rec.event_id.as_deref(), Some("e1"));
+        let value = hule_consumer::dlq::replay_record(&rec, &letter.headers, &letter.topic, 0, 10)
+            .expect("replay")
+            .value;
+        assert_eq!(value, padded);
+    }
 
     // Filters.
     let f = hule_consumer::dlq::DlqFilter {

@@ -266,6 +266,8 @@ pub struct PlanOptions {
     pub note: Option<String>,
     /// Now.
     pub now: Timestamp,
+    /// Send a JSON record re-serialized compactly instead of the bytes its dead letter holds.
+    pub reencode: bool,
 }
 
 /// What a replay will do.
@@ -367,6 +369,15 @@ pub fn plan(
         replay
             .headers
             .set(names::REPLAY_COUNT, (carried + 1).to_string());
+        if opts.reencode && record.original_event_encoding == "json" {
+            match serde_json::to_vec(&record.original_event.value()) {
+                Ok(compact) => replay.value = compact,
+                Err(e) => {
+                    out.unreplayable.push((first.id(), e.to_string()));
+                    continue;
+                }
+            }
+        }
         let fingerprint = hule_consumer::Fingerprint::of_record(record).id;
         let entries = group
             .iter()
@@ -433,6 +444,7 @@ mod tests {
             by: "op@host".into(),
             note: None,
             now: Timestamp::from_datetime(chrono::Utc::now()),
+            reencode: false,
         }
     }
 
