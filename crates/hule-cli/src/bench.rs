@@ -82,7 +82,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let wanted = |g: Group| only.is_empty() || only.contains(&g);
     let real = if args.kafka.on_command_line() {
-        Some(args.kafka.connect()?)
+        Some(args.kafka.connect()?.settings)
     } else {
         None
     };

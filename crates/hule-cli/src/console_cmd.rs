@@ -60,7 +60,7 @@ pub fn run(args: &ConsoleArgs) -> anyhow::Result<()> {
     };
     let config = ConsoleConfig {
         listen,
-        kafka,
+        kafka: kafka.settings,
         users: file.users,
         store: args
             .store

@@ -89,7 +89,7 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
         database_url: args.database_url.clone(),
         redis_url: args.redis_url.clone(),
         kafka: if args.kafka.on_command_line() {
-            Some(args.kafka.connect()?)
+            Some(args.kafka.connect()?.settings)
         } else {
             None
         },

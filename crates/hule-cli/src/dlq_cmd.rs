@@ -15,12 +15,9 @@ use hule_consumer::Fingerprint;
 use hule_contracts::Timestamp;
 use hule_kafka::dlq::{dlq_topics, read_topics, DlqMessage, From};
 use hule_kafka::replay::{self, PlanOptions, Replayer};
-use hule_kafka::KafkaSettings;
 
-use crate::kafka_args::KafkaArgs;
+use crate::kafka_args::{Kafka, KafkaArgs};
 use crate::out;
-
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which dead letters a command acts on.
 #[derive(clap::Args, Clone, Default)]
@@ -89,8 +86,8 @@ impl Select {
 
     /// The DLQ topics to read: the one named (refused when it is not a DLQ topic of the cluster, with the ones
     /// there are), or all.
-    fn topics(&self, kafka: &KafkaSettings) -> anyhow::Result<Vec<String>> {
-        let all = dlq_topics(kafka, TIMEOUT)?;
+    fn topics(&self, kafka: &Kafka) -> anyhow::Result<Vec<String>> {
+        let all = dlq_topics(kafka, kafka.timeout)?;
         match &self.topic {
             None => Ok(all),
             Some(t) if all.contains(t) => Ok(vec![t.clone()]),
@@ -106,13 +103,13 @@ impl Select {
     }
 
     /// Every dead letter of the selected topics that passes the filter, in read order.
-    fn read(&self, kafka: &KafkaSettings) -> anyhow::Result<Selected> {
+    fn read(&self, kafka: &Kafka) -> anyhow::Result<Selected> {
         self.read_keeping(kafka, false)
     }
 
     /// [`Select::read`], keeping every dead letter read in `all` too when `keep_all` (a replay needs the other
     /// dead letters of the records it sends).
-    fn read_keeping(&self, kafka: &KafkaSettings, keep_all: bool) -> anyhow::Result<Selected> {
+    fn read_keeping(&self, kafka: &Kafka, keep_all: bool) -> anyhow::Result<Selected> {
         let filter = self.filter()?;
         let topics = self.topics(kafka)?;
         let from = self.offset.map_or(From::Beginning, From::Offset);
@@ -120,7 +117,7 @@ impl Select {
         let mut chosen = Vec::new();
         let mut all = Vec::new();
         let mut unreadable = 0;
-        let read = read_topics(kafka, &topics, from, TIMEOUT, |m| {
+        let read = read_topics(kafka, &topics, from, kafka.timeout, |m| {
             if keep_all {
                 all.push(m.clone());
             }
@@ -251,7 +248,7 @@ fn due_after(i: usize, rate: f64) -> Duration {
     Duration::try_from_secs_f64(i as f64 / rate).unwrap_or(Duration::MAX)
 }
 
-fn list(kafka: &KafkaSettings, select: &Select, json: bool) -> anyhow::Result<()> {
+fn list(kafka: &Kafka, select: &Select, json: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let selected = select.read(kafka)?;
     let groups = hule_kafka::dlq::group_by_fingerprint(&selected.chosen);
@@ -322,7 +319,7 @@ fn correlation_of(m: &DlqMessage) -> Option<String> {
     })
 }
 
-fn search(kafka: &KafkaSettings, select: &Select, id: &str, json: bool) -> anyhow::Result<()> {
+fn search(kafka: &Kafka, select: &Select, id: &str, json: bool) -> anyhow::Result<()> {
     let selected = select.read(kafka)?;
     let found: Vec<&DlqMessage> = selected
         .chosen
@@ -375,7 +372,7 @@ fn message_json(m: &DlqMessage) -> serde_json::Value {
     })
 }
 
-fn show(kafka: &KafkaSettings, select: &Select, limit: usize) -> anyhow::Result<()> {
+fn show(kafka: &Kafka, select: &Select, limit: usize) -> anyhow::Result<()> {
     let selected = select.read(kafka)?;
     if selected.chosen.is_empty() {
         return Err(crate::Problem(format!(
@@ -423,7 +420,7 @@ pub struct ReplayArgs {
     json: bool,
 }
 
-fn replay(kafka: &KafkaSettings, select: &Select, args: &ReplayArgs) -> anyhow::Result<()> {
+fn replay(kafka: &Kafka, select: &Select, args: &ReplayArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -431,10 +428,10 @@ fn replay(kafka: &KafkaSettings, select: &Select, args: &ReplayArgs) -> anyhow::
     let replayer = if args.dry_run {
         None
     } else {
-        runtime.block_on(replay::ensure_ledger(kafka, TIMEOUT))?;
-        Some(runtime.block_on(Replayer::open(kafka, TIMEOUT))?)
+        runtime.block_on(replay::ensure_ledger(kafka, kafka.timeout))?;
+        Some(runtime.block_on(Replayer::open(kafka, kafka.timeout))?)
     };
-    let ledger = replay::read_ledger(kafka, TIMEOUT).context("read the replay ledger")?;
+    let ledger = replay::read_ledger(kafka, kafka.timeout).context("read the replay ledger")?;
     let selected = select.read_keeping(kafka, true)?;
     let replay_id = uuid::Uuid::new_v4().to_string();
     let mut plan = replay::plan(

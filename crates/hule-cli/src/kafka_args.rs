@@ -10,7 +10,7 @@ use clap::Args;
 use hule_kafka::KafkaSettings;
 
 /// How to reach Kafka.
-#[derive(Args, Clone, Default)]
+#[derive(Args, Clone)]
 pub struct KafkaArgs {
     /// Bootstrap servers, host:port[,host:port…] [env: HULE_BROKERS, or KAFKA_BOOTSTRAP_SERVERS].
     #[arg(long)]
@@ -22,6 +22,54 @@ pub struct KafkaArgs {
     /// secrets: a command line is visible to other users of the machine.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub kafka_property: Vec<String>,
+    /// How long to wait for the cluster to answer one request (`500ms`, `10s`, `2m`; 100 ms to 1 h). A refused
+    /// connection or a name that does not resolve fails at once instead.
+    #[arg(long, env = "HULE_KAFKA_TIMEOUT", value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+}
+
+impl Default for KafkaArgs {
+    fn default() -> Self {
+        KafkaArgs {
+            brokers: None,
+            kafka_config: None,
+            kafka_property: Vec::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Kafka settings a command connected with, and how long it waits for one request.
+#[derive(Debug, Clone)]
+pub struct Kafka {
+    /// The client settings.
+    pub settings: KafkaSettings,
+    /// `--timeout`.
+    pub timeout: Duration,
+}
+
+impl std::ops::Deref for Kafka {
+    type Target = KafkaSettings;
+
+    fn deref(&self) -> &KafkaSettings {
+        &self.settings
+    }
+}
+
+/// The bounds of `--timeout`.
+const TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(3600);
+
+/// Parses `--timeout`: a duration with its unit, within [`TIMEOUT_RANGE`].
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write it as 500ms, 10s or 2m"))?;
+    if !TIMEOUT_RANGE.contains(&d) {
+        return Err(format!(
+            "{text} is outside 100ms..1h: shorter fails before a healthy cluster answers, longer is not a timeout"
+        ));
+    }
+    Ok(d)
 }
 
 /// The flags, with the values of secret `-X` properties masked.
@@ -40,6 +88,7 @@ impl std::fmt::Debug for KafkaArgs {
             .field("brokers", &self.brokers)
             .field("kafka_config", &self.kafka_config)
             .field("kafka_property", &props)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -89,10 +138,7 @@ impl KafkaArgs {
 
     /// The settings with a configuration file's `[kafka]` table under them (flags and environment win), after
     /// checking that the cluster answers.
-    pub fn connect_with_file(
-        &self,
-        section: &hule_kafka::KafkaSection,
-    ) -> anyhow::Result<KafkaSettings> {
+    pub fn connect_with_file(&self, section: &hule_kafka::KafkaSection) -> anyhow::Result<Kafka> {
         let mut s = self.settings_unchecked()?;
         section.apply_under(&mut s)?;
         if s.brokers.trim().is_empty() {
@@ -101,16 +147,54 @@ impl KafkaArgs {
                  in the [kafka] table of --config)"
             );
         }
-        hule_kafka::check_connection(&s, Duration::from_secs(10))?;
-        Ok(s)
+        hule_kafka::check_connection(&s, self.timeout)?;
+        Ok(Kafka {
+            settings: s,
+            timeout: self.timeout,
+        })
+    }
+
+    /// [`KafkaArgs::connect_with_file`] for a long-running command (`hule relay`): while the cluster cannot be
+    /// reached it logs why and tries again (after 1 s, doubling up to 15 s) instead of exiting, as it rides out a
+    /// later outage. A refused login, a certificate or a setting is not waited for.
+    pub fn connect_with_file_waiting(
+        &self,
+        section: &hule_kafka::KafkaSection,
+        who: &str,
+    ) -> anyhow::Result<Kafka> {
+        let mut wait = Duration::from_secs(1);
+        loop {
+            match self.connect_with_file(section) {
+                Err(e)
+                    if matches!(
+                        e.downcast_ref::<hule_kafka::ConnectError>(),
+                        Some(
+                            hule_kafka::ConnectError::Unreachable { .. }
+                                | hule_kafka::ConnectError::Refused { .. }
+                        )
+                    ) =>
+                {
+                    tracing::warn!(
+                        "{e}; {who} tries again in {}s (Ctrl-C stops it)",
+                        wait.as_secs()
+                    );
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(15));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The settings, after checking that the cluster answers with them: an authentication or TLS failure is
     /// reported as such within a second.
-    pub fn connect(&self) -> anyhow::Result<KafkaSettings> {
+    pub fn connect(&self) -> anyhow::Result<Kafka> {
         let s = self.settings()?;
-        hule_kafka::check_connection(&s, Duration::from_secs(10))?;
-        Ok(s)
+        hule_kafka::check_connection(&s, self.timeout)?;
+        Ok(Kafka {
+            settings: s,
+            timeout: self.timeout,
+        })
     }
 }
 
@@ -129,6 +213,7 @@ mod tests {
         let args = KafkaArgs {
             brokers: Some("b:9092".into()),
             kafka_config: None,
+            timeout: Duration::from_secs(10),
             kafka_property: vec![
                 "sasl.username=alice".into(),
                 "sasl.password=hunter2".into(),

@@ -111,11 +111,15 @@ impl BrokerLogFilter {
     }
 }
 
-/// A layer that passes everything to `inner` except the librdkafka lines [`BrokerLogFilter`] holds back. (A
-/// per-layer `Filter` does not see events bridged from the `log` crate, which is how rdkafka logs.)
+/// A layer that passes everything to `inner` except the librdkafka lines [`BrokerLogFilter`] holds back, and, when
+/// the subscriber's filter also serves the span exporter, the events the log's own filter (`shown`) leaves out.
+/// (A per-layer `Filter` does not see events bridged from the `log` crate, which is how rdkafka logs; and a
+/// per-layer filter with target directives loses the next event whenever the `log` crate asks whether a level is
+/// enabled — rdkafka asks constantly — tokio-rs/tracing#2519; so the filters here are global or plain checks.)
 struct Quiet<L> {
     inner: L,
     filter: BrokerLogFilter,
+    shown: Option<tracing_subscriber::filter::Targets>,
 }
 
 impl<S, L> Layer<S> for Quiet<L>
@@ -148,6 +152,15 @@ where
         self.inner.on_follows_from(id, follows, cx)
     }
     fn on_event(&self, event: &Event<'_>, cx: Context<'_, S>) {
+        if let Some(shown) = &self.shown {
+            let meta = event.metadata();
+            let mut m = Message::default();
+            event.record(&mut m);
+            let target = m.log_target.as_deref().unwrap_or_else(|| meta.target());
+            if !shown.would_enable(target, meta.level()) {
+                return;
+            }
+        }
         if self.filter.passes(event) {
             self.inner.on_event(event, cx)
         }
@@ -166,11 +179,12 @@ where
     }
 }
 
-/// `inner` with repeated librdkafka lines held back.
-fn quiet<L>(inner: L) -> Quiet<L> {
+/// `inner` with repeated librdkafka lines held back, and only the events `shown` enables when given.
+fn quiet<L>(inner: L, shown: Option<tracing_subscriber::filter::Targets>) -> Quiet<L> {
     Quiet {
         inner,
         filter: BrokerLogFilter::default(),
+        shown,
     }
 }
 
@@ -179,9 +193,10 @@ fn quiet<L>(inner: L) -> Quiet<L> {
 /// (`HULE_TRACE` filters them, `hule=info` by default). Keep the returned exporter until the end of `main`:
 /// dropping it sends the spans still batched.
 pub fn init(default_filter: &str) -> Option<hule_trace::otlp::Exporter> {
-    use tracing_subscriber::Layer as _;
-    let env = tracing_subscriber::EnvFilter::try_from_env("HULE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let log_spec = std::env::var("HULE_LOG")
+        .ok()
+        .filter(|v| tracing_subscriber::EnvFilter::try_new(v).is_ok())
+        .unwrap_or_else(|| default_filter.to_owned());
     // Colour only on a terminal, and never with NO_COLOR set: a log written to a file or a pipe has no escape codes.
     let colour = {
         use std::io::IsTerminal as _;
@@ -197,13 +212,24 @@ pub fn init(default_filter: &str) -> Option<hule_trace::otlp::Exporter> {
             None
         }
     };
-    let otel = exporter.as_ref().map(|x| {
-        let spans = tracing_subscriber::EnvFilter::try_from_env("HULE_TRACE")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hule=info"));
-        x.layer().with_filter(spans)
-    });
+    // One global filter (see [`Quiet`] for why not one per layer): the log's, widened by the exported spans' when
+    // there is an exporter, in which case the log checks its own targets again.
+    let (global, shown) = match &exporter {
+        Some(_) => {
+            let spans = std::env::var("HULE_TRACE")
+                .ok()
+                .filter(|v| tracing_subscriber::EnvFilter::try_new(v).is_ok())
+                .unwrap_or_else(|| "hule=info".to_owned());
+            (format!("{log_spec},{spans}"), log_spec.parse().ok())
+        }
+        None => (log_spec, None),
+    };
+    let global = tracing_subscriber::EnvFilter::try_new(&global)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let otel = exporter.as_ref().map(|x| x.layer());
     tracing_subscriber::registry()
-        .with(quiet(fmt).with_filter(env))
+        .with(global)
+        .with(quiet(fmt, shown))
         .with(otel)
         .init();
     if let Some(x) = &exporter {
@@ -266,7 +292,7 @@ mod wiring {
         let fmt = tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_writer(move || w.clone());
-        let subscriber = tracing_subscriber::registry().with(quiet(fmt));
+        let subscriber = tracing_subscriber::registry().with(quiet(fmt, None));
         tracing::subscriber::with_default(subscriber, || {
             for port in 1..=5 {
                 tracing::error!(target: "librdkafka", "librdkafka: FAIL [thrd:127.0.0.1:{port}/2]: Connect to ipv4#127.0.0.1:{port} failed: Connection refused");
@@ -278,13 +304,39 @@ mod wiring {
     }
 
     #[test]
+    fn with_an_exporter_the_log_keeps_to_its_own_targets_under_the_wider_filter() {
+        let lines = Lines::default();
+        let w = lines.clone();
+        let fmt = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || w.clone());
+        let shown = "warn,hule_outbox::relay=info".parse().ok();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new(
+                "warn,hule_outbox::relay=info,hule=info",
+            ))
+            .with(quiet(fmt, shown));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "hule::demo", "a span-level line the log leaves out");
+            tracing::info!(target: "hule_outbox::relay", "the relay leads");
+            tracing::warn!(target: "hule::kafka_args", "a warning");
+        });
+        let text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf8");
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.contains("the relay leads") && text.contains("a warning"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn it_holds_them_back_when_they_come_through_the_log_crate_as_rdkafka_logs() {
         let lines = Lines::default();
         let w = lines.clone();
         let fmt = tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_writer(move || w.clone());
-        tracing_subscriber::registry().with(quiet(fmt)).init();
+        tracing_subscriber::registry().with(quiet(fmt, None)).init();
         for port in 1..=5 {
             log::error!(target: "librdkafka", "librdkafka: FAIL [thrd:127.0.0.1:{port}/2]: Connect to ipv4#127.0.0.1:{port} failed: Connection refused");
         }

@@ -183,7 +183,9 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
     };
     let url = resolve_database_url(&args.database_url.clone().or(file.database_url.clone()))?;
     let db = parse_database_url(&url)?;
-    let kafka = args.kafka.connect_with_file(&file.kafka)?;
+    let kafka = args
+        .kafka
+        .connect_with_file_waiting(&file.kafka, "the relay")?;
     let service = args
         .service
         .clone()

@@ -19,8 +19,6 @@ use rdkafka::{Message as _, Offset, TopicPartitionList};
 use crate::kafka_args::KafkaArgs;
 use crate::out;
 
-const TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How much of an undecodable record's bytes is shown.
 const RAW_SHOWN: usize = 2048;
 
@@ -180,7 +178,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
     let mut ends: HashMap<(String, i32), i64> = HashMap::new();
     for arg in &args.topics {
         let topic = topic_of(arg);
-        let md = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
+        let md = consumer.fetch_metadata(Some(&topic), kafka.timeout)?;
         let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
             anyhow::bail!("topic `{topic}` not found");
         };
@@ -188,7 +186,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
             anyhow::bail!("topic `{topic}` does not exist on the cluster ({arg})");
         }
         for p in t.partitions() {
-            let (low, high) = consumer.fetch_watermarks(&topic, p.id(), TIMEOUT)?;
+            let (low, high) = consumer.fetch_watermarks(&topic, p.id(), kafka.timeout)?;
             let start = match from {
                 From::Beginning => Offset::Offset(low),
                 From::End => Offset::Offset(high),
@@ -196,7 +194,7 @@ pub fn run(args: &TailArgs) -> anyhow::Result<()> {
                 From::Time(ms) => {
                     let mut q = TopicPartitionList::new();
                     q.add_partition_offset(&topic, p.id(), Offset::Offset(ms))?;
-                    let found = consumer.offsets_for_times(q, TIMEOUT)?;
+                    let found = consumer.offsets_for_times(q, kafka.timeout)?;
                     match found.find_partition(&topic, p.id()).map(|e| e.offset()) {
                         Some(Offset::Offset(o)) if o >= 0 => Offset::Offset(o),
                         // No record at or after the time: the partition's end.

@@ -80,24 +80,112 @@ async fn lag_reports_each_partition_and_the_group_total_on_the_real_broker() {
     }
     assert_eq!(v["groups"][0]["lag"], 7);
 
+    assert_eq!(v["groups"][0]["state"], "Empty", "{v}");
+
     let (code, out, err) = hule(&["lag", "--brokers", &brokers, "--group", &group], None);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("COMMITTED")
-            && out.contains(&format!("group {group}: lag 7 over 2 partition(s)")),
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&group))
+        .expect("the group's line");
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        [group.as_str(), "Empty", "0", "2", "7"],
         "{out}"
     );
+    assert!(out.contains("COMMITTED"), "{out}");
+    // A group that never committed and has no members does not exist: refused, with the groups there are.
     let none = cluster.group("never-committed");
-    let (code, out, _) = hule(&["lag", "--brokers", &brokers, "--group", &none], None);
+    let (code, _, err) = hule(&["lag", "--brokers", &brokers, "--group", &none], None);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("no consumer group {none}")) && err.contains(&group),
+        "{err}"
+    );
+
+    // A member that holds the topic's partitions: its group is Stable, with the member's client id; the group
+    // without members is summed up on one line.
+    let active = cluster.group("lag-active");
+    let member: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", &active)
+        .set("client.id", "lag-test-member")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("member");
+    member.subscribe(&[topic]).expect("subscribe");
+    let joined = std::time::Instant::now();
+    let mut read = 0;
+    while read < 10 {
+        assert!(
+            joined.elapsed() < std::time::Duration::from_secs(30),
+            "the member read {read} of 10"
+        );
+        if let Some(Ok(_)) = member.poll(std::time::Duration::from_millis(100)) {
+            read += 1;
+        }
+    }
+    member
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
+    let (code, out, err) = hule(&["lag", "--brokers", &brokers, "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let g = v["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["group"] == active.as_str())
+        .expect("the active group");
+    assert_eq!(g["state"], "Stable", "{g}");
+    assert_eq!(g["members"][0]["client_id"], "lag-test-member", "{g}");
+    assert_eq!(
+        (g["partitions"].as_i64(), g["lag"].as_i64()),
+        (Some(2), Some(0)),
+        "{g}"
+    );
+    let (code, out, err) = hule(&["lag", "--brokers", &brokers, "--topic", topic], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&active)
+            && l.contains("Stable")
+            && l.contains("lag-test-member")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l
+            .trim_start()
+            .starts_with(&format!("{group} (Empty, 2 partition(s), lag 7)"))),
+        "the idle group on one line: {out}"
+    );
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with(&group) && l.contains(topic)),
+        "no partition rows for the idle group without --all: {out}"
+    );
+    let (code, out, _) = hule(&["lag", "--brokers", &brokers, "--all"], None);
     assert_eq!(code, 0);
     assert!(
-        out.contains(&format!("group {none}: no committed offsets")),
-        "{out}"
+        out.lines()
+            .any(|l| l.starts_with(&group) && l.contains(topic)),
+        "--all shows the idle group's partitions: {out}"
     );
-    // Every group of the cluster, ours among them.
-    let (code, out, err) = hule(&["lag", "--brokers", &brokers], None);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&format!("group {group}: lag 7")), "{out}");
+    // Thresholds for scripts: over is exit 1, naming the group; an unknown topic is refused.
+    let (code, _, err) = hule(&["lag", "--brokers", &brokers, "--max-lag", "6"], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("{group} (7)")), "{err}");
+    let (code, _, err) = hule(
+        &[
+            "lag",
+            "--brokers",
+            &brokers,
+            "--topic",
+            "huleedu.no.such.v1",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no such topic"), "{err}");
 }
 
 /// `hule tail` on the real broker: records decoded with their key, position and headers; an undecodable record is

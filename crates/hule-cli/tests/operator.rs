@@ -126,6 +126,43 @@ fn produce_to_a_topic_the_cluster_lacks_is_refused_at_once() {
     );
 }
 
+/// A broker that refuses the connection or a name that does not resolve fails at once (exit 3, librdkafka's reason
+/// in the message); a broker that accepts the connection and never answers costs `--timeout`, not more.
+#[test]
+fn an_unreachable_cluster_fails_fast_and_a_silent_one_after_the_timeout() {
+    for brokers in ["127.0.0.1:1", "no-such-broker.invalid:9092"] {
+        let started = std::time::Instant::now();
+        let (code, _, err) = hule(&["lag", "--brokers", brokers], None);
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains("cannot reach Kafka brokers")
+                && (err.contains("Connection refused") || err.contains("resolve")),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "{brokers}: {:?}",
+            started.elapsed()
+        );
+    }
+    // A listener that never accepts: the connection completes in the kernel, the request is never answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr").to_string();
+    let started = std::time::Instant::now();
+    let (code, _, err) = hule(&["lag", "--brokers", &addr, "--timeout", "1500ms"], None);
+    let took = started.elapsed();
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("within 1.5s"), "{err}");
+    assert!(
+        took >= std::time::Duration::from_millis(1500) && took < std::time::Duration::from_secs(5),
+        "{took:?}"
+    );
+    let (code, _, err) = hule(&["lag", "--brokers", &addr, "--timeout", "10"], None);
+    assert_eq!(code, 2, "a duration without a unit is refused: {err}");
+    assert!(err.contains("500ms, 10s or 2m"), "{err}");
+    drop(silent);
+}
+
 /// The exit statuses `hule --help` documents: 2 when a command cannot run (a flag out of range), 3 when a server
 /// cannot be reached (a broker nothing listens for).
 #[test]

@@ -345,6 +345,17 @@ pub enum ConnectError {
         /// The last error librdkafka reported, if any.
         last: Option<String>,
     },
+    /// Every bootstrap broker refused the connection or its name did not resolve: reported at once, without
+    /// waiting for the timeout.
+    #[error("cannot reach Kafka brokers `{brokers}` (security.protocol {protocol}): {detail}; check --brokers and that the cluster is up")]
+    Refused {
+        /// Bootstrap servers.
+        brokers: String,
+        /// The protocol used.
+        protocol: String,
+        /// librdkafka's reason (a refused connection, a name that does not resolve).
+        detail: String,
+    },
     /// The settings themselves were refused by librdkafka (unknown property, bad value).
     #[error("invalid Kafka client settings: {0}")]
     Settings(String),
@@ -354,13 +365,38 @@ pub enum ConnectError {
 /// check reads it to say why a connection failed.
 #[derive(Clone, Default)]
 pub struct ErrorCapture {
-    last: Arc<Mutex<LastError>>,
+    last: Arc<Mutex<Seen>>,
+}
+
+/// What the connection check has heard from librdkafka.
+#[derive(Clone, Default)]
+struct Seen {
+    /// The last error, with its code.
+    last: LastError,
+    /// The last refused connection or unresolved name.
+    refused: Option<String>,
+    /// Whether librdkafka said every broker is down.
+    all_down: bool,
 }
 
 impl ErrorCapture {
     fn take(&self) -> LastError {
-        self.last.lock().map(|g| g.clone()).unwrap_or(None)
+        self.last.lock().map(|g| g.last.clone()).unwrap_or(None)
     }
+
+    /// The reason every broker refused or did not resolve, once librdkafka said all are down for that reason.
+    fn refused(&self) -> Option<String> {
+        let g = self.last.lock().ok()?;
+        g.all_down.then(|| g.refused.clone()).flatten()
+    }
+}
+
+/// Whether a transport error means no broker will answer however long one waits: the connection was refused (no
+/// process listens) or the name does not resolve.
+fn is_refusal(code: Option<RDKafkaErrorCode>, reason: &str) -> bool {
+    code == Some(RDKafkaErrorCode::Resolve)
+        || reason.contains("Connection refused")
+        || reason.contains("Failed to resolve")
 }
 
 impl ClientContext for ErrorCapture {
@@ -368,7 +404,16 @@ impl ClientContext for ErrorCapture {
 
     fn error(&self, error: KafkaError, reason: &str) {
         if let Ok(mut g) = self.last.lock() {
-            *g = Some((error.rdkafka_error_code(), reason.to_owned()));
+            let code = error.rdkafka_error_code();
+            if code == Some(RDKafkaErrorCode::AllBrokersDown) {
+                g.all_down = true;
+            } else if is_refusal(code, reason) {
+                g.refused = Some(reason.to_owned());
+            } else if code != Some(RDKafkaErrorCode::BrokerTransportFailure) {
+                // Another kind of failure (a timeout, a broker that answered): a refusal heard before it is stale.
+                g.refused = None;
+            }
+            g.last = Some((code, reason.to_owned()));
         }
     }
 }
@@ -377,7 +422,8 @@ impl ConsumerContext for ErrorCapture {}
 
 /// Connects with `settings` and fetches the cluster's metadata; returns the number of brokers. Fails as soon as
 /// librdkafka reports an authentication or TLS failure (within a second, not after the timeout and not after a
-/// storm of retries), naming which it was.
+/// storm of retries), naming which it was, and as soon as every bootstrap broker refused the connection or did not
+/// resolve ([`ConnectError::Refused`]); a broker that accepts the connection and never answers costs `timeout`.
 pub fn check_connection(
     settings: &KafkaSettings,
     timeout: Duration,
@@ -417,6 +463,13 @@ pub fn check_connection(
                 }
                 _ => {}
             }
+        }
+        if let Some(detail) = capture.refused() {
+            return Err(ConnectError::Refused {
+                brokers: settings.brokers.clone(),
+                protocol: settings.security_protocol(),
+                detail,
+            });
         }
         if Instant::now() >= deadline {
             return Err(ConnectError::Unreachable {
