@@ -12,15 +12,20 @@ use uuid::Uuid;
 /// `hule envelope` subcommands.
 #[derive(Subcommand)]
 pub enum EnvelopeCommand {
-    /// Validate an envelope. Exit 0 when valid, 1 when invalid (phase, field path and reason on stderr), 2 on usage
-    /// or I/O errors.
+    /// Validate envelopes: one JSON document, or JSON Lines (one envelope per line). Exit 0 when all are valid, 1
+    /// when one is not (phase, field path and reason on stderr, with its line), 2 on usage or I/O errors.
     Check {
         /// A file, or `-` for standard input.
         #[arg(default_value = "-")]
         file: String,
-        /// The topic the record was read from (standard or legacy); defaults to the envelope's `event_type`.
+        /// The topic the records were read from (standard or legacy); defaults to each envelope's `event_type`. An
+        /// `event_type` that names another event than the topic's is invalid.
         #[arg(long)]
         topic: Option<String>,
+        /// One JSON object per record on stdout: {line, valid, event, topic, event_id, key} or {line, valid: false,
+        /// phase, path, reason}.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a valid example envelope for an event given by name, value or either topic.
     Example {
@@ -34,12 +39,12 @@ pub enum EnvelopeCommand {
 
 pub fn run(cmd: EnvelopeCommand) -> ExitCode {
     match cmd {
-        EnvelopeCommand::Check { file, topic } => check(&file, topic.as_deref()),
+        EnvelopeCommand::Check { file, topic, json } => check(&file, topic.as_deref(), json),
         EnvelopeCommand::Example { event, python } => example(&event, python),
     }
 }
 
-fn check(file: &str, topic: Option<&str>) -> ExitCode {
+fn check(file: &str, topic: Option<&str>, json: bool) -> ExitCode {
     let bytes = if file == "-" {
         let mut buf = Vec::new();
         if let Err(e) = std::io::stdin().read_to_end(&mut buf) {
@@ -56,35 +61,135 @@ fn check(file: &str, topic: Option<&str>) -> ExitCode {
             }
         }
     };
-    if let Err(e) = hule_contracts::size::check_size(bytes.len()) {
-        eprintln!("invalid: {e}");
-        return ExitCode::from(1);
-    }
-    match decode::decode(topic, bytes.trim_ascii()) {
-        Ok(env) => {
-            let event = env.data.event();
-            let key = partition_key_of_typed(&env.data);
-            match key {
-                Ok(key) => {
+    // A legacy topic two events share names none: routing then goes by event_type, as a consumer's does.
+    let topic_event = topic.and_then(|t| Event::lookup(t).ok());
+    let records = records_of(&bytes);
+    let many = records.len() > 1;
+    let mut invalid = 0usize;
+    for (line, record) in &records {
+        let verdict = check_one(topic, topic_event, record);
+        let at = if many {
+            format!("line {line}: ")
+        } else {
+            String::new()
+        };
+        match verdict {
+            Ok(ok) => {
+                if json {
+                    crate::out(serde_json::json!({
+                        "line": line, "valid": true, "event": ok.event.name(), "topic": ok.event.topic(),
+                        "event_id": ok.event_id, "key": ok.key,
+                    }));
+                } else {
                     crate::out(format_args!(
-                        "valid: {} ({}) event_id={} key={key}",
-                        event.name(),
-                        event.topic(),
-                        env.event_id
+                        "{at}valid: {} ({}) event_id={} key={}",
+                        ok.event.name(),
+                        ok.event.topic(),
+                        ok.event_id,
+                        ok.key
                     ));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("invalid: {e}");
-                    ExitCode::from(1)
                 }
             }
-        }
-        Err(e) => {
-            eprintln!("invalid: {} phase, at `{}`: {}", e.phase, e.path, e.reason);
-            ExitCode::from(1)
+            Err(bad) => {
+                invalid += 1;
+                if json {
+                    crate::out(serde_json::json!({
+                        "line": line, "valid": false, "phase": bad.phase, "path": bad.path, "reason": bad.reason,
+                    }));
+                }
+                eprintln!(
+                    "{at}invalid: {} phase, at `{}`: {}",
+                    bad.phase, bad.path, bad.reason
+                );
+            }
         }
     }
+    if many && !json {
+        crate::out(format_args!(
+            "{} record(s): {} valid, {invalid} invalid",
+            records.len(),
+            records.len() - invalid
+        ));
+    }
+    if invalid > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The records of an input: the whole of it when it is one JSON document (pretty-printed included), else each
+/// non-blank line (JSON Lines), with its 1-based line number.
+fn records_of(bytes: &[u8]) -> Vec<(usize, &[u8])> {
+    let whole = bytes.trim_ascii();
+    if serde_json::from_slice::<serde::de::IgnoredAny>(whole).is_ok() || !whole.contains(&b'\n') {
+        return vec![(1, whole)];
+    }
+    bytes
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim_ascii()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect()
+}
+
+/// A valid record's facts.
+struct Valid {
+    event: Event,
+    event_id: Uuid,
+    key: String,
+}
+
+/// Why a record is invalid.
+struct Invalid {
+    phase: String,
+    path: String,
+    reason: String,
+}
+
+impl Invalid {
+    fn new(phase: &str, path: &str, reason: impl Into<String>) -> Self {
+        Invalid {
+            phase: phase.into(),
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+fn check_one(
+    topic: Option<&str>,
+    topic_event: Option<Event>,
+    bytes: &[u8],
+) -> Result<Valid, Invalid> {
+    hule_contracts::size::check_size(bytes.len())
+        .map_err(|e| Invalid::new("envelope", ".", e.to_string()))?;
+    let env = decode::decode(topic, bytes)
+        .map_err(|e| Invalid::new(&e.phase.to_string(), &e.path, e.reason.clone()))?;
+    let event = env.data.event();
+    if let Some(wanted) = topic_event {
+        // A consumer routes by topic and pydantic accepts any string here; a record whose event_type names another
+        // event than its topic's was misrouted or mislabelled, which a check must say.
+        if Event::lookup(&env.event_type).ok() != Some(wanted) {
+            return Err(Invalid::new(
+                "routing",
+                "event_type",
+                format!(
+                    "`{}` does not name the topic's event {} ({})",
+                    env.event_type,
+                    wanted.name(),
+                    wanted.topic()
+                ),
+            ));
+        }
+    }
+    let key = partition_key_of_typed(&env.data)
+        .map_err(|e| Invalid::new("payload", "data", e.to_string()))?;
+    Ok(Valid {
+        event,
+        event_id: env.event_id,
+        key: key.to_string(),
+    })
 }
 
 fn example(name: &str, python: bool) -> ExitCode {

@@ -32,6 +32,58 @@ fn resolve_database_url(given: &Option<String>) -> anyhow::Result<String> {
         })
 }
 
+/// Which outbox database a command opens.
+#[derive(Args, Clone)]
+pub struct DbArgs {
+    /// The outbox database: postgres://… or sqlite:///path.
+    #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The PostgreSQL schema holding `event_outbox` (sets the session's search_path) [env: HULE_DATABASE_SCHEMA].
+    #[arg(long, env = "HULE_DATABASE_SCHEMA")]
+    schema: Option<String>,
+}
+
+impl DbArgs {
+    /// The database, with `--schema` applied.
+    fn database(&self) -> anyhow::Result<Database> {
+        with_schema(
+            parse_database_url(&resolve_database_url(&self.database_url)?)?,
+            self.schema.as_deref(),
+        )
+    }
+}
+
+/// `db` with its PostgreSQL session's search_path set to `schema` (a plain identifier); refused for SQLite and for
+/// a URL that already sets `options`.
+fn with_schema(db: Database, schema: Option<&str>) -> anyhow::Result<Database> {
+    let Some(schema) = schema else {
+        return Ok(db);
+    };
+    let plain = schema
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !plain || schema.len() > 63 {
+        bail!("--schema `{schema}` is not a plain schema name (letters, digits and _, at most 63)");
+    }
+    match db {
+        Database::Sqlite(_) => bail!("--schema applies to PostgreSQL; an SQLite outbox has no schemas"),
+        Database::Postgres(url) if url.contains("options=") || !url.contains("://") => bail!(
+            "--schema cannot be combined with a URL that sets `options` or a keyword-form URL; set search_path \
+             in one place"
+        ),
+        Database::Postgres(url) => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            Ok(Database::Postgres(format!(
+                "{url}{sep}options=-csearch_path%3D{schema}"
+            )))
+        }
+    }
+}
+
 /// Parses `postgres://…`, `postgresql://…`, `sqlite://PATH`, `sqlite:PATH`.
 pub fn parse_database_url(url: &str) -> anyhow::Result<Database> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.contains("host=") {
@@ -63,6 +115,9 @@ pub struct RelayArgs {
     /// The outbox database: postgres://… or sqlite:///path.
     #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// The PostgreSQL schema holding `event_outbox` (sets the session's search_path).
+    #[arg(long, env = "HULE_DATABASE_SCHEMA")]
+    schema: Option<String>,
     #[command(flatten)]
     kafka: KafkaArgs,
     /// The service whose outbox this is (the `service` label of the metrics, and logs) [default: hule-relay].
@@ -90,6 +145,7 @@ pub struct RelayArgs {
 #[serde(deny_unknown_fields)]
 struct RelayFile {
     database_url: Option<String>,
+    schema: Option<String>,
     service: Option<String>,
     metrics_addr: Option<std::net::SocketAddr>,
     batch_size: Option<usize>,
@@ -114,28 +170,32 @@ impl RelayFile {
 pub enum OutboxCommand {
     /// Pending and parked counts by topic, the oldest pending age, and the last errors.
     Status {
-        /// The outbox database: postgres://… or sqlite:///path.
-        #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
-        database_url: Option<String>,
-        /// Print JSON.
+        #[command(flatten)]
+        db: DbArgs,
+        /// One service's outbox, NAME=URL (postgres://… or sqlite:…); repeatable, for one view across services
+        /// (instead of --database-url).
+        #[arg(long, value_name = "NAME=URL", conflicts_with = "database_url")]
+        service: Vec<String>,
+        /// Print JSON (with --service: an array of {service, status}).
         #[arg(long)]
         json: bool,
     },
     /// Release failed rows (parked, or waiting for their next attempt) for another round of attempts.
     Retry {
-        /// The outbox database: postgres://… or sqlite:///path.
-        #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
-        database_url: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
         #[command(flatten)]
         target: TargetArgs,
+        /// Print JSON: {"released": N}.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove failed rows for good, with a reason: each is moved to hule_outbox_discarded (kept with the reason and
     /// time) and logged, and the rows of its key behind it go on. For a row that can never be published (too large
     /// for its topic, say) and holds back its key.
     Discard {
-        /// The outbox database: postgres://… or sqlite:///path.
-        #[arg(long, env = "HULE_DATABASE_URL", hide_env_values = true)]
-        database_url: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
         #[command(flatten)]
         target: TargetArgs,
         /// Why (kept with each row and logged).
@@ -182,7 +242,10 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         None => RelayFile::default(),
     };
     let url = resolve_database_url(&args.database_url.clone().or(file.database_url.clone()))?;
-    let db = parse_database_url(&url)?;
+    let db = with_schema(
+        parse_database_url(&url)?,
+        args.schema.as_deref().or(file.schema.as_deref()),
+    )?;
     let kafka = args
         .kafka
         .connect_with_file_waiting(&file.kafka, "the relay")?;
@@ -285,38 +348,59 @@ pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         match cmd {
-            OutboxCommand::Status { database_url, json } => {
-                // Read-only: nothing is migrated or created (a wrong schema is an error, not "pending 0").
-                let status = match parse_database_url(&resolve_database_url(database_url)?)? {
-                    Database::Postgres(url) => PgOutbox::open_existing(&url).await?.status().await?,
-                    Database::Sqlite(path) => {
-                        if !path.exists() {
-                            bail!("no outbox database at {}", path.display());
-                        }
-                        SqliteOutbox::open_existing(&path)?.status().await?
+            OutboxCommand::Status { db, service, json } => {
+                if service.is_empty() {
+                    let status = read_status(db.database()?).await?;
+                    if *json {
+                        crate::out(serde_json::to_string_pretty(&status)?);
+                    } else {
+                        print_status(&status);
                     }
-                };
-                if *json {
-                    crate::out(serde_json::to_string_pretty(&status)?);
                 } else {
-                    print_status(&status);
+                    let mut all = Vec::new();
+                    for s in service {
+                        let (name, url) = s
+                            .split_once('=')
+                            .filter(|(n, u)| !n.is_empty() && u.contains(':'))
+                            .ok_or_else(|| {
+                                anyhow::anyhow!(
+                                    "--service {}: write it as NAME=postgres://… or NAME=sqlite:…",
+                                    hule_secrets::redact_url(s)
+                                )
+                            })?;
+                        let database = with_schema(parse_database_url(url)?, db.schema.as_deref())?;
+                        let status = read_status(database)
+                            .await
+                            .with_context(|| format!("service {name}"))?;
+                        all.push((name.to_owned(), status));
+                    }
+                    if *json {
+                        let rows: Vec<serde_json::Value> = all
+                            .iter()
+                            .map(|(name, status)| serde_json::json!({"service": name, "status": status}))
+                            .collect();
+                        crate::out(serde_json::to_string_pretty(&rows)?);
+                    } else {
+                        print_services(&all);
+                    }
                 }
             }
-            OutboxCommand::Retry {
-                database_url,
-                target,
-            } => {
+            OutboxCommand::Retry { db, target, json } => {
                 let target = target.target();
-                let n = match parse_database_url(&resolve_database_url(database_url)?)? {
+                let n = match db.database()? {
                     Database::Postgres(url) => PgOutbox::connect(&url).await?.retry(target).await?,
                     Database::Sqlite(path) => open_sqlite(&path)?.retry(target).await?,
                 };
-                crate::out(format_args!(
-                    "released {n} failed row(s) for another round of attempts"
-                ));
+                if *json {
+                    crate::out(serde_json::json!({ "released": n }));
+                } else {
+                    crate::out(format_args!(
+                        "released {n} failed row(s) for another round of attempts"
+                    ));
+                }
             }
             OutboxCommand::Discard {
-                database_url,
+                db,
                 target,
                 reason,
                 json,
@@ -325,7 +409,7 @@ pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
                     bail!("--reason must say why the rows are discarded");
                 }
                 let target = target.target();
-                let gone = match parse_database_url(&resolve_database_url(database_url)?)? {
+                let gone = match db.database()? {
                     Database::Postgres(url) => {
                         PgOutbox::connect(&url).await?.discard(target, reason).await?
                     }
@@ -359,6 +443,50 @@ pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// An outbox's status, read without writing anything (a wrong schema is an error, not "pending 0").
+async fn read_status(db: Database) -> anyhow::Result<hule_outbox::model::Status> {
+    Ok(match db {
+        Database::Postgres(url) => PgOutbox::open_existing(&url).await?.status().await?,
+        Database::Sqlite(path) => {
+            if !path.exists() {
+                bail!("no outbox database at {}", path.display());
+            }
+            SqliteOutbox::open_existing(&path)?.status().await?
+        }
+    })
+}
+
+/// One line per service: pending, parked, oldest pending; then the totals.
+fn print_services(all: &[(String, hule_outbox::model::Status)]) {
+    let total = |v: &[(String, i64)]| v.iter().map(|(_, n)| n).sum::<i64>();
+    let w = all.iter().map(|(n, _)| n.len()).max().unwrap_or(7).max(7);
+    crate::out(format_args!(
+        "{:<w$}  {:>9}  {:>7}  {:>15}  LAST ERROR",
+        "SERVICE", "PENDING", "PARKED", "OLDEST PENDING"
+    ));
+    for (name, s) in all {
+        crate::out(format_args!(
+            "{:<w$}  {:>9}  {:>7}  {:>15}  {}",
+            name,
+            total(&s.pending),
+            total(&s.parked),
+            s.oldest_pending_age_seconds
+                .map_or("-".to_owned(), |a| format!("{a:.1} s")),
+            s.last_errors
+                .first()
+                .map_or("-".to_owned(), |(seq, _, n, e)| format!(
+                    "#{seq} after {n} attempt(s): {e}"
+                ))
+        ));
+    }
+    crate::out(format_args!(
+        "{} service(s): pending {}, parked {}",
+        all.len(),
+        all.iter().map(|(_, s)| total(&s.pending)).sum::<i64>(),
+        all.iter().map(|(_, s)| total(&s.parked)).sum::<i64>()
+    ));
 }
 
 fn open_sqlite(path: &std::path::Path) -> anyhow::Result<SqliteOutbox> {

@@ -62,6 +62,60 @@ fn check_reports_phase_path_and_reason() {
     assert!(err.contains("known events"), "{err}");
 }
 
+/// JSON Lines are checked one record per line, each verdict naming its line; `--topic` refuses an `event_type` that
+/// names another event; `--json` gives one object per record.
+#[test]
+fn check_reads_json_lines_and_holds_event_type_to_the_topic() {
+    let (_, one, _) = hule(&["envelope", "example", "BATCH_ESSAYS_REGISTERED"], None);
+    let (_, two, _) = hule(&["envelope", "example", "BATCH_ESSAYS_REGISTERED"], None);
+    let lines = format!(
+        "{}\n\n{{\"not\": \"an envelope\"}}\n{}\n",
+        one.trim(),
+        two.trim()
+    );
+    let (code, out, err) = hule(&["envelope", "check"], Some(lines.as_bytes()));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("line 1: valid") && out.contains("line 4: valid"),
+        "{out}"
+    );
+    assert!(err.contains("line 3: invalid: envelope phase"), "{err}");
+    assert!(out.contains("3 record(s): 2 valid, 1 invalid"), "{out}");
+    let (code, out, _) = hule(&["envelope", "check", "--json"], Some(lines.as_bytes()));
+    assert_eq!(code, 1);
+    let verdicts: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(verdicts.len(), 3, "{out}");
+    assert_eq!(verdicts[1]["line"], 3);
+    assert_eq!(verdicts[1]["valid"], false);
+    assert_eq!(verdicts[2]["event"], "BATCH_ESSAYS_REGISTERED");
+
+    let topic = "huleedu.batch.essays.registered.v1";
+    let garbage = one.replacen(
+        &format!("\"event_type\":\"{topic}\""),
+        "\"event_type\":\"garbage!!\"",
+        1,
+    );
+    assert_ne!(garbage, one);
+    let (code, _, err) = hule(
+        &["envelope", "check", "--topic", topic],
+        Some(garbage.as_bytes()),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("at `event_type`") && err.contains("garbage!!"),
+        "{err}"
+    );
+    let (code, out, err) = hule(
+        &["envelope", "check", "--topic", topic],
+        Some(one.as_bytes()),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("valid: BATCH_ESSAYS_REGISTERED"), "{out}");
+}
+
 /// A record nested 100,000 levels deep is an invalid envelope (exit 1), not a stack overflow that aborts the
 /// process (exit 134 before the depth check).
 #[test]

@@ -220,7 +220,11 @@ fn outbox_status_and_retry_on_sqlite() {
         };
         store
             .failed(
-                vec![(batch[0].seq, 1, "Broker: Message size too large".into())],
+                vec![hule_outbox::store::FailedAttempt::retriable(
+                    batch[0].seq,
+                    1,
+                    "Broker: Message size too large",
+                )],
                 parks,
             )
             .await
@@ -287,4 +291,175 @@ fn outbox_status_and_retry_on_sqlite() {
         .expect("count");
     assert_eq!(kept, 1, "the row is kept aside with its reason");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--schema` names the PostgreSQL schema (no `?options=` by hand), and `--service NAME=URL` repeated gives one view
+/// across services: a PostgreSQL outbox in its schema with a parked row, and an SQLite one. `retry --json` reports
+/// what it released; `--schema` on SQLite is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_across_services_with_a_schema_and_retry_as_json() {
+    use hule_outbox::store::OutboxStore;
+    let schema = format!("hule_test_{}", uuid::Uuid::new_v4().simple());
+    let base = "postgres://postgres@127.0.0.1:5432/test";
+    let (admin, conn) = tokio_postgres::connect(base, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL must run on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+    tokio::spawn(conn);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    let pg_url = format!("{base}?options=-csearch_path%3D{schema}");
+    let pg = hule_outbox::PgOutbox::connect(&pg_url)
+        .await
+        .expect("outbox");
+    {
+        let (mut client, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(conn);
+        let tx = client.transaction().await.expect("tx");
+        let rows = hule_outbox::testkit::numbered_rows(0..3, 3).expect("rows");
+        hule_outbox::pg::enqueue(&tx, &rows).await.expect("enqueue");
+        tx.commit().await.expect("commit");
+    }
+    let batch = pg.claim(10).await.expect("claim");
+    pg.failed(
+        vec![hule_outbox::store::FailedAttempt::permanent(
+            batch[0].seq,
+            1,
+            "Broker: Message size too large",
+        )],
+        hule_outbox::store::FailurePolicy::default(),
+    )
+    .await
+    .expect("failed");
+
+    let dir = std::env::temp_dir().join(format!("hule-status-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("outbox.db");
+    drop(hule_outbox::SqliteOutbox::open(&db).expect("sqlite outbox"));
+    let sqlite_url = format!("sqlite://{}", db.display());
+
+    let (code, out, err) = hule(
+        &[
+            "outbox",
+            "status",
+            "--database-url",
+            base,
+            "--schema",
+            &schema,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("parked: 1"), "{out}");
+    assert!(
+        out.contains("after 1 attempt(s): Broker: Message size too large"),
+        "a row that failed once says once: {out}"
+    );
+    let grading = format!("grading={base}");
+    let files = format!("files={sqlite_url}");
+    let (code, out, err) = hule(
+        &[
+            "outbox",
+            "status",
+            "--service",
+            &grading,
+            "--service",
+            &files,
+            "--schema",
+            &schema,
+        ],
+        None,
+    );
+    // --schema applies to each service: the SQLite one refuses it.
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("SQLite outbox has no schemas"), "{err}");
+    let grading = format!("grading={pg_url}");
+    let (code, out, err) = hule(
+        &[
+            "outbox",
+            "status",
+            "--service",
+            &grading,
+            "--service",
+            &files,
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>())
+    };
+    assert_eq!(line("grading"), Some(vec!["grading", "2", "1"]), "{out}");
+    assert_eq!(line("files"), Some(vec!["files", "0", "0"]), "{out}");
+    assert!(out.contains("2 service(s): pending 2, parked 1"), "{out}");
+    let (code, out, err) = hule(
+        &[
+            "outbox",
+            "status",
+            "--service",
+            &grading,
+            "--service",
+            &files,
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v[0]["service"], "grading");
+    assert_eq!(v[1]["service"], "files");
+
+    let (code, out, err) = hule(
+        &[
+            "outbox",
+            "retry",
+            "--database-url",
+            base,
+            "--schema",
+            &schema,
+            "--all-parked",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).expect("json"),
+        serde_json::json!({"released": 1})
+    );
+    let (code, _, err) = hule(
+        &[
+            "outbox",
+            "status",
+            "--database-url",
+            &sqlite_url,
+            "--schema",
+            "x",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = hule(
+        &[
+            "outbox",
+            "status",
+            "--database-url",
+            base,
+            "--schema",
+            "x; DROP",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a plain schema name"), "{err}");
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .expect("drop");
+    let _ = std::fs::remove_dir_all(&dir);
 }

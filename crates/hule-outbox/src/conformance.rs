@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::model::Claimed;
 use crate::prepare::NewRow;
-use crate::store::{Completion, FailurePolicy, OutboxStore, RetryTarget};
+use crate::store::{Completion, FailedAttempt, FailurePolicy, OutboxStore, RetryTarget};
 use crate::testkit::{number_of, numbered_rows};
 
 /// One backend under test.
@@ -64,9 +64,16 @@ pub async fn discard_moves_failed_rows_aside_and_frees_their_key<H: Harness>(h: 
         max_attempts: 1,
         ..FailurePolicy::default()
     };
-    s.failed(vec![(batch[0].seq, 1, "message too large".into())], parks)
-        .await
-        .expect("failed");
+    s.failed(
+        vec![FailedAttempt::retriable(
+            batch[0].seq,
+            1,
+            "message too large",
+        )],
+        parks,
+    )
+    .await
+    .expect("failed");
     assert_eq!(numbers(&s.claim(100).await.expect("claim")), vec![1, 3, 5]);
     // Never-attempted rows are not discarded, whatever the target names.
     let none = s
@@ -99,9 +106,12 @@ pub async fn discard_moves_failed_rows_aside_and_frees_their_key<H: Harness>(h: 
     assert_eq!(s.depth().await.expect("depth"), 5);
     // Retry by seq releases exactly that row.
     let again = s.claim(100).await.expect("claim");
-    s.failed(vec![(again[0].seq, 1, "refused".into())], parks)
-        .await
-        .expect("failed");
+    s.failed(
+        vec![FailedAttempt::retriable(again[0].seq, 1, "refused")],
+        parks,
+    )
+    .await
+    .expect("failed");
     assert_eq!(
         s.retry(RetryTarget::Seq(again[0].seq))
             .await
@@ -241,7 +251,7 @@ pub async fn a_failed_row_holds_back_its_key_only<H: Harness>(h: &H) {
     let batch = s.claim(100).await.expect("claim");
     let first = &batch[0];
     s.failed(
-        vec![(first.seq, 1, "broker refused".into())],
+        vec![FailedAttempt::retriable(first.seq, 1, "broker refused")],
         FailurePolicy::default(),
     )
     .await
@@ -270,9 +280,16 @@ pub async fn parked_after_the_last_attempt_and_released_by_retry<H: Harness>(h: 
         base_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(1),
     };
-    s.failed(vec![(batch[0].seq, 2, "message too large".into())], policy)
-        .await
-        .expect("failed");
+    s.failed(
+        vec![FailedAttempt::retriable(
+            batch[0].seq,
+            2,
+            "message too large",
+        )],
+        policy,
+    )
+    .await
+    .expect("failed");
     let status = s.status().await.expect("status");
     assert_eq!(
         status.parked.iter().map(|(_, n)| n).sum::<i64>(),
@@ -294,7 +311,38 @@ pub async fn parked_after_the_last_attempt_and_released_by_retry<H: Harness>(h: 
         "a parked row is never claimed"
     );
     assert_eq!(s.retry(RetryTarget::AllParked).await.expect("retry"), 1);
-    assert_eq!(numbers(&s.claim(100).await.expect("claim")), vec![0, 1]);
+    assert_eq!(
+        s.retry(RetryTarget::AllParked).await.expect("retry"),
+        0,
+        "a released row is not released again"
+    );
+    let batch = s.claim(100).await.expect("claim");
+    assert_eq!(numbers(&batch), vec![0, 1]);
+
+    // A permanent failure parks at once, and its count stays true: one attempt.
+    s.failed(
+        vec![FailedAttempt::permanent(
+            batch[0].seq,
+            1,
+            "message too large",
+        )],
+        FailurePolicy::default(),
+    )
+    .await
+    .expect("failed");
+    let status = s.status().await.expect("status");
+    assert_eq!(
+        status.parked.iter().map(|(_, n)| n).sum::<i64>(),
+        1,
+        "{status:?}"
+    );
+    assert!(
+        status
+            .last_errors
+            .iter()
+            .any(|e| e.0 == batch[0].seq && e.2 == 1),
+        "one attempt reads as one: {status:?}"
+    );
 }
 
 /// `claim_excluding` (the relay's pipelining) leaves out the rows still in flight and claims the rest.

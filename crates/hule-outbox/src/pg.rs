@@ -17,7 +17,7 @@ use tokio_postgres::{AsyncMessage, Client, Row, Transaction};
 use crate::error::{Result, StoreError};
 use crate::model::{from_row, Claimed, Gauges, Status};
 use crate::prepare::NewRow;
-use crate::store::{Completion, FailurePolicy, OutboxStore, RetryTarget};
+use crate::store::{Completion, FailedAttempt, FailurePolicy, OutboxStore, RetryTarget};
 
 /// The LISTEN/NOTIFY channel.
 pub const CHANNEL: &str = "hule_outbox";
@@ -351,12 +351,13 @@ impl OutboxStore for PgOutbox {
         Ok(())
     }
 
-    async fn failed(&self, failures: Vec<(i64, i32, String)>, policy: FailurePolicy) -> Result<()> {
+    async fn failed(&self, failures: Vec<FailedAttempt>, policy: FailurePolicy) -> Result<()> {
         let client = self.client.lock().await;
-        for (seq, attempts, error) in failures {
+        for f in failures {
+            let (seq, attempts) = (f.seq, f.attempts);
             let backoff_secs = policy.backoff(attempts).as_secs_f64();
-            let parked = policy.parks(attempts);
-            let error: String = error.chars().take(1000).collect();
+            let parked = f.permanent || policy.parks(attempts);
+            let error: String = f.error.chars().take(1000).collect();
             client
                 .execute(
                     "UPDATE event_outbox SET retry_count = $2, last_error = $3,

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::error::{Result, StoreError};
 use crate::model::Claimed;
-use crate::store::{Completion, FailurePolicy, OutboxStore};
+use crate::store::{Completion, FailedAttempt, FailurePolicy, OutboxStore};
 
 /// Where records go. `hule-kafka` implements it for Kafka; tests implement it in memory.
 pub trait Publish: Send + Sync + 'static {
@@ -375,7 +375,7 @@ async fn complete<S: OutboxStore>(
     started: Instant,
 ) -> Result<Vec<Option<String>>> {
     let mut delivered = Vec::with_capacity(batch.len());
-    let mut failures: Vec<(i64, i32, String)> = Vec::new();
+    let mut failures: Vec<FailedAttempt> = Vec::new();
     let mut failed_keys = Vec::new();
     // The keys whose row failed earlier in this batch (rows are in `seq` order), with that row's index in
     // `failures`: a later row of the key is held back as the claim query would have held it back.
@@ -389,8 +389,8 @@ async fn complete<S: OutboxStore>(
                 if let Some(i) = behind {
                     // The publisher sent it before its key's earlier row failed (a broker's late refusal): it is
                     // out, so the earlier row, if retried, would follow it. Said where an operator will look.
-                    tracing::warn!(seq = row.seq, before = failures[i].0, topic = %row.topic, "delivered after an earlier row of its key failed: that row is now out of order");
-                    failures[i].2.push_str(&format!(
+                    tracing::warn!(seq = row.seq, before = failures[i].seq, topic = %row.topic, "delivered after an earlier row of its key failed: that row is now out of order");
+                    failures[i].error.push_str(&format!(
                         " [row #{} of the same key was delivered after this failure: retrying this row delivers it out of order; discard it unless order does not matter]",
                         row.seq
                     ));
@@ -405,10 +405,16 @@ async fn complete<S: OutboxStore>(
             Err(_) if behind.is_some() => failed_keys.push(row.key.clone()),
             Err(e) => {
                 tracing::warn!(seq = row.seq, topic = %row.topic, attempts = row.attempts + 1, error = %e, "publish failed");
-                let attempts = match e.kind {
-                    FailureKind::Retriable => row.attempts + 1,
-                    // Retrying cannot help: park now instead of after max_attempts rounds of backoff.
-                    FailureKind::Permanent => (row.attempts + 1).max(config.failure.max_attempts),
+                let attempts = row.attempts + 1;
+                let failure = match e.kind {
+                    FailureKind::Retriable => {
+                        FailedAttempt::retriable(row.seq, attempts, e.to_string())
+                    }
+                    // Retrying cannot help: park now instead of after max_attempts rounds of backoff (the count
+                    // stays true: one attempt reads as one).
+                    FailureKind::Permanent => {
+                        FailedAttempt::permanent(row.seq, attempts, e.to_string())
+                    }
                     // Not the row's fault: the row stays due (no attempt counted) for the next relay.
                     FailureKind::Fatal => {
                         fatal.get_or_insert_with(|| e.message.clone());
@@ -419,7 +425,7 @@ async fn complete<S: OutboxStore>(
                 if let Some(k) = row.key.as_deref() {
                     failed_at.insert(k, failures.len());
                 }
-                failures.push((row.seq, attempts, e.to_string()));
+                failures.push(failure);
                 failed_keys.push(row.key.clone());
             }
         }

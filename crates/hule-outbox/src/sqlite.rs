@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use crate::error::{Result, StoreError};
 use crate::model::{from_row, Claimed, Gauges, Status};
 use crate::prepare::NewRow;
-use crate::store::{Completion, FailurePolicy, OutboxStore, RetryTarget};
+use crate::store::{Completion, FailedAttempt, FailurePolicy, OutboxStore, RetryTarget};
 
 const MIGRATION: &str = "
 CREATE TABLE IF NOT EXISTS event_outbox (
@@ -307,7 +307,7 @@ impl OutboxStore for SqliteOutbox {
         .await
     }
 
-    async fn failed(&self, failures: Vec<(i64, i32, String)>, policy: FailurePolicy) -> Result<()> {
+    async fn failed(&self, failures: Vec<FailedAttempt>, policy: FailurePolicy) -> Result<()> {
         let owner = self.owner.clone();
         self.with_owner("fail", move |conn| {
             // Immediate: the owner check reads before the writes, and a deferred transaction whose snapshot another
@@ -322,11 +322,11 @@ impl OutboxStore for SqliteOutbox {
                      WHERE seq = ?1",
                 )?;
                 let now = now_micros();
-                for (seq, attempts, error) in failures {
-                    let next = now + policy.backoff(attempts).as_micros() as i64;
-                    let parked = policy.parks(attempts).then_some(now);
-                    let error: String = error.chars().take(1000).collect();
-                    stmt.execute(params![seq, attempts, error, next, parked])?;
+                for f in failures {
+                    let next = now + policy.backoff(f.attempts).as_micros() as i64;
+                    let parked = (f.permanent || policy.parks(f.attempts)).then_some(now);
+                    let error: String = f.error.chars().take(1000).collect();
+                    stmt.execute(params![f.seq, f.attempts, error, next, parked])?;
                 }
             }
             tx.commit().map(|()| true)

@@ -33,6 +33,39 @@ pub enum Completion {
     },
 }
 
+/// One failed attempt to publish a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedAttempt {
+    /// The row.
+    pub seq: i64,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    /// Why it failed.
+    pub error: String,
+    /// Retrying cannot help (the record is too large, say): park the row now, whatever its count.
+    pub permanent: bool,
+}
+
+impl FailedAttempt {
+    /// A failure a later attempt may overcome.
+    pub fn retriable(seq: i64, attempts: i32, error: impl Into<String>) -> Self {
+        FailedAttempt {
+            seq,
+            attempts,
+            error: error.into(),
+            permanent: false,
+        }
+    }
+
+    /// A failure no attempt will overcome: the row parks at once.
+    pub fn permanent(seq: i64, attempts: i32, error: impl Into<String>) -> Self {
+        FailedAttempt {
+            permanent: true,
+            ..FailedAttempt::retriable(seq, attempts, error)
+        }
+    }
+}
+
 /// Failure handling of the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailurePolicy {
@@ -80,10 +113,11 @@ pub trait OutboxStore: Send + Sync + 'static {
         seqs: Vec<i64>,
         completion: Completion,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Records failed attempts: (seq, attempts so far including this one, error).
+    /// Records failed attempts: each row's attempts so far (this one included) and error; a row parks when the
+    /// policy says so or when the failure was permanent.
     fn failed(
         &self,
-        failures: Vec<(i64, i32, String)>,
+        failures: Vec<FailedAttempt>,
         policy: FailurePolicy,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Like `claim`, leaving out the rows in `exclude` (the batch still in flight).
