@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use hule_contracts::Headers;
 use hule_kafka::consumer::owned_headers;
 use hule_outbox::prepare::{prepare_decoded, EnqueueOptions, NewRow, TopicMode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use crate::kafka_args::KafkaArgs;
 use crate::out;
@@ -44,6 +44,17 @@ pub struct ProduceArgs {
     /// Validate and show what would be sent; send nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Send the input's bytes as one record to `--raw-topic`, unvalidated (with `--key`, if given): a deliberately
+    /// broken record to test a consumer's dead-letter path.
+    #[arg(long, requires = "raw_topic")]
+    raw: bool,
+    /// The topic of a `--raw` record.
+    #[arg(long, requires = "raw")]
+    raw_topic: Option<String>,
+    /// One JSON document on stdout: {"sent": [{topic, partition, offset, key, event_id}], "count"} (with --dry-run,
+    /// {"would_send": [{topic, key, event_id, bytes}], "count"}).
+    #[arg(long)]
+    json: bool,
 }
 
 /// The envelopes of `text` with where each is (`line 3`, `element 2`): a JSON array, one object, or JSON Lines.
@@ -105,6 +116,9 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
             std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
         }
     };
+    if args.raw {
+        return send_raw(args, text.into_bytes());
+    }
     let opts = EnqueueOptions {
         mode: match args.topic_mode {
             Mode::Standard => TopicMode::Standard,
@@ -124,6 +138,14 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
             anyhow::bail!("{} invalid envelope(s); nothing was sent", problems.len());
         }
     };
+    if args.dry_run && args.json {
+        let would: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| serde_json::json!({"topic": r.topic, "key": r.event_key, "event_id": r.event_id, "bytes": r.event_data.len()}))
+            .collect();
+        out(serde_json::json!({"would_send": would, "count": rows.len()}));
+        return Ok(());
+    }
     if args.dry_run {
         for r in &rows {
             out(format!(
@@ -144,10 +166,11 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
     // The project's one producer configuration (idempotent, acks=all, the Java client's partitioner).
     let producer: FutureProducer =
         hule_kafka::ProducerConfig::with_settings(&kafka).future_producer()?;
-    refuse_missing_topics(&producer, &kafka.brokers, &rows)?;
+    refuse_missing_topics(&producer, &kafka.brokers, kafka.timeout, &rows)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let mut sent = Vec::new();
     runtime.block_on(async {
         for (i, r) in rows.iter().enumerate() {
             let headers = Headers::from_json(&r.headers).context("headers of a prepared row")?;
@@ -166,14 +189,65 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
                         r.topic
                     )
                 })?;
-            out(format!(
-                "{}[{}]@{} key={} event_id={}",
-                r.topic, delivered.partition, delivered.offset, r.event_key, r.event_id
-            ));
+            if args.json {
+                sent.push(serde_json::json!({
+                    "topic": r.topic, "partition": delivered.partition, "offset": delivered.offset,
+                    "key": r.event_key, "event_id": r.event_id,
+                }));
+            } else {
+                out(format!(
+                    "{}[{}]@{} key={} event_id={}",
+                    r.topic, delivered.partition, delivered.offset, r.event_key, r.event_id
+                ));
+            }
         }
         anyhow::Ok(())
     })?;
-    eprintln!("sent {} record(s)", rows.len());
+    if args.json {
+        out(serde_json::json!({"sent": sent, "count": rows.len()}));
+    } else {
+        eprintln!("sent {} record(s)", rows.len());
+    }
+    Ok(())
+}
+
+/// `--raw`: the bytes as one record, unvalidated, to a topic that must exist.
+fn send_raw(args: &ProduceArgs, value: Vec<u8>) -> anyhow::Result<()> {
+    let topic = args.raw_topic.clone().unwrap_or_default();
+    if args.dry_run {
+        out(format!("would send {} raw byte(s) to {topic}", value.len()));
+        return Ok(());
+    }
+    let kafka = args.kafka.connect()?;
+    let producer: FutureProducer =
+        hule_kafka::ProducerConfig::with_settings(&kafka).future_producer()?;
+    let known = producer
+        .client()
+        .fetch_metadata(None, kafka.timeout)
+        .map(|md| md.topics().iter().any(|t| t.name() == topic))
+        .map_err(|e| anyhow::anyhow!("cannot read the topics of {}: {e}", kafka.brokers))?;
+    anyhow::ensure!(known, "--raw-topic {topic}: no such topic on the cluster");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut record = FutureRecord::<str, [u8]>::to(&topic).payload(&value);
+    if let Some(k) = &args.key {
+        record = record.key(k.as_str());
+    }
+    let (partition, offset) = runtime
+        .block_on(producer.send(record, Duration::from_secs(30)))
+        .map(|d| (d.partition, d.offset))
+        .map_err(|(e, _)| anyhow::anyhow!("the raw record to {topic} failed: {e}"))?;
+    if args.json {
+        out(
+            serde_json::json!({"sent": [{"topic": topic, "partition": partition, "offset": offset, "key": args.key, "bytes": value.len()}], "count": 1}),
+        );
+    } else {
+        out(format!(
+            "{topic}[{partition}]@{offset} raw ({} bytes, not validated)",
+            value.len()
+        ));
+    }
     Ok(())
 }
 
@@ -183,12 +257,12 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
 fn refuse_missing_topics(
     producer: &FutureProducer,
     brokers: &str,
+    timeout: Duration,
     rows: &[hule_outbox::prepare::NewRow],
 ) -> anyhow::Result<()> {
-    use rdkafka::producer::Producer as _;
     let md = producer
         .client()
-        .fetch_metadata(None, Duration::from_secs(10))
+        .fetch_metadata(None, timeout)
         .map_err(|e| anyhow::anyhow!("cannot read the topics of {brokers}: {e}"))?;
     let existing: std::collections::HashSet<&str> = md.topics().iter().map(|t| t.name()).collect();
     let mut missing: Vec<String> = Vec::new();

@@ -56,6 +56,9 @@ pub enum TopicsCommand {
         /// after the change are in different partitions (no order between them); refused without this.
         #[arg(long)]
         yes: bool,
+        /// One JSON document: {"steps": [{line, failed}], "failed": N}.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -197,7 +200,12 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        TopicsCommand::Apply { kafka, wanted, yes } => {
+        TopicsCommand::Apply {
+            kafka,
+            wanted,
+            yes,
+            json,
+        } => {
             let opts = options(wanted)?;
             let kafka = kafka.connect()?;
             check_replication(&kafka, &opts)?;
@@ -214,6 +222,10 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
                 if changes.iter().all(|c| matches!(c, Change::Warning { .. })) {
+                    if *json {
+                        out(serde_json::json!({"steps": [], "failed": 0, "warnings": changes.iter().map(describe).collect::<Vec<_>>()}));
+                        return Ok(ExitCode::SUCCESS);
+                    }
                     for c in &changes {
                         out(describe(c));
                     }
@@ -230,10 +242,14 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
                 let steps = hule_kafka::admin::apply(&kafka, &changes, Duration::from_secs(30)).await;
                 spinner.finish_and_clear();
                 let steps = steps?;
+                let failed = steps.iter().filter(|s| s.failed).count();
+                if *json {
+                    out(serde_json::json!({"steps": steps, "failed": failed}));
+                    return Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS });
+                }
                 for step in &steps {
                     out(&step.line);
                 }
-                let failed = steps.iter().filter(|s| s.failed).count();
                 if failed > 0 {
                     eprintln!(
                         "error: {failed} of {} step(s) failed; the others were carried out (run `hule topics plan` \

@@ -471,5 +471,48 @@ async fn produce_validates_then_publishes_with_key_and_headers_on_the_real_broke
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&format!("{legacy}[0]@0")), "{out}");
     assert_eq!((end_of(topic), end_of(legacy)), (3, 1));
+
+    // --json reports each record with its position; --raw sends a deliberately broken record unvalidated.
+    let (code, out, err) = hule(
+        &["produce", "--brokers", &brokers, "--json", "-"],
+        Some(lines[1].as_bytes()),
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
+    assert_eq!(report["count"], 1, "{report}");
+    assert_eq!(report["sent"][0]["topic"], topic);
+    assert_eq!(report["sent"][0]["offset"], 3, "{report}");
+    let (code, out, err) = hule(
+        &[
+            "produce",
+            "--brokers",
+            &brokers,
+            "--raw",
+            "--raw-topic",
+            topic,
+            "--key",
+            "batch-x",
+            "-",
+        ],
+        Some(b"{not an envelope"),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("raw (16 bytes, not validated)"), "{out}");
+    assert_eq!(end_of(topic), 5);
+    let nowhere = format!("huleedu.no.such.{}.v1", uuid::Uuid::new_v4().simple());
+    let (code, _, err) = hule(
+        &[
+            "produce",
+            "--brokers",
+            &brokers,
+            "--raw",
+            "--raw-topic",
+            &nowhere,
+            "-",
+        ],
+        Some(b"x"),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("no such topic"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }

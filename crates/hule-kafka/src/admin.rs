@@ -79,7 +79,7 @@ pub async fn describe(
 }
 
 /// One step of [`apply`]: what was done or what failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Step {
     /// One line for the operator.
     pub line: String,
