@@ -44,9 +44,10 @@ pub struct DemoArgs {
     /// Partitions per topic on the embedded cluster.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
-    /// Give up after this many seconds.
+    /// Give up on the run after this many seconds (start, pipeline and clean-up); `--timeout` is how long one Kafka
+    /// request may take.
     #[arg(long, default_value_t = 120)]
-    timeout: u64,
+    max_time: u64,
     /// Write the report as JSON to this file (`-` for stdout, replacing the text report).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -94,7 +95,7 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
             None
         },
         partitions: args.partitions,
-        timeout: Duration::from_secs(args.timeout),
+        timeout: Duration::from_secs(args.max_time),
         progress: !args.no_progress,
     };
     if args.partitions < 1 {

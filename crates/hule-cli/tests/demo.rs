@@ -18,7 +18,7 @@ fn demo_report(extra: &[&str]) -> serde_json::Value {
         "--json",
         "-",
         "--no-progress",
-        "--timeout",
+        "--max-time",
         "90",
     ];
     args.extend_from_slice(extra);
@@ -93,6 +93,12 @@ fn demo_reconciles_twice_on_the_real_broker() {
         let r = demo_report(&["--brokers", &brokers, "--database-url", &url]);
         assert_reconciled(&r);
         assert_eq!(r["outbox"], "postgres");
+        let run = r["run_id"].as_str().expect("run id");
+        assert_eq!(
+            leftovers(&brokers, &url, run),
+            (vec![], vec![]),
+            "run {run} cleaned up"
+        );
     }
     let (code, _, err) = hule(
         &[
@@ -108,6 +114,137 @@ fn demo_reconciles_twice_on_the_real_broker() {
     assert!(
         err.contains("--broker-faults needs the embedded cluster"),
         "{err}"
+    );
+}
+
+/// The consumer groups (on `brokers`) and PostgreSQL schemas a demo run left behind.
+fn leftovers(brokers: &str, url: &str, run: &str) -> (Vec<String>, Vec<String>) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("client");
+    let groups: Vec<String> = c
+        .fetch_group_list(None, std::time::Duration::from_secs(10))
+        .expect("groups")
+        .groups()
+        .iter()
+        .map(|g| g.name().to_owned())
+        .filter(|g| g.ends_with(&format!("-{run}")))
+        .collect();
+    let mut pg = postgres_client(url);
+    let schemas: Vec<String> = pg
+        .query(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE $1",
+            &[&format!("hule_demo_{run}_%")],
+        )
+        .expect("schemas")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    (groups, schemas)
+}
+
+/// A blocking PostgreSQL client on its own runtime (the tests here are synchronous).
+fn postgres_client(url: &str) -> SyncPg {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL must run on 127.0.0.1:5432 (scripts/setup.sh starts it)");
+        tokio::spawn(conn);
+        client
+    });
+    SyncPg { rt, client }
+}
+
+struct SyncPg {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl SyncPg {
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        self.rt.block_on(self.client.query(sql, params))
+    }
+}
+
+/// A demo on the real broker stopped by SIGTERM in the middle of its run stops its pipeline, reports that it was
+/// interrupted (exit 1), and leaves neither consumer groups nor schemas behind.
+#[test]
+fn an_interrupted_demo_removes_its_groups_and_schemas() {
+    let cluster = hule_kafka::testkit::TestKafka::start(hule_kafka::testkit::Backend::Real, 1);
+    let brokers = cluster.bootstrap_servers();
+    let url = std::env::var("HULE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hule"))
+        .args([
+            "demo",
+            "--brokers",
+            &brokers,
+            "--database-url",
+            &url,
+            "--batches",
+            "400",
+            "--essays",
+            "30",
+            "--no-progress",
+            "--json",
+            "-",
+            "--max-time",
+            "120",
+        ])
+        .env("HULE_LOG", "warn,hule_demo=info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn hule demo");
+    // Interrupt once the batches are being registered (the groups have joined, the schemas exist).
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the demo stopped before registering batches")
+            .expect("stderr");
+        if line.contains("registering batches") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an interrupted run is not reconciled"
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let check = r["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "not interrupted")
+        .expect("the interruption check")
+        .clone();
+    assert_eq!(check["ok"], false, "{check}");
+    let run = r["run_id"].as_str().expect("run id");
+    assert_eq!(
+        leftovers(&brokers, &url, run),
+        (vec![], vec![]),
+        "run {run} cleaned up"
     );
 }
 

@@ -87,7 +87,7 @@ fn secure_listeners_work_and_bad_credentials_or_ca_fail_fast_without_leaking_the
         "--poison-rate",
         "0.2",
         "--no-progress",
-        "--timeout",
+        "--max-time",
         "90",
     ]);
     assert_eq!(code, 0, "{out}\n{err}");

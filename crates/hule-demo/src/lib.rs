@@ -151,6 +151,9 @@ pub enum DemoError {
     /// Kafka could not be set up.
     #[error("kafka: {0}")]
     Kafka(String),
+    /// Ctrl-C or SIGTERM before the pipeline ran; what the run had made is removed.
+    #[error("interrupted before the pipeline ran; what it had made was removed")]
+    Interrupted,
 }
 
 /// The embedded cluster type.
@@ -505,16 +508,9 @@ async fn open_outboxes(
     config: &DemoConfig,
     run_id: &str,
     tmp: &std::path::Path,
-) -> Result<(Vec<Service>, Vec<String>), DemoError> {
+) -> Result<Vec<Service>, DemoError> {
     let mut services = Vec::new();
-    let mut schemas = Vec::new();
-    for name in [
-        services::BOS,
-        services::ELS,
-        services::SPELL,
-        services::CJ,
-        services::RAS,
-    ] {
+    for name in SERVICES {
         let (writer, relay) = match &config.database_url {
             None => {
                 std::fs::create_dir_all(tmp)
@@ -524,14 +520,10 @@ async fn open_outboxes(
                 (w, Relay::Sqlite(o))
             }
             Some(url) => {
-                let schema = format!(
-                    "hule_demo_{run_id}_{}",
-                    &name[..name.find('_').unwrap_or(name.len())]
-                );
+                let schema = schema_name(run_id, name);
                 let (w, o) = Writer::postgres(url, &schema)
                     .await
                     .map_err(DemoError::Outbox)?;
-                schemas.push(schema);
                 (w, Relay::Pg(o))
             }
         };
@@ -542,13 +534,131 @@ async fn open_outboxes(
         });
     }
 
-    Ok((services, schemas))
+    Ok(services)
 }
 
 /// Runs the pipeline to completion (or `timeout`) and reports. `embedded` is the mock cluster when no brokers
 /// were given; broker faults are injected through it.
 pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Report, DemoError> {
     check(config, embedded)?;
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let left = Leftovers::default();
+    // Ctrl-C or SIGTERM ends the run early, through the same stop and clean-up as the end of a run.
+    let interrupted = tokio_util::sync::CancellationToken::new();
+    let listener = {
+        let interrupted = interrupted.clone();
+        tokio::spawn(async move {
+            stop_signal().await;
+            interrupted.cancel();
+        })
+    };
+    let result = run_inner(config, embedded, &run_id, &left, &interrupted).await;
+    listener.abort();
+    left.clean(config, embedded.is_none(), &run_id).await;
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What a run leaves behind and must remove on every way out (done, timed out, interrupted, failed): its consumer
+/// groups on a real cluster, its PostgreSQL schemas or its SQLite directory.
+#[derive(Default)]
+struct Leftovers {
+    groups: Mutex<Vec<String>>,
+    shutdown: Mutex<Option<tokio_util::sync::CancellationToken>>,
+}
+
+impl Leftovers {
+    fn group(&self, name: &str) {
+        lock(&self.groups).push(name.to_owned());
+    }
+
+    async fn clean(&self, config: &DemoConfig, real_cluster: bool, run_id: &str) {
+        // Whatever is still running (a run that failed part-way) stops first.
+        if let Some(token) = lock(&self.shutdown).take() {
+            token.cancel();
+        }
+        match &config.database_url {
+            None => {
+                let _ = std::fs::remove_dir_all(demo_dir(run_id));
+            }
+            Some(url) => {
+                if let Err(e) = outbox::drop_schemas(url, &schema_names(run_id)).await {
+                    tracing::warn!(error = %e, "the demo's schemas were not dropped");
+                }
+            }
+        }
+        let groups = lock(&self.groups).clone();
+        if let (true, Some(kafka)) = (real_cluster, &config.kafka) {
+            match hule_kafka::admin::delete_groups(kafka, &groups, Duration::from_secs(10)).await {
+                Ok(gone) if gone.len() < groups.len() => tracing::warn!(
+                    left = groups.len() - gone.len(),
+                    "some of the demo's consumer groups were not deleted (still had members)"
+                ),
+                Ok(_) => {
+                    tracing::info!(groups = groups.len(), "the demo's consumer groups deleted")
+                }
+                Err(e) => tracing::warn!(error = %e, "the demo's consumer groups were not deleted"),
+            }
+        }
+    }
+}
+
+/// The SQLite outboxes' directory of a run.
+fn demo_dir(run_id: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("hule-demo-{run_id}"))
+}
+
+/// The PostgreSQL schema of one service's outbox in a run.
+fn schema_name(run_id: &str, service: &str) -> String {
+    format!(
+        "hule_demo_{run_id}_{}",
+        &service[..service.find('_').unwrap_or(service.len())]
+    )
+}
+
+/// Every schema a run may create.
+fn schema_names(run_id: &str) -> Vec<String> {
+    SERVICES.iter().map(|s| schema_name(run_id, s)).collect()
+}
+
+/// The demo's services, each with an outbox.
+const SERVICES: [&str; 5] = [
+    services::BOS,
+    services::ELS,
+    services::SPELL,
+    services::CJ,
+    services::RAS,
+];
+
+async fn run_inner(
+    config: &DemoConfig,
+    embedded: Option<&Embedded>,
+    run_id: &str,
+    left: &Leftovers,
+    interrupted: &tokio_util::sync::CancellationToken,
+) -> Result<Report, DemoError> {
     let started = Instant::now();
     let kafka = match (embedded, &config.kafka) {
         (_, Some(k)) => k.clone(),
@@ -559,11 +669,10 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             ))
         }
     };
-    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
 
     // Outboxes, one per service.
-    let tmp = std::env::temp_dir().join(format!("hule-demo-{run_id}"));
-    let (services, schemas) = open_outboxes(config, &run_id, &tmp).await?;
+    let tmp = demo_dir(run_id);
+    let services = open_outboxes(config, run_id, &tmp).await?;
 
     let shared = Arc::new(Shared {
         content: Default::default(),
@@ -658,6 +767,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
 
     // Consumers, one per service, each built once with the library's builder.
     let shutdown = tokio_util::sync::CancellationToken::new();
+    *lock(&left.shutdown) = Some(shutdown.clone());
     let dedup: Arc<dyn DedupStore> = match &config.redis_url {
         None => Arc::new(MemoryDedup::new()),
         Some(url) => {
@@ -675,6 +785,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     let mut joined = Vec::new();
     for (name, router) in routers {
         let group = format!("hule-demo-{name}-{run_id}");
+        left.group(&group);
         let assigned = Arc::new(tokio::sync::Notify::new());
         joined.push(assigned.clone());
         let consumer = EventConsumer::builder(&kafka, &group, name)
@@ -699,6 +810,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     }
 
     // Observer.
+    left.group(&format!("hule-demo-observer-{run_id}"));
     let Observer {
         registered,
         observed,
@@ -715,19 +827,22 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     joined.push(observer_joined);
 
     // Wait until every group has its partitions, so that latency measures the pipeline, not the group joins.
+    let join_for = config.timeout.min(Duration::from_secs(30));
     for j in &joined {
-        if tokio::time::timeout(Duration::from_secs(30), j.notified())
-            .await
-            .is_err()
-        {
-            return Err(DemoError::Kafka(
-                "consumer groups did not get their partitions within 30 s".into(),
-            ));
+        tokio::select! {
+            _ = interrupted.cancelled() => return Err(DemoError::Interrupted),
+            r = tokio::time::timeout(join_for, j.notified()) => if r.is_err() {
+                return Err(DemoError::Kafka(format!(
+                    "consumer groups did not get their partitions within {} s",
+                    join_for.as_secs()
+                )));
+            }
         }
     }
     let joined_after = started.elapsed();
 
     // Register the batches.
+    tracing::info!(batches = config.batches, "registering batches");
     let mut essays_by_batch = BTreeMap::new();
     for b in 0..config.batches {
         let batch_id = format!("batch-{b:04}");
@@ -793,6 +908,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             .sum::<f64>() as u64
     };
     let mut timed_out = false;
+    let mut was_interrupted = false;
     loop {
         if let Some(at) = broker_back_at {
             if Instant::now() >= at {
@@ -830,6 +946,11 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             timed_out = true;
             break;
         }
+        if interrupted.is_cancelled() {
+            tracing::warn!("interrupted: stopping the run and removing what it made");
+            was_interrupted = true;
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     progress.finish();
@@ -857,16 +978,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     tracing::info!("stopping the observer");
     let _ = observer_task.await;
     tracing::info!("stopped");
-    match &config.database_url {
-        None => {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        Some(url) => {
-            if let Err(e) = outbox::drop_schemas(url, &schemas).await {
-                tracing::warn!(error = %e, "the demo's schemas were not dropped");
-            }
-        }
-    }
+    // The schemas or the SQLite directory and the groups are removed by `run`, on every way out.
     let wall = started.elapsed().as_secs_f64();
 
     // Report.
@@ -903,6 +1015,15 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
             detail: format!("{duplicates_suppressed} suppressed of {duplicates_expected} expected"),
         },
         Check {
+            name: "not interrupted".into(),
+            ok: !was_interrupted,
+            detail: if was_interrupted {
+                "stopped by Ctrl-C or SIGTERM".into()
+            } else {
+                "ran to its end".into()
+            },
+        },
+        Check {
             name: "finished before the timeout".into(),
             ok: !timed_out,
             detail: format!("{:.1} s of {} s", wall, config.timeout.as_secs()),
@@ -910,6 +1031,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     ];
     let reconciled = checks.iter().all(|c| c.ok);
     Ok(Report {
+        run_id: run_id.to_owned(),
         outbox: if config.database_url.is_some() {
             "postgres".into()
         } else {

@@ -79,6 +79,8 @@ impl PartialEq for EssayResult {
 /// The whole report (`--json` writes it as is).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
+    /// This run's id: in its consumer groups' and schemas' names (removed when it ends).
+    pub run_id: String,
     /// Where the outboxes were (`sqlite` or `postgres`).
     pub outbox: String,
     /// The brokers (`embedded mock cluster` or the address given).

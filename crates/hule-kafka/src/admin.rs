@@ -25,6 +25,24 @@ pub fn broker_count(kafka: &KafkaSettings, timeout: Duration) -> Result<i32, Err
     Ok(md.brokers().len() as i32)
 }
 
+/// Deletes consumer groups that have no members (a finished run's); returns the ones deleted. A group that still
+/// has members, or that the cluster does not know, is left and not counted.
+pub async fn delete_groups(
+    kafka: &KafkaSettings,
+    groups: &[String],
+    timeout: Duration,
+) -> Result<Vec<String>, Error> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin = admin(kafka)?;
+    let names: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let results = admin
+        .delete_groups(&names, &AdminOptions::new().request_timeout(Some(timeout)))
+        .await?;
+    Ok(results.into_iter().filter_map(Result::ok).collect())
+}
+
 /// Describes the cluster's topics: partitions, replication and the non-default configuration of `wanted` topics.
 pub async fn describe(
     kafka: &KafkaSettings,
