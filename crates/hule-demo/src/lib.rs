@@ -818,7 +818,7 @@ async fn run_inner(
         task: observer_task,
     } = start_observer(
         &kafka,
-        &run_id,
+        run_id,
         embedded.is_none(),
         &subscribers,
         &shared,
