@@ -141,6 +141,9 @@ fn main() -> ExitCode {
     // `hule relay` says when it leads or stands by; elsewhere only warnings.
     let default_filter = if matches!(cli.command, Command::Relay(_) | Command::Console(_)) {
         "warn,hule_outbox::relay=info,hule_console=info,hule::health=info"
+    } else if matches!(cli.command, Command::Demo(_)) {
+        // The demo's poison records are dead-lettered on purpose and counted in its report; a line each is noise.
+        "warn,hule_consumer::dlq=error,hule::health=info"
     } else {
         // Recovery lines of the health board (a broker back after an outage) show with the warnings.
         "warn,hule::health=info"
