@@ -193,10 +193,7 @@ fn quiet<L>(inner: L, shown: Option<tracing_subscriber::filter::Targets>) -> Qui
 /// (`HULE_TRACE` filters them, `hule=info` by default). Keep the returned exporter until the end of `main`:
 /// dropping it sends the spans still batched.
 pub fn init(default_filter: &str) -> Option<hule_trace::otlp::Exporter> {
-    let log_spec = std::env::var("HULE_LOG")
-        .ok()
-        .filter(|v| tracing_subscriber::EnvFilter::try_new(v).is_ok())
-        .unwrap_or_else(|| default_filter.to_owned());
+    let log = targets_from_env("HULE_LOG", default_filter);
     // Colour only on a terminal, and never with NO_COLOR set: a log written to a file or a pipe has no escape codes.
     let colour = {
         use std::io::IsTerminal as _;
@@ -212,20 +209,15 @@ pub fn init(default_filter: &str) -> Option<hule_trace::otlp::Exporter> {
             None
         }
     };
-    // One global filter (see [`Quiet`] for why not one per layer): the log's, widened by the exported spans' when
-    // there is an exporter, in which case the log checks its own targets again.
+    // One global filter (see [`Quiet`] for why not one per layer): the log's, or, with an exporter, the union of
+    // the log's and the spans' (each target at the more verbose of the two), the log then checking its own.
     let (global, shown) = match &exporter {
         Some(_) => {
-            let spans = std::env::var("HULE_TRACE")
-                .ok()
-                .filter(|v| tracing_subscriber::EnvFilter::try_new(v).is_ok())
-                .unwrap_or_else(|| "hule=info".to_owned());
-            (format!("{log_spec},{spans}"), log_spec.parse().ok())
+            let spans = targets_from_env("HULE_TRACE", "hule=info");
+            (union(&log, &spans), Some(log))
         }
-        None => (log_spec, None),
+        None => (log, None),
     };
-    let global = tracing_subscriber::EnvFilter::try_new(&global)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let otel = exporter.as_ref().map(|x| x.layer());
     tracing_subscriber::registry()
         .with(global)
@@ -236,6 +228,62 @@ pub fn init(default_filter: &str) -> Option<hule_trace::otlp::Exporter> {
         eprintln!("hule: exporting spans over OTLP/HTTP to {}", x.endpoint);
     }
     exporter
+}
+
+/// The filter in environment variable `var` (`warn`, `hule=debug`, `info,rdkafka=warn`: a level and targets), or
+/// `default` when it is unset or not such a list (said once on stderr).
+fn targets_from_env(var: &str, default: &str) -> tracing_subscriber::filter::Targets {
+    let fallback = || default.parse().unwrap_or_default();
+    match std::env::var(var) {
+        Err(_) => fallback(),
+        Ok(spec) => spec.parse().unwrap_or_else(|e| {
+            eprintln!("warning: {var}={spec:?} is not a list of levels and targets ({e}); using {default:?}");
+            fallback()
+        }),
+    }
+}
+
+/// The level at which `targets` lets `target` through (its most specific directive's).
+fn effective(
+    targets: &tracing_subscriber::filter::Targets,
+    target: &str,
+) -> tracing::level_filters::LevelFilter {
+    use tracing::Level;
+    [
+        Level::TRACE,
+        Level::DEBUG,
+        Level::INFO,
+        Level::WARN,
+        Level::ERROR,
+    ]
+    .into_iter()
+    .find(|l| targets.would_enable(target, l))
+    .map_or(tracing::level_filters::LevelFilter::OFF, Into::into)
+}
+
+/// A filter that lets through whatever `a` or `b` does: each directive of either at the more verbose of the two
+/// filters' levels for it, the default at the more verbose default. (Targets match by prefix and the most specific
+/// directive wins, so the union's most specific match for a target is at least as specific as each one's.)
+fn union(
+    a: &tracing_subscriber::filter::Targets,
+    b: &tracing_subscriber::filter::Targets,
+) -> tracing_subscriber::filter::Targets {
+    let names: std::collections::BTreeSet<String> = a
+        .iter()
+        .chain(b.iter())
+        .map(|(t, _)| t.to_owned())
+        .collect();
+    let mut out = tracing_subscriber::filter::Targets::new().with_targets(
+        names
+            .iter()
+            .map(|t| (t.clone(), effective(a, t).max(effective(b, t))))
+            .collect::<Vec<_>>(),
+    );
+    let default = a.default_level().max(b.default_level());
+    if let Some(level) = default {
+        out = out.with_default(level);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -301,6 +349,31 @@ mod wiring {
         });
         let text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf8");
         assert_eq!(text.lines().count(), 2, "{text}");
+    }
+
+    #[test]
+    fn the_union_lets_through_what_either_filter_does() {
+        use tracing::Level;
+        let log: tracing_subscriber::filter::Targets = "warn,hule=debug,hule_outbox::relay=info"
+            .parse()
+            .expect("log");
+        let spans: tracing_subscriber::filter::Targets =
+            "hule=info,hule::kafka_args=trace".parse().expect("spans");
+        let both = union(&log, &spans);
+        for (target, level) in [
+            ("hule::demo", Level::DEBUG),
+            ("hule::kafka_args", Level::TRACE),
+            ("hule_outbox::relay", Level::INFO),
+            ("rdkafka::client", Level::WARN),
+        ] {
+            assert!(both.would_enable(target, &level), "{target} at {level}");
+            assert_eq!(
+                both.would_enable(target, &level),
+                log.would_enable(target, &level) || spans.would_enable(target, &level)
+            );
+        }
+        assert!(!both.would_enable("rdkafka::client", &Level::INFO));
+        assert!(!both.would_enable("hule::demo", &Level::TRACE));
     }
 
     #[test]

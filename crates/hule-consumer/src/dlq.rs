@@ -43,6 +43,10 @@ pub struct DeadLetterRecord {
     /// Why the bytes are in base64, when they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The whitespace around a JSON record's value (before, after), when it had any (a trailing newline, say):
+    /// embedding keeps the value only, and a replay puts this back so that it sends the bytes the producer sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_event_padding: Option<(String, String)>,
     /// The event id, when the envelope parsed far enough.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
@@ -69,12 +73,21 @@ pub struct DeadLetterRecord {
 pub struct OriginalEvent(Box<serde_json::value::RawValue>);
 
 impl OriginalEvent {
-    /// `bytes` embedded as they are, when they are one JSON value with nothing around it (no surrounding
-    /// whitespace, which embedding would drop); `None` otherwise.
-    pub fn verbatim(bytes: &[u8]) -> Option<OriginalEvent> {
+    /// `bytes` embedded as they are when they are one JSON value, with the whitespace around it (which embedding
+    /// drops) returned beside it as (before, after); `None` when they are not JSON.
+    pub fn verbatim(bytes: &[u8]) -> Option<(OriginalEvent, Option<(String, String)>)> {
         let text = std::str::from_utf8(bytes).ok()?;
-        let raw = serde_json::value::RawValue::from_string(text.to_owned()).ok()?;
-        (raw.get().len() == bytes.len()).then_some(OriginalEvent(raw))
+        let is_ws = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r');
+        let value = text.trim_matches(is_ws);
+        let raw = serde_json::value::RawValue::from_string(value.to_owned()).ok()?;
+        let start = text.len() - text.trim_start_matches(is_ws).len();
+        let padding = (value.len() != text.len()).then(|| {
+            (
+                text[..start].to_owned(),
+                text[start + value.len()..].to_owned(),
+            )
+        });
+        Some((OriginalEvent(raw), padding))
     }
 
     /// The embedding of a JSON value (for base64 strings and `null`).
@@ -180,16 +193,21 @@ impl DeadLetter {
                 .and_then(|i| i.as_str())
                 .map(str::to_owned)
         });
+        let mut padding = None;
         let (original_event, encoding, note) = match (&parsed, OriginalEvent::verbatim(bytes)) {
             _ if delivery.payload.is_none() => (
                 OriginalEvent::of(&serde_json::Value::String(String::new())),
                 "base64",
                 Some("the record had no value (a tombstone)".to_owned()),
             ),
-            (Ok(_), Some(raw)) => (raw, "json", None),
-            (Ok(_), None) => base64(
-                "the value is JSON with whitespace around it; its bytes are base64-encoded so a replay sends them unchanged".to_owned(),
-            ),
+            (Ok(_), Some((raw, around))) => {
+                padding = around;
+                (raw, "json", None)
+            }
+            // JSON that is not UTF-8 text (serde_json reads bytes; an embedding must be a string).
+            (Ok(_), None) => {
+                base64("the value is JSON but not UTF-8; its bytes are base64-encoded".to_owned())
+            }
             (Err(e), _) => base64(format!(
                 "the value is not JSON ({e}); its bytes are base64-encoded"
             )),
@@ -202,6 +220,7 @@ impl DeadLetter {
             original_event,
             original_event_encoding: encoding.into(),
             note,
+            original_event_padding: padding,
             event_id,
             error_message,
             error_type: error_type.into(),
@@ -306,7 +325,7 @@ impl Service for DeadLetterService {
                 ) => {
                     let mut letter = DeadLetter::build(&msg.delivery, &failure, &self.cfg.service);
                     let reason = letter.record.error_type.clone();
-                    tracing::warn!(at = %msg.delivery.position(), %reason, error = %failure, "dead-lettering");
+                    tracing::warn!(at = %msg.delivery.position(), event_id = msg.delivery.headers.get(names::EVENT_ID).unwrap_or("-"), %reason, error = %failure, "dead-lettering");
                     // The dead letter continues the record's trace: its traceparent names this span.
                     let span = tracing::info_span!(target: "hule", "consumer.dead_letter", reason = %reason, topic = %letter.topic);
                     if let Some(trace) = hule_trace::wire_context(&span) {
@@ -467,7 +486,12 @@ pub fn replay_record(
     offset: i64,
 ) -> Result<Replay, ReplayError> {
     let value = match record.original_event_encoding.as_str() {
-        "json" => record.original_event.text().as_bytes().to_vec(),
+        "json" => match &record.original_event_padding {
+            None => record.original_event.text().as_bytes().to_vec(),
+            Some((before, after)) => {
+                format!("{before}{}{after}", record.original_event.text()).into_bytes()
+            }
+        },
         "base64" => {
             let serde_json::Value::String(text) = record.original_event.value() else {
                 return Err(ReplayError("base64 original_event is not a string".into()));

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use hule_contracts::{Payload, TypedEvent};
 use tokio::sync::Mutex;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::Client;
 
 use crate::message::Context;
 use crate::router::{ErasedHandler, HandlerError, Router, TopicChoice};
@@ -88,7 +88,73 @@ impl Conn {
     }
 }
 
-/// A handler that writes its effect in the inbox's transaction.
+/// The transaction a transactional handler writes its effect in (and publishes through the outbox in).
+pub use tokio_postgres::Transaction;
+
+/// A transactional handler: any `async fn(state, &Transaction<'_>, Context, payload) -> Result<(), HandlerError>`
+/// (or a function returning such a future). It is implemented for them; you never name it, only write the
+/// function. (It exists because a closure bound cannot say "a future borrowing the transaction".)
+pub trait TxHandlerFn<'t, S, P>: Send + Sync + 'static {
+    /// The handler's future, which may borrow the transaction.
+    type Future: std::future::Future<Output = Result<(), HandlerError>> + Send + 't;
+    /// Calls the handler.
+    fn call(&self, state: S, tx: &'t Transaction<'t>, ctx: Context, payload: P) -> Self::Future;
+}
+
+impl<'t, S, P, F, Fut> TxHandlerFn<'t, S, P> for F
+where
+    F: Fn(S, &'t Transaction<'t>, Context, P) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), HandlerError>> + Send + 't,
+{
+    type Future = Fut;
+    fn call(&self, state: S, tx: &'t Transaction<'t>, ctx: Context, payload: P) -> Fut {
+        self(state, tx, ctx, payload)
+    }
+}
+
+/// Where a consumer's inbox will be once it has connected: handlers are registered before the consumer runs, the
+/// inbox connects when it starts (so a wrong URL fails the start, not the first record).
+pub type InboxSlot = Arc<std::sync::OnceLock<Arc<PgInbox>>>;
+
+/// Registers `handler` for `P`'s event on `router`, running it with `state` inside the transaction of the inbox
+/// that `slot` will hold (a record arriving before it does is `Unavailable`, tried again).
+pub fn route_in_slot<S, P, F>(
+    slot: &InboxSlot,
+    router: Router,
+    choice: TopicChoice,
+    state: S,
+    handler: F,
+) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+    P: Payload,
+    F: for<'t> TxHandlerFn<'t, S, P>,
+{
+    let slot = slot.clone();
+    let handler = Arc::new(handler);
+    let erased: ErasedHandler = Arc::new(move |ctx: Context, typed: TypedEvent| {
+        let slot = slot.clone();
+        let handler = handler.clone();
+        let state = state.clone();
+        async move {
+            let inbox = slot.get().cloned().ok_or_else(|| {
+                Failure::Unavailable("the PostgreSQL inbox is not connected yet".into())
+            })?;
+            let payload = P::from_typed(typed).map_err(|other| {
+                Failure::Permanent(format!("inbox handler of {:?} got {:?}", P::EVENT, other))
+            })?;
+            let c = ctx.clone();
+            inbox
+                .run(&ctx, move |tx| handler.call(state, tx, c, payload).boxed())
+                .await
+        }
+        .boxed()
+    });
+    router.on_erased_deduplicating(P::EVENT, choice, erased)
+}
+
+/// A handler that writes its effect in the inbox's transaction (the boxed form [`PgInbox::route`] takes; prefer a
+/// plain `async fn` with [`PgInbox::route_with`] or the consumer builder's `handle_tx`).
 pub type TxHandler<P> = dyn for<'t> Fn(&'t Transaction<'t>, Context, P) -> BoxFuture<'t, Result<(), HandlerError>>
     + Send
     + Sync;
@@ -206,6 +272,24 @@ impl PgInbox {
             .boxed()
         });
         router.on_erased_deduplicating(P::EVENT, choice, erased)
+    }
+
+    /// Registers `handler` — an `async fn(state, &Transaction<'_>, Context, payload)` — for `P`'s event on
+    /// `router`, running it with `state` inside the inbox transaction.
+    pub fn route_with<S, P, F>(
+        self: &Arc<Self>,
+        router: Router,
+        choice: TopicChoice,
+        state: S,
+        handler: F,
+    ) -> Router
+    where
+        S: Clone + Send + Sync + 'static,
+        P: Payload,
+        F: for<'t> TxHandlerFn<'t, S, P>,
+    {
+        let slot: InboxSlot = Arc::new(std::sync::OnceLock::from(self.clone()));
+        route_in_slot(&slot, router, choice, state, handler)
     }
 
     /// Deletes inbox rows older than `older_than`, at most `limit` at a time; returns how many went.

@@ -182,5 +182,8 @@ pub async fn process(
     };
     span.record("outcome", label);
     metrics.outcome(&msg.delivery.topic, label, started.elapsed().as_secs_f64());
+    if let Ok(Outcome::Duplicate { method }) = &result {
+        tracing::debug!(target: "hule", topic = %msg.delivery.topic, partition = msg.delivery.partition, offset = msg.delivery.offset, event_id = msg.delivery.headers.get(hule_contracts::headers::names::EVENT_ID).unwrap_or("-"), method, "duplicate skipped");
+    }
     result
 }

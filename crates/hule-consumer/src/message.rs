@@ -118,3 +118,10 @@ impl Context {
         }
     }
 }
+
+/// The correlation id of the event being handled: `outbox.publish(&tx, follow_up, &ctx)` continues its request.
+impl From<&Context> for hule_contracts::CorrelationId {
+    fn from(ctx: &Context) -> Self {
+        hule_contracts::CorrelationId(ctx.correlation_id)
+    }
+}

@@ -20,15 +20,26 @@ use tracing::Instrument;
 use crate::message::{Context, Message};
 use crate::service::{Failure, Outcome, Processed, Service};
 
-/// A handler's error: retrying helps, or it does not.
+/// A handler's error, by what a retry can do about it.
+///
+/// The library's own errors convert with `?`, classified by the rule the relay uses for its records: what the same
+/// record will meet again is `Permanent` (an event that cannot be prepared: its key, size or encoding; a database
+/// refusing the statement itself: SQLSTATE classes 22 data, 23 integrity, 42 syntax or access), a dependency that is
+/// down or cut off is `Unavailable` (a closed connection, SQLSTATE 08 connection, 57 operator intervention, 53
+/// resources), and the rest is `Transient` (a serialization failure or deadlock, 40; a timeout).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HandlerError {
-    /// A retry may succeed (a timeout, a lock, an unavailable dependency).
+    /// A retry may succeed (a timeout, a lock, a serialization failure): retried in place with the record's
+    /// backoff, then dead-lettered when the retries run out.
     #[error("{0}")]
     Transient(String),
-    /// A retry cannot succeed (a business rule refused the event).
+    /// A retry cannot succeed (a business rule refused the event): dead-lettered at once.
     #[error("{0}")]
     Permanent(String),
+    /// A dependency the service needs is down (its database): not the record's fault, so it is never
+    /// dead-lettered for it; its offset is not committed and the driver tries it again until the dependency answers.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl HandlerError {
@@ -40,6 +51,10 @@ impl HandlerError {
     pub fn permanent(e: impl std::fmt::Display) -> Self {
         HandlerError::Permanent(e.to_string())
     }
+    /// A dependency that is down, from anything displayable.
+    pub fn unavailable(e: impl std::fmt::Display) -> Self {
+        HandlerError::Unavailable(e.to_string())
+    }
 }
 
 impl From<HandlerError> for Failure {
@@ -47,7 +62,63 @@ impl From<HandlerError> for Failure {
         match e {
             HandlerError::Transient(m) => Failure::Transient(m),
             HandlerError::Permanent(m) => Failure::Permanent(m),
+            HandlerError::Unavailable(m) => Failure::Unavailable(m),
         }
+    }
+}
+
+/// The class of a PostgreSQL error, by SQLSTATE (see [`HandlerError`]); an error without a code (the connection
+/// closed, an I/O error) is a database that is not there.
+#[cfg(feature = "postgres")]
+fn pg_class(e: &tokio_postgres::Error) -> fn(String) -> HandlerError {
+    match e.code().map(|c| c.code()) {
+        None => HandlerError::Unavailable,
+        Some(code) => match code.get(..2) {
+            Some("22" | "23" | "42" | "44") => HandlerError::Permanent,
+            Some("08" | "53" | "57" | "58") => HandlerError::Unavailable,
+            _ => HandlerError::Transient,
+        },
+    }
+}
+
+/// `?` on a PostgreSQL call in a handler: classified by SQLSTATE (see [`HandlerError`]).
+#[cfg(feature = "postgres")]
+impl From<tokio_postgres::Error> for HandlerError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        pg_class(&e)(hule_secrets::error_chain(&e))
+    }
+}
+
+/// The inbox's own errors (connecting, migrating) are a database that is not usable yet.
+#[cfg(feature = "postgres")]
+impl From<crate::inbox::InboxError> for HandlerError {
+    fn from(e: crate::inbox::InboxError) -> Self {
+        HandlerError::Unavailable(e.to_string())
+    }
+}
+
+/// `?` on [`hule_outbox::Outbox::publish`] in a handler: an event that cannot be prepared (key, size, encoding) is
+/// the record's fault and permanent; a database error is classified as a PostgreSQL error is (SQLSTATE), or
+/// transient when it is not one; a bad configuration or an outbox another relay took over is the service's state,
+/// not the record's: unavailable.
+#[cfg(feature = "outbox")]
+impl From<hule_outbox::StoreError> for HandlerError {
+    fn from(e: hule_outbox::StoreError) -> Self {
+        use hule_outbox::StoreError as E;
+        let class: fn(String) -> HandlerError = match &e {
+            E::Prepare { .. } => HandlerError::Permanent,
+            #[cfg(feature = "postgres")]
+            E::Database { source, .. } => match source.downcast_ref::<tokio_postgres::Error>() {
+                Some(pg) => pg_class(pg),
+                None => HandlerError::Transient,
+            },
+            #[cfg(not(feature = "postgres"))]
+            E::Database { .. } => HandlerError::Transient,
+            // A bad configuration, a fatal publisher, an outbox another relay leads, and whatever a later
+            // version adds: the service's state, not the record's.
+            _ => HandlerError::Unavailable,
+        };
+        class(e.to_string())
     }
 }
 

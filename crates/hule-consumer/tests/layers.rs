@@ -655,12 +655,18 @@ fn dead_letters_replay_to_their_topic_with_key_headers_and_a_marker() {
             Some("X")
         );
 
-        // JSON with whitespace around it cannot be embedded as it is: its bytes go in base64 and come back unchanged.
-        let padded = b"{\"event_id\": \"e1\"}\n".to_vec();
+        // JSON with whitespace around it (a trailing newline) is embedded as JSON — an object the Python reader
+        // reads, with the same fingerprint — and the whitespace kept beside it comes back in a replay.
+        let padded = b" {\"event_id\": \"e1\", \"event_type\": \"X\"}\n".to_vec();
         d.payload = Some(padded.clone());
         let letter = DeadLetter::build(&d, &Failure::Permanent("rule".into()), "svc");
         let rec: DeadLetterRecord = serde_json::from_slice(&letter.value).expect("json");
-        assert_eq!(rec.original_event_encoding, "base64");
+        assert_eq!(rec.original_event_encoding, "json");
+        assert!(rec.original_event.value().is_object());
+        assert_eq!(
+            rec.original_event.field_str("event_type").as_deref(),
+            Some("X")
+        );
         assert_eq!(rec.event_id.as_deref(), Some("e1"));
         let value = hule_consumer::dlq::replay_record(&rec, &letter.headers, &letter.topic, 0, 10)
             .expect("replay")

@@ -191,3 +191,29 @@ fn lax_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     }
     d.deserialize_any(V)
 }
+
+/// The id that ties together every event of one request (the envelope's `correlation_id`), named so that a bare
+/// `Uuid` argument says what it is: `CorrelationId::new()` starts a request, `CorrelationId::from(uuid)` continues one
+/// known by its id, and a consumer's `&Context` converts into the id of the event being handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CorrelationId(pub Uuid);
+
+impl CorrelationId {
+    /// A new request's id.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        CorrelationId(Uuid::new_v4())
+    }
+}
+
+impl From<Uuid> for CorrelationId {
+    fn from(id: Uuid) -> Self {
+        CorrelationId(id)
+    }
+}
+
+impl std::fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}

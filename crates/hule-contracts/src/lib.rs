@@ -58,7 +58,7 @@ pub mod time;
 
 pub use decode::{decode, decode_as, DecodedEnvelope};
 pub use delivery::{DeliveryError, FailureKind};
-pub use envelope::{EnvelopeMetadata, EventEnvelope};
+pub use envelope::{CorrelationId, EnvelopeMetadata, EventEnvelope};
 pub use error::{DecodeError, DecodePhase, KeyError, LookupError, SizeError};
 pub use headers::{Headers, RetryPolicy};
 pub use keys::{murmur2, partition_for, KeyConcept};

@@ -548,7 +548,7 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     let listener = {
         let interrupted = interrupted.clone();
         tokio::spawn(async move {
-            stop_signal().await;
+            hule_kafka::shutdown_signal().await;
             interrupted.cancel();
         })
     };
@@ -556,29 +556,6 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
     listener.abort();
     left.clean(config, embedded.is_none(), &run_id).await;
     result
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// What a run leaves behind and must remove on every way out (done, timed out, interrupted, failed): its consumer

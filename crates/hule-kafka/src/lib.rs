@@ -33,13 +33,18 @@ pub mod testkit;
 
 use std::time::Duration;
 
+/// The transaction a `handle_tx` handler writes in.
+#[cfg(feature = "postgres")]
+pub use hule_consumer::inbox::Transaction;
 use hule_contracts::{DeliveryError, FailureKind};
 #[cfg(feature = "relay")]
 pub use publisher::{KafkaPublisher, Relay, RelayBuilder};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
-pub use service::{BuildError, EventConsumer, EventConsumerBuilder};
+pub use service::{
+    shutdown_signal, shutdown_token, BuildError, EventConsumer, EventConsumerBuilder,
+};
 pub use settings::{check_connection, ConnectError, KafkaSection, KafkaSettings};
 
 /// Producer settings; deserializes from a configuration file like [`consumer::ConsumerConfig`] (every field
@@ -151,6 +156,10 @@ pub enum Error {
     /// go to the group's next owner.
     #[error("records still in flight {0:?} after shutdown; stopped without committing them")]
     ShutdownTimeout(Duration),
+    /// The consumer's PostgreSQL inbox could not be connected or migrated at start.
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Inbox(#[from] hule_consumer::inbox::InboxError),
     /// A replay could not be sent or recorded (see [`replay`]); nothing of the batch counts as replayed.
     #[cfg(feature = "admin")]
     #[error("replay: {0}")]

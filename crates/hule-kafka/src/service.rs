@@ -41,6 +41,36 @@ use crate::consumer::{run_consumer, ConsumerConfig, ConsumerStats, KafkaDeadLett
 use crate::settings::KafkaSettings;
 use crate::Error;
 
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or SIGTERM (what Kubernetes, systemd and Docker
+/// send). A service awaits it and cancels its consumers' and relay's token.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// A token cancelled on Ctrl-C or SIGTERM (see [`shutdown_signal`]): give it to `EventConsumer::run` and
+/// `Relay::run`. Call it inside the runtime.
+pub fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!(target: "hule", "stop signal received: finishing the work in flight");
+        cancel.cancel();
+    });
+    token
+}
+
 /// Why a consumer could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -53,6 +83,21 @@ pub enum BuildError {
     /// The dead-letter producer could not be made.
     #[error("dead-letter producer: {0}")]
     DeadLetters(#[from] Error),
+    /// A transactional handler (`handle_tx`) without an inbox to run it in.
+    #[error("the consumer of group {0} has transactional handlers (handle_tx) but no inbox: add .inbox(database_url)")]
+    NoInbox(String),
+}
+
+/// The PostgreSQL inbox a consumer's transactional handlers run in: connected when the consumer starts, its old
+/// rows deleted on a schedule while it runs.
+#[cfg(feature = "postgres")]
+#[derive(Clone)]
+struct InboxPlan {
+    url: String,
+    pool: usize,
+    retention: Duration,
+    slot: hule_consumer::inbox::InboxSlot,
+    routes: usize,
 }
 
 /// A consumer of one group, ready to run.
@@ -62,6 +107,8 @@ pub struct EventConsumer {
     stack: hule_consumer::BoxService,
     metrics: ConsumerMetrics,
     drain_timeout: Duration,
+    #[cfg(feature = "postgres")]
+    inbox: Option<InboxPlan>,
 }
 
 /// Builds an [`EventConsumer`]; `S` is the state every handler receives (a clone each call).
@@ -78,6 +125,8 @@ pub struct EventConsumerBuilder<S = ()> {
     registry: hule_metrics::Registry,
     config: ConsumerConfig,
     drain_timeout: Duration,
+    #[cfg(feature = "postgres")]
+    inbox: InboxPlan,
 }
 
 impl EventConsumer {
@@ -97,6 +146,14 @@ impl EventConsumer {
             registry: hule_metrics::Registry::global().clone(),
             config: ConsumerConfig::with_settings(kafka, group),
             drain_timeout: Duration::from_secs(30),
+            #[cfg(feature = "postgres")]
+            inbox: InboxPlan {
+                url: String::new(),
+                pool: 4,
+                retention: Duration::from_secs(7 * 24 * 3600),
+                slot: Default::default(),
+                routes: 0,
+            },
         }
     }
 
@@ -120,6 +177,12 @@ impl EventConsumer {
     /// redelivered to the group's next owner (dedup makes that harmless). Ends early with an error on a fatal
     /// client error.
     pub async fn run(self, shutdown: CancellationToken) -> Result<ConsumerStats, Error> {
+        // The inbox first: a database that cannot be reached fails the start, not every record.
+        #[cfg(feature = "postgres")]
+        let _cleanup = match &self.inbox {
+            Some(plan) => Some(start_inbox(plan, &self.config.group, &shutdown).await?),
+            None => None,
+        };
         // The driver gets a token of its own: cancelled when `shutdown` is, and then given the drain timeout.
         let stop = CancellationToken::new();
         let run = run_consumer(
@@ -142,6 +205,112 @@ impl EventConsumer {
     }
 }
 
+/// Connects a consumer's inbox (migrating it) and starts its clean-up: every hour (or half the retention, if
+/// shorter) rows older than the retention are deleted, 10,000 at a time. The clean-up stops with the consumer
+/// (the returned guard aborts it when dropped).
+#[cfg(feature = "postgres")]
+async fn start_inbox(
+    plan: &InboxPlan,
+    group: &str,
+    shutdown: &CancellationToken,
+) -> Result<AbortOnDrop, Error> {
+    let inbox = hule_consumer::PgInbox::connect(&plan.url, group, plan.pool).await?;
+    let _ = plan.slot.set(inbox.clone());
+    tracing::info!(target: "hule", group, pool = plan.pool, "PostgreSQL inbox connected");
+    let every = (plan.retention / 2)
+        .min(Duration::from_secs(3600))
+        .max(Duration::from_secs(1));
+    let (retention, shutdown) = (plan.retention, shutdown.clone());
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            loop {
+                match inbox.cleanup(retention, 10_000).await {
+                    Ok(n) if n == 10_000 => continue,
+                    Ok(n) => {
+                        tracing::debug!(target: "hule", deleted = n, "inbox rows past their retention deleted");
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: "hule", error = %e, "inbox clean-up failed; trying again later");
+                        break;
+                    }
+                }
+            }
+        }
+    })))
+}
+
+/// A task aborted when this is dropped.
+#[cfg(feature = "postgres")]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+#[cfg(feature = "postgres")]
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
+    /// The PostgreSQL inbox the transactional handlers run in (`postgres://…`; `options=-csearch_path%3D…` for a
+    /// schema): the table `hule_inbox` is created if missing when the consumer starts, and rows older than the
+    /// retention (7 days) are deleted while it runs. A record's inbox row, its handler's writes and its outbox
+    /// rows commit together or not at all: its effect happens once, however often it is delivered.
+    pub fn inbox(mut self, database_url: &str) -> Self {
+        self.inbox.url = database_url.to_owned();
+        self
+    }
+
+    /// Connections in the inbox's pool (4). A record holds one for its handler's transaction; the driver works on
+    /// one record per assigned partition at a time, so more connections than this member's partitions are idle.
+    pub fn inbox_pool(mut self, connections: usize) -> Self {
+        self.inbox.pool = connections.max(1);
+        self
+    }
+
+    /// How long inbox rows are kept (7 days): a redelivery older than this would be handled again, so keep it
+    /// above the topics' retention if replays of old records must stay exactly-once.
+    pub fn inbox_retention(mut self, retention: Duration) -> Self {
+        self.inbox.retention = retention;
+        self
+    }
+
+    /// Handles `P`'s event from its standard topic inside the inbox's transaction: `handler` is a plain
+    /// `async fn(state, &Transaction<'_>, Context, payload) -> Result<(), HandlerError>`; its writes, its
+    /// `Outbox::publish` calls in that transaction and the inbox row commit together after it returns `Ok`, and
+    /// are rolled back on an error. A redelivered record finds its inbox row and is skipped as a duplicate.
+    pub fn handle_tx<P, F>(self, handler: F) -> Self
+    where
+        P: Payload,
+        F: for<'t> hule_consumer::inbox::TxHandlerFn<'t, S, P>,
+    {
+        self.handle_tx_from(TopicChoice::Standard, handler)
+    }
+
+    /// [`EventConsumerBuilder::handle_tx`] from the standard topic, the legacy one, or both (the inbox makes
+    /// both safe: one row per event id).
+    pub fn handle_tx_from<P, F>(mut self, choice: TopicChoice, handler: F) -> Self
+    where
+        P: Payload,
+        F: for<'t> hule_consumer::inbox::TxHandlerFn<'t, S, P>,
+    {
+        self.router = hule_consumer::inbox::route_in_slot(
+            &self.inbox.slot,
+            self.router,
+            choice,
+            self.state.clone(),
+            handler,
+        );
+        self.inbox.routes += 1;
+        self
+    }
+}
+
 impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
     /// The state every handler receives (a pool, a client, your service's struct); replaces the previous state, so
     /// give it before the handlers.
@@ -159,6 +328,8 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
             registry: self.registry,
             config: self.config,
             drain_timeout: self.drain_timeout,
+            #[cfg(feature = "postgres")]
+            inbox: self.inbox,
         }
     }
 
@@ -251,6 +422,12 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
         if topics.is_empty() {
             return Err(BuildError::NoHandlers(self.group));
         }
+        #[cfg(feature = "postgres")]
+        let inbox = match (self.inbox.routes, self.inbox.url.is_empty()) {
+            (0, _) => None,
+            (_, true) => return Err(BuildError::NoInbox(self.group)),
+            (_, false) => Some(self.inbox.clone()),
+        };
         let metrics = ConsumerMetrics::new(&self.registry, &self.service, &self.group);
         let dead_letters = match self.dead_letters {
             Some(sink) => sink,
@@ -271,6 +448,8 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
             stack,
             metrics,
             drain_timeout: self.drain_timeout,
+            #[cfg(feature = "postgres")]
+            inbox,
         })
     }
 }

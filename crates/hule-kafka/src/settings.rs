@@ -373,21 +373,32 @@ pub struct ErrorCapture {
 struct Seen {
     /// The last error, with its code.
     last: LastError,
-    /// The last refused connection or unresolved name.
-    refused: Option<String>,
-    /// Whether librdkafka said every broker is down.
+    /// The last refused connection or unresolved name, and when refusals began (without anything else since).
+    refused: Option<(String, Instant)>,
+    /// Whether librdkafka said every broker is down, after the refusals began.
     all_down: bool,
 }
+
+/// How long refusals must go on, with nothing else heard and every broker down, before the check gives up early:
+/// one name may resolve to several addresses (`localhost` to `::1` and `127.0.0.1`, a load balancer to many), tried
+/// in turn, so one refused address is not yet the cluster refusing.
+const REFUSED_FOR: Duration = Duration::from_secs(1);
 
 impl ErrorCapture {
     fn take(&self) -> LastError {
         self.last.lock().map(|g| g.last.clone()).unwrap_or(None)
     }
 
-    /// The reason every broker refused or did not resolve, once librdkafka said all are down for that reason.
-    fn refused(&self) -> Option<String> {
+    /// The reason every broker refused or did not resolve: librdkafka said all are down, and nothing but refusals
+    /// was heard for `for_at_least`.
+    fn refused(&self, for_at_least: Duration) -> Option<String> {
         let g = self.last.lock().ok()?;
-        g.all_down.then(|| g.refused.clone()).flatten()
+        match &g.refused {
+            Some((reason, since)) if g.all_down && since.elapsed() >= for_at_least => {
+                Some(reason.clone())
+            }
+            _ => None,
+        }
     }
 }
 
@@ -406,12 +417,14 @@ impl ClientContext for ErrorCapture {
         if let Ok(mut g) = self.last.lock() {
             let code = error.rdkafka_error_code();
             if code == Some(RDKafkaErrorCode::AllBrokersDown) {
-                g.all_down = true;
+                g.all_down = g.refused.is_some();
             } else if is_refusal(code, reason) {
-                g.refused = Some(reason.to_owned());
-            } else if code != Some(RDKafkaErrorCode::BrokerTransportFailure) {
-                // Another kind of failure (a timeout, a broker that answered): a refusal heard before it is stale.
+                let since = g.refused.as_ref().map_or_else(Instant::now, |(_, t)| *t);
+                g.refused = Some((reason.to_owned(), since));
+            } else {
+                // Anything else (a timeout, a reset, a broker that answered): what was refused before is stale.
                 g.refused = None;
+                g.all_down = false;
             }
             g.last = Some((code, reason.to_owned()));
         }
@@ -422,8 +435,9 @@ impl ConsumerContext for ErrorCapture {}
 
 /// Connects with `settings` and fetches the cluster's metadata; returns the number of brokers. Fails as soon as
 /// librdkafka reports an authentication or TLS failure (within a second, not after the timeout and not after a
-/// storm of retries), naming which it was, and as soon as every bootstrap broker refused the connection or did not
-/// resolve ([`ConnectError::Refused`]); a broker that accepts the connection and never answers costs `timeout`.
+/// storm of retries), naming which it was, and once every bootstrap broker has only refused the connection or not
+/// resolved for a second ([`ConnectError::Refused`]: each of a name's addresses gets its turn first); a broker that
+/// accepts the connection and never answers costs `timeout`.
 pub fn check_connection(
     settings: &KafkaSettings,
     timeout: Duration,
@@ -464,7 +478,7 @@ pub fn check_connection(
                 _ => {}
             }
         }
-        if let Some(detail) = capture.refused() {
+        if let Some(detail) = capture.refused(REFUSED_FOR.min(timeout / 2)) {
             return Err(ConnectError::Refused {
                 brokers: settings.brokers.clone(),
                 protocol: settings.security_protocol(),

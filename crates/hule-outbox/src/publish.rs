@@ -17,7 +17,7 @@
 
 use std::future::Future;
 
-use hule_contracts::{EventEnvelope, Payload, Timestamp};
+use hule_contracts::{CorrelationId, EventEnvelope, Payload, Timestamp};
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -89,20 +89,24 @@ impl Outbox {
     }
 
     /// The envelope this handle would publish `payload` in: a new event id, now, the payload's event and topic.
-    pub fn envelope<P: Payload>(&self, payload: P, correlation_id: Uuid) -> EventEnvelope<P> {
+    pub fn envelope<P: Payload>(
+        &self,
+        payload: P,
+        correlation_id: impl Into<CorrelationId>,
+    ) -> EventEnvelope<P> {
         EventEnvelope::of(
             payload,
             Uuid::new_v4(),
             Timestamp::from_datetime(chrono::Utc::now()),
             &self.service,
-            correlation_id,
+            correlation_id.into().0,
         )
     }
 
     fn rows<P: Payload>(
         &self,
         payload: P,
-        correlation_id: Uuid,
+        correlation_id: CorrelationId,
         opts: &PublishOptions,
     ) -> Result<(Uuid, Vec<NewRow>)> {
         let mut envelope = self.envelope(payload, correlation_id);
@@ -123,12 +127,13 @@ impl Outbox {
         Ok((envelope.event_id, rows))
     }
 
-    /// Publishes `payload` in `tx`; returns its event id.
+    /// Publishes `payload` in `tx` under `correlation_id` — `&ctx` in a handler continues the request of the event
+    /// being handled, `CorrelationId::new()` starts one; returns the new event's id.
     pub async fn publish<P: Payload>(
         &self,
         tx: &impl OutboxTransaction,
         payload: P,
-        correlation_id: Uuid,
+        correlation_id: impl Into<CorrelationId>,
     ) -> Result<Uuid> {
         self.publish_with(tx, payload, correlation_id, &PublishOptions::default())
             .await
@@ -139,10 +144,10 @@ impl Outbox {
         &self,
         tx: &impl OutboxTransaction,
         payload: P,
-        correlation_id: Uuid,
+        correlation_id: impl Into<CorrelationId>,
         opts: &PublishOptions,
     ) -> Result<Uuid> {
-        let (id, rows) = self.rows(payload, correlation_id, opts)?;
+        let (id, rows) = self.rows(payload, correlation_id.into(), opts)?;
         tx.insert(&rows).await?;
         Ok(id)
     }
@@ -155,8 +160,9 @@ impl Outbox {
         tx: &impl OutboxTransaction,
         first: A,
         second: B,
-        correlation_id: Uuid,
+        correlation_id: impl Into<CorrelationId>,
     ) -> Result<(Uuid, Uuid)> {
+        let correlation_id = correlation_id.into();
         let opts = PublishOptions::default();
         let (a, mut rows) = self.rows(first, correlation_id, &opts)?;
         let (b, more) = self.rows(second, correlation_id, &opts)?;

@@ -117,6 +117,7 @@ pub async fn run_consumer(
     let consumer: Arc<StreamConsumer<DriverContext>> =
         Arc::new(client_config(config).create_with_context(DriverContext {
             shared: shared.clone(),
+            group: config.group.clone(),
             on_assign: config.on_assign.clone(),
             metrics: metrics.clone(),
         })?);
@@ -316,11 +317,13 @@ pub async fn run_consumer(
     if let Some(reason) = fatal {
         return Err(Error::Fatal(reason));
     }
-    Ok(ConsumerStats {
+    let stats = ConsumerStats {
         finished: finished.load(Ordering::SeqCst).max(0) as u64,
         stalls: stalls.load(Ordering::SeqCst).max(0) as u64,
         pauses,
-    })
+    };
+    tracing::info!(target: "hule", group = %config.group, finished = stats.finished, stalls = stats.stalls, pauses = stats.pauses, "consumer stopped: offsets committed, group left");
+    Ok(stats)
 }
 
 /// Pauses (or resumes) one partition; a failure is logged (a resume is tried again at the next refill).

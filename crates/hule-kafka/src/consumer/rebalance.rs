@@ -89,6 +89,7 @@ impl Shared {
 /// The rdkafka context of the driver's consumer: commits on revoke, reports assignments.
 pub(super) struct DriverContext {
     pub shared: Arc<Shared>,
+    pub group: String,
     pub on_assign: Option<Arc<tokio::sync::Notify>>,
     pub metrics: ConsumerMetrics,
 }
@@ -124,6 +125,19 @@ impl ConsumerContext for DriverContext {
                 true,
                 &format!("in the group, {} partitions assigned", tpl.count()),
             );
+            // The ready line: a service says when it has work, and which.
+            let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+            for el in tpl.elements() {
+                by_topic
+                    .entry(el.topic().to_owned())
+                    .or_default()
+                    .push(el.partition());
+            }
+            let which: Vec<String> = by_topic
+                .iter()
+                .map(|(t, ps)| format!("{t}{ps:?}"))
+                .collect();
+            tracing::info!(target: "hule", group = %self.group, partitions = tpl.count(), "consumer ready: {}", which.join(" "));
             if let Some(n) = &self.on_assign {
                 n.notify_one();
             }
