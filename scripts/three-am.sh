@@ -15,6 +15,11 @@ hule_bin="${1:-${CARGO_TARGET_DIR:-$HOME/.cache/hule-target}/release/hule}"
 db="${HULE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 dir="${HULE_3AM_DIR:-$(mktemp -d)}"
 port=24092
+# A session killed before its clean-up (SIGKILL, a lost machine) leaves its broker on the port: stop it first.
+stale="${TMPDIR:-/tmp}/hule-3am-kafka"
+"$root/scripts/kafka.sh" stop --dir "$stale" >/dev/null 2>&1 || true
+rm -rf "$stale"
+ln -sfn "$dir/kafka" "$stale"
 export NO_COLOR=1
 
 stop() { "$root/scripts/kafka.sh" stop --dir "$dir/kafka" >/dev/null 2>&1 || true; }
@@ -78,7 +83,8 @@ print(doc["record"]["original_event"]["correlation_id"])' <<<"$said")"
 step 0 dlq list --brokers "$brokers" --correlation-id "$correlation"
 says "$correlation"
 
-# The broker is restarted under the operator; the next commands must wait for it, not fail.
+# The broker is restarted under the operator; the commands straight after it (its group coordinator still loading)
+# must answer, not fail.
 echo
 echo "3am: restarting the broker"
 "$root/scripts/kafka.sh" kill-node 1 --dir "$dir/kafka"

@@ -59,19 +59,28 @@ fn with_schema(db: Database, schema: Option<&str>) -> anyhow::Result<Database> {
     let Some(schema) = schema else {
         return Ok(db);
     };
+    // Lower case only: PostgreSQL folds an unquoted name to lower case, so `Orders` would silently mean `orders`.
     let plain = schema
         .chars()
         .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && schema
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if !plain || schema.len() > 63 {
-        bail!("--schema `{schema}` is not a plain schema name (letters, digits and _, at most 63)");
+        bail!("--schema `{schema}` is not a plain schema name (lower-case letters, digits and _, at most 63)");
     }
+    // The query's keys, as the PostgreSQL client reads them (the first `?` starts the query).
+    let sets_options = |url: &str| {
+        url.split_once('?').is_some_and(|(_, q)| {
+            q.split('&').any(|pair| {
+                hule_secrets::percent_decode(pair.split('=').next().unwrap_or("")) == "options"
+            })
+        })
+    };
     match db {
         Database::Sqlite(_) => bail!("--schema applies to PostgreSQL; an SQLite outbox has no schemas"),
-        Database::Postgres(url) if url.contains("options=") || !url.contains("://") => bail!(
+        Database::Postgres(url) if !url.contains("://") || sets_options(&url) => bail!(
             "--schema cannot be combined with a URL that sets `options` or a keyword-form URL; set search_path \
              in one place"
         ),
@@ -172,9 +181,9 @@ pub enum OutboxCommand {
     Status {
         #[command(flatten)]
         db: DbArgs,
-        /// One service's outbox, NAME=URL (postgres://… or sqlite:…); repeatable, for one view across services
-        /// (instead of --database-url).
-        #[arg(long, value_name = "NAME=URL", conflicts_with = "database_url")]
+        /// One service's outbox, NAME=URL (NAME letters, digits, `_`, `-`, `.`; URL postgres://… or sqlite:…);
+        /// repeatable, for one view across services (instead of --database-url and HULE_DATABASE_URL).
+        #[arg(long, value_name = "NAME=URL")]
         service: Vec<String>,
         /// Print JSON (with --service: an array of {service, status}).
         #[arg(long)]
@@ -359,15 +368,7 @@ pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
                 } else {
                     let mut all = Vec::new();
                     for s in service {
-                        let (name, url) = s
-                            .split_once('=')
-                            .filter(|(n, u)| !n.is_empty() && u.contains(':'))
-                            .ok_or_else(|| {
-                                anyhow::anyhow!(
-                                    "--service {}: write it as NAME=postgres://… or NAME=sqlite:…",
-                                    hule_secrets::redact_url(s)
-                                )
-                            })?;
+                        let (name, url) = service_arg(s)?;
                         let database = with_schema(parse_database_url(url)?, db.schema.as_deref())?;
                         let status = read_status(database)
                             .await
@@ -443,6 +444,28 @@ pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// `NAME=URL` of `outbox status --service`: a plain name and a URL with a scheme the outbox knows. A wrong one is
+/// refused with the whole argument redacted as a URL (a password may hold `=`, so the split point proves nothing).
+fn service_arg(arg: &str) -> anyhow::Result<(&str, &str)> {
+    let plain = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let known = |u: &str| {
+        ["postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|p| u.starts_with(p))
+    };
+    match arg.split_once('=') {
+        Some((name, url)) if plain(name) && known(url) => Ok((name, url)),
+        _ => bail!(
+            "--service {}: write it as NAME=postgres://… or NAME=sqlite:… (NAME of letters, digits, _, - and .)",
+            hule_secrets::redact_url(arg)
+        ),
+    }
 }
 
 /// An outbox's status, read without writing anything (a wrong schema is an error, not "pending 0").

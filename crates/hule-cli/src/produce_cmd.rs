@@ -109,16 +109,21 @@ pub fn validate(text: &str, opts: &EnqueueOptions) -> Result<Vec<NewRow>, Vec<St
 
 /// Runs `hule produce`.
 pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
-    let text = match args.file.as_deref() {
+    let bytes = match args.file.as_deref() {
         None => read_stdin()?,
         Some(p) if p.as_os_str() == "-" => read_stdin()?,
-        Some(p) => {
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
-        }
+        Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
     };
     if args.raw {
-        return send_raw(args, text.into_bytes());
+        // Any bytes, binary poison included.
+        return send_raw(args, bytes);
     }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "the input is not UTF-8 text (byte {}); envelopes are JSON — `--raw` sends bytes as they are",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
     let opts = EnqueueOptions {
         mode: match args.topic_mode {
             Mode::Standard => TopicMode::Standard,
@@ -179,7 +184,7 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
                 .payload(&r.event_data)
                 .headers(owned_headers(&headers));
             let delivered = producer
-                .send(record, Duration::from_secs(30))
+                .send(record, kafka.timeout.max(Duration::from_secs(30)))
                 .await
                 .map_err(|(e, _)| {
                     anyhow::anyhow!(
@@ -215,7 +220,13 @@ pub fn run(args: &ProduceArgs) -> anyhow::Result<()> {
 fn send_raw(args: &ProduceArgs, value: Vec<u8>) -> anyhow::Result<()> {
     let topic = args.raw_topic.clone().unwrap_or_default();
     if args.dry_run {
-        out(format!("would send {} raw byte(s) to {topic}", value.len()));
+        if args.json {
+            out(
+                serde_json::json!({"would_send": [{"topic": topic, "key": args.key, "bytes": value.len()}], "count": 1}),
+            );
+        } else {
+            out(format!("would send {} raw byte(s) to {topic}", value.len()));
+        }
         return Ok(());
     }
     let kafka = args.kafka.connect()?;
@@ -235,7 +246,7 @@ fn send_raw(args: &ProduceArgs, value: Vec<u8>) -> anyhow::Result<()> {
         record = record.key(k.as_str());
     }
     let (partition, offset) = runtime
-        .block_on(producer.send(record, Duration::from_secs(30)))
+        .block_on(producer.send(record, kafka.timeout.max(Duration::from_secs(30))))
         .map(|d| (d.partition, d.offset))
         .map_err(|(e, _)| anyhow::anyhow!("the raw record to {topic} failed: {e}"))?;
     if args.json {
@@ -292,12 +303,12 @@ fn refuse_missing_topics(
     Ok(())
 }
 
-fn read_stdin() -> anyhow::Result<String> {
-    let mut text = String::new();
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
     std::io::stdin()
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .context("cannot read standard input")?;
-    Ok(text)
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use hule_tooling::topics::{desired, plan, Change, ClusterDescription, TopicOptio
 
 use crate::kafka_args::KafkaArgs;
 use crate::out;
-use hule_kafka::KafkaSettings;
 
 /// What to provision.
 #[derive(Args, Clone)]
@@ -111,8 +110,8 @@ fn describe(c: &Change) -> String {
 }
 
 /// Refuses a replication factor the cluster cannot have (every create would fail, one by one).
-fn check_replication(kafka: &KafkaSettings, opts: &TopicOptions) -> anyhow::Result<()> {
-    let brokers = hule_kafka::admin::broker_count(kafka, Duration::from_secs(10))?;
+fn check_replication(kafka: &crate::kafka_args::Kafka, opts: &TopicOptions) -> anyhow::Result<()> {
+    let brokers = hule_kafka::admin::broker_count(kafka, kafka.timeout)?;
     if opts.replication > brokers {
         anyhow::bail!(
             "--replication {} needs {} brokers; the cluster has {brokers} (use --replication {brokers})",
@@ -123,9 +122,12 @@ fn check_replication(kafka: &KafkaSettings, opts: &TopicOptions) -> anyhow::Resu
     Ok(())
 }
 
-async fn cluster(kafka: &KafkaSettings, opts: &TopicOptions) -> anyhow::Result<ClusterDescription> {
+async fn cluster(
+    kafka: &crate::kafka_args::Kafka,
+    opts: &TopicOptions,
+) -> anyhow::Result<ClusterDescription> {
     let wanted: Vec<String> = desired(opts).into_keys().collect();
-    Ok(hule_kafka::admin::describe(kafka, &wanted, Duration::from_secs(10)).await?)
+    Ok(hule_kafka::admin::describe(kafka, &wanted, kafka.timeout).await?)
 }
 
 /// Runs a topics subcommand: exit 0 done, 1 when the cluster refused a step of `apply`, 2 on usage, I/O or
@@ -239,7 +241,7 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
                         .filter(|c| !matches!(c, Change::Warning { .. }))
                         .count()
                 ));
-                let steps = hule_kafka::admin::apply(&kafka, &changes, Duration::from_secs(30)).await;
+                let steps = hule_kafka::admin::apply(&kafka, &changes, kafka.timeout.max(Duration::from_secs(30))).await;
                 spinner.finish_and_clear();
                 let steps = steps?;
                 let failed = steps.iter().filter(|s| s.failed).count();

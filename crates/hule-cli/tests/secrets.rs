@@ -40,6 +40,23 @@ fn database_urls_never_echo_their_password() {
     }
 }
 
+/// `outbox status --service NAME=URL`: a forgotten name before a password holding `=`, a bad scheme, an unreachable
+/// server — none shows the password or a piece of it.
+#[test]
+fn service_arguments_never_echo_their_password() {
+    let with_eq = "hunter2=s3cret";
+    for arg in [
+        format!("postgres://relay:{with_eq}@127.0.0.1:1/app"),
+        format!("grading=postgress://relay:{SECRET}@127.0.0.1:1/app"),
+        format!("grading=postgres://relay:{SECRET}@127.0.0.1:1/app"),
+        format!("grading=postgres://relay:{SECRET}@127.0.0.1:1/app?sslmode=bogus"),
+    ] {
+        let (code, out, err) = hule(&["outbox", "status", "--service", &arg], None);
+        assert_hidden(&arg, code, &out, &err);
+        assert!(!err.contains("s3cret"), "{arg}: {err}");
+    }
+}
+
 #[test]
 fn a_misspelled_kafka_property_never_echoes_its_value() {
     let (code, out, err) = hule(

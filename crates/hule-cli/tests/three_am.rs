@@ -8,7 +8,9 @@
 fn the_three_am_session_reads_cleanly() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = std::env::temp_dir().join(format!("hule-3am-{}", uuid::Uuid::new_v4().simple()));
-    let out = std::process::Command::new("bash")
+    // Bounded: a step that hangs fails the test after 10 minutes instead of holding the suite.
+    let out = std::process::Command::new("timeout")
+        .args(["--kill-after=10", "600", "bash"])
         .arg(root.join("scripts/three-am.sh"))
         .arg(env!("CARGO_BIN_EXE_hule"))
         .env("HULE_3AM_DIR", &dir)

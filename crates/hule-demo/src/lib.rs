@@ -563,7 +563,10 @@ pub async fn run(config: &DemoConfig, embedded: Option<&Embedded>) -> Result<Rep
 #[derive(Default)]
 struct Leftovers {
     groups: Mutex<Vec<String>>,
-    shutdown: Mutex<Option<tokio_util::sync::CancellationToken>>,
+    /// The tokens that stop the run's consumers, observer and relays.
+    stops: Mutex<Vec<tokio_util::sync::CancellationToken>>,
+    /// The run's tasks, to wait for before removing what they use.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Leftovers {
@@ -571,10 +574,27 @@ impl Leftovers {
         lock(&self.groups).push(name.to_owned());
     }
 
+    fn stop_with(&self, token: &tokio_util::sync::CancellationToken) {
+        lock(&self.stops).push(token.clone());
+    }
+
+    fn task<T>(&self, handle: &tokio::task::JoinHandle<T>) {
+        lock(&self.tasks).push(handle.abort_handle());
+    }
+
     async fn clean(&self, config: &DemoConfig, real_cluster: bool, run_id: &str) {
-        // Whatever is still running (a run that failed part-way) stops first.
-        if let Some(token) = lock(&self.shutdown).take() {
+        // Whatever is still running (a run that failed part-way) stops first, within 15 s, and is then aborted:
+        // no relay writes while its schema is dropped, no consumer is a member while its group is deleted.
+        for token in lock(&self.stops).iter() {
             token.cancel();
+        }
+        let tasks = lock(&self.tasks).clone();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tasks.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for t in &tasks {
+            t.abort();
         }
         match &config.database_url {
             None => {
@@ -586,18 +606,39 @@ impl Leftovers {
                 }
             }
         }
-        let groups = lock(&self.groups).clone();
-        if let (true, Some(kafka)) = (real_cluster, &config.kafka) {
-            match hule_kafka::admin::delete_groups(kafka, &groups, Duration::from_secs(10)).await {
-                Ok(gone) if gone.len() < groups.len() => tracing::warn!(
-                    left = groups.len() - gone.len(),
-                    "some of the demo's consumer groups were not deleted (still had members)"
-                ),
-                Ok(_) => {
-                    tracing::info!(groups = groups.len(), "the demo's consumer groups deleted")
-                }
-                Err(e) => tracing::warn!(error = %e, "the demo's consumer groups were not deleted"),
+        let mut groups = lock(&self.groups).clone();
+        let Some(kafka) = config.kafka.as_ref().filter(|_| real_cluster) else {
+            return;
+        };
+        // A member that just left may still count for a moment (NonEmptyGroup): asked again, up to 3 times.
+        for attempt in 1..=3 {
+            let results =
+                match hule_kafka::admin::delete_groups(kafka, &groups, Duration::from_secs(10))
+                    .await
+                {
+                    Ok(results) => results,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the demo's consumer groups were not deleted");
+                        return;
+                    }
+                };
+            let left: Vec<(String, String)> = results
+                .into_iter()
+                .filter_map(|(g, why)| why.map(|w| (g, w)))
+                .filter(|(_, w)| w != "GroupIdNotFound")
+                .collect();
+            if left.is_empty() {
+                tracing::info!("the demo's consumer groups deleted");
+                return;
             }
+            if attempt == 3 || left.iter().any(|(_, w)| w != "NonEmptyGroup") {
+                for (g, why) in &left {
+                    tracing::warn!(group = %g, reason = %why, "a demo consumer group was not deleted");
+                }
+                return;
+            }
+            groups = left.into_iter().map(|(g, _)| g).collect();
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
 }
@@ -720,6 +761,7 @@ async fn run_inner(
     // Relays.
     let registry = hule_metrics::Registry::new();
     let relay_stop = tokio_util::sync::CancellationToken::new();
+    left.stop_with(&relay_stop);
     let duplicated: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let mut relays = Vec::new();
     for (i, s) in services.into_iter().enumerate() {
@@ -736,15 +778,17 @@ async fn run_inner(
             ..RelayConfig::default()
         };
         let stop = relay_stop.clone();
-        relays.push(tokio::spawn(async move {
+        let relay = tokio::spawn(async move {
             let result = s.relay.run(&publisher, &relay_config, stop).await;
             (s.name, result)
-        }));
+        });
+        left.task(&relay);
+        relays.push(relay);
     }
 
     // Consumers, one per service, each built once with the library's builder.
     let shutdown = tokio_util::sync::CancellationToken::new();
-    *lock(&left.shutdown) = Some(shutdown.clone());
+    left.stop_with(&shutdown);
     let dedup: Arc<dyn DedupStore> = match &config.redis_url {
         None => Arc::new(MemoryDedup::new()),
         Some(url) => {
@@ -783,7 +827,9 @@ async fn run_inner(
             start_at_end(&kafka, consumer.group(), consumer.topics())?;
         }
         all_metrics.push(consumer.metrics().clone());
-        consumers.push(tokio::spawn(consumer.run(shutdown.clone())));
+        let task = tokio::spawn(consumer.run(shutdown.clone()));
+        left.task(&task);
+        consumers.push(task);
     }
 
     // Observer.
@@ -802,6 +848,7 @@ async fn run_inner(
         &shutdown,
     )?;
     joined.push(observer_joined);
+    left.task(&observer_task);
 
     // Wait until every group has its partitions, so that latency measures the pipeline, not the group joins.
     let join_for = config.timeout.min(Duration::from_secs(30));

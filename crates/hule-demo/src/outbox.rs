@@ -112,6 +112,11 @@ impl Writer {
 /// Drops the demo's schemas.
 pub async fn drop_schemas(url: &str, schemas: &[String]) -> Result<(), String> {
     let admin = hule_pg::connect(url).await.map_err(|e| e.to_string())?;
+    // A lock another session holds on a table of the schema fails the drop after 10 s instead of hanging it.
+    admin
+        .batch_execute("SET lock_timeout = '10s'")
+        .await
+        .map_err(|e| e.to_string())?;
     for s in schemas {
         admin
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {s} CASCADE"))

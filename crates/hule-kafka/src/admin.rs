@@ -25,13 +25,13 @@ pub fn broker_count(kafka: &KafkaSettings, timeout: Duration) -> Result<i32, Err
     Ok(md.brokers().len() as i32)
 }
 
-/// Deletes consumer groups that have no members (a finished run's); returns the ones deleted. A group that still
-/// has members, or that the cluster does not know, is left and not counted.
+/// Deletes consumer groups (a finished run's); returns each group with the reason it was not deleted, if it was
+/// not (`NonEmptyGroup` while members remain, `GroupIdNotFound`, an authorisation error).
 pub async fn delete_groups(
     kafka: &KafkaSettings,
     groups: &[String],
     timeout: Duration,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<(String, Option<String>)>, Error> {
     if groups.is_empty() {
         return Ok(Vec::new());
     }
@@ -40,7 +40,13 @@ pub async fn delete_groups(
     let results = admin
         .delete_groups(&names, &AdminOptions::new().request_timeout(Some(timeout)))
         .await?;
-    Ok(results.into_iter().filter_map(Result::ok).collect())
+    Ok(results
+        .into_iter()
+        .map(|r| match r {
+            Ok(group) => (group, None),
+            Err((group, code)) => (group, Some(format!("{code:?}"))),
+        })
+        .collect())
 }
 
 /// Describes the cluster's topics: partitions, replication and the non-default configuration of `wanted` topics.

@@ -229,7 +229,7 @@ async fn start_inbox(
             }
             loop {
                 match inbox.cleanup(retention, 10_000).await {
-                    Ok(n) if n == 10_000 => continue,
+                    Ok(10_000) => continue,
                     Ok(n) => {
                         tracing::debug!(target: "hule", deleted = n, "inbox rows past their retention deleted");
                         break;
