@@ -57,7 +57,7 @@ echo "3am: a Kafka of its own on 127.0.0.1:$port ($dir/kafka)"
 brokers="$("$root/scripts/kafka.sh" start --port "$port" --dir "$dir/kafka" 2>/dev/null | tail -n 1)"
 [ -n "$brokers" ] || fail "the session's Kafka did not start"
 
-step 0 topics apply --brokers "$brokers" --partitions 3 --replication 1 --dlq
+step 0 topics apply --brokers "$brokers" --partitions 3 --replication 1
 says "created"
 
 # The night's traffic: a fifth of the records are poison, a fifth arrive twice.

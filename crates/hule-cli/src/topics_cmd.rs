@@ -23,8 +23,12 @@ pub struct Wanted {
     /// Also the legacy topics.
     #[arg(long)]
     legacy: bool,
-    /// Also a dead-letter topic per source topic.
+    /// Leave out the dead-letter topics (`<topic>.dlq.v1`, one per source topic), which are planned by default:
+    /// every consumer of a topic needs its dead-letter topic.
     #[arg(long)]
+    no_dlq: bool,
+    /// The dead-letter topics too (the default; kept for scripts written before it was).
+    #[arg(long, hide = true, conflicts_with = "no_dlq")]
     dlq: bool,
 }
 
@@ -69,7 +73,7 @@ fn options(w: &Wanted) -> anyhow::Result<TopicOptions> {
         partitions: w.partitions,
         replication: w.replication,
         legacy: w.legacy,
-        dlq: w.dlq,
+        dlq: !w.no_dlq,
         ..TopicOptions::default()
     })
 }

@@ -175,7 +175,11 @@ fn topics_plan_against_a_described_cluster() {
     )
     .expect("write");
     let path = file.to_str().expect("utf-8 path");
-    let (code, out, err) = hule(&["topics", "plan", "--described", path, "--dlq"], None);
+    // Dead-letter topics are planned by default (every consumer needs one); --no-dlq leaves them out.
+    let (code, without, err) = hule(&["topics", "plan", "--described", path, "--no-dlq"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(!without.contains(".dlq.v1"), "{without}");
+    let (code, out, err) = hule(&["topics", "plan", "--described", path], None);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("~ configure huleedu.assessment.result.published.v1: cleanup.policy delete → compact,delete"), "{out}");
     assert!(
@@ -205,7 +209,10 @@ fn topics_plan_against_a_described_cluster() {
     );
     assert!(!out.contains("not.ours"), "{out}");
 
-    let (code, out, _) = hule(&["topics", "plan", "--described", path, "--json"], None);
+    let (code, out, _) = hule(
+        &["topics", "plan", "--described", path, "--json", "--no-dlq"],
+        None,
+    );
     assert_eq!(code, 0);
     let changes: serde_json::Value = serde_json::from_str(&out).expect("json");
     let creates = changes

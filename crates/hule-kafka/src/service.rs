@@ -385,8 +385,9 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
         self
     }
 
-    /// Retries transient handler failures with this policy (records' `X-Max-Retries` / `X-Backoff-Ms` headers
-    /// within its limits); the default retries up to 10 times.
+    /// Retries transient handler failures with this policy. The default follows each record's `X-Max-Retries` /
+    /// `X-Backoff-Ms` headers — 3 retries after 1, 5 and 15 s when the record has none — within
+    /// [`hule_consumer::RetryLimit`]'s bounds (at most 10 retries, 60 s per delay, 5 min in all).
     pub fn retry(mut self, retry: Retry) -> Self {
         self.retry = retry;
         self

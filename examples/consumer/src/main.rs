@@ -1,5 +1,5 @@
 //! A minimal consumer service: handles `SPELLCHECK_PHASE_COMPLETED` with shared state, deduplicates with Redis,
-//! dead-letters what it cannot handle, and on Ctrl-C (or after `--count N` records) finishes the records in
+//! dead-letters what it cannot handle, and on Ctrl-C or SIGTERM (or after `--count N` records) finishes the records in
 //! flight, commits and leaves its group. It links the consumer runtime only: `cargo tree -p
 //! hule-example-consumer` shows neither rusqlite nor tokio-postgres.
 //!
@@ -13,7 +13,6 @@ use std::sync::Arc;
 use hule_consumer::{Context, HandlerError, RedisDedup};
 use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
 use hule_kafka::{EventConsumer, KafkaSettings};
-use tokio_util::sync::CancellationToken;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -60,12 +59,8 @@ async fn main() -> Result<(), Error> {
         .dedup(RedisDedup::new(&redis_url)?)
         .build()?;
 
-    let shutdown = CancellationToken::new();
-    let token = shutdown.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        token.cancel();
-    });
+    // Cancelled on Ctrl-C or SIGTERM.
+    let shutdown = hule_kafka::shutdown_token();
     if let Some(n) = stop_after {
         let (token, handled) = (shutdown.clone(), handled.clone());
         tokio::spawn(async move {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use hule_contracts::enums::ProcessingStatus;
 use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
-use hule_contracts::Timestamp;
+use hule_contracts::{CorrelationId, Timestamp};
 use hule_kafka::{KafkaSettings, Relay};
 use hule_outbox::store::OutboxStore;
 use hule_outbox::{Outbox, PgOutbox};
@@ -62,7 +62,7 @@ async fn main() -> Result<(), Error> {
             &[&essay, &event.processing_duration_ms],
         )
         .await?;
-        let event_id = outbox.publish(&tx, event, Uuid::new_v4()).await?;
+        let event_id = outbox.publish(&tx, event, CorrelationId::new()).await?;
         tx.commit().await?;
         println!("committed {essay} with event {event_id}");
     }
