@@ -1,6 +1,6 @@
 //! The event catalog as Markdown (seed 001's auto-generated catalog), produced from the registry: per domain, each
-//! event with its topics, partition key, retention and cleanup, producers and consumers; then the thin/rich
-//! dual-event pairs of seed 003. `docs/catalog.md` is this output; a test fails when it is stale.
+//! event with its topics, partition key, retention and cleanup, producers and consumers; each payload's fields
+//! (type, required, constraints, the Python field they mirror); then the thin/rich dual-event pairs of seed 003. `docs/catalog.md` is this output; a test fails when it is stale.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,6 +32,15 @@ pub(crate) fn days(ms: u64) -> String {
         format!("{} d", hours / 24)
     } else {
         format!("{hours} h")
+    }
+}
+
+/// Text for a Markdown table cell: pipes escaped, empty as a dash.
+fn cell(text: &str) -> String {
+    if text.is_empty() {
+        "—".to_owned()
+    } else {
+        text.replace('|', "\\|")
     }
 }
 
@@ -83,6 +92,31 @@ pub fn markdown() -> String {
         }
         let _ = writeln!(o);
     }
+    let _ = writeln!(o, "## Payloads\n");
+    let _ = writeln!(
+        o,
+        "Each event's payload (the envelope's `data`): its Rust type in `hule_contracts::payloads`, and every field with \
+         its type, whether a record must carry it, its constraints and the Python model's field it mirrors.\n"
+    );
+    for (domain, defs) in &by_domain {
+        for d in defs {
+            let _ = writeln!(o, "### `{}` — `{}` ({domain})\n", d.name, d.payload_type);
+            let _ = writeln!(o, "| field | type | required | constraints | description |");
+            let _ = writeln!(o, "|---|---|---|---|---|");
+            for f in crate::schema::payload_fields(d.event) {
+                let _ = writeln!(
+                    o,
+                    "| `{}` | {} | {} | {} | {} |",
+                    f.name,
+                    cell(&f.ty),
+                    if f.required { "yes" } else { "no" },
+                    cell(&f.constraints),
+                    cell(&f.description)
+                );
+            }
+            let _ = writeln!(o);
+        }
+    }
     let _ = writeln!(o, "## Dual-event pairs (seed 003)\n");
     let _ = writeln!(o, "| thin (state) | rich (business data) | purpose |");
     let _ = writeln!(o, "|---|---|---|");
@@ -102,6 +136,33 @@ pub fn markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_payload_field_is_listed_with_its_type_and_documentation() {
+        let md = markdown();
+        for def in EVENTS {
+            let fields = crate::schema::payload_fields(def.event);
+            assert!(!fields.is_empty(), "{}", def.name);
+            for f in &fields {
+                assert!(
+                    !f.description.is_empty() && !f.ty.is_empty() && f.ty != "any",
+                    "{}.{}: {f:?}",
+                    def.payload_type,
+                    f.name
+                );
+            }
+            assert!(
+                md.contains(&format!("### `{}` — `{}`", def.name, def.payload_type)),
+                "{}",
+                def.name
+            );
+        }
+        assert!(
+            md.contains("| `letter_grade` |")
+                || md.contains("| `essay_results` | list of EssayResultV1 | yes |"),
+            "{md}"
+        );
+    }
 
     #[test]
     fn every_event_is_listed_once() {

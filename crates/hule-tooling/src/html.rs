@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::catalog::{days, list, DUAL_EVENT_PAIRS};
-use crate::schema::payload_schema;
 use hule_contracts::examples::example_json;
 use hule_contracts::registry::{EventDef, TopicClass, EVENTS};
 
@@ -193,62 +192,39 @@ fn svg(l: &Layout) -> String {
     o
 }
 
-/// A short type for a property schema: its `type`, a referenced definition's name, `[item]` for arrays.
-fn type_summary(prop: &Value) -> String {
-    if let Some(r) = prop.get("$ref").and_then(Value::as_str) {
-        return r.rsplit('/').next().unwrap_or(r).to_owned();
-    }
-    for k in ["allOf", "anyOf", "oneOf"] {
-        if let Some(alts) = prop.get(k).and_then(Value::as_array) {
-            return alts
-                .iter()
-                .map(type_summary)
-                .collect::<Vec<_>>()
-                .join(" | ");
-        }
-    }
-    let base = match prop.get("type") {
-        Some(Value::String(t)) => t.clone(),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" | "),
-        _ => "any".to_owned(),
-    };
-    match prop.get("items") {
-        Some(items) => base.replacen("array", &format!("[{}]", type_summary(items)), 1),
-        None => base,
-    }
+/// `text` escaped, with its Markdown code spans (`` `x` ``) as `<code>`.
+fn code_spans(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                format!("<code>{}</code>", escape(part))
+            } else {
+                escape(part)
+            }
+        })
+        .collect()
 }
 
+/// The payload's fields (type, required, constraints, the Python field mirrored), and their names for the search.
 fn fields_table(def: &EventDef) -> (String, Vec<String>) {
-    let schema = payload_schema(def.event);
-    let required: BTreeSet<&str> = schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let mut names = Vec::new();
-    let mut o =
-        String::from("<table class=\"fields\"><tr><th>field</th><th>type</th><th></th></tr>");
-    if let Some(props) = schema["properties"].as_object() {
-        for (name, prop) in props {
-            names.push(name.clone());
-            let _ = write!(
-                o,
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
-                escape(name),
-                escape(&type_summary(prop)),
-                if required.contains(name.as_str()) {
-                    "required"
-                } else {
-                    ""
-                }
-            );
-        }
+    let fields = crate::schema::payload_fields(def.event);
+    let mut o = String::from(
+        "<table class=\"fields\"><tr><th>field</th><th>type</th><th></th><th>constraints</th><th>description</th></tr>",
+    );
+    for f in &fields {
+        let _ = write!(
+            o,
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&f.name),
+            escape(&f.ty),
+            if f.required { "required" } else { "" },
+            escape(&f.constraints),
+            code_spans(&f.description)
+        );
     }
     o.push_str("</table>");
-    (o, names)
+    (o, fields.into_iter().map(|f| f.name).collect())
 }
 
 fn card(def: &EventDef) -> String {
@@ -337,7 +313,7 @@ main{padding:0 24px 40px}
 .event dl{display:grid;grid-template-columns:110px 1fr;margin:4px 0;gap:2px 8px}
 .event dt{color:#666}.event dd{margin:0}
 .event pre{background:#f4f4f4;padding:8px;overflow:auto;max-height:320px;font-size:12px}
-.fields{border-collapse:collapse;font-size:12px}.fields td,.fields th{padding:2px 8px;text-align:left;border-bottom:1px solid #eee}
+.fields{border-collapse:collapse;font-size:12px;display:block;overflow-x:auto;max-width:100%}.fields td,.fields th{padding:2px 8px;text-align:left;border-bottom:1px solid #eee}
 .hidden{display:none}
 table.pairs{border-collapse:collapse;background:#fff}.pairs td,.pairs th{border:1px solid #ddd;padding:4px 8px;text-align:left}
 "#;

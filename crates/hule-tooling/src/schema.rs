@@ -100,3 +100,145 @@ mod tests {
         }
     }
 }
+
+/// One field of an event's payload, as the catalog lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldDoc {
+    /// The JSON name.
+    pub name: String,
+    /// Its type, readably (`string (date-time)`, `list of EssayProcessingInputRefV1`, `CourseCode | null`).
+    pub ty: String,
+    /// Whether a record must carry it.
+    pub required: bool,
+    /// Its constraints (`0 ≤ x ≤ 1`, `pattern ^…$`, `length ≤ 100`), if any.
+    pub constraints: String,
+    /// Its documentation (the Python model's field and default, from the reference).
+    pub description: String,
+}
+
+/// The top-level fields of `event`'s payload, in declaration order, from its JSON Schema.
+pub fn payload_fields(event: Event) -> Vec<FieldDoc> {
+    let schema = payload_schema(event);
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some(props) = schema["properties"].as_object() else {
+        return Vec::new();
+    };
+    props
+        .iter()
+        .map(|(name, p)| FieldDoc {
+            name: name.clone(),
+            ty: type_of(p),
+            required: required.contains(&name.as_str()),
+            constraints: constraints_of(p),
+            description: description_of(p),
+        })
+        .collect()
+}
+
+/// A property's description, also when schemars wrapped a documented `$ref` in `allOf`.
+fn description_of(p: &Value) -> String {
+    p["description"]
+        .as_str()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A schema's type, readably.
+fn type_of(p: &Value) -> String {
+    if let Some(r) = p["$ref"].as_str() {
+        return r.rsplit('/').next().unwrap_or(r).to_owned();
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(options) = p[key].as_array() {
+            return options.iter().map(type_of).collect::<Vec<_>>().join(" | ");
+        }
+    }
+    if let Some(all) = p["allOf"].as_array().and_then(|a| a.first()) {
+        return type_of(all);
+    }
+    if let Some(values) = p["enum"].as_array() {
+        return values
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ");
+    }
+    if let Some(c) = p.get("const") {
+        return c.to_string();
+    }
+    let one = |t: &str| match t {
+        "array" => format!("list of {}", type_of(&p["items"])),
+        "object" => match p.get("additionalProperties") {
+            Some(v) if v.is_object() => format!("map of {}", type_of(v)),
+            _ => "object".to_owned(),
+        },
+        // The timestamp's own schema: ISO 8601, as pydantic reads it.
+        "string"
+            if p["pattern"]
+                .as_str()
+                .is_some_and(|x| x.starts_with("^\\s*[0-9]{4}-")) =>
+        {
+            "datetime (ISO 8601)".to_owned()
+        }
+        "string" => match p["format"].as_str() {
+            Some(f) => format!("string ({f})"),
+            None => "string".to_owned(),
+        },
+        "integer" => "integer".to_owned(),
+        other => other.to_owned(),
+    };
+    match &p["type"] {
+        Value::String(t) => one(t),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .map(one)
+            .collect::<Vec<_>>()
+            .join(" | "),
+        _ => "any".to_owned(),
+    }
+}
+
+/// A schema's constraints, readably.
+fn constraints_of(p: &Value) -> String {
+    let mut out = Vec::new();
+    let num = |k: &str| p.get(k).filter(|v| v.is_number()).map(|v| v.to_string());
+    match (num("minimum"), num("exclusiveMinimum")) {
+        (Some(m), _) => out.push(format!("≥ {m}")),
+        (_, Some(m)) => out.push(format!("> {m}")),
+        _ => {}
+    }
+    match (num("maximum"), num("exclusiveMaximum")) {
+        (Some(m), _) => out.push(format!("≤ {m}")),
+        (_, Some(m)) => out.push(format!("< {m}")),
+        _ => {}
+    }
+    if let Some(m) = num("minLength") {
+        out.push(format!("length ≥ {m}"));
+    }
+    if let Some(m) = num("maxLength") {
+        out.push(format!("length ≤ {m}"));
+    }
+    if let Some(pattern) = p["pattern"]
+        .as_str()
+        .filter(|x| !x.starts_with("^\\s*[0-9]{4}-"))
+    {
+        out.push(format!("pattern `{pattern}`"));
+    }
+    for key in ["anyOf", "allOf"] {
+        if let Some(options) = p[key].as_array() {
+            for o in options {
+                let inner = constraints_of(o);
+                if !inner.is_empty() {
+                    out.push(inner);
+                }
+            }
+        }
+    }
+    out.join(", ")
+}

@@ -24,14 +24,21 @@ macro_rules! base_event {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
         pub struct $name {
+            /// `event_name: ProcessingEvent`, the event's own value by default (Python `BaseEventData.event_name`;
+            /// a string is coerced to the enum)
             $($evattr)*
             pub event_name: $crate::registry::Event,
+            /// `entity_id: str | None`, default `None` (Python `BaseEventData.entity_id`)
             #[serde(default)]
             pub entity_id: Option<String>,
+            /// `entity_type: str | None`, default `None` (Python `BaseEventData.entity_type`)
             #[serde(default)]
             pub entity_type: Option<String>,
+            /// `parent_id: str | None`, default `None` (Python `BaseEventData.parent_id`)
             #[serde(default)]
             pub parent_id: Option<String>,
+            /// `timestamp: datetime`, default `now(UTC)` (Python `BaseEventData.timestamp`; absent on the wire, the
+            /// Unix epoch here)
             #[serde(default)]
             pub timestamp: $crate::time::Timestamp,
             $($(#[$fmeta])* pub $field: $ty,)*
@@ -43,7 +50,10 @@ macro_rules! base_event {
 macro_rules! processing_update {
     ($(#[$meta:meta])* $name:ident [$($ev:tt)*] { $($body:tt)* }) => {
         base_event!($(#[$meta])* $name [$($ev)*] {
+            /// `status: EssayStatus | BatchStatus`, required (Python `ProcessingUpdate.status`; `ProcessingStage`
+            /// values are refused)
             status: $crate::enums::EntityStatus,
+            /// `system_metadata: SystemProcessingMetadata`, required (Python `ProcessingUpdate.system_metadata`)
             system_metadata: $crate::payloads::SystemProcessingMetadata,
             $($body)*
         });
