@@ -80,7 +80,11 @@ CREATE TABLE IF NOT EXISTS hule_outbox_discarded (
 ANALYZE event_outbox;
 ";
 
-/// Connects to `url`, failing with a message that says which server and how to fix it.
+/// A low-level connection for the relay's own store: the client, and the `Notify` its `LISTEN` notifications wake
+/// (a relay waits on it for new rows). A service writing its own rows does not need this: connect its client with
+/// `hule_pg::connect(url)` (TLS, keepalives and clear errors included) and give its transactions to
+/// [`crate::Outbox::publish`]; the relay's store is [`PgOutbox::connect`]. Fails with a message that says which
+/// server and how to fix it.
 pub async fn connect(url: &str) -> Result<(Client, Arc<Notify>)> {
     let notify = Arc::new(Notify::new());
     let client = connect_waking(url, notify.clone()).await?;
