@@ -68,10 +68,11 @@ const INSERT: &str =
     "INSERT INTO hule_inbox (consumer_group, event_id, event_type, topic, partition, kafka_offset)
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
 
-/// One pooled connection and its prepared insert.
+/// One pooled connection, its prepared insert, and the probe run before a commit.
 struct Conn {
     client: Client,
     insert: tokio_postgres::Statement,
+    probe: tokio_postgres::Statement,
 }
 
 impl Conn {
@@ -84,7 +85,18 @@ impl Conn {
                 context: "prepare the inbox insert".into(),
                 source,
             })?;
-        Ok(Conn { client, insert })
+        let probe = client
+            .prepare("SELECT 1")
+            .await
+            .map_err(|source| InboxError::Database {
+                context: "prepare the inbox probe".into(),
+                source,
+            })?;
+        Ok(Conn {
+            client,
+            insert,
+            probe,
+        })
     }
 }
 
@@ -163,15 +175,32 @@ impl PgInbox {
     /// Connects `pool` clients to `url`, migrates, and serves consumer group `group`. `search_path` may be set
     /// with the URL's `options=-csearch_path%3D…`.
     pub async fn connect(url: &str, group: &str, pool: usize) -> Result<Arc<Self>, InboxError> {
-        // Migrated first: the pooled connections prepare their insert against the table.
-        hule_pg::connect(url)
-            .await?
-            .batch_execute(&format!("BEGIN; {MIGRATION} COMMIT;"))
+        // Migrated first: the pooled connections prepare their insert against the table. A table and index that
+        // are there already are left alone: `CREATE INDEX IF NOT EXISTS` would take its lock on a busy table (every
+        // inbox transaction of every group) before finding the index, and a role without DDL rights may start.
+        let admin = hule_pg::connect(url).await?;
+        let present: bool = admin
+            .query_one(
+                "SELECT to_regclass('hule_inbox') IS NOT NULL AND to_regclass('hule_inbox_processed_at') IS NOT NULL",
+                &[],
+            )
             .await
             .map_err(|source| InboxError::Database {
-                context: "migrate hule_inbox".into(),
+                context: "look for hule_inbox".into(),
                 source,
-            })?;
+            })?
+            .get(0);
+        if !present {
+            admin
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL lock_timeout = '10s'; {MIGRATION} COMMIT;"
+                ))
+                .await
+                .map_err(|source| InboxError::Database {
+                    context: "migrate hule_inbox".into(),
+                    source,
+                })?;
+        }
         let mut clients = Vec::new();
         for _ in 0..pool.max(1) {
             clients.push(Mutex::new(Conn::open(url).await?));
@@ -209,7 +238,11 @@ impl PgInbox {
                 .await
                 .map_err(|e| Failure::Unavailable(format!("PostgreSQL inbox: reconnect: {e}")))?;
         }
-        let Conn { client, insert } = &mut *conn;
+        let Conn {
+            client,
+            insert,
+            probe,
+        } = &mut *conn;
         let tx = client
             .transaction()
             .await
@@ -238,7 +271,30 @@ impl PgInbox {
         }
         match f(&tx).await {
             Ok(()) => {
-                tx.commit().await.map_err(|e| unavailable("commit", e))?;
+                // PostgreSQL answers COMMIT of a transaction in which a statement failed with a rollback, and no
+                // error: a handler that swallowed a failed statement would see its effect, its outbox rows and the
+                // inbox row vanish while the record counted as handled. One statement first finds that out.
+                if let Err(e) = tx.query(&*probe, &[]).await {
+                    let aborted = e.code()
+                        == Some(&tokio_postgres::error::SqlState::IN_FAILED_SQL_TRANSACTION);
+                    let _ = tx.rollback().await;
+                    return Err(if aborted {
+                        Failure::Transient(
+                            "the handler returned Ok after a statement of its transaction failed; nothing was \
+                             committed (return the statement's error, with `?`)"
+                                .into(),
+                        )
+                    } else {
+                        HandlerError::from(e).into()
+                    });
+                }
+                // A commit refused with a code (a deferred constraint) is classified like any statement; one
+                // without (the connection lost) may or may not have committed: unavailable, and the redelivery
+                // finds the inbox row if it did.
+                tx.commit().await.map_err(|e| match e.code() {
+                    Some(_) => HandlerError::from(e).into(),
+                    None => unavailable("commit", e),
+                })?;
                 Ok(Outcome::Handled)
             }
             Err(e) => {

@@ -67,25 +67,68 @@ impl From<HandlerError> for Failure {
     }
 }
 
-/// The class of a PostgreSQL error, by SQLSTATE (see [`HandlerError`]); an error without a code (the connection
-/// closed, an I/O error) is a database that is not there.
-#[cfg(feature = "postgres")]
-fn pg_class(e: &tokio_postgres::Error) -> fn(String) -> HandlerError {
-    match e.code().map(|c| c.code()) {
-        None => HandlerError::Unavailable,
-        Some(code) => match code.get(..2) {
-            Some("22" | "23" | "42" | "44") => HandlerError::Permanent,
-            Some("08" | "53" | "57" | "58") => HandlerError::Unavailable,
+/// The kind of a PostgreSQL error from its SQLSTATE (`None`: an error without one), by what a retry of the same
+/// record can do: the record's own fault is permanent (data, integrity, a business rule a trigger raised); the
+/// database or the service's set-up being wrong or away (a connection, resources, a shutdown, a missing table or
+/// grant after a deploy, a read-only standby after a failover, a login) is unavailable: never the record's fault,
+/// so never dead-lettered; the rest — a serialization failure or deadlock, a statement timeout, a foreign key not
+/// there yet (events of two topics arriving out of order), an error without a code (no row where one was expected)
+/// — is transient: retried, then dead-lettered.
+pub fn sqlstate_class(code: Option<&str>) -> fn(String) -> HandlerError {
+    let Some(code) = code else {
+        return HandlerError::Transient;
+    };
+    match code {
+        "23503" | "57014" => HandlerError::Transient,
+        "25006" => HandlerError::Unavailable,
+        "P0001" => HandlerError::Permanent,
+        _ => match code.get(..2) {
+            Some("22" | "23" | "44") => HandlerError::Permanent,
+            Some("08" | "0A" | "28" | "3D" | "3F" | "42" | "53" | "57" | "58") => {
+                HandlerError::Unavailable
+            }
             _ => HandlerError::Transient,
         },
     }
 }
 
-/// `?` on a PostgreSQL call in a handler: classified by SQLSTATE (see [`HandlerError`]).
+/// A PostgreSQL error's class: a closed connection or an I/O error is unavailable, the rest by SQLSTATE.
+#[cfg(feature = "postgres")]
+fn pg_class(e: &tokio_postgres::Error) -> fn(String) -> HandlerError {
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.is_closed() || io {
+        return HandlerError::Unavailable;
+    }
+    sqlstate_class(e.code().map(|c| c.code()))
+}
+
+/// A PostgreSQL error's text for a dead letter or a log: the server's message, its SQLSTATE and the constraint,
+/// table or column it names, but not its DETAIL (which quotes row values: `Key (email)=(…) already exists`).
+#[cfg(feature = "postgres")]
+pub fn pg_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+            for (what, name) in [
+                ("constraint", db.constraint()),
+                ("table", db.table()),
+                ("column", db.column()),
+            ] {
+                if let Some(name) = name {
+                    text.push_str(&format!(", {what} {name}"));
+                }
+            }
+            text
+        }
+        None => e.to_string(),
+    }
+}
+
+/// `?` on a PostgreSQL call in a handler: classified by [`sqlstate_class`], a closed connection unavailable.
 #[cfg(feature = "postgres")]
 impl From<tokio_postgres::Error> for HandlerError {
     fn from(e: tokio_postgres::Error) -> Self {
-        pg_class(&e)(hule_secrets::error_chain(&e))
+        pg_class(&e)(pg_message(&e))
     }
 }
 
@@ -108,10 +151,12 @@ impl From<hule_outbox::StoreError> for HandlerError {
         let class: fn(String) -> HandlerError = match &e {
             E::Prepare { .. } => HandlerError::Permanent,
             #[cfg(feature = "postgres")]
-            E::Database { source, .. } => match source.downcast_ref::<tokio_postgres::Error>() {
-                Some(pg) => pg_class(pg),
-                None => HandlerError::Transient,
-            },
+            E::Database { source, op } => {
+                if let Some(pg) = source.downcast_ref::<tokio_postgres::Error>() {
+                    return pg_class(pg)(format!("outbox {op}: {}", pg_message(pg)));
+                }
+                HandlerError::Transient
+            }
             #[cfg(not(feature = "postgres"))]
             E::Database { .. } => HandlerError::Transient,
             // A bad configuration, a fatal publisher, an outbox another relay leads, and whatever a later
@@ -286,5 +331,42 @@ impl Service for Router {
                 .await
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod sqlstate_tests {
+    use super::*;
+
+    fn kind(code: Option<&str>) -> &'static str {
+        match sqlstate_class(code)(String::new()) {
+            HandlerError::Permanent(_) => "permanent",
+            HandlerError::Transient(_) => "transient",
+            HandlerError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    #[test]
+    fn sqlstates_are_classified_by_what_a_retry_of_the_record_can_do() {
+        for (code, want) in [
+            (Some("23505"), "permanent"), // unique violation: the same record meets it again
+            (Some("23514"), "permanent"), // check violation
+            (Some("22P02"), "permanent"), // invalid text representation
+            (Some("P0001"), "permanent"), // a trigger's business rule
+            (Some("23503"), "transient"), // foreign key: the parent may arrive later
+            (Some("40001"), "transient"), // serialization failure
+            (Some("40P01"), "transient"), // deadlock
+            (Some("57014"), "transient"), // statement timeout or a cancel
+            (Some("57P01"), "unavailable"), // admin shutdown
+            (Some("08006"), "unavailable"), // connection failure
+            (Some("53300"), "unavailable"), // too many connections
+            (Some("42P01"), "unavailable"), // undefined table: a deploy, not the record
+            (Some("42501"), "unavailable"), // insufficient privilege
+            (Some("25006"), "unavailable"), // read-only transaction: a standby after a failover
+            (Some("28P01"), "unavailable"), // password authentication failed
+            (None, "transient"),          // no code: no row where one was expected, a type mismatch
+        ] {
+            assert_eq!(kind(code), want, "{code:?}");
+        }
     }
 }

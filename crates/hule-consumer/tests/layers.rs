@@ -524,8 +524,9 @@ async fn redis_unreachable_is_fail_closed() {
     assert!(h.letters().is_empty());
 }
 
-#[tokio::test]
-async fn postgres_inbox_commits_effect_and_record_together() {
+/// A schema of the test's own with an `effects (event_id, note)` table: an admin client, its name, and a URL whose
+/// sessions use it.
+async fn effects_schema() -> (tokio_postgres::Client, String, String) {
     let base = std::env::var("HULE_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("hule_test_{}", Uuid::new_v4().simple());
@@ -540,6 +541,12 @@ async fn postgres_inbox_commits_effect_and_record_together() {
         .await
         .expect("schema");
     let url = format!("{base}?options=-csearch_path%3D{schema}");
+    (admin, schema, url)
+}
+
+#[tokio::test]
+async fn postgres_inbox_commits_effect_and_record_together() {
+    let (admin, schema, url) = effects_schema().await;
     let inbox = PgInbox::connect(&url, "grp", 2).await.expect("inbox");
     let fail_next = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let f = fail_next.clone();
@@ -586,6 +593,84 @@ async fn postgres_inbox_commits_effect_and_record_together() {
         .expect("count")
         .get(0);
     assert_eq!((effects, inboxed), (1, 1));
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .expect("drop");
+}
+
+/// A plain `async fn` handler (`route_with`, no boxing) that swallows a failed statement and returns `Ok`:
+/// PostgreSQL would answer its COMMIT with a rollback and no error, losing the effect while the record counted as
+/// handled. The inbox finds it out before committing: the record fails (transient, so retried and then
+/// dead-lettered), and neither the effect nor the inbox row exists.
+#[tokio::test]
+async fn a_handler_that_swallows_a_failed_statement_is_not_counted_as_handled() {
+    async fn honest(
+        _state: (),
+        tx: &hule_consumer::inbox::Transaction<'_>,
+        ctx: hule_consumer::Context,
+        p: BatchEssaysRegistered,
+    ) -> Result<(), HandlerError> {
+        tx.execute(
+            "INSERT INTO effects VALUES ($1, $2)",
+            &[&ctx.event_id, &p.entity_id],
+        )
+        .await?;
+        Ok(())
+    }
+    async fn swallowing(
+        state: (),
+        tx: &hule_consumer::inbox::Transaction<'_>,
+        ctx: hule_consumer::Context,
+        p: BatchEssaysRegistered,
+    ) -> Result<(), HandlerError> {
+        honest(state, tx, ctx, p).await?;
+        // A statement that fails (no such table), its error dropped.
+        let _ = tx
+            .execute("INSERT INTO no_such_table VALUES (1)", &[])
+            .await;
+        Ok(())
+    }
+    let (admin, schema, url) = effects_schema().await;
+    let inbox = PgInbox::connect(&url, "grp", 1).await.expect("inbox");
+    let router = inbox.route_with(Router::new(), TopicChoice::Standard, (), swallowing);
+    let h = harness(router, None);
+    let id = Uuid::new_v4();
+    let mut d = delivery(Event::BatchEssaysRegistered, id);
+    d.headers.set(names::MAX_RETRIES, "0");
+    let outcome = h.run(d).await;
+    assert!(
+        matches!(&outcome, Ok(Outcome::DeadLettered { .. })),
+        "not handled: {outcome:?}"
+    );
+    let count = |table: &str| format!("SELECT count(*) FROM {schema}.{table} WHERE event_id = $1");
+    let effects: i64 = admin
+        .query_one(&count("effects"), &[&id])
+        .await
+        .expect("count")
+        .get(0);
+    let inboxed: i64 = admin
+        .query_one(&count("hule_inbox"), &[&id])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!((effects, inboxed), (0, 0), "nothing committed");
+    // The connection is usable after it: the next event is handled and committed.
+    let h = harness(
+        inbox.route_with(Router::new(), TopicChoice::Standard, (), honest),
+        None,
+    );
+    let next = Uuid::new_v4();
+    assert_eq!(
+        h.run(delivery(Event::BatchEssaysRegistered, next)).await,
+        Ok(Outcome::Handled)
+    );
+    let effects: i64 = admin
+        .query_one(&count("effects"), &[&next])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(effects, 1);
     admin
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await

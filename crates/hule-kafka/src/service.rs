@@ -58,12 +58,37 @@ pub async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// A token cancelled on Ctrl-C or SIGTERM (see [`shutdown_signal`]): give it to `EventConsumer::run` and
-/// `Relay::run`. Call it inside the runtime.
+/// A token cancelled on Ctrl-C or SIGTERM: give it to `EventConsumer::run` and `Relay::run`, which then finish the
+/// work in flight. A second Ctrl-C or SIGTERM during that exits at once (status 130). The handlers are installed
+/// before this returns, so a signal that comes right after is not the default one that kills the process. Call it
+/// inside the runtime.
 pub fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let cancel = token.clone();
+    #[cfg(unix)]
+    let streams = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
     tokio::spawn(async move {
+        #[cfg(unix)]
+        if let (Ok(mut term), Ok(mut int)) = streams {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!(target: "hule", "stop signal received: finishing the work in flight (again to exit now)");
+            cancel.cancel();
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!(target: "hule", "second stop signal: exiting without finishing the work in flight");
+            std::process::exit(130);
+        }
         shutdown_signal().await;
         tracing::info!(target: "hule", "stop signal received: finishing the work in flight");
         cancel.cancel();
@@ -227,7 +252,7 @@ async fn start_inbox(
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
             }
-            loop {
+            while !shutdown.is_cancelled() {
                 match inbox.cleanup(retention, 10_000).await {
                     Ok(10_000) => continue,
                     Ok(n) => {
@@ -382,6 +407,11 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
     /// `handle` may add more after it.
     pub fn router(mut self, router: Router) -> Self {
         self.router = router;
+        // The transactional routes given before are gone with the routes they were in.
+        #[cfg(feature = "postgres")]
+        {
+            self.inbox.routes = 0;
+        }
         self
     }
 

@@ -89,14 +89,16 @@ async fn main() -> Result<(), Error> {
         .await?
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS feedback_notes (
-                 essay_id TEXT NOT NULL, batch_id TEXT NOT NULL, event_id TEXT PRIMARY KEY, duration_ms BIGINT NOT NULL)",
+                 essay_id TEXT NOT NULL, batch_id TEXT NOT NULL, event_id TEXT NOT NULL, duration_ms BIGINT NOT NULL)",
         )
         .await?;
     let outbox = PgOutbox::connect(&database_url).await?;
 
     let shutdown = hule_kafka::shutdown_token();
+    // The relay stops after the consumer, so that what the last records committed is published too.
+    let relay_stop = shutdown.child_token();
     let relay = Relay::builder(outbox, &kafka).service(SERVICE).build()?;
-    let relaying = tokio::spawn(relay.run(shutdown.clone()));
+    let relaying = tokio::spawn(relay.run(relay_stop.clone()));
 
     let consumer = EventConsumer::builder(&kafka, &group, SERVICE)
         .state(App {
@@ -105,10 +107,11 @@ async fn main() -> Result<(), Error> {
         .inbox(&database_url)
         .handle_tx(on_spellchecked)
         .build()?;
-    let stats = consumer.run(shutdown.clone()).await?;
-    // The consumer stopped (a signal, or a fatal error): the relay stops too, after its batch in flight.
-    shutdown.cancel();
-    let relayed = relaying.await??;
+    let consumed = consumer.run(shutdown.clone()).await;
+    // The consumer stopped (a signal, or a fatal error): the relay publishes what was committed, then stops.
+    relay_stop.cancel();
+    let relayed = relaying.await?;
+    let (stats, relayed) = (consumed?, relayed?);
     eprintln!(
         "{SERVICE}: stopped after {} record(s); {} event(s) relayed",
         stats.finished, relayed.published

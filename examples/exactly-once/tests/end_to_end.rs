@@ -1,7 +1,9 @@
-//! The exactly-once example, run as its binary on the real broker and PostgreSQL (a schema of its own): 20
+//! The exactly-once example, run as its binary on the real broker and PostgreSQL (a schema of its own): 200
 //! spellcheck results, one of them delivered twice, a record that is not JSON and a failed spellcheck its handler
-//! refuses. Each result's note and notification exist once; the refused one left neither (its transaction was
-//! rolled back) and is a dead letter with the handler's reason, as is the broken record; SIGTERM stops it cleanly.
+//! refuses; the service is killed (SIGKILL) part-way and started again. Each result's note and inbox row exist
+//! once (the notes table has no key of its own: only the inbox keeps a redelivery from applying twice), and one
+//! notification per result; the refused one left nothing (its transaction was rolled back) and is a dead letter
+//! with the handler's reason, as is the broken record; SIGTERM stops it cleanly.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -17,7 +19,7 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use uuid::Uuid;
 
-const RESULTS: usize = 20;
+const RESULTS: usize = 200;
 
 /// A spellcheck result of essay `n`, as the spellchecker publishes it: the envelope, its key and headers.
 fn result(
@@ -89,6 +91,58 @@ fn read_all(brokers: &str, topic: &str, want: usize) -> Vec<(Vec<u8>, Headers)> 
     got
 }
 
+/// The example's stderr, collected while it runs.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Log {
+    fn text(&self) -> String {
+        self.0.lock().expect("lock").join("\n")
+    }
+}
+
+/// Starts the example on `group`.
+fn start(brokers: &str, url: &str, group: &str) -> (std::process::Child, Log) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hule-example-exactly-once"))
+        .env("HULE_BROKERS", brokers)
+        .env("DATABASE_URL", url)
+        .env("GROUP", group)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the example");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Log::default();
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            lines.0.lock().expect("lock").push(line);
+        }
+    });
+    (child, log)
+}
+
+/// SIGTERM, and the exit within 60 s (else SIGKILL and a failure).
+fn stop(child: &mut std::process::Child, log: &Log) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("poll") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("no exit 60 s after SIGTERM:\n{}", log.text());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_result_gets_one_note_and_one_notification_and_refusals_leave_nothing() {
     let kafka = TestKafka::start(Backend::Real, 1);
@@ -120,7 +174,7 @@ async fn each_result_gets_one_note_and_one_notification_and_refusals_leave_nothi
         .expect("schema");
     let url = format!("{base}?options=-csearch_path%3D{schema}");
 
-    // The records: 20 results, the first sent twice, a broken record, a failed spellcheck.
+    // The records: 200 results, the first sent twice, a broken record, a failed spellcheck.
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()
@@ -161,35 +215,61 @@ async fn each_result_gets_one_note_and_one_notification_and_refusals_leave_nothi
     let (refused, key, headers, value) = result(RESULTS, ProcessingStatus::Failed);
     send(key, headers, value).await;
 
-    let mut service = Command::new(env!("CARGO_BIN_EXE_hule-example-exactly-once"))
-        .env("HULE_BROKERS", &brokers)
-        .env("DATABASE_URL", &url)
-        .env("GROUP", format!("feedback-{}", Uuid::new_v4().simple()))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the example");
-    let stderr = service.stderr.take().expect("stderr");
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let lines = log.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            lines.lock().expect("lock").push(line);
+    let group = format!("feedback-{}", Uuid::new_v4().simple());
+    // A count, 0 while the service has not created its table yet.
+    let count = |sql: String| {
+        let admin = &admin;
+        async move {
+            match admin.query_one(&sql, &[]).await {
+                Ok(row) => row.get::<_, i64>(0),
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => 0,
+                Err(e) => panic!("count: {e}"),
+            }
         }
-    });
+    };
+    let notes = || count(format!("SELECT count(*) FROM {schema}.feedback_notes"));
 
-    // Its notifications and dead letters, read from the topics while it runs.
+    // The first run is killed (SIGKILL: no drain, no offset commit) once a third of the results is applied; the
+    // records it handled without committing their offsets are delivered again to the second run.
+    let (mut first_run, first_log) = start(&brokers, &url, &group);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while notes().await < (RESULTS / 3) as i64 {
+        assert!(
+            Instant::now() < deadline,
+            "the first run applied too little:\n{}",
+            first_log.text()
+        );
+        assert!(
+            first_run.try_wait().expect("poll").is_none(),
+            "the first run ended:\n{}",
+            first_log.text()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first_run.kill().expect("SIGKILL");
+    first_run.wait().expect("reap");
+    assert!(
+        notes().await < RESULTS as i64,
+        "the first run had finished before the kill: nothing left to redeliver"
+    );
+
+    let (mut second_run, log) = start(&brokers, &url, &group);
+    let pending = || {
+        count(format!(
+            "SELECT count(*) FROM {schema}.event_outbox WHERE published_at IS NULL"
+        ))
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while notes().await < RESULTS as i64 || pending().await > 0 {
+        assert!(Instant::now() < deadline, "too few notes:\n{}", log.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Every note's notification relayed: its notifications and dead letters, read from the topics (copies
+    // included), while it still runs.
     let relayed = read_all(&brokers, notifications, RESULTS);
     let dead = read_all(&brokers, &dlq_topic(source), 2);
-    let killed = Command::new("kill")
-        .args(["-TERM", &service.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = service.wait().expect("wait");
-    reader.join().expect("reader");
-    let log = log.lock().expect("lock").join("\n");
+    let status = stop(&mut second_run, &log);
+    let log = log.text();
     assert!(
         status.success(),
         "the service did not stop cleanly ({status}):\n{log}"
@@ -197,21 +277,18 @@ async fn each_result_gets_one_note_and_one_notification_and_refusals_leave_nothi
     assert!(log.contains("consumer ready"), "a ready line:\n{log}");
     assert!(log.contains("stopped after"), "a stop line:\n{log}");
 
-    // One note per result, none for the refused one; one inbox row per handled event.
-    let count = |sql: String| {
-        let admin = &admin;
-        async move {
-            admin
-                .query_one(&sql, &[])
-                .await
-                .expect("count")
-                .get::<_, i64>(0)
-        }
-    };
+    // One note and one inbox row per result (none for the refused one): the redeliveries were skipped.
     assert_eq!(
         count(format!("SELECT count(*) FROM {schema}.feedback_notes")).await,
         RESULTS as i64,
         "{log}"
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT count(DISTINCT event_id) FROM {schema}.feedback_notes"
+        ))
+        .await,
+        RESULTS as i64
     );
     assert_eq!(
         count(format!(
@@ -234,31 +311,40 @@ async fn each_result_gets_one_note_and_one_notification_and_refusals_leave_nothi
         "everything committed was relayed"
     );
 
-    // One notification per result, continuing its request; none for the refused one.
-    assert_eq!(relayed.len(), RESULTS, "{log}");
+    // One notification per result, continuing its request, none for the refused one. The relay publishes at
+    // least once (the kill may land between a publish and the deletion of its row): counted by event id.
+    let mut events = std::collections::BTreeSet::new();
     let continued: std::collections::BTreeSet<String> = relayed
         .iter()
         .map(|(value, _)| {
             let v: serde_json::Value = serde_json::from_slice(value).expect("envelope");
             assert_eq!(v["event_type"], notifications);
             assert_eq!(v["source_service"], "feedback_service");
+            events.insert(v["event_id"].as_str().expect("id").to_owned());
             v["correlation_id"]
                 .as_str()
                 .expect("correlation")
                 .to_owned()
         })
         .collect();
+    assert_eq!(events.len(), RESULTS, "one notification per result");
     assert_eq!(
         continued, correlations,
         "each notification carries its result's correlation id"
     );
     assert!(!continued.contains(&refused.correlation_id.to_string()));
 
-    // The broken record and the refused one are dead letters, with their reasons.
+    // The broken record and the refused one are dead letters, with their reasons; a dead letter is written at
+    // least once too (a kill before the offset commit writes it again): counted by original record.
+    let mut originals = std::collections::BTreeSet::new();
     let reasons: std::collections::BTreeMap<String, String> = dead
         .iter()
         .map(|(value, _)| {
             let v: serde_json::Value = serde_json::from_slice(value).expect("dead letter");
+            originals.insert((
+                v["original_partition"].to_string(),
+                v["original_offset"].to_string(),
+            ));
             (
                 v["error_type"].as_str().expect("type").to_owned(),
                 v["error_message"].as_str().expect("message").to_owned(),
@@ -266,9 +352,9 @@ async fn each_result_gets_one_note_and_one_notification_and_refusals_leave_nothi
         })
         .collect();
     assert_eq!(
-        dead.len(),
+        originals.len(),
         2,
-        "two dead letters, the duplicate not among them: {reasons:?}"
+        "two records dead-lettered, the duplicate not among them: {reasons:?}"
     );
     assert!(reasons.contains_key("invalid_envelope"), "{reasons:?}");
     assert!(
