@@ -345,8 +345,8 @@ pub enum ConnectError {
         /// The last error librdkafka reported, if any.
         last: Option<String>,
     },
-    /// Every bootstrap broker refused the connection or its name did not resolve: reported at once, without
-    /// waiting for the timeout.
+    /// Every address of every bootstrap broker refused the connection, or no bootstrap name resolves: reported at
+    /// once, without waiting for the timeout.
     #[error("cannot reach Kafka brokers `{brokers}` (security.protocol {protocol}): {detail}; check --brokers and that the cluster is up")]
     Refused {
         /// Bootstrap servers.
@@ -373,41 +373,58 @@ pub struct ErrorCapture {
 struct Seen {
     /// The last error, with its code.
     last: LastError,
-    /// The last refused connection or unresolved name, and when refusals began (without anything else since).
-    refused: Option<(String, Instant)>,
-    /// Whether librdkafka said every broker is down, after the refusals began.
-    all_down: bool,
+    /// The addresses that refused a connection, and the last such reason.
+    refused: std::collections::HashSet<std::net::SocketAddr>,
+    refused_reason: Option<String>,
+    /// A bootstrap name that did not resolve, and why.
+    unresolved: Option<String>,
 }
-
-/// How long refusals must go on, with nothing else heard and every broker down, before the check gives up early:
-/// one name may resolve to several addresses (`localhost` to `::1` and `127.0.0.1`, a load balancer to many), tried
-/// in turn, so one refused address is not yet the cluster refusing.
-const REFUSED_FOR: Duration = Duration::from_secs(1);
 
 impl ErrorCapture {
     fn take(&self) -> LastError {
         self.last.lock().map(|g| g.last.clone()).unwrap_or(None)
     }
 
-    /// The reason every broker refused or did not resolve: librdkafka said all are down, and nothing but refusals
-    /// was heard for `for_at_least`.
-    fn refused(&self, for_at_least: Duration) -> Option<String> {
+    /// Why the cluster cannot be reached however long one waits: every address of every bootstrap broker
+    /// (`expected`) refused the connection, or (`expected` empty: no bootstrap name resolved here either) librdkafka
+    /// could not resolve them. One refused address is not enough: `localhost` is `::1` and `127.0.0.1`, a load
+    /// balancer's name many addresses, and the next may answer.
+    fn refused(
+        &self,
+        expected: &std::collections::HashSet<std::net::SocketAddr>,
+    ) -> Option<String> {
         let g = self.last.lock().ok()?;
-        match &g.refused {
-            Some((reason, since)) if g.all_down && since.elapsed() >= for_at_least => {
-                Some(reason.clone())
-            }
-            _ => None,
+        if expected.is_empty() {
+            return g.unresolved.clone();
         }
+        expected
+            .is_subset(&g.refused)
+            .then(|| g.refused_reason.clone())
+            .flatten()
     }
 }
 
-/// Whether a transport error means no broker will answer however long one waits: the connection was refused (no
-/// process listens) or the name does not resolve.
-fn is_refusal(code: Option<RDKafkaErrorCode>, reason: &str) -> bool {
-    code == Some(RDKafkaErrorCode::Resolve)
-        || reason.contains("Connection refused")
-        || reason.contains("Failed to resolve")
+/// The address in a librdkafka connection failure: `… Connect to ipv4#127.0.0.1:1 failed: Connection refused …`.
+fn refused_address(reason: &str) -> Option<std::net::SocketAddr> {
+    if !reason.contains("Connection refused") {
+        return None;
+    }
+    let rest = &reason[reason.find("Connect to ")? + "Connect to ".len()..];
+    let token = rest.split_whitespace().next()?;
+    token.rsplit('#').next()?.parse().ok()
+}
+
+/// Every address the bootstrap servers resolve to here (empty when none resolves).
+fn bootstrap_addresses(brokers: &str) -> std::collections::HashSet<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs as _;
+    brokers
+        .split(',')
+        .map(|b| b.trim())
+        .map(|b| b.rsplit("://").next().unwrap_or(b))
+        .filter(|b| !b.is_empty())
+        .filter_map(|b| b.to_socket_addrs().ok())
+        .flatten()
+        .collect()
 }
 
 impl ClientContext for ErrorCapture {
@@ -416,15 +433,13 @@ impl ClientContext for ErrorCapture {
     fn error(&self, error: KafkaError, reason: &str) {
         if let Ok(mut g) = self.last.lock() {
             let code = error.rdkafka_error_code();
-            if code == Some(RDKafkaErrorCode::AllBrokersDown) {
-                g.all_down = g.refused.is_some();
-            } else if is_refusal(code, reason) {
-                let since = g.refused.as_ref().map_or_else(Instant::now, |(_, t)| *t);
-                g.refused = Some((reason.to_owned(), since));
-            } else {
-                // Anything else (a timeout, a reset, a broker that answered): what was refused before is stale.
-                g.refused = None;
-                g.all_down = false;
+            if let Some(addr) = refused_address(reason) {
+                g.refused.insert(addr);
+                g.refused_reason = Some(reason.to_owned());
+            } else if code == Some(RDKafkaErrorCode::Resolve)
+                || reason.contains("Failed to resolve")
+            {
+                g.unresolved = Some(reason.to_owned());
             }
             g.last = Some((code, reason.to_owned()));
         }
@@ -435,9 +450,9 @@ impl ConsumerContext for ErrorCapture {}
 
 /// Connects with `settings` and fetches the cluster's metadata; returns the number of brokers. Fails as soon as
 /// librdkafka reports an authentication or TLS failure (within a second, not after the timeout and not after a
-/// storm of retries), naming which it was, and once every bootstrap broker has only refused the connection or not
-/// resolved for a second ([`ConnectError::Refused`]: each of a name's addresses gets its turn first); a broker that
-/// accepts the connection and never answers costs `timeout`.
+/// storm of retries), naming which it was, and as soon as every address of every bootstrap broker has refused the
+/// connection, or no bootstrap name resolves ([`ConnectError::Refused`]); a broker that accepts the connection and
+/// never answers costs `timeout`.
 pub fn check_connection(
     settings: &KafkaSettings,
     timeout: Duration,
@@ -448,6 +463,7 @@ pub fn check_connection(
         .create_with_context(ErrorCapture::default())
         .map_err(|e| ConnectError::Settings(e.to_string()))?;
     let capture = client.context().clone();
+    let expected = bootstrap_addresses(&settings.brokers);
     let deadline = Instant::now() + timeout;
     loop {
         let step =
@@ -478,7 +494,7 @@ pub fn check_connection(
                 _ => {}
             }
         }
-        if let Some(detail) = capture.refused(REFUSED_FOR.min(timeout / 2)) {
+        if let Some(detail) = capture.refused(&expected) {
             return Err(ConnectError::Refused {
                 brokers: settings.brokers.clone(),
                 protocol: settings.security_protocol(),
@@ -499,6 +515,47 @@ pub fn check_connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_counts_as_refusing_only_when_every_address_refused() {
+        let v4 = "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)";
+        let v6 = "localhost:1/bootstrap: Connect to ipv6#[::1]:1 failed: Connection refused (after 0ms in state CONNECT)";
+        assert_eq!(refused_address(v4), "127.0.0.1:1".parse().ok());
+        assert_eq!(refused_address(v6), "[::1]:1".parse().ok());
+        assert_eq!(
+            refused_address("Connect to ipv4#127.0.0.1:1 failed: Connection reset by peer"),
+            None
+        );
+        let capture = ErrorCapture::default();
+        let expected: std::collections::HashSet<std::net::SocketAddr> = [
+            "[::1]:1".parse().expect("v6"),
+            "127.0.0.1:1".parse().expect("v4"),
+        ]
+        .into();
+        capture.error(
+            KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+            v6,
+        );
+        assert_eq!(
+            capture.refused(&expected),
+            None,
+            "127.0.0.1 has not refused yet"
+        );
+        capture.error(
+            KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+            v4,
+        );
+        assert_eq!(capture.refused(&expected).as_deref(), Some(v4));
+        // No bootstrap name resolves: librdkafka's resolve failure is the answer.
+        let none = std::collections::HashSet::new();
+        assert_eq!(ErrorCapture::default().refused(&none), None);
+        let capture = ErrorCapture::default();
+        capture.error(
+            KafkaError::Global(RDKafkaErrorCode::Resolve),
+            "x.invalid:9092/bootstrap: Failed to resolve 'x.invalid:9092'",
+        );
+        assert!(capture.refused(&none).is_some());
+    }
 
     #[test]
     fn java_files_are_read_and_translated() {
