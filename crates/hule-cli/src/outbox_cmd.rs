@@ -255,18 +255,48 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         parse_database_url(&url)?,
         args.schema.as_deref().or(file.schema.as_deref()),
     )?;
-    let kafka = args
-        .kafka
-        .connect_with_file_waiting(&file.kafka, "the relay")?;
     let service = args
         .service
         .clone()
-        .or(file.service)
+        .or(file.service.clone())
         .unwrap_or_else(|| "hule-relay".into());
     let batch_size = args.batch_size.or(file.batch_size).unwrap_or(500);
     if batch_size == 0 {
         anyhow::bail!("batch_size must be at least 1");
     }
+    let metrics_addr = args.metrics_addr.or(file.metrics_addr);
+    let metrics =
+        hule_outbox::metrics::OutboxMetrics::new(hule_metrics::Registry::global(), &service);
+    let rt = tokio::runtime::Runtime::new()?;
+    // Metrics and /healthz first, so that a relay waiting for Kafka says so to its probes (503, `kafka` unwell),
+    // and the database next, so that a wrong URL is reported before any wait.
+    let _server = match metrics_addr {
+        Some(addr) => {
+            let (bound, task) = rt
+                .block_on(hule_metrics::serve(
+                    hule_metrics::Registry::global().clone(),
+                    addr,
+                ))
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            eprintln!("relay: metrics on http://{bound}/metrics");
+            Some(task)
+        }
+        None => None,
+    };
+    enum Store {
+        Pg(PgOutbox),
+        Sqlite(SqliteOutbox),
+    }
+    let store = rt.block_on(async {
+        anyhow::Ok(match &db {
+            Database::Postgres(url) => Store::Pg(PgOutbox::connect(url).await?),
+            Database::Sqlite(path) => Store::Sqlite(SqliteOutbox::open(path)?),
+        })
+    })?;
+    metrics.broker(false, "waiting for Kafka at start");
+    let kafka = args
+        .kafka
+        .connect_with_file_waiting(&file.kafka, "the relay")?;
     let mut pc = ProducerConfig::with_settings(&kafka);
     pc.compression = args
         .compression
@@ -275,7 +305,6 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "lz4".into());
     pc.linger_ms = args.linger_ms.or(file.linger_ms).unwrap_or(1);
     let publisher = KafkaPublisher::new(&pc).context("cannot create the Kafka producer")?;
-    let metrics_addr = args.metrics_addr.or(file.metrics_addr);
     let config = RelayConfig {
         batch_size,
         completion: match args.keep_published_secs.or(file.keep_published_secs) {
@@ -284,21 +313,10 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
             },
             None => Completion::Delete,
         },
-        metrics: Some(hule_outbox::metrics::OutboxMetrics::new(
-            hule_metrics::Registry::global(),
-            &service,
-        )),
+        metrics: Some(metrics),
         ..RelayConfig::default()
     };
-    let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
-        if let Some(addr) = metrics_addr {
-            let (bound, _task) =
-                hule_metrics::serve(hule_metrics::Registry::global().clone(), addr)
-                    .await
-                    .with_context(|| format!("cannot serve metrics on {addr}"))?;
-            eprintln!("relay: metrics on http://{bound}/metrics");
-        }
         let stop = tokio_util::sync::CancellationToken::new();
         let flag = stop.clone();
         tokio::spawn(async move {
@@ -312,15 +330,9 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
             hule_outbox::pg::redact(&url),
             kafka.brokers
         );
-        let stats = match db {
-            Database::Postgres(url) => {
-                let store = PgOutbox::connect(&url).await?;
-                run_relay(&store, &publisher, &config, stop).await?
-            }
-            Database::Sqlite(path) => {
-                let store = SqliteOutbox::open(&path)?;
-                run_relay(&store, &publisher, &config, stop).await?
-            }
+        let stats = match &store {
+            Store::Pg(store) => run_relay(store, &publisher, &config, stop).await?,
+            Store::Sqlite(store) => run_relay(store, &publisher, &config, stop).await?,
         };
         eprintln!(
             "relay: stopped; published {} in {} batches, {} failed attempts",

@@ -49,6 +49,8 @@ async fn a_relay_started_while_kafka_is_down_waits_then_publishes() {
             &proxy.addr().to_string(),
             "--timeout",
             "1s",
+            "--metrics-addr",
+            "127.0.0.1:0",
         ])
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
@@ -63,17 +65,39 @@ async fn a_relay_started_while_kafka_is_down_waits_then_publishes() {
         }
     });
 
-    // It says why it waits, twice (it tried again), and is still running.
+    // It says why it waits, twice (it tried again), and is still running; its metrics address comes first.
     let mut waiting = Vec::new();
+    let mut metrics = None;
     let deadline = Instant::now() + Duration::from_secs(20);
     while waiting.len() < 2 {
         assert!(Instant::now() < deadline, "no waiting line: {waiting:?}");
         if let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+            if let Some(rest) = line.strip_prefix("relay: metrics on http://") {
+                metrics = rest.split('/').next().map(str::to_owned);
+            }
             if line.contains("the relay tries again") {
                 waiting.push(line);
             }
         }
     }
+    // Its /healthz says what it waits for (503, the `kafka` part unwell), so a probe sees it.
+    let addr = metrics.expect("the metrics line before the wait");
+    let health = {
+        use std::io::{Read as _, Write as _};
+        let mut conn = std::net::TcpStream::connect(&addr).expect("connect to /healthz");
+        conn.write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .expect("request");
+        let mut text = String::new();
+        conn.read_to_string(&mut text).expect("response");
+        text
+    };
+    assert!(
+        health.starts_with("HTTP/1.1 503") && health.contains("waiting for Kafka"),
+        "{health}"
+    );
     assert!(
         waiting[0].contains("cannot reach Kafka brokers"),
         "{waiting:?}"
