@@ -67,13 +67,19 @@ fn client(kafka: &KafkaSettings, group: &str) -> Result<BaseConsumer, Error> {
         .create()?)
 }
 
-/// Whether `e` is a coordinator that is not ready yet (loading its offsets right after a broker start, or moving):
-/// asking again shortly answers.
+/// Whether `e` is a coordinator that is not ready yet (loading its offsets right after a broker start, or moving),
+/// or a partition without its leader yet: asking again shortly answers.
 fn coordinator_not_ready(e: &rdkafka::error::KafkaError) -> bool {
     use rdkafka::types::RDKafkaErrorCode as C;
     matches!(
         e.rdkafka_error_code(),
-        Some(C::CoordinatorLoadInProgress | C::CoordinatorNotAvailable | C::NotCoordinator)
+        Some(
+            C::CoordinatorLoadInProgress
+                | C::CoordinatorNotAvailable
+                | C::NotCoordinator
+                | C::LeaderNotAvailable
+                | C::NotLeaderForPartition
+        )
     )
 }
 
@@ -169,7 +175,7 @@ pub fn group_lag(
 
 /// The lag of every partition each of `groups` has committed in, over `topics` (default: every topic except
 /// Kafka's own), sorted by group, topic and partition. The cluster's metadata is read once and each partition's end
-/// offset once, however many groups there are.
+/// offset once, however many groups there are; all of it within twice `timeout`.
 pub fn lag_of(
     kafka: &KafkaSettings,
     groups: &[String],
@@ -180,6 +186,13 @@ pub fn lag_of(
         return Ok(Vec::new());
     };
     let meta_client = client(kafka, first)?;
+    // The whole read within twice the timeout, however many groups: each request gets what is left of it.
+    let deadline = std::time::Instant::now() + timeout.saturating_mul(2);
+    let left = || {
+        deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .min(timeout)
+    };
     let md = crate::metadata(meta_client.client(), None, &kafka.brokers, timeout)?;
     let mut tpl = TopicPartitionList::new();
     for t in md.topics().iter().filter(|t| match topics {
@@ -197,7 +210,7 @@ pub fn lag_of(
     let mut out = Vec::new();
     for group in groups {
         let c = client(kafka, group)?;
-        let committed = patiently(timeout, || c.committed_offsets(tpl.clone(), timeout))?;
+        let committed = patiently(left(), || c.committed_offsets(tpl.clone(), left()))?;
         let mut rows = Vec::new();
         for el in committed.elements() {
             let Offset::Offset(at) = el.offset() else {
@@ -207,7 +220,9 @@ pub fn lag_of(
             let end = match ends.get(&key) {
                 Some(end) => *end,
                 None => {
-                    let (_, end) = c.fetch_watermarks(el.topic(), el.partition(), timeout)?;
+                    let (_, end) = patiently(left(), || {
+                        c.fetch_watermarks(el.topic(), el.partition(), left())
+                    })?;
                     ends.insert(key, end);
                     end
                 }
