@@ -119,10 +119,13 @@ fn check(file: &str, topic: Option<&str>, json: bool) -> ExitCode {
 }
 
 /// The records of an input: the whole of it when it is one JSON document (pretty-printed included), else each
-/// non-blank line (JSON Lines), with its 1-based line number.
+/// non-blank line (JSON Lines), with its 1-based line number. An input whose first line is not a JSON value of its
+/// own is one document (a pretty-printed one with a mistake), checked whole so that its one error says where.
 fn records_of(bytes: &[u8]) -> Vec<(usize, &[u8])> {
     let whole = bytes.trim_ascii();
-    if serde_json::from_slice::<serde::de::IgnoredAny>(whole).is_ok() || !whole.contains(&b'\n') {
+    let parses = |b: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(b).is_ok();
+    let first_line = whole.split(|b| *b == b'\n').next().unwrap_or_default();
+    if parses(whole) || !whole.contains(&b'\n') || !parses(first_line.trim_ascii()) {
         return vec![(1, whole)];
     }
     bytes

@@ -250,7 +250,12 @@ fn run_inner(cmd: &TopicsCommand) -> anyhow::Result<ExitCode> {
                 let steps = steps?;
                 let failed = steps.iter().filter(|s| s.failed).count();
                 if *json {
-                    out(serde_json::json!({"steps": steps, "failed": failed}));
+                    let warnings: Vec<String> = changes
+                        .iter()
+                        .filter(|c| matches!(c, Change::Warning { .. }))
+                        .map(describe)
+                        .collect();
+                    out(serde_json::json!({"steps": steps, "failed": failed, "warnings": warnings}));
                     return Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS });
                 }
                 for step in &steps {

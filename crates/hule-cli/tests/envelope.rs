@@ -92,6 +92,22 @@ fn check_reads_json_lines_and_holds_event_type_to_the_topic() {
     assert_eq!(verdicts[1]["valid"], false);
     assert_eq!(verdicts[2]["event"], "BATCH_ESSAYS_REGISTERED");
 
+    // A pretty-printed document with one syntax mistake (a comma missing) is one record with one error that says
+    // where, not one error per line.
+    let pretty: serde_json::Value = serde_json::from_str(&one).expect("json");
+    let pretty = serde_json::to_string_pretty(&pretty)
+        .expect("pretty")
+        .replacen("\",\n", "\"\n", 1);
+    let (code, out, err) = hule(&["envelope", "check"], Some(pretty.as_bytes()));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains("invalid")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("line 3"), "the position of the mistake: {err}");
+    assert!(!out.contains("record(s)"), "{out}");
+
     let topic = "huleedu.batch.essays.registered.v1";
     let garbage = one.replacen(
         &format!("\"event_type\":\"{topic}\""),

@@ -115,6 +115,7 @@ async fn topics_apply_creates_corrects_drift_and_fails_loudly_on_the_real_broker
     assert_eq!(code, 0, "{out}\n{err}");
     let report: serde_json::Value = serde_json::from_str(&out).expect("one JSON document");
     assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["warnings"].is_array(), "{report}");
     assert!(
         report["steps"]
             .as_array()
