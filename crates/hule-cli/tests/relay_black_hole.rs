@@ -142,14 +142,19 @@ async fn a_leader_cut_off_from_the_broker_longer_than_its_lease_is_not_doubled_b
     let _ = kafka.delete_topics_with_prefix(&topic).await;
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
-        "relay black hole: cut at {cut_depth} rows left; {depth_in_hole} left after 20 s in the hole (the standby \
-         published nothing); {} of {TOTAL} events on the topic, {} records",
+        "relay black hole: cut at {cut_depth} rows left; {depth_in_hole} left after 20 s in the hole; {} of {TOTAL} \
+         events on the topic, {} records",
         read.events,
         read.records
     );
-    assert_eq!(
-        depth_in_hole, cut_depth,
-        "rows were published while the leader was cut off: by the standby"
+    // The leader's database is not cut off, only its broker: the batches it had in flight when the hole opened
+    // (the one publishing and the one claimed beside it, 100 rows each), acknowledged just before, may still be
+    // completed. Anything more left the outbox during the hole through the standby, which would have drained
+    // thousands of rows in 20 s.
+    assert!(
+        cut_depth - depth_in_hole <= 200,
+        "{} rows were published while the leader was cut off: by the standby",
+        cut_depth - depth_in_hole
     );
     assert_eq!(read.events as i64, TOTAL, "every event arrived");
     assert_eq!(read.records as i64, TOTAL, "no event was published twice");
