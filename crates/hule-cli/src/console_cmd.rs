@@ -73,7 +73,7 @@ pub fn run(args: &ConsoleArgs) -> anyhow::Result<()> {
         let stop = tokio_util::sync::CancellationToken::new();
         let flag = stop.clone();
         tokio::spawn(async move {
-            crate::outbox_cmd::wait_for_shutdown().await;
+            hule_kafka::shutdown_signal().await;
             flag.cancel();
         });
         eprintln!("console: http://{listen}/ (Ctrl-C stops it)");

@@ -166,7 +166,7 @@ pub fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    runtime.block_on(crate::outbox_cmd::wait_for_shutdown());
+    runtime.block_on(hule_kafka::shutdown_signal());
     drop(cluster);
     Ok(())
 }
@@ -208,7 +208,7 @@ async fn console_on_embedded(
     let stop = tokio_util::sync::CancellationToken::new();
     let flag = stop.clone();
     tokio::spawn(async move {
-        crate::outbox_cmd::wait_for_shutdown().await;
+        hule_kafka::shutdown_signal().await;
         flag.cancel();
     });
     let served = hule_console::serve_on(listener, &config, stop).await;

@@ -320,7 +320,7 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         let stop = tokio_util::sync::CancellationToken::new();
         let flag = stop.clone();
         tokio::spawn(async move {
-            wait_for_shutdown().await;
+            hule_kafka::shutdown_signal().await;
             eprintln!("relay: stopping after the batch in flight");
             flag.cancel();
         });
@@ -340,29 +340,6 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         );
         anyhow::Ok(())
     })
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn wait_for_shutdown() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 pub fn outbox(cmd: &OutboxCommand) -> anyhow::Result<()> {
