@@ -110,13 +110,11 @@ impl OriginalEvent {
 
     /// A top-level string field of the embedded object, e.g. `event_type`.
     pub fn field_str(&self, name: &str) -> Option<String> {
-        match self.value() {
-            serde_json::Value::Object(mut o) => match o.remove(name)? {
-                serde_json::Value::String(s) => Some(s),
-                _ => None,
-            },
-            _ => None,
-        }
+        // The top level only, its values left as borrowed raw text: grouping and searching many dead letters reads
+        // one field of each, not the whole envelope into a `Value`.
+        let fields: std::collections::HashMap<String, &serde_json::value::RawValue> =
+            serde_json::from_str(self.0.get()).ok()?;
+        serde_json::from_str(fields.get(name)?.get()).ok()
     }
 }
 
