@@ -53,6 +53,7 @@ pub mod naming;
 pub mod payloads;
 mod pyjson;
 pub mod registry;
+pub mod sensitive;
 pub mod size;
 pub mod time;
 

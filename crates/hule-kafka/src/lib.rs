@@ -20,6 +20,8 @@ pub mod consumer;
 pub mod dlq;
 #[cfg(any(test, feature = "testkit"))]
 pub mod fault_proxy;
+#[cfg(feature = "admin")]
+pub mod follow;
 pub mod lag;
 pub mod mock;
 #[cfg(feature = "relay")]

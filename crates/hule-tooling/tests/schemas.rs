@@ -125,3 +125,54 @@ fn the_committed_schemas_in_docs_are_current() {
         "docs/schemas has stale files; {regenerate}"
     );
 }
+
+/// Every property name at any depth of `schema` (its `$defs` included).
+fn property_names(schema: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if let Some(props) = map.get("properties").and_then(|p| p.as_object()) {
+                out.extend(props.keys().cloned());
+            }
+            map.values().for_each(|v| property_names(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| property_names(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_field_named_like_personal_data_is_declared_sensitive_or_cleared() {
+    use hule_contracts::sensitive::{NOT_PERSONAL, SENSITIVE_FIELDS};
+    let mut names = std::collections::BTreeSet::new();
+    for def in hule_contracts::EVENTS {
+        property_names(&hule_tooling::schema::payload_schema(def.event), &mut names);
+    }
+    let looks_personal = |n: &str| {
+        [
+            "name",
+            "email",
+            "phone",
+            "address",
+            "birth",
+            "ssn",
+            "personnummer",
+        ]
+        .iter()
+        .any(|p| n.contains(p))
+    };
+    let undeclared: Vec<&String> = names
+        .iter()
+        .filter(|n| looks_personal(n))
+        .filter(|n| !SENSITIVE_FIELDS.contains(&n.as_str()) && !NOT_PERSONAL.contains(&n.as_str()))
+        .collect();
+    assert!(
+        undeclared.is_empty(),
+        "payload fields named like personal data, neither in SENSITIVE_FIELDS nor NOT_PERSONAL: {undeclared:?}"
+    );
+    let unused: Vec<&&str> = SENSITIVE_FIELDS
+        .iter()
+        .chain(NOT_PERSONAL)
+        .filter(|f| !names.contains(**f))
+        .collect();
+    assert!(unused.is_empty(), "declared but in no payload: {unused:?}");
+}

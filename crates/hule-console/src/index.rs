@@ -1,0 +1,1017 @@
+//! The index behind the Trace, Events and Dead-letter pages: per record of every registered topic, dead-letter
+//! topic and the replay ledger, where it is (topic, partition, offset, time, size) and what identifies it (event id,
+//! correlation id, key, event type; for a dead letter its fingerprint, reason, service and where it failed). Never
+//! the payload: a page that shows one fetches it from Kafka by its offset. Pages query the index; none scans a topic.
+//!
+//! The index is a SQLite file (WAL: pages read while the indexer writes). The indexer keeps its read positions in the
+//! same transaction as the rows they produced, so a crash neither loses nor doubles a record; it commits them to its
+//! consumer group as well, for `hule lag`. Retention is bounded by age and by rows.
+//!
+//! [`extract`] is the pure part (bytes → a row), tested without Kafka or SQLite.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hule_consumer::{Delivery, Fingerprint};
+use hule_contracts::headers::names;
+use hule_kafka::follow::{Followed, Follower, Start};
+use hule_kafka::replay::{LedgerEntry, LEDGER_TOPIC};
+use hule_kafka::KafkaSettings;
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio_util::sync::CancellationToken;
+
+/// The consumer group the indexer commits its positions to.
+pub const INDEX_GROUP: &str = "hule-console-index";
+
+/// What kind of record a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// An event on a registered topic.
+    Event = 0,
+    /// A dead letter.
+    DeadLetter = 1,
+}
+
+/// What a dead letter adds to its row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetterFacts {
+    /// Its failure fingerprint.
+    pub fingerprint: Fingerprint,
+    /// Where the failed record was: `topic:partition:offset`.
+    pub original: String,
+    /// Retries before it was given up.
+    pub retries: i64,
+    /// The error as written (not normalised).
+    pub error: String,
+}
+
+/// One indexed record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Broker timestamp, milliseconds since the epoch.
+    pub ts_ms: i64,
+    /// The key, as text.
+    pub key: Option<String>,
+    /// The event id (a dead letter's: the failed event's).
+    pub event_id: Option<String>,
+    /// The correlation id.
+    pub correlation_id: Option<String>,
+    /// The event type (`event_type` of the envelope).
+    pub event_type: Option<String>,
+    /// The record's size in bytes (key, value and headers).
+    pub size: i64,
+    /// Event or dead letter.
+    pub kind: Kind,
+    /// The dead letter it was replayed from (`X-Replayed-From`).
+    pub replayed_from: Option<String>,
+    /// A dead letter's facts.
+    pub dead_letter: Option<DeadLetterFacts>,
+}
+
+/// The envelope fields the index keeps, read from the top level only (the rest is skipped, not parsed).
+#[derive(serde::Deserialize, Default)]
+struct Ids<'a> {
+    #[serde(default, borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    event_type: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    correlation_id: Option<Cow<'a, str>>,
+}
+
+/// A dead-letter record's fields the index keeps.
+#[derive(serde::Deserialize)]
+struct Letter<'a> {
+    original_topic: Cow<'a, str>,
+    original_partition: i32,
+    original_offset: i64,
+    #[serde(default, borrow)]
+    original_event: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    error_message: Cow<'a, str>,
+    #[serde(borrow)]
+    error_type: Cow<'a, str>,
+    #[serde(default)]
+    retry_count: i64,
+    #[serde(borrow)]
+    failed_by_service: Cow<'a, str>,
+}
+
+/// The reason a dead letter that is not a dead-letter record is grouped under.
+pub const UNREADABLE: &str = "unreadable_dead_letter";
+
+/// The row of `d` (read at `ts_ms`).
+pub fn extract(d: &Delivery, ts_ms: i64) -> Row {
+    let header = |name: &str| d.headers.get(name).map(str::to_owned);
+    let size = d.key.as_ref().map_or(0, Vec::len)
+        + d.payload.as_ref().map_or(0, Vec::len)
+        + d.headers
+            .0
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+    let mut row = Row {
+        topic: d.topic.clone(),
+        partition: d.partition,
+        offset: d.offset,
+        ts_ms,
+        key: d
+            .key
+            .as_deref()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
+        event_id: header(names::EVENT_ID),
+        correlation_id: header(names::CORRELATION_ID),
+        event_type: header(names::EVENT_TYPE),
+        size: size as i64,
+        kind: Kind::Event,
+        replayed_from: header(names::REPLAYED_FROM),
+        dead_letter: None,
+    };
+    let payload = d.payload.as_deref().unwrap_or_default();
+    if d.topic.ends_with(".dlq.v1") {
+        row.kind = Kind::DeadLetter;
+        row.replayed_from = None;
+        match serde_json::from_slice::<Letter<'_>>(payload) {
+            Ok(l) => {
+                let inner: Ids<'_> = l
+                    .original_event
+                    .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                    .unwrap_or_default();
+                let event_type = inner.event_type.as_deref().unwrap_or("-");
+                row.event_id = l
+                    .event_id
+                    .or(inner.event_id)
+                    .map(Cow::into_owned)
+                    .or(row.event_id);
+                row.correlation_id = inner.correlation_id.map(Cow::into_owned);
+                row.event_type = inner.event_type.as_deref().map(str::to_owned);
+                row.dead_letter = Some(DeadLetterFacts {
+                    fingerprint: Fingerprint::of(
+                        event_type,
+                        &l.failed_by_service,
+                        &l.error_type,
+                        &l.error_message,
+                    ),
+                    original: format!(
+                        "{}:{}:{}",
+                        l.original_topic, l.original_partition, l.original_offset
+                    ),
+                    retries: l.retry_count,
+                    error: l.error_message.into_owned(),
+                });
+            }
+            Err(e) => {
+                let error = format!("not a dead-letter record: {e}");
+                row.dead_letter = Some(DeadLetterFacts {
+                    fingerprint: Fingerprint::of("-", "-", UNREADABLE, &error),
+                    original: "-".into(),
+                    retries: 0,
+                    error,
+                });
+            }
+        }
+        return row;
+    }
+    if row.event_id.is_none() || row.correlation_id.is_none() || row.event_type.is_none() {
+        // No standard headers (a producer that does not set them): the envelope's top level.
+        if let Ok(ids) = serde_json::from_slice::<Ids<'_>>(payload) {
+            row.event_id = row.event_id.or(ids.event_id.map(Cow::into_owned));
+            row.correlation_id = row
+                .correlation_id
+                .or(ids.correlation_id.map(Cow::into_owned));
+            row.event_type = row.event_type.or(ids.event_type.map(Cow::into_owned));
+        }
+    }
+    row
+}
+
+/// Whether the indexer reads `topic`: a registered event topic (standard or legacy), a dead-letter topic, or the
+/// replay ledger.
+pub fn indexed_topic(topic: &str) -> bool {
+    topic == LEDGER_TOPIC
+        || topic.ends_with(".dlq.v1")
+        || hule_contracts::EVENTS
+            .iter()
+            .any(|d| d.topic == topic || d.legacy_topic == topic)
+}
+
+/// An index error.
+#[derive(Debug, thiserror::Error)]
+#[error("console index {path}: {source}")]
+pub struct IndexError {
+    path: String,
+    #[source]
+    source: rusqlite::Error,
+}
+
+/// How much the index keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Rows older than this are deleted.
+    pub max_age: Duration,
+    /// At most this many rows (the oldest go first).
+    pub max_rows: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_rows: 5_000_000,
+        }
+    }
+}
+
+/// A record as a page lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Hit {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Milliseconds since the epoch.
+    pub ts_ms: i64,
+    /// Key.
+    pub key: Option<String>,
+    /// Event id.
+    pub event_id: Option<String>,
+    /// Correlation id.
+    pub correlation_id: Option<String>,
+    /// Event type.
+    pub event_type: Option<String>,
+    /// Size in bytes.
+    pub size: i64,
+    /// A dead letter?
+    pub dead_letter: bool,
+    /// Replayed from this dead letter.
+    pub replayed_from: Option<String>,
+    /// A dead letter's fingerprint.
+    pub fingerprint: Option<String>,
+    /// A dead letter's reason.
+    pub reason: Option<String>,
+    /// Where a dead letter's record failed.
+    pub original: Option<String>,
+    /// A dead letter's retries.
+    pub retries: Option<i64>,
+    /// A dead letter's error.
+    pub error: Option<String>,
+}
+
+impl Hit {
+    /// `topic:partition:offset`.
+    pub fn id(&self) -> String {
+        format!("{}:{}:{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// A failure group as the dead-letter pages list it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Group {
+    /// The fingerprint's parts.
+    pub fingerprint: Fingerprint,
+    /// Dead letters.
+    pub count: i64,
+    /// Of them replayed (the ledger has them).
+    pub replayed: i64,
+    /// Of them archived.
+    pub archived: i64,
+    /// First seen, ms.
+    pub first_ms: i64,
+    /// Last seen, ms.
+    pub last_ms: i64,
+}
+
+/// What the ledger and the archive say about one dead letter.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Disposition {
+    /// The ledger's entry, when it was replayed.
+    pub replayed: Option<LedgerEntry>,
+    /// Archived: (when, by, reason).
+    pub archived: Option<(String, String, String)>,
+}
+
+/// Per event type: records in a window, and dead letters.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EventCounts {
+    /// Records in the window.
+    pub recent: i64,
+    /// All records indexed.
+    pub total: i64,
+    /// Dead letters of this event.
+    pub dead_letters: i64,
+    /// Newest record: (topic, partition, offset).
+    pub newest: Option<(String, i32, i64)>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS idx_records (
+    id INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL, ts INTEGER NOT NULL,
+    key TEXT, event_id TEXT, correlation_id TEXT, event_type TEXT, size INTEGER NOT NULL,
+    kind INTEGER NOT NULL, replayed_from TEXT,
+    fingerprint TEXT, reason TEXT, original TEXT, retries INTEGER, error TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_records_pos ON idx_records (topic, part, off);
+CREATE INDEX IF NOT EXISTS idx_records_event ON idx_records (event_id) WHERE event_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_records_corr ON idx_records (correlation_id) WHERE correlation_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_records_key ON idx_records (key) WHERE key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS idx_records_type ON idx_records (event_type, kind, ts);
+CREATE INDEX IF NOT EXISTS idx_records_fp ON idx_records (fingerprint, ts) WHERE fingerprint IS NOT NULL;
+CREATE TABLE IF NOT EXISTS idx_fingerprints (
+    id TEXT PRIMARY KEY, event_type TEXT NOT NULL, service TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS idx_positions (
+    topic TEXT NOT NULL, part INTEGER NOT NULL, next INTEGER NOT NULL, PRIMARY KEY (topic, part));
+CREATE TABLE IF NOT EXISTS idx_ledger (dead_letter TEXT PRIMARY KEY, fingerprint TEXT, entry TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_ledger_fp ON idx_ledger (fingerprint);
+CREATE TABLE IF NOT EXISTS idx_archived (
+    dead_letter TEXT PRIMARY KEY, fingerprint TEXT, at TEXT NOT NULL, by TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS idx_archived_fp ON idx_archived (fingerprint);
+";
+
+const HIT_COLUMNS: &str =
+    "topic, part, off, ts, key, event_id, correlation_id, event_type, size, kind, \
+                           replayed_from, fingerprint, reason, original, retries, error";
+
+fn hit(r: &rusqlite::Row<'_>) -> rusqlite::Result<Hit> {
+    Ok(Hit {
+        topic: r.get(0)?,
+        partition: r.get(1)?,
+        offset: r.get(2)?,
+        ts_ms: r.get(3)?,
+        key: r.get(4)?,
+        event_id: r.get(5)?,
+        correlation_id: r.get(6)?,
+        event_type: r.get(7)?,
+        size: r.get(8)?,
+        dead_letter: r.get::<_, i64>(9)? == Kind::DeadLetter as i64,
+        replayed_from: r.get(10)?,
+        fingerprint: r.get(11)?,
+        reason: r.get(12)?,
+        original: r.get(13)?,
+        retries: r.get(14)?,
+        error: r.get(15)?,
+    })
+}
+
+/// The index: one writer (the indexer), readers from a small pool.
+pub struct Index {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Index {
+    /// Opens (and creates) the index at `path`.
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        let conn = Self::connect(path)?;
+        conn.execute_batch(SCHEMA).map_err(|e| Self::err(path, e))?;
+        Ok(Index {
+            path: path.to_owned(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn err(path: &Path, source: rusqlite::Error) -> IndexError {
+        IndexError {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    fn connect(path: &Path) -> Result<Connection, IndexError> {
+        let conn = Connection::open(path).map_err(|e| Self::err(path, e))?;
+        // WAL: readers never wait for the writer. NORMAL: a power loss may lose the last batches, which the
+        // positions (written with them) then read again; nothing is indexed twice or skipped.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
+             PRAGMA cache_size = -65536;",
+        )
+        .map_err(|e| Self::err(path, e))?;
+        Ok(conn)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, IndexError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut conn).map_err(|e| Self::err(&self.path, e))
+    }
+
+    /// Runs `f` on a reader connection (pages run it in `spawn_blocking`).
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, IndexError> {
+        let conn = match self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            Some(c) => c,
+            None => Self::connect(&self.path)?,
+        };
+        let out = f(&conn).map_err(|e| Self::err(&self.path, e));
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// The positions kept: the next offset of each partition read.
+    pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, IndexError> {
+        self.read(|c| {
+            let mut s = c.prepare("SELECT topic, part, next FROM idx_positions")?;
+            let rows = s.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Writes `records` and the positions after them in one transaction. Ledger records update the ledger table;
+    /// a record already indexed (same position) is left as it is.
+    pub fn ingest(&self, records: &[Followed]) -> Result<usize, IndexError> {
+        self.write(|conn| {
+            let tx = conn.transaction()?;
+            let mut positions: HashMap<(&str, i32), i64> = HashMap::new();
+            let mut n = 0;
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO idx_records (topic, part, off, ts, key, event_id, correlation_id,
+                         event_type, size, kind, replayed_from, fingerprint, reason, original, retries, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )?;
+                let mut fingerprint = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO idx_fingerprints (id, event_type, service, reason, message)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                let mut ledger = tx.prepare_cached(
+                    "INSERT INTO idx_ledger (dead_letter, fingerprint, entry) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (dead_letter) DO UPDATE SET fingerprint = excluded.fingerprint, entry = excluded.entry",
+                )?;
+                let mut seen_fp: std::collections::HashSet<String> = Default::default();
+                for f in records {
+                    let d = &f.delivery;
+                    positions.insert((d.topic.as_str(), d.partition), d.offset + 1);
+                    if d.topic == LEDGER_TOPIC {
+                        // A compacted topic of JSON entries; an entry that does not parse is not one.
+                        if let Some(e) = d
+                            .payload
+                            .as_deref()
+                            .and_then(|p| serde_json::from_slice::<LedgerEntry>(p).ok())
+                        {
+                            let text = serde_json::to_string(&e).unwrap_or_default();
+                            ledger.execute(params![e.dead_letter, e.fingerprint, text])?;
+                        }
+                        continue;
+                    }
+                    let row = extract(d, f.timestamp_ms.unwrap_or(0));
+                    let dl = row.dead_letter.as_ref();
+                    if let Some(dl) = dl {
+                        if seen_fp.insert(dl.fingerprint.id.clone()) {
+                            let fp = &dl.fingerprint;
+                            fingerprint.execute(params![
+                                fp.id,
+                                fp.event_type,
+                                fp.service,
+                                fp.reason,
+                                fp.message
+                            ])?;
+                        }
+                    }
+                    n += insert.execute(params![
+                        row.topic,
+                        row.partition,
+                        row.offset,
+                        row.ts_ms,
+                        row.key,
+                        row.event_id,
+                        row.correlation_id,
+                        row.event_type,
+                        row.size,
+                        row.kind as i64,
+                        row.replayed_from,
+                        dl.map(|d| &d.fingerprint.id),
+                        dl.map(|d| &d.fingerprint.reason),
+                        dl.map(|d| &d.original),
+                        dl.map(|d| d.retries),
+                        dl.map(|d| &d.error),
+                    ])?;
+                }
+                let mut pos = tx.prepare_cached(
+                    "INSERT INTO idx_positions (topic, part, next) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (topic, part) DO UPDATE SET next = max(next, excluded.next)",
+                )?;
+                for ((topic, part), next) in &positions {
+                    pos.execute(params![topic, part, next])?;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// Deletes what `retention` no longer keeps; returns the rows deleted.
+    pub fn enforce(&self, retention: Retention, now_ms: i64) -> Result<usize, IndexError> {
+        let oldest = now_ms - retention.max_age.as_millis() as i64;
+        self.write(|c| {
+            let by_age = c.execute("DELETE FROM idx_records WHERE ts < ?1", params![oldest])?;
+            let by_rows = c.execute(
+                "DELETE FROM idx_records WHERE id <= (SELECT max(id) FROM idx_records) - ?1",
+                params![retention.max_rows],
+            )?;
+            Ok(by_age + by_rows)
+        })
+    }
+
+    /// Rows indexed.
+    pub fn count(&self) -> Result<i64, IndexError> {
+        self.read(|c| c.query_row("SELECT count(*) FROM idx_records", [], |r| r.get(0)))
+    }
+
+    /// Every record whose event id, correlation id or key is `q`, oldest first (at most `limit`).
+    pub fn trace(&self, q: &str, limit: i64) -> Result<Vec<Hit>, IndexError> {
+        self.read(|c| {
+            let mut s = c.prepare_cached(&format!(
+                "SELECT {HIT_COLUMNS} FROM idx_records WHERE id IN (
+                     SELECT id FROM idx_records WHERE event_id = ?1
+                     UNION SELECT id FROM idx_records WHERE correlation_id = ?1
+                     UNION SELECT id FROM idx_records WHERE key = ?1)
+                 ORDER BY ts, topic, part, off LIMIT ?2"
+            ))?;
+            let rows = s.query_map(params![q, limit], hit)?;
+            rows.collect()
+        })
+    }
+
+    /// The record at a position, when indexed.
+    pub fn at(&self, topic: &str, partition: i32, offset: i64) -> Result<Option<Hit>, IndexError> {
+        self.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {HIT_COLUMNS} FROM idx_records WHERE topic = ?1 AND part = ?2 AND off = ?3"
+            ))?
+            .query_row(params![topic, partition, offset], hit)
+            .optional()
+        })
+    }
+
+    /// Every failure group, the largest first.
+    pub fn groups(&self) -> Result<Vec<Group>, IndexError> {
+        self.read(|c| {
+            let mut s = c.prepare_cached(
+                "SELECT f.id, f.event_type, f.service, f.reason, f.message, g.n, g.first, g.last,
+                        (SELECT count(*) FROM idx_ledger l WHERE l.fingerprint = f.id),
+                        (SELECT count(*) FROM idx_archived a WHERE a.fingerprint = f.id)
+                 FROM (SELECT fingerprint, count(*) AS n, min(ts) AS first, max(ts) AS last
+                       FROM idx_records WHERE fingerprint IS NOT NULL GROUP BY fingerprint) g
+                 JOIN idx_fingerprints f ON f.id = g.fingerprint
+                 ORDER BY g.n DESC, f.id",
+            )?;
+            let rows = s.query_map([], |r| {
+                Ok(Group {
+                    fingerprint: Fingerprint {
+                        id: r.get(0)?,
+                        event_type: r.get(1)?,
+                        service: r.get(2)?,
+                        reason: r.get(3)?,
+                        message: r.get(4)?,
+                    },
+                    count: r.get(5)?,
+                    first_ms: r.get(6)?,
+                    last_ms: r.get(7)?,
+                    replayed: r.get(8)?,
+                    archived: r.get(9)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Dead letters by reason: (reason, in the last hour, in the last day, all).
+    pub fn reasons(&self, now_ms: i64) -> Result<Vec<(String, i64, i64, i64)>, IndexError> {
+        self.read(|c| {
+            let mut s = c.prepare_cached(
+                "SELECT reason, sum(ts >= ?1), sum(ts >= ?2), count(*) FROM idx_records
+                 WHERE fingerprint IS NOT NULL GROUP BY reason ORDER BY reason",
+            )?;
+            let rows = s.query_map(params![now_ms - 3_600_000, now_ms - 86_400_000], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// The dead letters of fingerprint `id`, newest first, `limit` from `skip`.
+    pub fn group_records(&self, id: &str, skip: i64, limit: i64) -> Result<Vec<Hit>, IndexError> {
+        self.read(|c| {
+            let mut s = c.prepare_cached(&format!(
+                "SELECT {HIT_COLUMNS} FROM idx_records WHERE fingerprint = ?1 ORDER BY ts DESC, id DESC
+                 LIMIT ?2 OFFSET ?3"
+            ))?;
+            let rows = s.query_map(params![id, limit, skip], hit)?;
+            rows.collect()
+        })
+    }
+
+    /// The fingerprint `id`'s group, when there is one.
+    pub fn group(&self, id: &str) -> Result<Option<Group>, IndexError> {
+        Ok(self.groups()?.into_iter().find(|g| g.fingerprint.id == id))
+    }
+
+    /// What the ledger and the archive say about each of `dead_letters`.
+    pub fn dispositions(
+        &self,
+        dead_letters: &[String],
+    ) -> Result<HashMap<String, Disposition>, IndexError> {
+        self.read(|c| {
+            let mut ledger =
+                c.prepare_cached("SELECT entry FROM idx_ledger WHERE dead_letter = ?1")?;
+            let mut archived =
+                c.prepare_cached("SELECT at, by, reason FROM idx_archived WHERE dead_letter = ?1")?;
+            let mut out = HashMap::new();
+            for id in dead_letters {
+                let replayed = ledger
+                    .query_row(params![id], |r| r.get::<_, String>(0))
+                    .optional()?
+                    .and_then(|t| serde_json::from_str::<LedgerEntry>(&t).ok());
+                let archived = archived
+                    .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?;
+                if replayed.is_some() || archived.is_some() {
+                    out.insert(id.clone(), Disposition { replayed, archived });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The ledger entries of a replay run or of dead letters whose event id is `q`.
+    pub fn ledger_for(&self, dead_letters: &[String]) -> Result<Vec<LedgerEntry>, IndexError> {
+        Ok(self
+            .dispositions(dead_letters)?
+            .into_values()
+            .filter_map(|d| d.replayed)
+            .collect())
+    }
+
+    /// Marks `dead_letters` (id, fingerprint) archived by `by` for `reason`; returns how many were not already.
+    pub fn archive(
+        &self,
+        dead_letters: &[(String, String)],
+        by: &str,
+        reason: &str,
+    ) -> Result<usize, IndexError> {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.write(|c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            {
+                let mut s = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO idx_archived (dead_letter, fingerprint, at, by, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (id, fp) in dead_letters {
+                    n += s.execute(params![id, fp, at, by, reason])?;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// Per event type: records since `since_ms`, all, dead letters, and the newest record.
+    pub fn event_counts(&self, since_ms: i64) -> Result<HashMap<String, EventCounts>, IndexError> {
+        self.read(|c| {
+            let mut s = c.prepare_cached(
+                "SELECT event_type, kind, sum(ts >= ?1), count(*) FROM idx_records
+                 WHERE event_type IS NOT NULL GROUP BY event_type, kind",
+            )?;
+            let mut out: HashMap<String, EventCounts> = HashMap::new();
+            let rows = s.query_map(params![since_ms], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            for row in rows {
+                let (event_type, kind, recent, all) = row?;
+                let e = out.entry(event_type).or_default();
+                if kind == Kind::DeadLetter as i64 {
+                    e.dead_letters += all;
+                } else {
+                    e.recent += recent;
+                    e.total += all;
+                }
+            }
+            let mut newest = c.prepare_cached(
+                "SELECT topic, part, off FROM idx_records WHERE event_type = ?1 AND kind = 0
+                 ORDER BY ts DESC LIMIT 1",
+            )?;
+            for (event_type, counts) in out.iter_mut() {
+                counts.newest = newest
+                    .query_row(params![event_type], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+            }
+            Ok(out)
+        })
+    }
+
+    /// The newest `limit` records of `event_type` (events, not dead letters).
+    pub fn recent_of(&self, event_type: &str, limit: i64) -> Result<Vec<Hit>, IndexError> {
+        self.read(|c| {
+            let mut s = c.prepare_cached(&format!(
+                "SELECT {HIT_COLUMNS} FROM idx_records WHERE event_type = ?1 AND kind = 0
+                 ORDER BY ts DESC LIMIT ?2"
+            ))?;
+            let rows = s.query_map(params![event_type, limit], hit)?;
+            rows.collect()
+        })
+    }
+}
+
+/// How the indexer is doing, for the pages' banners and the overview.
+#[derive(Debug, Default)]
+pub struct IndexerStatus {
+    inner: Mutex<StatusInner>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct StatusInner {
+    error: Option<String>,
+    last_record: Option<Instant>,
+    indexed: u64,
+    partitions: usize,
+}
+
+impl IndexerStatus {
+    fn set(&self, f: impl FnOnce(&mut StatusInner)) {
+        f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Why the indexer cannot read Kafka now, if it cannot.
+    pub fn error(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .error
+            .clone()
+    }
+
+    /// Records indexed since the console started, and partitions followed.
+    pub fn progress(&self) -> (u64, usize) {
+        let s = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (s.indexed, s.partitions)
+    }
+
+    /// Seconds since the last record was indexed.
+    pub fn idle_for(&self) -> Option<Duration> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_record
+            .map(|t| t.elapsed())
+    }
+}
+
+/// Reads every indexed topic into `index` until `stop` (a blocking loop: run it on its own thread). Kafka being
+/// down is shown in `status` and waited out; an index that cannot be written stops the loop with that error.
+pub fn run_indexer(
+    kafka: &KafkaSettings,
+    index: &Index,
+    status: &IndexerStatus,
+    retention: Retention,
+    stop: &CancellationToken,
+) -> Result<(), IndexError> {
+    let timeout = Duration::from_secs(10);
+    let mut positions = index.positions()?;
+    let mut follower: Option<Follower> = None;
+    let mut assigned: Vec<(String, i32)> = Vec::new();
+    let mut next_refresh = Instant::now();
+    let mut next_retention = Instant::now();
+    while !stop.is_cancelled() {
+        let f = match &follower {
+            Some(f) => f,
+            None => match Follower::new(kafka, INDEX_GROUP) {
+                Ok(f) => follower.insert(f),
+                Err(e) => {
+                    status.set(|s| s.error = Some(e.to_string()));
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            },
+        };
+        if Instant::now() >= next_refresh {
+            match f.topics(indexed_topic, timeout) {
+                Ok(topics) => {
+                    let wanted: Vec<(String, i32)> = topics
+                        .iter()
+                        .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
+                        .collect();
+                    if wanted != assigned {
+                        // Re-assigning keeps every partition's place: the positions read so far are passed in.
+                        if let Some(f) = follower.as_mut() {
+                            if let Err(e) = f.assign(&wanted, &positions, Start::Beginning) {
+                                status.set(|s| s.error = Some(e.to_string()));
+                            } else {
+                                assigned = wanted;
+                            }
+                        }
+                    }
+                    status.set(|s| {
+                        s.error = None;
+                        s.partitions = assigned.len();
+                    });
+                    next_refresh = Instant::now() + Duration::from_secs(15);
+                }
+                Err(e) => {
+                    status.set(|s| s.error = Some(e.to_string()));
+                    next_refresh = Instant::now() + Duration::from_secs(2);
+                }
+            }
+        }
+        let Some(f) = follower.as_ref() else { continue };
+        let (batch, error) = f.poll(5_000, Duration::from_millis(200));
+        if !batch.is_empty() {
+            index.ingest(&batch)?;
+            let mut moved: HashMap<(String, i32), i64> = HashMap::new();
+            for r in &batch {
+                moved.insert(
+                    (r.delivery.topic.clone(), r.delivery.partition),
+                    r.delivery.offset + 1,
+                );
+            }
+            let commit: Vec<_> = moved.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            // Best effort: the index's own positions are the truth; the group's are for `hule lag`.
+            let _ = f.commit(&commit);
+            positions.extend(moved);
+            let n = batch.len() as u64;
+            status.set(|s| {
+                s.indexed += n;
+                s.last_record = Some(Instant::now());
+                s.error = None;
+            });
+        }
+        if let Some(e) = error {
+            status.set(|s| s.error = Some(e.to_string()));
+            // Ask the cluster again soon: the banner clears once it answers.
+            next_refresh = next_refresh.min(Instant::now() + Duration::from_secs(2));
+        }
+        if Instant::now() >= next_retention {
+            let now = chrono::Utc::now().timestamp_millis();
+            if let Err(e) = index.enforce(retention, now) {
+                tracing::warn!(error = %e, "console index: retention failed");
+            }
+            next_retention = Instant::now() + Duration::from_secs(60);
+        }
+    }
+    Ok(())
+}
+
+/// Starts [`run_indexer`] on its own thread.
+pub fn spawn_indexer(
+    kafka: KafkaSettings,
+    index: Arc<Index>,
+    status: Arc<IndexerStatus>,
+    retention: Retention,
+    stop: CancellationToken,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("console-index".into())
+        .spawn(move || {
+            if let Err(e) = run_indexer(&kafka, &index, &status, retention, &stop) {
+                tracing::error!(error = %e, "console index: stopped");
+                status.set(|s| s.error = Some(format!("the index cannot be written: {e}")));
+            }
+        })
+        .expect("spawn the indexer thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hule_consumer::{DeadLetter, Failure};
+    use hule_contracts::Headers;
+
+    fn delivery(topic: &str, headers: Headers, payload: &[u8]) -> Delivery {
+        Delivery {
+            topic: topic.into(),
+            partition: 1,
+            offset: 7,
+            key: Some(b"batch-1".to_vec()),
+            headers,
+            invalid_headers: Vec::new(),
+            payload: Some(payload.to_vec()),
+        }
+    }
+
+    const ENVELOPE: &str = r#"{"event_id":"e-1","event_type":"huleedu.x.v1","correlation_id":"c-1","data":{"a":[1,2,{"b":"c"}]}}"#;
+
+    #[test]
+    fn an_event_without_headers_is_identified_from_its_envelope() {
+        let row = extract(
+            &delivery("huleedu.x.v1", Headers::default(), ENVELOPE.as_bytes()),
+            5,
+        );
+        assert_eq!(row.event_id.as_deref(), Some("e-1"));
+        assert_eq!(row.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(row.event_type.as_deref(), Some("huleedu.x.v1"));
+        assert_eq!(row.key.as_deref(), Some("batch-1"));
+        assert_eq!(row.kind, Kind::Event);
+        assert_eq!(row.size, 7 + ENVELOPE.len() as i64);
+    }
+
+    #[test]
+    fn headers_win_and_a_replay_names_its_dead_letter() {
+        let h = Headers(vec![
+            (names::EVENT_ID.into(), "from-header".into()),
+            (names::REPLAYED_FROM.into(), "t.dlq.v1:0:3".into()),
+        ]);
+        let row = extract(&delivery("huleedu.x.v1", h, ENVELOPE.as_bytes()), 5);
+        assert_eq!(row.event_id.as_deref(), Some("from-header"));
+        assert_eq!(row.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(row.replayed_from.as_deref(), Some("t.dlq.v1:0:3"));
+    }
+
+    #[test]
+    fn bad_bytes_are_a_row_without_ids() {
+        let row = extract(&delivery("huleedu.x.v1", Headers::default(), b"\xff{"), 5);
+        assert_eq!((row.event_id, row.correlation_id), (None, None));
+    }
+
+    #[test]
+    fn a_dead_letter_carries_its_fingerprint_and_original_ids() {
+        let d = delivery("huleedu.x.v1", Headers::default(), ENVELOPE.as_bytes());
+        let letter = DeadLetter::build(&d, &Failure::Permanent("store refused 42".into()), "svc");
+        let dl = delivery(&letter.topic, letter.headers.clone(), &letter.value);
+        let row = extract(&dl, 9);
+        assert_eq!(row.kind, Kind::DeadLetter);
+        assert_eq!(row.event_id.as_deref(), Some("e-1"));
+        assert_eq!(row.correlation_id.as_deref(), Some("c-1"));
+        let facts = row.dead_letter.expect("facts");
+        assert_eq!(facts.original, "huleedu.x.v1:1:7");
+        assert_eq!(facts.fingerprint.service, "svc");
+        assert_eq!(facts.fingerprint.event_type, "huleedu.x.v1");
+        assert_eq!(facts.fingerprint.message, "store refused <n>");
+        // Not a dead-letter record: grouped as unreadable, with why.
+        let bad = extract(&delivery("x.dlq.v1", Headers::default(), b"{\"trunc"), 9);
+        let facts = bad.dead_letter.expect("facts");
+        assert_eq!(facts.fingerprint.reason, UNREADABLE);
+        assert!(facts.error.contains("not a dead-letter record"));
+    }
+
+    #[test]
+    fn the_index_finds_by_any_id_keeps_positions_and_drops_by_age_and_rows() {
+        let dir =
+            std::env::temp_dir().join(format!("hule-index-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let index = Index::open(&dir.join("i.db")).expect("open");
+        let followed: Vec<Followed> = (0..10)
+            .map(|i| {
+                let mut d = delivery("huleedu.x.v1", Headers::default(), ENVELOPE.as_bytes());
+                d.offset = i;
+                Followed {
+                    delivery: d,
+                    timestamp_ms: Some(1_000 + i),
+                }
+            })
+            .collect();
+        assert_eq!(index.ingest(&followed).expect("ingest"), 10);
+        // Again: nothing doubled.
+        assert_eq!(index.ingest(&followed[..3]).expect("ingest"), 0);
+        assert_eq!(index.count().expect("count"), 10);
+        assert_eq!(
+            index.positions().expect("positions")[&("huleedu.x.v1".to_owned(), 1)],
+            10
+        );
+        for q in ["e-1", "c-1", "batch-1"] {
+            assert_eq!(index.trace(q, 100).expect("trace").len(), 10, "{q}");
+        }
+        assert!(index.trace("nothing", 100).expect("trace").is_empty());
+        let counts = index.event_counts(1_005).expect("counts");
+        assert_eq!(
+            (counts["huleedu.x.v1"].recent, counts["huleedu.x.v1"].total),
+            (5, 10)
+        );
+        let retention = Retention {
+            max_age: Duration::from_millis(10),
+            max_rows: 4,
+        };
+        index.enforce(retention, 1_012).expect("enforce");
+        // Age keeps ts >= 1002 (8 rows), rows keep the newest 4.
+        assert_eq!(index.count().expect("count"), 4);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
