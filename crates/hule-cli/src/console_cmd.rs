@@ -67,6 +67,8 @@ pub fn run(args: &ConsoleArgs) -> anyhow::Result<()> {
             .clone()
             .or(file.store)
             .unwrap_or_else(|| PathBuf::from("hule-console.db")),
+        services: file.services,
+        retention: file.index.retention(),
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {

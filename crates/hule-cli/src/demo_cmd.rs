@@ -196,6 +196,8 @@ async fn console_on_embedded(
             password_hash: hash,
         }],
         store: store.clone(),
+        services: Vec::new(),
+        retention: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await

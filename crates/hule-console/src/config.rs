@@ -11,6 +11,16 @@
 //! name = "alice"
 //! role = "operator"                    # or "viewer"
 //! password_hash = "$argon2id$v=19$..." # `hule console hash-password`
+//!
+//! [[services]]                         # each service whose outbox and health the console shows
+//! name = "essay-svc"
+//! outbox = "postgresql://console@db/essays"   # never shown on a page
+//! schema = "essays"                    # optional: the schema holding event_outbox
+//! health = "http://essay-svc:9100/healthz"    # optional: its relay's /healthz
+//!
+//! [index]                              # what the index of every topic keeps
+//! max_age_days = 7
+//! max_rows = 5000000
 //! ```
 
 use std::net::SocketAddr;
@@ -48,6 +58,84 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// A service the console watches.
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Its name (as the pages show it).
+    pub name: String,
+    /// Its outbox database URL (PostgreSQL); credentials in it are never shown.
+    pub outbox: Option<String>,
+    /// The schema holding its `event_outbox` (a plain name).
+    pub schema: Option<String>,
+    /// Its relay's health endpoint (`/healthz`).
+    pub health: Option<String>,
+}
+
+/// The URL is not shown.
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("schema", &self.schema)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// The outbox URL with the schema's search_path set, when it has an outbox.
+    pub fn outbox_url(&self) -> Option<String> {
+        let url = self.outbox.as_ref()?;
+        Some(match &self.schema {
+            None => url.clone(),
+            Some(schema) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{sep}options=-csearch_path%3D{schema}")
+            }
+        })
+    }
+}
+
+/// What the index keeps.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSection {
+    /// Days a record stays indexed.
+    #[serde(default = "default_days")]
+    pub max_age_days: u32,
+    /// Rows kept at most.
+    #[serde(default = "default_rows")]
+    pub max_rows: i64,
+}
+
+fn default_days() -> u32 {
+    7
+}
+
+fn default_rows() -> i64 {
+    5_000_000
+}
+
+impl Default for IndexSection {
+    fn default() -> Self {
+        IndexSection {
+            max_age_days: default_days(),
+            max_rows: default_rows(),
+        }
+    }
+}
+
+impl IndexSection {
+    /// As the index takes it.
+    pub fn retention(&self) -> crate::index::Retention {
+        crate::index::Retention {
+            max_age: std::time::Duration::from_secs(u64::from(self.max_age_days) * 86_400),
+            max_rows: self.max_rows,
+        }
+    }
+}
+
 /// The file.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,6 +150,12 @@ pub struct ConsoleFile {
     /// The users.
     #[serde(default)]
     pub users: Vec<User>,
+    /// The services.
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// The index's retention.
+    #[serde(default)]
+    pub index: IndexSection,
 }
 
 impl ConsoleFile {
@@ -97,8 +191,67 @@ impl ConsoleFile {
                 )
             })?;
         }
+        check_services(&self.services)?;
+        if self.index.max_age_days == 0 || self.index.max_rows < 1000 {
+            return Err(
+                "[index]: max_age_days must be at least 1 and max_rows at least 1000".into(),
+            );
+        }
         Ok(())
     }
+}
+
+/// Every service named once with a plain name; a schema a plain identifier; URLs of the right kind.
+pub fn check_services(services: &[Service]) -> Result<(), String> {
+    let plain = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    };
+    let mut seen = std::collections::HashSet::new();
+    for s in services {
+        if !plain(&s.name, 64) {
+            return Err(format!(
+                "service name `{}` must be lower-case letters, digits, - and _",
+                s.name
+            ));
+        }
+        if !seen.insert(s.name.as_str()) {
+            return Err(format!("service `{}` is named twice", s.name));
+        }
+        if let Some(schema) = &s.schema {
+            if !plain(schema, 63) || schema.contains('-') {
+                return Err(format!(
+                    "service `{}`: schema `{schema}` is not a plain schema name",
+                    s.name
+                ));
+            }
+            if s.outbox.as_deref().is_some_and(|u| u.contains("options=")) {
+                return Err(format!(
+                    "service `{}`: give the schema or an `options` key in the URL, not both",
+                    s.name
+                ));
+            }
+        }
+        if let Some(url) = &s.outbox {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(format!(
+                    "service `{}`: outbox must be a postgres:// or postgresql:// URL",
+                    s.name
+                ));
+            }
+        }
+        if let Some(h) = &s.health {
+            if !(h.starts_with("http://") || h.starts_with("https://")) {
+                return Err(format!(
+                    "service `{}`: health must be an http:// or https:// URL",
+                    s.name
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The address the console listens on by default.

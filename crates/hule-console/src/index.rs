@@ -834,7 +834,7 @@ pub fn run_indexer(
                         s.error = None;
                         s.partitions = assigned.len();
                     });
-                    next_refresh = Instant::now() + Duration::from_secs(15);
+                    next_refresh = Instant::now() + Duration::from_secs(5);
                 }
                 Err(e) => {
                     status.set(|s| s.error = Some(e.to_string()));

@@ -6,7 +6,7 @@
 //! and sends the records in order, each batch and its ledger entries in one transaction; with a rate, one record per
 //! transaction. A double click, a second operator or a restart therefore never sends a dead letter twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use hule_kafka::replay::{self, PlanOptions, Replayer};
 use tokio_util::sync::CancellationToken;
 
 use crate::data::Data;
+use crate::index::Index;
 use crate::store::Store;
 
 /// Where a job is.
@@ -85,15 +86,15 @@ impl Jobs {
         }
     }
 
-    /// Starts replaying fingerprint `fingerprint` (the running job of that fingerprint, if there is one).
+    /// Starts replaying fingerprint `fingerprint` (the running job, if there is one).
     pub fn start(
         self: &Arc<Self>,
         data: Arc<Data>,
         store: Arc<Store>,
+        index: Arc<Index>,
         user: &str,
         fingerprint: &str,
-        rate: Option<f64>,
-        note: Option<String>,
+        options: Options,
     ) -> String {
         // Replays fence each other (one transactional id): one at a time on this console. A request while one runs
         // gets that one; the check and the insert happen under one lock.
@@ -121,11 +122,11 @@ impl Jobs {
             let outcome = run(
                 &jobs,
                 &data,
+                &index,
                 &job_id,
                 &user,
                 &fingerprint,
-                rate,
-                note,
+                options,
                 &cancel,
             )
             .await;
@@ -148,17 +149,51 @@ impl Jobs {
     }
 }
 
+/// The dead letters of `fingerprint` the archive holds.
+pub async fn archived(index: &Arc<Index>, fingerprint: &str) -> HashSet<String> {
+    let (index, fp) = (index.clone(), fingerprint.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let ids: Vec<String> = index
+            .group_records(&fp, 0, i64::MAX)
+            .unwrap_or_default()
+            .iter()
+            .map(crate::index::Hit::id)
+            .collect();
+        index
+            .dispositions(&ids)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, d)| d.archived.is_some())
+            .map(|(id, _)| id)
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// How a replay runs.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Records per second (one per transaction), or as fast as batches go.
+    pub rate: Option<f64>,
+    /// The ledger's note.
+    pub note: Option<String>,
+    /// Only these dead letters of the group (`topic:partition:offset`).
+    pub only: Option<HashSet<String>>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
     jobs: &Jobs,
     data: &Data,
+    index: &Arc<Index>,
     id: &str,
     user: &str,
     fingerprint: &str,
-    rate: Option<f64>,
-    note: Option<String>,
+    options: Options,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
+    let Options { rate, note, only } = options;
     let kafka = data.kafka().clone();
     let timeout = Duration::from_secs(10);
     replay::ensure_ledger(&kafka, timeout)
@@ -170,7 +205,15 @@ async fn run(
     // After the fence: the snapshot read now has everything any other replay committed.
     data.invalidate().await;
     let snapshot = data.snapshot().await?;
-    let letters: Vec<_> = snapshot.of_group(fingerprint).cloned().collect();
+    // Archived dead letters are left out; so is what the selection does not name.
+    let archived = archived(index, fingerprint).await;
+    let letters: Vec<_> = snapshot
+        .of_group(fingerprint)
+        .filter(|m| {
+            only.as_ref().is_none_or(|o| o.contains(&m.id())) && !archived.contains(&m.id())
+        })
+        .cloned()
+        .collect();
     let mut plan = replay::plan(
         &letters,
         &snapshot.letters,

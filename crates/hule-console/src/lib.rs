@@ -19,9 +19,11 @@ CSRF token in every form and a POST from another site's `Origin` refused, failed
 pub mod auth;
 pub mod config;
 pub mod data;
+mod flow;
 pub mod index;
 pub mod jobs;
 pub mod pages;
+pub mod services;
 pub mod store;
 mod web;
 

@@ -24,7 +24,9 @@ code,pre{font-family:ui-monospace,monospace;font-size:12.5px}pre{background:#fff
 .card{background:#fff;border:1px solid #e5e7eb;border-radius:6px;padding:12px 16px;min-width:170px}
 .card b{display:block;font-size:24px}
 .tag{display:inline-block;padding:1px 6px;border-radius:3px;background:#eef2ff;color:#3730a3;font-size:12px}
-.tag.done{background:#ecfdf5;color:#065f46}
+.tag.done{background:#ecfdf5;color:#065f46}.tag.bad{background:#fef2f2;color:#991b1b}
+nav.sub{margin:0 0 12px}nav.sub a{margin-right:12px}
+#tail{font-family:ui-monospace,monospace;font-size:12.5px}
 form.act{background:#fff;border:1px solid #e5e7eb;padding:12px;margin:12px 0;display:flex;gap:12px;align-items:end;flex-wrap:wrap}
 label{display:flex;flex-direction:column;font-size:12px;color:#4b5563}
 input{font:inherit;padding:4px 6px}button.primary{background:#2563eb;color:#fff;border:0;border-radius:4px;padding:6px 14px;cursor:pointer}
@@ -42,6 +44,11 @@ pub fn layout(
     let nav = [
         ("/", "Overview"),
         ("/dead-letters", "Dead letters"),
+        ("/outbox", "Outbox"),
+        ("/groups", "Consumer groups"),
+        ("/events", "Events"),
+        ("/trace", "Trace"),
+        ("/tail", "Live tail"),
         ("/replays", "Replays"),
         ("/audit", "Audit"),
     ];
@@ -101,4 +108,80 @@ pub fn short_time(t: &hule_contracts::Timestamp) -> String {
         .take(19)
         .collect::<String>()
         .replace('T', " ")
+}
+
+/// The overview's live counters: an `EventSource` on `/live/overview` sets every `[data-live=name]` element's text
+/// to the value of `name` (the page works without it; with JavaScript off it shows the counts of its load).
+pub const LIVE_JS: &str = r#"
+(function(){
+  if (!window.EventSource) return;
+  var es = new EventSource('/live/overview');
+  es.addEventListener('counts', function(e){
+    var c = JSON.parse(e.data);
+    document.querySelectorAll('[data-live]').forEach(function(el){
+      var v = c[el.getAttribute('data-live')];
+      if (v !== undefined) el.textContent = v;
+    });
+    var b = document.getElementById('live-banner');
+    if (b) { b.textContent = c.banner || ''; b.style.display = c.banner ? '' : 'none'; }
+  });
+})();
+"#;
+
+/// A record's value as a page shows it.
+pub struct Shown {
+    /// Pretty JSON, or the bytes as text when they are not JSON.
+    pub text: String,
+    /// Personal values masked.
+    pub masked: usize,
+    /// Why the value does not decode, when it does not.
+    pub error: Option<String>,
+}
+
+/// `payload` of `topic` for a page: pretty JSON with personal data masked when `mask`; a dead letter's embedded
+/// original event decoded and masked too; bytes that are not JSON shown escaped, with the error.
+pub fn show_value(topic: &str, payload: Option<&[u8]>, mask: bool) -> Shown {
+    let Some(bytes) = payload else {
+        return Shown {
+            text: "(no value: a tombstone)".into(),
+            masked: 0,
+            error: None,
+        };
+    };
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(mut v) => {
+            let mut masked = 0;
+            if mask {
+                masked += hule_contracts::sensitive::mask(&mut v);
+                // A dead letter's original event is embedded as JSON and masked above; one kept as base64 (its
+                // bytes were not JSON) cannot be masked field by field and is hidden.
+                if topic.ends_with(".dlq.v1") && v["original_event_encoding"] == "base64" {
+                    v["original_event"] =
+                        "(not JSON: hidden, it cannot be masked field by field)".into();
+                    masked += 1;
+                }
+            }
+            Shown {
+                text: serde_json::to_string_pretty(&v).unwrap_or_default(),
+                masked,
+                error: None,
+            }
+        }
+        Err(e) => {
+            let text = String::from_utf8_lossy(bytes);
+            let shown: String = text.chars().take(20_000).collect();
+            Shown {
+                text: if mask {
+                    "(not JSON: hidden, it cannot be masked field by field)".into()
+                } else {
+                    shown
+                },
+                masked: usize::from(mask),
+                error: Some(format!(
+                    "This value is not JSON ({} bytes): {e}",
+                    bytes.len()
+                )),
+            }
+        }
+    }
 }

@@ -1,7 +1,6 @@
 //! The HTTP side: the router, the handlers, and the checks every request passes (a session; for a POST, its CSRF
 //! token and origin; for an action, the operator role).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,8 +32,12 @@ pub struct ConsoleConfig {
     pub kafka: KafkaSettings,
     /// The users.
     pub users: Vec<User>,
-    /// The SQLite store.
+    /// The SQLite store (the audit log, the session key and the index).
     pub store: PathBuf,
+    /// The services whose outboxes and health the console shows.
+    pub services: Vec<crate::config::Service>,
+    /// What the index keeps.
+    pub retention: crate::index::Retention,
 }
 
 /// Why the console cannot start.
@@ -46,6 +49,9 @@ pub enum ConsoleError {
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The index cannot be opened.
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
     /// The address cannot be bound or served.
     #[error("console on {addr}: {source}")]
     Serve {
@@ -57,9 +63,12 @@ pub enum ConsoleError {
     },
 }
 
-struct Inner {
-    data: Arc<Data>,
-    store: Arc<Store>,
+pub(crate) struct Inner {
+    pub(crate) data: Arc<Data>,
+    pub(crate) index: Arc<crate::index::Index>,
+    pub(crate) indexer: Arc<crate::index::IndexerStatus>,
+    pub(crate) services: Arc<crate::services::Services>,
+    pub(crate) store: Arc<Store>,
     jobs: Arc<Jobs>,
     users: Vec<User>,
     limiter: LoginLimiter,
@@ -70,7 +79,7 @@ struct Inner {
 
 /// The shared state of the handlers.
 #[derive(Clone)]
-pub struct App(Arc<Inner>);
+pub struct App(pub(crate) Arc<Inner>);
 
 impl FromRef<App> for Key {
     fn from_ref(app: &App) -> Key {
@@ -78,8 +87,9 @@ impl FromRef<App> for Key {
     }
 }
 
-/// The console's router on `config` (its store opened, its key made or read).
-pub fn router(config: &ConsoleConfig) -> Result<Router, ConsoleError> {
+/// The console's router on `config` (its store opened, its key made or read), and its indexer started on a thread
+/// of its own until `stop`.
+pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router, ConsoleError> {
     if config.users.is_empty() {
         return Err(ConsoleError::Config(
             "no users: add a [[users]] table (name, role, password_hash from `hule console hash-password`)".into(),
@@ -89,8 +99,21 @@ pub fn router(config: &ConsoleConfig) -> Result<Router, ConsoleError> {
     let key = store
         .session_key()
         .map_err(|e| ConsoleError::Config(format!("session key: {e}")))?;
+    crate::config::check_services(&config.services).map_err(ConsoleError::Config)?;
+    let index = Arc::new(crate::index::Index::open(&config.store)?);
+    let indexer = Arc::new(crate::index::IndexerStatus::default());
+    crate::index::spawn_indexer(
+        config.kafka.clone(),
+        index.clone(),
+        indexer.clone(),
+        config.retention,
+        stop.clone(),
+    );
     let app = App(Arc::new(Inner {
         data: Arc::new(Data::new(config.kafka.clone(), Duration::from_secs(10))),
+        index,
+        indexer,
+        services: Arc::new(crate::services::Services::new(&config.services)),
         store,
         jobs: Arc::default(),
         users: config.users.clone(),
@@ -105,10 +128,23 @@ pub fn router(config: &ConsoleConfig) -> Result<Router, ConsoleError> {
         .route("/dead-letters", get(groups_page))
         .route("/dead-letters/{fingerprint}", get(group_page))
         .route("/dead-letters/{fingerprint}/replay", post(replay_submit))
+        .route("/dead-letters/{fingerprint}/archive", post(archive_submit))
         .route(
             "/dead-letters/record/{topic}/{partition}/{offset}",
             get(record_page),
         )
+        .route(
+            "/records/{topic}/{partition}/{offset}",
+            get(record_page).post(record_unmask),
+        )
+        .route("/trace", get(crate::flow::trace_page))
+        .route("/events", get(crate::flow::events_page))
+        .route("/events/{name}", get(crate::flow::event_page))
+        .route("/outbox", get(crate::flow::outbox_page))
+        .route("/outbox/{service}/act", post(crate::flow::outbox_act))
+        .route("/tail", get(crate::flow::tail_page))
+        .route("/tail/stream", get(crate::flow::tail_stream))
+        .route("/live/overview", get(crate::flow::overview_stream))
         .route("/replays", get(replays_page))
         .route("/replays/{id}", get(replay_page))
         .route("/replays/{id}/cancel", post(replay_cancel))
@@ -132,7 +168,7 @@ pub async fn serve_on(
     config: &ConsoleConfig,
     stop: CancellationToken,
 ) -> Result<(), ConsoleError> {
-    let app = router(config)?;
+    let app = router(config, &stop)?;
     let addr = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(%addr, "console: serving on http://{addr}/");
     axum::serve(listener, app)
@@ -143,7 +179,7 @@ pub async fn serve_on(
 
 /// The session the cookie holds, its role as the configuration says now: a user removed from the file has no
 /// session any more, and one whose role changed has the new one.
-fn session_of(app: &App, jar: &SignedCookieJar) -> Option<Session> {
+pub(crate) fn session_of(app: &App, jar: &SignedCookieJar) -> Option<Session> {
     let mut session = jar
         .get(COOKIE)
         .and_then(|c| Session::from_cookie(c.value()))?;
@@ -151,11 +187,11 @@ fn session_of(app: &App, jar: &SignedCookieJar) -> Option<Session> {
     Some(session)
 }
 
-fn page(markup: Markup) -> Response {
+pub(crate) fn page(markup: Markup) -> Response {
     Html(markup.into_string()).into_response()
 }
 
-fn refused(status: StatusCode, why: &str, session: Option<&Session>) -> Response {
+pub(crate) fn refused(status: StatusCode, why: &str, session: Option<&Session>) -> Response {
     (
         status,
         page(layout(
@@ -169,7 +205,7 @@ fn refused(status: StatusCode, why: &str, session: Option<&Session>) -> Response
 }
 
 /// A POST's checks: a session, its CSRF token, and an `Origin` (when the browser sends one) naming this host.
-fn check_post(
+pub(crate) fn check_post(
     app: &App,
     jar: &SignedCookieJar,
     headers: &HeaderMap,
@@ -222,11 +258,17 @@ macro_rules! snapshot_or_banner {
 }
 
 /// Requires a session on a page; to the login form otherwise.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! session_or_login {
     ($app:expr, $jar:expr) => {
-        match session_of(&$app, &$jar) {
+        match $crate::web::session_of(&$app, &$jar) {
             Some(s) => s,
-            None => return Redirect::to("/login").into_response(),
+            None => {
+                return axum::response::IntoResponse::into_response(axum::response::Redirect::to(
+                    "/login",
+                ))
+            }
         }
     };
 }
@@ -357,89 +399,140 @@ async fn logout(
 
 async fn overview(State(app): State<App>, jar: SignedCookieJar) -> Response {
     let session = session_or_login!(app, jar);
-    let snapshot = snapshot_or_banner!(app, &session, "Overview");
-    let now = chrono::Utc::now();
-    let mut by_reason: std::collections::BTreeMap<String, [u64; 3]> = Default::default();
-    for m in &snapshot.letters {
-        let Ok(r) = &m.record else { continue };
-        let age = now.signed_duration_since(r.failed_at.as_datetime());
-        let counts = by_reason.entry(r.error_type.clone()).or_default();
-        counts[0] += u64::from(age <= chrono::Duration::hours(1));
-        counts[1] += u64::from(age <= chrono::Duration::days(1));
-        counts[2] += 1;
-    }
-    let replayed = snapshot
-        .letters
-        .iter()
-        .filter(|m| snapshot.replayed(m).is_some())
-        .count();
-    let again: u64 = snapshot.groups.iter().map(|g| g.failed_again).sum();
+    let now = chrono::Utc::now().timestamp_millis();
+    let (index, index_read) = (app.0.index.clone(), app.0.index.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::index::IndexError>((index.reasons(now)?, index_read.groups()?))
+    })
+    .await;
+    let (reasons, groups) = match read {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return index_banner(&session, "Overview", &e.to_string()),
+        Err(e) => return index_banner(&session, "Overview", &e.to_string()),
+    };
+    let probes = app.0.services.probe().await;
+    let total: i64 = groups.iter().map(|g| g.count).sum();
+    let replayed: i64 = groups.iter().map(|g| g.replayed).sum();
+    let archived: i64 = groups.iter().map(|g| g.archived).sum();
+    let (indexed, partitions) = app.0.indexer.progress();
     page(layout(
         "Overview",
         Some(&session),
-        None,
+        app.0.indexer.error().map(|e| kafka_banner(&e)).as_deref(),
         html! {
             h1 { "Overview" }
             div.cards {
-                div.card { b { (snapshot.letters.len()) } "dead letters" }
-                div.card { b { (snapshot.groups.len()) } "failure groups" }
-                div.card { b { (replayed) } "replayed (ledger)" }
-                div.card { b { (again) } "failed again after a replay" }
-                div.card { b { (snapshot.topics.len()) } "DLQ topics" }
+                div.card { b data-live="dead_letters" { (total) } "dead letters" }
+                div.card { b data-live="groups" { (groups.len()) } "failure groups" }
+                div.card { b data-live="replayed" { (replayed) } "replayed (ledger)" }
+                div.card { b data-live="archived" { (archived) } "archived" }
+                div.card { b data-live="indexed" { (indexed) } "records indexed since start · " (partitions) " partitions" }
             }
+            h2 { "Services" }
+            (services_table(&probes))
             h2 { "Dead letters by reason" }
             table {
                 tr { th { "reason" } th.n { "last hour" } th.n { "last day" } th.n { "all" } }
-                @for (reason, c) in &by_reason {
-                    tr { td { (reason) } td.n { (c[0]) } td.n { (c[1]) } td.n { (c[2]) } }
+                @for (reason, hour, day, all) in &reasons {
+                    tr { td { (reason) } td.n { (hour) } td.n { (day) } td.n { (all) } }
                 }
-                @if by_reason.is_empty() { tr { td colspan="4" .muted { "No dead letters." } } }
+                @if reasons.is_empty() { tr { td colspan="4" .muted { "No dead letters." } } }
             }
             h2 { "Largest failure groups" }
-            (groups_table(&snapshot, 10))
+            (groups_table(&groups, 10))
+            p.muted { "Consumer groups and their lag: " a href="/groups" { "Consumer groups" } "." }
+            script { (maud::PreEscaped(crate::pages::LIVE_JS)) }
         },
     ))
 }
 
-fn kafka_banner(e: &str) -> String {
-    format!("Kafka cannot be read right now: {e}. The page shows again once it answers.")
-}
-
-fn groups_table(snapshot: &crate::data::Snapshot, limit: usize) -> Markup {
-    let mut replayed: HashMap<&str, usize> = HashMap::new();
-    for m in &snapshot.letters {
-        if let (Some(e), Ok(_)) = (snapshot.replayed(m), &m.record) {
-            *replayed.entry(e.fingerprint.as_str()).or_default() += 1;
-        }
-    }
+/// The services' verdicts: relay health, outbox backlog, oldest pending age, parked rows.
+pub(crate) fn services_table(probes: &[crate::services::Probe]) -> Markup {
     html! {
         table {
-            tr { th { "fingerprint" } th.n { "count" } th.n { "replayed" } th { "event" } th { "service" } th { "reason" }
-                 th { "first" } th { "last" } th { "error" } }
-            @for g in snapshot.groups.iter().take(limit) {
+            tr { th { "service" } th { "relay (/healthz)" } th.n { "pending" } th.n { "oldest pending" } th.n { "parked" } }
+            @for p in probes {
+                tr {
+                    td { a href=(format!("/outbox?service={}", p.name)) { (p.name) } }
+                    td {
+                        @match &p.health {
+                            None => span.muted { "not configured" },
+                            Some(Ok((status, body))) => {
+                                span class=(if *status == 200 { "tag done" } else { "tag bad" }) { (status) } " " (body)
+                            }
+                            Some(Err(e)) => span.tag.bad { (e) },
+                        }
+                    }
+                    @match &p.outbox {
+                        None => td colspan="3" .muted { "no outbox configured" },
+                        Some(Ok(g)) => {
+                            td.n { (g.pending) }
+                            td.n { (g.oldest_pending_age_seconds.map(|s| format!("{s:.1} s")).unwrap_or_else(|| "-".into())) }
+                            td.n { @if g.parked > 0 { span.tag.bad { (g.parked) } } @else { "0" } }
+                        }
+                        Some(Err(e)) => td colspan="3" { span.tag.bad { "outbox cannot be read: " (e) } },
+                    }
+                }
+            }
+            @if probes.is_empty() { tr { td colspan="5" .muted { "No [[services]] in the console's configuration." } } }
+        }
+    }
+}
+
+pub(crate) fn index_banner(session: &Session, title: &str, e: &str) -> Response {
+    page(layout(
+        title,
+        Some(session),
+        Some(&format!("The console's index cannot be read: {e}")),
+        html! {},
+    ))
+}
+
+pub(crate) fn kafka_banner(e: &str) -> String {
+    format!("Kafka cannot be read right now: {e}. The pages show what was indexed before; they catch up once it answers.")
+}
+
+pub(crate) fn ms_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn groups_table(groups: &[crate::index::Group], limit: usize) -> Markup {
+    html! {
+        table {
+            tr { th { "fingerprint" } th.n { "count" } th.n { "replayed" } th.n { "archived" } th { "event" } th { "service" }
+                 th { "reason" } th { "first" } th { "last" } th { "error" } }
+            @for g in groups.iter().take(limit) {
                 tr {
                     td { a href=(format!("/dead-letters/{}", g.fingerprint.id)) { code { (g.fingerprint.id) } } }
                     td.n { (g.count) }
-                    td.n { (replayed.get(g.fingerprint.id.as_str()).copied().unwrap_or(0)) }
+                    td.n { (g.replayed) }
+                    td.n { (g.archived) }
                     td { (g.fingerprint.event_type) } td { (g.fingerprint.service) }
                     td { span.tag { (g.fingerprint.reason) } }
-                    td { (short_time(&g.first_failed)) } td { (short_time(&g.last_failed)) }
+                    td { (ms_time(g.first_ms)) } td { (ms_time(g.last_ms)) }
                     td { (g.fingerprint.message.chars().take(140).collect::<String>()) }
                 }
             }
-            @if snapshot.groups.is_empty() { tr { td colspan="9" .muted { "No dead letters." } } }
+            @if groups.is_empty() { tr { td colspan="10" .muted { "No dead letters." } } }
         }
     }
 }
 
 async fn groups_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
     let session = session_or_login!(app, jar);
-    let s = snapshot_or_banner!(app, &session, "Dead letters");
+    let index = app.0.index.clone();
+    let groups = match tokio::task::spawn_blocking(move || index.groups()).await {
+        Ok(Ok(g)) => g,
+        Ok(Err(e)) => return index_banner(&session, "Dead letters", &e.to_string()),
+        Err(e) => return index_banner(&session, "Dead letters", &e.to_string()),
+    };
     page(layout(
         "Dead letters",
         Some(&session),
-        None,
-        html! { h1 { "Dead letters by failure" } (groups_table(&s, usize::MAX)) },
+        app.0.indexer.error().map(|e| kafka_banner(&e)).as_deref(),
+        html! { h1 { "Dead letters by failure" } (groups_table(&groups, usize::MAX)) },
     ))
 }
 
@@ -457,59 +550,89 @@ async fn group_page(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let session = session_or_login!(app, jar);
-    let snapshot = snapshot_or_banner!(app, &session, "Dead letters");
-    let Some(group) = snapshot
-        .groups
-        .iter()
-        .find(|g| g.fingerprint.id == fingerprint)
-    else {
+    let index = app.0.index.clone();
+    let fp = fingerprint.clone();
+    let at = q.page.unwrap_or(1).max(1);
+    let read = tokio::task::spawn_blocking(move || {
+        let group = index.group(&fp)?;
+        let records = index.group_records(&fp, ((at - 1) * PER_PAGE) as i64, PER_PAGE as i64)?;
+        let ids: Vec<String> = records.iter().map(crate::index::Hit::id).collect();
+        let dispositions = index.dispositions(&ids)?;
+        Ok::<_, crate::index::IndexError>((group, records, dispositions))
+    })
+    .await;
+    let (group, records, dispositions) = match read {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return index_banner(&session, "Dead letters", &e.to_string()),
+        Err(e) => return index_banner(&session, "Dead letters", &e.to_string()),
+    };
+    let Some(group) = group else {
         return refused(
             StatusCode::NOT_FOUND,
             "No failure group has this fingerprint (any more).",
             Some(&session),
         );
     };
-    let letters: Vec<_> = snapshot.of_group(&fingerprint).collect();
-    let pages = letters.len().div_ceil(PER_PAGE).max(1);
-    let at = q.page.unwrap_or(1).clamp(1, pages);
+    let pages = (group.count as usize).div_ceil(PER_PAGE).max(1);
+    let at = at.min(pages);
+    let id = &group.fingerprint.id;
     page(layout(
         "Dead letters",
         Some(&session),
-        None,
+        app.0.indexer.error().map(|e| kafka_banner(&e)).as_deref(),
         html! {
-            h1 { "Failure " code { (group.fingerprint.id) } }
+            h1 { "Failure " code { (id) } }
             p {
                 span.tag { (group.fingerprint.reason) } " " (group.fingerprint.event_type) " in " b { (group.fingerprint.service) }
-                " · " (group.count) " dead letters, " (short_time(&group.first_failed)) " to " (short_time(&group.last_failed))
+                " · " (group.count) " dead letters, " (ms_time(group.first_ms)) " to " (ms_time(group.last_ms))
+                " · " (group.replayed) " replayed · " (group.archived) " archived"
             }
             pre { (group.fingerprint.message) }
             @if session.operator() {
-                form.act method="post" action=(format!("/dead-letters/{}/replay", group.fingerprint.id)) {
+                form.act method="post" action=(format!("/dead-letters/{id}/replay")) {
                     input type="hidden" name="csrf" value=(session.csrf);
                     label { "Records per second (empty: no limit)" input name="rate" type="number" min="0.001" max="1000000" step="any"; }
                     label { "Note for the ledger" input name="note" size="40"; }
                     button.primary type="submit" name="dry_run" value="1" { "Dry run" }
                     button.primary type="submit" name="dry_run" value="0" { "Replay the group" }
                 }
+                form.act method="post" action=(format!("/dead-letters/{id}/archive")) {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    label { "Reason (required)" input name="reason" size="50" required; }
+                    button.primary type="submit" { "Archive the group" }
+                }
             }
-            h2 { "Records (page " (at) " of " (pages) ")" }
-            table {
-                tr { th { "dead letter" } th { "key" } th { "event id" } th { "failed" } th { "retries" } th { "replayed" } }
-                @for m in letters.iter().skip((at - 1) * PER_PAGE).take(PER_PAGE) {
-                    tr {
-                        td { a href=(format!("/dead-letters/record/{}/{}/{}", m.topic, m.partition, m.offset)) { code { (m.id()) } } }
-                        td { (m.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default()) }
-                        @match &m.record {
-                            Ok(r) => {
-                                td { code { (r.event_id.as_deref().unwrap_or("-")) } }
-                                td { (short_time(&r.failed_at)) }
-                                td.n { (r.retry_count) }
+            h2 { "Records (page " (at) " of " (pages) ", newest first)" }
+            form method="post" action=(format!("/dead-letters/{id}/replay")) {
+                @if session.operator() { input type="hidden" name="csrf" value=(session.csrf); }
+                table {
+                    tr { @if session.operator() { th {} } th { "dead letter" } th { "key" } th { "event id" } th { "failed" }
+                         th.n { "retries" } th { "state" } }
+                    @for h in &records {
+                        @let hid = h.id();
+                        tr {
+                            @if session.operator() { td { input type="checkbox" name="only" value=(hid); } }
+                            td { a href=(format!("/records/{}/{}/{}", h.topic, h.partition, h.offset)) { code { (hid) } } }
+                            td { (h.key.as_deref().unwrap_or("")) }
+                            td { code { (h.event_id.as_deref().unwrap_or("-")) } }
+                            td { (ms_time(h.ts_ms)) }
+                            td.n { (h.retries.unwrap_or(0)) }
+                            td {
+                                @if let Some(d) = dispositions.get(&hid) {
+                                    @if let Some(e) = &d.replayed { span.tag.done { "replayed ×" (e.replays) } " " span.muted { (e.by) } " " }
+                                    @if let Some((_, by, why)) = &d.archived { span.tag { "archived" } " " span.muted { (by) ": " (why) } }
+                                }
                             }
-                            Err(e) => { td colspan="3" { "not a dead-letter record: " (e) } }
                         }
-                        td { @if let Some(e) = snapshot.replayed(m) {
-                            span.tag.done { "replayed ×" (e.replays) } " " span.muted { (e.by) }
-                        } }
+                    }
+                }
+                @if session.operator() {
+                    div.act {
+                        input type="hidden" name="rate" value="";
+                        input type="hidden" name="note" value="";
+                        button.primary type="submit" name="dry_run" value="1" { "Dry run of the selection" }
+                        " "
+                        button.primary type="submit" name="dry_run" value="0" { "Replay the selection" }
                     }
                 }
             }
@@ -521,70 +644,141 @@ async fn group_page(
     ))
 }
 
+#[derive(serde::Deserialize)]
+struct UnmaskForm {
+    csrf: String,
+}
+
 async fn record_page(
     State(app): State<App>,
     jar: SignedCookieJar,
     Path((topic, partition, offset)): Path<(String, i32, i64)>,
 ) -> Response {
     let session = session_or_login!(app, jar);
-    let snapshot = snapshot_or_banner!(app, &session, "Dead letters");
-    let Some(m) = snapshot
-        .letters
-        .iter()
-        .find(|m| m.topic == topic && m.partition == partition && m.offset == offset)
-    else {
+    show_record(&app, &session, &topic, partition, offset, false).await
+}
+
+/// An operator's request to see a record's personal data: checked as every POST, audited.
+async fn record_unmask(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    headers: HeaderMap,
+    Path((topic, partition, offset)): Path<(String, i32, i64)>,
+    Form(form): Form<UnmaskForm>,
+) -> Response {
+    let target = format!("{topic}:{partition}:{offset}");
+    let session = match check_post(&app, &jar, &headers, &form.csrf, &target) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if !session.operator() {
+        app.0.store.audit(
+            &session.user,
+            "refused",
+            &target,
+            1,
+            "unmask needs the operator role",
+        );
         return refused(
-            StatusCode::NOT_FOUND,
-            "No dead letter at this position.",
+            StatusCode::FORBIDDEN,
+            "Seeing personal data needs the operator role.",
             Some(&session),
         );
-    };
-    let shown = match &m.record {
-        Ok(r) => {
-            let mut v = serde_json::to_value(r).unwrap_or_default();
-            if !session.operator() {
-                // Viewers see where and why a record failed, not what it carries: of the original event only the
-                // envelope's bookkeeping fields, whatever shape it has.
-                const SHOWN: [&str; 6] = [
-                    "event_id",
-                    "event_type",
-                    "event_timestamp",
-                    "source_service",
-                    "correlation_id",
-                    "schema_version",
-                ];
-                let kept: serde_json::Map<String, serde_json::Value> =
-                    match r.original_event.value() {
-                        serde_json::Value::Object(o) => o
-                            .iter()
-                            .filter(|(k, v)| {
-                                SHOWN.contains(&k.as_str()) && !v.is_object() && !v.is_array()
-                            })
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                        _ => serde_json::Map::new(),
-                    };
-                v["original_event"] = serde_json::json!({"shown to viewers": kept, "the rest": "hidden from viewers"});
-                v["original_key"] = serde_json::json!("(hidden from viewers)");
+    }
+    app.0
+        .store
+        .audit(&session.user, "unmask", &target, 1, "shown");
+    show_record(&app, &session, &topic, partition, offset, true).await
+}
+
+/// A record in full: where it is, its headers, its value decoded (a dead letter's record and the original event
+/// inside it), personal data masked unless `unmasked`; bytes that do not decode are shown as such.
+async fn show_record(
+    app: &App,
+    session: &Session,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    unmasked: bool,
+) -> Response {
+    let (kafka, t) = (app.0.data.kafka().clone(), topic.to_owned());
+    let fetched = tokio::task::spawn_blocking(move || {
+        hule_kafka::follow::fetch(&kafka, &t, partition, offset, Duration::from_secs(10))
+    })
+    .await;
+    let record =
+        match fetched {
+            Ok(Ok(Some(r))) => r,
+            Ok(Ok(None)) => return refused(
+                StatusCode::NOT_FOUND,
+                "No record at this position (deleted by retention, compacted, or never written).",
+                Some(session),
+            ),
+            Ok(Err(e)) => {
+                return refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &kafka_banner(&e.to_string()),
+                    Some(session),
+                )
             }
-            serde_json::to_string_pretty(&v).unwrap_or_default()
-        }
-        Err(e) => format!("not a dead-letter record: {e}"),
+            Err(e) => {
+                return refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &kafka_banner(&e.to_string()),
+                    Some(session),
+                )
+            }
+        };
+    let d = &record.delivery;
+    let id = format!("{topic}:{partition}:{offset}");
+    let shown = crate::pages::show_value(topic, d.payload.as_deref(), !unmasked);
+    let disposition = if topic.ends_with(".dlq.v1") {
+        let (index, ids) = (app.0.index.clone(), vec![id.clone()]);
+        tokio::task::spawn_blocking(move || index.dispositions(&ids))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|mut m| m.remove(&id))
+    } else {
+        None
     };
+    let key = d
+        .key
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
     page(layout(
         "Dead letters",
-        Some(&session),
+        Some(session),
         None,
         html! {
-            h1 { "Dead letter " code { (m.id()) } }
-            @if let Some(e) = snapshot.replayed(m) {
-                p.banner.ok { "Replayed " (e.replays) " time(s), last by " (e.by) " at " (short_time(&e.replayed_at))
-                    " to " (e.to_topic) @if let Some(n) = &e.note { " — " (n) } }
+            h1 { "Record " code { (id) } }
+            p { (record.timestamp_ms.map(ms_time).unwrap_or_default()) " · key " code { (key) } " · "
+                (d.payload.as_ref().map_or(0, Vec::len)) " bytes · "
+                a href=(format!("/trace?q={}", d.headers.get("event_id").unwrap_or(&key))) { "trace it" } }
+            @if let Some(disp) = &disposition {
+                @if let Some(e) = &disp.replayed {
+                    p.banner.ok { "Replayed " (e.replays) " time(s), last by " (e.by) " at " (short_time(&e.replayed_at))
+                        " to " (e.to_topic) @if let Some(n) = &e.note { " — " (n) } }
+                }
+                @if let Some((at, by, why)) = &disp.archived {
+                    p.banner.ok { "Archived by " (by) " at " (at) ": " (why) }
+                }
             }
             h2 { "Headers" }
-            table { @for (k, v) in m.headers.iter() { tr { td { code { (k) } } td { code { (v) } } } } }
-            h2 { "Record" }
-            pre { (shown) }
+            table { @for (k, v) in d.headers.iter() { tr { td { code { (k) } } td { code { (v) } } } } }
+            h2 { "Value" }
+            @if shown.masked > 0 {
+                p.muted { (shown.masked) " personal value(s) masked (•••)." }
+                @if session.operator() {
+                    form method="post" action=(format!("/records/{topic}/{partition}/{offset}")) {
+                        input type="hidden" name="csrf" value=(session.csrf);
+                        button.primary type="submit" { "Show personal data (audited)" }
+                    }
+                }
+            }
+            @if let Some(e) = &shown.error { p.banner { (e) } }
+            pre { (shown.text) }
         },
     ))
 }
@@ -595,6 +789,8 @@ struct ReplayForm {
     rate: Option<String>,
     note: Option<String>,
     dry_run: Option<String>,
+    #[serde(default)]
+    only: Vec<String>,
 }
 
 async fn replay_submit(
@@ -602,7 +798,7 @@ async fn replay_submit(
     jar: SignedCookieJar,
     headers: HeaderMap,
     Path(fingerprint): Path<String>,
-    Form(form): Form<ReplayForm>,
+    axum_extra::extract::Form(form): axum_extra::extract::Form<ReplayForm>,
 ) -> Response {
     let session = match check_post(&app, &jar, &headers, &form.csrf, &fingerprint) {
         Ok(s) => s,
@@ -641,16 +837,12 @@ async fn replay_submit(
         },
     };
     let note = form.note.filter(|n| !n.trim().is_empty());
-    let known = match app.0.data.snapshot().await {
-        Ok(s) => s.groups.iter().any(|g| g.fingerprint.id == fingerprint),
-        Err(e) => {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &kafka_banner(&e),
-                Some(&session),
-            )
-        }
-    };
+    let index = app.0.index.clone();
+    let fp = fingerprint.clone();
+    let known = matches!(
+        tokio::task::spawn_blocking(move || index.group(&fp)).await,
+        Ok(Ok(Some(_)))
+    );
     if !known {
         return refused(
             StatusCode::NOT_FOUND,
@@ -658,23 +850,110 @@ async fn replay_submit(
             Some(&session),
         );
     }
+    let only: Option<std::collections::HashSet<String>> =
+        (!form.only.is_empty()).then(|| form.only.into_iter().collect());
     if form.dry_run.as_deref() == Some("1") {
-        return dry_run(&app, &session, &fingerprint).await;
+        return dry_run(&app, &session, &fingerprint, only.as_ref()).await;
     }
     let id = app.0.jobs.start(
         app.0.data.clone(),
         app.0.store.clone(),
+        app.0.index.clone(),
         &session.user,
         &fingerprint,
-        rate,
-        note,
+        crate::jobs::Options { rate, note, only },
     );
     Redirect::to(&format!("/replays/{id}")).into_response()
 }
 
-async fn dry_run(app: &App, session: &Session, fingerprint: &str) -> Response {
+#[derive(serde::Deserialize)]
+struct ArchiveForm {
+    csrf: String,
+    reason: String,
+    #[serde(default)]
+    only: Vec<String>,
+}
+
+/// Archives a group's dead letters (or the selected ones) with a reason: they show as archived and a replay of
+/// the group leaves them out.
+async fn archive_submit(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    headers: HeaderMap,
+    Path(fingerprint): Path<String>,
+    axum_extra::extract::Form(form): axum_extra::extract::Form<ArchiveForm>,
+) -> Response {
+    let session = match check_post(&app, &jar, &headers, &form.csrf, &fingerprint) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    if !session.operator() {
+        app.0.store.audit(
+            &session.user,
+            "refused",
+            &fingerprint,
+            0,
+            "archive needs the operator role",
+        );
+        return refused(
+            StatusCode::FORBIDDEN,
+            "Archiving needs the operator role.",
+            Some(&session),
+        );
+    }
+    let reason = form.reason.trim().chars().take(500).collect::<String>();
+    if reason.is_empty() {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "Archiving needs a reason.",
+            Some(&session),
+        );
+    }
+    let (index, fp, user) = (
+        app.0.index.clone(),
+        fingerprint.clone(),
+        session.user.clone(),
+    );
+    let only = form.only;
+    let done = tokio::task::spawn_blocking(move || {
+        let ids: Vec<(String, String)> = index
+            .group_records(&fp, 0, i64::MAX)?
+            .iter()
+            .map(|h| (h.id(), fp.clone()))
+            .filter(|(id, _)| only.is_empty() || only.contains(id))
+            .collect();
+        index.archive(&ids, &user, &reason).map(|n| (n, ids.len()))
+    })
+    .await;
+    match done {
+        Ok(Ok((n, of))) => {
+            app.0.store.audit(
+                &session.user,
+                "archive",
+                &fingerprint,
+                n as i64,
+                &format!("ok ({of} selected)"),
+            );
+            Redirect::to(&format!("/dead-letters/{fingerprint}")).into_response()
+        }
+        Ok(Err(e)) => index_banner(&session, "Dead letters", &e.to_string()),
+        Err(e) => index_banner(&session, "Dead letters", &e.to_string()),
+    }
+}
+
+async fn dry_run(
+    app: &App,
+    session: &Session,
+    fingerprint: &str,
+    only: Option<&std::collections::HashSet<String>>,
+) -> Response {
     let snapshot = snapshot_or_banner!(app, session, "Dead letters");
-    let letters: Vec<_> = snapshot.of_group(fingerprint).cloned().collect();
+    let archived = crate::jobs::archived(&app.0.index, fingerprint).await;
+    let letters: Vec<_> = snapshot
+        .of_group(fingerprint)
+        .filter(|m| only.is_none_or(|o| o.contains(&m.id())) && !archived.contains(&m.id()))
+        .cloned()
+        .collect();
     let plan = hule_kafka::replay::plan(
         &letters,
         &snapshot.letters,

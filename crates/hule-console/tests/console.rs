@@ -117,7 +117,9 @@ fn dead_letters(brokers: &str) {
         .expect("json");
         v["data"]["entity_id"] = serde_json::json!(key);
         v["data"]["essay_ids"] = serde_json::json!([format!("n-{}", i / 20)]);
-        v["data"]["user_id"] = serde_json::json!("teacher-secret-name");
+        v["data"]["user_id"] = serde_json::json!("teacher-7");
+        // Personal data (a name the contracts declare sensitive), masked for everyone until an operator asks.
+        v["data"]["first_name"] = serde_json::json!("Ada Secretname");
         let delivery = Delivery {
             topic: SOURCE.into(),
             partition: 0,
@@ -171,8 +173,11 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
             user("vic", Role::Viewer, "view-pass"),
         ],
         store: dir.join("console.db"),
+        services: Vec::new(),
+        retention: Default::default(),
     };
-    let app = hule_console::router(&config).expect("router");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let app = hule_console::router(&config, &stop).expect("router");
 
     // No page without a login; a wrong password is refused.
     let mut viewer = Client {
@@ -212,8 +217,11 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         StatusCode::TOO_MANY_REQUESTS
     );
 
-    // The viewer sees the group, no action, and no payload.
-    let groups = viewer.get("/dead-letters").await;
+    // The viewer sees the group (once the index has read the dead-letter topic), no action, and no personal data.
+    let groups = eventually(&mut viewer, "/dead-letters", |b| {
+        b.contains("essay store refused batch")
+    })
+    .await;
     assert_eq!(groups.status, StatusCode::OK);
     let fp_at = groups.body.find("/dead-letters/").expect("a group link") + 14;
     let fingerprint: String = groups.body[fp_at..].chars().take(12).collect();
@@ -227,11 +235,22 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         !group.body.contains("Replay the group"),
         "no action for a viewer"
     );
-    let record = viewer.get(&format!("/dead-letters/record/{dlq}/0/0")).await;
+    let record = viewer.get(&format!("/records/{dlq}/0/0")).await;
     assert_eq!(record.status, StatusCode::OK);
     assert!(
-        !record.body.contains("teacher-secret-name") && record.body.contains("hidden from viewers")
+        !record.body.contains("Ada Secretname")
+            && record.body.contains("personal value(s) masked")
+            && record.body.contains("teacher-7")
+            && !record.body.contains("Show personal data"),
+        "{}",
+        record.body
     );
+    let token = csrf_of(&viewer.get("/").await.body);
+    let unmask = viewer
+        .post(&format!("/records/{dlq}/0/0"), &format!("csrf={token}"))
+        .await;
+    assert_eq!(unmask.status, StatusCode::FORBIDDEN);
+    assert!(!unmask.body.contains("Ada Secretname"));
     // A viewer's POST, with its own valid token, is refused for the role; with a forged token, as forged.
     let token = csrf_of(&viewer.get("/").await.body);
     let got = viewer
@@ -254,10 +273,14 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
     assert!(page.body.contains("Replay the group"));
     let record = op.get(&format!("/dead-letters/record/{dlq}/0/0")).await;
     assert!(
-        record.body.contains("teacher-secret-name"),
-        "operators see the payload"
+        !record.body.contains("Ada Secretname") && record.body.contains("Show personal data"),
+        "operators see personal data only when they ask"
     );
     let token = csrf_of(&page.body);
+    let shown = op
+        .post(&format!("/records/{dlq}/0/0"), &format!("csrf={token}"))
+        .await;
+    assert!(shown.body.contains("Ada Secretname"), "{}", shown.body);
     // An operator's session with a forged token (a cross-site form) is refused, and so is another site's origin.
     let forged = op
         .post(
@@ -388,9 +411,12 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         );
     }
 
-    // Replayed records show as such; the same replay again sends nothing; the audit log has it all.
-    let page = op.get(&format!("/dead-letters/{fingerprint}")).await;
-    assert!(page.body.contains("replayed ×1"), "{}", page.body);
+    // Replayed records show as such (once the index has read the ledger); the same replay again sends nothing; the
+    // audit log has it all.
+    eventually(&mut op, &format!("/dead-letters/{fingerprint}"), |b| {
+        b.contains("replayed ×1")
+    })
+    .await;
     let second = op
         .post(
             &format!("/dead-letters/{fingerprint}/replay"),
@@ -413,6 +439,63 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         assert!(waited.elapsed() < Duration::from_secs(30), "{}", p.body);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The trace of one key: its ten dead letters, their replays in the ledger and the replayed records.
+    let trace = eventually(&mut viewer, "/trace?q=batch-3", |b| {
+        b.matches("record (replayed)").count() == 10
+    })
+    .await;
+    assert_eq!(
+        trace.body.matches(">dead letter<").count(),
+        10,
+        "{}",
+        trace.body
+    );
+    assert_eq!(
+        trace.body.matches("replay (ledger)").count(),
+        10,
+        "{}",
+        trace.body
+    );
+    let (d, r) = (
+        trace.body.find(">dead letter<").expect("dead letter"),
+        trace.body.find("replay (ledger)").expect("replay"),
+    );
+    assert!(d < r, "time order: the dead letters before their replays");
+    // The event's page: counts, recent records, a masked sample.
+    let events = viewer.get("/events").await;
+    assert!(events.body.contains("/events/BATCH_ESSAYS_REGISTERED"));
+    let event = viewer.get("/events/BATCH_ESSAYS_REGISTERED").await;
+    assert!(
+        event.body.contains("Recent records")
+            && event.body.contains("•••")
+            && !event.body.contains("Ada Secretname"),
+        "{}",
+        event.body
+    );
+
+    // Archiving the group with a reason: shown, audited, and a replay of it would send nothing.
+    let archived = op
+        .post(
+            &format!("/dead-letters/{fingerprint}/archive"),
+            &format!("csrf={token}&reason=INC-7+handled+by+hand"),
+        )
+        .await;
+    assert_eq!(archived.status, StatusCode::SEE_OTHER);
+    let page = op.get(&format!("/dead-letters/{fingerprint}")).await;
+    assert!(page.body.contains("200 archived") && page.body.contains("INC-7 handled by hand"));
+    let dry = op
+        .post(
+            &format!("/dead-letters/{fingerprint}/replay"),
+            &format!("csrf={token}&dry_run=1"),
+        )
+        .await;
+    assert!(
+        dry.body.contains("<b>0</b> record(s) would be sent"),
+        "{}",
+        dry.body
+    );
+
     let audit = op.get("/audit").await;
     for expected in [
         "login_refused",
@@ -420,6 +503,8 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         "replay_dry_run",
         "forged request",
         "replay needs the operator role",
+        "unmask",
+        "archive",
     ] {
         assert!(audit.body.contains(expected), "audit lacks {expected}");
     }
@@ -428,7 +513,25 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         "{}",
         audit.body
     );
+    stop.cancel();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// GETs `uri` until `done` holds for the body (the index catches up in the background), for at most 30 s.
+async fn eventually(client: &mut Client, uri: &str, done: impl Fn(&str) -> bool) -> Got {
+    let started = Instant::now();
+    loop {
+        let got = client.get(uri).await;
+        if done(&got.body) {
+            return got;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{uri} did not show what was expected within 30 s: {}",
+            got.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 hule_kafka::on_both_backends!(console_end_to_end);

@@ -120,6 +120,31 @@ pub struct Discarded {
     pub last_error: Option<String>,
 }
 
+/// An unpublished row as the console lists it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Listed {
+    /// Its sequence number.
+    pub seq: i64,
+    /// Its event id.
+    pub event_id: Option<String>,
+    /// Its event type.
+    pub event_type: String,
+    /// Its topic.
+    pub topic: String,
+    /// Its partition key.
+    pub key: Option<String>,
+    /// Failed attempts.
+    pub attempts: i32,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// When it was committed, milliseconds since the epoch.
+    pub created_ms: i64,
+    /// Parked (waits for an operator)?
+    pub parked: bool,
+    /// The envelope's correlation id.
+    pub correlation_id: Option<String>,
+}
+
 /// Counts for `hule outbox status`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Status {

@@ -257,6 +257,66 @@ impl PgOutbox {
         })
     }
 
+    /// Unpublished rows, oldest first: parked ones (`parked`), or those still to be published. At most `limit`.
+    pub async fn list(&self, parked: bool, limit: i64) -> Result<Vec<crate::model::Listed>> {
+        self.listed(
+            &format!(
+                "published_at IS NULL AND parked_at IS {} NULL ORDER BY seq LIMIT $1",
+                if parked { "NOT" } else { "" }
+            ),
+            &[&limit],
+        )
+        .await
+    }
+
+    /// Unpublished rows whose event id, key or correlation id is `q` (the console's trace), oldest first.
+    pub async fn find(&self, q: &str, limit: i64) -> Result<Vec<crate::model::Listed>> {
+        self.listed(
+            "published_at IS NULL AND (event_id::text = $2 OR event_key = $2
+                 OR (event_data::jsonb ->> 'correlation_id') = $2)
+             ORDER BY seq LIMIT $1",
+            &[&limit, &q.to_owned()],
+        )
+        .await
+    }
+
+    async fn listed(
+        &self,
+        filter: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<crate::model::Listed>> {
+        let client = self.client.lock().await;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT seq, COALESCE(event_id::text, event_data::jsonb ->> 'event_id'), event_type::text,
+                            topic::text, event_key::text, retry_count, last_error,
+                            (extract(epoch FROM created_at) * 1000)::int8, parked_at IS NOT NULL,
+                            (event_data::jsonb ->> 'correlation_id')
+                     FROM event_outbox WHERE {filter}"
+                ),
+                params,
+            )
+            .await
+            .map_err(|e| StoreError::db("list", e))?;
+        rows.iter()
+            .map(|r| {
+                Ok(crate::model::Listed {
+                    seq: col(r, 0, "list")?,
+                    event_id: col(r, 1, "list")?,
+                    event_type: col(r, 2, "list")?,
+                    topic: col(r, 3, "list")?,
+                    key: col(r, 4, "list")?,
+                    attempts: col(r, 5, "list")?,
+                    last_error: col(r, 6, "list")?,
+                    created_ms: col(r, 7, "list")?,
+                    parked: col(r, 8, "list")?,
+                    correlation_id: col(r, 9, "list")?,
+                })
+            })
+            .collect()
+    }
+
     /// The URL it connected with (credentials included: never print it; `hule_pg::redact` it).
     pub fn url(&self) -> &str {
         &self.url
