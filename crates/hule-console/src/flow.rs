@@ -19,7 +19,7 @@ use maud::{html, Markup};
 use crate::index::Hit;
 use crate::pages::layout;
 use crate::session_or_login;
-use crate::web::{check_post, index_banner, kafka_banner, ms_time, page, refused, App};
+use crate::web::{check_operator_post, index_banner, kafka_banner, ms_time, page, refused, App};
 
 /// The thin and rich events published for one outcome (the original's dual-event pattern): (thin, rich).
 pub const DUAL_EVENTS: &[(&str, &str)] = &[
@@ -456,24 +456,17 @@ pub(crate) async fn outbox_act(
     axum_extra::extract::Form(form): axum_extra::extract::Form<OutboxForm>,
 ) -> Response {
     let target_name = format!("outbox:{service}");
-    let session = match check_post(&app, &jar, &headers, &form.csrf, &target_name) {
+    let session = match check_operator_post(
+        &app,
+        &jar,
+        &headers,
+        &form.csrf,
+        &target_name,
+        "outbox actions need the operator role",
+    ) {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if !session.operator() {
-        app.0.store.audit(
-            &session.user,
-            "refused",
-            &target_name,
-            0,
-            "outbox actions need the operator role",
-        );
-        return refused(
-            StatusCode::FORBIDDEN,
-            "Outbox actions need the operator role.",
-            Some(&session),
-        );
-    }
     if !app.0.services.names().contains(&service.as_str()) {
         return refused(
             StatusCode::NOT_FOUND,

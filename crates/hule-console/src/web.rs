@@ -240,6 +240,34 @@ pub(crate) fn check_post(
     Ok(session)
 }
 
+/// [`check_post`], and the operator role: a viewer's request is refused and audited as `needs` says (e.g.
+/// "replay needs the operator role").
+pub(crate) fn check_operator_post(
+    app: &App,
+    jar: &SignedCookieJar,
+    headers: &HeaderMap,
+    csrf: &str,
+    target: &str,
+    needs: &str,
+) -> Result<Session, Box<Response>> {
+    let session = check_post(app, jar, headers, csrf, target)?;
+    if !session.operator() {
+        app.0
+            .store
+            .audit(&session.user, "refused", target, 0, needs);
+        let mut why = needs.to_owned();
+        if let Some(first) = why.get(..1).map(str::to_uppercase) {
+            why.replace_range(..1, &first);
+        }
+        return Err(Box::new(refused(
+            StatusCode::FORBIDDEN,
+            &format!("{why}."),
+            Some(&session),
+        )));
+    }
+    Ok(session)
+}
+
 /// The data snapshot of a page, or the page with nothing but the banner saying why Kafka cannot be read.
 macro_rules! snapshot_or_banner {
     ($app:expr, $session:expr, $title:expr) => {
@@ -667,24 +695,17 @@ async fn record_unmask(
     Form(form): Form<UnmaskForm>,
 ) -> Response {
     let target = format!("{topic}:{partition}:{offset}");
-    let session = match check_post(&app, &jar, &headers, &form.csrf, &target) {
+    let session = match check_operator_post(
+        &app,
+        &jar,
+        &headers,
+        &form.csrf,
+        &target,
+        "unmask needs the operator role",
+    ) {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if !session.operator() {
-        app.0.store.audit(
-            &session.user,
-            "refused",
-            &target,
-            1,
-            "unmask needs the operator role",
-        );
-        return refused(
-            StatusCode::FORBIDDEN,
-            "Seeing personal data needs the operator role.",
-            Some(&session),
-        );
-    }
     app.0
         .store
         .audit(&session.user, "unmask", &target, 1, "shown");
@@ -800,24 +821,17 @@ async fn replay_submit(
     Path(fingerprint): Path<String>,
     axum_extra::extract::Form(form): axum_extra::extract::Form<ReplayForm>,
 ) -> Response {
-    let session = match check_post(&app, &jar, &headers, &form.csrf, &fingerprint) {
+    let session = match check_operator_post(
+        &app,
+        &jar,
+        &headers,
+        &form.csrf,
+        &fingerprint,
+        "replay needs the operator role",
+    ) {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if !session.operator() {
-        app.0.store.audit(
-            &session.user,
-            "refused",
-            &fingerprint,
-            0,
-            "replay needs the operator role",
-        );
-        return refused(
-            StatusCode::FORBIDDEN,
-            "Replaying needs the operator role.",
-            Some(&session),
-        );
-    }
     let rate = match form
         .rate
         .as_deref()
@@ -883,24 +897,17 @@ async fn archive_submit(
     Path(fingerprint): Path<String>,
     axum_extra::extract::Form(form): axum_extra::extract::Form<ArchiveForm>,
 ) -> Response {
-    let session = match check_post(&app, &jar, &headers, &form.csrf, &fingerprint) {
+    let session = match check_operator_post(
+        &app,
+        &jar,
+        &headers,
+        &form.csrf,
+        &fingerprint,
+        "archive needs the operator role",
+    ) {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if !session.operator() {
-        app.0.store.audit(
-            &session.user,
-            "refused",
-            &fingerprint,
-            0,
-            "archive needs the operator role",
-        );
-        return refused(
-            StatusCode::FORBIDDEN,
-            "Archiving needs the operator role.",
-            Some(&session),
-        );
-    }
     let reason = form.reason.trim().chars().take(500).collect::<String>();
     if reason.is_empty() {
         return refused(
@@ -1086,17 +1093,17 @@ async fn replay_cancel(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let session = match check_post(&app, &jar, &headers, &form.csrf, &id) {
+    let session = match check_operator_post(
+        &app,
+        &jar,
+        &headers,
+        &form.csrf,
+        &id,
+        "cancelling needs the operator role",
+    ) {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    if !session.operator() {
-        return refused(
-            StatusCode::FORBIDDEN,
-            "Cancelling needs the operator role.",
-            Some(&session),
-        );
-    }
     if uuid::Uuid::parse_str(&id).is_err() {
         return refused(
             StatusCode::NOT_FOUND,

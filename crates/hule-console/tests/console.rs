@@ -5,96 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use http_body_util::BodyExt as _;
+use axum::http::StatusCode;
 use hule_console::{ConsoleConfig, Role, User};
 use hule_consumer::{DeadLetter, Delivery, Failure};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use tower::ServiceExt as _;
+
+mod common;
+use common::{csrf_of, Client, Got};
 
 const SOURCE: &str = "huleedu.batch.essays.registered.v1";
-
-struct Client {
-    app: axum::Router,
-    cookie: Option<String>,
-}
-
-struct Got {
-    status: StatusCode,
-    location: Option<String>,
-    body: String,
-}
-
-impl Client {
-    async fn send(&mut self, req: Request<Body>) -> Got {
-        let res = self.app.clone().oneshot(req).await.expect("response");
-        if let Some(c) = res.headers().get(header::SET_COOKIE) {
-            let c = c
-                .to_str()
-                .expect("cookie")
-                .split(';')
-                .next()
-                .expect("pair")
-                .to_owned();
-            self.cookie = (!c.ends_with('=')).then_some(c);
-        }
-        let status = res.status();
-        let location = res
-            .headers()
-            .get(header::LOCATION)
-            .map(|l| l.to_str().expect("location").to_owned());
-        let body = res.into_body().collect().await.expect("body").to_bytes();
-        Got {
-            status,
-            location,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    }
-
-    fn request(&self, method: &str, uri: &str, form: Option<String>) -> Request<Body> {
-        let mut b = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("host", "console.test");
-        if let Some(c) = &self.cookie {
-            b = b.header(header::COOKIE, c);
-        }
-        match form {
-            Some(f) => b
-                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Body::from(f))
-                .expect("request"),
-            None => b.body(Body::empty()).expect("request"),
-        }
-    }
-
-    async fn get(&mut self, uri: &str) -> Got {
-        let req = self.request("GET", uri, None);
-        self.send(req).await
-    }
-
-    async fn post(&mut self, uri: &str, form: &str) -> Got {
-        let req = self.request("POST", uri, Some(form.to_owned()));
-        self.send(req).await
-    }
-
-    async fn login(&mut self, user: &str, password: &str) -> Got {
-        self.post("/login", &format!("user={user}&password={password}"))
-            .await
-    }
-}
-
-fn csrf_of(html: &str) -> String {
-    let at = html
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a CSRF token")
-        + 19;
-    html[at..].split('"').next().expect("token").to_owned()
-}
 
 /// 200 dead letters of 20 keys (10 each, numbered per key in failure order), all of one failure.
 fn dead_letters(brokers: &str) {
