@@ -53,6 +53,8 @@ pub enum Group {
     Consumer,
     /// The demo pipeline.
     Pipeline,
+    /// The console's index: ingest, trace queries, dead-letter page queries.
+    Console,
 }
 
 /// One scenario's result.
@@ -89,6 +91,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     if wanted(Group::Envelope) {
         results.extend(envelope_scenarios(budget)?);
+    }
+    if wanted(Group::Console) {
+        results.extend(crate::bench_console::console_scenarios(args.quick)?);
     }
     if [
         Group::Write,

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_console;
 mod bench_io;
 mod catalog_cmd;
 mod console_cmd;
