@@ -43,7 +43,7 @@ fn record(i: u64, dead_every: u64, now_ms: i64) -> anyhow::Result<Followed> {
         invalid_headers: Vec::new(),
         payload: Some(payload),
     };
-    let delivery = if dead_every > 0 && i % dead_every == 0 {
+    let delivery = if dead_every > 0 && i.is_multiple_of(dead_every) {
         let letter = DeadLetter::build(
             &delivery,
             &Failure::Permanent(format!("store refused kind {}", i % 50)),
