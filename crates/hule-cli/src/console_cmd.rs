@@ -25,6 +25,9 @@ pub struct ConsoleArgs {
     /// The SQLite file of the audit log and the session key [default: hule-console.db].
     #[arg(long, env = "HULE_CONSOLE_STORE")]
     store: Option<PathBuf>,
+    /// Serve without a login, every visitor the operator `local` (refused unless --listen is a loopback address).
+    #[arg(long)]
+    no_auth: bool,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -69,6 +72,7 @@ pub fn run(args: &ConsoleArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| PathBuf::from("hule-console.db")),
         services: file.services,
         retention: file.index.retention(),
+        no_auth: args.no_auth,
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {

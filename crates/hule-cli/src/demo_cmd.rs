@@ -198,6 +198,7 @@ async fn console_on_embedded(
         store: store.clone(),
         services: Vec::new(),
         retention: Default::default(),
+        no_auth: false,
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await

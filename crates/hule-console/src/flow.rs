@@ -778,7 +778,12 @@ fn follow_tail(
                 event_type: row.event_type,
                 key: row.key,
                 event_id: row.event_id,
-                value: shown.text.chars().take(2_000).collect(),
+                // One line per record: the table stays readable on a busy topic; the record's page has it whole.
+                value: serde_json::from_str::<serde_json::Value>(&shown.text)
+                    .map_or(shown.text, |v| v.to_string())
+                    .chars()
+                    .take(400)
+                    .collect(),
             };
             let data = serde_json::to_string(&rec).unwrap_or_default();
             if !send(SseEvent::default().event("record").data(data)) {

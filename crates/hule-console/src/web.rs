@@ -38,6 +38,8 @@ pub struct ConsoleConfig {
     pub services: Vec<crate::config::Service>,
     /// What the index keeps.
     pub retention: crate::index::Retention,
+    /// No login: every request is the operator `local`. Refused unless `listen` is a loopback address.
+    pub no_auth: bool,
 }
 
 /// Why the console cannot start.
@@ -71,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<Store>,
     jobs: Arc<Jobs>,
     users: Vec<User>,
+    /// The session of every request under `--no-auth`.
+    local: Option<Session>,
     limiter: LoginLimiter,
     /// Password checks running at once.
     hashing: tokio::sync::Semaphore,
@@ -90,7 +94,13 @@ impl FromRef<App> for Key {
 /// The console's router on `config` (its store opened, its key made or read), and its indexer started on a thread
 /// of its own until `stop`.
 pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router, ConsoleError> {
-    if config.users.is_empty() {
+    if config.no_auth && !config.listen.ip().is_loopback() {
+        return Err(ConsoleError::Config(format!(
+            "--no-auth is refused on {}: without a login the console may only listen on a loopback address",
+            config.listen
+        )));
+    }
+    if config.users.is_empty() && !config.no_auth {
         return Err(ConsoleError::Config(
             "no users: add a [[users]] table (name, role, password_hash from `hule console hash-password`)".into(),
         ));
@@ -117,6 +127,9 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
         store,
         jobs: Arc::default(),
         users: config.users.clone(),
+        local: config
+            .no_auth
+            .then(|| Session::new("local", crate::config::Role::Operator)),
         limiter: LoginLimiter::default(),
         hashing: tokio::sync::Semaphore::new(2),
         key: Key::from(&key),
@@ -180,6 +193,9 @@ pub async fn serve_on(
 /// The session the cookie holds, its role as the configuration says now: a user removed from the file has no
 /// session any more, and one whose role changed has the new one.
 pub(crate) fn session_of(app: &App, jar: &SignedCookieJar) -> Option<Session> {
+    if let Some(local) = &app.0.local {
+        return Some(local.clone());
+    }
     let mut session = jar
         .get(COOKIE)
         .and_then(|c| Session::from_cookie(c.value()))?;

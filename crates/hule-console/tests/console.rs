@@ -97,6 +97,7 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         store: dir.join("console.db"),
         services: Vec::new(),
         retention: Default::default(),
+        no_auth: false,
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let app = hule_console::router(&config, &stop).expect("router");
@@ -457,3 +458,41 @@ async fn eventually(client: &mut Client, uri: &str, done: impl Fn(&str) -> bool)
 }
 
 hule_kafka::on_both_backends!(console_end_to_end);
+
+#[tokio::test]
+async fn no_auth_is_refused_off_loopback_and_serves_the_local_operator_on_it() {
+    let dir = std::env::temp_dir().join(format!(
+        "hule-console-noauth-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut config = ConsoleConfig {
+        listen: "0.0.0.0:8470".parse().expect("addr"),
+        kafka: hule_kafka::KafkaSettings::new("127.0.0.1:1"),
+        users: Vec::new(),
+        store: dir.join("console.db"),
+        services: Vec::new(),
+        retention: Default::default(),
+        no_auth: true,
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let refused = hule_console::router(&config, &stop).err().expect("refused");
+    assert!(
+        refused.to_string().contains("--no-auth is refused"),
+        "{refused}"
+    );
+    config.listen = "127.0.0.1:8470".parse().expect("addr");
+    let mut local = Client {
+        app: hule_console::router(&config, &stop).expect("router"),
+        cookie: None,
+    };
+    let audit = local.get("/audit").await;
+    assert_eq!(
+        audit.status,
+        StatusCode::OK,
+        "the local operator reads the audit log"
+    );
+    assert!(audit.body.contains("local · operator"));
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
