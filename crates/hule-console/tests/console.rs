@@ -476,7 +476,9 @@ async fn no_auth_is_refused_off_loopback_and_serves_the_local_operator_on_it() {
         no_auth: true,
     };
     let stop = tokio_util::sync::CancellationToken::new();
-    let refused = hule_console::router(&config, &stop).err().expect("refused");
+    let Err(refused) = hule_console::router(&config, &stop) else {
+        panic!("--no-auth on 0.0.0.0 must be refused")
+    };
     assert!(
         refused.to_string().contains("--no-auth is refused"),
         "{refused}"
