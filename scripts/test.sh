@@ -6,7 +6,7 @@
 # HULE_TEST_KAFKA=host:port points the suite at an existing Kafka cluster instead (nothing is started or stopped;
 # the tests create and delete topics there). Two tests start clusters of their own through scripts/kafka.sh: the
 # three-node fault test on ports 29092–29094 and 29192–29194, the SASL/TLS test on 19092, 19192, 19292 and 19392, the
-# scripted on-call session (scripts/three-am.sh) on 24092 and 24192
+# scripted on-call session (scripts/three-am.sh) on 24092 and 24192, the console's browser test on 27092 and 27192
 # (all below the ephemeral port range, so no client socket of another test can hold them).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -243,7 +243,7 @@ async fn the_console_in_a_real_browser() {
             ))
         });
     std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let cluster = hule_kafka::testkit::ScriptCluster::start(1, 25092);
+    let cluster = hule_kafka::testkit::ScriptCluster::start(1, 27092);
     let brokers = cluster.bootstrap_servers();
     let dlq = format!("{}.dlq.v1", topic());
     cluster
