@@ -28,6 +28,12 @@ pub struct ConsoleArgs {
     /// Serve without a login, every visitor the operator `local` (refused unless --listen is a loopback address).
     #[arg(long)]
     no_auth: bool,
+    /// Serve HTTPS: the PEM certificate chain (with --tls-key).
+    #[arg(long, env = "HULE_CONSOLE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Serve HTTPS: the PKCS#8 PEM private key (with --tls-cert).
+    #[arg(long, env = "HULE_CONSOLE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
@@ -73,6 +79,14 @@ pub fn run(args: &ConsoleArgs) -> anyhow::Result<()> {
         services: file.services,
         retention: file.index.retention(),
         no_auth: args.no_auth,
+        tls: match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(hule_console::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!("TLS needs both a certificate and a key (--tls-cert and --tls-key, or tls_cert and tls_key in the file)"),
+        },
     };
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
@@ -82,7 +96,12 @@ pub fn run(args: &ConsoleArgs) -> anyhow::Result<()> {
             hule_kafka::shutdown_signal().await;
             flag.cancel();
         });
-        eprintln!("console: http://{listen}/ (Ctrl-C stops it)");
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        eprintln!("console: {scheme}://{listen}/ (Ctrl-C stops it)");
         hule_console::serve(config, stop).await?;
         anyhow::Ok(())
     })

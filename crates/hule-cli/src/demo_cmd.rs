@@ -199,6 +199,7 @@ async fn console_on_embedded(
         services: Vec::new(),
         retention: Default::default(),
         no_auth: false,
+        tls: None,
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await

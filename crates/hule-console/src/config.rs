@@ -2,7 +2,9 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8470"
-//! store = "/var/lib/hule/console.db"   # SQLite: the audit log and the session key
+//! store = "/var/lib/hule/console.db"   # SQLite: the audit log, the session key and the index
+//! tls_cert = "/etc/hule/console.crt"   # optional: serve HTTPS (PEM chain)
+//! tls_key = "/etc/hule/console.key"    # and its PKCS#8 PEM key
 //!
 //! [kafka]
 //! brokers = "kafka-1:9092"
@@ -156,6 +158,10 @@ pub struct ConsoleFile {
     /// The index's retention.
     #[serde(default)]
     pub index: IndexSection,
+    /// Serve HTTPS: the PEM certificate chain.
+    pub tls_cert: Option<PathBuf>,
+    /// Serve HTTPS: the PKCS#8 PEM private key.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ConsoleFile {

@@ -25,6 +25,7 @@ pub mod jobs;
 pub mod pages;
 pub mod services;
 pub mod store;
+pub mod tls;
 mod web;
 
 pub use config::{ConsoleFile, Role, User, DEFAULT_LISTEN};

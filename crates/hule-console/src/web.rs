@@ -40,6 +40,8 @@ pub struct ConsoleConfig {
     pub retention: crate::index::Retention,
     /// No login: every request is the operator `local`. Refused unless `listen` is a loopback address.
     pub no_auth: bool,
+    /// Serve HTTPS with these files (session cookies then `Secure`).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Why the console cannot start.
@@ -75,6 +77,8 @@ pub(crate) struct Inner {
     users: Vec<User>,
     /// The session of every request under `--no-auth`.
     local: Option<Session>,
+    /// Cookies `Secure` (served over TLS).
+    secure: bool,
     limiter: LoginLimiter,
     /// Password checks running at once.
     hashing: tokio::sync::Semaphore,
@@ -130,6 +134,7 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
         local: config
             .no_auth
             .then(|| Session::new("local", crate::config::Role::Operator)),
+        secure: config.tls.is_some(),
         limiter: LoginLimiter::default(),
         hashing: tokio::sync::Semaphore::new(2),
         key: Key::from(&key),
@@ -181,13 +186,31 @@ pub async fn serve_on(
     config: &ConsoleConfig,
     stop: CancellationToken,
 ) -> Result<(), ConsoleError> {
-    let app = router(config, &stop)?;
     let addr = listener.local_addr().unwrap_or(config.listen);
-    tracing::info!(%addr, "console: serving on http://{addr}/");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-        .map_err(|source| ConsoleError::Serve { addr, source })
+    // The certificate is read before anything starts: a bad file fails the start, not the first request.
+    let tls = match &config.tls {
+        Some(files) => Some(crate::tls::acceptor(files).map_err(ConsoleError::Config)?),
+        None => None,
+    };
+    let app = router(config, &stop)?;
+    let shutdown = async move { stop.cancelled().await };
+    match tls {
+        None => {
+            tracing::info!(%addr, "console: serving on http://{addr}/");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(listener, acceptor)
+                .map_err(|source| ConsoleError::Serve { addr, source })?;
+            tracing::info!(%addr, "console: serving on https://{addr}/");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+    .map_err(|source| ConsoleError::Serve { addr, source })
 }
 
 /// The session the cookie holds, its role as the configuration says now: a user removed from the file has no
@@ -396,6 +419,7 @@ async fn login_submit(
                 .path("/")
                 .http_only(true)
                 .same_site(SameSite::Strict)
+                .secure(app.0.secure)
                 // A session cookie (gone when the browser closes); the session itself ends after SESSION_TTL.
                 ;
             (jar.add(cookie), Redirect::to("/")).into_response()

@@ -336,6 +336,7 @@ async fn the_console_in_a_real_browser() {
         services: vec![service],
         retention: Default::default(),
         no_auth: false,
+        tls: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -98,6 +98,7 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         services: Vec::new(),
         retention: Default::default(),
         no_auth: false,
+        tls: None,
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let app = hule_console::router(&config, &stop).expect("router");
@@ -474,6 +475,7 @@ async fn no_auth_is_refused_off_loopback_and_serves_the_local_operator_on_it() {
         services: Vec::new(),
         retention: Default::default(),
         no_auth: true,
+        tls: None,
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let Err(refused) = hule_console::router(&config, &stop) else {
@@ -496,5 +498,123 @@ async fn no_auth_is_refused_off_loopback_and_serves_the_local_operator_on_it() {
     );
     assert!(audit.body.contains("local · operator"));
     stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_served_with_secure_cookies_and_a_silent_client_blocks_no_one() {
+    let dir = std::env::temp_dir().join(format!(
+        "hule-console-tls-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl must be installed (scripts/setup.sh installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let config = ConsoleConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        kafka: hule_kafka::KafkaSettings::new("127.0.0.1:1"),
+        users: vec![User {
+            name: "olga".into(),
+            role: Role::Operator,
+            password_hash: hule_console::auth::hash_password("op-pass").expect("hash"),
+        }],
+        store: dir.join("console.db"),
+        services: Vec::new(),
+        retention: Default::default(),
+        no_auth: false,
+        tls: Some(hule_console::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+    };
+    // A key that is not PKCS#8 fails the start and says how to convert it.
+    let mut bad = config.clone();
+    bad.tls = Some(hule_console::tls::TlsFiles {
+        cert: cert.clone(),
+        key: cert.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let refused = hule_console::serve_on(listener, &bad, stop.clone())
+        .await
+        .expect_err("a certificate as key");
+    assert!(
+        refused.to_string().contains("not a PKCS#8 PEM key"),
+        "{refused}"
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serving = {
+        let (config, stop) = (config.clone(), stop.clone());
+        tokio::spawn(async move { hule_console::serve_on(listener, &config, stop).await })
+    };
+    // A client that connects and never speaks holds no handshake slot others wait on.
+    let _silent = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&cert).expect("cert")).expect("pem"),
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let login = client
+        .get(format!("https://{addr}/login"))
+        .send()
+        .await
+        .expect("the login page over TLS while a client stays silent");
+    assert_eq!(login.status(), 200);
+    let posted = client
+        .post(format!("https://{addr}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("user=olga&password=op-pass")
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(posted.status(), 303);
+    let cookie = posted.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(
+        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    // Plain HTTP on the TLS port gets no page.
+    let plain = reqwest::Client::new()
+        .get(format!("http://{addr}/login"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.is_ok_and(|r| r.status() != 200));
+    stop.cancel();
+    serving.await.expect("join").expect("served");
     let _ = std::fs::remove_dir_all(&dir);
 }
