@@ -79,6 +79,7 @@ pub fn run(args: &ConsoleArgs) -> anyhow::Result<()> {
         services: file.services,
         retention: file.index.retention(),
         no_auth: args.no_auth,
+        oidc: file.oidc,
         tls: match (
             args.tls_cert.clone().or(file.tls_cert),
             args.tls_key.clone().or(file.tls_key),

@@ -200,6 +200,7 @@ async fn console_on_embedded(
         retention: Default::default(),
         no_auth: false,
         tls: None,
+        oidc: None,
     };
     let listener = tokio::net::TcpListener::bind(listen)
         .await

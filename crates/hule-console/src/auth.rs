@@ -45,6 +45,9 @@ pub struct Session {
     pub csrf: String,
     /// Seconds since the epoch when it ends.
     pub expires: i64,
+    /// Vouched for by the OpenID Connect provider (its role then comes from `[oidc] operators`).
+    #[serde(default)]
+    pub sso: bool,
 }
 
 impl Session {
@@ -55,6 +58,7 @@ impl Session {
             role,
             csrf: uuid::Uuid::new_v4().simple().to_string(),
             expires: chrono::Utc::now().timestamp() + SESSION_TTL.as_secs() as i64,
+            sso: false,
         }
     }
 

@@ -20,6 +20,13 @@
 //! schema = "essays"                    # optional: the schema holding event_outbox
 //! health = "http://essay-svc:9100/healthz"    # optional: its relay's /healthz
 //!
+//! [oidc]                               # optional: log in through an OpenID Connect provider
+//! issuer = "https://sso.example.org/realms/huleedu"
+//! client_id = "hule-console"
+//! client_secret = "..."                # or $HULE_CONSOLE_OIDC_CLIENT_SECRET
+//! redirect_url = "https://console.example.org/oidc/callback"
+//! operators = ["olga", "pat@example.org"]   # the others are viewers
+//!
 //! [index]                              # what the index of every topic keeps
 //! max_age_days = 7
 //! max_rows = 5000000
@@ -162,6 +169,8 @@ pub struct ConsoleFile {
     pub tls_cert: Option<PathBuf>,
     /// Serve HTTPS: the PKCS#8 PEM private key.
     pub tls_key: Option<PathBuf>,
+    /// Logins through an OpenID Connect provider.
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 impl ConsoleFile {
@@ -198,6 +207,9 @@ impl ConsoleFile {
             })?;
         }
         check_services(&self.services)?;
+        if let Some(o) = &self.oidc {
+            o.check()?;
+        }
         if self.index.max_age_days == 0 || self.index.max_rows < 1000 {
             return Err(
                 "[index]: max_age_days must be at least 1 and max_rows at least 1000".into(),

@@ -167,7 +167,16 @@ pub(crate) async fn trace_page(
             });
         }
     }
-    steps.sort_by_key(|s| s.ts_ms);
+    // Within one millisecond, the order things happen in: a row is published, fails, is replayed (the ledger entry
+    // is written with the replayed record, in one transaction), and the replay lands.
+    let rank = |what: &str| match what {
+        w if w.starts_with("outbox row") => 0,
+        "record" => 1,
+        "dead letter" => 2,
+        "archived" | "replay (ledger)" => 3,
+        _ => 4,
+    };
+    steps.sort_by_key(|s| (s.ts_ms, rank(s.what)));
     let banner = app.0.indexer.error().map(|e| kafka_banner(&e));
     page(layout(
         "Trace",

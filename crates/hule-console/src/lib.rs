@@ -22,6 +22,7 @@ pub mod data;
 mod flow;
 pub mod index;
 pub mod jobs;
+pub mod oidc;
 pub mod pages;
 pub mod services;
 pub mod store;

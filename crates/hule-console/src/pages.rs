@@ -32,6 +32,7 @@ label{display:flex;flex-direction:column;font-size:12px;color:#4b5563}
 input{font:inherit;padding:4px 6px}button.primary{background:#2563eb;color:#fff;border:0;border-radius:4px;padding:6px 14px;cursor:pointer}
 .bar{background:#e5e7eb;border-radius:4px;height:14px;width:420px}.bar span{display:block;height:14px;background:#2563eb;border-radius:4px}
 .muted{color:#6b7280}
+a.sso{display:inline-block;background:#111827;color:#fff;padding:8px 16px;border-radius:4px;text-decoration:none}
 ";
 
 /// A whole page: the navigation, the banner when Kafka cannot be read, and `body`.
@@ -85,7 +86,7 @@ pub fn layout(
 }
 
 /// The login form.
-pub fn login(error: Option<&str>) -> Markup {
+pub fn login(error: Option<&str>, sso: Option<&str>) -> Markup {
     layout(
         "Log in",
         None,
@@ -96,6 +97,9 @@ pub fn login(error: Option<&str>) -> Markup {
                 label { "User" input name="user" autocomplete="username" required; }
                 label { "Password" input name="password" type="password" autocomplete="current-password" required; }
                 button.primary type="submit" { "Log in" }
+            }
+            @if let Some(label) = sso {
+                p { a.sso href="/oidc/login" { "Log in with " (label) } }
             }
         },
     )

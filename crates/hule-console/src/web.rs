@@ -42,6 +42,8 @@ pub struct ConsoleConfig {
     pub no_auth: bool,
     /// Serve HTTPS with these files (session cookies then `Secure`).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Logins through an OpenID Connect provider.
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 /// Why the console cannot start.
@@ -79,6 +81,7 @@ pub(crate) struct Inner {
     local: Option<Session>,
     /// Cookies `Secure` (served over TLS).
     secure: bool,
+    pub(crate) oidc: Option<Arc<crate::oidc::Oidc>>,
     limiter: LoginLimiter,
     /// Password checks running at once.
     hashing: tokio::sync::Semaphore,
@@ -104,7 +107,13 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
             config.listen
         )));
     }
-    if config.users.is_empty() && !config.no_auth {
+    let oidc = match &config.oidc {
+        Some(o) => Some(Arc::new(
+            crate::oidc::Oidc::new(o.clone()).map_err(ConsoleError::Config)?,
+        )),
+        None => None,
+    };
+    if config.users.is_empty() && !config.no_auth && oidc.is_none() {
         return Err(ConsoleError::Config(
             "no users: add a [[users]] table (name, role, password_hash from `hule console hash-password`)".into(),
         ));
@@ -135,6 +144,7 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
             .no_auth
             .then(|| Session::new("local", crate::config::Role::Operator)),
         secure: config.tls.is_some(),
+        oidc,
         limiter: LoginLimiter::default(),
         hashing: tokio::sync::Semaphore::new(2),
         key: Key::from(&key),
@@ -143,6 +153,8 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
         .route("/", get(overview))
         .route("/login", get(login_page).post(login_submit))
         .route("/logout", post(logout))
+        .route("/oidc/login", get(oidc_login))
+        .route("/oidc/callback", get(oidc_callback))
         .route("/dead-letters", get(groups_page))
         .route("/dead-letters/{fingerprint}", get(group_page))
         .route("/dead-letters/{fingerprint}/replay", post(replay_submit))
@@ -222,7 +234,16 @@ pub(crate) fn session_of(app: &App, jar: &SignedCookieJar) -> Option<Session> {
     let mut session = jar
         .get(COOKIE)
         .and_then(|c| Session::from_cookie(c.value()))?;
-    session.role = app.0.users.iter().find(|u| u.name == session.user)?.role;
+    session.role = if session.sso {
+        let oidc = app.0.oidc.as_ref()?;
+        if oidc.is_operator(&session.user) {
+            crate::config::Role::Operator
+        } else {
+            crate::config::Role::Viewer
+        }
+    } else {
+        app.0.users.iter().find(|u| u.name == session.user)?.role
+    };
     Some(session)
 }
 
@@ -344,7 +365,7 @@ async fn login_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
     if session_of(&app, &jar).is_some() {
         return Redirect::to("/").into_response();
     }
-    page(login(None))
+    page(login(None, app.0.oidc.as_ref().map(|o| o.label())))
 }
 
 #[derive(serde::Deserialize)]
@@ -387,9 +408,10 @@ async fn login_submit(
         );
         return (
             StatusCode::TOO_MANY_REQUESTS,
-            page(login(Some(
-                "Too many failed logins for this name; wait a minute.",
-            ))),
+            page(login(
+                Some("Too many failed logins for this name; wait a minute."),
+                app.0.oidc.as_ref().map(|o| o.label()),
+            )),
         )
             .into_response();
     }
@@ -415,14 +437,7 @@ async fn login_submit(
             app.0.limiter.succeeded(&name);
             app.0.store.audit(&name, "login", "/login", 0, "ok");
             let session = Session::new(&u.name, u.role);
-            let cookie = Cookie::build((COOKIE, session.to_cookie()))
-                .path("/")
-                .http_only(true)
-                .same_site(SameSite::Strict)
-                .secure(app.0.secure)
-                // A session cookie (gone when the browser closes); the session itself ends after SESSION_TTL.
-                ;
-            (jar.add(cookie), Redirect::to("/")).into_response()
+            (jar.add(session_cookie(&app, &session)), Redirect::to("/")).into_response()
         }
         None => {
             app.0.store.audit(
@@ -434,7 +449,106 @@ async fn login_submit(
             );
             (
                 StatusCode::UNAUTHORIZED,
-                page(login(Some("Wrong name or password."))),
+                page(login(
+                    Some("Wrong name or password."),
+                    app.0.oidc.as_ref().map(|o| o.label()),
+                )),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The signed cookie of `session`: HttpOnly, SameSite (Lax for a login finished by the provider's redirect, which
+/// Strict would not send on the next page), Secure under TLS; a session cookie, the session itself ending after
+/// `SESSION_TTL`.
+fn session_cookie(app: &App, session: &Session) -> Cookie<'static> {
+    Cookie::build((COOKIE, session.to_cookie()))
+        .path("/")
+        .http_only(true)
+        .same_site(if session.sso {
+            SameSite::Lax
+        } else {
+            SameSite::Strict
+        })
+        .secure(app.0.secure)
+        .build()
+}
+
+/// `/oidc/login`: to the provider, with a fresh state, nonce and PKCE challenge.
+async fn oidc_login(State(app): State<App>) -> Response {
+    let Some(oidc) = app.0.oidc.clone() else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "No OpenID Connect provider is configured.",
+            None,
+        );
+    };
+    match oidc.start().await {
+        Ok(url) => Redirect::to(&url).into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            page(login(
+                Some(&format!("The sign-on provider cannot be used: {e}")),
+                Some(oidc.label()),
+            )),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// `/oidc/callback`: the provider's answer; a session when the code, the state and the ID token check out.
+async fn oidc_callback(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
+    let Some(oidc) = app.0.oidc.clone() else {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "No OpenID Connect provider is configured.",
+            None,
+        );
+    };
+    let outcome = match (&q.code, &q.state, &q.error) {
+        (_, _, Some(e)) => Err(format!(
+            "the provider refused: {}",
+            e.chars().take(200).collect::<String>()
+        )),
+        (Some(code), Some(state), None) => {
+            oidc.finish(code, state).await.map_err(|e| e.to_string())
+        }
+        _ => Err("the provider's answer has no code or state".into()),
+    };
+    match outcome {
+        Ok(user) => {
+            let role = if oidc.is_operator(&user) {
+                crate::config::Role::Operator
+            } else {
+                crate::config::Role::Viewer
+            };
+            app.0
+                .store
+                .audit(&user, "login", "/oidc", 0, "ok (sign-on)");
+            let mut session = Session::new(&user, role);
+            session.sso = true;
+            (jar.add(session_cookie(&app, &session)), Redirect::to("/")).into_response()
+        }
+        Err(e) => {
+            app.0.store.audit("-", "login_refused", "/oidc", 0, &e);
+            (
+                StatusCode::UNAUTHORIZED,
+                page(login(
+                    Some(&format!("Sign-on failed: {e}")),
+                    Some(oidc.label()),
+                )),
             )
                 .into_response()
         }

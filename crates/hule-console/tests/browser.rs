@@ -7,6 +7,7 @@
 //!   100 %, the audit page shows it, and clicking again sends nothing;
 //! - the trace of one correlation id shows its outbox row, its record, its dead letter and its replay, in order;
 //! - the live tail shows a record produced while it is open within a second;
+//! - a login through an OpenID Connect provider the test runs itself;
 //! - the broker killed: the overview shows the banner; started again: the banner goes by itself.
 //!
 //! It takes a screenshot of every page (`$HULE_CONSOLE_SCREENSHOTS`, default a temporary directory) and checks each
@@ -325,6 +326,11 @@ async fn the_console_in_a_real_browser() {
     };
     let service: hule_console::config::Service =
         toml::from_str(&format!("name = \"essays\"\noutbox = \"{url}\"")).expect("service");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let idp = common::idp::TestIdp::start().await;
     let config = ConsoleConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
         kafka: hule_kafka::KafkaSettings::new(&brokers),
@@ -337,11 +343,8 @@ async fn the_console_in_a_real_browser() {
         retention: Default::default(),
         no_auth: false,
         tls: None,
+        oidc: Some(common::idp::oidc_config(&idp, &base, &["ada"])),
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
     let stop = tokio_util::sync::CancellationToken::new();
     let serving = {
         let (stop, config) = (stop.clone(), config.clone());
@@ -506,7 +509,8 @@ async fn the_console_in_a_real_browser() {
         .collect();
     assert!(
         at.windows(2).all(|w| w[0] < w[1]),
-        "in time order {order:?}: {at:?}"
+        "in time order {order:?}: {at:?}: {}",
+        &trace[trace.find("<table>").unwrap_or(0)..]
     );
     shot(&c, &shots, "trace").await;
 
@@ -569,6 +573,13 @@ async fn the_console_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     shot(&c, &shots, "tail").await;
+
+    // A login through the OpenID Connect provider the test runs: the button, the provider, back as ada (operator).
+    click(&c, "header form button").await; // log out
+    wait_for(&c, "Log in with Test SSO").await;
+    idp.vouch_for("ada");
+    click(&c, "a.sso").await;
+    wait_for(&c, "ada · operator").await;
 
     // The broker killed: a banner; started again: the banner goes by itself.
     cluster.kill_node(1);

@@ -99,6 +99,7 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         retention: Default::default(),
         no_auth: false,
         tls: None,
+        oidc: None,
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let app = hule_console::router(&config, &stop).expect("router");
@@ -476,6 +477,7 @@ async fn no_auth_is_refused_off_loopback_and_serves_the_local_operator_on_it() {
         retention: Default::default(),
         no_auth: true,
         tls: None,
+        oidc: None,
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let Err(refused) = hule_console::router(&config, &stop) else {
@@ -548,6 +550,7 @@ async fn tls_is_served_with_secure_cookies_and_a_silent_client_blocks_no_one() {
             cert: cert.clone(),
             key: key.clone(),
         }),
+        oidc: None,
     };
     // A key that is not PKCS#8 fails the start and says how to convert it.
     let mut bad = config.clone();

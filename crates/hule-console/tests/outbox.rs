@@ -86,6 +86,7 @@ async fn outbox_rows_are_listed_retried_and_discarded_by_operators_only() {
         retention: Default::default(),
         no_auth: false,
         tls: None,
+        oidc: None,
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let app = hule_console::router(&config, &stop).expect("router");

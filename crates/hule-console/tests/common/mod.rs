@@ -83,3 +83,5 @@ pub fn csrf_of(html: &str) -> String {
         + 19;
     html[at..].split('"').next().expect("token").to_owned()
 }
+
+pub mod idp;
