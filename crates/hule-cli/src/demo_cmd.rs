@@ -54,9 +54,9 @@ pub struct DemoArgs {
     /// Do not draw progress on stderr.
     #[arg(long)]
     no_progress: bool,
-    /// After the run, keep the embedded cluster (its topics and dead letters) up and serve the operator console on
-    /// it until Ctrl-C, with a user `demo` whose one-time password is printed. Add `--poison-rate 0.05` to have dead
-    /// letters to look at and replay.
+    /// Serve the operator console on the embedded cluster from before the run (to watch it) until Ctrl-C after it,
+    /// the cluster and its dead letters kept up, with a user `demo` whose one-time password is printed. Add
+    /// `--poison-rate 0.05` to have dead letters to look at and replay.
     #[arg(long)]
     console: bool,
     /// Where `--console` listens.
@@ -111,7 +111,29 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    let report = runtime.block_on(hule_demo::run(&config, cluster.as_ref()))?;
+    // With --console the console starts first, so the run can be watched as it happens (the index follows every
+    // topic, the tail shows the records, dead letters appear as they are written).
+    let console = match (args.console, cluster.as_ref()) {
+        (false, _) => None,
+        (true, None) => anyhow::bail!(
+            "--console serves the embedded cluster; for a real one run `hule console`"
+        ),
+        (true, Some(embedded)) => {
+            Some(runtime.block_on(console_on_embedded(embedded, args.console_listen))?)
+        }
+    };
+    let report = runtime.block_on(hule_demo::run(&config, cluster.as_ref()));
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(c) = console {
+                if let Err(ce) = runtime.block_on(c.stop()) {
+                    tracing::warn!(error = %ce, "the demo's console did not stop cleanly");
+                }
+            }
+            return Err(e.into());
+        }
+    };
     let json = serde_json::to_string_pretty(&report)?;
     match args.json.as_deref() {
         Some(p) if p.as_os_str() == "-" => out(json),
@@ -121,13 +143,16 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
         }
         None => out(report.render()),
     }
-    if args.console {
-        let Some(embedded) = cluster.as_ref() else {
-            anyhow::bail!(
-                "--console serves the embedded cluster; for a real one run `hule console`"
-            );
-        };
-        runtime.block_on(console_on_embedded(embedded, args.console_listen))?;
+    if let Some(c) = console {
+        eprintln!(
+            "console: still serving on {} (the cluster and its dead letters stay up; the services have stopped); \
+             Ctrl-C ends it",
+            c.url
+        );
+        runtime.block_on(async {
+            hule_kafka::shutdown_signal().await;
+            c.stop().await
+        })?;
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
     tracing::info!("runtime stopped");
@@ -171,12 +196,33 @@ pub fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the console on the demo's embedded cluster until Ctrl-C or SIGTERM, with a user `demo` (operator) whose
-/// password is made now and printed once.
+/// The console the demo serves on its embedded cluster.
+struct DemoConsole {
+    url: String,
+    stop: tokio_util::sync::CancellationToken,
+    served: tokio::task::JoinHandle<Result<(), hule_console::ConsoleError>>,
+    store: std::path::PathBuf,
+}
+
+impl DemoConsole {
+    /// Stops the console and removes its store.
+    async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        let served = self.served.await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.store.display()));
+        }
+        served.context("the console's task")??;
+        Ok(())
+    }
+}
+
+/// Starts the console on the demo's embedded cluster, with a user `demo` (operator) whose password is made now and
+/// printed once.
 async fn console_on_embedded(
     embedded: &hule_demo::Embedded,
     listen: std::net::SocketAddr,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<DemoConsole> {
     // The embedded cluster has no CreateTopics: the replay ledger's topic is made here, as the demo's topics are.
     hule_kafka::mock::create_topics(
         embedded,
@@ -205,21 +251,19 @@ async fn console_on_embedded(
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("console on {listen}"))?;
-    let addr = listener.local_addr()?;
+    let url = format!("http://{}/", listener.local_addr()?);
     eprintln!(
-        "console: http://{addr}/ (user demo, password {password}; the cluster and its dead letters stay up, the \
-         services have stopped; Ctrl-C ends it)"
+        "console: {url} (user demo, password {password}; the run can be watched there as it goes)"
     );
     let stop = tokio_util::sync::CancellationToken::new();
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        hule_kafka::shutdown_signal().await;
-        flag.cancel();
-    });
-    let served = hule_console::serve_on(listener, &config, stop).await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
-    }
-    served?;
-    Ok(())
+    let served = {
+        let stop = stop.clone();
+        tokio::spawn(async move { hule_console::serve_on(listener, &config, stop).await })
+    };
+    Ok(DemoConsole {
+        url,
+        stop,
+        served,
+        store,
+    })
 }

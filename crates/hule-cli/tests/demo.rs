@@ -328,8 +328,9 @@ fn http(addr: &str, request: &str) -> (String, String, String) {
     (status.to_owned(), headers.to_owned(), body.to_owned())
 }
 
-/// `hule demo --console`: after the run, the console serves the embedded cluster's dead letters to the printed
-/// one-time user until SIGTERM, and the process then ends cleanly.
+/// `hule demo --console`: the console starts before the run (to watch it), serves the embedded cluster's dead
+/// letters to the printed one-time user once its index has them, stays up after the run until SIGTERM, and the
+/// process then ends cleanly.
 #[test]
 fn demo_console_serves_the_embedded_clusters_dead_letters_until_stopped() {
     use std::io::BufRead;
@@ -361,8 +362,15 @@ fn demo_console_serves_the_embedded_clusters_dead_letters_until_stopped() {
             break line;
         }
     };
-    // Keep draining stderr so the process never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep draining stderr so the process never blocks on a full pipe; say when the run is over.
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.starts_with("console: still serving") {
+                let _ = ended_tx.send(());
+            }
+        }
+    });
     let addr = line["console: http://".len()..]
         .split('/')
         .next()
@@ -392,15 +400,26 @@ fn demo_console_serves_the_embedded_clusters_dead_letters_until_stopped() {
         .and_then(|c| c.split(';').next())
         .expect("a session cookie")
         .to_owned();
-    let (status, _, body) = http(
-        &addr,
-        &format!("GET /dead-letters HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
-    );
-    assert!(status.contains("200"), "{status}");
-    assert!(
-        body.contains("/dead-letters/") && body.contains("invalid_"),
-        "the poison records' groups: {body}"
-    );
+    ended
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the run ends and the console stays up");
+    // The index catches up with the dead letters within seconds.
+    let started = std::time::Instant::now();
+    loop {
+        let (status, _, body) = http(
+            &addr,
+            &format!("GET /dead-letters HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
+        );
+        assert!(status.contains("200"), "{status}");
+        if body.contains("/dead-letters/") && body.contains("invalid_") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the poison records' groups: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
