@@ -189,3 +189,20 @@ pub fn show_value(topic: &str, payload: Option<&[u8]>, mask: bool) -> Shown {
         }
     }
 }
+
+/// Keeps a page live without a stream: its `main` is fetched again every 5 s and swapped in (skipped while the
+/// tab is hidden or a field has the focus). With JavaScript off the page is as loaded.
+pub const REFRESH_JS: &str = r#"
+(function(){
+  setInterval(function(){
+    if (document.hidden || (document.activeElement && document.activeElement.tagName === 'INPUT')) return;
+    fetch(location.href, {credentials: 'same-origin'}).then(function(r){ return r.ok ? r.text() : null; })
+      .then(function(html){
+        if (!html) return;
+        var doc = new DOMParser().parseFromString(html, 'text/html');
+        var fresh = doc.querySelector('main'), old = document.querySelector('main');
+        if (fresh && old) old.replaceChildren.apply(old, Array.from(fresh.childNodes));
+      }).catch(function(){});
+  }, 5000);
+})();
+"#;

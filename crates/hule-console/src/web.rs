@@ -1353,6 +1353,8 @@ async fn groups_lag_page(State(app): State<App>, jar: SignedCookieJar) -> Respon
         None,
         html! {
             h1 { "Consumer groups" }
+            p.muted { "Live: read again every 5 seconds." }
+            script { (maud::PreEscaped(crate::pages::REFRESH_JS)) }
             table {
                 tr { th { "group" } th.n { "partitions" } th.n { "lag" } }
                 @for g in &sums { tr { td { code { (g.group) } } td.n { (g.partitions) } td.n { (g.lag) } } }
