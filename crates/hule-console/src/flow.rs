@@ -124,7 +124,7 @@ pub(crate) async fn trace_page(
                     (record_link(h)) " · " span.tag.bad { (h.reason.as_deref().unwrap_or("-")) }
                     " failed at " code { (h.original.as_deref().unwrap_or("-")) } " · "
                     a href=(format!("/dead-letters/{}", h.fingerprint.as_deref().unwrap_or(""))) { "group " code { (h.fingerprint.as_deref().unwrap_or("-")) } }
-                    br; span.muted { (h.error.as_deref().unwrap_or("").chars().take(200).collect::<String>()) }
+                    br; span.muted { (hule_contracts::sensitive::mask_text(h.error.as_deref().unwrap_or("")).chars().take(200).collect::<String>()) }
                 },
             )
         } else {

@@ -23,6 +23,13 @@ use hule_kafka::KafkaSettings;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio_util::sync::CancellationToken;
 
+/// The index's file beside the console's store `store`: `<store>-index`.
+pub fn path_beside(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push("-index");
+    PathBuf::from(name)
+}
+
 /// The consumer group the indexer commits its positions to.
 pub const INDEX_GROUP: &str = "hule-console-index";
 
@@ -445,7 +452,8 @@ impl Index {
     /// index fewer to maintain per row).
     pub fn ingest(&self, records: &[Followed]) -> Result<usize, IndexError> {
         self.write(|conn| {
-            let tx = conn.transaction()?;
+            // IMMEDIATE: the write lock is taken at BEGIN (where the busy timeout applies), never upgraded later.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut positions: HashMap<(&str, i32), i64> = HashMap::new();
             let kept: HashMap<(String, i32), i64> = {
                 let mut s = tx.prepare_cached("SELECT topic, part, next FROM idx_positions")?;
@@ -535,16 +543,35 @@ impl Index {
         })
     }
 
-    /// Deletes what `retention` no longer keeps; returns the rows deleted.
+    /// Deletes what `retention` no longer keeps; returns the rows deleted. By age it walks the table from its
+    /// oldest rows (by id, which follows ingestion) in chunks, so no pass scans the whole table.
     pub fn enforce(&self, retention: Retention, now_ms: i64) -> Result<usize, IndexError> {
         let oldest = now_ms - retention.max_age.as_millis() as i64;
         self.write(|c| {
-            let by_age = c.execute("DELETE FROM idx_records WHERE ts < ?1", params![oldest])?;
-            let by_rows = c.execute(
+            let mut deleted = 0;
+            let mut after = 0i64;
+            for _ in 0..100 {
+                let (last, old): (Option<i64>, i64) = c.query_row(
+                    "SELECT max(id), sum(ts < ?2) FROM
+                         (SELECT id, ts FROM idx_records WHERE id > ?1 ORDER BY id LIMIT 5000)",
+                    params![after, oldest],
+                    |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+                )?;
+                let Some(last) = last else { break };
+                if old == 0 {
+                    break;
+                }
+                deleted += c.execute(
+                    "DELETE FROM idx_records WHERE id > ?1 AND id <= ?2 AND ts < ?3",
+                    params![after, last, oldest],
+                )?;
+                after = last;
+            }
+            deleted += c.execute(
                 "DELETE FROM idx_records WHERE id <= (SELECT max(id) FROM idx_records) - ?1",
                 params![retention.max_rows],
             )?;
-            Ok(by_age + by_rows)
+            Ok(deleted)
         })
     }
 
@@ -676,7 +703,7 @@ impl Index {
     ) -> Result<usize, IndexError> {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         self.write(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut n = 0;
             {
                 let mut s = tx.prepare_cached(
@@ -849,7 +876,17 @@ pub fn run_indexer(
         let Some(f) = follower.as_ref() else { continue };
         let (batch, error) = f.poll(5_000, Duration::from_millis(200));
         if !batch.is_empty() {
-            index.ingest(&batch)?;
+            // The batch is written or the loop waits: the follower has moved past it, so it is never dropped.
+            let mut delay = Duration::from_millis(200);
+            while let Err(e) = index.ingest(&batch) {
+                tracing::warn!(error = %e, "console index: a batch could not be written; trying again");
+                status.set(|s| s.error = Some(format!("the index cannot be written: {e}")));
+                if stop.is_cancelled() {
+                    return Ok(());
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
             let mut moved: HashMap<(String, i32), i64> = HashMap::new();
             for r in &batch {
                 moved.insert(

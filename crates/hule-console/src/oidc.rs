@@ -217,8 +217,9 @@ impl Oidc {
         .set_redirect_uri(redirect))
     }
 
-    /// Where to send the browser: the provider's authorization URL with a fresh state, nonce and PKCE challenge.
-    pub async fn start(&self) -> Result<String, OidcError> {
+    /// Where to send the browser: the provider's authorization URL with a fresh state, nonce and PKCE challenge;
+    /// and the state, which the caller binds to the browser (a cookie the callback must bring back).
+    pub async fn start(&self) -> Result<(String, String), OidcError> {
         let client = self.client(self.metadata().await?)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = client
@@ -250,7 +251,7 @@ impl Oidc {
                 started: Instant::now(),
             },
         );
-        Ok(url.to_string())
+        Ok((url.to_string(), state.secret().clone()))
     }
 
     /// The identity the provider vouches for, from the callback's `code` and `state` (each state once).
@@ -287,7 +288,13 @@ impl Oidc {
         let name = claims
             .preferred_username()
             .map(|u| u.as_str().to_owned())
-            .or_else(|| claims.email().map(|e| e.as_str().to_owned()))
+            // An email only when the provider says it verified it.
+            .or_else(|| {
+                claims
+                    .email()
+                    .filter(|_| claims.email_verified() == Some(true))
+                    .map(|e| e.as_str().to_owned())
+            })
             .unwrap_or_else(|| claims.subject().as_str().to_owned());
         Ok(name.chars().take(128).collect())
     }

@@ -159,6 +159,15 @@ pub fn show_value(topic: &str, payload: Option<&[u8]>, mask: bool) -> Shown {
                 masked += hule_contracts::sensitive::mask(&mut v);
                 // A dead letter's original event is embedded as JSON and masked above; one kept as base64 (its
                 // bytes were not JSON) cannot be masked field by field and is hidden.
+                if let Some(e) = v.get_mut("error_message") {
+                    if let Some(text) = e.as_str() {
+                        let shown = hule_contracts::sensitive::mask_text(text);
+                        if shown != text {
+                            *e = shown.into();
+                            masked += 1;
+                        }
+                    }
+                }
                 if topic.ends_with(".dlq.v1") && v["original_event_encoding"] == "base64" {
                     v["original_event"] =
                         "(not JSON: hidden, it cannot be masked field by field)".into();

@@ -123,7 +123,10 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
         .session_key()
         .map_err(|e| ConsoleError::Config(format!("session key: {e}")))?;
     crate::config::check_services(&config.services).map_err(ConsoleError::Config)?;
-    let index = Arc::new(crate::index::Index::open(&config.store)?);
+    // The index is a file of its own beside the store: its writer never makes an audit insert wait.
+    let index = Arc::new(crate::index::Index::open(&crate::index::path_beside(
+        &config.store,
+    ))?);
     let indexer = Arc::new(crate::index::IndexerStatus::default());
     crate::index::spawn_indexer(
         config.kafka.clone(),
@@ -175,12 +178,52 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
         .route("/tail", get(crate::flow::tail_page))
         .route("/tail/stream", get(crate::flow::tail_stream))
         .route("/live/overview", get(crate::flow::overview_stream))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), guard))
         .route("/replays", get(replays_page))
         .route("/replays/{id}", get(replay_page))
         .route("/replays/{id}/cancel", post(replay_cancel))
         .route("/groups", get(groups_lag_page))
         .route("/audit", get(audit_page))
         .with_state(app))
+}
+
+/// What every response carries, and what every request passes first: the console's pages are never framed
+/// (clickjacking); under `--no-auth` a request must name a loopback host, so a page elsewhere cannot reach the
+/// console through a DNS name rebound to 127.0.0.1.
+async fn guard(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if app.0.local.is_some() {
+        let host = request
+            .headers()
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let name = match host.rsplit_once(':') {
+            Some((n, port)) if port.chars().all(|c| c.is_ascii_digit()) => n,
+            _ => host,
+        };
+        if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+            return refused(
+                StatusCode::MISDIRECTED_REQUEST,
+                "Without a login the console answers only requests to 127.0.0.1, localhost or [::1].",
+                None,
+            );
+        }
+    }
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    for (k, v) in [
+        ("x-frame-options", "DENY"),
+        ("content-security-policy", "frame-ancestors 'none'"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        h.insert(k, axum::http::HeaderValue::from_static(v));
+    }
+    response
 }
 
 /// Serves the console on `config.listen` until `stop`.
@@ -199,6 +242,11 @@ pub async fn serve_on(
     stop: CancellationToken,
 ) -> Result<(), ConsoleError> {
     let addr = listener.local_addr().unwrap_or(config.listen);
+    if config.no_auth && !addr.ip().is_loopback() {
+        return Err(ConsoleError::Config(format!(
+            "--no-auth is refused on {addr}: without a login the console may only listen on a loopback address"
+        )));
+    }
     // The certificate is read before anything starts: a bad file fails the start, not the first request.
     let tls = match &config.tls {
         Some(files) => Some(crate::tls::acceptor(files).map_err(ConsoleError::Config)?),
@@ -476,7 +524,10 @@ fn session_cookie(app: &App, session: &Session) -> Cookie<'static> {
 }
 
 /// `/oidc/login`: to the provider, with a fresh state, nonce and PKCE challenge.
-async fn oidc_login(State(app): State<App>) -> Response {
+/// The cookie that binds a login on its way through the provider to the browser that started it.
+const OIDC_STATE: &str = "hule_oidc_state";
+
+async fn oidc_login(State(app): State<App>, jar: SignedCookieJar) -> Response {
     let Some(oidc) = app.0.oidc.clone() else {
         return refused(
             StatusCode::NOT_FOUND,
@@ -485,7 +536,16 @@ async fn oidc_login(State(app): State<App>) -> Response {
         );
     };
     match oidc.start().await {
-        Ok(url) => Redirect::to(&url).into_response(),
+        Ok((url, state)) => {
+            // Lax: the provider's redirect back is a top-level navigation from another site.
+            let cookie = Cookie::build((OIDC_STATE, state))
+                .path("/oidc")
+                .http_only(true)
+                .same_site(SameSite::Lax)
+                .secure(app.0.secure)
+                .build();
+            (jar.add(cookie), Redirect::to(&url)).into_response()
+        }
         Err(e) => (
             StatusCode::BAD_GATEWAY,
             page(login(
@@ -517,11 +577,18 @@ async fn oidc_callback(
             None,
         );
     };
+    // The state must be the one this browser was given: a callback URL made in another browser (an attacker's own
+    // login, to sign the victim in as the attacker) is refused.
+    let bound = jar.get(OIDC_STATE).map(|c| c.value().to_owned());
+    let jar = jar.remove(Cookie::build(OIDC_STATE).path("/oidc"));
     let outcome = match (&q.code, &q.state, &q.error) {
         (_, _, Some(e)) => Err(format!(
             "the provider refused: {}",
             e.chars().take(200).collect::<String>()
         )),
+        (Some(_), Some(state), None) if bound.as_deref() != Some(state.as_str()) => {
+            Err("this login did not start in this browser; start again".into())
+        }
         (Some(code), Some(state), None) => {
             oidc.finish(code, state).await.map_err(|e| e.to_string())
         }
@@ -545,6 +612,7 @@ async fn oidc_callback(
             app.0.store.audit("-", "login_refused", "/oidc", 0, &e);
             (
                 StatusCode::UNAUTHORIZED,
+                jar,
                 page(login(
                     Some(&format!("Sign-on failed: {e}")),
                     Some(oidc.label()),
@@ -694,7 +762,7 @@ fn groups_table(groups: &[crate::index::Group], limit: usize) -> Markup {
                     td { (g.fingerprint.event_type) } td { (g.fingerprint.service) }
                     td { span.tag { (g.fingerprint.reason) } }
                     td { (ms_time(g.first_ms)) } td { (ms_time(g.last_ms)) }
-                    td { (g.fingerprint.message.chars().take(140).collect::<String>()) }
+                    td { (hule_contracts::sensitive::mask_text(&g.fingerprint.message).chars().take(140).collect::<String>()) }
                 }
             }
             @if groups.is_empty() { tr { td colspan="10" .muted { "No dead letters." } } }
@@ -769,7 +837,7 @@ async fn group_page(
                 " · " (group.count) " dead letters, " (ms_time(group.first_ms)) " to " (ms_time(group.last_ms))
                 " · " (group.replayed) " replayed · " (group.archived) " archived"
             }
-            pre { (group.fingerprint.message) }
+            pre { (hule_contracts::sensitive::mask_text(&group.fingerprint.message)) }
             @if session.operator() {
                 form.act method="post" action=(format!("/dead-letters/{id}/replay")) {
                     input type="hidden" name="csrf" value=(session.csrf);
@@ -860,9 +928,22 @@ async fn record_unmask(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    app.0
-        .store
-        .audit(&session.user, "unmask", &target, 1, "shown");
+    // Shown only when the audit log has it.
+    let (store, user, t) = (app.0.store.clone(), session.user.clone(), target.clone());
+    let audited =
+        tokio::task::spawn_blocking(move || store.audit_checked(&user, "unmask", &t, 1, "shown"))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+    if let Err(e) = audited {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "Personal data is shown only when the audit log records it, and it cannot now: {e}"
+            ),
+            Some(&session),
+        );
+    }
     show_record(&app, &session, &topic, partition, offset, true).await
 }
 
@@ -876,6 +957,14 @@ async fn show_record(
     offset: i64,
     unmasked: bool,
 ) -> Response {
+    // Only what the console indexes: the record view is not a window on every topic of the cluster.
+    if !crate::index::indexed_topic(topic) {
+        return refused(
+            StatusCode::NOT_FOUND,
+            "The console shows records of the registered event topics, the dead-letter topics and the ledger only.",
+            Some(session),
+        );
+    }
     let (kafka, t) = (app.0.data.kafka().clone(), topic.to_owned());
     let fetched = tokio::task::spawn_blocking(move || {
         hule_kafka::follow::fetch(&kafka, &t, partition, offset, Duration::from_secs(10))

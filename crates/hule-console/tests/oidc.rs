@@ -7,7 +7,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::idp::{oidc_config, TestIdp};
+use common::idp::{oidc_config, Tamper, TestIdp};
 use common::Client;
 use hule_console::ConsoleConfig;
 
@@ -86,7 +86,7 @@ async fn a_login_through_the_provider_gives_the_configured_role() {
         audit.body
     );
 
-    // The same callback again: its state is used.
+    // The same callback in another browser (no state cookie: an attacker's login URL sent to a victim) is refused.
     let mut replay = Client {
         app: app.clone(),
         cookie: None,
@@ -94,10 +94,56 @@ async fn a_login_through_the_provider_gives_the_configured_role() {
     let again = replay.get(&callback).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
     assert!(
-        again.body.contains("unknown or already used"),
+        again.body.contains("did not start in this browser"),
         "{}",
         again.body
     );
+    // Started in this browser, but its callback used twice: the second is refused.
+    let mut twice = Client {
+        app: app.clone(),
+        cookie: None,
+    };
+    idp.vouch_for("ada");
+    let callback2 = through_provider(&mut twice).await;
+    let state_cookie = twice.cookie.clone();
+    assert_eq!(twice.get(&callback2).await.status, StatusCode::SEE_OTHER);
+    let mut again = Client {
+        app: app.clone(),
+        cookie: state_cookie,
+    };
+    let used = again.get(&callback2).await;
+    assert!(
+        used.body.contains("unknown or already used"),
+        "{}",
+        used.body
+    );
+    // A spoiled ID token (another nonce, another audience, a key the provider does not publish) is refused.
+    for how in [Tamper::Nonce, Tamper::Audience, Tamper::Key] {
+        let mut eve = Client {
+            app: app.clone(),
+            cookie: None,
+        };
+        idp.vouch_for("ada");
+        idp.tamper(how);
+        let callback = through_provider(&mut eve).await;
+        let refused = eve.get(&callback).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNAUTHORIZED,
+            "{how:?}: {}",
+            refused.body
+        );
+        assert!(
+            refused.body.contains("the ID token was refused"),
+            "{how:?}: {}",
+            refused.body
+        );
+        assert_eq!(
+            eve.get("/").await.location.as_deref(),
+            Some("/login"),
+            "{how:?}: no session"
+        );
+    }
     // A made-up state and the provider's own refusal.
     let made_up = replay.get("/oidc/callback?code=x&state=made-up").await;
     assert_eq!(made_up.status, StatusCode::UNAUTHORIZED);
@@ -120,7 +166,12 @@ async fn a_login_through_the_provider_gives_the_configured_role() {
     assert!(overview.body.contains("bob · viewer"), "{}", overview.body);
     assert_eq!(bob.get("/audit").await.status, StatusCode::FORBIDDEN);
     let audit = ada.get("/audit").await;
-    assert!(audit.body.contains("unknown or already used") && audit.body.contains("access_denied"));
+    assert!(
+        audit.body.contains("did not start in this browser")
+            && audit.body.contains("unknown or already used")
+            && audit.body.contains("the ID token was refused")
+            && audit.body.contains("access_denied")
+    );
     stop.cancel();
     let _ = std::fs::remove_dir_all(&dir);
 }

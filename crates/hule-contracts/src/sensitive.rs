@@ -17,13 +17,59 @@ pub const SENSITIVE_FIELDS: &[&str] = &[
     "file_name",
     "filename",
     "original_file_name",
+    // Free text about a student or their essay: the reasons a student was matched to a name, a judge's
+    // justification of an essay comparison, the essay words around a spelling error, and an open map of what was
+    // extracted from an upload.
+    "match_reasons",
+    "justification",
+    "context",
+    "extraction_metadata",
 ];
 
 /// Field names that look personal but are not (checked by the same test).
-pub const NOT_PERSONAL: &[&str] = &["phase_name", "service_name", "event_name", "category_name"];
+pub const NOT_PERSONAL: &[&str] = &[
+    "phase_name",
+    "service_name",
+    "event_name",
+    "category_name",
+    "context_offset",
+];
 
 /// What a masked value is replaced with.
 pub const MASK: &str = "•••";
+
+/// `text` (an error message, say) with what may be personal in it masked: the contents of every quoted part
+/// (`'…'`, `"…"`) and every word with an `@` in it (an email). Ids and numbers stay, so failures still group.
+pub fn mask_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    for word in text.split_inclusive(char::is_whitespace) {
+        if quote.is_none() && word.contains('@') && !word.contains(['\'', '"']) {
+            out.push_str(MASK);
+            out.extend(word.chars().filter(|c| c.is_whitespace()));
+            continue;
+        }
+        for c in word.chars() {
+            match quote {
+                Some(q) if c == q => {
+                    out.push_str(MASK);
+                    out.push(c);
+                    quote = None;
+                }
+                Some(_) => {}
+                None if c == '\'' || c == '"' => {
+                    out.push(c);
+                    quote = Some(c);
+                }
+                None => out.push(c),
+            }
+        }
+    }
+    if quote.is_some() {
+        out.push_str(MASK);
+    }
+    out
+}
 
 /// True when `field` holds personal data.
 pub fn is_sensitive(field: &str) -> bool {
@@ -53,6 +99,19 @@ pub fn mask(value: &mut serde_json::Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_parts_and_emails_of_a_text_are_masked() {
+        assert_eq!(
+            mask_text("no student named 'Ada Lovelace' for ada@school.example in batch 42"),
+            "no student named '•••' for ••• in batch 42"
+        );
+        assert_eq!(
+            mask_text("value \"x y\" and 'open"),
+            "value \"•••\" and '•••"
+        );
+        assert_eq!(mask_text("plain error 17"), "plain error 17");
+    }
 
     #[test]
     fn masks_at_any_depth_and_keeps_the_rest() {

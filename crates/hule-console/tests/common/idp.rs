@@ -25,6 +25,17 @@ use openidconnect::{
 use sha2::Digest as _;
 
 pub const CLIENT_ID: &str = "hule-console";
+
+/// A spoiled ID token, which the console must refuse.
+#[derive(Debug, Clone, Copy)]
+pub enum Tamper {
+    /// Another nonce than the authorization request's.
+    Nonce,
+    /// Another audience than the console's client id.
+    Audience,
+    /// Signed with a key the provider does not publish.
+    Key,
+}
 pub const CLIENT_SECRET: &str = "idp-test-secret";
 
 struct Grant {
@@ -39,6 +50,8 @@ struct Idp {
     key_pem: String,
     /// The identity the next authorization vouches for.
     next_user: Mutex<String>,
+    /// How the next ID token is spoiled, if it is.
+    tamper: Mutex<Option<Tamper>>,
     grants: Mutex<HashMap<String, Grant>>,
 }
 
@@ -68,6 +81,7 @@ impl TestIdp {
             issuer: issuer.clone(),
             key_pem: String::from_utf8(out.stdout).expect("pem"),
             next_user: Mutex::new("nobody".into()),
+            tamper: Mutex::new(None),
             grants: Mutex::new(HashMap::new()),
         });
         let app = axum::Router::new()
@@ -83,6 +97,11 @@ impl TestIdp {
     /// The identity the next login is for.
     pub fn vouch_for(&self, user: &str) {
         *self.state.next_user.lock().expect("lock") = user.to_owned();
+    }
+
+    /// Spoils the next ID token (once).
+    pub fn tamper(&self, how: Tamper) {
+        *self.state.tamper.lock().expect("lock") = Some(how);
     }
 }
 
@@ -189,20 +208,43 @@ async fn token(
     if challenge != grant.challenge {
         return invalid("PKCE verifier does not match the challenge");
     }
+    let tamper = idp.tamper.lock().expect("lock").take();
+    let audience = match tamper {
+        Some(Tamper::Audience) => "another-client",
+        _ => CLIENT_ID,
+    };
+    let nonce = match tamper {
+        Some(Tamper::Nonce) => "another-nonce".to_owned(),
+        _ => grant.nonce,
+    };
     let now = chrono::Utc::now();
     let claims = CoreIdTokenClaims::new(
         IssuerUrl::new(idp.issuer.clone()).expect("issuer"),
-        vec![Audience::new(CLIENT_ID.into())],
+        vec![Audience::new(audience.into())],
         now + chrono::Duration::minutes(5),
         now,
         StandardClaims::new(SubjectIdentifier::new(format!("sub-{}", grant.user)))
             .set_preferred_username(Some(EndUserUsername::new(grant.user.clone()))),
         EmptyAdditionalClaims {},
     )
-    .set_nonce(Some(Nonce::new(grant.nonce)));
+    .set_nonce(Some(Nonce::new(nonce)));
+    let signing = match tamper {
+        Some(Tamper::Key) => {
+            let other = std::process::Command::new("openssl")
+                .args(["genrsa", "-traditional", "2048"])
+                .output()
+                .expect("openssl");
+            CoreRsaPrivateSigningKey::from_pem(
+                &String::from_utf8(other.stdout).expect("pem"),
+                Some(JsonWebKeyId::new("k1".into())),
+            )
+            .expect("key")
+        }
+        _ => key(&idp),
+    };
     let id_token = CoreIdToken::new(
         claims,
-        &key(&idp),
+        &signing,
         CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
         None,
         None,

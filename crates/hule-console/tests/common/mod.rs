@@ -20,16 +20,29 @@ pub struct Got {
 impl Client {
     pub async fn send(&mut self, req: Request<Body>) -> Got {
         let res = self.app.clone().oneshot(req).await.expect("response");
-        if let Some(c) = res.headers().get(header::SET_COOKIE) {
-            let c = c
-                .to_str()
-                .expect("cookie")
-                .split(';')
-                .next()
-                .expect("pair")
-                .to_owned();
-            self.cookie = (!c.ends_with('=')).then_some(c);
+        // Every Set-Cookie: a value replaces the cookie of that name, an empty one removes it.
+        let mut jar: Vec<(String, String)> = self
+            .cookie
+            .as_deref()
+            .unwrap_or("")
+            .split("; ")
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        for c in res.headers().get_all(header::SET_COOKIE) {
+            let pair = c.to_str().expect("cookie").split(';').next().expect("pair");
+            let (name, value) = pair.split_once('=').expect("name=value");
+            jar.retain(|(k, _)| k != name);
+            if !value.is_empty() {
+                jar.push((name.to_owned(), value.to_owned()));
+            }
         }
+        self.cookie = (!jar.is_empty()).then(|| {
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
         let status = res.status();
         let location = res
             .headers()
