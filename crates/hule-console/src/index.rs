@@ -53,6 +53,8 @@ pub struct DeadLetterFacts {
     pub retries: i64,
     /// The error as written (not normalised).
     pub error: String,
+    /// When the consumer gave up, as the record says (with the position, what identifies a dead letter).
+    pub failed_at: Option<String>,
 }
 
 /// One indexed record.
@@ -113,6 +115,8 @@ struct Letter<'a> {
     retry_count: i64,
     #[serde(borrow)]
     failed_by_service: Cow<'a, str>,
+    #[serde(default, borrow)]
+    failed_at: Option<Cow<'a, str>>,
 }
 
 /// The reason a dead letter that is not a dead-letter record is grouped under.
@@ -176,6 +180,7 @@ pub fn extract(d: &Delivery, ts_ms: i64) -> Row {
                     ),
                     retries: l.retry_count,
                     error: l.error_message.into_owned(),
+                    failed_at: l.failed_at.map(Cow::into_owned),
                 });
             }
             Err(e) => {
@@ -185,6 +190,7 @@ pub fn extract(d: &Delivery, ts_ms: i64) -> Row {
                     original: "-".into(),
                     retries: 0,
                     error,
+                    failed_at: None,
                 });
             }
         }
@@ -211,6 +217,13 @@ pub fn indexed_topic(topic: &str) -> bool {
         || hule_contracts::EVENTS
             .iter()
             .any(|d| d.topic == topic || d.legacy_topic == topic)
+}
+
+/// `topic:partition:offset` split (the topic may itself hold `:`).
+fn split_id(id: &str) -> Option<(&str, i32, i64)> {
+    let (rest, off) = id.rsplit_once(':')?;
+    let (topic, part) = rest.rsplit_once(':')?;
+    Some((topic, part.parse().ok()?, off.parse().ok()?))
 }
 
 /// An index error.
@@ -329,7 +342,9 @@ CREATE TABLE IF NOT EXISTS idx_records (
     topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL, ts INTEGER NOT NULL,
     key TEXT, event_id TEXT, correlation_id TEXT, event_type TEXT, size INTEGER NOT NULL,
     kind INTEGER NOT NULL, replayed_from TEXT,
-    fingerprint TEXT, reason TEXT, original TEXT, retries INTEGER, error TEXT);
+    fingerprint TEXT, reason TEXT, original TEXT, retries INTEGER, error TEXT, failed_at TEXT);
+-- Dead letters by position (for the ledger's and the archive's matching), a small partial index.
+CREATE INDEX IF NOT EXISTS idx_records_dlq_pos ON idx_records (topic, part, off) WHERE kind = 1;
 CREATE INDEX IF NOT EXISTS idx_records_event ON idx_records (event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_records_corr ON idx_records (correlation_id) WHERE correlation_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS idx_records_key ON idx_records (key) WHERE key IS NOT NULL;
@@ -464,8 +479,9 @@ impl Index {
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO idx_records (topic, part, off, ts, key, event_id, correlation_id,
-                         event_type, size, kind, replayed_from, fingerprint, reason, original, retries, error)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                         event_type, size, kind, replayed_from, fingerprint, reason, original, retries, error,
+                         failed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )?;
                 let mut fingerprint = tx.prepare_cached(
                     "INSERT OR IGNORE INTO idx_fingerprints (id, event_type, service, reason, message)
@@ -476,13 +492,30 @@ impl Index {
                      ON CONFLICT (dead_letter) DO UPDATE SET fingerprint = excluded.fingerprint, entry = excluded.entry",
                 )?;
                 let mut seen_fp: std::collections::HashSet<String> = Default::default();
+                let mut purge =
+                    tx.prepare_cached("DELETE FROM idx_records WHERE topic = ?1 AND part = ?2")?;
+                let mut purge_archive = tx.prepare_cached(
+                    "DELETE FROM idx_archived WHERE substr(dead_letter, 1, length(?1)) = ?1",
+                )?;
+                let mut kept = kept;
                 for f in records {
                     let d = &f.delivery;
-                    if kept
-                        .get(&(d.topic.clone(), d.partition))
-                        .is_some_and(|next| d.offset < *next)
-                    {
-                        continue;
+                    let part_key = (d.topic.clone(), d.partition);
+                    if kept.get(&part_key).is_some_and(|next| d.offset < *next) {
+                        // Read from a position the index is past: nothing re-reads a partition it indexed (it is
+                        // assigned at its kept position), so the partition was reset — its topic deleted and made
+                        // again. What the index has of it describes records that are gone: it is forgotten, and the
+                        // partition indexed anew from here.
+                        tracing::warn!(
+                            topic = %d.topic,
+                            partition = d.partition,
+                            offset = d.offset,
+                            "console index: a partition starts again below its kept position (topic recreated?); \
+                             forgetting what was indexed of it"
+                        );
+                        purge.execute(params![d.topic, d.partition])?;
+                        purge_archive.execute(params![format!("{}:{}:", d.topic, d.partition)])?;
+                        kept.remove(&part_key);
                     }
                     positions.insert((d.topic.as_str(), d.partition), d.offset + 1);
                     if d.topic == LEDGER_TOPIC {
@@ -528,11 +561,12 @@ impl Index {
                         dl.map(|d| &d.original),
                         dl.map(|d| d.retries),
                         dl.map(|d| &d.error),
+                        dl.and_then(|d| d.failed_at.as_ref()),
                     ])?;
                 }
                 let mut pos = tx.prepare_cached(
                     "INSERT INTO idx_positions (topic, part, next) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (topic, part) DO UPDATE SET next = max(next, excluded.next)",
+                     ON CONFLICT (topic, part) DO UPDATE SET next = excluded.next",
                 )?;
                 for ((topic, part), next) in &positions {
                     pos.execute(params![topic, part, next])?;
@@ -666,14 +700,31 @@ impl Index {
         self.read(|c| {
             let mut ledger =
                 c.prepare_cached("SELECT entry FROM idx_ledger WHERE dead_letter = ?1")?;
+            let mut row_failed_at = c.prepare_cached(
+                "SELECT failed_at FROM idx_records WHERE topic = ?1 AND part = ?2 AND off = ?3 AND kind = 1",
+            )?;
             let mut archived =
                 c.prepare_cached("SELECT at, by, reason FROM idx_archived WHERE dead_letter = ?1")?;
             let mut out = HashMap::new();
             for id in dead_letters {
-                let replayed = ledger
+                let mut replayed = ledger
                     .query_row(params![id], |r| r.get::<_, String>(0))
                     .optional()?
                     .and_then(|t| serde_json::from_str::<LedgerEntry>(&t).ok());
+                // The ledger's entry is this dead letter's only when it failed at the same time (a topic made
+                // again reuses positions); a row aged out of the index cannot be checked and keeps its entry.
+                if let (Some(entry), Some((topic, part, off))) = (&replayed, split_id(id)) {
+                    let failed_at: Option<Option<String>> = row_failed_at
+                        .query_row(params![topic, part, off], |r| r.get(0))
+                        .optional()?;
+                    if let Some(Some(at)) = failed_at {
+                        let same = serde_json::from_value::<hule_contracts::Timestamp>(at.into())
+                            .is_ok_and(|t| t == entry.failed_at);
+                        if !same {
+                            replayed = None;
+                        }
+                    }
+                }
                 let archived = archived
                     .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
@@ -1030,13 +1081,19 @@ mod tests {
             })
             .collect();
         assert_eq!(index.ingest(&followed).expect("ingest"), 10);
-        // Again: nothing doubled.
-        assert_eq!(index.ingest(&followed[..3]).expect("ingest"), 0);
         assert_eq!(index.count().expect("count"), 10);
         assert_eq!(
             index.positions().expect("positions")[&("huleedu.x.v1".to_owned(), 1)],
             10
         );
+        // The partition read again from below its position: the topic was made again; its old rows go.
+        assert_eq!(index.ingest(&followed[..3]).expect("ingest"), 3);
+        assert_eq!(index.count().expect("count"), 3);
+        assert_eq!(
+            index.positions().expect("positions")[&("huleedu.x.v1".to_owned(), 1)],
+            3
+        );
+        assert_eq!(index.ingest(&followed[3..]).expect("ingest"), 7);
         for q in ["e-1", "c-1", "batch-1"] {
             assert_eq!(index.trace(q, 100).expect("trace").len(), 10, "{q}");
         }
@@ -1053,6 +1110,76 @@ mod tests {
         index.enforce(retention, 1_012).expect("enforce");
         // Age keeps ts >= 1002 (8 rows), rows keep the newest 4.
         assert_eq!(index.count().expect("count"), 4);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_ledger_entry_counts_only_for_the_dead_letter_that_failed_when_it_says() {
+        let dir =
+            std::env::temp_dir().join(format!("hule-index-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let index = Index::open(&dir.join("i.db")).expect("open");
+        let d = delivery("huleedu.x.v1", Headers::default(), ENVELOPE.as_bytes());
+        let letter = DeadLetter::build(&d, &Failure::Permanent("no".into()), "svc");
+        let record: hule_consumer::DeadLetterRecord =
+            serde_json::from_slice(&letter.value).expect("record");
+        let at_dlq = |offset: i64, payload: Vec<u8>, topic: &str| Followed {
+            delivery: Delivery {
+                topic: topic.into(),
+                partition: 0,
+                offset,
+                key: None,
+                headers: Headers::default(),
+                invalid_headers: Vec::new(),
+                payload: Some(payload),
+            },
+            timestamp_ms: Some(1),
+        };
+        let entry = |failed_at: hule_contracts::Timestamp| LedgerEntry {
+            dead_letter: format!("{}:0:0", letter.topic),
+            failed_at,
+            original: "huleedu.x.v1:1:7".into(),
+            event_id: None,
+            fingerprint: "f".into(),
+            to_topic: "huleedu.x.v1".into(),
+            replays: 1,
+            replay_id: "r".into(),
+            replayed_at: record.failed_at,
+            by: "olga".into(),
+            note: None,
+        };
+        let id = format!("{}:0:0", letter.topic);
+        let other = hule_contracts::Timestamp::from_datetime(
+            chrono::Utc::now() - chrono::Duration::days(3),
+        );
+        index
+            .ingest(&[
+                at_dlq(0, letter.value.clone(), &letter.topic),
+                at_dlq(
+                    0,
+                    serde_json::to_vec(&entry(other)).expect("json"),
+                    LEDGER_TOPIC,
+                ),
+            ])
+            .expect("ingest");
+        let got = index
+            .dispositions(std::slice::from_ref(&id))
+            .expect("dispositions");
+        assert!(
+            got.get(&id).is_none_or(|d| d.replayed.is_none()),
+            "another dead letter's entry"
+        );
+        index
+            .ingest(&[at_dlq(
+                1,
+                serde_json::to_vec(&entry(record.failed_at)).expect("json"),
+                LEDGER_TOPIC,
+            )])
+            .expect("ingest");
+        let got = index
+            .dispositions(std::slice::from_ref(&id))
+            .expect("dispositions");
+        assert!(got[&id].replayed.is_some(), "its own entry");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::data::Data;
 use crate::index::Index;
 use crate::store::Store;
+use hule_kafka::dlq::DlqMessage;
 
 /// Where a job is.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,26 +150,101 @@ impl Jobs {
     }
 }
 
-/// The dead letters of `fingerprint` the archive holds.
-pub async fn archived(index: &Arc<Index>, fingerprint: &str) -> HashSet<String> {
+/// The dead letters of `fingerprint` the archive holds; an index that cannot be read is an error, never "none".
+pub async fn archived(index: &Arc<Index>, fingerprint: &str) -> Result<HashSet<String>, String> {
     let (index, fp) = (index.clone(), fingerprint.to_owned());
     tokio::task::spawn_blocking(move || {
         let ids: Vec<String> = index
-            .group_records(&fp, 0, i64::MAX)
-            .unwrap_or_default()
+            .group_records(&fp, 0, i64::MAX)?
             .iter()
             .map(crate::index::Hit::id)
             .collect();
-        index
-            .dispositions(&ids)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, d)| d.archived.is_some())
-            .map(|(id, _)| id)
-            .collect()
+        Ok::<_, crate::index::IndexError>(
+            index
+                .dispositions(&ids)?
+                .into_iter()
+                .filter(|(_, d)| d.archived.is_some())
+                .map(|(id, _)| id)
+                .collect(),
+        )
     })
     .await
-    .unwrap_or_default()
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("the archive cannot be read: {e}"))
+}
+
+/// The keys whose earlier dead letters (same dead-letter partition, lower offset) a selection would leave behind:
+/// neither selected, nor archived, nor already replayed. Replaying the selection would send a key's later record
+/// before its earlier one.
+pub fn held_back<'a>(
+    group: &[&'a DlqMessage],
+    selected: &HashSet<String>,
+    archived: &HashSet<String>,
+    replayed: impl Fn(&DlqMessage) -> bool,
+) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for m in group.iter().filter(|m| selected.contains(&m.id())) {
+        let earlier_left = group.iter().any(|o| {
+            o.key == m.key
+                && o.topic == m.topic
+                && o.partition == m.partition
+                && o.offset < m.offset
+                && !selected.contains(&o.id())
+                && !archived.contains(&o.id())
+                && !replayed(o)
+        });
+        let key = m
+            .key
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .into_owned();
+        if earlier_left && !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+/// The dead letters a replay of `fingerprint` sends from `snapshot`: the group's, or the selection `only`, less the
+/// archived ones; and how many archived ones were left out. A selection that would send a key's records out of
+/// order is refused.
+pub async fn choose(
+    index: &Arc<Index>,
+    snapshot: &crate::data::Snapshot,
+    fingerprint: &str,
+    only: Option<&HashSet<String>>,
+) -> Result<(Vec<DlqMessage>, usize), String> {
+    let archived = archived(index, fingerprint).await?;
+    let group: Vec<&DlqMessage> = snapshot.of_group(fingerprint).collect();
+    if let Some(selected) = only {
+        let keys = held_back(&group, selected, &archived, |m| {
+            snapshot.replayed(m).is_some()
+        });
+        if !keys.is_empty() {
+            return Err(format!(
+                "the selection would send records of key(s) {} before earlier dead letters of the same key(s); \
+                 select those too, or archive them first",
+                keys.join(", ")
+            ));
+        }
+    }
+    let left_out = group.iter().filter(|m| archived.contains(&m.id())).count();
+    let letters = group
+        .into_iter()
+        .filter(|m| only.is_none_or(|o| o.contains(&m.id())) && !archived.contains(&m.id()))
+        .cloned()
+        .collect();
+    Ok((letters, left_out))
+}
+
+impl Jobs {
+    /// Whether a replay of `fingerprint` is running on this console.
+    pub fn running(&self, fingerprint: &str) -> bool {
+        self.lock()
+            .values()
+            .any(|(j, _)| j.state == State::Running && j.fingerprint == fingerprint)
+    }
 }
 
 /// How a replay runs.
@@ -206,14 +282,7 @@ async fn run(
     data.invalidate().await;
     let snapshot = data.snapshot().await?;
     // Archived dead letters are left out; so is what the selection does not name.
-    let archived = archived(index, fingerprint).await;
-    let letters: Vec<_> = snapshot
-        .of_group(fingerprint)
-        .filter(|m| {
-            only.as_ref().is_none_or(|o| o.contains(&m.id())) && !archived.contains(&m.id())
-        })
-        .cloned()
-        .collect();
+    let (letters, _) = choose(index, &snapshot, fingerprint, only.as_ref()).await?;
     let mut plan = replay::plan(
         &letters,
         &snapshot.letters,
@@ -253,4 +322,47 @@ async fn run(
         jobs.update(id, |j| j.sent += sent);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn letter(offset: i64, key: &str) -> DlqMessage {
+        DlqMessage {
+            topic: "t.dlq.v1".into(),
+            partition: 0,
+            offset,
+            key: Some(key.as_bytes().to_vec()),
+            headers: Default::default(),
+            record: Err("not needed".into()),
+        }
+    }
+
+    #[test]
+    fn a_selection_that_skips_an_earlier_record_of_its_key_is_held_back() {
+        let (a0, b1, a2, a3) = (
+            letter(0, "a"),
+            letter(1, "b"),
+            letter(2, "a"),
+            letter(3, "a"),
+        );
+        let group = vec![&a0, &b1, &a2, &a3];
+        let ids = |v: &[&DlqMessage]| v.iter().map(|m| m.id()).collect::<HashSet<_>>();
+        let none = HashSet::new();
+        // a2 without a0: held back; with a0, or a0 archived, or a0 replayed: fine; b alone: fine.
+        assert_eq!(
+            held_back(&group, &ids(&[&a2]), &none, |_| false),
+            vec!["a".to_owned()]
+        );
+        assert!(held_back(&group, &ids(&[&a0, &a2]), &none, |_| false).is_empty());
+        assert!(held_back(&group, &ids(&[&a2]), &ids(&[&a0]), |_| false).is_empty());
+        assert!(held_back(&group, &ids(&[&a2]), &none, |m| m.offset == 0).is_empty());
+        assert!(held_back(&group, &ids(&[&b1]), &none, |_| false).is_empty());
+        // The last of a key selected alone leaves two behind.
+        assert_eq!(
+            held_back(&group, &ids(&[&a3]), &none, |_| false),
+            vec!["a".to_owned()]
+        );
+    }
 }

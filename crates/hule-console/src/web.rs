@@ -1159,6 +1159,14 @@ async fn archive_submit(
             Some(&session),
         );
     }
+    if app.0.jobs.running(&fingerprint) {
+        return refused(
+            StatusCode::CONFLICT,
+            "A replay of this group is running: cancel it or let it finish before archiving (what it already sent \
+             stays sent).",
+            Some(&session),
+        );
+    }
     let (index, fp, user) = (
         app.0.index.clone(),
         fingerprint.clone(),
@@ -1198,12 +1206,11 @@ async fn dry_run(
     only: Option<&std::collections::HashSet<String>>,
 ) -> Response {
     let snapshot = snapshot_or_banner!(app, session, "Dead letters");
-    let archived = crate::jobs::archived(&app.0.index, fingerprint).await;
-    let letters: Vec<_> = snapshot
-        .of_group(fingerprint)
-        .filter(|m| only.is_none_or(|o| o.contains(&m.id())) && !archived.contains(&m.id()))
-        .cloned()
-        .collect();
+    let (letters, archived_out) =
+        match crate::jobs::choose(&app.0.index, &snapshot, fingerprint, only).await {
+            Ok(c) => c,
+            Err(e) => return refused(StatusCode::CONFLICT, &e, Some(session)),
+        };
     let plan = hule_kafka::replay::plan(
         &letters,
         &snapshot.letters,
@@ -1232,7 +1239,8 @@ async fn dry_run(
         html! {
             h1 { "Dry run of " code { (fingerprint) } }
             p { b { (plan.records.len()) } " record(s) would be sent; " (plan.already.len())
-                " dead letter(s) left out because the ledger has them; " (plan.unreplayable.len()) " cannot be replayed." }
+                " dead letter(s) left out because the ledger has them; " (archived_out) " archived and left out; "
+                (plan.unreplayable.len()) " cannot be replayed." }
             table {
                 tr { th { "dead letter(s)" } th { "to topic" } th { "key" } th { "event id" } th { "bytes" } }
                 @for p in plan.records.iter().take(500) {
