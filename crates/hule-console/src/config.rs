@@ -39,7 +39,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Reads every page; sees no record payload and no action.
+    /// Reads every page (personal data masked); no action.
     Viewer,
     /// Reads and acts (replays).
     Operator,
@@ -93,16 +93,20 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// The outbox URL with the schema's search_path set, when it has an outbox.
+    /// The outbox URL the console connects with, when the service has an outbox: its schema as the search_path,
+    /// and a 3 s `statement_timeout`, so a query the console gave up on does not go on running on the server (a URL
+    /// that sets `options` itself is used as it is).
     pub fn outbox_url(&self) -> Option<String> {
         let url = self.outbox.as_ref()?;
-        Some(match &self.schema {
-            None => url.clone(),
-            Some(schema) => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}options=-csearch_path%3D{schema}")
-            }
-        })
+        if url.contains("options=") {
+            return Some(url.clone());
+        }
+        let mut options = String::from("-cstatement_timeout%3D3000");
+        if let Some(schema) = &self.schema {
+            options.push_str(&format!("%20-csearch_path%3D{schema}"));
+        }
+        let sep = if url.contains('?') { '&' } else { '?' };
+        Some(format!("{url}{sep}options={options}"))
     }
 }
 

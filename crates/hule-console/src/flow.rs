@@ -186,6 +186,10 @@ pub(crate) async fn trace_page(
             (form)
             @for b in &banners { div.banner { (b) } }
             p { b { (steps.len()) } " step(s) for " code { (q) } "." }
+            @if hits.len() >= 2_000 {
+                div.banner { "Only the oldest 2,000 records of this id are shown: a key of a busy entity has more. Trace an \
+                             event id or a correlation id to narrow it." }
+            }
             table {
                 tr { th { "time" } th { "step" } th { "where and what" } }
                 @for s in &steps {
@@ -270,42 +274,20 @@ pub(crate) async fn event_page(
         .cloned()
         .unwrap_or_default();
     // The groups reading its topic, with their lag: one bounded read of the cluster's groups.
-    let (kafka, topic) = (app.0.data.kafka().clone(), d.topic.to_owned());
-    let lag = tokio::task::spawn_blocking(move || {
-        let timeout = Duration::from_secs(5);
-        let mut rows = Vec::new();
-        for g in hule_kafka::lag::groups(&kafka, timeout).map_err(|e| e.to_string())? {
-            rows.extend(
-                hule_kafka::lag::group_lag(&kafka, &g, timeout)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .filter(|r| r.topic == topic),
-            );
-        }
-        Ok::<_, String>(rows)
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r);
+    let lag = crate::web::read_lag(&app, Some(d.topic.to_owned())).await;
     // The newest record's value, masked unless the reader is an operator who asks on the record's page.
     let sample = match recent.first() {
-        Some(h) => {
-            let (kafka, h) = (app.0.data.kafka().clone(), h.clone());
-            tokio::task::spawn_blocking(move || {
-                hule_kafka::follow::fetch(
-                    &kafka,
-                    &h.topic,
-                    h.partition,
-                    h.offset,
-                    Duration::from_secs(5),
-                )
-            })
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
-            .map(|r| crate::pages::show_value(d.topic, r.delivery.payload.as_deref(), true))
-        }
+        Some(h) => crate::web::fetch_record(
+            &app,
+            &h.topic,
+            h.partition,
+            h.offset,
+            Duration::from_secs(5),
+        )
+        .await
+        .ok()
+        .flatten()
+        .map(|r| crate::pages::show_value(d.topic, r.delivery.payload.as_deref(), true)),
         None => None,
     };
     page(layout(
@@ -318,7 +300,7 @@ pub(crate) async fn event_page(
                 tr { th { "value" } td { code { (d.value) } } }
                 tr { th { "topic" } td { code { (d.topic) } @if d.has_distinct_legacy_topic() { " (legacy " code { (d.legacy_topic) } ")" } } }
                 tr { th { "key" } td { code { (d.key.field) } " (" (format!("{:?}", d.key.concept)) ")" } }
-                tr { th { "payload" } td { (d.payload_type) " · " a href="/catalog" { "schema in the catalog" } } }
+                tr { th { "payload" } td { (d.payload_type) " (its fields: `hule catalog`, docs/catalog.html)" } }
                 tr { th { "class" } td { (d.class.as_str()) } }
                 tr { th { "producers" } td { (d.producers.join(", ")) } }
                 tr { th { "consumers" } td { (d.consumers.join(", ")) } }
@@ -330,7 +312,8 @@ pub(crate) async fn event_page(
                 div.card { b { (c.dead_letters) } "dead letters" }
             }
             h2 { "Consumer groups reading " code { (d.topic) } }
-            @match &lag {
+            @if lag.as_ref().is_ok_and(|(_, partial)| *partial) { div.banner { (crate::web::PARTIAL_LAG) } }
+            @match lag.as_ref().map(|(rows, _)| rows) {
                 Ok(rows) => table {
                     tr { th { "group" } th.n { "partition" } th.n { "committed" } th.n { "end" } th.n { "lag" } }
                     @for r in rows { tr { td { code { (r.group) } } td.n { (r.partition) } td.n { (r.committed) } td.n { (r.end) } td.n { (r.lag) } } }
@@ -343,8 +326,8 @@ pub(crate) async fn event_page(
                 tr { th { "record" } th { "time" } th { "key" } th { "event id" } th { "correlation id" } th.n { "bytes" } }
                 @for h in &recent {
                     tr { td { (record_link(h)) } td { (ms_time(h.ts_ms)) } td { code { (h.key.as_deref().unwrap_or("-")) } }
-                         td { a href=(format!("/trace?q={}", h.event_id.as_deref().unwrap_or(""))) { code { (h.event_id.as_deref().unwrap_or("-")) } } }
-                         td { a href=(format!("/trace?q={}", h.correlation_id.as_deref().unwrap_or(""))) { code { (h.correlation_id.as_deref().unwrap_or("-")) } } }
+                         td { a href=(format!("/trace?q={}", urlencode(h.event_id.as_deref().unwrap_or("")))) { code { (h.event_id.as_deref().unwrap_or("-")) } } }
+                         td { a href=(format!("/trace?q={}", urlencode(h.correlation_id.as_deref().unwrap_or("")))) { code { (h.correlation_id.as_deref().unwrap_or("-")) } } }
                          td.n { (h.size) } }
                 }
                 @if recent.is_empty() { tr { td colspan="6" .muted { "Nothing indexed yet." } } }
@@ -423,8 +406,8 @@ pub(crate) async fn outbox_page(
                         tr {
                             @if session.operator() { td { input type="checkbox" name="seq" value=(r.seq); } }
                             td.n { (r.seq) } td { (ms_time(r.created_ms)) } td { (r.event_type) } td { code { (r.topic) } }
-                            td { a href=(format!("/trace?q={}", r.key.as_deref().unwrap_or(""))) { code { (r.key.as_deref().unwrap_or("-")) } } }
-                            td { a href=(format!("/trace?q={}", r.event_id.as_deref().unwrap_or(""))) { code { (r.event_id.as_deref().unwrap_or("-")) } } }
+                            td { a href=(format!("/trace?q={}", urlencode(r.key.as_deref().unwrap_or("")))) { code { (r.key.as_deref().unwrap_or("-")) } } }
+                            td { a href=(format!("/trace?q={}", urlencode(r.event_id.as_deref().unwrap_or("")))) { code { (r.event_id.as_deref().unwrap_or("-")) } } }
                             td.n { (r.attempts) } td { (r.last_error.as_deref().unwrap_or("")) }
                         }
                     }
@@ -566,6 +549,9 @@ pub(crate) struct TailQuery {
     q: Option<String>,
 }
 
+/// Live tails open at once on one console.
+pub const TAILS_AT_ONCE: usize = 16;
+
 /// What the browser is sent per second at most: a busy topic is sampled, and the stream says how much it left out.
 pub const TAIL_PER_SECOND: usize = 20;
 
@@ -622,7 +608,8 @@ pub(crate) async fn tail_page(
     ))
 }
 
-fn urlencode(s: &str) -> String {
+/// `s` for a URL's query.
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -642,7 +629,8 @@ const TAIL_JS: &str = r#"
   function cell(tr, text, mono){ var td = document.createElement('td'); td.textContent = text; if (mono) td.style.whiteSpace='pre-wrap'; tr.appendChild(td); }
   function open(){
     es = new EventSource(url);
-    es.onopen = function(){ state.textContent = 'following'; };
+    es.onopen = function(){ state.textContent = 'connecting…'; };
+    es.addEventListener('ready', function(){ state.textContent = 'following'; });
     es.onerror = function(){ state.textContent = 'reconnecting…'; };
     es.addEventListener('record', function(e){
       var r = JSON.parse(e.data), tr = document.createElement('tr');
@@ -684,8 +672,16 @@ pub(crate) async fn tail_stream(
     jar: SignedCookieJar,
     Query(q): Query<TailQuery>,
 ) -> Response {
-    let Some(_session) = crate::web::session_of(&app, &jar) else {
+    let Some(session) = crate::web::session_of(&app, &jar) else {
         return StatusCode::UNAUTHORIZED.into_response();
+    };
+    // At most TAILS_AT_ONCE tails (each a thread and a Kafka consumer); the permit lives as long as the stream.
+    let Ok(permit) = app.0.tails.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many live tails are open on this console; close one and try again",
+        )
+            .into_response();
     };
     let topics = match tail_topics(q.event.as_deref()) {
         Ok(t) => t,
@@ -694,9 +690,14 @@ pub(crate) async fn tail_stream(
     let filter: String = q.q.unwrap_or_default().trim().chars().take(255).collect();
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
     let kafka = app.0.data.kafka().clone();
+    // The stream ends when the session does (logged out users keep no live view).
+    let expires = session.expires;
     std::thread::Builder::new()
         .name("console-tail".into())
-        .spawn(move || follow_tail(&kafka, &topics, &filter, &tx))
+        .spawn(move || {
+            let _permit = permit;
+            follow_tail(&kafka, &topics, &filter, &tx, expires)
+        })
         .ok();
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
@@ -712,10 +713,11 @@ fn follow_tail(
     topics: &[String],
     filter: &str,
     tx: &tokio::sync::mpsc::Sender<SseEvent>,
+    session_expires: i64,
 ) {
     let send = |e: SseEvent| tx.blocking_send(e).is_ok();
     let group = format!("hule-console-tail-{}", uuid::Uuid::new_v4().simple());
-    let mut follower = match hule_kafka::follow::Follower::new(kafka, &group) {
+    let mut follower = match hule_kafka::follow::Follower::small(kafka, &group) {
         Ok(f) => f,
         Err(e) => {
             send(
@@ -731,6 +733,14 @@ fn follow_tail(
     let mut window = Instant::now();
     let (mut sent, mut skipped) = (0usize, 0usize);
     while !tx.is_closed() {
+        if chrono::Utc::now().timestamp() >= session_expires {
+            send(
+                SseEvent::default()
+                    .event("problem")
+                    .data("the session ended; log in again"),
+            );
+            return;
+        }
         if !assigned {
             match follower.topics(|t| wanted.contains(t), Duration::from_secs(5)) {
                 Ok(t) => {
@@ -738,9 +748,29 @@ fn follow_tail(
                         .iter()
                         .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
                         .collect();
-                    assigned = follower
-                        .assign(&parts, &Default::default(), hule_kafka::follow::Start::End)
-                        .is_ok();
+                    // Started at the end offsets asked for now: every record produced after "ready" reaches the
+                    // page (an `End` assignment would resolve the end only at the first fetch, later).
+                    let assignment = follower
+                        .end_offsets(&parts, Duration::from_secs(5))
+                        .and_then(|ends| {
+                            follower.assign(&parts, &ends, hule_kafka::follow::Start::End)
+                        });
+                    let said = match assignment {
+                        Ok(()) => {
+                            assigned = true;
+                            SseEvent::default().event("ready").data("following")
+                        }
+                        Err(e) => SseEvent::default()
+                            .event("problem")
+                            .data(kafka_banner(&e.to_string())),
+                    };
+                    if !send(said) {
+                        return;
+                    }
+                    if !assigned {
+                        std::thread::sleep(Duration::from_secs(2));
+                        continue;
+                    }
                 }
                 Err(e) => {
                     if !send(

@@ -176,8 +176,8 @@ pub async fn archived(index: &Arc<Index>, fingerprint: &str) -> Result<HashSet<S
 /// The keys whose earlier dead letters (same dead-letter partition, lower offset) a selection would leave behind:
 /// neither selected, nor archived, nor already replayed. Replaying the selection would send a key's later record
 /// before its earlier one.
-pub fn held_back<'a>(
-    group: &[&'a DlqMessage],
+pub fn held_back(
+    group: &[&DlqMessage],
     selected: &HashSet<String>,
     archived: &HashSet<String>,
     replayed: impl Fn(&DlqMessage) -> bool,

@@ -19,8 +19,21 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct Watched {
     /// Its configuration.
     pub service: Service,
-    outbox: Mutex<Option<Arc<PgOutbox>>>,
+    outbox: Mutex<Slot>,
 }
+
+/// A service's outbox connection: none yet, open, or failed a moment ago (then callers fail at once for
+/// [`RETRY_AFTER`] instead of each waiting for its own connect).
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Empty,
+    Open(Arc<PgOutbox>),
+    Failed(String, std::time::Instant),
+}
+
+/// How long a failed connect is remembered.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// What a probe of one service found.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +81,7 @@ impl Services {
                 .iter()
                 .map(|s| Watched {
                     service: s.clone(),
-                    outbox: Mutex::new(None),
+                    outbox: Mutex::new(Slot::Empty),
                 })
                 .collect(),
             http: reqwest::Client::builder()
@@ -102,16 +115,27 @@ impl Services {
             .outbox_url()
             .ok_or_else(|| format!("service `{name}` has no outbox configured"))?;
         let mut slot = w.outbox.lock().await;
-        if let Some(o) = slot.as_ref() {
-            return Ok(o.clone());
+        match &*slot {
+            Slot::Open(o) => return Ok(o.clone()),
+            Slot::Failed(e, at) if at.elapsed() < RETRY_AFTER => return Err(e.clone()),
+            _ => {}
         }
-        let o = tokio::time::timeout(PROBE_TIMEOUT, PgOutbox::open_existing(&url))
-            .await
-            .map_err(|_| timed_out("the outbox database"))?
-            .map_err(|e| scrub(&e.to_string(), &url))?;
-        let o = Arc::new(o);
-        *slot = Some(o.clone());
-        Ok(o)
+        let opened = match tokio::time::timeout(PROBE_TIMEOUT, PgOutbox::open_existing(&url)).await
+        {
+            Err(_) => Err(timed_out("the outbox database")),
+            Ok(r) => r.map_err(|e| scrub(&e.to_string(), &url)),
+        };
+        match opened {
+            Ok(o) => {
+                let o = Arc::new(o);
+                *slot = Slot::Open(o.clone());
+                Ok(o)
+            }
+            Err(e) => {
+                *slot = Slot::Failed(e.clone(), std::time::Instant::now());
+                Err(e)
+            }
+        }
     }
 
     /// Runs `f` on `name`'s outbox within [`PROBE_TIMEOUT`]; a failure drops the connection (it is opened again on
@@ -127,9 +151,9 @@ impl Services {
             Err(_) => Err(timed_out("the outbox database")),
             Ok(r) => r.map_err(|e| scrub(&e.to_string(), &url)),
         };
-        if out.is_err() {
+        if let Err(e) = &out {
             if let Some(w) = self.get(name) {
-                *w.outbox.lock().await = None;
+                *w.outbox.lock().await = Slot::Failed(e.clone(), std::time::Instant::now());
             }
         }
         out

@@ -14,9 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_native_tls::{TlsAcceptor, TlsStream};
 
 /// How long a client has to finish its handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshakes in progress at most.
-pub const MAX_HANDSHAKES: usize = 64;
+pub const MAX_HANDSHAKES: usize = 256;
 
 /// The certificate and key files.
 #[derive(Debug, Clone)]

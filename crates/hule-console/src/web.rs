@@ -85,6 +85,10 @@ pub(crate) struct Inner {
     limiter: LoginLimiter,
     /// Password checks running at once.
     hashing: tokio::sync::Semaphore,
+    /// Live tails open at once (each a thread and a Kafka consumer).
+    pub(crate) tails: Arc<tokio::sync::Semaphore>,
+    /// Records fetched from Kafka at once for record pages and samples (each a short-lived consumer).
+    pub(crate) fetches: Arc<tokio::sync::Semaphore>,
     key: Key,
 }
 
@@ -150,6 +154,8 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
         oidc,
         limiter: LoginLimiter::default(),
         hashing: tokio::sync::Semaphore::new(2),
+        tails: Arc::new(tokio::sync::Semaphore::new(crate::flow::TAILS_AT_ONCE)),
+        fetches: Arc::new(tokio::sync::Semaphore::new(8)),
         key: Key::from(&key),
     }));
     Ok(Router::new()
@@ -178,12 +184,13 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
         .route("/tail", get(crate::flow::tail_page))
         .route("/tail/stream", get(crate::flow::tail_stream))
         .route("/live/overview", get(crate::flow::overview_stream))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), guard))
         .route("/replays", get(replays_page))
         .route("/replays/{id}", get(replay_page))
         .route("/replays/{id}/cancel", post(replay_cancel))
         .route("/groups", get(groups_lag_page))
         .route("/audit", get(audit_page))
+        // Last: a layer covers only the routes added before it.
+        .layer(axum::middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app))
 }
 
@@ -665,11 +672,14 @@ async fn overview(State(app): State<App>, jar: SignedCookieJar) -> Response {
     let replayed: i64 = groups.iter().map(|g| g.replayed).sum();
     let archived: i64 = groups.iter().map(|g| g.archived).sum();
     let (indexed, partitions) = app.0.indexer.progress();
+    // The banner is the live counters' too: it appears and goes as they update.
+    let banner = app.0.indexer.error().map(|e| kafka_banner(&e));
     page(layout(
         "Overview",
         Some(&session),
-        app.0.indexer.error().map(|e| kafka_banner(&e)).as_deref(),
+        None,
         html! {
+            div #live-banner .banner style=[banner.is_none().then_some("display:none")] { (banner.unwrap_or_default()) }
             h1 { "Overview" }
             div.cards {
                 div.card { b data-live="dead_letters" { (total) } "dead letters" }
@@ -757,7 +767,7 @@ fn groups_table(groups: &[crate::index::Group], limit: usize) -> Markup {
                 tr {
                     td { a href=(format!("/dead-letters/{}", g.fingerprint.id)) { code { (g.fingerprint.id) } } }
                     td.n { (g.count) }
-                    td.n { (g.replayed) }
+                    td.n { (g.replayed.min(g.count)) }
                     td.n { (g.archived) }
                     td { (g.fingerprint.event_type) } td { (g.fingerprint.service) }
                     td { span.tag { (g.fingerprint.reason) } }
@@ -835,7 +845,7 @@ async fn group_page(
             p {
                 span.tag { (group.fingerprint.reason) } " " (group.fingerprint.event_type) " in " b { (group.fingerprint.service) }
                 " · " (group.count) " dead letters, " (ms_time(group.first_ms)) " to " (ms_time(group.last_ms))
-                " · " (group.replayed) " replayed · " (group.archived) " archived"
+                " · " (group.replayed.min(group.count)) " replayed · " (group.archived) " archived"
             }
             pre { (hule_contracts::sensitive::mask_text(&group.fingerprint.message)) }
             @if session.operator() {
@@ -878,11 +888,16 @@ async fn group_page(
                 }
                 @if session.operator() {
                     div.act {
+                        // This form acts on the ticked records only: nothing ticked is refused, never the group.
+                        input type="hidden" name="selection" value="1";
                         input type="hidden" name="rate" value="";
                         input type="hidden" name="note" value="";
                         button.primary type="submit" name="dry_run" value="1" { "Dry run of the selection" }
                         " "
                         button.primary type="submit" name="dry_run" value="0" { "Replay the selection" }
+                        " "
+                        label { "Reason (to archive)" input name="reason" size="30"; }
+                        button.primary type="submit" formaction=(format!("/dead-letters/{id}/archive")) { "Archive the selection" }
                     }
                 }
             }
@@ -947,6 +962,27 @@ async fn record_unmask(
     show_record(&app, &session, &topic, partition, offset, true).await
 }
 
+/// One record fetched from Kafka by its position, at most a few at once (each is a short-lived consumer).
+pub(crate) async fn fetch_record(
+    app: &App,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    timeout: Duration,
+) -> Result<Option<hule_kafka::follow::Followed>, String> {
+    let _permit = tokio::time::timeout(timeout, app.0.fetches.acquire())
+        .await
+        .map_err(|_| "too many records are being read from Kafka right now".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let (kafka, t) = (app.0.data.kafka().clone(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        hule_kafka::follow::fetch(&kafka, &t, partition, offset, timeout)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
+}
+
 /// A record in full: where it is, its headers, its value decoded (a dead letter's record and the original event
 /// inside it), personal data masked unless `unmasked`; bytes that do not decode are shown as such.
 async fn show_record(
@@ -965,30 +1001,18 @@ async fn show_record(
             Some(session),
         );
     }
-    let (kafka, t) = (app.0.data.kafka().clone(), topic.to_owned());
-    let fetched = tokio::task::spawn_blocking(move || {
-        hule_kafka::follow::fetch(&kafka, &t, partition, offset, Duration::from_secs(10))
-    })
-    .await;
     let record =
-        match fetched {
-            Ok(Ok(Some(r))) => r,
-            Ok(Ok(None)) => return refused(
+        match fetch_record(app, topic, partition, offset, Duration::from_secs(10)).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return refused(
                 StatusCode::NOT_FOUND,
                 "No record at this position (deleted by retention, compacted, or never written).",
                 Some(session),
             ),
-            Ok(Err(e)) => {
-                return refused(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &kafka_banner(&e.to_string()),
-                    Some(session),
-                )
-            }
             Err(e) => {
                 return refused(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &kafka_banner(&e.to_string()),
+                    &kafka_banner(&e),
                     Some(session),
                 )
             }
@@ -1019,7 +1043,7 @@ async fn show_record(
             h1 { "Record " code { (id) } }
             p { (record.timestamp_ms.map(ms_time).unwrap_or_default()) " · key " code { (key) } " · "
                 (d.payload.as_ref().map_or(0, Vec::len)) " bytes · "
-                a href=(format!("/trace?q={}", d.headers.get("event_id").unwrap_or(&key))) { "trace it" } }
+                a href=(format!("/trace?q={}", crate::flow::urlencode(d.headers.get("event_id").unwrap_or(&key)))) { "trace it" } }
             @if let Some(disp) = &disposition {
                 @if let Some(e) = &disp.replayed {
                     p.banner.ok { "Replayed " (e.replays) " time(s), last by " (e.by) " at " (short_time(&e.replayed_at))
@@ -1055,6 +1079,8 @@ struct ReplayForm {
     dry_run: Option<String>,
     #[serde(default)]
     only: Vec<String>,
+    /// From the selection form: `only` must not be empty.
+    selection: Option<String>,
 }
 
 async fn replay_submit(
@@ -1093,6 +1119,13 @@ async fn replay_submit(
             }
         },
     };
+    if form.selection.is_some() && form.only.is_empty() {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "No record is ticked: tick the records to act on, or use the group's own buttons.",
+            Some(&session),
+        );
+    }
     let note = form.note.filter(|n| !n.trim().is_empty());
     let index = app.0.index.clone();
     let fp = fingerprint.clone();
@@ -1129,6 +1162,8 @@ struct ArchiveForm {
     reason: String,
     #[serde(default)]
     only: Vec<String>,
+    /// From the selection form: `only` must not be empty.
+    selection: Option<String>,
 }
 
 /// Archives a group's dead letters (or the selected ones) with a reason: they show as archived and a replay of
@@ -1151,6 +1186,13 @@ async fn archive_submit(
         Ok(s) => s,
         Err(r) => return *r,
     };
+    if form.selection.is_some() && form.only.is_empty() {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "No record is ticked: tick the records to act on, or use the group's own buttons.",
+            Some(&session),
+        );
+    }
     let reason = form.reason.trim().chars().take(500).collect::<String>();
     if reason.is_empty() {
         return refused(
@@ -1411,24 +1453,45 @@ async fn audit_page(
     ))
 }
 
-async fn groups_lag_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
-    let session = session_or_login!(app, jar);
+/// What a lag read that ran out of time says.
+pub(crate) const PARTIAL_LAG: &str =
+    "Not every consumer group answered within 8 seconds: the groups shown are those read in time.";
+
+/// Every consumer group's committed and end offsets (only `topic`'s, when given), read one group after another
+/// within 8 seconds in all: what was read by then is returned, with `true` when some groups were not reached.
+pub(crate) async fn read_lag(
+    app: &App,
+    topic: Option<String>,
+) -> Result<(Vec<hule_kafka::lag::PartitionLag>, bool), String> {
     let kafka = app.0.data.kafka().clone();
-    let read = tokio::task::spawn_blocking(move || {
-        let timeout = Duration::from_secs(10);
+    tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        let left = || deadline.saturating_duration_since(std::time::Instant::now());
         let mut rows = Vec::new();
-        for g in hule_kafka::lag::groups(&kafka, timeout).map_err(|e| e.to_string())? {
+        for g in
+            hule_kafka::lag::groups(&kafka, Duration::from_secs(5)).map_err(|e| e.to_string())?
+        {
+            if left().is_zero() {
+                return Ok((rows, true));
+            }
+            let lag = hule_kafka::lag::group_lag(&kafka, &g, left().min(Duration::from_secs(5)))
+                .map_err(|e| e.to_string())?;
             rows.extend(
-                hule_kafka::lag::group_lag(&kafka, &g, timeout).map_err(|e| e.to_string())?,
+                lag.into_iter()
+                    .filter(|r| topic.as_ref().is_none_or(|t| &r.topic == t)),
             );
         }
-        Ok::<_, String>(rows)
+        Ok((rows, false))
     })
     .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r);
-    let rows = match read {
-        Ok(rows) => rows,
+    .map_err(|e| e.to_string())?
+}
+
+async fn groups_lag_page(State(app): State<App>, jar: SignedCookieJar) -> Response {
+    let session = session_or_login!(app, jar);
+    let read = read_lag(&app, None).await;
+    let (rows, partial) = match read {
+        Ok(r) => r,
         Err(e) => {
             let why = if e.contains("UnsupportedFeature") {
                 format!("This cluster does not list consumer groups ({e}); the embedded demo cluster is such a one.")
@@ -1447,7 +1510,7 @@ async fn groups_lag_page(State(app): State<App>, jar: SignedCookieJar) -> Respon
     page(layout(
         "Consumer groups",
         Some(&session),
-        None,
+        partial.then_some(PARTIAL_LAG),
         html! {
             h1 { "Consumer groups" }
             p.muted { "Live: read again every 5 seconds." }

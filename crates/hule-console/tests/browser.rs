@@ -398,12 +398,13 @@ async fn the_console_in_a_real_browser() {
         "no unmask for a viewer"
     );
     shot(&c, &shots, "record-masked").await;
-    // A POST the viewer's session forges (no form token) is refused, and so is one with the viewer's own token.
+    // The viewer's own session, with its own form token, asking for a replay: refused for the role.
     let status = c
         .execute_async(
             "const done = arguments[arguments.length - 1];
+             const token = document.querySelector('input[name=csrf]').value;
              fetch(arguments[0], {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'},
-                                  body: 'csrf=forged&dry_run=0', redirect: 'manual'}).then(r => done(r.status));",
+                                  body: 'csrf=' + token + '&dry_run=0', redirect: 'manual'}).then(r => done(r.status));",
             vec![serde_json::json!(format!("/dead-letters/{fingerprint}/replay"))],
         )
         .await
@@ -419,6 +420,17 @@ async fn the_console_in_a_real_browser() {
         .await
         .expect("group");
     shot(&c, &shots, "dead-letter-group").await;
+    // An operator's session with a forged form token (what another site's form would send): refused.
+    let status = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(arguments[0], {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'},
+                                  body: 'csrf=forged&dry_run=0', redirect: 'manual'}).then(r => done(r.status));",
+            vec![serde_json::json!(format!("/dead-letters/{fingerprint}/replay"))],
+        )
+        .await
+        .expect("fetch");
+    assert_eq!(status, serde_json::json!(403));
     c.find(Locator::Css("input[name=rate]"))
         .await
         .expect("rate")
@@ -543,15 +555,23 @@ async fn the_console_in_a_real_browser() {
     // The live tail shows a record produced while it is open within a second.
     c.goto(&format!("{base}/tail")).await.expect("tail");
     let started = Instant::now();
-    while !c.source().await.expect("html").contains("following") {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "the tail did not connect"
-        );
+    while !c
+        .source()
+        .await
+        .expect("html")
+        .contains("id=\"state\">following<")
+    {
+        if started.elapsed() >= Duration::from_secs(15) {
+            let html = c.source().await.expect("html");
+            let at = html.find("id=\"state\"").unwrap_or(0);
+            panic!(
+                "the tail did not connect: {}",
+                &html[at.saturating_sub(40)..(at + 200).min(html.len())]
+            );
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The stream assigns its partitions at their end just after it connects.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // "following" is said once the stream is assigned at the end offsets: from then on nothing is missed.
     let live = uuid::Uuid::from_u128(0x11fe);
     let (v, h) = envelope(live, uuid::Uuid::new_v4(), "batch-live", 0);
     let produced = Instant::now();

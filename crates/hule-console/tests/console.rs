@@ -24,8 +24,13 @@ fn dead_letters(brokers: &str) {
         .set("bootstrap.servers", brokers)
         .create()
         .expect("producer");
-    for i in 0..200u128 {
-        let key = format!("batch-{}", i % 20);
+    // Then 5 of another failure (key arch-k), archived in the test.
+    for i in 0..205u128 {
+        let key = if i < 200 {
+            format!("batch-{}", i % 20)
+        } else {
+            "arch-k".to_owned()
+        };
         let id = uuid::Uuid::from_u128(50_000 + i);
         let mut v = serde_json::to_value(
             hule_contracts::examples::example_envelope(
@@ -53,7 +58,11 @@ fn dead_letters(brokers: &str) {
         };
         let letter = DeadLetter::build(
             &delivery,
-            &Failure::Permanent(format!("essay store refused batch {i}")),
+            &Failure::Permanent(if i < 200 {
+                format!("essay store refused batch {i}")
+            } else {
+                "essay store lost the archive copy".to_owned()
+            }),
             "essay-svc",
         );
         producer
@@ -399,24 +408,43 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         event.body
     );
 
-    // Archiving the group with a reason: shown, audited, and a replay of it would send nothing.
+    // Archiving a group with a reason, before any replay of it: shown, audited, and a replay of it sends none.
+    let groups = op.get("/dead-letters").await.body;
+    let at = groups
+        .find("essay store lost the archive copy")
+        .expect("the second group");
+    let start = groups[..at].rfind("/dead-letters/").expect("its link") + 14;
+    let second: String = groups[start..].chars().take(12).collect();
+    // The selection form with nothing ticked acts on nothing (never the whole group).
+    let nothing = op
+        .post(
+            &format!("/dead-letters/{second}/archive"),
+            &format!("csrf={token}&selection=1&reason=oops"),
+        )
+        .await;
+    assert_eq!(nothing.status, StatusCode::BAD_REQUEST);
     let archived = op
         .post(
-            &format!("/dead-letters/{fingerprint}/archive"),
+            &format!("/dead-letters/{second}/archive"),
             &format!("csrf={token}&reason=INC-7+handled+by+hand"),
         )
         .await;
     assert_eq!(archived.status, StatusCode::SEE_OTHER);
-    let page = op.get(&format!("/dead-letters/{fingerprint}")).await;
-    assert!(page.body.contains("200 archived") && page.body.contains("INC-7 handled by hand"));
+    let page = op.get(&format!("/dead-letters/{second}")).await;
+    assert!(
+        page.body.contains("5 archived") && page.body.contains("INC-7 handled by hand"),
+        "{}",
+        page.body
+    );
     let dry = op
         .post(
-            &format!("/dead-letters/{fingerprint}/replay"),
+            &format!("/dead-letters/{second}/replay"),
             &format!("csrf={token}&dry_run=1"),
         )
         .await;
     assert!(
-        dry.body.contains("<b>0</b> record(s) would be sent"),
+        dry.body.contains("<b>0</b> record(s) would be sent")
+            && dry.body.contains("5 archived and left out"),
         "{}",
         dry.body
     );
@@ -428,8 +456,8 @@ async fn console_end_to_end(backend: hule_kafka::testkit::Backend) {
         "replay_dry_run",
         "forged request",
         "replay needs the operator role",
-        "unmask",
-        "archive",
+        "<td>unmask</td>",
+        "<td>archive</td>",
     ] {
         assert!(audit.body.contains(expected), "audit lacks {expected}");
     }
@@ -492,13 +520,24 @@ async fn no_auth_is_refused_off_loopback_and_serves_the_local_operator_on_it() {
         app: hule_console::router(&config, &stop).expect("router"),
         cookie: None,
     };
-    let audit = local.get("/audit").await;
+    // Requests naming a loopback host are served; another name (a DNS name another site rebound to 127.0.0.1)
+    // is refused.
+    let on = |host: &str| {
+        let mut r = local.request("GET", "/audit", None);
+        r.headers_mut().insert("host", host.parse().expect("host"));
+        r
+    };
+    let (loopback, rebound) = (on("127.0.0.1:8470"), on("evil.example:8470"));
+    let audit = local.send(loopback).await;
     assert_eq!(
         audit.status,
         StatusCode::OK,
         "the local operator reads the audit log"
     );
     assert!(audit.body.contains("local · operator"));
+    let refused = local.send(rebound).await;
+    assert_eq!(refused.status, StatusCode::MISDIRECTED_REQUEST);
+    assert!(!refused.body.contains("local · operator"));
     stop.cancel();
     let _ = std::fs::remove_dir_all(&dir);
 }

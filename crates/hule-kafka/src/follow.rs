@@ -43,8 +43,24 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// A follower in consumer group `group` (used for its committed positions only; it never subscribes).
+    /// A follower in consumer group `group` (used for its committed positions only; it never subscribes), with
+    /// large fetches: the index reads topics from their beginning.
     pub fn new(kafka: &KafkaSettings, group: &str) -> Result<Self, Error> {
+        Self::with_buffers(kafka, group, 52_428_800, 262_144)
+    }
+
+    /// A follower for a live tail: small fetches and a small queue (it reads from the end, a few records a second
+    /// reach a browser, and many may be open at once).
+    pub fn small(kafka: &KafkaSettings, group: &str) -> Result<Self, Error> {
+        Self::with_buffers(kafka, group, 1_048_576, 4_096)
+    }
+
+    fn with_buffers(
+        kafka: &KafkaSettings,
+        group: &str,
+        fetch_max_bytes: u32,
+        queued_kbytes: u32,
+    ) -> Result<Self, Error> {
         let consumer: BaseConsumer = kafka
             .client_config()
             .set("group.id", group)
@@ -53,9 +69,8 @@ impl Follower {
             .set("enable.partition.eof", "false")
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
-            // Large fetches: the index reads topics from their beginning.
-            .set("fetch.max.bytes", "52428800")
-            .set("queued.max.messages.kbytes", "262144")
+            .set("fetch.max.bytes", fetch_max_bytes.to_string())
+            .set("queued.max.messages.kbytes", queued_kbytes.to_string())
             .create()?;
         Ok(Follower {
             consumer,
@@ -104,6 +119,30 @@ impl Follower {
         self.consumer.assign(&tpl)?;
         self.assigned = partitions.iter().map(|p| (p.clone(), ())).collect();
         Ok(())
+    }
+
+    /// The end offset (the high watermark: the next offset to be written) of each of `partitions`, so a tail can
+    /// start exactly there and lose nothing produced after. One request per partition, all within `timeout`.
+    pub fn end_offsets(
+        &self,
+        partitions: &[(String, i32)],
+        timeout: Duration,
+    ) -> Result<HashMap<(String, i32), i64>, Error> {
+        let deadline = Instant::now() + timeout;
+        let mut out = HashMap::new();
+        for (topic, partition) in partitions {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(topic, *partition, left)
+                .map_err(|source| Error::Unreachable {
+                    brokers: self.brokers.clone(),
+                    timeout,
+                    source,
+                })?;
+            out.insert((topic.clone(), *partition), high);
+        }
+        Ok(out)
     }
 
     /// How many partitions are assigned.
