@@ -209,7 +209,7 @@ impl DemoConsole {
     async fn stop(self) -> anyhow::Result<()> {
         self.stop.cancel();
         let served = self.served.await;
-        for suffix in ["", "-wal", "-shm"] {
+        for suffix in ["", "-wal", "-shm", "-index", "-index-wal", "-index-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.store.display()));
         }
         served.context("the console's task")??;

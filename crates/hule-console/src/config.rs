@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8470"
-//! store = "/var/lib/hule/console.db"   # SQLite: the audit log, the session key and the index
+//! store = "/var/lib/hule/console.db"   # SQLite: the audit log and the session key (the index: console.db-index)
 //! tls_cert = "/etc/hule/console.crt"   # optional: serve HTTPS (PEM chain)
 //! tls_key = "/etc/hule/console.key"    # and its PKCS#8 PEM key
 //!
@@ -155,7 +155,8 @@ impl IndexSection {
 pub struct ConsoleFile {
     /// Where to listen (default 127.0.0.1:8470).
     pub listen: Option<SocketAddr>,
-    /// The SQLite file of the audit log and the session key (default `hule-console.db` in the working directory).
+    /// The SQLite file of the audit log and the session key (default `hule-console.db` in the working directory);
+    /// the index is the file beside it, `<store>-index`.
     pub store: Option<PathBuf>,
     /// The Kafka cluster.
     #[serde(default)]

@@ -1,8 +1,7 @@
-//! What the pages read: every dead letter of the cluster's DLQ topics and the replay ledger, read together and kept
-//! for a few seconds, so that a page and the ones opened from it agree and a burst of requests reads Kafka once.
-//!
-//! The pages read the dead-letter topics themselves (all of them at once, by one consumer, up to their high
-//! watermarks); an index of every topic, which the Trace and Events pages need, is not built yet.
+//! What a replay reads: every dead letter of the cluster's DLQ topics and the replay ledger, read together (all the
+//! topics at once, by one consumer, up to their high watermarks) and kept for a few seconds. A dry run and a replay
+//! need every byte of their group's dead letters, which the index does not keep; the pages themselves read the
+//! index ([`crate::index`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
