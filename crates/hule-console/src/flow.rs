@@ -849,11 +849,16 @@ fn follow_tail(
 
 /// `/live/overview`: the overview's counters every two seconds.
 pub(crate) async fn overview_stream(State(app): State<App>, jar: SignedCookieJar) -> Response {
-    if crate::web::session_of(&app, &jar).is_none() {
+    let Some(session) = crate::web::session_of(&app, &jar) else {
         return StatusCode::UNAUTHORIZED.into_response();
-    }
-    let stream = futures::stream::unfold(app, |app| async move {
+    };
+    // The stream ends with the session.
+    let expires = session.expires;
+    let stream = futures::stream::unfold(app, move |app| async move {
         tokio::time::sleep(Duration::from_secs(2)).await;
+        if chrono::Utc::now().timestamp() >= expires {
+            return None;
+        }
         let groups = indexed(&app, |i| i.groups()).await.unwrap_or_default();
         let (indexed_n, _) = app.0.indexer.progress();
         let counts = serde_json::json!({

@@ -81,6 +81,9 @@ pub struct Oidc {
     secret: Option<String>,
     http: Http,
     metadata: tokio::sync::Mutex<Option<(CoreProviderMetadata, Instant)>>,
+    /// The last failed discovery, remembered a few seconds so that logins during a provider outage fail at once
+    /// instead of each waiting out its own request.
+    failed: Mutex<Option<(String, Instant)>>,
     pending: Mutex<HashMap<String, Pending>>,
 }
 
@@ -157,6 +160,7 @@ impl Oidc {
             secret,
             http,
             metadata: tokio::sync::Mutex::new(None),
+            failed: Mutex::new(None),
             pending: Mutex::new(HashMap::new()),
         })
     }
@@ -173,6 +177,16 @@ impl Oidc {
 
     /// The discovery document, read again after an hour.
     async fn metadata(&self) -> Result<CoreProviderMetadata, OidcError> {
+        if let Some((e, at)) = self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            if at.elapsed() < Duration::from_secs(5) {
+                return Err(OidcError(e.clone()));
+            }
+        }
         let mut slot = self.metadata.lock().await;
         if let Some((m, at)) = slot.as_ref() {
             if at.elapsed() < Duration::from_secs(3600) {
@@ -184,10 +198,10 @@ impl Oidc {
         let m = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
             .map_err(|e| {
-                OidcError(format!(
-                    "the provider's discovery document: {}",
-                    error_chain(&e)
-                ))
+                let why = format!("the provider's discovery document: {}", error_chain(&e));
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((why.clone(), Instant::now()));
+                OidcError(why)
             })?;
         *slot = Some((m.clone(), Instant::now()));
         Ok(m)
