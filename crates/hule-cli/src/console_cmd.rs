@@ -22,8 +22,8 @@ pub struct ConsoleArgs {
     /// Where to listen [default: 127.0.0.1:8470].
     #[arg(long, env = "HULE_CONSOLE_LISTEN")]
     listen: Option<SocketAddr>,
-    /// The SQLite file of the audit log and the session key; the index is beside it (`<store>-index`)
-    /// [default: hule-console.db].
+    /// The SQLite file of the audit log and the session key, the index beside it (`<store>-index`); or a
+    /// `postgresql://` URL, one store several consoles share [default: hule-console.db].
     #[arg(long, env = "HULE_CONSOLE_STORE")]
     store: Option<PathBuf>,
     /// Serve without a login, every visitor the operator `local` (refused unless --listen is a loopback address).

@@ -155,8 +155,9 @@ impl IndexSection {
 pub struct ConsoleFile {
     /// Where to listen (default 127.0.0.1:8470).
     pub listen: Option<SocketAddr>,
-    /// The SQLite file of the audit log and the session key (default `hule-console.db` in the working directory);
-    /// the index is the file beside it, `<store>-index`.
+    /// The SQLite file of the audit log and the session key (default `hule-console.db` in the working directory),
+    /// the index being the file beside it (`<store>-index`); or a `postgresql://` URL, where several consoles share
+    /// all of it.
     pub store: Option<PathBuf>,
     /// The Kafka cluster.
     #[serde(default)]

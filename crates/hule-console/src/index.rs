@@ -15,12 +15,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::db::{Conn, DbError, Location, PgConn, Val};
 use hule_consumer::{Delivery, Fingerprint};
 use hule_contracts::headers::names;
 use hule_kafka::follow::{Followed, Follower, Start};
 use hule_kafka::replay::{LedgerEntry, LEDGER_TOPIC};
 use hule_kafka::KafkaSettings;
-use rusqlite::{params, Connection, OptionalExtension};
 use tokio_util::sync::CancellationToken;
 
 /// The index's file beside the console's store `store`: `<store>-index`.
@@ -232,7 +232,7 @@ fn split_id(id: &str) -> Option<(&str, i32, i64)> {
 pub struct IndexError {
     path: String,
     #[source]
-    source: rusqlite::Error,
+    source: DbError,
 }
 
 /// How much the index keeps.
@@ -336,13 +336,26 @@ pub struct EventCounts {
     pub newest: Option<(String, i32, i64)>,
 }
 
-const SCHEMA: &str = "
+const SCHEMA_SQLITE: &str = "
 CREATE TABLE IF NOT EXISTS idx_records (
     id INTEGER PRIMARY KEY,
     topic TEXT NOT NULL, part INTEGER NOT NULL, off INTEGER NOT NULL, ts INTEGER NOT NULL,
     key TEXT, event_id TEXT, correlation_id TEXT, event_type TEXT, size INTEGER NOT NULL,
     kind INTEGER NOT NULL, replayed_from TEXT,
     fingerprint TEXT, reason TEXT, original TEXT, retries INTEGER, error TEXT, failed_at TEXT);
+";
+
+const SCHEMA_POSTGRES: &str = "
+CREATE TABLE IF NOT EXISTS idx_records (
+    id BIGSERIAL PRIMARY KEY,
+    topic TEXT NOT NULL, part BIGINT NOT NULL, off BIGINT NOT NULL, ts BIGINT NOT NULL,
+    key TEXT, event_id TEXT, correlation_id TEXT, event_type TEXT, size BIGINT NOT NULL,
+    kind BIGINT NOT NULL, replayed_from TEXT,
+    fingerprint TEXT, reason TEXT, original TEXT, retries BIGINT, error TEXT, failed_at TEXT);
+";
+
+/// The tables and indexes both stores share (integers are BIGINT on PostgreSQL, INTEGER on SQLite: both 64-bit).
+const SCHEMA_COMMON: &str = "
 -- Dead letters by position (for the ledger's and the archive's matching), a small partial index.
 CREATE INDEX IF NOT EXISTS idx_records_dlq_pos ON idx_records (topic, part, off) WHERE kind = 1;
 CREATE INDEX IF NOT EXISTS idx_records_event ON idx_records (event_id) WHERE event_id IS NOT NULL;
@@ -353,7 +366,7 @@ CREATE INDEX IF NOT EXISTS idx_records_fp ON idx_records (fingerprint, ts) WHERE
 CREATE TABLE IF NOT EXISTS idx_fingerprints (
     id TEXT PRIMARY KEY, event_type TEXT NOT NULL, service TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS idx_positions (
-    topic TEXT NOT NULL, part INTEGER NOT NULL, next INTEGER NOT NULL, PRIMARY KEY (topic, part));
+    topic TEXT NOT NULL, part BIGINT NOT NULL, next BIGINT NOT NULL, PRIMARY KEY (topic, part));
 CREATE TABLE IF NOT EXISTS idx_ledger (dead_letter TEXT PRIMARY KEY, fingerprint TEXT, entry TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS idx_ledger_fp ON idx_ledger (fingerprint);
 CREATE TABLE IF NOT EXISTS idx_archived (
@@ -365,214 +378,267 @@ const HIT_COLUMNS: &str =
     "topic, part, off, ts, key, event_id, correlation_id, event_type, size, kind, \
                            replayed_from, fingerprint, reason, original, retries, error";
 
-fn hit(r: &rusqlite::Row<'_>) -> rusqlite::Result<Hit> {
-    Ok(Hit {
-        topic: r.get(0)?,
-        partition: r.get(1)?,
-        offset: r.get(2)?,
-        ts_ms: r.get(3)?,
-        key: r.get(4)?,
-        event_id: r.get(5)?,
-        correlation_id: r.get(6)?,
-        event_type: r.get(7)?,
-        size: r.get(8)?,
-        dead_letter: r.get::<_, i64>(9)? == Kind::DeadLetter as i64,
-        replayed_from: r.get(10)?,
-        fingerprint: r.get(11)?,
-        reason: r.get(12)?,
-        original: r.get(13)?,
-        retries: r.get(14)?,
-        error: r.get(15)?,
-    })
+fn hit(r: &[Val]) -> Hit {
+    let i = |n: usize| r.get(n).and_then(Val::i).unwrap_or(0);
+    let t = |n: usize| r.get(n).and_then(Val::t);
+    Hit {
+        topic: t(0).unwrap_or_default(),
+        partition: i(1) as i32,
+        offset: i(2),
+        ts_ms: i(3),
+        key: t(4),
+        event_id: t(5),
+        correlation_id: t(6),
+        event_type: t(7),
+        size: i(8),
+        dead_letter: i(9) == Kind::DeadLetter as i64,
+        replayed_from: t(10),
+        fingerprint: t(11),
+        reason: t(12),
+        original: t(13),
+        retries: r.get(14).and_then(Val::i),
+        error: t(15),
+    }
 }
 
-/// The index: one writer (the indexer), readers from a small pool.
+/// The index: one writer (the indexer), readers from a small pool; a SQLite file or a PostgreSQL database.
 pub struct Index {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    location: Location,
+    writer: Mutex<Conn>,
+    readers: Mutex<Vec<Conn>>,
 }
 
 impl Index {
-    /// Opens (and creates) the index at `path`.
+    /// Opens (and creates) the index in a SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        let conn = Self::connect(path)?;
-        conn.execute_batch(SCHEMA).map_err(|e| Self::err(path, e))?;
+        Self::open_at(&Location::File(path.to_owned()))
+    }
+
+    /// Opens (and creates) the index at `location`: a SQLite file, or PostgreSQL (several consoles then share it).
+    pub fn open_at(location: &Location) -> Result<Self, IndexError> {
+        let mut conn = Self::connect(location)?;
+        let schema = if conn.is_pg() {
+            SCHEMA_POSTGRES
+        } else {
+            SCHEMA_SQLITE
+        };
+        conn.batch(&format!("{schema}{SCHEMA_COMMON}"))
+            .map_err(|e| Self::err(location, e))?;
         Ok(Index {
-            path: path.to_owned(),
+            location: location.clone(),
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
         })
     }
 
-    fn err(path: &Path, source: rusqlite::Error) -> IndexError {
+    fn err(location: &Location, source: DbError) -> IndexError {
         IndexError {
-            path: path.display().to_string(),
+            path: match location {
+                Location::File(p) => p.display().to_string(),
+                Location::Postgres(url) => hule_pg::redact(url),
+            },
             source,
         }
     }
 
-    fn connect(path: &Path) -> Result<Connection, IndexError> {
-        let conn = Connection::open(path).map_err(|e| Self::err(path, e))?;
-        // WAL: readers never wait for the writer. NORMAL: a power loss may lose the last batches, which the
-        // positions (written with them) then read again; nothing is indexed twice or skipped.
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
-             PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;
-             PRAGMA wal_autocheckpoint = 16384;",
-            // A checkpoint every 64 MB of WAL instead of 4 MB: measured with `hule bench --only console`, ingest
-            // went from 46k to 66k records/s (the default checkpointed, with its fsync, every few batches).
-        )
-        .map_err(|e| Self::err(path, e))?;
-        Ok(conn)
+    fn connect(location: &Location) -> Result<Conn, IndexError> {
+        match location {
+            Location::Postgres(url) => PgConn::open(url)
+                .map(Conn::Pg)
+                .map_err(|e| Self::err(location, e)),
+            Location::File(path) => {
+                let conn =
+                    rusqlite::Connection::open(path).map_err(|e| Self::err(location, e.into()))?;
+                // WAL: readers never wait for the writer. NORMAL: a power loss may lose the last batches, which
+                // the positions (written with them) then read again; nothing is indexed twice or skipped. A
+                // checkpoint every 64 MB of WAL instead of 4 MB: measured with `hule bench --only console`, ingest
+                // went from 46k to 66k records/s (the default checkpointed, with its fsync, every few batches).
+                conn.execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
+                     PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY;
+                     PRAGMA wal_autocheckpoint = 16384;",
+                )
+                .map_err(|e| Self::err(location, e.into()))?;
+                Ok(Conn::Lite(conn))
+            }
+        }
     }
 
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, IndexError> {
+    fn write<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, DbError>) -> Result<T, IndexError> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut conn).map_err(|e| Self::err(&self.path, e))
+        f(&mut conn).map_err(|e| Self::err(&self.location, e))
+    }
+
+    /// Runs `f` in one transaction of the writer (on SQLite `BEGIN IMMEDIATE`: the write lock is taken at BEGIN,
+    /// where the busy timeout applies, never upgraded later); rolled back when `f` fails.
+    fn transaction<T>(
+        &self,
+        f: impl FnOnce(&mut Conn) -> Result<T, DbError>,
+    ) -> Result<T, IndexError> {
+        self.write(|c| {
+            c.batch(if c.is_pg() {
+                "BEGIN"
+            } else {
+                "BEGIN IMMEDIATE"
+            })?;
+            match f(c) {
+                Ok(v) => {
+                    c.batch("COMMIT")?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = c.batch("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
     }
 
     /// Runs `f` on a reader connection (pages run it in `spawn_blocking`).
-    pub fn read<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, IndexError> {
-        let conn = match self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+    fn read<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T, DbError>) -> Result<T, IndexError> {
+        let popped = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match popped {
             Some(c) => c,
-            None => Self::connect(&self.path)?,
+            None => Self::connect(&self.location)?,
         };
-        let out = f(&conn).map_err(|e| Self::err(&self.path, e));
-        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < 8 {
-            pool.push(conn);
+        let out = f(&mut conn).map_err(|e| Self::err(&self.location, e));
+        // A connection that failed is not kept (it may be the one that broke).
+        if out.is_ok() {
+            let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
         }
         out
     }
 
-    /// The positions kept: the next offset of each partition read.
-    pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, IndexError> {
-        self.read(|c| {
-            let mut s = c.prepare("SELECT topic, part, next FROM idx_positions")?;
-            let rows = s.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
-            rows.collect()
+    /// Whether this console writes the index: always for a SQLite file (one console's); on PostgreSQL the one
+    /// console holding a session-level advisory lock on its writer connection, so that consoles sharing the index
+    /// do not index the same records each (the others serve pages from it and try again now and then).
+    pub fn try_lead(&self) -> Result<bool, IndexError> {
+        self.write(|c| {
+            if !c.is_pg() {
+                return Ok(true);
+            }
+            Ok(c.one(
+                "SELECT pg_try_advisory_lock(hashtext('hule-console-index'))",
+                &[],
+            )?
+            .and_then(|v| v.i())
+                == Some(1))
         })
     }
 
+    /// The positions kept: the next offset of each partition read.
+    pub fn positions(&self) -> Result<HashMap<(String, i32), i64>, IndexError> {
+        self.read(positions_of)
+    }
+
     /// Writes `records` and the positions after them in one transaction. Ledger records update the ledger table.
-    /// A record before a partition's kept position (read again after a reassignment) is skipped: the positions
-    /// are what keeps a record from being indexed twice, so the table needs no unique index on the position (one
-    /// index fewer to maintain per row).
+    /// The positions are what keeps a record from being indexed twice (so the table needs no unique index on the
+    /// position: one index fewer to maintain per row); a record below its partition's kept position means the
+    /// partition was reset (below).
     pub fn ingest(&self, records: &[Followed]) -> Result<usize, IndexError> {
-        self.write(|conn| {
-            // IMMEDIATE: the write lock is taken at BEGIN (where the busy timeout applies), never upgraded later.
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.transaction(|conn| {
+            let mut kept = positions_of(conn)?;
             let mut positions: HashMap<(&str, i32), i64> = HashMap::new();
-            let kept: HashMap<(String, i32), i64> = {
-                let mut s = tx.prepare_cached("SELECT topic, part, next FROM idx_positions")?;
-                let rows = s.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
+            let mut seen_fp: std::collections::HashSet<String> = Default::default();
             let mut n = 0;
-            {
-                let mut insert = tx.prepare_cached(
+            for f in records {
+                let d = &f.delivery;
+                let part_key = (d.topic.clone(), d.partition);
+                if kept.get(&part_key).is_some_and(|next| d.offset < *next) {
+                    // Read from a position the index is past: nothing re-reads a partition it indexed (it is
+                    // assigned at its kept position), so the partition was reset — its topic deleted and made
+                    // again. What the index has of it describes records that are gone: it is forgotten, and the
+                    // partition indexed anew from here.
+                    tracing::warn!(
+                        topic = %d.topic,
+                        partition = d.partition,
+                        offset = d.offset,
+                        "console index: a partition starts again below its kept position (topic recreated?); \
+                         forgetting what was indexed of it"
+                    );
+                    conn.exec(
+                        "DELETE FROM idx_records WHERE topic = ?1 AND part = ?2",
+                        &[Val::T(d.topic.clone()), Val::I(i64::from(d.partition))],
+                    )?;
+                    conn.exec(
+                        "DELETE FROM idx_archived WHERE substr(dead_letter, 1, length(?1)) = ?1",
+                        &[Val::T(format!("{}:{}:", d.topic, d.partition))],
+                    )?;
+                    kept.remove(&part_key);
+                }
+                positions.insert((d.topic.as_str(), d.partition), d.offset + 1);
+                if d.topic == LEDGER_TOPIC {
+                    // A compacted topic of JSON entries; an entry that does not parse is not one.
+                    if let Some(e) = d
+                        .payload
+                        .as_deref()
+                        .and_then(|p| serde_json::from_slice::<LedgerEntry>(p).ok())
+                    {
+                        let text = serde_json::to_string(&e).unwrap_or_default();
+                        conn.exec(
+                            "INSERT INTO idx_ledger (dead_letter, fingerprint, entry) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (dead_letter) DO UPDATE
+                                 SET fingerprint = excluded.fingerprint, entry = excluded.entry",
+                            &[Val::T(e.dead_letter), Val::T(e.fingerprint), Val::T(text)],
+                        )?;
+                    }
+                    continue;
+                }
+                let row = extract(d, f.timestamp_ms.unwrap_or(0));
+                let dl = row.dead_letter.as_ref();
+                if let Some(dl) = dl {
+                    if seen_fp.insert(dl.fingerprint.id.clone()) {
+                        let fp = &dl.fingerprint;
+                        conn.exec(
+                            "INSERT INTO idx_fingerprints (id, event_type, service, reason, message)
+                             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+                            &[
+                                Val::T(fp.id.clone()),
+                                Val::T(fp.event_type.clone()),
+                                Val::T(fp.service.clone()),
+                                Val::T(fp.reason.clone()),
+                                Val::T(fp.message.clone()),
+                            ],
+                        )?;
+                    }
+                }
+                n += conn.exec(
                     "INSERT INTO idx_records (topic, part, off, ts, key, event_id, correlation_id,
                          event_type, size, kind, replayed_from, fingerprint, reason, original, retries, error,
                          failed_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                    &[
+                        Val::T(row.topic.clone()),
+                        Val::I(i64::from(row.partition)),
+                        Val::I(row.offset),
+                        Val::I(row.ts_ms),
+                        Val::opt_t(row.key.as_deref()),
+                        Val::opt_t(row.event_id.as_deref()),
+                        Val::opt_t(row.correlation_id.as_deref()),
+                        Val::opt_t(row.event_type.as_deref()),
+                        Val::I(row.size),
+                        Val::I(row.kind as i64),
+                        Val::opt_t(row.replayed_from.as_deref()),
+                        Val::opt_t(dl.map(|d| d.fingerprint.id.as_str())),
+                        Val::opt_t(dl.map(|d| d.fingerprint.reason.as_str())),
+                        Val::opt_t(dl.map(|d| d.original.as_str())),
+                        Val::opt_i(dl.map(|d| d.retries)),
+                        Val::opt_t(dl.map(|d| d.error.as_str())),
+                        Val::opt_t(dl.and_then(|d| d.failed_at.as_deref())),
+                    ],
                 )?;
-                let mut fingerprint = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO idx_fingerprints (id, event_type, service, reason, message)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                let mut ledger = tx.prepare_cached(
-                    "INSERT INTO idx_ledger (dead_letter, fingerprint, entry) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (dead_letter) DO UPDATE SET fingerprint = excluded.fingerprint, entry = excluded.entry",
-                )?;
-                let mut seen_fp: std::collections::HashSet<String> = Default::default();
-                let mut purge =
-                    tx.prepare_cached("DELETE FROM idx_records WHERE topic = ?1 AND part = ?2")?;
-                let mut purge_archive = tx.prepare_cached(
-                    "DELETE FROM idx_archived WHERE substr(dead_letter, 1, length(?1)) = ?1",
-                )?;
-                let mut kept = kept;
-                for f in records {
-                    let d = &f.delivery;
-                    let part_key = (d.topic.clone(), d.partition);
-                    if kept.get(&part_key).is_some_and(|next| d.offset < *next) {
-                        // Read from a position the index is past: nothing re-reads a partition it indexed (it is
-                        // assigned at its kept position), so the partition was reset — its topic deleted and made
-                        // again. What the index has of it describes records that are gone: it is forgotten, and the
-                        // partition indexed anew from here.
-                        tracing::warn!(
-                            topic = %d.topic,
-                            partition = d.partition,
-                            offset = d.offset,
-                            "console index: a partition starts again below its kept position (topic recreated?); \
-                             forgetting what was indexed of it"
-                        );
-                        purge.execute(params![d.topic, d.partition])?;
-                        purge_archive.execute(params![format!("{}:{}:", d.topic, d.partition)])?;
-                        kept.remove(&part_key);
-                    }
-                    positions.insert((d.topic.as_str(), d.partition), d.offset + 1);
-                    if d.topic == LEDGER_TOPIC {
-                        // A compacted topic of JSON entries; an entry that does not parse is not one.
-                        if let Some(e) = d
-                            .payload
-                            .as_deref()
-                            .and_then(|p| serde_json::from_slice::<LedgerEntry>(p).ok())
-                        {
-                            let text = serde_json::to_string(&e).unwrap_or_default();
-                            ledger.execute(params![e.dead_letter, e.fingerprint, text])?;
-                        }
-                        continue;
-                    }
-                    let row = extract(d, f.timestamp_ms.unwrap_or(0));
-                    let dl = row.dead_letter.as_ref();
-                    if let Some(dl) = dl {
-                        if seen_fp.insert(dl.fingerprint.id.clone()) {
-                            let fp = &dl.fingerprint;
-                            fingerprint.execute(params![
-                                fp.id,
-                                fp.event_type,
-                                fp.service,
-                                fp.reason,
-                                fp.message
-                            ])?;
-                        }
-                    }
-                    n += insert.execute(params![
-                        row.topic,
-                        row.partition,
-                        row.offset,
-                        row.ts_ms,
-                        row.key,
-                        row.event_id,
-                        row.correlation_id,
-                        row.event_type,
-                        row.size,
-                        row.kind as i64,
-                        row.replayed_from,
-                        dl.map(|d| &d.fingerprint.id),
-                        dl.map(|d| &d.fingerprint.reason),
-                        dl.map(|d| &d.original),
-                        dl.map(|d| d.retries),
-                        dl.map(|d| &d.error),
-                        dl.and_then(|d| d.failed_at.as_ref()),
-                    ])?;
-                }
-                let mut pos = tx.prepare_cached(
+            }
+            // A partition forgotten above starts again at its new position.
+            for ((topic, part), next) in &positions {
+                conn.exec(
                     "INSERT INTO idx_positions (topic, part, next) VALUES (?1, ?2, ?3)
                      ON CONFLICT (topic, part) DO UPDATE SET next = excluded.next",
+                    &[Val::T((*topic).to_owned()), Val::I(i64::from(*part)), Val::I(*next)],
                 )?;
-                for ((topic, part), next) in &positions {
-                    pos.execute(params![topic, part, next])?;
-                }
             }
-            tx.commit()?;
             Ok(n)
         })
     }
@@ -585,25 +651,25 @@ impl Index {
             let mut deleted = 0;
             let mut after = 0i64;
             for _ in 0..100 {
-                let (last, old): (Option<i64>, i64) = c.query_row(
-                    "SELECT max(id), sum(ts < ?2) FROM
-                         (SELECT id, ts FROM idx_records WHERE id > ?1 ORDER BY id LIMIT 5000)",
-                    params![after, oldest],
-                    |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.unwrap_or(0))),
+                let row = c.query(
+                    "SELECT max(id), sum(CASE WHEN ts < ?2 THEN 1 ELSE 0 END) FROM
+                         (SELECT id, ts FROM idx_records WHERE id > ?1 ORDER BY id LIMIT 5000) chunk",
+                    &[Val::I(after), Val::I(oldest)],
                 )?;
-                let Some(last) = last else { break };
-                if old == 0 {
+                let row = row.into_iter().next().unwrap_or_default();
+                let Some(last) = row.first().and_then(Val::i) else { break };
+                if row.get(1).and_then(Val::i).unwrap_or(0) == 0 {
                     break;
                 }
-                deleted += c.execute(
+                deleted += c.exec(
                     "DELETE FROM idx_records WHERE id > ?1 AND id <= ?2 AND ts < ?3",
-                    params![after, last, oldest],
+                    &[Val::I(after), Val::I(last), Val::I(oldest)],
                 )?;
                 after = last;
             }
-            deleted += c.execute(
+            deleted += c.exec(
                 "DELETE FROM idx_records WHERE id <= (SELECT max(id) FROM idx_records) - ?1",
-                params![retention.max_rows],
+                &[Val::I(retention.max_rows)],
             )?;
             Ok(deleted)
         })
@@ -611,28 +677,36 @@ impl Index {
 
     /// Rows indexed.
     pub fn count(&self) -> Result<i64, IndexError> {
-        self.read(|c| c.query_row("SELECT count(*) FROM idx_records", [], |r| r.get(0)))
+        self.read(|c| {
+            Ok(c.one("SELECT count(*) FROM idx_records", &[])?
+                .and_then(|v| v.i())
+                .unwrap_or(0))
+        })
     }
 
     /// Every record whose event id, correlation id or key is `q`, oldest first (at most `limit`).
     pub fn trace(&self, q: &str, limit: i64) -> Result<Vec<Hit>, IndexError> {
         self.read(|c| {
-            let mut s = c.prepare_cached(&format!(
-                "SELECT {HIT_COLUMNS} FROM idx_records WHERE id IN (
-                     SELECT id FROM idx_records WHERE event_id = ?1
-                     UNION SELECT id FROM idx_records WHERE correlation_id = ?1
-                     UNION SELECT id FROM idx_records WHERE key = ?1)
-                 ORDER BY ts, topic, part, off LIMIT ?2"
-            ))?;
-            let rows = s.query_map(params![q, limit], hit)?;
-            rows.collect()
+            Ok(c.query(
+                &format!(
+                    "SELECT {HIT_COLUMNS} FROM idx_records WHERE id IN (
+                         SELECT id FROM idx_records WHERE event_id = ?1
+                         UNION SELECT id FROM idx_records WHERE correlation_id = ?1
+                         UNION SELECT id FROM idx_records WHERE key = ?1)
+                     ORDER BY ts, topic, part, off LIMIT ?2"
+                ),
+                &[Val::T(q.to_owned()), Val::I(limit)],
+            )?
+            .iter()
+            .map(|r| hit(r))
+            .collect())
         })
     }
 
     /// Every failure group, the largest first.
     pub fn groups(&self) -> Result<Vec<Group>, IndexError> {
         self.read(|c| {
-            let mut s = c.prepare_cached(
+            let rows = c.query(
                 "SELECT f.id, f.event_type, f.service, f.reason, f.message, g.n, g.first, g.last,
                         (SELECT count(*) FROM idx_ledger l WHERE l.fingerprint = f.id),
                         (SELECT count(*) FROM idx_archived a WHERE a.fingerprint = f.id)
@@ -640,50 +714,68 @@ impl Index {
                        FROM idx_records WHERE fingerprint IS NOT NULL GROUP BY fingerprint) g
                  JOIN idx_fingerprints f ON f.id = g.fingerprint
                  ORDER BY g.n DESC, f.id",
+                &[],
             )?;
-            let rows = s.query_map([], |r| {
-                Ok(Group {
-                    fingerprint: Fingerprint {
-                        id: r.get(0)?,
-                        event_type: r.get(1)?,
-                        service: r.get(2)?,
-                        reason: r.get(3)?,
-                        message: r.get(4)?,
-                    },
-                    count: r.get(5)?,
-                    first_ms: r.get(6)?,
-                    last_ms: r.get(7)?,
-                    replayed: r.get(8)?,
-                    archived: r.get(9)?,
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let t = |n: usize| r[n].t().unwrap_or_default();
+                    let i = |n: usize| r[n].i().unwrap_or(0);
+                    Group {
+                        fingerprint: Fingerprint {
+                            id: t(0),
+                            event_type: t(1),
+                            service: t(2),
+                            reason: t(3),
+                            message: t(4),
+                        },
+                        count: i(5),
+                        first_ms: i(6),
+                        last_ms: i(7),
+                        replayed: i(8),
+                        archived: i(9),
+                    }
                 })
-            })?;
-            rows.collect()
+                .collect())
         })
     }
 
     /// Dead letters by reason: (reason, in the last hour, in the last day, all).
     pub fn reasons(&self, now_ms: i64) -> Result<Vec<(String, i64, i64, i64)>, IndexError> {
         self.read(|c| {
-            let mut s = c.prepare_cached(
-                "SELECT reason, sum(ts >= ?1), sum(ts >= ?2), count(*) FROM idx_records
+            let rows = c.query(
+                "SELECT reason, sum(CASE WHEN ts >= ?1 THEN 1 ELSE 0 END),
+                        sum(CASE WHEN ts >= ?2 THEN 1 ELSE 0 END), count(*) FROM idx_records
                  WHERE fingerprint IS NOT NULL GROUP BY reason ORDER BY reason",
+                &[Val::I(now_ms - 3_600_000), Val::I(now_ms - 86_400_000)],
             )?;
-            let rows = s.query_map(params![now_ms - 3_600_000, now_ms - 86_400_000], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-            rows.collect()
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r[0].t().unwrap_or_default(),
+                        r[1].i().unwrap_or(0),
+                        r[2].i().unwrap_or(0),
+                        r[3].i().unwrap_or(0),
+                    )
+                })
+                .collect())
         })
     }
 
     /// The dead letters of fingerprint `id`, newest first, `limit` from `skip`.
     pub fn group_records(&self, id: &str, skip: i64, limit: i64) -> Result<Vec<Hit>, IndexError> {
         self.read(|c| {
-            let mut s = c.prepare_cached(&format!(
-                "SELECT {HIT_COLUMNS} FROM idx_records WHERE fingerprint = ?1 ORDER BY ts DESC, id DESC
-                 LIMIT ?2 OFFSET ?3"
-            ))?;
-            let rows = s.query_map(params![id, limit, skip], hit)?;
-            rows.collect()
+            Ok(c.query(
+                &format!(
+                    "SELECT {HIT_COLUMNS} FROM idx_records WHERE fingerprint = ?1 ORDER BY ts DESC, id DESC
+                     LIMIT ?2 OFFSET ?3"
+                ),
+                &[Val::T(id.to_owned()), Val::I(limit), Val::I(skip)],
+            )?
+            .iter()
+            .map(|r| hit(r))
+            .collect())
         })
     }
 
@@ -698,26 +790,30 @@ impl Index {
         dead_letters: &[String],
     ) -> Result<HashMap<String, Disposition>, IndexError> {
         self.read(|c| {
-            let mut ledger =
-                c.prepare_cached("SELECT entry FROM idx_ledger WHERE dead_letter = ?1")?;
-            let mut row_failed_at = c.prepare_cached(
-                "SELECT failed_at FROM idx_records WHERE topic = ?1 AND part = ?2 AND off = ?3 AND kind = 1",
-            )?;
-            let mut archived =
-                c.prepare_cached("SELECT at, by, reason FROM idx_archived WHERE dead_letter = ?1")?;
             let mut out = HashMap::new();
             for id in dead_letters {
-                let mut replayed = ledger
-                    .query_row(params![id], |r| r.get::<_, String>(0))
-                    .optional()?
+                let mut replayed = c
+                    .one(
+                        "SELECT entry FROM idx_ledger WHERE dead_letter = ?1",
+                        &[Val::T(id.clone())],
+                    )?
+                    .and_then(|v| v.t())
                     .and_then(|t| serde_json::from_str::<LedgerEntry>(&t).ok());
                 // The ledger's entry is this dead letter's only when it failed at the same time (a topic made
                 // again reuses positions); a row aged out of the index cannot be checked and keeps its entry.
                 if let (Some(entry), Some((topic, part, off))) = (&replayed, split_id(id)) {
-                    let failed_at: Option<Option<String>> = row_failed_at
-                        .query_row(params![topic, part, off], |r| r.get(0))
-                        .optional()?;
-                    if let Some(Some(at)) = failed_at {
+                    let failed_at = c
+                        .one(
+                            "SELECT failed_at FROM idx_records
+                             WHERE topic = ?1 AND part = ?2 AND off = ?3 AND kind = 1",
+                            &[
+                                Val::T(topic.to_owned()),
+                                Val::I(i64::from(part)),
+                                Val::I(off),
+                            ],
+                        )?
+                        .and_then(|v| v.t());
+                    if let Some(at) = failed_at {
                         let same = serde_json::from_value::<hule_contracts::Timestamp>(at.into())
                             .is_ok_and(|t| t == entry.failed_at);
                         if !same {
@@ -725,9 +821,20 @@ impl Index {
                         }
                     }
                 }
-                let archived = archived
-                    .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?;
+                let archived = c
+                    .query(
+                        "SELECT at, by, reason FROM idx_archived WHERE dead_letter = ?1",
+                        &[Val::T(id.clone())],
+                    )?
+                    .into_iter()
+                    .next()
+                    .map(|r| {
+                        (
+                            r[0].t().unwrap_or_default(),
+                            r[1].t().unwrap_or_default(),
+                            r[2].t().unwrap_or_default(),
+                        )
+                    });
                 if replayed.is_some() || archived.is_some() {
                     out.insert(id.clone(), Disposition { replayed, archived });
                 }
@@ -753,19 +860,21 @@ impl Index {
         reason: &str,
     ) -> Result<usize, IndexError> {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        self.write(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        self.transaction(|c| {
             let mut n = 0;
-            {
-                let mut s = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO idx_archived (dead_letter, fingerprint, at, by, reason)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+            for (id, fp) in dead_letters {
+                n += c.exec(
+                    "INSERT INTO idx_archived (dead_letter, fingerprint, at, by, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (dead_letter) DO NOTHING",
+                    &[
+                        Val::T(id.clone()),
+                        Val::T(fp.clone()),
+                        Val::T(at.clone()),
+                        Val::T(by.to_owned()),
+                        Val::T(reason.to_owned()),
+                    ],
                 )?;
-                for (id, fp) in dead_letters {
-                    n += s.execute(params![id, fp, at, by, reason])?;
-                }
             }
-            tx.commit()?;
             Ok(n)
         })
     }
@@ -773,39 +882,38 @@ impl Index {
     /// Per event type: records since `since_ms`, all, dead letters, and the newest record.
     pub fn event_counts(&self, since_ms: i64) -> Result<HashMap<String, EventCounts>, IndexError> {
         self.read(|c| {
-            let mut s = c.prepare_cached(
-                "SELECT event_type, kind, sum(ts >= ?1), count(*) FROM idx_records
+            let rows = c.query(
+                "SELECT event_type, kind, sum(CASE WHEN ts >= ?1 THEN 1 ELSE 0 END), count(*) FROM idx_records
                  WHERE event_type IS NOT NULL GROUP BY event_type, kind",
+                &[Val::I(since_ms)],
             )?;
             let mut out: HashMap<String, EventCounts> = HashMap::new();
-            let rows = s.query_map(params![since_ms], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })?;
-            for row in rows {
-                let (event_type, kind, recent, all) = row?;
-                let e = out.entry(event_type).or_default();
-                if kind == Kind::DeadLetter as i64 {
+            for r in &rows {
+                let e = out.entry(r[0].t().unwrap_or_default()).or_default();
+                let (recent, all) = (r[2].i().unwrap_or(0), r[3].i().unwrap_or(0));
+                if r[1].i() == Some(Kind::DeadLetter as i64) {
                     e.dead_letters += all;
                 } else {
                     e.recent += recent;
                     e.total += all;
                 }
             }
-            let mut newest = c.prepare_cached(
-                "SELECT topic, part, off FROM idx_records WHERE event_type = ?1 AND kind = 0
-                 ORDER BY ts DESC LIMIT 1",
-            )?;
             for (event_type, counts) in out.iter_mut() {
-                counts.newest = newest
-                    .query_row(params![event_type], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()?;
+                counts.newest = c
+                    .query(
+                        "SELECT topic, part, off FROM idx_records WHERE event_type = ?1 AND kind = 0
+                         ORDER BY ts DESC LIMIT 1",
+                        &[Val::T(event_type.clone())],
+                    )?
+                    .into_iter()
+                    .next()
+                    .map(|r| {
+                        (
+                            r[0].t().unwrap_or_default(),
+                            r[1].i().unwrap_or(0) as i32,
+                            r[2].i().unwrap_or(0),
+                        )
+                    });
             }
             Ok(out)
         })
@@ -814,14 +922,30 @@ impl Index {
     /// The newest `limit` records of `event_type` (events, not dead letters).
     pub fn recent_of(&self, event_type: &str, limit: i64) -> Result<Vec<Hit>, IndexError> {
         self.read(|c| {
-            let mut s = c.prepare_cached(&format!(
-                "SELECT {HIT_COLUMNS} FROM idx_records WHERE event_type = ?1 AND kind = 0
-                 ORDER BY ts DESC LIMIT ?2"
-            ))?;
-            let rows = s.query_map(params![event_type, limit], hit)?;
-            rows.collect()
+            Ok(c.query(
+                &format!(
+                    "SELECT {HIT_COLUMNS} FROM idx_records WHERE event_type = ?1 AND kind = 0
+                     ORDER BY ts DESC LIMIT ?2"
+                ),
+                &[Val::T(event_type.to_owned()), Val::I(limit)],
+            )?
+            .iter()
+            .map(|r| hit(r))
+            .collect())
         })
     }
+}
+
+fn positions_of(c: &mut Conn) -> Result<HashMap<(String, i32), i64>, DbError> {
+    Ok(c.query("SELECT topic, part, next FROM idx_positions", &[])?
+        .iter()
+        .map(|r| {
+            (
+                (r[0].t().unwrap_or_default(), r[1].i().unwrap_or(0) as i32),
+                r[2].i().unwrap_or(0),
+            )
+        })
+        .collect())
 }
 
 /// How the indexer is doing, for the pages' banners and the overview.
@@ -836,6 +960,8 @@ struct StatusInner {
     last_record: Option<Instant>,
     indexed: u64,
     partitions: usize,
+    /// Another console writes the shared index.
+    standby: bool,
 }
 
 impl IndexerStatus {
@@ -858,6 +984,11 @@ impl IndexerStatus {
         (s.indexed, s.partitions)
     }
 
+    /// Whether another console writes the shared index (this one serves pages from it).
+    pub fn standby(&self) -> bool {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).standby
+    }
+
     /// Seconds since the last record was indexed.
     pub fn idle_for(&self) -> Option<Duration> {
         self.inner
@@ -878,6 +1009,21 @@ pub fn run_indexer(
     stop: &CancellationToken,
 ) -> Result<(), IndexError> {
     let timeout = Duration::from_secs(10);
+    // Consoles sharing a PostgreSQL index: one writes it, the others wait their turn.
+    loop {
+        match index.try_lead() {
+            Ok(true) => break,
+            Ok(false) => status.set(|s| s.standby = true),
+            Err(e) => status.set(|s| s.error = Some(e.to_string())),
+        }
+        for _ in 0..50 {
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    status.set(|s| s.standby = false);
     let mut positions = index.positions()?;
     let mut follower: Option<Follower> = None;
     let mut assigned: Vec<(String, i32)> = Vec::new();
@@ -1066,10 +1212,23 @@ mod tests {
 
     #[test]
     fn the_index_finds_by_any_id_keeps_positions_and_drops_by_age_and_rows() {
+        on_both(finds_keeps_drops);
+    }
+
+    /// Runs `test` on a SQLite index and on a PostgreSQL one (a schema of its own in the test database).
+    fn on_both(test: fn(Index)) {
         let dir =
             std::env::temp_dir().join(format!("hule-index-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let index = Index::open(&dir.join("i.db")).expect("open");
+        test(Index::open(&dir.join("i.db")).expect("open"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(hule_outbox::testkit::pg_schema_url("console_index"));
+        test(Index::open_at(&Location::Postgres(url)).expect("open on PostgreSQL"));
+    }
+
+    fn finds_keeps_drops(index: Index) {
         let followed: Vec<Followed> = (0..10)
             .map(|i| {
                 let mut d = delivery("huleedu.x.v1", Headers::default(), ENVELOPE.as_bytes());
@@ -1110,15 +1269,14 @@ mod tests {
         index.enforce(retention, 1_012).expect("enforce");
         // Age keeps ts >= 1002 (8 rows), rows keep the newest 4.
         assert_eq!(index.count().expect("count"), 4);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_ledger_entry_counts_only_for_the_dead_letter_that_failed_when_it_says() {
-        let dir =
-            std::env::temp_dir().join(format!("hule-index-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let index = Index::open(&dir.join("i.db")).expect("open");
+        on_both(ledger_matches_failed_at);
+    }
+
+    fn ledger_matches_failed_at(index: Index) {
         let d = delivery("huleedu.x.v1", Headers::default(), ENVELOPE.as_bytes());
         let letter = DeadLetter::build(&d, &Failure::Permanent("no".into()), "svc");
         let record: hule_consumer::DeadLetterRecord =
@@ -1180,6 +1338,5 @@ mod tests {
             .dispositions(std::slice::from_ref(&id))
             .expect("dispositions");
         assert!(got[&id].replayed.is_some(), "its own entry");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -19,6 +19,7 @@ CSRF token in every form and a POST from another site's `Origin` refused, failed
 pub mod auth;
 pub mod config;
 pub mod data;
+pub mod db;
 mod flow;
 pub mod index;
 pub mod jobs;

@@ -23,10 +23,23 @@ pub struct AuditEntry {
     pub result: String,
 }
 
-/// The store.
+/// The store: a SQLite file, or PostgreSQL (shared by several consoles).
 pub struct Store {
-    conn: Mutex<Connection>,
+    backend: Backend,
 }
+
+enum Backend {
+    Lite(Mutex<Connection>),
+    Pg(Mutex<crate::db::Conn>),
+}
+
+/// The PostgreSQL store's tables (`who`: `user` is a reserved word there).
+const PG_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS console_audit_log (
+    id BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL,
+    target TEXT NOT NULL, records BIGINT NOT NULL, result TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_session_key (id BIGINT PRIMARY KEY CHECK (id = 1), key_hex TEXT NOT NULL);
+";
 
 /// A store error.
 #[derive(Debug, thiserror::Error)]
@@ -34,15 +47,15 @@ pub struct Store {
 pub struct StoreError {
     path: String,
     #[source]
-    source: rusqlite::Error,
+    source: crate::db::DbError,
 }
 
 impl Store {
     /// Opens (and creates) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |source| StoreError {
+        let err = |source: rusqlite::Error| StoreError {
             path: path.display().to_string(),
-            source,
+            source: source.into(),
         };
         // The store holds the key that signs sessions: readable by its owner only.
         if !path.exists() {
@@ -65,38 +78,78 @@ impl Store {
         )
         .map_err(err)?;
         Ok(Store {
-            conn: Mutex::new(conn),
+            backend: Backend::Lite(Mutex::new(conn)),
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// Opens (and creates the tables of) the store in the PostgreSQL database at `url`.
+    pub fn open_pg(url: &str) -> Result<Self, StoreError> {
+        let err = |source| StoreError {
+            path: hule_pg::redact(url),
+            source,
+        };
+        let mut conn = crate::db::Conn::Pg(crate::db::PgConn::open(url).map_err(err)?);
+        conn.batch(PG_SCHEMA).map_err(err)?;
+        Ok(Store {
+            backend: Backend::Pg(Mutex::new(conn)),
+        })
     }
 
-    /// The session key: 64 random bytes made on first use and kept.
-    pub fn session_key(&self) -> Result<Vec<u8>, rusqlite::Error> {
-        let conn = self.conn();
-        if let Some(key) = conn
-            .query_row("SELECT key FROM console_key WHERE id = 1", [], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })
-            .optional()?
-        {
-            return Ok(key);
+    /// Opens the store at `location`.
+    pub fn open_at(location: &crate::db::Location) -> Result<Self, StoreError> {
+        match location {
+            crate::db::Location::File(p) => Self::open(p),
+            crate::db::Location::Postgres(url) => Self::open_pg(url),
         }
-        let key: Vec<u8> = (0..4)
+    }
+
+    /// The session key: 64 random bytes made on first use and kept (on PostgreSQL, the first console to start
+    /// makes it and every other reads the same one, so a session works on each).
+    pub fn session_key(&self) -> Result<Vec<u8>, crate::db::DbError> {
+        let made: Vec<u8> = (0..4)
             .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
             .chain((0..4).flat_map(|_| uuid::Uuid::new_v4().into_bytes()))
             .collect();
-        conn.execute(
-            "INSERT INTO console_key (id, key) VALUES (1, ?1)",
-            params![key],
-        )?;
-        Ok(key)
+        match &self.backend {
+            Backend::Lite(conn) => {
+                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(key) = conn
+                    .query_row("SELECT key FROM console_key WHERE id = 1", [], |r| {
+                        r.get::<_, Vec<u8>>(0)
+                    })
+                    .optional()?
+                {
+                    return Ok(key);
+                }
+                conn.execute(
+                    "INSERT INTO console_key (id, key) VALUES (1, ?1)",
+                    params![made],
+                )?;
+                Ok(made)
+            }
+            Backend::Pg(conn) => {
+                use crate::db::Val;
+                let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let hex: String = made.iter().map(|b| format!("{b:02x}")).collect();
+                conn.exec(
+                    "INSERT INTO console_session_key (id, key_hex) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+                    &[Val::T(hex)],
+                )?;
+                let kept = conn
+                    .one("SELECT key_hex FROM console_session_key WHERE id = 1", &[])?
+                    .and_then(|v| v.t())
+                    .ok_or_else(|| crate::db::DbError("the session key is missing".into()))?;
+                (0..kept.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&kept[i..i + 2], 16))
+                    .collect::<Result<Vec<u8>, _>>()
+                    .map_err(|e| crate::db::DbError(format!("the session key is not hex: {e}")))
+            }
+        }
     }
 
-    /// Records an entry; a failure is logged (the action itself already happened). The store is a file of its
-    /// own (the index has another), WAL with `synchronous = NORMAL`: an insert costs well under a millisecond.
+    /// Records an entry; a failure is logged (the action itself already happened). The SQLite store is a file of
+    /// its own (the index has another), WAL with `synchronous = NORMAL`: an insert costs well under a millisecond.
     pub fn audit(&self, user: &str, action: &str, target: &str, records: i64, result: &str) {
         if let Err(e) = self.audit_checked(user, action, target, records, result) {
             tracing::error!(error = %e, user, action, "cannot write the audit log");
@@ -111,14 +164,33 @@ impl Store {
         target: &str,
         records: i64,
         result: &str,
-    ) -> Result<(), rusqlite::Error> {
+    ) -> Result<(), crate::db::DbError> {
         let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        self.conn()
-            .execute(
-                "INSERT INTO console_audit (at, user, action, target, records, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![at, user, action, target, records, result],
-            )
-            .map(|_| ())
+        match &self.backend {
+            Backend::Lite(conn) => {
+                conn.lock().unwrap_or_else(|p| p.into_inner()).execute(
+                    "INSERT INTO console_audit (at, user, action, target, records, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![at, user, action, target, records, result],
+                )?;
+                Ok(())
+            }
+            Backend::Pg(conn) => {
+                use crate::db::Val;
+                conn.lock().unwrap_or_else(|p| p.into_inner()).exec(
+                    "INSERT INTO console_audit_log (at, who, action, target, records, result)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    &[
+                        Val::T(at),
+                        Val::T(user.to_owned()),
+                        Val::T(action.to_owned()),
+                        Val::T(target.to_owned()),
+                        Val::I(records),
+                        Val::T(result.to_owned()),
+                    ],
+                )?;
+                Ok(())
+            }
+        }
     }
 
     /// The latest `limit` entries, newest first, optionally only those whose user or action is `filter`.
@@ -126,22 +198,45 @@ impl Store {
         &self,
         filter: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<AuditEntry>, rusqlite::Error> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT at, user, action, target, records, result FROM console_audit
-             WHERE ?1 IS NULL OR user = ?1 OR action = ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![filter, limit], |r| {
-            Ok(AuditEntry {
-                at: r.get(0)?,
-                user: r.get(1)?,
-                action: r.get(2)?,
-                target: r.get(3)?,
-                records: r.get(4)?,
-                result: r.get(5)?,
-            })
-        })?;
-        rows.collect()
+    ) -> Result<Vec<AuditEntry>, crate::db::DbError> {
+        match &self.backend {
+            Backend::Lite(conn) => {
+                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                let mut stmt = conn.prepare(
+                    "SELECT at, user, action, target, records, result FROM console_audit
+                     WHERE ?1 IS NULL OR user = ?1 OR action = ?1 ORDER BY id DESC LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![filter, limit], |r| {
+                    Ok(AuditEntry {
+                        at: r.get(0)?,
+                        user: r.get(1)?,
+                        action: r.get(2)?,
+                        target: r.get(3)?,
+                        records: r.get(4)?,
+                        result: r.get(5)?,
+                    })
+                })?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+            Backend::Pg(conn) => {
+                use crate::db::Val;
+                let rows = conn.lock().unwrap_or_else(|p| p.into_inner()).query(
+                    "SELECT at, who, action, target, records, result FROM console_audit_log
+                     WHERE CAST(?1 AS TEXT) IS NULL OR who = ?1 OR action = ?1 ORDER BY id DESC LIMIT ?2",
+                    &[Val::opt_t(filter), Val::I(limit)],
+                )?;
+                Ok(rows
+                    .iter()
+                    .map(|r| AuditEntry {
+                        at: r[0].t().unwrap_or_default(),
+                        user: r[1].t().unwrap_or_default(),
+                        action: r[2].t().unwrap_or_default(),
+                        target: r[3].t().unwrap_or_default(),
+                        records: r[4].i().unwrap_or(0),
+                        result: r[5].t().unwrap_or_default(),
+                    })
+                    .collect())
+            }
+        }
     }
 }

@@ -24,7 +24,7 @@ use crate::pages::{layout, login, short_time};
 use crate::store::Store;
 
 /// What `hule console` runs with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConsoleConfig {
     /// Where to listen.
     pub listen: SocketAddr,
@@ -44,6 +44,19 @@ pub struct ConsoleConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// Logins through an OpenID Connect provider.
     pub oidc: Option<crate::oidc::OidcConfig>,
+}
+
+/// The store's URL (a PostgreSQL store's password) is not shown.
+impl std::fmt::Debug for ConsoleConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleConfig")
+            .field("listen", &self.listen)
+            .field("users", &self.users)
+            .field("store", &hule_pg::redact(&self.store.to_string_lossy()))
+            .field("services", &self.services)
+            .field("no_auth", &self.no_auth)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the console cannot start.
@@ -122,15 +135,20 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
             "no users: add a [[users]] table (name, role, password_hash from `hule console hash-password`)".into(),
         ));
     }
-    let store = Arc::new(Store::open(&config.store)?);
+    // A postgres:// or postgresql:// store is PostgreSQL (several consoles then share the audit log, the session
+    // key, the archive and the index); anything else a SQLite file, with the index in a file beside it.
+    let location = crate::db::Location::parse(&config.store.to_string_lossy());
+    let store = Arc::new(Store::open_at(&location)?);
     let key = store
         .session_key()
         .map_err(|e| ConsoleError::Config(format!("session key: {e}")))?;
     crate::config::check_services(&config.services).map_err(ConsoleError::Config)?;
-    // The index is a file of its own beside the store: its writer never makes an audit insert wait.
-    let index = Arc::new(crate::index::Index::open(&crate::index::path_beside(
-        &config.store,
-    ))?);
+    // On SQLite the index is a file of its own beside the store: its writer never makes an audit insert wait.
+    let index_at = match &location {
+        crate::db::Location::File(p) => crate::db::Location::File(crate::index::path_beside(p)),
+        pg => pg.clone(),
+    };
+    let index = Arc::new(crate::index::Index::open_at(&index_at)?);
     let indexer = Arc::new(crate::index::IndexerStatus::default());
     crate::index::spawn_indexer(
         config.kafka.clone(),
@@ -686,7 +704,11 @@ async fn overview(State(app): State<App>, jar: SignedCookieJar) -> Response {
                 div.card { b data-live="groups" { (groups.len()) } "failure groups" }
                 div.card { b data-live="replayed" { (replayed) } "replayed (ledger)" }
                 div.card { b data-live="archived" { (archived) } "archived" }
-                div.card { b data-live="indexed" { (indexed) } "records indexed since start · " (partitions) " partitions" }
+                div.card {
+                    b data-live="indexed" { (indexed) }
+                    @if app.0.indexer.standby() { "indexed here: another console writes the shared index" }
+                    @else { "records indexed since start · " (partitions) " partitions" }
+                }
             }
             h2 { "Services" }
             (services_table(&probes))
