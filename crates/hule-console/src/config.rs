@@ -150,7 +150,7 @@ impl IndexSection {
 }
 
 /// The file.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleFile {
     /// Where to listen (default 127.0.0.1:8470).
@@ -177,6 +177,25 @@ pub struct ConsoleFile {
     pub tls_key: Option<PathBuf>,
     /// Logins through an OpenID Connect provider.
     pub oidc: Option<crate::oidc::OidcConfig>,
+}
+
+/// A PostgreSQL store's password is not shown.
+impl std::fmt::Debug for ConsoleFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleFile")
+            .field("listen", &self.listen)
+            .field(
+                "store",
+                &self
+                    .store
+                    .as_ref()
+                    .map(|s| hule_pg::redact(&s.to_string_lossy())),
+            )
+            .field("users", &self.users)
+            .field("services", &self.services)
+            .field("oidc", &self.oidc)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConsoleFile {

@@ -101,6 +101,11 @@ impl PgConn {
                         return;
                     }
                 };
+                // Bounded statements: a query the console gave up on does not go on running on the server.
+                if let Err(e) = rt.block_on(client.batch_execute("SET statement_timeout = 10000")) {
+                    let _ = ready_tx.send(Err(DbError(hule_pg_error(&e))));
+                    return;
+                }
                 let _ = ready_tx.send(Ok(()));
                 let mut statements = Statements::new();
                 while let Ok(job) = inbox.recv() {
@@ -130,8 +135,10 @@ impl PgConn {
                 let _ = tx.send(f(rt, c, s));
             }))
             .map_err(|_| DbError("the store's connection is closed".into()))?;
-        rx.recv()
-            .map_err(|_| DbError("the store's connection ended".into()))?
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .map_err(|_| {
+                DbError("the store did not answer within 20 s, or its connection ended".into())
+            })?
     }
 }
 
@@ -157,7 +164,9 @@ fn pg_params(vals: &[Val]) -> Vec<Box<dyn tokio_postgres::types::ToSql + Sync + 
         .map(|v| -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
             match v {
                 Val::I(i) => Box::new(*i),
-                Val::T(t) => Box::new(t.clone()),
+                // PostgreSQL text cannot hold NUL (SQLSTATE 22021); a key or header carrying one (Confluent's
+                // wire format starts with 0x00) is stored with U+FFFD in its place, not refused forever.
+                Val::T(t) => Box::new(t.replace('\0', "\u{FFFD}")),
                 Val::NullI => Box::new(None::<i64>),
                 Val::NullT => Box::new(None::<String>),
             }
@@ -224,6 +233,34 @@ impl Conn {
                     rt.block_on(c.batch_execute(&sql))
                         .map_err(|e| DbError(hule_pg_error(&e)))
                 })
+            }
+        }
+    }
+
+    /// Sends one statement without waiting for it (PostgreSQL: queued on the connection's thread, so a later
+    /// query on this connection sees it); a failure is logged. SQLite runs it at once.
+    pub fn exec_later(&mut self, sql: &str, params: &[Val]) {
+        match self {
+            Conn::Lite(_) => {
+                if let Err(e) = self.exec(sql, params) {
+                    tracing::error!(error = %e, "console store: a write failed");
+                }
+            }
+            Conn::Pg(p) => {
+                let (sql, params) = (dollars(sql), pg_params(params));
+                let _ = p.jobs.send(Box::new(move |rt, c, cache| {
+                    let done: Result<u64, DbError> = rt.block_on(async {
+                        let stmt = prepared(c, cache, &sql).await?;
+                        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                            params.iter().map(|b| b.as_ref() as _).collect();
+                        c.execute(&stmt, &refs)
+                            .await
+                            .map_err(|e| DbError(hule_pg_error(&e)))
+                    });
+                    if let Err(e) = done {
+                        tracing::error!(error = %e, "console store: a write failed");
+                    }
+                }));
             }
         }
     }
@@ -337,7 +374,7 @@ fn lite(v: &Val) -> rusqlite::types::Value {
 }
 
 /// Where the console keeps its store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum Location {
     /// A SQLite file.
     File(std::path::PathBuf),
@@ -345,20 +382,58 @@ pub enum Location {
     Postgres(String),
 }
 
-impl Location {
-    /// A `postgres://` or `postgresql://` URL is PostgreSQL, anything else a file path.
-    pub fn parse(s: &str) -> Location {
-        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            Location::Postgres(s.to_owned())
-        } else {
-            Location::File(Path::new(s).to_owned())
+/// A PostgreSQL URL's password is not shown.
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(p) => f.debug_tuple("File").field(p).finish(),
+            Location::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&hule_pg::redact(url))
+                .finish(),
         }
+    }
+}
+
+impl Location {
+    /// A `postgres://` or `postgresql://` URL (any case) is PostgreSQL; a plain path is a SQLite file. Anything
+    /// that looks like another kind of URL or a keyword connection string is refused (it would otherwise become a
+    /// file named after it), and the refusal shows it redacted.
+    pub fn parse(s: &str) -> Result<Location, String> {
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            return Ok(Location::Postgres(s.to_owned()));
+        }
+        if s.contains("://") || (s.contains('=') && s.contains(' ')) {
+            return Err(format!(
+                "the store `{}` is neither a file path nor a postgres:// or postgresql:// URL",
+                hule_pg::redact(s)
+            ));
+        }
+        Ok(Location::File(Path::new(s).to_owned()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_is_a_file_or_a_postgres_url_and_nothing_else() {
+        assert!(matches!(Location::parse("hule.db"), Ok(Location::File(_))));
+        assert!(matches!(
+            Location::parse("POSTGRESQL://u:pw@h/db"),
+            Ok(Location::Postgres(_))
+        ));
+        let refused = Location::parse("mysql://u:hunter2@h/db").expect_err("another kind of URL");
+        assert!(!refused.contains("hunter2"), "{refused}");
+        assert!(Location::parse("host=h password=hunter2 dbname=x").is_err());
+        let shown = format!(
+            "{:?}",
+            Location::parse("postgres://u:hunter2@h/db").expect("url")
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
 
     #[test]
     fn parameters_become_dollars_outside_quotes() {

@@ -690,8 +690,12 @@ pub(crate) async fn tail_stream(
     let filter: String = q.q.unwrap_or_default().trim().chars().take(255).collect();
     let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
     let kafka = app.0.data.kafka().clone();
-    // The stream ends when the session does (logged out users keep no live view).
-    let expires = session.expires;
+    // The stream ends when the session does (the `--no-auth` operator's never does).
+    let expires = if app.0.local.is_some() {
+        i64::MAX
+    } else {
+        session.expires
+    };
     std::thread::Builder::new()
         .name("console-tail".into())
         .spawn(move || {
@@ -852,8 +856,12 @@ pub(crate) async fn overview_stream(State(app): State<App>, jar: SignedCookieJar
     let Some(session) = crate::web::session_of(&app, &jar) else {
         return StatusCode::UNAUTHORIZED.into_response();
     };
-    // The stream ends with the session.
-    let expires = session.expires;
+    // The stream ends with the session (the `--no-auth` operator's never does).
+    let expires = if app.0.local.is_some() {
+        i64::MAX
+    } else {
+        session.expires
+    };
     let stream = futures::stream::unfold(app, move |app| async move {
         tokio::time::sleep(Duration::from_secs(2)).await;
         if chrono::Utc::now().timestamp() >= expires {

@@ -422,8 +422,16 @@ impl Index {
         } else {
             SCHEMA_SQLITE
         };
-        conn.batch(&format!("{schema}{SCHEMA_COMMON}"))
-            .map_err(|e| Self::err(location, e))?;
+        // Consoles starting together on one PostgreSQL database make the tables one at a time (concurrent
+        // CREATE ... IF NOT EXISTS can fail on the catalog's unique indexes).
+        let ddl = if conn.is_pg() {
+            format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext('hule-console-ddl')); {schema}{SCHEMA_COMMON} COMMIT;"
+            )
+        } else {
+            format!("{schema}{SCHEMA_COMMON}")
+        };
+        conn.batch(&ddl).map_err(|e| Self::err(location, e))?;
         Ok(Index {
             location: location.clone(),
             writer: Mutex::new(conn),
@@ -520,12 +528,75 @@ impl Index {
             if !c.is_pg() {
                 return Ok(true);
             }
+            // The key names the schema: deployments in other schemas of one database do not share it.
             Ok(c.one(
-                "SELECT pg_try_advisory_lock(hashtext('hule-console-index'))",
+                "SELECT pg_try_advisory_lock(hashtext('hule-console-index:' || current_schema()))",
                 &[],
             )?
             .and_then(|v| v.i())
                 == Some(1))
+        })
+    }
+
+    /// Whether this console still holds the lead (its writer connection answers and holds the lock).
+    pub fn still_leads(&self) -> bool {
+        self.write(|c| {
+            if !c.is_pg() {
+                return Ok(true);
+            }
+            Ok(c.one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                   AND objid = (hashtext('hule-console-index:' || current_schema()))::oid
+                   AND granted",
+                &[],
+            )?
+            .and_then(|v| v.i())
+                == Some(1))
+        })
+        .unwrap_or(false)
+    }
+
+    /// Gives the lead up (when the console stops), so another console takes over at once.
+    pub fn release_lead(&self) {
+        let _ = self.write(|c| {
+            if c.is_pg() {
+                c.one(
+                    "SELECT pg_advisory_unlock(hashtext('hule-console-index:' || current_schema()))",
+                    &[],
+                )?;
+            }
+            Ok(())
+        });
+    }
+
+    /// Opens the writer's connection again (after it failed: PostgreSQL restarted, a failover).
+    pub fn reconnect_writer(&self) -> Result<(), IndexError> {
+        if !matches!(self.location, Location::Postgres(_)) {
+            return Ok(());
+        }
+        let fresh = Self::connect(&self.location)?;
+        *self.writer.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// Forgets what was indexed of one partition (its topic was made again): its rows, its position, and the
+    /// archive entries of its dead letters.
+    pub fn forget_partition(&self, topic: &str, partition: i32) -> Result<(), IndexError> {
+        self.transaction(|c| {
+            let (t, p) = (Val::T(topic.to_owned()), Val::I(i64::from(partition)));
+            c.exec(
+                "DELETE FROM idx_records WHERE topic = ?1 AND part = ?2",
+                &[t.clone(), p.clone()],
+            )?;
+            c.exec(
+                "DELETE FROM idx_positions WHERE topic = ?1 AND part = ?2",
+                &[t, p],
+            )?;
+            c.exec(
+                "DELETE FROM idx_archived WHERE substr(dead_letter, 1, length(?1)) = ?1",
+                &[Val::T(format!("{topic}:{partition}:"))],
+            )?;
+            Ok(())
         })
     }
 
@@ -540,7 +611,7 @@ impl Index {
     /// partition was reset (below).
     pub fn ingest(&self, records: &[Followed]) -> Result<usize, IndexError> {
         self.transaction(|conn| {
-            let mut kept = positions_of(conn)?;
+            let kept = positions_of(conn)?;
             let mut positions: HashMap<(&str, i32), i64> = HashMap::new();
             let mut seen_fp: std::collections::HashSet<String> = Default::default();
             let mut n = 0;
@@ -548,26 +619,9 @@ impl Index {
                 let d = &f.delivery;
                 let part_key = (d.topic.clone(), d.partition);
                 if kept.get(&part_key).is_some_and(|next| d.offset < *next) {
-                    // Read from a position the index is past: nothing re-reads a partition it indexed (it is
-                    // assigned at its kept position), so the partition was reset — its topic deleted and made
-                    // again. What the index has of it describes records that are gone: it is forgotten, and the
-                    // partition indexed anew from here.
-                    tracing::warn!(
-                        topic = %d.topic,
-                        partition = d.partition,
-                        offset = d.offset,
-                        "console index: a partition starts again below its kept position (topic recreated?); \
-                         forgetting what was indexed of it"
-                    );
-                    conn.exec(
-                        "DELETE FROM idx_records WHERE topic = ?1 AND part = ?2",
-                        &[Val::T(d.topic.clone()), Val::I(i64::from(d.partition))],
-                    )?;
-                    conn.exec(
-                        "DELETE FROM idx_archived WHERE substr(dead_letter, 1, length(?1)) = ?1",
-                        &[Val::T(format!("{}:{}:", d.topic, d.partition))],
-                    )?;
-                    kept.remove(&part_key);
+                    // Indexed already (a retry after a commit whose answer was lost): skipped. A partition made
+                    // again is noticed at assignment, where its end is below its kept position.
+                    continue;
                 }
                 positions.insert((d.topic.as_str(), d.partition), d.offset + 1);
                 if d.topic == LEDGER_TOPIC {
@@ -1008,23 +1062,56 @@ pub fn run_indexer(
     retention: Retention,
     stop: &CancellationToken,
 ) -> Result<(), IndexError> {
-    let timeout = Duration::from_secs(10);
-    // Consoles sharing a PostgreSQL index: one writes it, the others wait their turn.
-    loop {
-        match index.try_lead() {
-            Ok(true) => break,
-            Ok(false) => status.set(|s| s.standby = true),
-            Err(e) => status.set(|s| s.error = Some(e.to_string())),
+    // Leading: consoles sharing a PostgreSQL index take turns; losing the writer's connection (and with it the
+    // lock) sends this one back to waiting for its turn, on a new connection.
+    while !stop.is_cancelled() {
+        let leads = index.try_lead().unwrap_or_else(|e| {
+            status.set(|s| s.error = Some(e.to_string()));
+            let _ = index.reconnect_writer();
+            false
+        });
+        if !leads {
+            status.set(|s| s.standby = true);
+            pause(stop, Duration::from_secs(5));
+            continue;
         }
-        for _ in 0..50 {
-            if stop.is_cancelled() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        status.set(|s| s.standby = false);
+        follow_while_leading(kafka, index, status, retention, stop);
     }
-    status.set(|s| s.standby = false);
-    let mut positions = index.positions()?;
+    index.release_lead();
+    Ok(())
+}
+
+/// Sleeps `d`, or less when `stop` fires.
+fn pause(stop: &CancellationToken, d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until && !stop.is_cancelled() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Indexes until `stop`, or until the index cannot be written and this console no longer holds the lead.
+fn follow_while_leading(
+    kafka: &KafkaSettings,
+    index: &Index,
+    status: &IndexerStatus,
+    retention: Retention,
+    stop: &CancellationToken,
+) {
+    let timeout = Duration::from_secs(10);
+    let mut positions = loop {
+        match index.positions() {
+            Ok(p) => break p,
+            Err(e) => {
+                status.set(|s| s.error = Some(e.to_string()));
+                if stop.is_cancelled() || !index.still_leads() {
+                    let _ = index.reconnect_writer();
+                    return;
+                }
+                pause(stop, Duration::from_secs(2));
+            }
+        }
+    };
     let mut follower: Option<Follower> = None;
     let mut assigned: Vec<(String, i32)> = Vec::new();
     let mut next_refresh = Instant::now();
@@ -1036,7 +1123,7 @@ pub fn run_indexer(
                 Ok(f) => follower.insert(f),
                 Err(e) => {
                     status.set(|s| s.error = Some(e.to_string()));
-                    std::thread::sleep(Duration::from_secs(1));
+                    pause(stop, Duration::from_secs(1));
                     continue;
                 }
             },
@@ -1049,6 +1136,29 @@ pub fn run_indexer(
                         .flat_map(|(t, n)| (0..*n).map(move |p| (t.clone(), p)))
                         .collect();
                     if wanted != assigned {
+                        // A partition whose end is now below the position kept for it was made again (its topic
+                        // deleted and created): what the index has of it describes records that are gone.
+                        let kept: Vec<(String, i32)> = wanted
+                            .iter()
+                            .filter(|p| positions.contains_key(*p))
+                            .cloned()
+                            .collect();
+                        if let Ok(ends) = f.end_offsets(&kept, timeout) {
+                            for (part, end) in ends {
+                                if positions.get(&part).is_some_and(|next| end < *next) {
+                                    tracing::warn!(
+                                        topic = %part.0,
+                                        partition = part.1,
+                                        end,
+                                        "console index: a partition ends below its kept position (topic made \
+                                         again?); forgetting what was indexed of it"
+                                    );
+                                    if index.forget_partition(&part.0, part.1).is_ok() {
+                                        positions.remove(&part);
+                                    }
+                                }
+                            }
+                        }
                         // Re-assigning keeps every partition's place: the positions read so far are passed in.
                         if let Some(f) = follower.as_mut() {
                             if let Err(e) = f.assign(&wanted, &positions, Start::Beginning) {
@@ -1073,16 +1183,23 @@ pub fn run_indexer(
         let Some(f) = follower.as_ref() else { continue };
         let (batch, error) = f.poll(5_000, Duration::from_millis(200));
         if !batch.is_empty() {
-            // The batch is written or the loop waits: the follower has moved past it, so it is never dropped.
+            // The batch is written or the loop waits: the follower has moved past it, so it is never dropped. A
+            // retry after a commit whose answer was lost writes nothing twice (rows below the kept positions are
+            // skipped). A writer that lost its connection reconnects; if the lead went with it, this console stops
+            // indexing and waits for its turn (the new leader reads from the positions kept).
             let mut delay = Duration::from_millis(200);
             while let Err(e) = index.ingest(&batch) {
                 tracing::warn!(error = %e, "console index: a batch could not be written; trying again");
                 status.set(|s| s.error = Some(format!("the index cannot be written: {e}")));
                 if stop.is_cancelled() {
-                    return Ok(());
+                    return;
                 }
-                std::thread::sleep(delay);
+                pause(stop, delay);
                 delay = (delay * 2).min(Duration::from_secs(10));
+                if !index.still_leads() {
+                    let _ = index.reconnect_writer();
+                    return;
+                }
             }
             let mut moved: HashMap<(String, i32), i64> = HashMap::new();
             for r in &batch {
@@ -1115,7 +1232,6 @@ pub fn run_indexer(
             next_retention = Instant::now() + Duration::from_secs(60);
         }
     }
-    Ok(())
 }
 
 /// Starts [`run_indexer`] on its own thread.
@@ -1245,14 +1361,20 @@ mod tests {
             index.positions().expect("positions")[&("huleedu.x.v1".to_owned(), 1)],
             10
         );
-        // The partition read again from below its position: the topic was made again; its old rows go.
-        assert_eq!(index.ingest(&followed[..3]).expect("ingest"), 3);
-        assert_eq!(index.count().expect("count"), 3);
-        assert_eq!(
-            index.positions().expect("positions")[&("huleedu.x.v1".to_owned(), 1)],
-            3
-        );
-        assert_eq!(index.ingest(&followed[3..]).expect("ingest"), 7);
+        // Read again (a retry after a commit whose answer was lost): nothing written twice.
+        assert_eq!(index.ingest(&followed[..3]).expect("ingest"), 0);
+        assert_eq!(index.count().expect("count"), 10);
+        // The topic made again: the partition forgotten, then indexed anew.
+        index.forget_partition("huleedu.x.v1", 1).expect("forget");
+        assert_eq!(index.count().expect("count"), 0);
+        assert!(index.positions().expect("positions").is_empty());
+        assert_eq!(index.ingest(&followed).expect("ingest"), 10);
+        // A key with a NUL byte (Confluent's wire format starts with one): indexed, never refused forever.
+        let mut nul = followed[0].clone();
+        nul.delivery.partition = 2;
+        nul.delivery.key = Some(b"\0schema-1".to_vec());
+        assert_eq!(index.ingest(&[nul]).expect("a NUL in a key"), 1);
+        index.forget_partition("huleedu.x.v1", 2).expect("forget");
         for q in ["e-1", "c-1", "batch-1"] {
             assert_eq!(index.trace(q, 100).expect("trace").len(), 10, "{q}");
         }

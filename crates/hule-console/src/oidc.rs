@@ -193,6 +193,17 @@ impl Oidc {
                 return Ok(m.clone());
             }
         }
+        // Again under the lock: logins that waited for a discovery that failed fail with it, not one by one.
+        if let Some((e, at)) = self
+            .failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            if at.elapsed() < Duration::from_secs(5) {
+                return Err(OidcError(e.clone()));
+            }
+        }
         let issuer =
             IssuerUrl::new(self.config.issuer.clone()).map_err(|e| OidcError(e.to_string()))?;
         let m = CoreProviderMetadata::discover_async(issuer, &self.http)

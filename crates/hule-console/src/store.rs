@@ -30,7 +30,8 @@ pub struct Store {
 
 enum Backend {
     Lite(Mutex<Connection>),
-    Pg(Mutex<crate::db::Conn>),
+    /// The connection, and the URL to open it again with after it failed.
+    Pg(Mutex<crate::db::Conn>, String),
 }
 
 /// The PostgreSQL store's tables (`who`: `user` is a reserved word there).
@@ -89,9 +90,12 @@ impl Store {
             source,
         };
         let mut conn = crate::db::Conn::Pg(crate::db::PgConn::open(url).map_err(err)?);
-        conn.batch(PG_SCHEMA).map_err(err)?;
+        conn.batch(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtext('hule-console-ddl')); {PG_SCHEMA} COMMIT;"
+        ))
+        .map_err(err)?;
         Ok(Store {
-            backend: Backend::Pg(Mutex::new(conn)),
+            backend: Backend::Pg(Mutex::new(conn), url.to_owned()),
         })
     }
 
@@ -127,7 +131,7 @@ impl Store {
                 )?;
                 Ok(made)
             }
-            Backend::Pg(conn) => {
+            Backend::Pg(conn, _) => {
                 use crate::db::Val;
                 let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
                 let hex: String = made.iter().map(|b| format!("{b:02x}")).collect();
@@ -150,9 +154,37 @@ impl Store {
 
     /// Records an entry; a failure is logged (the action itself already happened). The SQLite store is a file of
     /// its own (the index has another), WAL with `synchronous = NORMAL`: an insert costs well under a millisecond.
+    /// On PostgreSQL the entry is queued on the store's connection and not waited for (handlers call this on
+    /// the async threads); the audit page, reading on the same connection, sees it.
     pub fn audit(&self, user: &str, action: &str, target: &str, records: i64, result: &str) {
+        if let Backend::Pg(conn, _) = &self.backend {
+            use crate::db::Val;
+            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            conn.lock().unwrap_or_else(|p| p.into_inner()).exec_later(
+                "INSERT INTO console_audit_log (at, who, action, target, records, result)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                &[
+                    Val::T(at),
+                    Val::T(user.to_owned()),
+                    Val::T(action.to_owned()),
+                    Val::T(target.to_owned()),
+                    Val::I(records),
+                    Val::T(result.to_owned()),
+                ],
+            );
+            return;
+        }
         if let Err(e) = self.audit_checked(user, action, target, records, result) {
             tracing::error!(error = %e, user, action, "cannot write the audit log");
+        }
+    }
+
+    /// Opens a failed PostgreSQL connection again (PostgreSQL restarted, a failover); the caller's error stands.
+    fn reopen(&self) {
+        if let Backend::Pg(conn, url) = &self.backend {
+            if let Ok(fresh) = crate::db::PgConn::open(url) {
+                *conn.lock().unwrap_or_else(|p| p.into_inner()) = crate::db::Conn::Pg(fresh);
+            }
         }
     }
 
@@ -174,9 +206,9 @@ impl Store {
                 )?;
                 Ok(())
             }
-            Backend::Pg(conn) => {
+            Backend::Pg(conn, _) => {
                 use crate::db::Val;
-                conn.lock().unwrap_or_else(|p| p.into_inner()).exec(
+                let done = conn.lock().unwrap_or_else(|p| p.into_inner()).exec(
                     "INSERT INTO console_audit_log (at, who, action, target, records, result)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     &[
@@ -187,8 +219,11 @@ impl Store {
                         Val::I(records),
                         Val::T(result.to_owned()),
                     ],
-                )?;
-                Ok(())
+                );
+                if done.is_err() {
+                    self.reopen();
+                }
+                done.map(|_| ())
             }
         }
     }
@@ -218,13 +253,20 @@ impl Store {
                 })?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             }
-            Backend::Pg(conn) => {
+            Backend::Pg(conn, _) => {
                 use crate::db::Val;
                 let rows = conn.lock().unwrap_or_else(|p| p.into_inner()).query(
                     "SELECT at, who, action, target, records, result FROM console_audit_log
                      WHERE CAST(?1 AS TEXT) IS NULL OR who = ?1 OR action = ?1 ORDER BY id DESC LIMIT ?2",
                     &[Val::opt_t(filter), Val::I(limit)],
-                )?;
+                );
+                let rows = match rows {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.reopen();
+                        return Err(e);
+                    }
+                };
                 Ok(rows
                     .iter()
                     .map(|r| AuditEntry {

@@ -91,7 +91,7 @@ pub(crate) struct Inner {
     jobs: Arc<Jobs>,
     users: Vec<User>,
     /// The session of every request under `--no-auth`.
-    local: Option<Session>,
+    pub(crate) local: Option<Session>,
     /// Cookies `Secure` (served over TLS).
     secure: bool,
     pub(crate) oidc: Option<Arc<crate::oidc::Oidc>>,
@@ -137,7 +137,8 @@ pub fn router(config: &ConsoleConfig, stop: &CancellationToken) -> Result<Router
     }
     // A postgres:// or postgresql:// store is PostgreSQL (several consoles then share the audit log, the session
     // key, the archive and the index); anything else a SQLite file, with the index in a file beside it.
-    let location = crate::db::Location::parse(&config.store.to_string_lossy());
+    let location = crate::db::Location::parse(&config.store.to_string_lossy())
+        .map_err(ConsoleError::Config)?;
     let store = Arc::new(Store::open_at(&location)?);
     let key = store
         .session_key()
@@ -1453,7 +1454,11 @@ async fn audit_page(
         );
     }
     let filter = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let entries = app.0.store.audit_log(filter, 500);
+    let (store, wanted) = (app.0.store.clone(), filter.map(str::to_owned));
+    let entries = tokio::task::spawn_blocking(move || store.audit_log(wanted.as_deref(), 500))
+        .await
+        .map_err(|e| crate::db::DbError(e.to_string()))
+        .and_then(|r| r);
     page(layout(
         "Audit",
         Some(&session),
