@@ -54,9 +54,10 @@ pub struct DemoArgs {
     /// Do not draw progress on stderr.
     #[arg(long)]
     no_progress: bool,
-    /// Serve the operator console on the embedded cluster from before the run (to watch it) until Ctrl-C after it,
-    /// the cluster and its dead letters kept up, with a user `demo` whose one-time password is printed. Add
-    /// `--poison-rate 0.05` to have dead letters to look at and replay.
+    /// Serve the operator console on the embedded cluster from before the run (to watch it) until Ctrl-C after it;
+    /// when the run is done its services keep running (a replay from the console is consumed again) and the report
+    /// comes at Ctrl-C. A user `demo` with a one-time password (printed). Add `--poison-rate 0.05` to have dead
+    /// letters to look at and replay.
     #[arg(long)]
     console: bool,
     /// Where `--console` listens.
@@ -97,6 +98,7 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
         partitions: args.partitions,
         timeout: Duration::from_secs(args.max_time),
         progress: !args.no_progress,
+        hold_after_run: args.console,
     };
     if args.partitions < 1 {
         anyhow::bail!("--partitions must be at least 1");
@@ -143,16 +145,9 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<bool> {
         }
         None => out(report.render()),
     }
+    // The run held its services until Ctrl-C or SIGTERM (`hold_after_run`); that signal ends the console too.
     if let Some(c) = console {
-        eprintln!(
-            "console: still serving on {} (the cluster and its dead letters stay up; the services have stopped); \
-             Ctrl-C ends it",
-            c.url
-        );
-        runtime.block_on(async {
-            hule_kafka::shutdown_signal().await;
-            c.stop().await
-        })?;
+        runtime.block_on(c.stop())?;
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
     tracing::info!("runtime stopped");
@@ -198,7 +193,6 @@ pub fn broker(args: &BrokerArgs) -> anyhow::Result<()> {
 
 /// The console the demo serves on its embedded cluster.
 struct DemoConsole {
-    url: String,
     stop: tokio_util::sync::CancellationToken,
     served: tokio::task::JoinHandle<Result<(), hule_console::ConsoleError>>,
     store: std::path::PathBuf,
@@ -261,7 +255,6 @@ async fn console_on_embedded(
         tokio::spawn(async move { hule_console::serve_on(listener, &config, stop).await })
     };
     Ok(DemoConsole {
-        url,
         stop,
         served,
         store,

@@ -329,8 +329,8 @@ fn http(addr: &str, request: &str) -> (String, String, String) {
 }
 
 /// `hule demo --console`: the console starts before the run (to watch it), serves the embedded cluster's dead
-/// letters to the printed one-time user once its index has them, stays up after the run until SIGTERM, and the
-/// process then ends cleanly.
+/// letters to the printed one-time user once its index has them, stays up with the services after the run until
+/// SIGTERM, and the process then reports a reconciled run and ends cleanly.
 #[test]
 fn demo_console_serves_the_embedded_clusters_dead_letters_until_stopped() {
     use std::io::BufRead;
@@ -366,7 +366,7 @@ fn demo_console_serves_the_embedded_clusters_dead_letters_until_stopped() {
     let (ended_tx, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
-            if line.starts_with("console: still serving") {
+            if line.starts_with("demo: the run is done") {
                 let _ = ended_tx.send(());
             }
         }
@@ -405,18 +405,62 @@ fn demo_console_serves_the_embedded_clusters_dead_letters_until_stopped() {
         .expect("the run ends and the console stays up");
     // The index catches up with the dead letters within seconds.
     let started = std::time::Instant::now();
-    loop {
+    let groups = loop {
         let (status, _, body) = http(
             &addr,
             &format!("GET /dead-letters HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
         );
         assert!(status.contains("200"), "{status}");
         if body.contains("/dead-letters/") && body.contains("invalid_") {
-            break;
+            break body;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),
             "the poison records' groups: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // The services are still running: a replayed poison group is consumed again and fails again, into the same
+    // group, which then holds twice as many dead letters.
+    let at = groups.find("/dead-letters/").expect("a group") + 14;
+    let fingerprint: String = groups[at..].chars().take(12).collect();
+    let count_of = |body: &str| -> u64 {
+        let at = body.find(" dead letters,").expect("the group's count");
+        body[..at]
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("a number")
+    };
+    let get = |path: &str| {
+        http(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
+        )
+        .2
+    };
+    let page = get(&format!("/dead-letters/{fingerprint}"));
+    let before = count_of(&page);
+    let token_at = page.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+    let token: String = page[token_at..].chars().take_while(|c| *c != '"').collect();
+    let form = format!("csrf={token}&dry_run=0");
+    let (status, _, _) = http(
+        &addr,
+        &format!(
+            "POST /dead-letters/{fingerprint}/replay HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    assert!(status.contains("303"), "the replay started: {status}");
+    let started = std::time::Instant::now();
+    loop {
+        let now = count_of(&get(&format!("/dead-letters/{fingerprint}")));
+        if now == 2 * before {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the replayed poison records were not consumed again: {now} dead letters, {before} before"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

@@ -98,6 +98,10 @@ pub struct DemoConfig {
     pub timeout: Duration,
     /// Draw progress on stderr.
     pub progress: bool,
+    /// After the pipeline has finished, keep the services, relays and the observer running until Ctrl-C or
+    /// SIGTERM (the console looks at a live system: a replay is consumed again). The report is of the run as it
+    /// finished; its relay count includes what was published while held.
+    pub hold_after_run: bool,
 }
 
 impl std::fmt::Debug for DemoConfig {
@@ -116,6 +120,7 @@ impl std::fmt::Debug for DemoConfig {
             .field("partitions", &self.partitions)
             .field("timeout", &self.timeout)
             .field("progress", &self.progress)
+            .field("hold_after_run", &self.hold_after_run)
             .finish()
     }
 }
@@ -133,6 +138,7 @@ impl Default for DemoConfig {
             redis_url: None,
             kafka: None,
             partitions: 6,
+            hold_after_run: false,
             timeout: Duration::from_secs(120),
             progress: true,
         }
@@ -231,7 +237,7 @@ impl Publish for DuplicatingPublisher {
 }
 
 /// What the observer group has seen.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Observed {
     topics: BTreeMap<String, (u64, HashSet<String>)>,
     ready_ms: HashMap<String, f64>,
@@ -978,6 +984,24 @@ async fn run_inner(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     progress.finish();
+    // Held: the report's figures are taken now, as the run finished; the services keep running until Ctrl-C.
+    let held = if config.hold_after_run && !timed_out && !was_interrupted {
+        let snapshot = (
+            lock(&ras_state).clone(),
+            lock(&observed).clone(),
+            lock(&duplicated).clone(),
+            suppressed(),
+            started.elapsed(),
+        );
+        eprintln!(
+            "demo: the run is done; its services keep running (a replay from the console is consumed again) \
+             until Ctrl-C, then the report"
+        );
+        interrupted.cancelled().await;
+        Some(snapshot)
+    } else {
+        None
+    };
 
     // Stop everything.
     tracing::info!("stopping consumers");
@@ -1003,14 +1027,20 @@ async fn run_inner(
     let _ = observer_task.await;
     tracing::info!("stopped");
     // The schemas or the SQLite directory and the groups are removed by `run`, on every way out.
-    let wall = started.elapsed().as_secs_f64();
-
-    // Report.
-    let ras = lock(&ras_state);
-    let observed = lock(&observed);
-    let duplicates_injected: u64 = lock(&duplicated).values().sum();
-    let duplicates_expected = expected_suppressed(&lock(&duplicated));
-    let duplicates_suppressed = suppressed();
+    // Report: of the run as it finished (taken before the hold, when held).
+    let (ras, observed, duplicated, duplicates_suppressed, wall) = match held {
+        Some(s) => s,
+        None => (
+            lock(&ras_state).clone(),
+            lock(&observed).clone(),
+            lock(&duplicated).clone(),
+            suppressed(),
+            started.elapsed(),
+        ),
+    };
+    let wall = wall.as_secs_f64();
+    let duplicates_injected: u64 = duplicated.values().sum();
+    let duplicates_expected = expected_suppressed(&duplicated);
     let essays_with_results = ras.applied.len() as u64;
     let multiples = ras.applied.values().filter(|n| **n > 1).count() as u64;
     let taus = kendall_taus(&essays_by_batch, &ras);

@@ -464,7 +464,7 @@ pub struct EssayResult {
 }
 
 /// What the aggregator holds, read by the report.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RasState {
     /// Expected essays per batch.
     pub expected: HashMap<String, usize>,
