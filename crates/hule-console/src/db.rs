@@ -239,16 +239,27 @@ impl Conn {
 
     /// Sends one statement without waiting for it (PostgreSQL: queued on the connection's thread, so a later
     /// query on this connection sees it); a failure is logged. SQLite runs it at once.
-    pub fn exec_later(&mut self, sql: &str, params: &[Val]) {
+    /// `failed` is set when the write fails (or cannot be queued).
+    pub fn exec_later(
+        &mut self,
+        sql: &str,
+        params: &[Val],
+        failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let fail = move |e: &DbError| {
+            tracing::error!(error = %e, "console store: a write failed");
+            failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        };
         match self {
             Conn::Lite(_) => {
                 if let Err(e) = self.exec(sql, params) {
-                    tracing::error!(error = %e, "console store: a write failed");
+                    fail(&e);
                 }
             }
             Conn::Pg(p) => {
                 let (sql, params) = (dollars(sql), pg_params(params));
-                let _ = p.jobs.send(Box::new(move |rt, c, cache| {
+                let fail_later = fail.clone();
+                let queued = p.jobs.send(Box::new(move |rt, c, cache| {
                     let done: Result<u64, DbError> = rt.block_on(async {
                         let stmt = prepared(c, cache, &sql).await?;
                         let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
@@ -258,9 +269,12 @@ impl Conn {
                             .map_err(|e| DbError(hule_pg_error(&e)))
                     });
                     if let Err(e) = done {
-                        tracing::error!(error = %e, "console store: a write failed");
+                        fail_later(&e);
                     }
                 }));
+                if queued.is_err() {
+                    fail(&DbError("the store's connection is closed".into()));
+                }
             }
         }
     }
@@ -401,8 +415,14 @@ impl Location {
     /// file named after it), and the refusal shows it redacted.
     pub fn parse(s: &str) -> Result<Location, String> {
         let lower = s.to_ascii_lowercase();
-        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            return Ok(Location::Postgres(s.to_owned()));
+        for scheme in ["postgres://", "postgresql://"] {
+            if lower.starts_with(scheme) {
+                // The scheme in lower case: the client reads only that form as a URL.
+                return Ok(Location::Postgres(format!(
+                    "{scheme}{}",
+                    &s[scheme.len()..]
+                )));
+            }
         }
         if s.contains("://") || (s.contains('=') && s.contains(' ')) {
             return Err(format!(

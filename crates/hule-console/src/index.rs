@@ -721,10 +721,20 @@ impl Index {
                 )?;
                 after = last;
             }
-            deleted += c.exec(
-                "DELETE FROM idx_records WHERE id <= (SELECT max(id) FROM idx_records) - ?1",
-                &[Val::I(retention.max_rows)],
-            )?;
+            // By rows: the oldest first, in chunks (each within the statement timeout).
+            let count = c.one("SELECT count(*) FROM idx_records", &[])?.and_then(|v| v.i()).unwrap_or(0);
+            let mut excess = count - retention.max_rows;
+            while excess > 0 {
+                let n = c.exec(
+                    "DELETE FROM idx_records WHERE id IN (SELECT id FROM idx_records ORDER BY id LIMIT ?1)",
+                    &[Val::I(excess.min(10_000))],
+                )?;
+                if n == 0 {
+                    break;
+                }
+                deleted += n;
+                excess -= n as i64;
+            }
             Ok(deleted)
         })
     }
@@ -1064,6 +1074,7 @@ pub fn run_indexer(
 ) -> Result<(), IndexError> {
     // Leading: consoles sharing a PostgreSQL index take turns; losing the writer's connection (and with it the
     // lock) sends this one back to waiting for its turn, on a new connection.
+    let mut led = false;
     while !stop.is_cancelled() {
         let leads = index.try_lead().unwrap_or_else(|e| {
             status.set(|s| s.error = Some(e.to_string()));
@@ -1076,9 +1087,12 @@ pub fn run_indexer(
             continue;
         }
         status.set(|s| s.standby = false);
+        led = true;
         follow_while_leading(kafka, index, status, retention, stop);
     }
-    index.release_lead();
+    if led {
+        index.release_lead();
+    }
     Ok(())
 }
 
@@ -1143,7 +1157,16 @@ fn follow_while_leading(
                             .filter(|p| positions.contains_key(*p))
                             .cloned()
                             .collect();
-                        if let Ok(ends) = f.end_offsets(&kept, timeout) {
+                        let ends = match f.end_offsets(&kept, timeout) {
+                            Ok(ends) => ends,
+                            Err(e) => {
+                                // Not assigned without the check: tried again at the next refresh.
+                                status.set(|s| s.error = Some(e.to_string()));
+                                next_refresh = Instant::now() + Duration::from_secs(2);
+                                continue;
+                            }
+                        };
+                        {
                             for (part, end) in ends {
                                 if positions.get(&part).is_some_and(|next| end < *next) {
                                     tracing::warn!(
@@ -1183,6 +1206,25 @@ fn follow_while_leading(
         let Some(f) = follower.as_ref() else { continue };
         let (batch, error) = f.poll(5_000, Duration::from_millis(200));
         if !batch.is_empty() {
+            // A partition delivering below the position it was assigned at was reset: its topic was deleted and
+            // made again (librdkafka restarted it from its beginning). What the index has of it is forgotten, so
+            // the new records are indexed instead of skipped as "already indexed".
+            let mut first: HashMap<(String, i32), i64> = HashMap::new();
+            for r in &batch {
+                first
+                    .entry((r.delivery.topic.clone(), r.delivery.partition))
+                    .or_insert(r.delivery.offset);
+            }
+            for (part, offset) in first {
+                if positions.get(&part).is_some_and(|next| offset < *next) {
+                    tracing::warn!(topic = %part.0, partition = part.1, offset,
+                        "console index: a partition starts again below its position (topic made again?); \
+                         forgetting what was indexed of it");
+                    if index.forget_partition(&part.0, part.1).is_ok() {
+                        positions.remove(&part);
+                    }
+                }
+            }
             // The batch is written or the loop waits: the follower has moved past it, so it is never dropped. A
             // retry after a commit whose answer was lost writes nothing twice (rows below the kept positions are
             // skipped). A writer that lost its connection reconnects; if the lead went with it, this console stops

@@ -26,6 +26,8 @@ pub struct AuditEntry {
 /// The store: a SQLite file, or PostgreSQL (shared by several consoles).
 pub struct Store {
     backend: Backend,
+    /// A queued audit write failed: the next is written and waited for (and reopens the connection).
+    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 enum Backend {
@@ -80,6 +82,7 @@ impl Store {
         .map_err(err)?;
         Ok(Store {
             backend: Backend::Lite(Mutex::new(conn)),
+            broken: Default::default(),
         })
     }
 
@@ -96,6 +99,7 @@ impl Store {
         .map_err(err)?;
         Ok(Store {
             backend: Backend::Pg(Mutex::new(conn), url.to_owned()),
+            broken: Default::default(),
         })
     }
 
@@ -157,9 +161,19 @@ impl Store {
     /// On PostgreSQL the entry is queued on the store's connection and not waited for (handlers call this on
     /// the async threads); the audit page, reading on the same connection, sees it.
     pub fn audit(&self, user: &str, action: &str, target: &str, records: i64, result: &str) {
+        // After a queued write failed (PostgreSQL restarted), the next one is written and waited for, which opens
+        // the connection again when it fails too.
+        if self.broken.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = self.audit_checked(user, action, target, records, result) {
+                self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+                tracing::error!(error = %e, user, action, "cannot write the audit log");
+            }
+            return;
+        }
         if let Backend::Pg(conn, _) = &self.backend {
             use crate::db::Val;
             let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let broken = self.broken.clone();
             conn.lock().unwrap_or_else(|p| p.into_inner()).exec_later(
                 "INSERT INTO console_audit_log (at, who, action, target, records, result)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -171,6 +185,7 @@ impl Store {
                     Val::I(records),
                     Val::T(result.to_owned()),
                 ],
+                broken,
             );
             return;
         }

@@ -985,7 +985,8 @@ async fn run_inner(
     }
     progress.finish();
     // Held: the report's figures are taken now, as the run finished; the services keep running until Ctrl-C.
-    let held = if config.hold_after_run && !timed_out && !was_interrupted {
+    // A timed-out run is held too: that is when the console is most wanted.
+    let held = if config.hold_after_run && !was_interrupted {
         let snapshot = (
             lock(&ras_state).clone(),
             lock(&observed).clone(),
