@@ -3,9 +3,10 @@
 //! correlation id, key, event type; for a dead letter its fingerprint, reason, service and where it failed). Never
 //! the payload: a page that shows one fetches it from Kafka by its offset. Pages query the index; none scans a topic.
 //!
-//! The index is a SQLite file (WAL: pages read while the indexer writes). The indexer keeps its read positions in the
-//! same transaction as the rows they produced, so a crash neither loses nor doubles a record; it commits them to its
-//! consumer group as well, for `hule lag`. Retention is bounded by age and by rows.
+//! The index is a SQLite file (WAL: pages read while the indexer writes), or tables in PostgreSQL that several
+//! consoles share (one writes them, holding an advisory lock; see [`crate::db`]). The indexer keeps its read positions
+//! in the same transaction as the rows they produced, so a crash neither loses nor doubles a record; it commits them
+//! to its consumer group as well, for `hule lag`. Retention is bounded by age and by rows.
 //!
 //! [`extract`] is the pure part (bytes → a row), tested without Kafka or SQLite.
 
