@@ -781,6 +781,14 @@ async fn run_inner(
         let relay_config = RelayConfig {
             poll_interval: Duration::from_millis(200),
             metrics: Some(hule_outbox::metrics::OutboxMetrics::new(&registry, s.name)),
+            // The demo's faults are transient (injected produce errors, a broker down for seconds): a row is tried
+            // again soon and never parked for them, or its batch would wait for an operator the demo has not got
+            // (seen once on two loaded cores: one spellcheck outcome never published, the run timed out).
+            failure: hule_outbox::store::FailurePolicy {
+                max_attempts: 1_000,
+                base_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(2),
+            },
             ..RelayConfig::default()
         };
         let stop = relay_stop.clone();
