@@ -36,6 +36,30 @@ enum Backend {
     Pg(Mutex<crate::db::Conn>, String),
 }
 
+/// One audit entry into the PostgreSQL store.
+const PG_AUDIT_INSERT: &str =
+    "INSERT INTO console_audit_log (at, who, action, target, records, result)
+                               VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// The values of [`PG_AUDIT_INSERT`], stamped now.
+fn pg_audit_row(
+    user: &str,
+    action: &str,
+    target: &str,
+    records: i64,
+    result: &str,
+) -> [crate::db::Val; 6] {
+    use crate::db::Val;
+    [
+        Val::T(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        Val::T(user.to_owned()),
+        Val::T(action.to_owned()),
+        Val::T(target.to_owned()),
+        Val::I(records),
+        Val::T(result.to_owned()),
+    ]
+}
+
 /// The PostgreSQL store's tables (`who`: `user` is a reserved word there).
 const PG_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS console_audit_log (
@@ -171,20 +195,10 @@ impl Store {
             return;
         }
         if let Backend::Pg(conn, _) = &self.backend {
-            use crate::db::Val;
-            let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let broken = self.broken.clone();
             conn.lock().unwrap_or_else(|p| p.into_inner()).exec_later(
-                "INSERT INTO console_audit_log (at, who, action, target, records, result)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                &[
-                    Val::T(at),
-                    Val::T(user.to_owned()),
-                    Val::T(action.to_owned()),
-                    Val::T(target.to_owned()),
-                    Val::I(records),
-                    Val::T(result.to_owned()),
-                ],
+                PG_AUDIT_INSERT,
+                &pg_audit_row(user, action, target, records, result),
                 broken,
             );
             return;
@@ -222,18 +236,9 @@ impl Store {
                 Ok(())
             }
             Backend::Pg(conn, _) => {
-                use crate::db::Val;
                 let done = conn.lock().unwrap_or_else(|p| p.into_inner()).exec(
-                    "INSERT INTO console_audit_log (at, who, action, target, records, result)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    &[
-                        Val::T(at),
-                        Val::T(user.to_owned()),
-                        Val::T(action.to_owned()),
-                        Val::T(target.to_owned()),
-                        Val::I(records),
-                        Val::T(result.to_owned()),
-                    ],
+                    PG_AUDIT_INSERT,
+                    &pg_audit_row(user, action, target, records, result),
                 );
                 if done.is_err() {
                     self.reopen();
