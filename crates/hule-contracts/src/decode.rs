@@ -4,6 +4,10 @@
 //! wire): parsed once by `jiter`, the parser pydantic-core uses, with its options, then deserialized with
 //! pydantic's lax coercions by [`crate::lax`]. A failure is deserialized again with path tracking, so the error
 //! names the field (`data.essay_results[0].normalized_score`) without slowing valid records down.
+//!
+//! Records whose topic is known are first tried on a streaming fast path ([`crate::fast`]: the same parser and
+//! coercions, no parsed tree), which may only accept; whatever it does not accept is decoded on the tree path,
+//! whose verdict is the record's.
 
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
@@ -133,7 +137,18 @@ pub const MAX_DEPTH: usize = 128;
 /// microsecond for a 9 KB envelope); only documents with more than `MAX_DEPTH` of them are walked exactly, with
 /// strings skipped.
 pub fn check_depth(bytes: &[u8]) -> Result<(), DecodeError> {
-    let opening = bytes.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    // Counted in chunks with a byte-wide sum, which the compiler vectorises 32 bytes at a time (a plain
+    // `filter().count()` widened every byte to 64 bits: 3 µs of a 35 µs decode).
+    let opening: usize = bytes
+        .chunks(255)
+        .map(|c| {
+            usize::from(
+                c.iter()
+                    .map(|&b| u8::from(b == b'[') | u8::from(b == b'{'))
+                    .sum::<u8>(),
+            )
+        })
+        .sum();
     if opening <= MAX_DEPTH {
         return Ok(());
     }
@@ -171,6 +186,20 @@ pub fn check_depth(bytes: &[u8]) -> Result<(), DecodeError> {
 pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, DecodeError> {
     utf8(bytes)?;
     check_depth(bytes)?;
+    if let Some(event) = topic.and_then(|t| Event::from_topic(t).ok()) {
+        if let Ok(env) = crate::fast::envelope(bytes, event) {
+            return Ok(env);
+        }
+    }
+    decode_tree(topic, bytes)
+}
+
+/// [`decode`] on the tree path only (the fast path skipped): for tests that hold the two paths to the same
+/// verdicts.
+#[doc(hidden)]
+pub fn decode_tree(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, DecodeError> {
+    utf8(bytes)?;
+    check_depth(bytes)?;
     let value = lax::parse(bytes).map_err(|e| DecodeError::new(DecodePhase::Envelope, ".", e))?;
     let (env, data) = envelope_of(&value)?;
     let event = route(topic, &env.event_type)?;
@@ -182,6 +211,9 @@ pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, Deco
 pub fn decode_as<P: Payload>(bytes: &[u8]) -> Result<EventEnvelope<P>, DecodeError> {
     utf8(bytes)?;
     check_depth(bytes)?;
+    if let Ok(env) = crate::fast::value::<EventEnvelope<P>>(bytes) {
+        return Ok(env);
+    }
     let value = lax::parse(bytes).map_err(|e| DecodeError::new(DecodePhase::Envelope, ".", e))?;
     let (env, data) = envelope_of(&value)?;
     match P::deserialize(LaxDeserializer(data)) {

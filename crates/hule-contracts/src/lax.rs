@@ -71,7 +71,7 @@ fn unexpected<'a>(v: &'a JsonValue<'_>) -> Unexpected<'a> {
 }
 
 /// An integer as pydantic's lax mode reads one.
-enum LaxInt {
+pub(crate) enum LaxInt {
     Signed(i64),
     Unsigned(u64),
 }
@@ -99,37 +99,72 @@ pub fn int_from_str(s: &str) -> Option<i128> {
     }
 }
 
-impl<'a, 'j> LaxDeserializer<'a, 'j> {
-    fn int(&self, exp: &dyn de::Expected) -> Result<LaxInt, LaxError> {
-        match self.0 {
-            JsonValue::Int(i) => Ok(LaxInt::Signed(*i)),
-            JsonValue::BigInt(b) => u64::try_from(b)
-                .map(LaxInt::Unsigned)
-                .map_err(|_| LaxError(format!("integer {b} out of range, expected {exp}"))),
-            JsonValue::Bool(b) => Ok(LaxInt::Signed(i64::from(*b))),
-            JsonValue::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 => {
-                Ok(LaxInt::Signed(*f as i64))
-            }
-            JsonValue::Float(f) if f.is_finite() => Err(LaxError(format!(
-                "a number with a fractional part ({f}), expected {exp}"
-            ))),
-            JsonValue::Str(s) => {
-                int_of_str(s).ok_or_else(|| de::Error::invalid_type(Unexpected::Str(s), exp))
-            }
-            other => Err(de::Error::invalid_type(unexpected(other), exp)),
+/// One JSON scalar as the lax coercions see it, whichever parser produced it (the parsed tree here, the streaming
+/// fast path in [`crate::fast`]); objects, arrays and null are `Other`.
+pub(crate) enum Scalar<'a> {
+    Bool(bool),
+    Int(i64),
+    BigInt(&'a num_bigint::BigInt),
+    Float(f64),
+    Str(&'a str),
+    Other(Unexpected<'a>),
+}
+
+impl<'a> Scalar<'a> {
+    fn of(v: &'a JsonValue<'_>) -> Scalar<'a> {
+        match v {
+            JsonValue::Bool(b) => Scalar::Bool(*b),
+            JsonValue::Int(i) => Scalar::Int(*i),
+            JsonValue::BigInt(b) => Scalar::BigInt(b),
+            JsonValue::Float(f) => Scalar::Float(*f),
+            JsonValue::Str(s) => Scalar::Str(s),
+            other => Scalar::Other(unexpected(other)),
         }
     }
 
-    fn float(&self, exp: &dyn de::Expected) -> Result<f64, LaxError> {
-        match self.0 {
-            JsonValue::Float(f) => Ok(*f),
-            JsonValue::Int(i) => Ok(*i as f64),
-            JsonValue::BigInt(b) => b
+    fn unexpected(&self) -> Unexpected<'a> {
+        match *self {
+            Scalar::Bool(b) => Unexpected::Bool(b),
+            Scalar::Int(i) => Unexpected::Signed(i),
+            Scalar::BigInt(_) => Unexpected::Other("integer"),
+            Scalar::Float(f) => Unexpected::Float(f),
+            Scalar::Str(s) => Unexpected::Str(s),
+            Scalar::Other(u) => u,
+        }
+    }
+
+    /// An integer as pydantic's lax mode reads one.
+    pub(crate) fn int(&self, exp: &dyn de::Expected) -> Result<LaxInt, LaxError> {
+        match *self {
+            Scalar::Int(i) => Ok(LaxInt::Signed(i)),
+            Scalar::BigInt(b) => u64::try_from(b)
+                .map(LaxInt::Unsigned)
+                .map_err(|_| LaxError(format!("integer {b} out of range, expected {exp}"))),
+            Scalar::Bool(b) => Ok(LaxInt::Signed(i64::from(b))),
+            Scalar::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 => {
+                Ok(LaxInt::Signed(f as i64))
+            }
+            Scalar::Float(f) if f.is_finite() => Err(LaxError(format!(
+                "a number with a fractional part ({f}), expected {exp}"
+            ))),
+            Scalar::Str(s) => {
+                int_of_str(s).ok_or_else(|| de::Error::invalid_type(Unexpected::Str(s), exp))
+            }
+            _ => Err(de::Error::invalid_type(self.unexpected(), exp)),
+        }
+    }
+
+    /// A float as pydantic's lax mode reads one.
+    pub(crate) fn float(&self, exp: &dyn de::Expected) -> Result<f64, LaxError> {
+        match *self {
+            Scalar::Float(f) => Ok(f),
+            Scalar::Int(i) => Ok(i as f64),
+            Scalar::BigInt(b) => b
                 .to_string()
                 .parse::<f64>()
                 .map_err(|e| LaxError(e.to_string())),
-            JsonValue::Bool(b) => Ok(f64::from(u8::from(*b))),
-            JsonValue::Str(s) => {
+            Scalar::Bool(b) => Ok(f64::from(u8::from(b))),
+            Scalar::Str(s) => {
                 let t = s.trim();
                 match t.to_ascii_lowercase().as_str() {
                     "nan" => Ok(f64::NAN),
@@ -140,24 +175,39 @@ impl<'a, 'j> LaxDeserializer<'a, 'j> {
                         .map_err(|_| de::Error::invalid_type(Unexpected::Str(s), exp)),
                 }
             }
-            other => Err(de::Error::invalid_type(unexpected(other), exp)),
+            Scalar::Other(u) => Err(de::Error::invalid_type(u, exp)),
         }
     }
 
-    fn boolean(&self, exp: &dyn de::Expected) -> Result<bool, LaxError> {
-        match self.0 {
-            JsonValue::Bool(b) => Ok(*b),
-            JsonValue::Int(0) => Ok(false),
-            JsonValue::Int(1) => Ok(true),
-            JsonValue::Float(f) if *f == 0.0 => Ok(false),
-            JsonValue::Float(f) if *f == 1.0 => Ok(true),
-            JsonValue::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
+    /// A boolean as pydantic's lax mode reads one.
+    pub(crate) fn boolean(&self, exp: &dyn de::Expected) -> Result<bool, LaxError> {
+        match *self {
+            Scalar::Bool(b) => Ok(b),
+            Scalar::Int(0) => Ok(false),
+            Scalar::Int(1) => Ok(true),
+            Scalar::Float(0.0) => Ok(false),
+            Scalar::Float(1.0) => Ok(true),
+            Scalar::Str(s) => match s.trim().to_ascii_lowercase().as_str() {
                 "true" | "yes" | "on" | "t" | "y" | "1" => Ok(true),
                 "false" | "no" | "off" | "f" | "n" | "0" => Ok(false),
                 _ => Err(de::Error::invalid_type(Unexpected::Str(s), exp)),
             },
-            other => Err(de::Error::invalid_type(unexpected(other), exp)),
+            _ => Err(de::Error::invalid_type(self.unexpected(), exp)),
         }
+    }
+}
+
+impl<'a, 'j> LaxDeserializer<'a, 'j> {
+    fn int(&self, exp: &dyn de::Expected) -> Result<LaxInt, LaxError> {
+        Scalar::of(self.0).int(exp)
+    }
+
+    fn float(&self, exp: &dyn de::Expected) -> Result<f64, LaxError> {
+        Scalar::of(self.0).float(exp)
+    }
+
+    fn boolean(&self, exp: &dyn de::Expected) -> Result<bool, LaxError> {
+        Scalar::of(self.0).boolean(exp)
     }
 }
 

@@ -46,6 +46,7 @@ pub mod enums;
 pub mod envelope;
 pub mod error;
 pub mod examples;
+mod fast;
 pub mod headers;
 pub mod keys;
 pub mod lax;

@@ -250,6 +250,14 @@ macro_rules! registry {
             match event { $(Event::$variant => <$payload as serde::Deserialize>::deserialize(crate::lax::LaxDeserializer(data)).map(TypedEvent::$variant),)+ }
         }
 
+        /// As [`decode_payload_lax`], on the streaming fast path ([`crate::fast`]).
+        pub(crate) fn decode_payload_fast(
+            event: Event,
+            stream: &mut crate::fast::Stream<'_>,
+        ) -> Result<TypedEvent, crate::lax::LaxError> {
+            match event { $(Event::$variant => <$payload as serde::Deserialize>::deserialize(&mut *stream).map(TypedEvent::$variant),)+ }
+        }
+
         /// As [`decode_payload_lax`], tracking the path of the failing field (run only after a failure).
         pub(crate) fn decode_payload_tracked(
             event: Event,
