@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use crate::error::{Result, StoreError};
 use crate::model::Claimed;
-use crate::store::{Completion, FailedAttempt, FailurePolicy, OutboxStore};
+use crate::store::{Completion, FailedAttempt, FailurePolicy, Idle, OutboxStore};
 
 /// Where records go. `hule-kafka` implements it for Kafka; tests implement it in memory.
 pub trait Publish: Send + Sync + 'static {
@@ -141,6 +141,7 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
     let health = config.metrics.as_ref();
     let mut last_cleanup = Instant::now();
     let mut last_status: Option<Instant> = None;
+    let mut in_flight_pause = IN_FLIGHT_FIRST;
     health.inspect(|m| m.leading(false));
     let Some(mut leader) = lead(store, config.standby_poll, stop).await? else {
         return Ok(());
@@ -231,15 +232,47 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
             }
         }
         if moved == 0 {
+            // A failed announcement only costs wake-ups (writers notify while the lock stays) or latency (the
+            // relay polls): it never stops the relay.
+            let idle = store.idle().await.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "relay: cannot announce that it sleeps; polling");
+                Idle::Asleep
+            });
+            match idle {
+                // Rows committed just before the announcement woke nobody: look once more.
+                Idle::FellAsleep => {
+                    in_flight_pause = IN_FLIGHT_FIRST;
+                    continue;
+                }
+                Idle::WritersInFlight => {
+                    tokio::select! {
+                        () = tokio::time::sleep(in_flight_pause) => {}
+                        () = stop.cancelled() => break,
+                    }
+                    in_flight_pause = (in_flight_pause * 2).min(IN_FLIGHT_MAX);
+                    continue;
+                }
+                Idle::Asleep => {}
+            }
+            in_flight_pause = IN_FLIGHT_FIRST;
             // The stop is noticed while waiting, not after the poll interval (5 s in production).
             tokio::select! {
                 () = store.wait_for_work(config.poll_interval.min(store.renew_every())) => {}
                 () = stop.cancelled() => break,
             }
+            if let Err(e) = store.awake().await {
+                tracing::warn!(error = %e, "relay: cannot announce that it woke; writers keep waking it");
+            }
         }
     }
     Ok(())
 }
+
+/// How soon the relay looks again when writers are inside transactions that add rows; doubling up to
+/// [`IN_FLIGHT_MAX`] while they stay open (the longest a row committed then waits).
+const IN_FLIGHT_FIRST: Duration = Duration::from_millis(1);
+/// See [`IN_FLIGHT_FIRST`].
+const IN_FLIGHT_MAX: Duration = Duration::from_millis(8);
 
 /// How often the relay refreshes its gauges while a backlog drains.
 pub const STATUS_WHILE_DRAINING: Duration = Duration::from_secs(5);

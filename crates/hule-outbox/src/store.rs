@@ -102,6 +102,18 @@ impl FailurePolicy {
     }
 }
 
+/// What [`OutboxStore::idle`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// The relay now sleeps: writers from here on wake it. It looks once more first, for rows committed just
+    /// before.
+    FellAsleep,
+    /// It already slept (or the store has no such protocol): wait for a wake-up or the poll interval.
+    Asleep,
+    /// Writers are inside transactions that added rows and have not ended: look again shortly.
+    WritersInFlight,
+}
+
 /// The relay's view of an outbox table.
 pub trait OutboxStore: Send + Sync + 'static {
     /// Claims up to `limit` publishable rows in sequence order: not published, not parked, due, and not behind an
@@ -128,6 +140,17 @@ pub trait OutboxStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
     /// Waits until new rows may be there or `timeout` passes.
     fn wait_for_work(&self, timeout: Duration) -> impl Future<Output = ()> + Send;
+    /// Called by the relay when a claim found nothing, before it waits: a store whose writers wake the relay only
+    /// while it sleeps (PostgreSQL) lets them know, or says that writers are in the middle of a transaction that
+    /// will add rows (then the relay looks again shortly instead of sleeping). Stores without such a protocol
+    /// (polling, or a wake-up on every write) answer [`Idle::Asleep`].
+    fn idle(&self) -> impl Future<Output = Result<Idle>> + Send {
+        std::future::ready(Ok(Idle::Asleep))
+    }
+    /// Called by the relay when it wakes: writers stop sending wake-ups.
+    fn awake(&self) -> impl Future<Output = Result<()>> + Send {
+        std::future::ready(Ok(()))
+    }
     /// Deletes published rows older than `retention`, at most `limit` per call; returns how many.
     fn cleanup(
         &self,

@@ -480,7 +480,7 @@ async fn postgres_a_black_holed_leader_is_replaced_within_the_half_open_bound() 
             run_relay(&store, &publisher, &config, stop).await
         }
     });
-    // The leader's session: the one holding the relay's advisory lock in this schema.
+    // The leader's session: the one holding the relay's leadership lock (first key "hule") in this schema.
     let schema = url
         .rsplit("search_path%3D")
         .next()
@@ -489,7 +489,8 @@ async fn postgres_a_black_holed_leader_is_replaced_within_the_half_open_bound() 
     let port: i32 = admin
         .query_one(
             "SELECT a.client_port FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.objid = hashtext($1)::oid",
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.objid = hashtext($1)::oid
+               AND l.classid = x'68756c65'::int::oid",
             &[&schema],
         )
         .await

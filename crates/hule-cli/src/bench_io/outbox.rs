@@ -57,7 +57,7 @@ pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResu
         baseline: rates[0],
         ratio: rates[1] / rates[0],
         peak_rss_mb: peak_rss_mb(),
-        note: "PostgreSQL, 8 connections, one business insert per tx; the outbox adds one 1 KB event row and its NOTIFY".into(),
+        note: "PostgreSQL, 8 connections, one business insert per tx; the outbox adds one 1 KB event row (one call of hule_outbox_enqueue; no NOTIFY, as no relay sleeps)".into(),
     })
 }
 
