@@ -58,7 +58,7 @@ pub use fingerprint::Fingerprint;
 #[cfg(feature = "postgres")]
 pub use inbox::PgInbox;
 pub use message::{Context, Delivery, Message};
-pub use metrics::ConsumerMetrics;
+pub use metrics::{ConsumerMetrics, TopicOutcomes};
 #[cfg(feature = "redis")]
 pub use redis::RedisDedup;
 pub use retry::{Retry, RetryLimit};
@@ -164,6 +164,17 @@ pub async fn process(
     msg: &mut Message,
     metrics: &ConsumerMetrics,
 ) -> Processed {
+    let outcomes = metrics.for_topic(&msg.delivery.topic);
+    process_counted(stack, msg, &outcomes).await
+}
+
+/// [`process`] with the topic's outcome series already resolved ([`ConsumerMetrics::for_topic`]): the driver's
+/// partition workers call this for every record.
+pub async fn process_counted(
+    stack: &BoxService,
+    msg: &mut Message,
+    outcomes: &metrics::TopicOutcomes,
+) -> Processed {
     let started = std::time::Instant::now();
     // The record's span continues the producer's trace (the relay's publish span, from the `traceparent` header).
     let span = tracing::info_span!(target: "hule", "consumer.receive", topic = %msg.delivery.topic, partition = msg.delivery.partition, offset = msg.delivery.offset, outcome = tracing::field::Empty);
@@ -181,7 +192,7 @@ pub async fn process(
         Err(_) => "not_committed",
     };
     span.record("outcome", label);
-    metrics.outcome(&msg.delivery.topic, label, started.elapsed().as_secs_f64());
+    outcomes.record(label, started.elapsed().as_secs_f64());
     if let Ok(Outcome::Duplicate { method }) = &result {
         tracing::debug!(target: "hule", topic = %msg.delivery.topic, partition = msg.delivery.partition, offset = msg.delivery.offset, event_id = msg.delivery.headers.get(hule_contracts::headers::names::EVENT_ID).unwrap_or("-"), method, "duplicate skipped");
     }

@@ -1,6 +1,8 @@
 //! The consumer's Prometheus metrics (issue 4's names), as handles on a [`hule_metrics::Registry`].
 
-use hule_metrics::{Counter, Gauge, Health, Histogram, Registry, LATENCY_BUCKETS};
+use hule_metrics::{
+    Counter, CounterSeries, Gauge, Health, Histogram, HistogramSeries, Registry, LATENCY_BUCKETS,
+};
 
 /// Metric handles with the service and consumer group filled in.
 #[derive(Debug, Clone)]
@@ -114,6 +116,19 @@ impl ConsumerMetrics {
         self.messages.inc(&[topic, outcome]);
         self.handler_seconds.observe(&[topic], seconds);
     }
+    /// The outcome series of one topic, resolved once (a partition's worker records every record's outcome
+    /// there without a lookup: the lookup allocated the label values and took the family's lock per record).
+    pub fn for_topic(&self, topic: &str) -> TopicOutcomes {
+        let outcome = |o: &str| self.messages.series(&[topic, o]);
+        TopicOutcomes {
+            handled: outcome("handled"),
+            duplicate: outcome("duplicate"),
+            ignored: outcome("ignored"),
+            dead_lettered: outcome("dead_lettered"),
+            not_committed: outcome("not_committed"),
+            seconds: self.handler_seconds.series(&[topic]),
+        }
+    }
     /// Deliveries of `topic` that ended with `outcome`.
     pub fn outcomes(&self, topic: &str, outcome: &str) -> f64 {
         self.messages.get(&[topic, outcome])
@@ -147,5 +162,35 @@ impl ConsumerMetrics {
     /// Fail-open deliveries so far.
     pub fn fail_opens(&self) -> f64 {
         self.fail_open.get(&[&self.service, &self.group])
+    }
+}
+
+/// One topic's outcome series ([`ConsumerMetrics::for_topic`]).
+#[derive(Debug, Clone)]
+pub struct TopicOutcomes {
+    handled: Option<CounterSeries>,
+    duplicate: Option<CounterSeries>,
+    ignored: Option<CounterSeries>,
+    dead_lettered: Option<CounterSeries>,
+    not_committed: Option<CounterSeries>,
+    seconds: Option<HistogramSeries>,
+}
+
+impl TopicOutcomes {
+    /// Counts one delivery that ended with `outcome` (a label of `consumer_messages_total`) after `seconds`.
+    pub fn record(&self, outcome: &str, seconds: f64) {
+        let series = match outcome {
+            "handled" => &self.handled,
+            "duplicate" => &self.duplicate,
+            "ignored" => &self.ignored,
+            "dead_lettered" => &self.dead_lettered,
+            _ => &self.not_committed,
+        };
+        if let Some(c) = series {
+            c.inc();
+        }
+        if let Some(h) = &self.seconds {
+            h.observe(seconds);
+        }
     }
 }

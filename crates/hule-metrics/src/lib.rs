@@ -245,11 +245,38 @@ impl Counter {
             self.family.get_or_create(&s).inc_by(v);
         }
     }
+    /// One series, resolved once: adding to it then takes no lookup, allocation or lock (a hot path's counter).
+    pub fn series(&self, labels: &[&str]) -> Option<CounterSeries> {
+        series("counter", &self.names, labels)
+            .map(|s| CounterSeries(self.family.get_or_create(&s).clone()))
+    }
     /// The current value (0 when the series does not exist yet), as a float like the other families'.
     pub fn get(&self, labels: &[&str]) -> f64 {
         series("counter", &self.names, labels)
             .and_then(|s| self.family.get(&s).map(|c| c.get() as f64))
             .unwrap_or(0.0)
+    }
+}
+
+/// One series of a [`Counter`] family ([`Counter::series`]).
+#[derive(Debug, Clone)]
+pub struct CounterSeries(PromCounter);
+
+impl CounterSeries {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.inc();
+    }
+}
+
+/// One series of a [`Histogram`] family ([`Histogram::series`]).
+#[derive(Debug, Clone)]
+pub struct HistogramSeries(PromHistogram);
+
+impl HistogramSeries {
+    /// Records one observation.
+    pub fn observe(&self, v: f64) {
+        self.0.observe(v);
     }
 }
 
@@ -294,6 +321,11 @@ impl Histogram {
         if let Some(s) = series("histogram", &self.names, labels) {
             self.family.get_or_create(&s).observe(v);
         }
+    }
+    /// One series, resolved once ([`Counter::series`]).
+    pub fn series(&self, labels: &[&str]) -> Option<HistogramSeries> {
+        series("histogram", &self.names, labels)
+            .map(|s| HistogramSeries(self.family.get_or_create(&s).clone()))
     }
 }
 

@@ -60,7 +60,7 @@ impl Sizes {
                 drain_events: 100_000,
                 write_seconds: 8.0,
                 latency_seconds: 10.0,
-                consumer_events: 50_000,
+                consumer_events: 200_000,
                 pipeline_batches: 60,
             }
         }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hule_consumer::{process, BoxService, ConsumerMetrics, Delivery, Message, Service};
+use hule_consumer::{
+    process_counted, BoxService, ConsumerMetrics, Delivery, Message, Service, TopicOutcomes,
+};
 use tokio::sync::mpsc;
 
 use super::lane::held_size;
@@ -119,6 +121,7 @@ async fn work(
         fatal,
     } = w;
     let gone = || st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst);
+    let outcomes = metrics.for_topic(&key.0 .0);
     let mut run: VecDeque<Message> = VecDeque::with_capacity(RUN);
     while let Some(first) = rx.recv().await {
         // The records already waiting form a run, prepared together (decoded, claimed in one round trip); each is
@@ -157,7 +160,7 @@ async fn work(
             let mut stalled = false;
             let ended_ok = loop {
                 let outcome =
-                    process_flushing(&stack, &mut msg, &metrics, &mut ended, st, &finished).await;
+                    process_flushing(&stack, &mut msg, &outcomes, &mut ended, st, &finished).await;
                 match outcome {
                     Ok(_) => {
                         if stalled {
@@ -212,16 +215,22 @@ const FLUSH_AFTER: Duration = Duration::from_millis(10);
 
 /// Processes `msg`; if that takes over [`FLUSH_AFTER`], the run's records that `ended` before it are finished and
 /// counted as done meanwhile, so a slow or stuck handler holds back only its own offset.
+///
+/// The timer is armed only for a record that does not finish at its first poll (a handler that awaits I/O): most
+/// records finish there, and a timer per record cost a clock read and a timer-wheel entry each.
 async fn process_flushing(
     stack: &BoxService,
     msg: &mut Message,
-    metrics: &ConsumerMetrics,
+    outcomes: &TopicOutcomes,
     ended: &mut Vec<Message>,
     st: &PartState,
     finished: &AtomicI64,
 ) -> hule_consumer::Processed {
-    let processing = process(stack, msg, metrics);
+    let processing = process_counted(stack, msg, outcomes);
     tokio::pin!(processing);
+    if let std::task::Poll::Ready(outcome) = futures::poll!(&mut processing) {
+        return outcome;
+    }
     let flush = tokio::time::sleep(FLUSH_AFTER);
     tokio::pin!(flush);
     loop {
