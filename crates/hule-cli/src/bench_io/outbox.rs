@@ -147,6 +147,41 @@ async fn plain_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<f64> {
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Produces the drain's `n` records with the relay's producer configuration and no database, every record handed
+/// to librdkafka at once (no batch awaited before the next: librdkafka bounds what is in flight by its own queue
+/// and `max.in.flight`); returns records per second. The producer half of the relay's limit.
+async fn unbounded_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<f64> {
+    let producer = ProducerConfig::with_settings(kafka).future_producer()?;
+    let topic = Event::SpellcheckPhaseCompleted.topic();
+    let records = super::consumer::bench_records(topic, 0, n)?;
+    let started = Instant::now();
+    let sends: Vec<_> = records
+        .iter()
+        .map(|r| {
+            let mut record = FutureRecord::to(&r.topic)
+                .payload(&r.value)
+                .headers(hule_kafka::consumer::owned_headers(&r.headers));
+            if let Some(k) = &r.key {
+                record = record.key(k);
+            }
+            producer.send(record, Duration::from_secs(30))
+        })
+        .collect();
+    for s in futures::future::join_all(sends).await {
+        s.map_err(|(e, _)| anyhow::anyhow!("unbounded produce: {e}"))?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The relay's limit: the smaller of its SQL loop alone and its producer alone with unbounded batches in flight.
+fn relay_limit(sql_name: &str, sql: f64, produce: f64) -> (String, f64) {
+    if sql <= produce {
+        (format!("limit: {sql_name}"), sql)
+    } else {
+        ("limit: unbounded produce".into(), produce)
+    }
+}
+
 /// Scenario 3, relay drain from PostgreSQL: against a plain SQL claim-and-delete loop over the same rows, and a
 /// plain produce loop of the same records (no database).
 pub async fn drain_pg(
@@ -181,25 +216,27 @@ pub async fn drain_pg(
     let rss = peak_rss_mb();
     schema.drop().await;
     let produce = plain_produce(kafka, n).await?;
+    let unbounded = unbounded_produce(kafka, n).await?;
+    let (limit_name, limit) = relay_limit("SQL claim+delete", baseline, unbounded);
     let vs_produce = ScenarioResult {
-        scenario: "relay drain vs produce".into(),
+        scenario: "relay drain vs awaited produce".into(),
         figure,
         unit: "events/s".into(),
-        baseline_name: "plain produce loop, no DB".into(),
+        baseline_name: "produce, 500 per awaited batch".into(),
         baseline: produce,
         ratio: figure / produce,
         peak_rss_mb: rss,
-        note: format!("the PostgreSQL drain's figure against the same {n} records produced with the relay's producer settings (idempotent, acks=all, lz4, linger 1 ms), 500 per awaited batch; target ratio ≥ 0.60"),
+        note: format!("the PostgreSQL drain against the same {n} records produced with the relay's producer settings (idempotent, acks=all, lz4, linger 1 ms), 500 per awaited batch: the relay's own publish pattern without the database"),
     };
     Ok(vec![ScenarioResult {
         scenario: "relay drain (PostgreSQL)".into(),
         figure,
         unit: "events/s".into(),
-        baseline_name: "SQL claim+delete, no Kafka".into(),
-        baseline,
-        ratio: figure / baseline,
+        baseline_name: limit_name,
+        baseline: limit,
+        ratio: figure / limit,
         peak_rss_mb: rss,
-        note: format!("{n} events of 1 KB over 500 keys into Kafka ({TOPIC_PARTITIONS} partitions), batches of 500; target ratio ≥ 0.60, RSS ≤ 60 MB"),
+        note: format!("{n} events of 1 KB over 500 keys into Kafka ({TOPIC_PARTITIONS} partitions), batches of 500; the relay's limit is the smaller of its SQL loop alone (claim+delete {baseline:.0}/s) and its producer alone with every record in flight ({unbounded:.0}/s); target ratio ≥ 0.8 and ≥ 60,000/s"),
     }, vs_produce])
 }
 
@@ -245,15 +282,17 @@ pub async fn drain_sqlite(kafka: &KafkaSettings, n: usize) -> anyhow::Result<Sce
     let figure = drain_until_empty(&outbox, kafka, n).await?;
     let rss = peak_rss_mb();
     let _ = std::fs::remove_dir_all(&dir);
+    let unbounded = unbounded_produce(kafka, n).await?;
+    let (limit_name, limit) = relay_limit("SQL select+delete", baseline, unbounded);
     Ok(ScenarioResult {
         scenario: "relay drain (SQLite)".into(),
         figure,
         unit: "events/s".into(),
-        baseline_name: "SQL select+delete, no Kafka".into(),
-        baseline,
-        ratio: figure / baseline,
+        baseline_name: limit_name,
+        baseline: limit,
+        ratio: figure / limit,
         peak_rss_mb: rss,
-        note: format!("{n} events of 1 KB over 500 keys into Kafka"),
+        note: format!("{n} events of 1 KB over 500 keys into Kafka; the relay's limit is the smaller of its SQL loop alone (select+delete {baseline:.0}/s) and its producer alone with every record in flight ({unbounded:.0}/s); target ratio ≥ 0.8 and ≥ 60,000/s"),
     })
 }
 
