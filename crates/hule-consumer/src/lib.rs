@@ -164,8 +164,7 @@ pub async fn process(
     msg: &mut Message,
     metrics: &ConsumerMetrics,
 ) -> Processed {
-    let outcomes = metrics.for_topic(&msg.delivery.topic);
-    process_counted(stack, msg, &outcomes).await
+    process_recorded(stack, msg, Record::Family(metrics)).await
 }
 
 /// [`process`] with the topic's outcome series already resolved ([`ConsumerMetrics::for_topic`]): the driver's
@@ -175,6 +174,16 @@ pub async fn process_counted(
     msg: &mut Message,
     outcomes: &metrics::TopicOutcomes,
 ) -> Processed {
+    process_recorded(stack, msg, Record::Series(outcomes)).await
+}
+
+/// Where [`process`] records a record's outcome: looked up in the families, or in series resolved beforehand.
+enum Record<'a> {
+    Family(&'a ConsumerMetrics),
+    Series(&'a metrics::TopicOutcomes),
+}
+
+async fn process_recorded(stack: &BoxService, msg: &mut Message, record: Record<'_>) -> Processed {
     let started = std::time::Instant::now();
     // The record's span continues the producer's trace (the relay's publish span, from the `traceparent` header).
     let span = tracing::info_span!(target: "hule", "consumer.receive", topic = %msg.delivery.topic, partition = msg.delivery.partition, offset = msg.delivery.offset, outcome = tracing::field::Empty);
@@ -192,7 +201,11 @@ pub async fn process_counted(
         Err(_) => "not_committed",
     };
     span.record("outcome", label);
-    outcomes.record(label, started.elapsed().as_secs_f64());
+    let seconds = started.elapsed().as_secs_f64();
+    match record {
+        Record::Family(metrics) => metrics.outcome(&msg.delivery.topic, label, seconds),
+        Record::Series(outcomes) => outcomes.record(label, seconds),
+    }
     if let Ok(Outcome::Duplicate { method }) = &result {
         tracing::debug!(target: "hule", topic = %msg.delivery.topic, partition = msg.delivery.partition, offset = msg.delivery.offset, event_id = msg.delivery.headers.get(hule_contracts::headers::names::EVENT_ID).unwrap_or("-"), method, "duplicate skipped");
     }

@@ -131,9 +131,10 @@ fn payload_of(event: Event, data: &jiter::JsonValue<'_>) -> Result<TypedEvent, D
 /// allows 200). No payload of the registry comes near it.
 pub const MAX_DEPTH: usize = 128;
 
-/// Refuses JSON nested deeper than [`MAX_DEPTH`] before any parser sees it. The fast path's parser (sonic-rs)
-/// recurses without a limit: a record of 50,000 `[` overflowed the stack and aborted the process, so one poison
-/// record would crash-loop a consumer. Counting `[` and `{` bytes first is a vectorised pass (well under a
+/// Refuses JSON nested deeper than [`MAX_DEPTH`] before any parser sees it. A recursive parser without a limit
+/// (sonic-rs, the fast path of an earlier version) overflowed the stack on a record of 50,000 `[` and aborted the
+/// process, so one poison record would crash-loop a consumer; the streaming fast path recurses with the payload's
+/// nesting too. Counting `[` and `{` bytes first is a vectorised pass (well under a
 /// microsecond for a 9 KB envelope); only documents with more than `MAX_DEPTH` of them are walked exactly, with
 /// strings skipped.
 pub fn check_depth(bytes: &[u8]) -> Result<(), DecodeError> {

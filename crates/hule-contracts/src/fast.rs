@@ -131,12 +131,18 @@ impl<'j> Stream<'j> {
             }
             None => false,
         };
-        let value = visitor.visit_map(Entries {
+        let mut entries = Entries {
             de: self,
             pending,
             closed: !pending,
             seen: Seen::new(),
-        })?;
+        };
+        let value = visitor.visit_map(&mut entries)?;
+        // A visitor that stopped before the closing brace leaves it to the tree path (the parent would otherwise
+        // read this object's remaining keys as its own).
+        if !entries.closed {
+            return Err(refused("entries left after the visitor stopped"));
+        }
         Ok(value)
     }
 

@@ -28,8 +28,54 @@ fn replace_strings(v: &mut serde_json::Value, s: &str) {
     }
 }
 
+/// An example envelope of `EVENTS[idx]`, with `edits` applied: each overwrites, inserts or deletes one byte (chosen
+/// among the JSON punctuation, quotes, digits, letters and escapes that change what a record means).
+fn mutated(idx: usize, edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    const BYTES: &[u8] = b"{}[]\",:\\0123456789eE.-+ntfaluNIxyz \t\n";
+    let at = Timestamp::parse("2025-11-21T18:04:12.345678Z").expect("ts");
+    let env = example_envelope(
+        EVENTS[idx].event,
+        Uuid::from_u128(1),
+        Uuid::from_u128(2),
+        at,
+    )
+    .expect("example");
+    let mut bytes = env.to_json().expect("json");
+    for &(pos, op, b) in edits {
+        let pos = pos % (bytes.len() + 1);
+        let b = BYTES[usize::from(b) % BYTES.len()];
+        match op % 3 {
+            0 if pos < bytes.len() => bytes[pos] = b,
+            1 => bytes.insert(pos, b),
+            _ if pos < bytes.len() => {
+                bytes.remove(pos);
+            }
+            _ => {}
+        }
+    }
+    bytes
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The streaming fast path may only accept what the tree path accepts, with the same value: `decode` (fast
+    /// path first) and `decode_tree` agree on every near-valid record.
+    #[test]
+    fn the_fast_path_never_disagrees_with_the_tree_path(
+        idx in 0usize..71,
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..4),
+    ) {
+        let bytes = mutated(idx, &edits);
+        let topic = Some(EVENTS[idx].topic);
+        let fast = decode(topic, &bytes);
+        let tree = hule_contracts::decode::decode_tree(topic, &bytes);
+        match (&fast, &tree) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(format!("{a:?}"), format!("{b:?}")),
+            (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+            _ => prop_assert!(false, "fast {:?}, tree {:?}, record {}", fast.is_ok(), tree.is_ok(), String::from_utf8_lossy(&bytes)),
+        }
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), idx in 0usize..71) {

@@ -20,6 +20,7 @@ Pure parts: [`essays`] (generation), [`spell`] (checker), [`cj`] (judge, Bradley
 
 pub mod cj;
 pub mod essays;
+pub mod hops;
 pub mod outbox;
 pub mod report;
 pub mod services;
@@ -197,10 +198,24 @@ struct DuplicatingPublisher {
     rate: f64,
     rng: Mutex<Rng>,
     duplicated: Arc<Mutex<HashMap<String, u64>>>,
+    hops: Arc<hops::Hops>,
 }
 
 impl Publish for DuplicatingPublisher {
     async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
+        let claimed_at = self.hops.claiming(batch);
+        let out = self.duplicating(batch).await;
+        self.hops
+            .published(claimed_at, out.iter().map(Result::is_ok));
+        out
+    }
+}
+
+impl DuplicatingPublisher {
+    async fn duplicating(
         &self,
         batch: &[Claimed],
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
@@ -769,6 +784,7 @@ async fn run_inner(
     let relay_stop = tokio_util::sync::CancellationToken::new();
     left.stop_with(&relay_stop);
     let duplicated: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let hops: Arc<hops::Hops> = Arc::default();
     let mut relays = Vec::new();
     for (i, s) in services.into_iter().enumerate() {
         let publisher = DuplicatingPublisher {
@@ -777,6 +793,7 @@ async fn run_inner(
             rate: config.duplicate_rate,
             rng: Mutex::new(Rng::new(config.seed ^ ((i as u64 + 1) * 0x5851_F42D))),
             duplicated: duplicated.clone(),
+            hops: hops.clone(),
         };
         let relay_config = RelayConfig {
             poll_interval: Duration::from_millis(200),
@@ -827,6 +844,7 @@ async fn run_inner(
             .router(router)
             .dedup_shared(dedup.clone())
             .metrics(&registry)
+            .layer(hops.layer())
             .configure(|c| {
                 c.commit_interval = Duration::from_millis(200);
                 // The mock broker answers a fetch only when its wait expires; a short wait keeps the hops fast.
@@ -1128,6 +1146,7 @@ async fn run_inner(
             })
             .collect(),
         end_to_end_latency: Latency::of(observed.ready_ms.values().copied().collect()),
+        hops: hops.breakdown(),
         relay_events,
         relay_events_per_second: relay_events as f64
             / (wall - joined_after.as_secs_f64()).max(1e-9),

@@ -101,6 +101,8 @@ pub struct Report {
     pub events_per_topic: BTreeMap<String, TopicCount>,
     /// Registration → results ready.
     pub end_to_end_latency: Latency,
+    /// One event's trip from a service to the next, in parts ([`crate::hops`]).
+    pub hops: Vec<(String, Latency)>,
     /// Events the relays delivered.
     pub relay_events: u64,
     /// Relay events per second from the first registration to the end.
@@ -156,6 +158,13 @@ impl Report {
         );
         let l = &self.end_to_end_latency;
         let _ = writeln!(o, "end-to-end latency     p50 {:.0} ms   p95 {:.0} ms   p99 {:.0} ms   max {:.0} ms  (registration → results ready, {} batches)", l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms, l.count);
+        for (part, l) in &self.hops {
+            let _ = writeln!(
+                o,
+                "  per hop: {part:<30} p50 {:>6.1} ms   p99 {:>6.1} ms  ({} samples)",
+                l.p50_ms, l.p99_ms, l.count
+            );
+        }
         let _ = writeln!(
             o,
             "relay                  {} events, {:.0} events/s from the first registration",

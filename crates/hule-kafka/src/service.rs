@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use hule_consumer::dedup::DedupStore;
 use hule_consumer::{
-    standard_stack_in, ConsumerMetrics, Context, DeadLetterSink, HandlerError, Retry, Router,
-    StackError, TopicChoice,
+    standard_stack_in, BoxService, ConsumerMetrics, Context, DeadLetterSink, HandlerError, Layer,
+    Retry, Router, StackError, TopicChoice,
 };
 use hule_contracts::Payload;
 use tokio_util::sync::CancellationToken;
@@ -150,9 +150,14 @@ pub struct EventConsumerBuilder<S = ()> {
     registry: hule_metrics::Registry,
     config: ConsumerConfig,
     drain_timeout: Duration,
+    /// Layers around the standard stack, innermost first ([`EventConsumerBuilder::layer`]).
+    outer: Vec<OuterLayer>,
     #[cfg(feature = "postgres")]
     inbox: InboxPlan,
 }
+
+/// A layer given to [`EventConsumerBuilder::layer`], applied when the consumer is built.
+type OuterLayer = Box<dyn FnOnce(BoxService) -> BoxService + Send>;
 
 impl EventConsumer {
     /// A consumer of `group` for `service` (the dead letters' `failed_service`); its dedup records are kept under
@@ -171,6 +176,7 @@ impl EventConsumer {
             registry: hule_metrics::Registry::global().clone(),
             config: ConsumerConfig::with_settings(kafka, group),
             drain_timeout: Duration::from_secs(30),
+            outer: Vec::new(),
             #[cfg(feature = "postgres")]
             inbox: InboxPlan {
                 url: String::new(),
@@ -353,6 +359,7 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
             registry: self.registry,
             config: self.config,
             drain_timeout: self.drain_timeout,
+            outer: self.outer,
             #[cfg(feature = "postgres")]
             inbox: self.inbox,
         }
@@ -447,6 +454,14 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
         self
     }
 
+    /// Wraps the standard stack (dead-letter → validate → retry → dedup → router) in `layer`, outside the
+    /// dead-letter layer: it sees every record and its final outcome (timing, auditing). Layers given later wrap
+    /// the earlier ones.
+    pub fn layer(mut self, layer: impl Layer + Send + 'static) -> Self {
+        self.outer.push(Box::new(move |inner| layer.layer(inner)));
+        self
+    }
+
     /// The consumer; refuses one without handlers, or reading an event from two topics without dedup.
     pub fn build(self) -> Result<EventConsumer, BuildError> {
         let topics = self.router.topics();
@@ -473,6 +488,10 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
             dead_letters,
             metrics.clone(),
         )?;
+        let stack = self
+            .outer
+            .into_iter()
+            .fold(stack, |inner, wrap| wrap(inner));
         Ok(EventConsumer {
             config: self.config,
             topics,

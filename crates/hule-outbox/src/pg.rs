@@ -80,33 +80,45 @@ CREATE TABLE IF NOT EXISTS hule_outbox_discarded (
 );
 ANALYZE event_outbox;
 -- The writers' insert (see ENQUEUE); PL/pgSQL keeps its plan per session, so each call is planned once per
--- connection (an INSERT from unnest planned on every call cost a third of the writers' throughput).
-CREATE OR REPLACE FUNCTION hule_outbox_enqueue(ids uuid[], aggregate_ids text[], aggregate_types text[],
-    event_types text[], data text[], keys text[], topics text[], event_ids uuid[], headers text[], wake integer)
-RETURNS void LANGUAGE plpgsql AS $fn$
+-- connection (an INSERT from unnest planned on every call cost a third of the writers' throughput). Made with this
+-- schema written into it: the table it fills and the wake lock's key are the relay's, whatever the calling
+-- writer's search_path says, and its own search_path is pg_catalog only, so nothing earlier in a caller's path can
+-- stand in for what it calls.
+DO $do$
 BEGIN
-    INSERT INTO event_outbox (id, aggregate_id, aggregate_type, event_type, event_data, event_key, topic, event_id,
-                              headers)
-    SELECT t.id, t.aggregate_id, t.aggregate_type, t.event_type, t.event_data::json, t.event_key, t.topic,
-           t.event_id, t.headers::json
-    FROM unnest(ids, aggregate_ids, aggregate_types, event_types, data, keys, topics, event_ids, headers)
-         WITH ORDINALITY AS t(id, aggregate_id, aggregate_type, event_type, event_data, event_key, topic, event_id,
-                              headers, n)
-    ORDER BY t.n;
-    IF NOT pg_try_advisory_xact_lock_shared(wake, hashtext(current_schema())) THEN
-        PERFORM pg_notify('hule_outbox', '');
-    END IF;
-END $fn$;
-COMMENT ON FUNCTION hule_outbox_enqueue(uuid[], text[], text[], text[], text[], text[], text[], uuid[], text[], integer)
-    IS 'hule outbox schema 2';
+    EXECUTE format($fmt$
+        CREATE OR REPLACE FUNCTION %1$I.hule_outbox_enqueue(ids uuid[], aggregate_ids text[],
+            aggregate_types text[], event_types text[], data text[], keys text[], topics text[], event_ids uuid[],
+            headers text[], wake integer)
+        RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog AS $fn$
+        BEGIN
+            INSERT INTO %1$I.event_outbox (id, aggregate_id, aggregate_type, event_type, event_data, event_key,
+                                           topic, event_id, headers)
+            SELECT t.id, t.aggregate_id, t.aggregate_type, t.event_type, t.event_data::json, t.event_key, t.topic,
+                   t.event_id, t.headers::json
+            FROM unnest(ids, aggregate_ids, aggregate_types, event_types, data, keys, topics, event_ids, headers)
+                 WITH ORDINALITY AS t(id, aggregate_id, aggregate_type, event_type, event_data, event_key, topic,
+                                      event_id, headers, n)
+            ORDER BY t.n;
+            IF NOT pg_try_advisory_xact_lock_shared(wake, %2$s) THEN
+                PERFORM pg_notify('hule_outbox', '');
+            END IF;
+        END $fn$$fmt$, current_schema(), hashtext(current_schema()));
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %I.hule_outbox_enqueue(uuid[], text[], text[], text[], text[], '
+                   'text[], text[], uuid[], text[], integer) TO PUBLIC', current_schema());
+    EXECUTE format('COMMENT ON FUNCTION %I.hule_outbox_enqueue(uuid[], text[], text[], text[], text[], text[], '
+                   'text[], uuid[], text[], integer) IS %L', current_schema(), 'hule outbox schema 2');
+END $do$;
 ";
 
-/// The last object [`MIGRATION`] makes, and the comment that names its version: when both are there, the schema
-/// is current and [`migrate`] changes nothing. Its `ALTER TABLE`s would otherwise wait for an exclusive lock on
+/// Whether this schema (the session's own, not one further down its search_path) has `event_outbox` and the last
+/// object [`MIGRATION`] makes, with a version at least this one's: then [`migrate`] changes nothing. Its `ALTER TABLE`s would otherwise wait for an exclusive lock on
 /// `event_outbox` behind every open writer transaction, and every new writer would queue behind them: a relay
 /// restarted during one long transaction stalled all writes.
-const MIGRATED: &str = "SELECT obj_description(to_regprocedure('hule_outbox_enqueue(uuid[], text[], text[], text[], \
-    text[], text[], text[], uuid[], text[], integer)'), 'pg_proc') IS NOT DISTINCT FROM 'hule outbox schema 2'";
+const MIGRATED: &str = "SELECT COALESCE(substring(obj_description(to_regprocedure(quote_ident(current_schema()) \
+    || '.hule_outbox_enqueue(uuid[], text[], text[], text[], text[], text[], text[], uuid[], text[], integer)'), \
+    'pg_proc') FROM 'hule outbox schema ([0-9]+)')::int, 0) >= 2 \
+    AND to_regclass(quote_ident(current_schema()) || '.event_outbox') IS NOT NULL";
 
 /// A low-level connection for the relay's own store: the client, and the `Notify` its `LISTEN` notifications wake
 /// (a relay waits on it for new rows). A service writing its own rows does not need this: connect its client with
@@ -530,9 +542,11 @@ impl OutboxStore for PgOutbox {
 
     async fn awake(&self) -> Result<()> {
         use std::sync::atomic::Ordering;
-        if !self.sleeping.swap(false, Ordering::SeqCst) {
+        if !self.sleeping.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // Marked awake only once the lock is let go: a failed unlock is tried again at the next call, rather than
+        // the lock taken a second time (session locks stack) and then held for good.
         self.client
             .lock()
             .await
@@ -541,8 +555,9 @@ impl OutboxStore for PgOutbox {
                 &[&WAKE_LOCK],
             )
             .await
-            .map(drop)
-            .map_err(|e| StoreError::db("wake unlock", e))
+            .map_err(|e| StoreError::db("wake unlock", e))?;
+        self.sleeping.store(false, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn wait_for_work(&self, timeout: Duration) {

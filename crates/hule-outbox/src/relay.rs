@@ -231,12 +231,18 @@ async fn relay_loop<S: OutboxStore, P: Publish>(
                 last_cleanup = Instant::now();
             }
         }
-        if moved == 0 {
-            // A failed announcement only costs wake-ups (writers notify while the lock stays) or latency (the
-            // relay polls): it never stops the relay.
+        if moved > 0 {
+            // Rows found right after falling asleep (committed just before): awake, so writers stop notifying
+            // for the rest of the drain.
+            if let Err(e) = store.awake().await {
+                tracing::warn!(error = %e, "relay: cannot announce that it is awake; writers keep waking it");
+            }
+        } else {
+            // A failed announcement never stops the relay, and never lets it sleep unannounced (a writer would
+            // then not wake it): it looks again shortly, as when writers are in flight.
             let idle = store.idle().await.unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "relay: cannot announce that it sleeps; polling");
-                Idle::Asleep
+                tracing::warn!(error = %e, "relay: cannot announce that it sleeps; looking again shortly");
+                Idle::WritersInFlight
             });
             match idle {
                 // Rows committed just before the announcement woke nobody: look once more.

@@ -129,7 +129,19 @@ async fn a_sleeping_relay_is_woken_by_a_commit_not_by_its_poll() {
     let relay = start_relay(&url, &log, &gate, &stop);
     wait_until("the relay sleeps", || relay_sleeps(&admin, &schema)).await;
 
-    let (mut writer, _) = hule_outbox::pg::connect(&url).await.expect("writer");
+    // The writer's search_path starts with another schema that exists: the function it calls still fills this
+    // schema's table and takes this schema's wake lock (both are written into it when it is made).
+    let other = format!("{schema}_first");
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {other}"))
+        .await
+        .expect("another schema");
+    let writer_url = url.replace(
+        &format!("search_path%3D{schema}"),
+        &format!("search_path%3D{other}%2C{schema}"),
+    );
+    assert_ne!(writer_url, url, "the writer's search_path was not changed");
+    let (mut writer, _) = hule_outbox::pg::connect(&writer_url).await.expect("writer");
     for n in 0..3 {
         let committed = Instant::now();
         write(&mut writer, n).await.commit().await.expect("commit");
@@ -162,9 +174,18 @@ async fn a_relay_does_not_sleep_through_a_writer_that_did_not_notify() {
     wait_until("the relay sleeps", || relay_sleeps(&admin, &schema)).await;
     let (mut first, _) = hule_outbox::pg::connect(&url).await.expect("writer");
     let (mut second, _) = hule_outbox::pg::connect(&url).await.expect("writer");
+    // A listener beside the relay counts the wake-ups writers send.
+    let (listener, heard) = hule_outbox::pg::connect(&url).await.expect("listener");
+    listener
+        .batch_execute("LISTEN hule_outbox")
+        .await
+        .expect("listen");
     // Row 0 wakes the relay, which then waits at the gate in the middle of its batch: awake, so writers do not
     // notify.
     write(&mut first, 0).await.commit().await.expect("commit");
+    tokio::time::timeout(PROMPT, heard.notified())
+        .await
+        .expect("row 0's writer, finding the relay asleep, notified");
     wait_until("the relay awake", || async {
         !relay_sleeps(&admin, &schema).await
     })
@@ -193,6 +214,12 @@ async fn a_relay_does_not_sleep_through_a_writer_that_did_not_notify() {
     })
     .await;
     eprintln!("published {:?} after the commit", committed.elapsed());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), heard.notified())
+            .await
+            .is_err(),
+        "a writer that found the relay awake sent a NOTIFY (each one serialises commits)"
+    );
     wait_until("the relay sleeps once no writer is in flight", || {
         relay_sleeps(&admin, &schema)
     })

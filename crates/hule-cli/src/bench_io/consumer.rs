@@ -295,8 +295,15 @@ pub async fn pipeline(
         ratio: f64::NAN,
         peak_rss_mb: peak_rss_mb(),
         note: format!(
-            "{batches} batches × 24 essays, {events} events through 5 services; latency p50 {:.0} ms, p99 {:.0} ms; tau {:.2}",
-            r.end_to_end_latency.p50_ms, r.end_to_end_latency.p99_ms, r.kendall_tau_mean
+            "{batches} batches × 24 essays, {events} events through 5 services; latency p50 {:.0} ms, p99 {:.0} ms; per hop p50: {}; tau {:.2}",
+            r.end_to_end_latency.p50_ms,
+            r.end_to_end_latency.p99_ms,
+            r.hops
+                .iter()
+                .map(|(part, l)| format!("{part} {:.1} ms", l.p50_ms))
+                .collect::<Vec<_>>()
+                .join(", "),
+            r.kendall_tau_mean
         ),
     })
 }

@@ -1,0 +1,146 @@
+//! Where the end-to-end latency goes, hop by hop. Each event's trip from one service to the next is timed in four
+//! parts, on one clock (this process's):
+//!
+//! 1. **outbox write → relay claim**: the row's `created_at` (written by the producing handler, in its transaction)
+//!    to the moment the relay hands its batch to the producer — the commit, the relay's wake-up and its claim;
+//! 2. **relay claim → consumer call**: that moment to the moment the consuming service's stack is called for the
+//!    record — the produce, the broker, the consumer's fetch wait, its queue, the partition worker;
+//! 3. **consumer call → outcome**: decoding, validation, dedup and the handler, whose own outbox write (the next
+//!    hop's start) is inside it.
+//!
+//! Beside them, **relay claim → produce ack** (of the record's whole batch) shows how much of part 2 the produce
+//! takes. The relays' publisher records parts 1 and the claim time per event id; a layer around each consumer's
+//! stack records parts 2 and 3. A record redelivered or read by several services counts once per call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use hule_consumer::{BoxService, Layer, Message, Processed, Service};
+use hule_contracts::headers::names;
+use hule_outbox::model::Claimed;
+use uuid::Uuid;
+
+use crate::report::Latency;
+
+/// The hops' samples (milliseconds) and each event's acknowledgement time.
+#[derive(Default)]
+pub struct Hops {
+    inner: Mutex<Samples>,
+}
+
+#[derive(Default)]
+struct Samples {
+    claimed_at: HashMap<Uuid, i64>,
+    write_to_claim: Vec<f64>,
+    claim_to_call: Vec<f64>,
+    claim_to_ack: Vec<f64>,
+    call_to_outcome: Vec<f64>,
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn ms(from: i64, to: i64) -> f64 {
+    (to - from).max(0) as f64 / 1000.0
+}
+
+fn event_id(headers: &hule_contracts::Headers) -> Option<Uuid> {
+    headers
+        .get(names::EVENT_ID)
+        .and_then(|v| Uuid::parse_str(v).ok())
+}
+
+impl Hops {
+    /// Records that the relay hands `batch` to the producer now; returns the time, for [`Hops::published`].
+    pub fn claiming(&self, batch: &[Claimed]) -> i64 {
+        let claimed_at = now_micros();
+        let mut s = crate::services::lock(&self.inner);
+        for row in batch {
+            if row.created_at_micros > 0 {
+                s.write_to_claim.push(ms(row.created_at_micros, claimed_at));
+            }
+            if let Some(id) = event_id(&row.headers) {
+                s.claimed_at.insert(id, claimed_at);
+            }
+        }
+        claimed_at
+    }
+
+    /// Records the broker's acknowledgement of a batch claimed at `claimed_at` (`ok`: each record's).
+    pub fn published(&self, claimed_at: i64, ok: impl Iterator<Item = bool>) {
+        let acked = ms(claimed_at, now_micros());
+        let mut s = crate::services::lock(&self.inner);
+        for _ in ok.filter(|ok| *ok) {
+            s.claim_to_ack.push(acked);
+        }
+    }
+
+    /// A layer that times parts 2 and 3 for the stack it wraps.
+    pub fn layer(self: &Arc<Self>) -> HopTimer {
+        HopTimer(self.clone())
+    }
+
+    /// The three parts, in order, then the produce's share of part 2, with their percentiles.
+    pub fn breakdown(&self) -> Vec<(String, Latency)> {
+        let s = crate::services::lock(&self.inner);
+        [
+            ("outbox write → relay claim", &s.write_to_claim),
+            ("relay claim → consumer call", &s.claim_to_call),
+            ("consumer call → outcome", &s.call_to_outcome),
+            ("(relay claim → produce ack)", &s.claim_to_ack),
+        ]
+        .into_iter()
+        .map(|(name, v)| (name.to_owned(), Latency::of(v.clone())))
+        .collect()
+    }
+}
+
+/// The layer of [`Hops::layer`].
+pub struct HopTimer(Arc<Hops>);
+
+impl Layer for HopTimer {
+    fn layer(self, inner: BoxService) -> BoxService {
+        Arc::new(Timed {
+            inner,
+            hops: self.0,
+        })
+    }
+}
+
+struct Timed {
+    inner: BoxService,
+    hops: Arc<Hops>,
+}
+
+impl Service for Timed {
+    fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
+        async move {
+            let called = now_micros();
+            let id = event_id(&msg.delivery.headers);
+            let out = self.inner.call(msg).await;
+            let done = now_micros();
+            let mut s = crate::services::lock(&self.hops.inner);
+            if let Some(claimed) = id.and_then(|id| s.claimed_at.get(&id).copied()) {
+                s.claim_to_call.push(ms(claimed, called));
+            }
+            s.call_to_outcome.push(ms(called, done));
+            out
+        }
+        .boxed()
+    }
+
+    fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.prepare(msgs)
+    }
+
+    fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.abandon(msgs)
+    }
+
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        self.inner.finish(msgs)
+    }
+}
