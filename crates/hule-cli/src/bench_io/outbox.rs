@@ -120,41 +120,12 @@ async fn drain_until_empty<S: OutboxStore>(
     Ok(rate)
 }
 
-/// Produces the drain's `n` records with the relay's producer configuration and no database, in batches of 500
-/// whose acknowledgements are awaited before the next (as the relay does); returns records per second.
-async fn plain_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<f64> {
-    let producer = ProducerConfig::with_settings(kafka).future_producer()?;
-    let topic = Event::SpellcheckPhaseCompleted.topic();
-    let started = Instant::now();
-    for start in (0..n).step_by(500) {
-        let batch = super::consumer::bench_records(topic, start, (start + 500).min(n))?;
-        let sends: Vec<_> = batch
-            .iter()
-            .map(|r| {
-                let mut record = FutureRecord::to(&r.topic)
-                    .payload(&r.value)
-                    .headers(hule_kafka::consumer::owned_headers(&r.headers));
-                if let Some(k) = &r.key {
-                    record = record.key(k);
-                }
-                producer.send(record, Duration::from_secs(30))
-            })
-            .collect();
-        for s in futures::future::join_all(sends).await {
-            s.map_err(|(e, _)| anyhow::anyhow!("plain produce: {e}"))?;
-        }
-    }
-    Ok(n as f64 / started.elapsed().as_secs_f64())
-}
-
-/// Produces the drain's `n` records with the relay's producer configuration and no database, every record handed
-/// to librdkafka at once (no batch awaited before the next: librdkafka bounds what is in flight by its own queue
-/// and `max.in.flight`); returns records per second. The producer half of the relay's limit.
-async fn unbounded_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<f64> {
-    let producer = ProducerConfig::with_settings(kafka).future_producer()?;
-    let topic = Event::SpellcheckPhaseCompleted.topic();
-    let records = super::consumer::bench_records(topic, 0, n)?;
-    let started = Instant::now();
+/// Hands every record of `records` to `producer` at once and waits for all their acknowledgements.
+async fn produce_all(
+    producer: &rdkafka::producer::FutureProducer,
+    records: &[Claimed],
+    what: &str,
+) -> anyhow::Result<()> {
     let sends: Vec<_> = records
         .iter()
         .map(|r| {
@@ -168,8 +139,33 @@ async fn unbounded_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<f6
         })
         .collect();
     for s in futures::future::join_all(sends).await {
-        s.map_err(|(e, _)| anyhow::anyhow!("unbounded produce: {e}"))?;
+        s.map_err(|(e, _)| anyhow::anyhow!("{what}: {e}"))?;
     }
+    Ok(())
+}
+
+/// Produces the drain's `n` records with the relay's producer configuration and no database, in batches of 500
+/// whose acknowledgements are awaited before the next (as the relay does); returns records per second.
+async fn plain_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<f64> {
+    let producer = ProducerConfig::with_settings(kafka).future_producer()?;
+    let topic = Event::SpellcheckPhaseCompleted.topic();
+    let started = Instant::now();
+    for start in (0..n).step_by(500) {
+        let batch = super::consumer::bench_records(topic, start, (start + 500).min(n))?;
+        produce_all(&producer, &batch, "plain produce").await?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Produces the drain's `n` records with the relay's producer configuration and no database, every record handed
+/// to librdkafka at once (no batch awaited before the next: librdkafka bounds what is in flight by its own queue
+/// and `max.in.flight`); returns records per second. The producer half of the relay's limit.
+async fn unbounded_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<f64> {
+    let producer = ProducerConfig::with_settings(kafka).future_producer()?;
+    let topic = Event::SpellcheckPhaseCompleted.topic();
+    let records = super::consumer::bench_records(topic, 0, n)?;
+    let started = Instant::now();
+    produce_all(&producer, &records, "unbounded produce").await?;
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
