@@ -11,6 +11,7 @@
 #   - Redis on 127.0.0.1:6379, no persistence;
 #   - the AsyncAPI validator's pinned npm packages;
 #   - pydantic 2 for Python 3 (the differential test judges records with it), from PyPI.
+#   - aiokafka, asyncpg and SQLAlchemy for Python 3 (the bench's model of the original relay), from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +55,12 @@ fi
 if ! python3 -c 'import pydantic, sys; sys.exit(0 if pydantic.VERSION.startswith("2.") else 1)' 2>/dev/null; then
   say "installing pydantic 2 from PyPI"
   python3 -m pip install -q --break-system-packages 'pydantic>=2,<3' >/dev/null
+fi
+
+# The Python relay model `hule bench` races against (tools/python-relay/relay.py): the original's client libraries.
+if ! python3 -c 'import aiokafka, asyncpg, sqlalchemy.ext.asyncio' 2>/dev/null; then
+  say "installing aiokafka, asyncpg and SQLAlchemy from PyPI"
+  python3 -m pip install -q --break-system-packages 'aiokafka==0.14.*' 'asyncpg>=0.29,<1' 'sqlalchemy[asyncio]>=2,<2.1' >/dev/null
 fi
 
 # PostgreSQL: a cluster, the loopback rule for the test database, running, the database present.

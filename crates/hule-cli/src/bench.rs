@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// Only these groups of scenarios (repeat or comma-separate); all when absent.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Group>,
+    /// Rows per relay batch in the drain scenarios, and in the SQL and produce loops they are judged against
+    /// (default: the relay's own default, as `hule relay` runs).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    relay_batch: Option<u32>,
 }
 
 /// Groups of scenarios `--only` selects.
@@ -47,6 +51,9 @@ pub enum Group {
     Write,
     /// Relay drain, PostgreSQL and SQLite.
     Drain,
+    /// This relay against a model of the Python original's, on the original's table (needs `python3` and the
+    /// packages `scripts/setup.sh` installs).
+    Python,
     /// Commit-to-publish latency.
     Latency,
     /// Consumer runtime: no dedup, Redis, PostgreSQL inbox.
@@ -98,6 +105,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if [
         Group::Write,
         Group::Drain,
+        Group::Python,
         Group::Latency,
         Group::Consumer,
         Group::Pipeline,
@@ -107,6 +115,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     {
         results.extend(crate::bench_io::run_all(
             args.quick,
+            args.relay_batch.map(|b| b as usize),
             &args.database_url,
             &wanted,
             real.as_ref(),

@@ -135,7 +135,7 @@ pub struct RelayArgs {
     /// Serve Prometheus metrics on this address (for example 0.0.0.0:9464) at /metrics.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
-    /// Rows claimed per batch [default: 500].
+    /// Rows claimed per batch [default: 2000; fewer when events are large: up to three batches are held in memory].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Keep delivered rows this many seconds (marked published) instead of deleting them at once.
@@ -260,7 +260,10 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         .clone()
         .or(file.service.clone())
         .unwrap_or_else(|| "hule-relay".into());
-    let batch_size = args.batch_size.or(file.batch_size).unwrap_or(500);
+    let batch_size = args
+        .batch_size
+        .or(file.batch_size)
+        .unwrap_or(hule_outbox::relay::DEFAULT_BATCH_SIZE);
     if batch_size == 0 {
         anyhow::bail!("batch_size must be at least 1");
     }

@@ -254,6 +254,7 @@ fn sqlite_target(target: &RetryTarget) -> (&'static str, rusqlite::types::Value)
 impl OutboxStore for SqliteOutbox {
     async fn claim_excluding(&self, limit: usize, exclude: &[i64]) -> Result<Vec<Claimed>> {
         let mut rows = self.claim(limit + exclude.len()).await?;
+        let exclude: std::collections::HashSet<i64> = exclude.iter().copied().collect();
         rows.retain(|r| !exclude.contains(&r.seq));
         rows.truncate(limit);
         Ok(rows)

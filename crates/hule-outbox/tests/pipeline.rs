@@ -120,6 +120,105 @@ async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Publishes everything; on its `steal_on`-th batch it first hands the SQLite relay lease to another owner, so the
+/// recording of the batch before (which runs while this one is published) is refused.
+struct Thief {
+    published: Mutex<Vec<i64>>,
+    calls: Mutex<usize>,
+    steal_on: usize,
+    db: std::path::PathBuf,
+}
+
+impl Publish for Thief {
+    async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
+        let call = {
+            let mut calls = self.calls.lock().expect("lock");
+            *calls += 1;
+            *calls
+        };
+        if call == self.steal_on {
+            let conn = hule_outbox::sqlite::open(&self.db).expect("conn");
+            conn.execute(
+                "UPDATE hule_relay_lease SET owner = 'thief', expires_at = 0 WHERE name = 'relay'",
+                [],
+            )
+            .expect("steal the lease");
+        }
+        let mut published = self.published.lock().expect("lock");
+        batch
+            .iter()
+            .map(|row| {
+                published.push(counter_of(row));
+                Ok(())
+            })
+            .collect()
+    }
+}
+
+/// Batch n's outcomes are recorded while batch n+1 is published; when that recording is refused (here the lease
+/// taken; a lost database is the same), n+1 is already out and n's rows stay pending: nothing is lost, n's rows
+/// go out again after n+1's (at least once, with their event ids), and the next relay to lead finishes the table.
+#[tokio::test]
+async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
+    let (dir, outbox) = committed_outbox("hule-pipe-rec", 0..12, 3);
+    let publisher = Thief {
+        published: Mutex::default(),
+        calls: Mutex::default(),
+        steal_on: 2,
+        db: dir.join("o.db"),
+    };
+    let config = RelayConfig {
+        batch_size: 4,
+        ..RelayConfig::default()
+    };
+    let mut stats = RelayStats::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
+        .await
+        .expect("lead")
+        .expect("leader");
+    let first = drain(&outbox, &publisher, &config, &mut stats, &stop, &leader).await;
+    assert!(
+        matches!(first, Err(hule_outbox::StoreError::LeadershipLost)),
+        "the refused recording ends the drain: {first:?}"
+    );
+    assert_eq!(
+        *publisher.published.lock().expect("lock"),
+        (0..8).collect::<Vec<_>>(),
+        "batch 2 was published while batch 1 was being recorded, and nothing after the refusal"
+    );
+    assert_eq!(
+        stats.published, 0,
+        "nothing counted as delivered: no recording succeeded"
+    );
+    assert_eq!(
+        outbox.depth().await.expect("depth"),
+        12,
+        "every row still pending"
+    );
+    // The thief's lease has expired (expires_at 0): this relay leads again and finishes.
+    let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
+        .await
+        .expect("lead")
+        .expect("leader");
+    while outbox.depth().await.expect("depth") > 0 {
+        drain(&outbox, &publisher, &config, &mut stats, &stop, &leader)
+            .await
+            .expect("drain");
+    }
+    let published = publisher.published.lock().expect("lock").clone();
+    assert_eq!(
+        published[8..],
+        (0..12).collect::<Vec<_>>(),
+        "the second drain sends every row again, in order"
+    );
+    assert_eq!(stats.published, 12);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Fails every record with one kind of error.
 struct Failing(hule_contracts::FailureKind);
 

@@ -1,5 +1,5 @@
 //! The I/O scenarios of `hule bench`: outbox write cost, relay drain, commit-to-publish latency, consumer
-//! throughput and the demo pipeline. Kafka is the embedded mock cluster (kept on the main thread) or, with
+//! throughput, the relay against the Python original's, and the demo pipeline. Kafka is the embedded mock cluster (kept on the main thread) or, with
 //! `hule bench --brokers`, a real cluster; PostgreSQL is `--database-url` (default the local `test` database), each scenario in a schema of its own, dropped afterwards.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,7 @@ use hule_demo::report::Latency;
 
 mod consumer;
 mod outbox;
+mod python;
 
 use consumer::{consumer, pipeline};
 use outbox::{drain_pg, drain_sqlite, latency, write_cost};
@@ -43,6 +44,9 @@ pub struct Sizes {
     pub latency_seconds: f64,
     pub consumer_events: usize,
     pub pipeline_batches: usize,
+    pub python_rows: usize,
+    /// Rows per relay batch in the drain scenarios (and their SQL and produce loops).
+    pub relay_batch: usize,
 }
 
 impl Sizes {
@@ -54,6 +58,8 @@ impl Sizes {
                 latency_seconds: 2.0,
                 consumer_events: 5_000,
                 pipeline_batches: 6,
+                python_rows: 1_000,
+                relay_batch: RelayConfig::default().batch_size,
             }
         } else {
             Sizes {
@@ -62,6 +68,8 @@ impl Sizes {
                 latency_seconds: 10.0,
                 consumer_events: 200_000,
                 pipeline_batches: 60,
+                python_rows: 50_000,
+                relay_batch: RelayConfig::default().batch_size,
             }
         }
     }
@@ -155,11 +163,15 @@ async fn pg_fill(schema: &Schema, n: usize) -> anyhow::Result<()> {
 /// topic is created when missing; records of earlier runs are skipped by every consumer of the run).
 pub fn run_all(
     quick: bool,
+    relay_batch: Option<usize>,
     base: &str,
     wanted: &dyn Fn(Group) -> bool,
     real: Option<&KafkaSettings>,
 ) -> anyhow::Result<Vec<ScenarioResult>> {
-    let sizes = Sizes::new(quick);
+    let mut sizes = Sizes::new(quick);
+    if let Some(b) = relay_batch {
+        sizes.relay_batch = b;
+    }
     let topic = (
         Event::SpellcheckPhaseCompleted.topic().to_owned(),
         TOPIC_PARTITIONS,
@@ -201,9 +213,13 @@ pub fn run_all(
         }
         if wanted(Group::Drain) {
             step("relay drain (PostgreSQL)");
-            out.extend(drain_pg(base, &kafka, sizes.drain_events).await?);
+            out.extend(drain_pg(base, &kafka, sizes.drain_events, sizes.relay_batch).await?);
             step("relay drain (SQLite)");
-            out.push(drain_sqlite(&kafka, sizes.drain_events).await?);
+            out.push(drain_sqlite(&kafka, sizes.drain_events, sizes.relay_batch).await?);
+        }
+        if wanted(Group::Python) {
+            step("relay vs the Python original");
+            out.push(python::versus_python(base, &kafka, sizes.python_rows).await?);
         }
         if wanted(Group::Latency) {
             step("commit-to-publish latency");

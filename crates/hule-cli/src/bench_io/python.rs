@@ -1,0 +1,142 @@
+//! "Relay vs the Python original": the same rows of the original's own `event_outbox` table drained by a model of
+//! the Python `EventRelayWorker` (`tools/python-relay/relay.py`, embedded in the binary and run with `python3`) and
+//! by this relay, which upgrades that table in place, each into the same cluster.
+
+use std::process::Stdio;
+
+use super::outbox::drain_until_empty;
+use super::*;
+
+/// The Python relay, written to a temporary file when the scenario runs.
+const PYTHON_RELAY: &str = include_str!("../../../../tools/python-relay/relay.py");
+
+/// The original's table and indexes, as its shared SQLAlchemy model and Alembic template make them.
+const ORIGINAL_DDL: &str = "
+CREATE TABLE event_outbox (
+    id uuid PRIMARY KEY, aggregate_id varchar(255) NOT NULL, aggregate_type varchar(100) NOT NULL,
+    event_type varchar(255) NOT NULL, event_data json NOT NULL, event_key varchar(255), topic varchar(255) NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(), published_at timestamptz,
+    retry_count integer NOT NULL DEFAULT 0, last_error text);
+CREATE INDEX ix_event_outbox_unpublished ON event_outbox (published_at, created_at) WHERE published_at IS NULL;
+CREATE INDEX ix_event_outbox_aggregate ON event_outbox (aggregate_type, aggregate_id);
+CREATE INDEX ix_event_outbox_event_type ON event_outbox (event_type);";
+
+/// Makes the original's table in `schema` and writes `n` 1 KB events into it as the Python `OutboxManager` does:
+/// the envelope's `json.dumps` form plus its `topic`, the key in `event_key`, 100 rows per transaction.
+async fn original_fill(schema: &Schema, n: usize) -> anyhow::Result<()> {
+    let mut c = schema.client().await?;
+    c.batch_execute(ORIGINAL_DDL).await?;
+    let topic = Event::SpellcheckPhaseCompleted.topic();
+    let insert = c
+        .prepare(
+            "INSERT INTO event_outbox (id, aggregate_id, aggregate_type, event_type, event_data, event_key, topic)
+             VALUES ($1, $2, 'batch', $3, $4::text::json, $2, $3)",
+        )
+        .await?;
+    for start in (0..n).step_by(100) {
+        let tx = c.transaction().await?;
+        for i in start..(start + 100).min(n) {
+            let key = format!("batch-{}", i % 500);
+            let mut data: serde_json::Value =
+                serde_json::from_slice(&event_1kb(&key, i as i64).to_python_json()?)?;
+            data["topic"] = topic.into();
+            tx.execute(&insert, &[&Uuid::new_v4(), &key, &topic, &data.to_string()])
+                .await?;
+        }
+        tx.commit().await?;
+    }
+    c.batch_execute("ANALYZE event_outbox").await?;
+    Ok(())
+}
+
+/// Runs the Python relay over `schema`'s table until it finds nothing to publish; returns its events per second.
+async fn python_drain(
+    schema: &Schema,
+    base: &str,
+    kafka: &KafkaSettings,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let dir = std::env::temp_dir().join(format!("hule-bench-py-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("relay.py");
+    std::fs::write(&script, PYTHON_RELAY)?;
+    let out = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args(["--schema", &schema.name, "--brokers", &kafka.brokers])
+        // The URL may hold a password: the environment, never the command line.
+        .env("HULE_PY_DSN", base)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(1800), out).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out
+        .map_err(|_| anyhow::anyhow!("the Python relay did not finish within 30 minutes"))?
+        .context(
+            "cannot run python3 (scripts/setup.sh installs it and the Python relay's packages)",
+        )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    anyhow::ensure!(
+        out.status.success(),
+        "the Python relay failed ({}): {}",
+        out.status,
+        stderr
+            .lines()
+            .rev()
+            .take(6)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    #[derive(serde::Deserialize)]
+    struct Report {
+        published: usize,
+        seconds: f64,
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Report = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .with_context(|| format!("the Python relay's report is not JSON: {stdout:?}"))?;
+    anyhow::ensure!(
+        report.published == n,
+        "the Python relay published {} of {n} rows",
+        report.published
+    );
+    Ok(n as f64 / report.seconds)
+}
+
+/// The scenario: the Python relay over `n` rows of the original's table, then this relay over a fresh copy.
+pub async fn versus_python(
+    base: &str,
+    kafka: &KafkaSettings,
+    n: usize,
+) -> anyhow::Result<ScenarioResult> {
+    let schema = Schema::new(base).await?;
+    original_fill(&schema, n).await?;
+    let python = python_drain(&schema, base, kafka, n).await;
+    schema.drop().await;
+    let python = python?;
+
+    let schema = Schema::new(base).await?;
+    original_fill(&schema, n).await?;
+    let ours = async {
+        // Connecting upgrades the original's table in place, as `hule relay` does on a Python service's database.
+        let outbox = PgOutbox::connect(&schema.url).await?;
+        drain_until_empty(&outbox, kafka, n, RelayConfig::default().batch_size).await
+    }
+    .await;
+    let rss = peak_rss_mb();
+    schema.drop().await;
+    let figure = ours?;
+    Ok(ScenarioResult {
+        scenario: "relay vs the Python original".into(),
+        figure,
+        unit: "events/s".into(),
+        baseline_name: "Python EventRelayWorker".into(),
+        baseline: python,
+        ratio: figure / python,
+        peak_rss_mb: rss,
+        note: format!("{n} rows of 1 KB in the original's own event_outbox table (its DDL, 100 rows per transaction as OutboxManager writes them), drained by a model of the Python relay (tools/python-relay/relay.py: SQLAlchemy sessions, 100 per fetch, one send_and_wait and one UPDATE per row) and by this relay upgrading the table in place; target ratio ≥ 100"),
+    })
+}
