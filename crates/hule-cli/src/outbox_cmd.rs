@@ -135,7 +135,7 @@ pub struct RelayArgs {
     /// Serve Prometheus metrics on this address (for example 0.0.0.0:9464) at /metrics.
     #[arg(long)]
     metrics_addr: Option<std::net::SocketAddr>,
-    /// Rows claimed per batch [default: 2000; fewer when events are large: up to three batches are held in memory].
+    /// Rows claimed per batch [default: 2000; a claim also stops at 16 MiB of events].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Keep delivered rows this many seconds (marked published) instead of deleting them at once.

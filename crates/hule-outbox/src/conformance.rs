@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use crate::model::Claimed;
 use crate::prepare::NewRow;
-use crate::store::{Completion, FailedAttempt, FailurePolicy, OutboxStore, RetryTarget};
+use crate::store::{
+    Completion, FailedAttempt, FailurePolicy, OutboxStore, RetryTarget, CLAIM_BYTES,
+};
 use crate::testkit::{number_of, numbered_rows};
 
 /// One backend under test.
@@ -48,6 +50,7 @@ pub async fn run_all<H: Harness>(h: &H) {
     a_failed_row_holds_back_its_key_only(h).await;
     parked_after_the_last_attempt_and_released_by_retry(h).await;
     claim_excluding_leaves_the_batch_in_flight_out(h).await;
+    a_claim_stops_at_its_byte_budget(h).await;
     delivered_rows_are_deleted_or_marked_then_cleaned(h).await;
     one_instance_leads(h).await;
     discard_moves_failed_rows_aside_and_frees_their_key(h).await;
@@ -354,6 +357,42 @@ pub async fn claim_excluding_leaves_the_batch_in_flight_out<H: Harness>(h: &H) {
     let exclude: Vec<i64> = first.iter().map(|r| r.seq).collect();
     let next = s.claim_excluding(100, &exclude).await.expect("claim");
     assert_eq!(numbers(&next), (4..10).collect::<Vec<_>>());
+}
+
+/// A claim holds no more than [`CLAIM_BYTES`] of events: a row is claimed only while the rows claimed before it
+/// hold fewer bytes, whatever the row limit; the rows of the batch in flight count for nothing in the next claim.
+pub async fn a_claim_stops_at_its_byte_budget<H: Harness>(h: &H) {
+    let s = h.fresh().await;
+    let mut big = rows(0..24, 3);
+    for row in &mut big {
+        let mut v: serde_json::Value = serde_json::from_str(&row.event_data).expect("json");
+        v["data"]["error_code"] = "x".repeat(1_000_000).into();
+        row.event_data = v.to_string();
+    }
+    // The rule, from the rows' own sizes: row i is claimed while rows 0..i hold fewer than CLAIM_BYTES.
+    let fits = |from: usize| {
+        let mut held = 0;
+        big[from..]
+            .iter()
+            .take_while(|r| {
+                let fits = held < CLAIM_BYTES;
+                held += r.event_data.len();
+                fits
+            })
+            .count()
+    };
+    let (first_n, second_n) = (fits(0), fits(fits(0)));
+    assert!(first_n < 24, "the budget must bind in this test");
+    h.write(&s, big, true).await;
+    let first = s.claim(2_000).await.expect("claim");
+    assert_eq!(numbers(&first), (0..first_n as i64).collect::<Vec<_>>());
+    let exclude: Vec<i64> = first.iter().map(|r| r.seq).collect();
+    let next = s.claim_excluding(2_000, &exclude).await.expect("claim");
+    assert_eq!(
+        numbers(&next),
+        (first_n as i64..(first_n + second_n) as i64).collect::<Vec<_>>(),
+        "the rows in flight do not count against the next claim's budget"
+    );
 }
 
 /// Delivered rows are deleted, or marked and removed by `cleanup` after their retention.

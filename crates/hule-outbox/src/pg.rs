@@ -18,7 +18,9 @@ use tokio_postgres::{AsyncMessage, Client, Row, Transaction};
 use crate::error::{Result, StoreError};
 use crate::model::{from_row, Claimed, Gauges, Status};
 use crate::prepare::NewRow;
-use crate::store::{Completion, FailedAttempt, FailurePolicy, OutboxStore, RetryTarget};
+use crate::store::{
+    Completion, FailedAttempt, FailurePolicy, OutboxStore, RetryTarget, CLAIM_BYTES,
+};
 
 /// The LISTEN/NOTIFY channel.
 pub const CHANNEL: &str = "hule_outbox";
@@ -425,14 +427,21 @@ impl PgOutbox {
 /// The claim: the oldest claimable rows in `seq` order, skipping keys held back by an earlier failed row and the
 /// rows the caller excludes (`$2`, the batch in flight), at most `$1`. It locks nothing (no transaction): the
 /// leadership lock is what keeps a second relay away.
-const CLAIM_SQL: &str = "SELECT seq, topic, event_key, event_data::text, headers::text, retry_count,
-        (extract(epoch FROM created_at) * 1000000)::bigint
- FROM event_outbox o
- WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
- AND NOT EXISTS (SELECT 1 FROM event_outbox b WHERE b.event_key = o.event_key AND b.seq < o.seq
-     AND b.published_at IS NULL AND b.retry_count > 0 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > now()))
- AND NOT (seq = ANY($2))
- ORDER BY seq LIMIT $1";
+/// The claim: at most `$1` rows in `seq` order, excluding `$2`, and no more rows than fit in `$3` bytes of
+/// `event_data` (always the first): the window sum runs over the limited rows only, and rows past the budget are not
+/// sent.
+const CLAIM_SQL: &str = "SELECT seq, topic, event_key, data, headers, retry_count, created_us FROM (
+  SELECT *, sum(octet_length(data)) OVER (ORDER BY seq) AS upto FROM (
+    SELECT seq, topic, event_key, event_data::text AS data, headers::text AS headers, retry_count,
+        (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
+    FROM event_outbox o
+    WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
+    AND NOT EXISTS (SELECT 1 FROM event_outbox b WHERE b.event_key = o.event_key AND b.seq < o.seq
+        AND b.published_at IS NULL AND b.retry_count > 0 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > now()))
+    AND NOT (seq = ANY($2))
+    ORDER BY seq LIMIT $1) limited) budgeted
+ WHERE upto - octet_length(data) < $3
+ ORDER BY seq";
 
 impl PgOutbox {
     /// The plan PostgreSQL uses for this relay's claim of `limit` rows (`EXPLAIN`), for diagnosing a slow drain:
@@ -443,7 +452,10 @@ impl PgOutbox {
             .client
             .lock()
             .await
-            .query(&format!("EXPLAIN {CLAIM_SQL}"), &[&(limit as i64), &none])
+            .query(
+                &format!("EXPLAIN {CLAIM_SQL}"),
+                &[&(limit as i64), &none, &(CLAIM_BYTES as i64)],
+            )
             .await
             .map_err(|e| StoreError::db("explain claim", e))?;
         Ok(rows
@@ -472,7 +484,10 @@ impl OutboxStore for PgOutbox {
     async fn claim_excluding(&self, limit: usize, exclude: &[i64]) -> Result<Vec<Claimed>> {
         let client = self.client.lock().await;
         let rows = client
-            .query(CLAIM_SQL, &[&(limit as i64), &exclude])
+            .query(
+                CLAIM_SQL,
+                &[&(limit as i64), &exclude, &(CLAIM_BYTES as i64)],
+            )
             .await
             .map_err(|e| StoreError::db("claim", e))?;
         rows.iter()

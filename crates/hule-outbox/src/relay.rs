@@ -34,7 +34,8 @@ pub trait Publish: Send + Sync + 'static {
 /// cluster and from 11.3k to 25.9k on a real broker, because each batch waits for its slowest acknowledgement and
 /// the database's round trips are paid per batch. The memory a batch holds is its rows: 2,000 events of 1 KB are
 /// 2 MB, and up to three batches are held at once (the one being published, the one before it until its outcomes
-/// are recorded, the next one claimed); with events near the 1 MiB limit, configure fewer.
+/// are recorded, the next one claimed); a claim also stops at [`crate::store::CLAIM_BYTES`] of events, so events
+/// near the 1 MiB limit hold at most about 50 MB.
 pub const DEFAULT_BATCH_SIZE: usize = 2_000;
 
 /// Relay settings.

@@ -16,7 +16,9 @@ use tokio::sync::Notify;
 use crate::error::{Result, StoreError};
 use crate::model::{from_row, Claimed, Gauges, Status};
 use crate::prepare::NewRow;
-use crate::store::{Completion, FailedAttempt, FailurePolicy, OutboxStore, RetryTarget};
+use crate::store::{
+    Completion, FailedAttempt, FailurePolicy, OutboxStore, RetryTarget, CLAIM_BYTES,
+};
 
 const MIGRATION: &str = "
 CREATE TABLE IF NOT EXISTS event_outbox (
@@ -253,14 +255,7 @@ fn sqlite_target(target: &RetryTarget) -> (&'static str, rusqlite::types::Value)
 
 impl OutboxStore for SqliteOutbox {
     async fn claim_excluding(&self, limit: usize, exclude: &[i64]) -> Result<Vec<Claimed>> {
-        let mut rows = self.claim(limit + exclude.len()).await?;
         let exclude: std::collections::HashSet<i64> = exclude.iter().copied().collect();
-        rows.retain(|r| !exclude.contains(&r.seq));
-        rows.truncate(limit);
-        Ok(rows)
-    }
-
-    async fn claim(&self, limit: usize) -> Result<Vec<Claimed>> {
         self.with("claim", move |conn| {
             let now = now_micros();
             let mut stmt = conn.prepare_cached(
@@ -270,12 +265,27 @@ impl OutboxStore for SqliteOutbox {
                      AND b.published_at IS NULL AND b.retry_count > 0 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > ?1))
                  ORDER BY seq LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![now, limit as i64], |r| {
-                Ok(from_row(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-            })?;
-            rows.collect()
+            // The excluded rows (the batch in flight) come first in `seq` order: read past them, and count neither
+            // them nor their bytes.
+            let mut rows = stmt.query(params![now, (limit + exclude.len()) as i64])?;
+            let (mut claimed, mut bytes) = (Vec::new(), 0usize);
+            while claimed.len() < limit && bytes < CLAIM_BYTES {
+                let Some(r) = rows.next()? else { break };
+                let seq: i64 = r.get(0)?;
+                if exclude.contains(&seq) {
+                    continue;
+                }
+                let data: String = r.get(3)?;
+                bytes += data.len();
+                claimed.push(from_row(seq, r.get(1)?, r.get(2)?, data, r.get(4)?, r.get(5)?, r.get(6)?));
+            }
+            Ok(claimed)
         })
         .await
+    }
+
+    async fn claim(&self, limit: usize) -> Result<Vec<Claimed>> {
+        self.claim_excluding(limit, &[]).await
     }
 
     async fn delivered(&self, seqs: Vec<i64>, completion: Completion) -> Result<()> {

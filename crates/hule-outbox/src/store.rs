@@ -114,10 +114,16 @@ pub enum Idle {
     WritersInFlight,
 }
 
+/// The most `event_data` bytes one claim returns (the first row always, whatever its size): with the relay's
+/// batches of 2,000 rows and up to three batches in memory, events near the 1 MiB limit would otherwise hold
+/// gigabytes. 16 MiB is 16,000 events of 1 KB, so batches of small events are bounded by their row count only.
+pub const CLAIM_BYTES: usize = 16 << 20;
+
 /// The relay's view of an outbox table.
 pub trait OutboxStore: Send + Sync + 'static {
     /// Claims up to `limit` publishable rows in sequence order: not published, not parked, due, and not behind an
-    /// earlier row of the same key that is waiting or parked.
+    /// earlier row of the same key that is waiting or parked; fewer when their `event_data` passes [`CLAIM_BYTES`]
+    /// (never none when one is claimable).
     fn claim(&self, limit: usize) -> impl Future<Output = Result<Vec<Claimed>>> + Send;
     /// Completes delivered rows.
     fn delivered(
