@@ -13,8 +13,8 @@ services' code. It does what `EventRelayWorker` does with its defaults, on the o
 - a non-empty fetch loops again at once.
 
 The benchmark stops at the first empty fetch (every row was committed before it started) and prints one JSON line:
-`{"published": N, "seconds": S}`. The database URL is read from `HULE_PY_DSN` (never the command line, where other
-users of the machine could read a password); the schema and the brokers are arguments.
+`{"published": N, "seconds": S}`. The database URL (URL form, read by asyncpg) comes from `HULE_PY_DSN`, never the
+command line, where other users of the machine could read a password; the schema and the brokers are arguments.
 
 Needs `sqlalchemy[asyncio]`, `asyncpg`, `aiokafka` and `pydantic` 2 (`scripts/setup.sh` installs them).
 """
@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from typing import Any, Generic, Optional, TypeVar
 from uuid import UUID, uuid4
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import JSON, DateTime, Integer, String, Text, select, update
@@ -134,10 +135,11 @@ async def main() -> int:
     if not dsn:
         print("relay.py: set HULE_PY_DSN to the database URL", file=sys.stderr)
         return 2
-    url = dsn.replace("postgres://", "postgresql+asyncpg://", 1).replace(
-        "postgresql://", "postgresql+asyncpg://", 1
+    # asyncpg reads the URL itself (sslmode, sslrootcert and the rest keep their meaning); SQLAlchemy only pools.
+    engine = create_async_engine(
+        "postgresql+asyncpg://",
+        async_creator=lambda: asyncpg.connect(dsn, server_settings={"search_path": args.schema}),
     )
-    engine = create_async_engine(url, connect_args={"server_settings": {"search_path": args.schema}})
     producer = AIOKafkaProducer(
         bootstrap_servers=args.brokers,
         client_id=args.service,

@@ -184,7 +184,7 @@ impl<S: hule_outbox::OutboxStore> RelayBuilder<S> {
         self.registry = registry.clone();
         self
     }
-    /// Rows claimed per batch (500 by default in `hule relay`; the library's default otherwise).
+    /// Rows claimed per batch (default [`hule_outbox::relay::DEFAULT_BATCH_SIZE`], 2,000; a claim also stops at 16 MiB of events).
     pub fn batch_size(mut self, rows: usize) -> Self {
         self.config.batch_size = rows.max(1);
         self

@@ -61,7 +61,7 @@ impl OutboxMetrics {
             ),
             batch_seconds: registry.histogram(
                 "outbox_relay_batch_seconds",
-                "Claim, publish and complete of one batch.",
+                "From a batch's hand-over to the publisher until its outcomes are recorded (while the next batch is published).",
                 s,
                 LATENCY_BUCKETS,
             ),

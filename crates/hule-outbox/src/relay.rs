@@ -314,9 +314,14 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
     }
     stats.batches += 1;
     let (outcomes, held) = publish_leading(store, publisher, &batch).await;
-    let settled = settle(&batch, outcomes);
+    let settled = settle(
+        &batch,
+        outcomes,
+        chrono::Utc::now().timestamp_micros(),
+        started,
+    );
     let fatal = settled.fatal.clone();
-    record(store, config, stats, &batch, settled, started).await?;
+    record(store, config, stats, settled).await?;
     stop_if_fatal(fatal)?;
     if !held {
         return Err(StoreError::LeadershipLost);
@@ -368,7 +373,9 @@ async fn publish_leading<S: OutboxStore, P: Publish>(
 /// [`StoreError::LeadershipLost`] (the batch's completion is refused too when another relay holds the lease).
 ///
 /// What overlapping costs: when recording batch n fails (the database gone, the lease taken), batch n+1 is already
-/// on its way, so batch n's rows, still pending, are published again later — after n+1's. That is the at-least-once
+/// on its way. The drain then records n+1 if it can (its reports are in), claims nothing more and returns the error;
+/// n's rows, still pending (and n+1's, if its recording failed too), are published again later — after n+1's. Every
+/// other error ends the drain the same way: the batch already published is recorded first. That is the at-least-once
 /// of a crash between produce and delete: the copies carry their first event id, and a consumer deduplicating by
 /// event id (as this library's do) sees each key in order. What it buys (`hule bench --only drain`, mock cluster,
 /// batches of 500, 2026-12-06): the PostgreSQL drain at 0.78–0.90 of the awaited-produce loop alone, against 0.73
@@ -385,7 +392,7 @@ pub async fn drain<S: OutboxStore, P: Publish>(
     let began = Instant::now();
     let mut current = store.claim(config.batch_size).await?;
     // The previous batch's outcomes, recorded while the current batch is published.
-    let mut unrecorded: Option<(Vec<Claimed>, Settled, Instant)> = None;
+    let mut unrecorded: Option<Settled> = None;
     while !current.is_empty() {
         let started = Instant::now();
         moved += current.len();
@@ -393,56 +400,80 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         let exclude: Vec<i64> = current.iter().map(|r| r.seq).collect();
         // Leadership is confirmed (renewed) right before each batch is handed to the publisher: a relay that lost
         // it (a slow database, a stall) publishes nothing more.
-        if !store.renew_leadership().await? {
-            if let Some((batch, settled, at)) = unrecorded.take() {
-                record(store, config, stats, &batch, settled, at).await?;
-            }
-            return Err(StoreError::LeadershipLost);
+        let renewed = store.renew_leadership().await;
+        if !matches!(renewed, Ok(true)) {
+            let first = renewed.and(Err(StoreError::LeadershipLost));
+            return finish_with(store, config, stats, unrecorded.take(), first).await;
         }
         // A drain returns after about `DRAIN_SLICE` so that the caller refreshes the gauges while a long backlog
         // drains.
         let more = !stop.is_cancelled() && began.elapsed() < DRAIN_SLICE;
         let previous = unrecorded.take();
-        let ((outcomes, held), next) =
-            futures::join!(publish_leading(store, publisher, &current), async {
+        let counted = &mut *stats;
+        let (((outcomes, held), acked_at), (recorded, next)) = futures::join!(
+            async {
+                let published = publish_leading(store, publisher, &current).await;
+                (published, chrono::Utc::now().timestamp_micros())
+            },
+            async {
                 // Recorded before the next claim, so that the claim sees its failed keys held back.
                 let recorded = match previous {
-                    Some((batch, settled, at)) => {
-                        let mut counted = RelayStats::default();
-                        record(store, config, &mut counted, &batch, settled, at)
-                            .await
-                            .map(|()| counted)
-                    }
-                    None => Ok(RelayStats::default()),
+                    Some(settled) => record(store, config, counted, settled).await,
+                    None => Ok(()),
                 };
                 let next = match (&recorded, more) {
-                    (Ok(_), true) => store.claim_excluding(config.batch_size, &exclude).await,
+                    (Ok(()), true) => store.claim_excluding(config.batch_size, &exclude).await,
                     _ => Ok(Vec::new()),
                 };
                 (recorded, next)
-            });
-        let (recorded, next) = next;
-        let counted = recorded?;
-        stats.published += counted.published;
-        stats.failed += counted.failed;
-        let settled = settle(&current, outcomes);
+            }
+        );
+        let settled = settle(&current, outcomes, acked_at, started);
+        // Every way out below records this batch first (its records are out): a drain that ends on an error
+        // sends again only the rows it could not record.
+        if let Err(e) = recorded {
+            return finish_with(store, config, stats, Some(settled), Err(e)).await;
+        }
         if settled.fatal.is_some() || !held {
             let fatal = settled.fatal.clone();
-            record(store, config, stats, &current, settled, started).await?;
+            record(store, config, stats, settled).await?;
             stop_if_fatal(fatal)?;
             // The next batch was claimed while leading; another relay may lead now and own those rows.
             return Err(StoreError::LeadershipLost);
         }
-        let mut next = next?;
+        let mut next = match next {
+            Ok(next) => next,
+            Err(e) => return finish_with(store, config, stats, Some(settled), Err(e)).await,
+        };
         if !settled.failed_keys.is_empty() {
-            next.retain(|r| !settled.failed_keys.contains(&r.key));
+            let failed: std::collections::HashSet<&Option<String>> =
+                settled.failed_keys.iter().collect();
+            next.retain(|r| !failed.contains(&r.key));
         }
-        unrecorded = Some((std::mem::replace(&mut current, next), settled, started));
+        current = next;
+        unrecorded = Some(settled);
     }
-    if let Some((batch, settled, at)) = unrecorded {
-        record(store, config, stats, &batch, settled, at).await?;
+    if let Some(settled) = unrecorded {
+        record(store, config, stats, settled).await?;
     }
     Ok(moved)
+}
+
+/// Ends a drain with `error` after trying to record `settled` (a batch already published): its rows are then
+/// not sent again. A failure to record is logged; `error` is what the drain returns.
+async fn finish_with<S: OutboxStore>(
+    store: &S,
+    config: &RelayConfig,
+    stats: &mut RelayStats,
+    settled: Option<Settled>,
+    error: Result<usize>,
+) -> Result<usize> {
+    if let Some(settled) = settled {
+        if let Err(e) = record(store, config, stats, settled).await {
+            tracing::warn!(error = %e, "relay: cannot record a published batch; its rows will be sent again");
+        }
+    }
+    error
 }
 
 /// The span of one batch's publish; each record's `outbox.publish` span (the publisher's) continues its own
@@ -453,13 +484,16 @@ fn batch_span(batch: &[Claimed]) -> tracing::Span {
 
 /// A batch's outcomes sorted for the store: what was delivered, the failed attempts to record, the keys whose rows
 /// must not be published after this batch, and a fatal publisher error. Pure: [`record`] writes it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Settled {
-    /// Delivered rows: the row's index in its batch and its age at the acknowledgement (seconds, for the metrics).
-    delivered: Vec<(usize, f64)>,
+    /// Delivered rows: the row's `seq`, its topic and its age at the acknowledgement (seconds), for the metrics.
+    /// The batch's rows themselves are not kept: a batch waiting to be recorded holds no events.
+    delivered: Vec<(i64, String, f64)>,
     failures: Vec<FailedAttempt>,
     failed_keys: Vec<Option<String>>,
     fatal: Option<String>,
+    /// When the batch was claimed.
+    started: Instant,
 }
 
 /// Ends the relay's run on a fatal publisher error (after its batch is recorded).
@@ -474,16 +508,32 @@ fn stop_if_fatal(fatal: Option<String>) -> Result<()> {
 }
 
 /// Sorts a batch's outcomes (see [`Settled`]).
-fn settle(batch: &[Claimed], outcomes: Vec<std::result::Result<(), DeliveryError>>) -> Settled {
+fn settle(
+    batch: &[Claimed],
+    outcomes: Vec<std::result::Result<(), DeliveryError>>,
+    acked_at: i64,
+    started: Instant,
+) -> Settled {
     let mut settled = Settled {
         delivered: Vec::with_capacity(batch.len()),
-        ..Settled::default()
+        failures: Vec::new(),
+        failed_keys: Vec::new(),
+        fatal: None,
+        started,
     };
+    // A publisher that returned fewer outcomes than records: the rows without one are held back (no attempt
+    // counted), as behind a failed row, rather than taken as delivered or forgotten.
+    for row in batch.iter().skip(outcomes.len()) {
+        tracing::error!(
+            seq = row.seq,
+            "the publisher returned no outcome for this row; it stays due"
+        );
+        settled.failed_keys.push(row.key.clone());
+    }
     // The keys whose row failed earlier in this batch (rows are in `seq` order), with that row's index in
     // `failures`: a later row of the key is held back as the claim query would have held it back.
     let mut failed_at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let acked_at = chrono::Utc::now().timestamp_micros();
-    for (index, (row, outcome)) in batch.iter().zip(outcomes).enumerate() {
+    for (row, outcome) in batch.iter().zip(outcomes) {
         let behind = row.key.as_deref().and_then(|k| failed_at.get(k).copied());
         match outcome {
             Ok(()) => {
@@ -498,7 +548,7 @@ fn settle(batch: &[Claimed], outcomes: Vec<std::result::Result<(), DeliveryError
                     ));
                 }
                 let age = (acked_at - row.created_at_micros) as f64 / 1e6;
-                settled.delivered.push((index, age));
+                settled.delivered.push((row.seq, row.topic.clone(), age));
             }
             // Held back behind its key's failed row: no attempt counted; it stays due, and the claim query keeps it
             // behind that row until the row is delivered or discarded.
@@ -533,38 +583,38 @@ fn settle(batch: &[Claimed], outcomes: Vec<std::result::Result<(), DeliveryError
     settled
 }
 
-/// Writes a batch's outcomes to the store and counts them.
+/// Writes a batch's outcomes to the store, then counts them (in `stats` and the metrics): what the store refused
+/// is not counted.
 async fn record<S: OutboxStore>(
     store: &S,
     config: &RelayConfig,
     stats: &mut RelayStats,
-    batch: &[Claimed],
     settled: Settled,
-    started: Instant,
 ) -> Result<()> {
     let Settled {
         delivered,
         failures,
+        started,
         ..
     } = settled;
-    stats.failed += failures.len() as u64;
     if !delivered.is_empty() {
         // Counted once completed: a relay whose completion is refused (another leads now) delivered nothing.
-        let n = delivered.len() as u64;
+        let seqs = delivered.iter().map(|(seq, ..)| *seq).collect();
+        store.delivered(seqs, config.completion).await?;
+        stats.published += delivered.len() as u64;
         if let Some(m) = &config.metrics {
-            for &(i, age) in &delivered {
-                m.published(&batch[i].topic, age);
+            for (_, topic, age) in &delivered {
+                m.published(topic, *age);
             }
         }
-        let seqs = delivered.iter().map(|&(i, _)| batch[i].seq).collect();
-        store.delivered(seqs, config.completion).await?;
-        stats.published += n;
-    }
-    if let Some(m) = &config.metrics {
-        m.failed(failures.len());
     }
     if !failures.is_empty() {
+        let n = failures.len();
         store.failed(failures, config.failure).await?;
+        stats.failed += n as u64;
+        if let Some(m) = &config.metrics {
+            m.failed(n);
+        }
     }
     if let Some(m) = &config.metrics {
         m.batch(started.elapsed().as_secs_f64());

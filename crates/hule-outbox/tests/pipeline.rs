@@ -219,6 +219,157 @@ async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A SQLite outbox whose first `delivered` fails with a database error (the lease intact), as a database that
+/// drops one statement.
+struct DropsOneCompletion {
+    inner: SqliteOutbox,
+    dropped: std::sync::atomic::AtomicBool,
+}
+
+impl OutboxStore for DropsOneCompletion {
+    async fn claim(&self, limit: usize) -> hule_outbox::error::Result<Vec<Claimed>> {
+        self.inner.claim(limit).await
+    }
+    async fn delivered(
+        &self,
+        seqs: Vec<i64>,
+        completion: hule_outbox::store::Completion,
+    ) -> hule_outbox::error::Result<()> {
+        if !self.dropped.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(hule_outbox::StoreError::Database {
+                op: "complete",
+                source: "connection reset by peer".into(),
+            });
+        }
+        self.inner.delivered(seqs, completion).await
+    }
+    async fn failed(
+        &self,
+        failures: Vec<hule_outbox::store::FailedAttempt>,
+        policy: FailurePolicy,
+    ) -> hule_outbox::error::Result<()> {
+        self.inner.failed(failures, policy).await
+    }
+    async fn claim_excluding(
+        &self,
+        limit: usize,
+        exclude: &[i64],
+    ) -> hule_outbox::error::Result<Vec<Claimed>> {
+        self.inner.claim_excluding(limit, exclude).await
+    }
+    async fn wait_for_work(&self, timeout: Duration) {
+        self.inner.wait_for_work(timeout).await
+    }
+    async fn cleanup(&self, retention: Duration, limit: usize) -> hule_outbox::error::Result<u64> {
+        self.inner.cleanup(retention, limit).await
+    }
+    async fn status(&self) -> hule_outbox::error::Result<hule_outbox::model::Status> {
+        self.inner.status().await
+    }
+    async fn gauges(&self) -> hule_outbox::error::Result<hule_outbox::model::Gauges> {
+        self.inner.gauges().await
+    }
+    async fn retry(
+        &self,
+        target: hule_outbox::store::RetryTarget,
+    ) -> hule_outbox::error::Result<u64> {
+        self.inner.retry(target).await
+    }
+    async fn discard(
+        &self,
+        target: hule_outbox::store::RetryTarget,
+        reason: &str,
+    ) -> hule_outbox::error::Result<Vec<hule_outbox::model::Discarded>> {
+        self.inner.discard(target, reason).await
+    }
+    async fn depth(&self) -> hule_outbox::error::Result<i64> {
+        self.inner.depth().await
+    }
+    async fn try_lead(&self) -> hule_outbox::error::Result<bool> {
+        self.inner.try_lead().await
+    }
+    async fn renew_leadership(&self) -> hule_outbox::error::Result<bool> {
+        self.inner.renew_leadership().await
+    }
+    fn renew_every(&self) -> Duration {
+        self.inner.renew_every()
+    }
+}
+
+/// Records every row it publishes, in order.
+struct Log(Mutex<Vec<i64>>);
+
+impl Publish for Log {
+    async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
+        let mut log = self.0.lock().expect("lock");
+        batch
+            .iter()
+            .map(|row| {
+                log.push(counter_of(row));
+                Ok(())
+            })
+            .collect()
+    }
+}
+
+/// When recording batch n fails while batch n+1 is published, the drain records n+1 (its records are out), claims
+/// and publishes nothing more, and returns the error; n's rows, still pending, go out again with the next drain,
+/// and every count is right.
+#[tokio::test]
+async fn a_failed_recording_ends_the_drain_after_recording_the_batch_in_flight() {
+    let (dir, outbox) = committed_outbox("hule-pipe-drop", 0..12, 3);
+    let store = DropsOneCompletion {
+        inner: outbox,
+        dropped: std::sync::atomic::AtomicBool::new(false),
+    };
+    let publisher = Log(Mutex::default());
+    let config = RelayConfig {
+        batch_size: 4,
+        ..RelayConfig::default()
+    };
+    let mut stats = RelayStats::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let leader = hule_outbox::relay::lead(&store, Duration::from_millis(20), &stop)
+        .await
+        .expect("lead")
+        .expect("leader");
+    let first = drain(&store, &publisher, &config, &mut stats, &stop, &leader).await;
+    assert!(
+        matches!(first, Err(hule_outbox::StoreError::Database { .. })),
+        "the failed recording ends the drain: {first:?}"
+    );
+    assert_eq!(
+        *publisher.0.lock().expect("lock"),
+        (0..8).collect::<Vec<_>>(),
+        "batch 2 went out while batch 1 was recorded; batch 3 was neither claimed nor published"
+    );
+    assert_eq!(
+        stats.published, 4,
+        "batch 2 recorded and counted; batch 1 not"
+    );
+    assert_eq!(
+        store.depth().await.expect("depth"),
+        8,
+        "batch 1 and batch 3 pending"
+    );
+    while store.depth().await.expect("depth") > 0 {
+        drain(&store, &publisher, &config, &mut stats, &stop, &leader)
+            .await
+            .expect("drain");
+    }
+    let published = publisher.0.lock().expect("lock").clone();
+    assert_eq!(
+        published[8..],
+        [0, 1, 2, 3, 8, 9, 10, 11],
+        "batch 1 sent again, then batch 3"
+    );
+    assert_eq!(stats.published, 12, "each row counted once, when recorded");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Fails every record with one kind of error.
 struct Failing(hule_contracts::FailureKind);
 

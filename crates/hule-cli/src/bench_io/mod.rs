@@ -219,7 +219,9 @@ pub fn run_all(
         }
         if wanted(Group::Python) {
             step("relay vs the Python original");
-            out.push(python::versus_python(base, &kafka, sizes.python_rows).await?);
+            out.extend(
+                python::versus_python(base, &kafka, sizes.python_rows, sizes.relay_batch).await?,
+            );
         }
         if wanted(Group::Latency) {
             step("commit-to-publish latency");
