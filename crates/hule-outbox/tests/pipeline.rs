@@ -123,7 +123,7 @@ async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
 /// Publishes everything; on its `steal_on`-th batch it first hands the SQLite relay lease to another owner, so the
 /// recording of the batch before (which runs while this one is published) is refused.
 struct Thief {
-    published: Mutex<Vec<i64>>,
+    published: Log,
     calls: Mutex<usize>,
     steal_on: usize,
     db: std::path::PathBuf,
@@ -147,14 +147,7 @@ impl Publish for Thief {
             )
             .expect("steal the lease");
         }
-        let mut published = self.published.lock().expect("lock");
-        batch
-            .iter()
-            .map(|row| {
-                published.push(counter_of(row));
-                Ok(())
-            })
-            .collect()
+        self.published.publish_batch(batch).await
     }
 }
 
@@ -165,7 +158,7 @@ impl Publish for Thief {
 async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
     let (dir, outbox) = committed_outbox("hule-pipe-rec", 0..12, 3);
     let publisher = Thief {
-        published: Mutex::default(),
+        published: Log(Mutex::default()),
         calls: Mutex::default(),
         steal_on: 2,
         db: dir.join("o.db"),
@@ -186,7 +179,7 @@ async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
         "the refused recording ends the drain: {first:?}"
     );
     assert_eq!(
-        *publisher.published.lock().expect("lock"),
+        *publisher.published.0.lock().expect("lock"),
         (0..8).collect::<Vec<_>>(),
         "batch 2 was published while batch 1 was being recorded, and nothing after the refusal"
     );
@@ -209,7 +202,7 @@ async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
             .await
             .expect("drain");
     }
-    let published = publisher.published.lock().expect("lock").clone();
+    let published = publisher.published.0.lock().expect("lock").clone();
     assert_eq!(
         published[8..],
         (0..12).collect::<Vec<_>>(),
