@@ -378,7 +378,7 @@ async fn publish_leading<S: OutboxStore, P: Publish>(
 /// other error ends the drain the same way: the batch already published is recorded first. That is the at-least-once
 /// of a crash between produce and delete: the copies carry their first event id, and a consumer deduplicating by
 /// event id (as this library's do) sees each key in order. What it buys (`hule bench --only drain`, mock cluster,
-/// batches of 500, 2026-12-06): the PostgreSQL drain at 0.78–0.90 of the awaited-produce loop alone, against 0.73
+/// batches of 500, 2026-12-06): the PostgreSQL drain at 0.70–0.90 of the awaited-produce loop alone, against 0.73
 /// when each batch was recorded before the next was published.
 pub async fn drain<S: OutboxStore, P: Publish>(
     store: &S,
