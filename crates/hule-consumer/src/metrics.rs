@@ -1,4 +1,4 @@
-//! The consumer's Prometheus metrics (issue 4's names), as handles on a [`hule_metrics::Registry`].
+//! The consumer's Prometheus metrics, as handles on a [`hule_metrics::Registry`].
 
 use hule_metrics::{
     Counter, CounterSeries, Gauge, Health, Histogram, HistogramSeries, Registry, LATENCY_BUCKETS,

@@ -363,7 +363,7 @@ pub async fn claim_excluding_leaves_the_batch_in_flight_out<H: Harness>(h: &H) {
 /// hold fewer bytes, whatever the row limit; the rows of the batch in flight count for nothing in the next claim.
 pub async fn a_claim_stops_at_its_byte_budget<H: Harness>(h: &H) {
     let s = h.fresh().await;
-    let mut big = rows(0..24, 3);
+    let mut big = rows(0..40, 3);
     for row in &mut big {
         let mut v: serde_json::Value = serde_json::from_str(&row.event_data).expect("json");
         v["data"]["error_code"] = "x".repeat(1_000_000).into();
@@ -382,8 +382,11 @@ pub async fn a_claim_stops_at_its_byte_budget<H: Harness>(h: &H) {
             .count()
     };
     let (first_n, second_n) = (fits(0), fits(fits(0)));
-    assert!(first_n < 24, "the budget must bind in this test");
+    assert!(first_n + second_n < 40, "the budget must bind in this test");
     h.write(&s, big, true).await;
+    // A row limit below the budget's cut is the limit.
+    let few = s.claim(5).await.expect("claim");
+    assert_eq!(numbers(&few), (0..5).collect::<Vec<_>>());
     let first = s.claim(2_000).await.expect("claim");
     assert_eq!(numbers(&first), (0..first_n as i64).collect::<Vec<_>>());
     let exclude: Vec<i64> = first.iter().map(|r| r.seq).collect();
@@ -392,6 +395,23 @@ pub async fn a_claim_stops_at_its_byte_budget<H: Harness>(h: &H) {
         numbers(&next),
         (first_n as i64..(first_n + second_n) as i64).collect::<Vec<_>>(),
         "the rows in flight do not count against the next claim's budget"
+    );
+    // After a cut the store may ask for fewer rows, never for none while any is claimable, and the rows come in
+    // order to the end.
+    let mut rest = Vec::new();
+    let mut seen: Vec<i64> = first.iter().chain(&next).map(|r| r.seq).collect();
+    loop {
+        let more = s.claim_excluding(2_000, &seen).await.expect("claim");
+        if more.is_empty() {
+            break;
+        }
+        seen.extend(more.iter().map(|r| r.seq));
+        rest.extend(numbers(&more));
+    }
+    assert_eq!(
+        rest,
+        ((first_n + second_n) as i64..40).collect::<Vec<_>>(),
+        "every row claimed, in order"
     );
 }
 

@@ -1,4 +1,4 @@
-//! The outbox's Prometheus metrics (issue 3's names), each labelled with the service.
+//! The outbox's Prometheus metrics, each labelled with the service.
 
 use hule_metrics::{Counter, Gauge, Health, Histogram, Registry, LATENCY_BUCKETS};
 
@@ -61,7 +61,7 @@ impl OutboxMetrics {
             ),
             batch_seconds: registry.histogram(
                 "outbox_relay_batch_seconds",
-                "From a batch's hand-over to the publisher until its outcomes are recorded (while the next batch is published).",
+                "From a batch's start (its claim or, in a drain, its hand-over to the publisher) until its outcomes are recorded.",
                 s,
                 LATENCY_BUCKETS,
             ),

@@ -258,6 +258,10 @@ pub struct PgOutbox {
     client: Mutex<Client>,
     wake: Arc<Notify>,
     leading: std::sync::atomic::AtomicBool,
+    /// The most rows the next claim asks for: lowered after a claim the byte budget cut, so that a backlog of large
+    /// events is not read (and turned into text) 2,000 rows at a time to send a dozen; doubled back after a claim
+    /// the budget did not cut.
+    claim_rows: std::sync::atomic::AtomicUsize,
     /// Whether this session holds the wake lock (the relay sleeps; writers notify).
     sleeping: std::sync::atomic::AtomicBool,
     /// Whether the session LISTENs (again after a reconnection).
@@ -280,6 +284,7 @@ impl PgOutbox {
             client: Mutex::new(client),
             wake,
             leading: std::sync::atomic::AtomicBool::new(false),
+            claim_rows: std::sync::atomic::AtomicUsize::new(usize::MAX),
             sleeping: std::sync::atomic::AtomicBool::new(false),
             listen,
         })
@@ -344,6 +349,7 @@ impl PgOutbox {
             client: Mutex::new(client),
             wake,
             leading: std::sync::atomic::AtomicBool::new(false),
+            claim_rows: std::sync::atomic::AtomicUsize::new(usize::MAX),
             sleeping: std::sync::atomic::AtomicBool::new(false),
             listen: false,
         })
@@ -425,13 +431,12 @@ impl PgOutbox {
 }
 
 /// The claim: the oldest claimable rows in `seq` order, skipping keys held back by an earlier failed row and the
-/// rows the caller excludes (`$2`, the batch in flight), at most `$1`. It locks nothing (no transaction): the
-/// leadership lock is what keeps a second relay away.
-/// The claim: at most `$1` rows in `seq` order, excluding `$2`, and no more rows than fit in `$3` bytes of
-/// `event_data` (always the first): the window sum runs over the limited rows only, and rows past the budget are not
-/// sent.
-const CLAIM_SQL: &str = "SELECT seq, topic, event_key, data, headers, retry_count, created_us FROM (
-  SELECT *, sum(octet_length(data)) OVER (ORDER BY seq) AS upto FROM (
+/// rows the caller excludes (`$2`, the batch in flight), at most `$1`, and only while the rows before hold fewer than
+/// `$3` bytes of `event_data` (so always the first). The window runs over the limited rows only, and rows past the
+/// budget are not sent; the last column counts the rows the limit let through, so the caller knows the budget cut
+/// the claim. It locks nothing (no transaction): the leadership lock is what keeps a second relay away.
+const CLAIM_SQL: &str = "SELECT seq, topic, event_key, data, headers, retry_count, created_us, considered FROM (
+  SELECT *, sum(octet_length(data)) OVER (ORDER BY seq) AS upto, count(*) OVER () AS considered FROM (
     SELECT seq, topic, event_key, event_data::text AS data, headers::text AS headers, retry_count,
         (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
     FROM event_outbox o
@@ -442,6 +447,19 @@ const CLAIM_SQL: &str = "SELECT seq, topic, event_key, data, headers, retry_coun
     ORDER BY seq LIMIT $1) limited) budgeted
  WHERE upto - octet_length(data) < $3
  ORDER BY seq";
+
+/// The cap on the claims' row limit after a claim made under `cap` that asked for `asked` rows, let `considered`
+/// through its limit and returned `returned` (pure). Cut by the byte budget: twice what fitted (the rows around it
+/// are probably as large); full and not cut: the cap doubles (back to no cap, `usize::MAX`); otherwise unchanged.
+fn next_claim_rows(cap: usize, asked: usize, considered: usize, returned: usize) -> usize {
+    if returned < considered {
+        (returned * 2).max(1)
+    } else if returned == asked {
+        cap.saturating_mul(2)
+    } else {
+        cap
+    }
+}
 
 impl PgOutbox {
     /// The plan PostgreSQL uses for this relay's claim of `limit` rows (`EXPLAIN`), for diagnosing a slow drain:
@@ -482,14 +500,23 @@ impl OutboxStore for PgOutbox {
     }
 
     async fn claim_excluding(&self, limit: usize, exclude: &[i64]) -> Result<Vec<Claimed>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let cap = self.claim_rows.load(Relaxed);
+        let asked = limit.min(cap).max(1);
         let client = self.client.lock().await;
         let rows = client
             .query(
                 CLAIM_SQL,
-                &[&(limit as i64), &exclude, &(CLAIM_BYTES as i64)],
+                &[&(asked as i64), &exclude, &(CLAIM_BYTES as i64)],
             )
             .await
             .map_err(|e| StoreError::db("claim", e))?;
+        let considered = match rows.first() {
+            Some(r) => col::<i64>(r, 7, "claim")? as usize,
+            None => 0,
+        };
+        self.claim_rows
+            .store(next_claim_rows(cap, asked, considered, rows.len()), Relaxed);
         rows.iter()
             .map(|r| {
                 Ok(from_row(
@@ -775,5 +802,24 @@ impl OutboxStore for PgOutbox {
                 .store(false, std::sync::atomic::Ordering::SeqCst);
         }
         Ok(held)
+    }
+}
+
+#[cfg(test)]
+mod claim_rows_tests {
+    use super::next_claim_rows;
+
+    #[test]
+    fn the_claim_shrinks_after_a_cut_and_grows_back() {
+        let none = usize::MAX;
+        let cut = next_claim_rows(none, 2000, 2000, 17);
+        assert_eq!(cut, 34, "cut by bytes: twice what fitted");
+        let grown = next_claim_rows(34, 34, 34, 34);
+        assert_eq!(grown, 68, "full and not cut: the cap doubles");
+        let small = next_claim_rows(none, 5, 5, 5);
+        assert_eq!(small, none, "a small full claim sets no cap");
+        let fewer = next_claim_rows(34, 34, 20, 20);
+        assert_eq!(fewer, 34, "fewer rows there: unchanged");
+        assert_eq!(next_claim_rows(1, 1, 5, 0), 1, "never below one");
     }
 }

@@ -33,9 +33,9 @@ pub trait Publish: Send + Sync + 'static {
 /// of 1 KB, 2026-12-06): 2,000 against 500 took the PostgreSQL drain from 25.6k to 31.5–40.3k events/s on the mock
 /// cluster and from 11.3k to 25.9k on a real broker, because each batch waits for its slowest acknowledgement and
 /// the database's round trips are paid per batch. The memory a batch holds is its rows: 2,000 events of 1 KB are
-/// 2 MB, and up to three batches are held at once (the one being published, the one before it until its outcomes
-/// are recorded, the next one claimed); a claim also stops at [`crate::store::CLAIM_BYTES`] of events, so events
-/// near the 1 MiB limit hold at most about 50 MB.
+/// 2 MB, and two batches of events are held at once (the one being published and the next one claimed; the one
+/// before keeps only its rows' `seq` and topic until its outcomes are recorded); a claim also stops at
+/// [`crate::store::CLAIM_BYTES`] of events, so events near the 1 MiB limit hold at most about 34 MB.
 pub const DEFAULT_BATCH_SIZE: usize = 2_000;
 
 /// Relay settings.
@@ -321,8 +321,10 @@ pub async fn relay_once<S: OutboxStore, P: Publish>(
         started,
     );
     let fatal = settled.fatal.clone();
-    record(store, config, stats, settled).await?;
+    // A fatal publisher error outranks a failed recording: the relay must stop, not stand by and lead again.
+    let recorded = record(store, config, stats, settled).await;
     stop_if_fatal(fatal)?;
+    recorded?;
     if !held {
         return Err(StoreError::LeadershipLost);
     }
@@ -377,9 +379,9 @@ async fn publish_leading<S: OutboxStore, P: Publish>(
 /// n's rows, still pending (and n+1's, if its recording failed too), are published again later — after n+1's. Every
 /// other error ends the drain the same way: the batch already published is recorded first. That is the at-least-once
 /// of a crash between produce and delete: the copies carry their first event id, and a consumer deduplicating by
-/// event id (as this library's do) sees each key in order. What it buys (`hule bench --only drain`, mock cluster,
-/// batches of 500, 2026-12-06): the PostgreSQL drain at 0.70–0.90 of the awaited-produce loop alone, against 0.73
-/// when each batch was recorded before the next was published.
+/// event id (as this library's do) sees each key in order. What it buys is the database's time hidden behind
+/// the publish: measured with `hule bench --only drain` (mock cluster, 2026-12-06) the drain ran at 0.66–0.90 of the
+/// awaited-produce loop alone, against 0.73 before, in runs too noisy to say more.
 pub async fn drain<S: OutboxStore, P: Publish>(
     store: &S,
     publisher: &P,
@@ -431,13 +433,17 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         let settled = settle(&current, outcomes, acked_at, started);
         // Every way out below records this batch first (its records are out): a drain that ends on an error
         // sends again only the rows it could not record.
+        let fatal = settled.fatal.clone();
         if let Err(e) = recorded {
-            return finish_with(store, config, stats, Some(settled), Err(e)).await;
-        }
-        if settled.fatal.is_some() || !held {
-            let fatal = settled.fatal.clone();
-            record(store, config, stats, settled).await?;
+            let ended = finish_with(store, config, stats, Some(settled), Err(e)).await;
+            // A fatal publisher error outranks the failed recording: the relay must stop, not lead again.
             stop_if_fatal(fatal)?;
+            return ended;
+        }
+        if fatal.is_some() || !held {
+            let recorded = record(store, config, stats, settled).await;
+            stop_if_fatal(fatal)?;
+            recorded?;
             // The next batch was claimed while leading; another relay may lead now and own those rows.
             return Err(StoreError::LeadershipLost);
         }

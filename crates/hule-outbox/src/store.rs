@@ -115,8 +115,9 @@ pub enum Idle {
 }
 
 /// The most `event_data` bytes one claim returns (the first row always, whatever its size): with the relay's
-/// batches of 2,000 rows and up to three batches in memory, events near the 1 MiB limit would otherwise hold
-/// gigabytes. 16 MiB is 16,000 events of 1 KB, so batches of small events are bounded by their row count only.
+/// batches of 2,000 rows and two batches of events in memory, events near the 1 MiB limit would otherwise hold
+/// gigabytes (PostgreSQL still reads the claim's rows to count their bytes; after a claim the budget cut, it asks
+/// for fewer rows next time). 16 MiB is 16,000 events of 1 KB, so batches of small events are bounded by their row count only.
 pub const CLAIM_BYTES: usize = 16 << 20;
 
 /// The relay's view of an outbox table.

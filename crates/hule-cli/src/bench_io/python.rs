@@ -49,6 +49,29 @@ async fn original_fill(schema: &Schema, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `text` (the Python relay's output) with the database password masked wherever it appears, in a URL or on its
+/// own (a driver's error may quote it).
+fn masked(base: &str, text: &str) -> String {
+    let password = base
+        .parse::<tokio_postgres::Config>()
+        .ok()
+        .and_then(|c| {
+            c.get_password()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        })
+        .filter(|p| !p.is_empty());
+    text.lines()
+        .map(|l| {
+            let l = hule_secrets::redact_url(l);
+            match &password {
+                Some(p) => l.replace(p.as_str(), "***"),
+                None => l,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Runs the Python relay over `schema`'s table until it finds nothing to publish; returns its events per second.
 async fn python_drain(
     schema: &Schema,
@@ -76,33 +99,13 @@ async fn python_drain(
             "cannot run python3 (scripts/setup.sh installs it and the Python relay's packages)",
         )?;
     if !out.status.success() {
-        // Its last lines, with the database password masked wherever it appears (a driver's error may quote it).
-        let password = base
-            .parse::<tokio_postgres::Config>()
-            .ok()
-            .and_then(|c| {
-                c.get_password()
-                    .map(|p| String::from_utf8_lossy(p).into_owned())
-            })
-            .filter(|p| !p.is_empty());
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<String> = stderr
-            .lines()
-            .rev()
-            .take(6)
-            .map(|l| {
-                let l = hule_secrets::redact_url(l);
-                match &password {
-                    Some(p) => l.replace(p.as_str(), "***"),
-                    None => l,
-                }
-            })
-            .collect();
-        let tail: Vec<&str> = lines.iter().rev().map(String::as_str).collect();
+        let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
         anyhow::bail!(
             "the Python relay failed ({}): {}",
             out.status,
-            tail.join("\n")
+            masked(base, &tail.join("\n"))
         );
     }
     #[derive(serde::Deserialize)]
@@ -111,8 +114,13 @@ async fn python_drain(
         seconds: f64,
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Report = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .with_context(|| format!("the Python relay's report is not JSON: {stdout:?}"))?;
+    let report: Report =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).with_context(|| {
+            format!(
+                "the Python relay's report is not JSON: {:?}",
+                masked(base, &stdout)
+            )
+        })?;
     anyhow::ensure!(
         report.published == n,
         "the Python relay published {} of {n} rows",
