@@ -403,9 +403,13 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         // Leadership is confirmed (renewed) right before each batch is handed to the publisher: a relay that lost
         // it (a slow database, a stall) publishes nothing more.
         let renewed = store.renew_leadership().await;
-        if !matches!(renewed, Ok(true)) {
-            let first = renewed.and(Err(StoreError::LeadershipLost));
-            return finish_with(store, config, stats, unrecorded.take(), first).await;
+        match renewed {
+            Ok(true) => {}
+            Ok(false) => {
+                let lost = StoreError::LeadershipLost;
+                return finish_with(store, config, stats, unrecorded.take(), lost).await;
+            }
+            Err(e) => return finish_with(store, config, stats, unrecorded.take(), e).await,
         }
         // A drain returns after about `DRAIN_SLICE` so that the caller refreshes the gauges while a long backlog
         // drains.
@@ -435,7 +439,7 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         // sends again only the rows it could not record.
         let fatal = settled.fatal.clone();
         if let Err(e) = recorded {
-            let ended = finish_with(store, config, stats, Some(settled), Err(e)).await;
+            let ended = finish_with(store, config, stats, Some(settled), e).await;
             // A fatal publisher error outranks the failed recording: the relay must stop, not lead again.
             stop_if_fatal(fatal)?;
             return ended;
@@ -449,7 +453,7 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         }
         let mut next = match next {
             Ok(next) => next,
-            Err(e) => return finish_with(store, config, stats, Some(settled), Err(e)).await,
+            Err(e) => return finish_with(store, config, stats, Some(settled), e).await,
         };
         if !settled.failed_keys.is_empty() {
             let failed: std::collections::HashSet<&Option<String>> =
@@ -472,14 +476,14 @@ async fn finish_with<S: OutboxStore>(
     config: &RelayConfig,
     stats: &mut RelayStats,
     settled: Option<Settled>,
-    error: Result<usize>,
+    error: StoreError,
 ) -> Result<usize> {
     if let Some(settled) = settled {
         if let Err(e) = record(store, config, stats, settled).await {
             tracing::warn!(error = %e, "relay: cannot record a published batch; its rows will be sent again");
         }
     }
-    error
+    Err(error)
 }
 
 /// The span of one batch's publish; each record's `outbox.publish` span (the publisher's) continues its own

@@ -45,6 +45,17 @@ impl Publish for Recorder {
     }
 }
 
+/// Leads `store` (free in these tests: nothing else leads it).
+async fn lead_now<S: OutboxStore>(
+    store: &S,
+    stop: &tokio_util::sync::CancellationToken,
+) -> hule_outbox::relay::Leader {
+    hule_outbox::relay::lead(store, Duration::from_millis(20), stop)
+        .await
+        .expect("lead")
+        .expect("leader")
+}
+
 /// A SQLite outbox in a fresh directory (returned, to remove) holding `numbered_rows(range, keys)`, committed.
 fn committed_outbox(
     prefix: &str,
@@ -83,10 +94,7 @@ async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
     };
     let mut stats = RelayStats::default();
     let stop = tokio_util::sync::CancellationToken::new();
-    let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
-        .await
-        .expect("lead")
-        .expect("leader");
+    let leader = lead_now(&outbox, &stop).await;
     let mut rounds = 0;
     while outbox.depth().await.expect("depth") > 0 {
         drain(&outbox, &publisher, &config, &mut stats, &stop, &leader)
@@ -169,10 +177,7 @@ async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
     };
     let mut stats = RelayStats::default();
     let stop = tokio_util::sync::CancellationToken::new();
-    let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
-        .await
-        .expect("lead")
-        .expect("leader");
+    let leader = lead_now(&outbox, &stop).await;
     let first = drain(&outbox, &publisher, &config, &mut stats, &stop, &leader).await;
     assert!(
         matches!(first, Err(hule_outbox::StoreError::LeadershipLost)),
@@ -193,10 +198,7 @@ async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
         "every row still pending"
     );
     // The thief's lease has expired (expires_at 0): this relay leads again and finishes.
-    let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
-        .await
-        .expect("lead")
-        .expect("leader");
+    let leader = lead_now(&outbox, &stop).await;
     while outbox.depth().await.expect("depth") > 0 {
         drain(&outbox, &publisher, &config, &mut stats, &stop, &leader)
             .await
@@ -325,10 +327,7 @@ async fn a_failed_recording_ends_the_drain_after_recording_the_batch_in_flight()
     };
     let mut stats = RelayStats::default();
     let stop = tokio_util::sync::CancellationToken::new();
-    let leader = hule_outbox::relay::lead(&store, Duration::from_millis(20), &stop)
-        .await
-        .expect("lead")
-        .expect("leader");
+    let leader = lead_now(&store, &stop).await;
     let first = drain(&store, &publisher, &config, &mut stats, &stop, &leader).await;
     assert!(
         matches!(first, Err(hule_outbox::StoreError::Database { .. })),
@@ -418,10 +417,7 @@ async fn a_fatal_publisher_error_stops_the_relay_and_leaves_every_row_due() {
 async fn a_permanent_publisher_error_parks_its_row_at_the_first_attempt() {
     let (dir, outbox) = committed_outbox("hule-perm", 0..3, 3);
     let stop = tokio_util::sync::CancellationToken::new();
-    let leader = hule_outbox::relay::lead(&outbox, Duration::from_millis(20), &stop)
-        .await
-        .expect("lead")
-        .expect("leader");
+    let leader = lead_now(&outbox, &stop).await;
     let mut stats = RelayStats::default();
     let config = RelayConfig::default();
     hule_outbox::relay::relay_once(
