@@ -284,7 +284,12 @@ pub async fn a_prepared_run_gets_an_outcome_per_record<H: DedupHarness>(h: &H) {
         h.method()
     );
     // What the driver does before it counts their offsets done: completes them. A redelivery is a duplicate.
-    stack.finish(&mut msgs[..4]).await;
+    assert_eq!(
+        stack.finish(&mut msgs[..4]).await,
+        crate::Finished::All,
+        "{}: nothing of the run to process again",
+        h.method()
+    );
     for (id, offset) in [(a, 7), (b, 8)] {
         assert_eq!(
             run(&stack, delivery(id, offset)).await,

@@ -339,6 +339,7 @@ impl Service for DedupService {
             for msg in msgs.iter_mut() {
                 // Completions of the others wait for `finish`.
                 msg.in_run = once(msg);
+                msg.dedup_layer = true;
             }
             if keys.len() > 1 {
                 // The leases may start as soon as the claims are sent: their age counts from before the round trip.
@@ -358,7 +359,7 @@ impl Service for DedupService {
     }
 
     /// Stores the completion markers the run's handled records left, in one call to the store.
-    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, crate::service::Finished> {
         async move {
             let done: Vec<(DedupKey, Duration)> =
                 msgs.iter_mut().filter_map(|m| m.completion.take()).collect();

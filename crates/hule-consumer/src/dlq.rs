@@ -165,6 +165,7 @@ impl DeadLetter {
             Failure::Transient(_) => ("transient_error", 0),
             Failure::Unavailable(_) => ("unavailable", 0),
             Failure::Fatal(_) => ("fatal", 0),
+            Failure::Undone(_) => ("undone", 0),
         };
         let error_message = match failure {
             Failure::Invalid(e) => e.to_string(),
@@ -172,7 +173,8 @@ impl DeadLetter {
             Failure::Permanent(m)
             | Failure::Transient(m)
             | Failure::Unavailable(m)
-            | Failure::Fatal(m) => m.clone(),
+            | Failure::Fatal(m)
+            | Failure::Undone(m) => m.clone(),
             Failure::Exhausted { last, .. } => last.clone(),
         };
         let bytes = delivery.payload.as_deref().unwrap_or_default();

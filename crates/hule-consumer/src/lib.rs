@@ -63,7 +63,7 @@ pub use metrics::{ConsumerMetrics, TopicOutcomes};
 pub use redis::RedisDedup;
 pub use retry::{Retry, RetryLimit};
 pub use router::{HandlerError, Router, TopicChoice};
-pub use service::{BoxService, Failure, Layer, Outcome, Processed, Service, Stack};
+pub use service::{BoxService, Failure, Finished, Layer, Outcome, Processed, Service, Stack};
 pub use validate::Validate;
 
 /// A stack that cannot keep its promises.

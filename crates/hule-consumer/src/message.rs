@@ -51,6 +51,12 @@ pub struct Message {
     pub(crate) in_run: bool,
     /// The completion marker `call` left for `finish` to store.
     pub(crate) completion: Option<(crate::dedup::DedupKey, std::time::Duration)>,
+    /// Set by the dedup layer's `prepare`: a dedup store decides this run's duplicates (the inbox then handles
+    /// each record in a transaction of its own, so that the store's completion marker never precedes the commit).
+    pub(crate) dedup_layer: bool,
+    /// The inbox run `prepare` made this record part of, or the run before it that must commit first.
+    #[cfg(feature = "postgres")]
+    pub(crate) inbox_run: Option<crate::inbox::RunRef>,
 }
 
 impl Message {
@@ -63,6 +69,9 @@ impl Message {
             claim: None,
             in_run: false,
             completion: None,
+            dedup_layer: false,
+            #[cfg(feature = "postgres")]
+            inbox_run: None,
         }
     }
 }

@@ -188,6 +188,21 @@ struct Route {
     handler: ErasedHandler,
     /// The handler records the event id atomically with its effect (the PostgreSQL inbox).
     dedups_itself: bool,
+    /// The inbox a transactional handler runs in, and the handler for a record of a batched run.
+    #[cfg(feature = "postgres")]
+    in_run: Option<(crate::inbox::InboxSlot, crate::inbox::RunHandler)>,
+}
+
+impl Route {
+    fn new(choice: TopicChoice, handler: ErasedHandler, dedups_itself: bool) -> Self {
+        Route {
+            choice,
+            handler,
+            dedups_itself,
+            #[cfg(feature = "postgres")]
+            in_run: None,
+        }
+    }
 }
 
 /// Maps events to handlers.
@@ -240,14 +255,8 @@ impl Router {
 
     /// Registers an erased handler (used by tools that handle every event).
     pub fn on_erased(mut self, event: Event, choice: TopicChoice, handler: ErasedHandler) -> Self {
-        self.routes.insert(
-            event,
-            Route {
-                choice,
-                handler,
-                dedups_itself: false,
-            },
-        );
+        self.routes
+            .insert(event, Route::new(choice, handler, false));
         self
     }
 
@@ -259,15 +268,33 @@ impl Router {
         choice: TopicChoice,
         handler: ErasedHandler,
     ) -> Self {
-        self.routes.insert(
-            event,
-            Route {
-                choice,
-                handler,
-                dedups_itself: true,
-            },
-        );
+        self.routes.insert(event, Route::new(choice, handler, true));
         self
+    }
+
+    /// Registers an inbox handler: `alone` for a record in a transaction of its own, `in_run` for a record of a
+    /// batched run in the inbox that `slot` holds.
+    #[cfg(feature = "postgres")]
+    pub(crate) fn on_inbox(
+        mut self,
+        event: Event,
+        choice: TopicChoice,
+        alone: ErasedHandler,
+        slot: crate::inbox::InboxSlot,
+        in_run: crate::inbox::RunHandler,
+    ) -> Self {
+        let mut route = Route::new(choice, alone, true);
+        route.in_run = Some((slot, in_run));
+        self.routes.insert(event, route);
+        self
+    }
+
+    /// The inbox run of `msg`, if its route has one and the inbox is connected.
+    #[cfg(feature = "postgres")]
+    fn inbox_of(&self, msg: &Message) -> Option<Arc<crate::PgInbox>> {
+        let env = msg.decoded.as_ref()?;
+        let (slot, _) = self.routes.get(&env.data.event())?.in_run.as_ref()?;
+        slot.get().cloned()
     }
 
     /// Events read from two distinct topics whose handler does not dedup itself: with no dedup store such an event
@@ -326,9 +353,108 @@ impl Service for Router {
             };
             let ctx = Context::of(msg, env);
             let span = tracing::info_span!(target: "hule", "consumer.handle", event = event.name(), event_id = %env.event_id);
+            #[cfg(feature = "postgres")]
+            if let Some(tie) = &msg.inbox_run {
+                match (&route.in_run, tie.member) {
+                    (Some((_, in_run)), true) => {
+                        return in_run(ctx, env.data.clone(), tie.run.clone())
+                            .instrument(span)
+                            .await;
+                    }
+                    // Handled elsewhere: the run's records before it commit first, so that its effect follows
+                    // theirs even if their commit fails (they are then processed again before it).
+                    _ => {
+                        if !tie.run.commit().await {
+                            return Err(Failure::Undone(
+                                "the inbox run before this record did not commit".into(),
+                            ));
+                        }
+                    }
+                }
+            }
             (route.handler)(ctx, env.data.clone())
                 .instrument(span)
                 .await
+        }
+        .boxed()
+    }
+
+    /// Makes the inbox records of the run one batched run ([`crate::inbox`]): those of the first record's inbox,
+    /// fresh, at most [`crate::inbox::RUN_MEMBERS`], when there are two or more and no dedup layer decides the run's
+    /// duplicates. The records after the run's first that are not in it are tied to it too: they commit it first.
+    #[cfg(feature = "postgres")]
+    fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+        if msgs.iter().any(|m| m.dedup_layer || m.attempt > 1) {
+            return Box::pin(std::future::ready(()));
+        }
+        let inboxes: Vec<Option<Arc<crate::PgInbox>>> =
+            msgs.iter().map(|m| self.inbox_of(m)).collect();
+        let Some((first, inbox)) = inboxes
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| x.clone().map(|x| (i, x)))
+        else {
+            return Box::pin(std::future::ready(()));
+        };
+        let mut members = vec![false; msgs.len()];
+        let mut count = 0;
+        for (i, x) in inboxes.iter().enumerate() {
+            if count < crate::inbox::RUN_MEMBERS
+                && x.as_ref().is_some_and(|x| Arc::ptr_eq(x, &inbox))
+            {
+                members[i] = true;
+                count += 1;
+            }
+        }
+        if count >= 2 {
+            let run = inbox.open_run();
+            for (msg, member) in msgs.iter_mut().zip(members).skip(first) {
+                msg.inbox_run = Some(crate::inbox::RunRef {
+                    run: run.clone(),
+                    member,
+                });
+            }
+        }
+        Box::pin(std::future::ready(()))
+    }
+
+    /// Commits the batched runs of `msgs` and names their records whose effect was rolled back.
+    #[cfg(feature = "postgres")]
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, crate::Finished> {
+        async move {
+            let mut runs: Vec<Arc<crate::inbox::Run>> = Vec::new();
+            for tie in msgs.iter().filter_map(|m| m.inbox_run.as_ref()) {
+                if !runs.iter().any(|r| Arc::ptr_eq(r, &tie.run)) {
+                    runs.push(tie.run.clone());
+                }
+            }
+            if runs.is_empty() {
+                return crate::Finished::All;
+            }
+            for run in &runs {
+                run.commit().await;
+            }
+            let redo: Vec<usize> = msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| {
+                    m.inbox_run
+                        .as_ref()
+                        .is_some_and(|t| t.member && t.run.lost(m.delivery.offset))
+                })
+                .map(|(i, _)| i)
+                .collect();
+            for run in &runs {
+                run.reported();
+            }
+            for msg in msgs.iter_mut() {
+                msg.inbox_run = None;
+            }
+            if redo.is_empty() {
+                crate::Finished::All
+            } else {
+                crate::Finished::Redo(redo)
+            }
         }
         .boxed()
     }

@@ -56,6 +56,11 @@ pub enum Failure {
     /// A client the stack depends on is unusable (the DLQ producer was fenced or failed authentication): do not
     /// commit, and stop the consumer with this error instead of retrying forever.
     Fatal(String),
+    /// The transaction the record was handled in together with others of its run (the PostgreSQL inbox's batched
+    /// runs) was rolled back, by its own handler's failure or another's: nothing of it is kept. The driver completes
+    /// the run's records before it ([`Service::finish`], which names those to process again) and then processes this
+    /// one again, alone, where its own failure, if any, gets its own outcome.
+    Undone(String),
 }
 
 impl fmt::Display for Failure {
@@ -70,12 +75,40 @@ impl fmt::Display for Failure {
             }
             Failure::Unavailable(m) => write!(f, "infrastructure unavailable: {m}"),
             Failure::Fatal(m) => write!(f, "fatal: {m}"),
+            Failure::Undone(m) => write!(f, "batched transaction rolled back: {m}"),
         }
     }
 }
 
 /// The result of a service.
 pub type Processed = Result<Outcome, Failure>;
+
+/// What [`Service::finish`] made of the records handed to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "records to process again must be processed before any offset after them counts as done"]
+pub enum Finished {
+    /// Every record is complete: its offset may count as done.
+    All,
+    /// The records at these indices (ascending) are not: the transaction their outcome was reached in did not
+    /// commit. The driver processes each again, alone and in order, before any of them or any record after the first
+    /// of them counts as done; the others are complete.
+    Redo(Vec<usize>),
+}
+
+impl Finished {
+    /// Both answers as one: the records either names for processing again, in order.
+    pub fn and(self, other: Finished) -> Finished {
+        match (self, other) {
+            (Finished::All, x) | (x, Finished::All) => x,
+            (Finished::Redo(mut a), Finished::Redo(b)) => {
+                a.extend(b);
+                a.sort_unstable();
+                a.dedup();
+                Finished::Redo(a)
+            }
+        }
+    }
+}
 
 /// Something that processes messages.
 ///
@@ -85,8 +118,14 @@ pub type Processed = Result<Outcome, Failure>;
 /// claims them in one round trip); `call` then uses what `prepare` left in each [`Message`] and does the rest,
 /// each record still getting its own outcome. After the records of a prepared run that reached their outcomes, and
 /// before their offsets may be committed, the driver hands them to [`Service::finish`] (the dedup layer stores
-/// their completion markers in one round trip). Records prepared but not called (their partition was revoked) are
-/// handed to [`Service::abandon`]. Layers pass all three on to their inner service; the defaults do nothing.
+/// their completion markers in one round trip; the PostgreSQL inbox commits the run's transaction), which may name
+/// records whose outcome was undone ([`Finished::Redo`]): the driver processes those again, alone. Records
+/// prepared but not called (their partition was revoked) are handed to [`Service::abandon`]. Layers pass all three
+/// on to their inner service; the defaults do nothing.
+///
+/// A layer that passes `prepare` on must call its inner service for every record it is then called with (or
+/// `abandon` it): the inner layers may have begun work for the run (a claim, a transaction) that only `call`,
+/// `finish` or `abandon` ends.
 pub trait Service: Send + Sync + 'static {
     /// Processes one message.
     fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed>;
@@ -101,9 +140,10 @@ pub trait Service: Send + Sync + 'static {
         Box::pin(std::future::ready(()))
     }
 
-    /// Completes what `call` left pending for prepared records that reached their outcomes.
-    fn finish<'a>(&'a self, _msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
-        Box::pin(std::future::ready(()))
+    /// Completes what `call` left pending for prepared records that reached their outcomes; names those whose
+    /// outcome could not be made durable.
+    fn finish<'a>(&'a self, _msgs: &'a mut [Message]) -> BoxFuture<'a, Finished> {
+        Box::pin(std::future::ready(Finished::All))
     }
 }
 
@@ -111,10 +151,18 @@ pub trait Service: Send + Sync + 'static {
 /// `inner` service unchanged; used inside the layer's `impl Service`.
 macro_rules! forward_to_inner {
     ($($hook:ident),+) => {$(
+        crate::service::forward_to_inner!(@one $hook);
+    )+};
+    (@one finish) => {
+        fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, crate::service::Finished> {
+            self.inner.finish(msgs)
+        }
+    };
+    (@one $hook:ident) => {
         fn $hook<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
             self.inner.$hook(msgs)
         }
-    )+};
+    };
 }
 pub(crate) use forward_to_inner;
 
@@ -131,7 +179,7 @@ impl Service for BoxService {
     fn abandon<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
         (**self).abandon(msgs)
     }
-    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, Finished> {
         (**self).finish(msgs)
     }
 }

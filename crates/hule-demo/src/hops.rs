@@ -140,7 +140,7 @@ impl Service for Timed {
         self.inner.abandon(msgs)
     }
 
-    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+    fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, hule_consumer::Finished> {
         self.inner.finish(msgs)
     }
 }

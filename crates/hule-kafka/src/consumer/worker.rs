@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hule_consumer::{
-    process_counted, BoxService, ConsumerMetrics, Delivery, Message, Service, TopicOutcomes,
+    process_counted, BoxService, ConsumerMetrics, Delivery, Finished, Message, Service,
+    TopicOutcomes,
 };
 use tokio::sync::mpsc;
 
@@ -108,24 +109,24 @@ async fn work(
     st: &PartState,
     w: WorkerShared,
 ) {
-    let WorkerShared {
-        room,
-        low_water,
-        low_water_bytes,
-        stack,
-        metrics,
-        stopping,
-        finished,
-        stalls_count,
-        stalls,
-        fatal,
-    } = w;
-    let gone = || st.revoked.load(Ordering::SeqCst) || stopping.load(Ordering::SeqCst);
-    let outcomes = metrics.for_topic(&key.0 .0);
+    let outcomes = w.metrics.for_topic(&key.0 .0);
+    let mut p = Partition {
+        key,
+        st,
+        stack: &w.stack,
+        outcomes: &outcomes,
+        finished: &w.finished,
+        stalls_count: &w.stalls_count,
+        stalls: &w.stalls,
+        fatal: &w.fatal,
+        stopping: &w.stopping,
+        halted: false,
+    };
     let mut run: VecDeque<Message> = VecDeque::with_capacity(RUN);
     while let Some(first) = rx.recv().await {
-        // The records already waiting form a run, prepared together (decoded, claimed in one round trip); each is
-        // then processed in order with an outcome of its own. Nothing waits for a run to fill.
+        // The records already waiting form a run, prepared together (decoded, claimed in one round trip, handled in
+        // one inbox transaction); each is then processed in order with an outcome of its own. Nothing waits for a
+        // run to fill.
         run.push_back(take(st, first));
         while run.len() < RUN {
             match rx.try_recv() {
@@ -134,127 +135,197 @@ async fn work(
             }
         }
         if st.holding.load(Ordering::SeqCst)
-            && rx.len() <= low_water
-            && st.queued_bytes.load(Ordering::SeqCst) <= low_water_bytes
+            && rx.len() <= w.low_water
+            && st.queued_bytes.load(Ordering::SeqCst) <= w.low_water_bytes
         {
-            room.notify_one();
+            w.room.notify_one();
         }
         // A revoked partition's records belong to its next owner: claim nothing for them. Busy is set before the
         // check (the revoke sets `revoked`, then reads `busy`), so either the revoke waits for this run or the run
         // sees the revoke.
         st.busy.store(true, Ordering::SeqCst);
-        if gone() {
+        if p.gone() {
             return;
         }
-        stack.prepare(run.make_contiguous()).await;
+        w.stack.prepare(run.make_contiguous()).await;
         // Records that reached their outcomes; their offsets count as done once `finish` has completed them.
         let mut ended: Vec<Message> = Vec::with_capacity(run.len());
         let mut go_on = true;
         while let Some(mut msg) = run.pop_front() {
-            if gone() {
+            if p.gone() || !p.settle(&mut msg, Some(&mut ended)).await {
+                // Not done: a fatal failure (the run ends; the record is redelivered to whoever runs next), or the
+                // partition revoked or the consumer stopping while the record waited.
                 run.push_front(msg);
-                go_on = false;
-                break;
-            }
-            let mut backoff = Duration::from_millis(100);
-            let mut stalled = false;
-            let ended_ok = loop {
-                let outcome =
-                    process_flushing(&stack, &mut msg, &outcomes, &mut ended, st, &finished).await;
-                match outcome {
-                    Ok(_) => {
-                        if stalled {
-                            stalls.clear(key);
-                        }
-                        break true;
-                    }
-                    Err(hule_consumer::Failure::Fatal(reason)) => {
-                        // Not committed; the run ends and the record is redelivered to whoever runs next.
-                        let _ = fatal.try_send(format!("{}: {reason}", msg.delivery.position()));
-                        break false;
-                    }
-                    Err(failure) => {
-                        stalls_count.fetch_add(1, Ordering::SeqCst);
-                        stalled = true;
-                        stalls.stall(
-                            key,
-                            format!("retrying {}: {failure}", msg.delivery.position()),
-                        );
-                        tracing::warn!(at = %msg.delivery.position(), error = %failure, ?backoff, "not committed; retrying the record");
-                        if gone() {
-                            break false;
-                        }
-                        // The run's records that ended before this one count as done while it waits.
-                        finish_ended(&stack, &mut ended, st, &finished).await;
-                        tokio::time::sleep(backoff).await;
-                        if gone() {
-                            break false;
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        msg = Message::new(msg.delivery);
-                    }
-                }
-            };
-            if !ended_ok {
                 go_on = false;
                 break;
             }
             ended.push(msg);
         }
-        finish_ended(&stack, &mut ended, st, &finished).await;
-        if !go_on {
-            stack.abandon(run.make_contiguous()).await;
+        if !p.finish_ended(&mut ended).await || !go_on {
+            w.stack.abandon(run.make_contiguous()).await;
             return;
         }
         st.busy.store(false, Ordering::SeqCst);
     }
 }
 
-/// How long a record may take before the records of its run that ended before it are completed and marked done.
-const FLUSH_AFTER: Duration = Duration::from_millis(10);
+/// One partition's worker while it runs: what it processes with, and whether it may still mark offsets done.
+struct Partition<'a> {
+    key: &'a (PartKey, usize),
+    st: &'a PartState,
+    stack: &'a BoxService,
+    outcomes: &'a TopicOutcomes,
+    finished: &'a AtomicI64,
+    stalls_count: &'a AtomicI64,
+    stalls: &'a Stalls,
+    fatal: &'a mpsc::Sender<String>,
+    stopping: &'a AtomicBool,
+    /// A record named for processing again could not be (the partition went, or a fatal failure): no offset after
+    /// it may count as done any more.
+    halted: bool,
+}
 
-/// Processes `msg`; if that takes over [`FLUSH_AFTER`], the run's records that `ended` before it are finished and
-/// counted as done meanwhile, so a slow or stuck handler holds back only its own offset.
-///
-/// The timer is armed only for a record that does not finish at its first poll (a handler that awaits I/O): most
-/// records finish there, and a timer per record cost a clock read and a timer-wheel entry each.
-async fn process_flushing(
-    stack: &BoxService,
-    msg: &mut Message,
-    outcomes: &TopicOutcomes,
-    ended: &mut Vec<Message>,
-    st: &PartState,
-    finished: &AtomicI64,
-) -> hule_consumer::Processed {
-    let processing = process_counted(stack, msg, outcomes);
-    tokio::pin!(processing);
-    if let std::task::Poll::Ready(outcome) = futures::poll!(&mut processing) {
-        return outcome;
+impl Partition<'_> {
+    fn gone(&self) -> bool {
+        self.halted
+            || self.st.revoked.load(Ordering::SeqCst)
+            || self.stopping.load(Ordering::SeqCst)
     }
-    let flush = tokio::time::sleep(FLUSH_AFTER);
-    tokio::pin!(flush);
-    loop {
-        tokio::select! {
-            outcome = &mut processing => return outcome,
-            _ = &mut flush, if !ended.is_empty() => finish_ended(stack, ended, st, finished).await,
+
+    /// Processes `msg` until it reaches an outcome: a record whose infrastructure is unavailable is tried again with
+    /// a backoff (the partition stalled meanwhile), one whose batched transaction was undone is tried again alone at
+    /// once. With `ended` (the run's records that reached their outcomes before it), those are completed while it
+    /// takes long and before it is tried again. False when it has no outcome: a fatal failure (reported), or the
+    /// partition revoked or the consumer stopping.
+    async fn settle(&mut self, msg: &mut Message, mut ended: Option<&mut Vec<Message>>) -> bool {
+        let mut backoff = Duration::from_millis(100);
+        let mut stalled = false;
+        loop {
+            let outcome = match ended.as_deref_mut() {
+                Some(ended) => self.process_flushing(msg, ended).await,
+                None => process_counted(self.stack, msg, self.outcomes).await,
+            };
+            let failure = match outcome {
+                Ok(_) => {
+                    if stalled {
+                        self.stalls.clear(self.key);
+                    }
+                    return true;
+                }
+                Err(hule_consumer::Failure::Fatal(reason)) => {
+                    let _ = self
+                        .fatal
+                        .try_send(format!("{}: {reason}", msg.delivery.position()));
+                    return false;
+                }
+                Err(failure) => failure,
+            };
+            // Undone: the record's run transaction was rolled back; processed again alone, where its own failure (if
+            // any) gets its own outcome. A fresh message belongs to no run, so this happens once per record.
+            let undone = matches!(failure, hule_consumer::Failure::Undone(_));
+            if undone {
+                tracing::debug!(at = %msg.delivery.position(), error = %failure, "processing the record again, alone");
+            } else {
+                self.stalls_count.fetch_add(1, Ordering::SeqCst);
+                stalled = true;
+                self.stalls.stall(
+                    self.key,
+                    format!("retrying {}: {failure}", msg.delivery.position()),
+                );
+                tracing::warn!(at = %msg.delivery.position(), error = %failure, ?backoff, "not committed; retrying the record");
+            }
+            if self.gone() {
+                return false;
+            }
+            // The run's records that ended before this one count as done while it waits (and, when its run was
+            // undone, those of them in the same transaction are processed again first, keeping the order).
+            if let Some(ended) = ended.as_deref_mut() {
+                if !self.finish_ended(ended).await {
+                    return false;
+                }
+            }
+            if !undone {
+                tokio::time::sleep(backoff).await;
+                if self.gone() {
+                    return false;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            *msg = Message::new(msg.delivery.clone());
         }
     }
+
+    /// Processes `msg`; if that takes over [`FLUSH_AFTER`], the run's records that `ended` before it are finished
+    /// and counted as done meanwhile, so a slow or stuck handler holds back only its own offset (in an inbox run, the
+    /// commit waits for the handler in flight, whose effect it then holds too).
+    ///
+    /// The timer is armed only for a record that does not finish at its first poll (a handler that awaits I/O): most
+    /// records finish there, and a timer per record cost a clock read and a timer-wheel entry each.
+    async fn process_flushing(
+        &mut self,
+        msg: &mut Message,
+        ended: &mut Vec<Message>,
+    ) -> hule_consumer::Processed {
+        let (stack, outcomes) = (self.stack, self.outcomes);
+        let processing = process_counted(stack, msg, outcomes);
+        tokio::pin!(processing);
+        if let std::task::Poll::Ready(outcome) = futures::poll!(&mut processing) {
+            return outcome;
+        }
+        let flush = tokio::time::sleep(FLUSH_AFTER);
+        tokio::pin!(flush);
+        let mut flushed = false;
+        loop {
+            tokio::select! {
+                outcome = &mut processing => return outcome,
+                _ = &mut flush, if !flushed && !ended.is_empty() => {
+                    flushed = true;
+                    self.finish_ended(ended).await;
+                }
+            }
+        }
+    }
+
+    /// Completes the records that reached their outcomes ([`Service::finish`]) and marks their offsets done;
+    /// processes again, alone and in order, those whose outcome `finish` says was undone. False when one of those
+    /// could not be (the partition went, or a fatal failure): the records before it are done, it and the rest are
+    /// not, and nothing more will be.
+    async fn finish_ended(&mut self, ended: &mut Vec<Message>) -> bool {
+        if ended.is_empty() {
+            return true;
+        }
+        if self.halted {
+            return false;
+        }
+        if let Finished::Redo(again) = self.stack.finish(ended).await {
+            let len = ended.len();
+            for i in again.into_iter().filter(|&i| i < len) {
+                // Alone it is in no run: nothing is left for `finish`, and it cannot be undone again.
+                let mut fresh = Message::new(ended[i].delivery.clone());
+                if !Box::pin(self.settle(&mut fresh, None)).await {
+                    self.mark_done(&ended[..i]);
+                    ended.drain(..i);
+                    self.halted = true;
+                    return false;
+                }
+                ended[i] = fresh;
+            }
+        }
+        self.mark_done(ended);
+        ended.clear();
+        true
+    }
+
+    fn mark_done(&self, complete: &[Message]) {
+        if let Some(last) = complete.last() {
+            self.st
+                .done
+                .store(last.delivery.offset + 1, Ordering::SeqCst);
+        }
+        self.finished
+            .fetch_add(complete.len() as i64, Ordering::SeqCst);
+    }
 }
 
-/// Completes the records that reached their outcomes ([`Service::finish`]) and marks their offsets done.
-async fn finish_ended(
-    stack: &BoxService,
-    ended: &mut Vec<Message>,
-    st: &PartState,
-    finished: &AtomicI64,
-) {
-    if ended.is_empty() {
-        return;
-    }
-    stack.finish(ended).await;
-    if let Some(last) = ended.last() {
-        st.done.store(last.delivery.offset + 1, Ordering::SeqCst);
-    }
-    finished.fetch_add(ended.len() as i64, Ordering::SeqCst);
-    ended.clear();
-}
+/// How long a record may take before the records of its run that ended before it are completed and marked done.
+const FLUSH_AFTER: Duration = Duration::from_millis(10);
