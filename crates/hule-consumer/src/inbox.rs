@@ -6,19 +6,25 @@
 //! call's record gets `Unavailable` only if the server cannot be reached yet, and the driver tries it again.
 //!
 //! **Batched runs.** When the driver hands the records waiting in a partition's queue to `prepare` together, the
-//! inbox handles them in one transaction on one connection ([`Run`]): per record its inbox insert and its handler,
-//! and one commit for the run when the driver finishes the records that reached their outcomes — one durable commit
-//! per run instead of one per record. A record's outcome (`Handled`) is therefore durable only once `finish` has
+//! inbox handles them in one transaction on one connection ([`Run`]): the inbox rows of all of them in one
+//! statement (a record whose row was there already is a duplicate), each record's handler in turn, and one commit
+//! when the driver finishes the records that reached their outcomes, after deleting the rows of those not handled
+//! by then — one statement and one durable commit per run instead of three round trips and a commit per record.
+//! A record's outcome (`Handled`) is therefore durable only once `finish` has
 //! committed, which is when the driver counts its offset done. When anything inside the run fails (a handler's
 //! error, a statement, the connection), the transaction is rolled back whole: the failing record gets
 //! [`Failure::Undone`], `finish` names the run's records handled before it ([`crate::Finished::Redo`]), and the
 //! driver processes those again, then the failing one, each alone in a transaction of its own, where its own
-//! failure gets its own outcome (retried, dead-lettered). No savepoints: a subtransaction per record would cost two
+//! failure gets its own outcome (retried, dead-lettered); the run's later records are handed back too and
+//! processed alone (a failure before anything was handled costs only the failing record). No savepoints: a subtransaction per record would cost two
 //! round trips each and, past 64 per transaction, slow every snapshot on the server. A record routed elsewhere in
 //! the middle of a run (a plain handler, another inbox) commits the run before it, so effects keep the partition's
-//! order even when a commit fails. A record the driver abandons (its partition revoked) was never handled: nothing
-//! of it is in the transaction. A handler may run more than once for one record (as with retries); its
-//! transactional effect commits once.
+//! order even when a commit fails. A record the driver abandons (its partition revoked) was never handled: its row
+//! is deleted before the commit or rolled back with the run. A handler may run more than once for one record (as
+//! with retries); its transactional effect commits once. A run holds its connection while its transaction holds
+//! handled records; with more partitions than connections, runs wait for one in turn. Runs are not made when a dedup
+//! store is in the stack too (its completion marker must not precede the commit): each record then has its own
+//! transaction, as a record that is alone in its partition's queue always has.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,34 +91,49 @@ const INSERT: &str =
     "INSERT INTO hule_inbox (consumer_group, event_id, event_type, topic, partition, kafka_offset)
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
 
-/// One pooled connection, its prepared insert, and the probe run before a commit.
+/// A batched run's inserts: the rows of every record of the run not handled yet, in one statement; the event ids
+/// it inserted are returned (a duplicate's row is not).
+const INSERT_RUN: &str =
+    "INSERT INTO hule_inbox (consumer_group, event_id, event_type, topic, partition, kafka_offset)
+     SELECT $1, r.e, r.t, r.tp, r.p, r.o
+       FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int8[]) AS r(e, t, tp, p, o)
+     ON CONFLICT DO NOTHING
+     RETURNING event_id";
+
+/// The rows a batched run inserted for records it did not handle before committing, deleted before the commit.
+const DELETE_UNHANDLED: &str =
+    "DELETE FROM hule_inbox WHERE consumer_group = $1 AND event_id = ANY($2::uuid[])";
+
+/// One pooled connection, its prepared statements, and the probe run before a commit.
 struct Conn {
     client: Client,
     insert: tokio_postgres::Statement,
+    insert_run: tokio_postgres::Statement,
+    delete_unhandled: tokio_postgres::Statement,
     probe: tokio_postgres::Statement,
 }
 
 impl Conn {
     async fn open(url: &str) -> Result<Self, InboxError> {
         let client = hule_pg::connect(url).await?;
-        let insert = client
-            .prepare(INSERT)
-            .await
-            .map_err(|source| InboxError::Database {
-                context: "prepare the inbox insert".into(),
-                source,
-            })?;
-        let probe = client
-            .prepare("SELECT 1")
-            .await
-            .map_err(|source| InboxError::Database {
-                context: "prepare the inbox probe".into(),
-                source,
-            })?;
+        let prepare = |sql: &'static str, what: &'static str| {
+            let client = &client;
+            async move {
+                client
+                    .prepare(sql)
+                    .await
+                    .map_err(|source| InboxError::Database {
+                        context: format!("prepare the inbox {what}"),
+                        source,
+                    })
+            }
+        };
         Ok(Conn {
+            insert: prepare(INSERT, "insert").await?,
+            insert_run: prepare(INSERT_RUN, "run insert").await?,
+            delete_unhandled: prepare(DELETE_UNHANDLED, "run delete").await?,
+            probe: prepare("SELECT 1", "probe").await?,
             client,
-            insert,
-            probe,
         })
     }
 }
@@ -299,6 +320,7 @@ impl PgInbox {
             client,
             insert,
             probe,
+            ..
         } = &mut *conn;
         let tx = client
             .transaction()
@@ -432,7 +454,7 @@ pub(crate) struct RunRef {
 pub(crate) const RUN_MEMBERS: usize = 64;
 
 /// What a record writes into the inbox.
-struct InboxRow {
+pub(crate) struct InboxRow {
     event_id: Uuid,
     event_type: &'static str,
     topic: String,
@@ -441,6 +463,18 @@ struct InboxRow {
 }
 
 impl InboxRow {
+    /// The row of a decoded record.
+    pub(crate) fn of_message(msg: &crate::Message) -> Option<Self> {
+        let env = msg.decoded.as_ref()?;
+        Some(InboxRow {
+            event_id: env.event_id,
+            event_type: env.data.event().value(),
+            topic: msg.delivery.topic.clone(),
+            partition: msg.delivery.partition,
+            offset: msg.delivery.offset,
+        })
+    }
+
     fn of(ctx: &Context) -> Self {
         InboxRow {
             event_id: ctx.event_id,
@@ -543,29 +577,49 @@ impl Run {
 }
 
 impl PgInbox {
-    /// A run of records handled in shared transactions, its task started.
-    pub(crate) fn open_run(self: &Arc<Self>) -> Arc<Run> {
+    /// A run of `members`' records (in order) handled in shared transactions, its task started.
+    pub(crate) fn open_run(self: &Arc<Self>, members: Vec<InboxRow>) -> Arc<Run> {
         let (commands, rx) = mpsc::unbounded_channel();
         let book = Arc::new(std::sync::Mutex::new(Book::default()));
-        tokio::spawn(drive_run(self.clone(), rx, book.clone()));
+        tokio::spawn(drive_run(self.clone(), members, rx, book.clone()));
         Arc::new(Run { commands, book })
     }
 }
 
-/// The run's task: a transaction opened by the first record after each commit, each record's row and handler in
-/// it in turn, committed on [`Command::Commit`]; rolled back whole at the first failure (the failing record gets
+/// The run's task: a transaction opened by the first record after each commit, which inserts the inbox rows of
+/// every member not handled yet in one statement; each record's handler in it in turn (a member whose row was not
+/// inserted is a duplicate); committed on [`Command::Commit`] after deleting the rows of members not handled by
+/// then (the next transaction inserts them again); rolled back whole at the first failure (the failing record gets
 /// [`Failure::Undone`]) or when the run is dropped.
 async fn drive_run(
     inbox: Arc<PgInbox>,
+    mut pending: Vec<InboxRow>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     book: Arc<std::sync::Mutex<Book>>,
 ) {
     let method = "postgres_inbox";
     let mut number = 0u64;
+    // Once a transaction holding handled records is lost, the rest of the run is processed alone: the driver
+    // processes the lost records again while a record of the run may be in flight (a flush's commit failed), and a
+    // new transaction for that record could hold row locks the records processed again wait for, until a commit
+    // the driver would never reach.
+    let mut poisoned = false;
+    let undone = |reply: oneshot::Sender<Processed>, why: String| {
+        let _ = reply.send(Err(Failure::Undone(why)));
+    };
     'transactions: while let Some(command) = commands.recv().await {
         let (mut row, mut job, mut reply) = match command {
             Command::Commit { reply } => {
                 let _ = reply.send(());
+                continue;
+            }
+            Command::Handle { reply, row, .. } if poisoned => {
+                pending.retain(|p| p.offset != row.offset);
+                undone(
+                    reply,
+                    "an earlier transaction of its run was rolled back; the rest of the run is processed alone"
+                        .into(),
+                );
                 continue;
             }
             Command::Handle { row, job, reply } => (row, job, reply),
@@ -574,46 +628,67 @@ async fn drive_run(
         let mut conn = match inbox.acquire().await {
             Ok(conn) => conn,
             Err(failure) => {
-                let _ = reply.send(Err(Failure::Undone(failure.to_string())));
+                pending.retain(|p| p.offset != row.offset);
+                undone(reply, failure.to_string());
                 continue;
             }
         };
         let Conn {
             client,
             insert,
+            insert_run,
+            delete_unhandled,
             probe,
         } = &mut *conn;
-        let tx = match client.transaction().await {
-            Ok(tx) => tx,
+        let opened = match client.transaction().await {
+            Ok(tx) => insert_rows(&tx, insert_run, &inbox.group, &pending)
+                .await
+                .map(|fresh| (tx, fresh)),
+            Err(e) => Err(e),
+        };
+        let (tx, mut fresh) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
-                let _ = reply.send(Err(Failure::Undone(format!(
-                    "PostgreSQL inbox: begin: {}",
-                    hule_secrets::error_chain(&e)
-                ))));
+                pending.retain(|p| p.offset != row.offset);
+                undone(
+                    reply,
+                    format!(
+                        "PostgreSQL inbox: begin the run's transaction and insert its rows: {}",
+                        hule_secrets::error_chain(&e)
+                    ),
+                );
                 continue;
             }
         };
         let mut members = 0usize;
         loop {
-            let inserted = tx
-                .execute(
-                    &*insert,
-                    &[
-                        &inbox.group,
-                        &row.event_id,
-                        &row.event_type,
-                        &row.topic,
-                        &row.partition,
-                        &row.offset,
-                    ],
-                )
-                .await;
-            let failed = match inserted {
-                Ok(0) => {
+            let fresh_row = match pending.iter().position(|p| p.offset == row.offset) {
+                Some(at) => {
+                    pending.remove(at);
+                    Ok(fresh.remove(&row.event_id))
+                }
+                // Not a member named when the run was opened: its row on its own.
+                None => tx
+                    .execute(
+                        &*insert,
+                        &[
+                            &inbox.group,
+                            &row.event_id,
+                            &row.event_type,
+                            &row.topic,
+                            &row.partition,
+                            &row.offset,
+                        ],
+                    )
+                    .await
+                    .map(|n| n == 1),
+            };
+            let failed = match fresh_row {
+                Ok(false) => {
                     let _ = reply.send(Ok(Outcome::Duplicate { method }));
                     None
                 }
-                Ok(_) => match job(&tx).await {
+                Ok(true) => match job(&tx).await {
                     Ok(()) => {
                         members += 1;
                         lock(&book).handled.insert(row.offset, number);
@@ -638,7 +713,8 @@ async fn drive_run(
                     b.ended.insert(number, false);
                     b.unreported_loss |= members > 0;
                 }
-                let _ = reply.send(Err(Failure::Undone(why)));
+                poisoned |= members > 0;
+                undone(reply, why);
                 continue 'transactions;
             }
             // The next record of the run, or the commit.
@@ -657,19 +733,54 @@ async fn drive_run(
                         let _ = tx.rollback().await;
                         true
                     } else {
-                        commit_run(tx, probe, &inbox.group, members).await
+                        // The rows of the members not handled yet are not theirs to keep: only a handled record's
+                        // row may commit.
+                        let unhandled: Vec<Uuid> = fresh.drain().collect();
+                        let deleted = unhandled.is_empty()
+                            || tx
+                                .execute(&*delete_unhandled, &[&inbox.group, &unhandled])
+                                .await
+                                .is_ok();
+                        deleted && commit_run(tx, probe, &inbox.group, members).await
                     };
                     {
                         let mut b = lock(&book);
                         b.ended.insert(number, committed);
                         b.unreported_loss |= !committed;
                     }
+                    poisoned |= !committed;
                     let _ = reply.send(());
                     continue 'transactions;
                 }
             }
         }
     }
+}
+
+/// Inserts the inbox rows of `rows` in one statement; returns the event ids it inserted.
+async fn insert_rows(
+    tx: &Transaction<'_>,
+    statement: &tokio_postgres::Statement,
+    group: &str,
+    rows: &[InboxRow],
+) -> Result<std::collections::HashSet<Uuid>, tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+    let types: Vec<&str> = rows.iter().map(|r| r.event_type).collect();
+    let topics: Vec<&str> = rows.iter().map(|r| r.topic.as_str()).collect();
+    let partitions: Vec<i32> = rows.iter().map(|r| r.partition).collect();
+    let offsets: Vec<i64> = rows.iter().map(|r| r.offset).collect();
+    Ok(tx
+        .query(
+            statement,
+            &[&group, &ids, &types, &topics, &partitions, &offsets],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
 }
 
 /// Commits a run's transaction, checking first that no statement in it failed: PostgreSQL answers the COMMIT of an

@@ -407,7 +407,13 @@ impl Service for Router {
             }
         }
         if count >= 2 {
-            let run = inbox.open_run();
+            let rows = msgs
+                .iter()
+                .zip(&members)
+                .filter(|(_, member)| **member)
+                .filter_map(|(m, _)| crate::inbox::InboxRow::of_message(m))
+                .collect();
+            let run = inbox.open_run(rows);
             for (msg, member) in msgs.iter_mut().zip(members).skip(first) {
                 msg.inbox_run = Some(crate::inbox::RunRef {
                     run: run.clone(),

@@ -241,8 +241,8 @@ async fn a_run_commits_once_when_its_records_are_finished() {
 }
 
 /// A handler that fails in a run rolls the run back: it gets `Undone`, `finish` names the records handled before
-/// it, and each of them, then it, is processed alone — its own failure dead-lettered there. The record after it,
-/// still in the run, goes on in a new transaction. Every effect once; the failing record none.
+/// it, and each of them, then it, is processed alone — its own failure dead-lettered there; so is the record after
+/// it. Every effect once; the failing record none.
 #[tokio::test]
 async fn a_failure_in_a_run_undoes_it_and_each_record_is_processed_again_alone() {
     let db = db(|r, _| r).await;
@@ -259,8 +259,10 @@ async fn a_failure_in_a_run_undoes_it_and_each_record_is_processed_again_alone()
         "{refused:?}"
     );
     assert_eq!(db.sink.letters.lock().expect("lock").len(), 1);
-    assert_eq!(db.call(&mut run[3]).await, HANDLED);
-    assert_eq!(db.stack.finish(&mut run[3..]).await, Finished::All);
+    // The rest of a run that lost handled records is handed back too, to be processed alone.
+    let rest = db.call(&mut run[3]).await;
+    assert!(matches!(rest, Err(Failure::Undone(_))), "{rest:?}");
+    assert_eq!(db.alone(&run[3]).await, HANDLED);
     assert_eq!(db.committed().await, (sorted(vec![a, b, d]), 3));
     assert_eq!(
         [a, b, c, d].map(|id| db.calls(id)),
@@ -381,5 +383,28 @@ async fn a_record_handled_elsewhere_in_a_run_commits_the_records_before_it_first
     );
     assert_eq!(db.stack.finish(&mut run).await, Finished::All);
     assert_eq!(db.committed().await, (sorted(vec![a, b, c]), 3));
+    db.drop_schema().await;
+}
+
+/// A run whose first record fails has lost nothing: that record is processed alone, and the rest of the run goes on
+/// in one transaction.
+#[tokio::test]
+async fn a_failure_before_anything_was_handled_costs_only_that_record() {
+    let db = db(|r, _| r).await;
+    let [c, a, b] = [(); 3].map(|_| Uuid::new_v4());
+    db.script.refuse.lock().expect("lock").insert(c);
+    let mut run = db.prepared(&[c, a, b]).await;
+    let failed = db.call(&mut run[0]).await;
+    assert!(matches!(failed, Err(Failure::Undone(_))), "{failed:?}");
+    let refused = db.alone(&run[0]).await;
+    assert!(
+        matches!(refused, Ok(Outcome::DeadLettered { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(db.call(&mut run[1]).await, HANDLED);
+    assert_eq!(db.call(&mut run[2]).await, HANDLED);
+    assert_eq!(db.committed().await, (vec![], 0));
+    assert_eq!(db.stack.finish(&mut run[1..]).await, Finished::All);
+    assert_eq!(db.committed().await, (sorted(vec![a, b]), 2));
     db.drop_schema().await;
 }

@@ -297,8 +297,9 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
         self
     }
 
-    /// Connections in the inbox's pool (4). A record holds one for its handler's transaction; the driver works on
-    /// one record per assigned partition at a time, so more connections than this member's partitions are idle.
+    /// Connections in the inbox's pool (4). A partition's run of waiting records holds one for its transaction
+    /// (a record alone holds one for its own); the driver works on one run per assigned partition at a time, so
+    /// more connections than this member's partitions are idle, and fewer make the partitions' runs take turns.
     pub fn inbox_pool(mut self, connections: usize) -> Self {
         self.inbox.pool = connections.max(1);
         self
