@@ -250,7 +250,18 @@ pub async fn consumer(
     let plain: Vec<String> = (0..3)
         .map(|_| format!("bench-plain-{}", Uuid::new_v4().simple()))
         .collect();
-    let services: Vec<String> = (0..3)
+    let runtimes = [
+        ("no dedup", Dedup::None),
+        ("Redis dedup", Dedup::Redis),
+        ("PostgreSQL inbox", Dedup::Inbox { effect: false }),
+        (
+            "PostgreSQL inbox + effect row",
+            Dedup::Inbox { effect: true },
+        ),
+    ];
+    // A group per runtime scenario.
+    let services: Vec<String> = runtimes
+        .iter()
         .map(|_| format!("bench-{}", Uuid::new_v4().simple()))
         .collect();
     // On a real cluster the topic may hold earlier records: every group of this run starts where they end.
@@ -265,18 +276,7 @@ pub async fn consumer(
     plain_rates.sort_by(f64::total_cmp);
     let baseline = plain_rates[1];
     let mut out = Vec::new();
-    for ((name, dedup), service) in [
-        ("no dedup", Dedup::None),
-        ("Redis dedup", Dedup::Redis),
-        ("PostgreSQL inbox", Dedup::Inbox { effect: false }),
-        (
-            "PostgreSQL inbox + effect row",
-            Dedup::Inbox { effect: true },
-        ),
-    ]
-    .into_iter()
-    .zip(services)
-    {
+    for ((name, dedup), service) in runtimes.into_iter().zip(services) {
         let inbox = match dedup {
             Dedup::Inbox { effect } => Some(effect),
             _ => None,
