@@ -10,21 +10,31 @@
 //! statement (a record whose row was there already is a duplicate), each record's handler in turn, and one commit
 //! when the driver finishes the records that reached their outcomes, after deleting the rows of those not handled
 //! by then — one statement and one durable commit per run instead of three round trips and a commit per record.
-//! A record's outcome (`Handled`) is therefore durable only once `finish` has
-//! committed, which is when the driver counts its offset done. When anything inside the run fails (a handler's
-//! error, a statement, the connection), the transaction is rolled back whole: the failing record gets
-//! [`Failure::Undone`], `finish` names the run's records handled before it ([`crate::Finished::Redo`]), and the
+//! A record's outcome (`Handled`) is therefore durable only once `finish` has committed, which is when the driver
+//! counts its offset done (and the driver does not finish the records before a run's record in flight while it
+//! works: they commit with it). When anything inside the run's open transaction fails (a handler's error, a
+//! statement, the connection, the commit), that transaction is rolled back whole: the failing record gets
+//! [`Failure::Undone`], `finish` names the records whose outcome it held ([`crate::Finished::Redo`]), and the
 //! driver processes those again, then the failing one, each alone in a transaction of its own, where its own
 //! failure gets its own outcome (retried, dead-lettered); the run's later records are handed back too and
-//! processed alone (a failure before anything was handled costs only the failing record). No savepoints: a subtransaction per record would cost two
-//! round trips each and, past 64 per transaction, slow every snapshot on the server. A record routed elsewhere in
-//! the middle of a run (a plain handler, another inbox) commits the run before it, so effects keep the partition's
-//! order even when a commit fails. A record the driver abandons (its partition revoked) was never handled: its row
-//! is deleted before the commit or rolled back with the run. A handler may run more than once for one record (as
-//! with retries); its transactional effect commits once. A run holds its connection while its transaction holds
-//! handled records; with more partitions than connections, runs wait for one in turn. Runs are not made when a dedup
-//! store is in the stack too (its completion marker must not precede the commit): each record then has its own
-//! transaction, as a record that is alone in its partition's queue always has.
+//! processed alone (a failure before anything was handled costs only the failing record). No savepoints: a
+//! subtransaction per record would cost two round trips each and, past 64 per transaction, slow every snapshot on
+//! the server. A record routed elsewhere in the middle of a run (a plain handler, another inbox) commits the run
+//! before it, so effects keep the partition's order even when a commit fails. A record the driver abandons (its
+//! partition revoked) was never handled: its row is deleted before the commit or rolled back with the run. A
+//! handler may run more than once for one record (as with retries); its transactional effect commits once.
+//!
+//! What sharing a transaction asks of the handlers: all their database work goes through the transaction they are
+//! given (a write through another connection to a row an earlier record of the run wrote waits for the run's
+//! commit, which waits for that handler: the run's session is ended after [`RUN_IDLE_TIMEOUT`] idle, the run lost
+//! and its records processed alone); and transaction-scoped state they set (`SET LOCAL`, `set_config(…, true)` for
+//! row-level security, an advisory transaction lock) is still set for the next record's handler. Handlers that
+//! cannot live with that turn runs off ([`PgInbox::batched_runs`], the consumer builder's `inbox_runs(false)`).
+//!
+//! A run holds its connection from its first record after a commit to the next commit or rollback; with more
+//! partitions than connections, runs wait for one in turn. Runs are not made when a dedup store is in the stack too
+//! (its completion marker must not precede the commit): each record then has its own transaction, as a record that
+//! is alone in its partition's queue always has.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,7 +48,7 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 use crate::message::Context;
-use crate::router::{ErasedHandler, HandlerError, Router, TopicChoice};
+use crate::router::{pg_message, ErasedHandler, HandlerError, Router, TopicChoice};
 use crate::service::{Failure, Outcome, Processed};
 
 /// The inbox table; idempotent, and safe to run from many instances at once: the first statement serialises
@@ -83,6 +93,8 @@ pub struct PgInbox {
     group: String,
     clients: Vec<Arc<Mutex<Conn>>>,
     next: AtomicUsize,
+    /// Batched runs allowed ([`PgInbox::batched_runs`]).
+    runs: std::sync::atomic::AtomicBool,
 }
 
 /// The inbox's insert, prepared once per connection: a record's transaction is then three round trips (begin,
@@ -92,11 +104,13 @@ const INSERT: &str =
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
 
 /// A batched run's inserts: the rows of every record of the run not handled yet, in one statement; the event ids
-/// it inserted are returned (a duplicate's row is not).
+/// it inserted are returned (a duplicate's row is not). Inserted in event-id order, so that two runs holding copies
+/// of the same events (the standard and the legacy topic) take their locks in one order and do not deadlock.
 const INSERT_RUN: &str =
     "INSERT INTO hule_inbox (consumer_group, event_id, event_type, topic, partition, kafka_offset)
      SELECT $1, r.e, r.t, r.tp, r.p, r.o
        FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::int8[]) AS r(e, t, tp, p, o)
+      ORDER BY r.e
      ON CONFLICT DO NOTHING
      RETURNING event_id";
 
@@ -278,7 +292,22 @@ impl PgInbox {
             group: group.to_owned(),
             clients,
             next: AtomicUsize::new(0),
+            runs: std::sync::atomic::AtomicBool::new(true),
         }))
+    }
+
+    /// Whether the records waiting in a partition's queue share one transaction (on by default; see the module
+    /// docs). Turn it off when a handler must see the effects of the records before it from another connection,
+    /// writes rows through another connection that a record before it wrote in the run, or sets transaction-scoped
+    /// state (`SET LOCAL`, `set_config(…, true)` for row-level security, an advisory transaction lock) that the
+    /// next record's handler must not inherit: each record then has a transaction of its own.
+    pub fn batched_runs(&self, on: bool) {
+        self.runs.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether batched runs are on.
+    pub fn runs_batched(&self) -> bool {
+        self.runs.load(Ordering::Relaxed)
     }
 
     /// A pooled connection, open: a free one if there is one, else the next in turn (reconnected if the server
@@ -508,8 +537,18 @@ struct Book {
     handled: HashMap<i64, u64>,
     /// Transaction → committed.
     ended: HashMap<u64, bool>,
-    /// A transaction holding handled records was rolled back and `finish` has not yet named them for redoing.
-    unreported_loss: bool,
+    /// Offsets `finish` has named for processing again.
+    named: std::collections::HashSet<i64>,
+}
+
+impl Book {
+    /// Whether the record at `offset` lost its effect (or its judgement as a duplicate) to a transaction that did
+    /// not commit (a transaction still open counts as not committed).
+    fn lost(&self, offset: i64) -> bool {
+        self.handled
+            .get(&offset)
+            .is_some_and(|t| self.ended.get(t) != Some(&true))
+    }
 }
 
 /// One partition run's transaction on one pooled connection, driven by a task of its own (the transaction borrows
@@ -552,27 +591,28 @@ impl Run {
     }
 
     /// Commits what the run's transaction holds (after the record in flight, if any); true when every record the
-    /// run handled so far is committed or already named for processing again.
+    /// run handled so far is committed or already named for processing again (a record handled in a transaction
+    /// that failed while the driver was finishing the records before it is not named yet).
     pub(crate) async fn commit(&self) -> bool {
         let (reply, answer) = oneshot::channel();
         if self.commands.send(Command::Commit { reply }).is_ok() {
             let _ = answer.await;
         }
-        !self.book().unreported_loss
-    }
-
-    /// Whether the record at `offset`, handled in this run, lost its effect to a rollback. Call after
-    /// [`Run::commit`].
-    pub(crate) fn lost(&self, offset: i64) -> bool {
         let book = self.book();
         book.handled
-            .get(&offset)
-            .is_some_and(|t| book.ended.get(t) != Some(&true))
+            .keys()
+            .all(|o| book.named.contains(o) || !book.lost(*o))
     }
 
-    /// The lost records have been named for processing again.
-    pub(crate) fn reported(&self) {
-        self.book().unreported_loss = false;
+    /// Whether the record at `offset`, handled in this run, lost its effect to a rollback; it counts as named for
+    /// processing again from now on. Call after [`Run::commit`].
+    pub(crate) fn name_if_lost(&self, offset: i64) -> bool {
+        let mut book = self.book();
+        let lost = book.lost(offset);
+        if lost {
+            book.named.insert(offset);
+        }
+        lost
     }
 }
 
@@ -641,7 +681,7 @@ async fn drive_run(
             probe,
         } = &mut *conn;
         let opened = match client.transaction().await {
-            Ok(tx) => insert_rows(&tx, insert_run, &inbox.group, &pending)
+            Ok(tx) => open_run_transaction(&tx, insert_run, &inbox.group, &pending)
                 .await
                 .map(|fresh| (tx, fresh)),
             Err(e) => Err(e),
@@ -654,12 +694,15 @@ async fn drive_run(
                     reply,
                     format!(
                         "PostgreSQL inbox: begin the run's transaction and insert its rows: {}",
-                        hule_secrets::error_chain(&e)
+                        pg_message(&e)
                     ),
                 );
                 continue;
             }
         };
+        // The rows this transaction inserted: a record whose row is among them but taken is a copy of an event
+        // handled earlier in it, a duplicate only if the transaction commits.
+        let mut inserted = fresh.clone();
         let mut members = 0usize;
         loop {
             let fresh_row = match pending.iter().position(|p| p.offset == row.offset) {
@@ -681,10 +724,18 @@ async fn drive_run(
                         ],
                     )
                     .await
-                    .map(|n| n == 1),
+                    .map(|n| {
+                        if n == 1 {
+                            inserted.insert(row.event_id);
+                        }
+                        n == 1
+                    }),
             };
             let failed = match fresh_row {
                 Ok(false) => {
+                    if inserted.contains(&row.event_id) {
+                        lock(&book).handled.insert(row.offset, number);
+                    }
                     let _ = reply.send(Ok(Outcome::Duplicate { method }));
                     None
                 }
@@ -698,21 +749,14 @@ async fn drive_run(
                     Err(e) => Some((e.to_string(), reply)),
                 },
                 Err(e) => Some((
-                    format!(
-                        "PostgreSQL inbox: insert: {}",
-                        hule_secrets::error_chain(&e)
-                    ),
+                    format!("PostgreSQL inbox: insert: {}", pg_message(&e)),
                     reply,
                 )),
             };
             if let Some((why, reply)) = failed {
                 // The transaction may hold half of this record's effect: nothing of it is kept.
                 let _ = tx.rollback().await;
-                {
-                    let mut b = lock(&book);
-                    b.ended.insert(number, false);
-                    b.unreported_loss |= members > 0;
-                }
+                lock(&book).ended.insert(number, false);
                 poisoned |= members > 0;
                 undone(reply, why);
                 continue 'transactions;
@@ -743,11 +787,7 @@ async fn drive_run(
                                 .is_ok();
                         deleted && commit_run(tx, probe, &inbox.group, members).await
                     };
-                    {
-                        let mut b = lock(&book);
-                        b.ended.insert(number, committed);
-                        b.unreported_loss |= !committed;
-                    }
+                    lock(&book).ended.insert(number, committed);
                     poisoned |= !committed;
                     let _ = reply.send(());
                     continue 'transactions;
@@ -757,13 +797,23 @@ async fn drive_run(
     }
 }
 
-/// Inserts the inbox rows of `rows` in one statement; returns the event ids it inserted.
-async fn insert_rows(
+/// How long a run's transaction may sit idle (between its handlers, or while one of them works outside it) before
+/// the server ends its session: a handler that waits on another connection for a row lock the run holds would wait
+/// forever otherwise. The run is then lost and its records processed again, alone.
+pub const RUN_IDLE_TIMEOUT: &str = "60s";
+
+/// Bounds the run's idle time ([`RUN_IDLE_TIMEOUT`]) and inserts the inbox rows of `rows` in one statement; returns
+/// the event ids it inserted.
+async fn open_run_transaction(
     tx: &Transaction<'_>,
     statement: &tokio_postgres::Statement,
     group: &str,
     rows: &[InboxRow],
 ) -> Result<std::collections::HashSet<Uuid>, tokio_postgres::Error> {
+    tx.batch_execute(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = '{RUN_IDLE_TIMEOUT}'"
+    ))
+    .await?;
     if rows.is_empty() {
         return Ok(Default::default());
     }
@@ -794,14 +844,14 @@ async fn commit_run(
     members: usize,
 ) -> bool {
     if let Err(e) = tx.query(probe, &[]).await {
-        tracing::warn!(group, members, error = %hule_secrets::error_chain(&e), "inbox run not committed: a statement of its transaction had failed; its records are processed again, alone");
+        tracing::warn!(group, members, error = %pg_message(&e), "inbox run not committed: a statement of its transaction had failed; its records are processed again, alone");
         let _ = tx.rollback().await;
         return false;
     }
     match tx.commit().await {
         Ok(()) => true,
         Err(e) => {
-            tracing::warn!(group, members, error = %hule_secrets::error_chain(&e), "inbox run's commit failed; its records are processed again, alone");
+            tracing::warn!(group, members, error = %pg_message(&e), "inbox run's commit failed; its records are processed again, alone");
             false
         }
     }

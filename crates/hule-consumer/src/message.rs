@@ -76,6 +76,35 @@ impl Message {
     }
 }
 
+impl Message {
+    /// Handled in a batched run's transaction (the PostgreSQL inbox): its outcome is durable only once
+    /// [`crate::Service::finish`] has completed it, and completing the records before it waits for it.
+    pub fn in_batched_run(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        {
+            self.inbox_run.as_ref().is_some_and(|t| t.member)
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            false
+        }
+    }
+
+    /// Tied to a batched run that only [`crate::Service::finish`] completes. After `finish`, a record still tied
+    /// means a layer passed `prepare` on but not `finish`: its effect would be rolled back while its offset counted
+    /// as done, so a driver must stop rather than count it.
+    pub fn awaits_finish(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        {
+            self.inbox_run.is_some()
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            false
+        }
+    }
+}
+
 /// What a handler is told besides the payload.
 #[derive(Debug, Clone)]
 pub struct Context {

@@ -294,7 +294,7 @@ impl Router {
     fn inbox_of(&self, msg: &Message) -> Option<Arc<crate::PgInbox>> {
         let env = msg.decoded.as_ref()?;
         let (slot, _) = self.routes.get(&env.data.event())?.in_run.as_ref()?;
-        slot.get().cloned()
+        slot.get().filter(|inbox| inbox.runs_batched()).cloned()
     }
 
     /// Events read from two distinct topics whose handler does not dedup itself: with no dedup store such an event
@@ -446,13 +446,10 @@ impl Service for Router {
                 .filter(|(_, m)| {
                     m.inbox_run
                         .as_ref()
-                        .is_some_and(|t| t.member && t.run.lost(m.delivery.offset))
+                        .is_some_and(|t| t.member && t.run.name_if_lost(m.delivery.offset))
                 })
                 .map(|(i, _)| i)
                 .collect();
-            for run in &runs {
-                run.reported();
-            }
             for msg in msgs.iter_mut() {
                 msg.inbox_run = None;
             }

@@ -9,10 +9,12 @@ use hule_contracts::DecodeError;
 
 use crate::message::Message;
 
-/// How a delivery ended; every outcome lets the driver commit its offset.
+/// How a delivery ended; every outcome lets the driver commit its offset once [`Service::finish`] has completed
+/// the record (for a record of a batched inbox run, that is when its transaction commits).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// A handler ran and its effect (and dedup record) is durable.
+    /// A handler ran and its effect (and dedup record) is durable — in a batched inbox run, once `finish` has
+    /// committed the run.
     Handled,
     /// The event was already applied; the handler did not run.
     Duplicate {
@@ -93,21 +95,6 @@ pub enum Finished {
     /// commit. The driver processes each again, alone and in order, before any of them or any record after the first
     /// of them counts as done; the others are complete.
     Redo(Vec<usize>),
-}
-
-impl Finished {
-    /// Both answers as one: the records either names for processing again, in order.
-    pub fn and(self, other: Finished) -> Finished {
-        match (self, other) {
-            (Finished::All, x) | (x, Finished::All) => x,
-            (Finished::Redo(mut a), Finished::Redo(b)) => {
-                a.extend(b);
-                a.sort_unstable();
-                a.dedup();
-                Finished::Redo(a)
-            }
-        }
-    }
 }
 
 /// Something that processes messages.

@@ -74,6 +74,14 @@ struct Db {
 /// A schema of the test's own (`effects`, and `children` whose foreign key is checked at commit), an inbox on it
 /// with `router_extra`'s routes beside the inbox route of `BatchEssaysRegistered`, in the standard stack.
 async fn db(router_extra: impl FnOnce(Router, Arc<tokio_postgres::Client>) -> Router) -> Db {
+    db_pooled(2, router_extra).await
+}
+
+/// [`db`] with an inbox of `pool` connections.
+async fn db_pooled(
+    pool: usize,
+    router_extra: impl FnOnce(Router, Arc<tokio_postgres::Client>) -> Router,
+) -> Db {
     let base = std::env::var("HULE_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("hule_test_{}", Uuid::new_v4().simple());
@@ -95,7 +103,7 @@ async fn db(router_extra: impl FnOnce(Router, Arc<tokio_postgres::Client>) -> Ro
         .await
         .expect("schema");
     let url = format!("{base}?options=-csearch_path%3D{schema}");
-    let inbox = PgInbox::connect(&url, "grp", 2).await.expect("inbox");
+    let inbox = PgInbox::connect(&url, "grp", pool).await.expect("inbox");
     let script = Script::default();
     let router = inbox.route_with(Router::new(), TopicChoice::Standard, script.clone(), effect);
     let router = router_extra(router, Arc::new(connect().await));
@@ -272,8 +280,8 @@ async fn a_failure_in_a_run_undoes_it_and_each_record_is_processed_again_alone()
     db.drop_schema().await;
 }
 
-/// A handler that drops a failed statement's error returns `Ok` in a run: the next record's insert finds the
-/// transaction aborted and is undone; `finish` names both records before it; alone, the guilty one is found out
+/// A handler that drops a failed statement's error returns `Ok` in a run: the next record's handler finds the
+/// transaction aborted (its statement fails) and is undone; `finish` names both records before it; alone, the guilty one is found out
 /// (dead-lettered) and the others are committed.
 #[tokio::test]
 async fn a_statement_error_swallowed_in_a_run_is_found_when_its_records_are_processed_alone() {
@@ -335,18 +343,16 @@ async fn a_commit_refused_at_finish_sends_the_runs_records_back_one_by_one() {
     db.drop_schema().await;
 }
 
-/// A record of the run handled elsewhere (a plain handler) commits the run's records before it first, so its effect
-/// follows theirs: its handler sees them committed. The run goes on after it.
-#[tokio::test]
-async fn a_record_handled_elsewhere_in_a_run_commits_the_records_before_it_first() {
-    let seen = Arc::new(Mutex::new(Vec::<i64>::new()));
-    let schema_of = Arc::new(Mutex::new(String::new()));
-    let (s2, sc) = (seen.clone(), schema_of.clone());
-    let db = db(move |router, client| {
+/// A plain handler of `BatchSpellcheckInitiateCommand` that notes how many effects it sees committed.
+fn counting_effects(
+    seen: Arc<Mutex<Vec<i64>>>,
+    schema: Arc<Mutex<String>>,
+) -> impl FnOnce(Router, Arc<tokio_postgres::Client>) -> Router {
+    move |router, client| {
         router.on(
             TopicChoice::Standard,
             move |_ctx: Context, _p: BatchServiceSpellcheckInitiateCommandDataV1| {
-                let (client, seen, schema) = (client.clone(), s2.clone(), sc.clone());
+                let (client, seen, schema) = (client.clone(), seen.clone(), schema.clone());
                 async move {
                     let schema = schema.lock().expect("lock").clone();
                     let n: i64 = client
@@ -359,19 +365,29 @@ async fn a_record_handled_elsewhere_in_a_run_commits_the_records_before_it_first
                 }
             },
         )
-    })
-    .await;
-    *schema_of.lock().expect("lock") = db.schema.clone();
-    let [a, b, x, c] = [(); 4].map(|_| Uuid::new_v4());
+    }
+}
+
+fn other_record(id: Uuid, offset: i64) -> Message {
     let other = Event::BatchSpellcheckInitiateCommand;
-    let mut run = vec![record(a, 0), record(b, 1)];
-    run.push(Message::new(conformance::example_delivery(
+    Message::new(conformance::example_delivery(
         other,
         other.topic(),
-        x,
-        2,
-    )));
-    run.push(record(c, 3));
+        id,
+        offset,
+    ))
+}
+
+/// A record of the run handled elsewhere (a plain handler) commits the run's records before it first, so its effect
+/// follows theirs: its handler sees them committed. The run goes on after it.
+#[tokio::test]
+async fn a_record_handled_elsewhere_in_a_run_commits_the_records_before_it_first() {
+    let seen = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let schema_of = Arc::new(Mutex::new(String::new()));
+    let db = db(counting_effects(seen.clone(), schema_of.clone())).await;
+    *schema_of.lock().expect("lock") = db.schema.clone();
+    let [a, b, x, c] = [(); 4].map(|_| Uuid::new_v4());
+    let mut run = vec![record(a, 0), record(b, 1), other_record(x, 2), record(c, 3)];
     db.stack.prepare(&mut run).await;
     for msg in &mut run {
         assert_eq!(db.call(msg).await, HANDLED);
@@ -386,6 +402,80 @@ async fn a_record_handled_elsewhere_in_a_run_commits_the_records_before_it_first
     db.drop_schema().await;
 }
 
+/// The driver finishes the records before a run's record while it is handled (a flush), and the commit fails for
+/// that record's effect: `finish` names only the records it was given. The record handled elsewhere next must not
+/// go ahead of the lost one: it is undone until `finish` has named that one too. One connection in the pool: the
+/// records processed alone get it back from the run.
+#[tokio::test]
+async fn a_record_handled_elsewhere_waits_for_every_lost_record_to_be_named() {
+    let seen = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let schema_of = Arc::new(Mutex::new(String::new()));
+    let db = db_pooled(1, counting_effects(seen.clone(), schema_of.clone())).await;
+    *schema_of.lock().expect("lock") = db.schema.clone();
+    let [a, bad, x] = [(); 3].map(|_| Uuid::new_v4());
+    db.script.defer.lock().expect("lock").insert(bad);
+    let mut run = vec![record(a, 0), record(bad, 1), other_record(x, 2)];
+    db.stack.prepare(&mut run).await;
+    assert_eq!(db.call(&mut run[0]).await, HANDLED);
+    assert_eq!(db.call(&mut run[1]).await, HANDLED);
+    // The flush: only `a` is handed to finish; the commit holds `bad`'s deferred violation and fails.
+    assert_eq!(
+        db.stack.finish(&mut run[..1]).await,
+        Finished::Redo(vec![0])
+    );
+    assert_eq!(db.alone(&run[0]).await, HANDLED);
+    let early = db.call(&mut run[2]).await;
+    assert!(matches!(early, Err(Failure::Undone(_))), "{early:?}");
+    assert!(
+        seen.lock().expect("lock").is_empty(),
+        "x's handler did not run"
+    );
+    assert_eq!(
+        db.stack.finish(&mut run[1..2]).await,
+        Finished::Redo(vec![0])
+    );
+    let refused = db.alone(&run[1]).await;
+    assert!(
+        matches!(refused, Ok(Outcome::DeadLettered { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(db.alone(&run[2]).await, HANDLED);
+    assert_eq!(*seen.lock().expect("lock"), vec![1]);
+    assert_eq!(db.committed().await, (vec![a], 1));
+    db.drop_schema().await;
+}
+
+/// A second copy of an event in the same run is a duplicate of the first copy's uncommitted row: when the run is
+/// rolled back, `finish` names both, and alone the first is handled and the second is a duplicate again.
+#[tokio::test]
+async fn a_copy_judged_a_duplicate_in_a_lost_run_is_judged_again() {
+    let db = db(|r, _| r).await;
+    let [a, c] = [(); 2].map(|_| Uuid::new_v4());
+    db.script.refuse.lock().expect("lock").insert(c);
+    let mut run = db.prepared(&[a, a, c]).await;
+    assert_eq!(db.call(&mut run[0]).await, HANDLED);
+    assert_eq!(
+        db.call(&mut run[1]).await,
+        Ok(Outcome::Duplicate {
+            method: "postgres_inbox"
+        })
+    );
+    let undone = db.call(&mut run[2]).await;
+    assert!(matches!(undone, Err(Failure::Undone(_))), "{undone:?}");
+    assert_eq!(
+        db.stack.finish(&mut run[..2]).await,
+        Finished::Redo(vec![0, 1])
+    );
+    assert_eq!(db.alone(&run[0]).await, HANDLED);
+    assert_eq!(
+        db.alone(&run[1]).await,
+        Ok(Outcome::Duplicate {
+            method: "postgres_inbox"
+        })
+    );
+    assert_eq!(db.committed().await, (vec![a], 1));
+    db.drop_schema().await;
+}
 /// A run whose first record fails has lost nothing: that record is processed alone, and the rest of the run goes on
 /// in one transaction.
 #[tokio::test]

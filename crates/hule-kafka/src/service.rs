@@ -120,6 +120,7 @@ pub enum BuildError {
 struct InboxPlan {
     url: String,
     pool: usize,
+    runs: bool,
     retention: Duration,
     slot: hule_consumer::inbox::InboxSlot,
     routes: usize,
@@ -181,6 +182,7 @@ impl EventConsumer {
             inbox: InboxPlan {
                 url: String::new(),
                 pool: 4,
+                runs: true,
                 retention: Duration::from_secs(7 * 24 * 3600),
                 slot: Default::default(),
                 routes: 0,
@@ -246,6 +248,7 @@ async fn start_inbox(
     shutdown: &CancellationToken,
 ) -> Result<AbortOnDrop, Error> {
     let inbox = hule_consumer::PgInbox::connect(&plan.url, group, plan.pool).await?;
+    inbox.batched_runs(plan.runs);
     let _ = plan.slot.set(inbox.clone());
     tracing::info!(target: "hule", group, pool = plan.pool, "PostgreSQL inbox connected");
     let every = (plan.retention / 2)
@@ -302,6 +305,16 @@ impl<S: Clone + Send + Sync + 'static> EventConsumerBuilder<S> {
     /// more connections than this member's partitions are idle, and fewer make the partitions' runs take turns.
     pub fn inbox_pool(mut self, connections: usize) -> Self {
         self.inbox.pool = connections.max(1);
+        self
+    }
+
+    /// Whether the records waiting in a partition's queue share one inbox transaction (on): one commit per run
+    /// instead of one per record. Turn it off (`false`) when a handler must not share its transaction with the
+    /// records before it: it reads their effects or writes their rows through another connection, or sets
+    /// transaction-scoped state (`SET LOCAL`, `set_config(…, true)` for row-level security) the next handler must
+    /// not inherit. Each record then has a transaction of its own.
+    pub fn inbox_runs(mut self, on: bool) -> Self {
+        self.inbox.runs = on;
         self
     }
 

@@ -11,14 +11,17 @@
 //!   gone into its queue (librdkafka's own prefetch is bounded by `queued.max.messages.kbytes`, 16 MiB). A
 //!   rebalance clears the pauses of the partitions it moves (librdkafka keeps an application's pause across it).
 //! - An offset is committed only after its record's outcome is durable: the stack returned an [`Outcome`]
-//!   (handled with its dedup record, a duplicate, ignored, or dead-lettered with the broker's acknowledgement).
+//!   (handled with its dedup record, a duplicate, ignored, or dead-lettered with the broker's acknowledgement) and
+//!   `Service::finish` completed it (a batched inbox run's commit; records whose run was rolled back are processed
+//!   again, alone, first).
 //!   A [`Failure`] reaching the driver (an unreachable dedup store or DLQ producer) is retried on the same record
 //!   with backoff, so nothing behind it in the partition is committed; the health part `consumer:<group>` is
 //!   unwell while any partition retries and well again when none does (the retry succeeded, or the partition was
 //!   revoked, or the consumer stopped).
 //! - On a rebalance ([`rebalance`]), revoked partitions stop taking new records, the record in flight gets
 //!   `revoke_timeout` (100 ms) to finish, and the finished offsets are committed synchronously before the
-//!   partitions are handed over; a record still in flight and the queued ones are handed back uncommitted, for the
+//!   partitions are handed over (a batched inbox run's records count as finished only with its commit, so a revoke
+//!   during a run hands back up to a run of records, which the new owner finds in the inbox as duplicates); a record still in flight and the queued ones are handed back uncommitted, for the
 //!   new owner to read (the dedup layer makes that redelivery harmless). The wait is short because librdkafka
 //!   runs the callback on the thread polling the consumer. A revoked partition's worker ends (nothing is claimed
 //!   in a dedup store for it after the revoke), its lane is dropped, and its lag series is removed for good.

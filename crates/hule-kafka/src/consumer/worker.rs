@@ -256,8 +256,8 @@ impl Partition<'_> {
     }
 
     /// Processes `msg`; if that takes over [`FLUSH_AFTER`], the run's records that `ended` before it are finished
-    /// and counted as done meanwhile, so a slow or stuck handler holds back only its own offset (in an inbox run, the
-    /// commit waits for the handler in flight, whose effect it then holds too).
+    /// and counted as done meanwhile, so a slow or stuck handler holds back only its own offset — except in a batched
+    /// inbox run, whose records before it commit with it.
     ///
     /// The timer is armed only for a record that does not finish at its first poll (a handler that awaits I/O): most
     /// records finish there, and a timer per record cost a clock read and a timer-wheel entry each.
@@ -267,6 +267,8 @@ impl Partition<'_> {
         ended: &mut Vec<Message>,
     ) -> hule_consumer::Processed {
         let (stack, outcomes) = (self.stack, self.outcomes);
+        // A record of a batched inbox run holds the run's commit: completing the records before it would wait for it.
+        let may_flush = !msg.in_batched_run();
         let processing = process_counted(stack, msg, outcomes);
         tokio::pin!(processing);
         if let std::task::Poll::Ready(outcome) = futures::poll!(&mut processing) {
@@ -278,7 +280,7 @@ impl Partition<'_> {
         loop {
             tokio::select! {
                 outcome = &mut processing => return outcome,
-                _ = &mut flush, if !flushed && !ended.is_empty() => {
+                _ = &mut flush, if may_flush && !flushed && !ended.is_empty() => {
                     flushed = true;
                     self.finish_ended(ended).await;
                 }
@@ -297,12 +299,24 @@ impl Partition<'_> {
         if self.halted {
             return false;
         }
-        if let Finished::Redo(again) = self.stack.finish(ended).await {
+        let answer = self.stack.finish(ended).await;
+        if let Some(tied) = ended.iter().find(|m| m.awaits_finish()) {
+            // Its run's transaction was never committed: counting it done would lose its effect.
+            let _ = self.fatal.try_send(format!(
+                "{}: a layer of the stack passes `prepare` on to its inner service but not `finish`; \
+                 records of a batched run cannot complete (forward all three hooks)",
+                tied.delivery.position()
+            ));
+            self.halted = true;
+            return false;
+        }
+        if let Finished::Redo(again) = answer {
             let len = ended.len();
             for i in again.into_iter().filter(|&i| i < len) {
-                // Alone it is in no run: nothing is left for `finish`, and it cannot be undone again.
+                // Alone it is in no run: nothing is left for `finish`, and it cannot be undone again. Not after the
+                // partition went: its next owner processes it.
                 let mut fresh = Message::new(ended[i].delivery.clone());
-                if !Box::pin(self.settle(&mut fresh, None)).await {
+                if self.gone() || !Box::pin(self.settle(&mut fresh, None)).await {
                     self.mark_done(&ended[..i]);
                     ended.drain(..i);
                     self.halted = true;
@@ -329,3 +343,196 @@ impl Partition<'_> {
 
 /// How long a record may take before the records of its run that ended before it are completed and marked done.
 const FLUSH_AFTER: Duration = Duration::from_millis(10);
+
+#[cfg(test)]
+mod tests {
+    //! The worker's handling of `Undone` and `Finished::Redo`, with stacks that say so on cue.
+
+    use super::*;
+    use futures::future::BoxFuture;
+    use futures::FutureExt;
+    use hule_consumer::{Failure, Outcome, Processed};
+    use std::collections::HashSet;
+
+    /// A stack whose records are handled "in a run" when prepared; the record at `undo_at` is undone the first time,
+    /// and the run's records handled before it are lost (named by `finish`).
+    #[derive(Default)]
+    struct Scripted {
+        undo_at: i64,
+        /// Set the consumer stopping when `finish` names records to redo.
+        stop_on_redo: Option<Arc<AtomicBool>>,
+        prepared: Mutex<HashSet<i64>>,
+        in_run: Mutex<Vec<i64>>,
+        lost: Mutex<HashSet<i64>>,
+        /// (offset, called as part of its prepared run).
+        log: Mutex<Vec<(i64, bool)>>,
+    }
+
+    fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().expect("lock")
+    }
+
+    impl Service for Scripted {
+        fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
+            let offset = msg.delivery.offset;
+            let in_run = locked(&self.prepared).remove(&offset);
+            locked(&self.log).push((offset, in_run));
+            let answer = if in_run && offset == self.undo_at {
+                let handled: Vec<i64> = locked(&self.in_run).drain(..).collect();
+                locked(&self.lost).extend(handled);
+                Err(Failure::Undone("scripted".into()))
+            } else {
+                if in_run {
+                    locked(&self.in_run).push(offset);
+                }
+                Ok(Outcome::Handled)
+            };
+            std::future::ready(answer).boxed()
+        }
+        fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+            locked(&self.prepared).extend(msgs.iter().map(|m| m.delivery.offset));
+            std::future::ready(()).boxed()
+        }
+        fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, Finished> {
+            let mut lost = locked(&self.lost);
+            let again: Vec<usize> = msgs
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| lost.remove(&m.delivery.offset))
+                .map(|(i, _)| i)
+                .collect();
+            if again.is_empty() {
+                return std::future::ready(Finished::All).boxed();
+            }
+            if let Some(stop) = &self.stop_on_redo {
+                stop.store(true, Ordering::SeqCst);
+            }
+            std::future::ready(Finished::Redo(again)).boxed()
+        }
+    }
+
+    /// Runs one partition's worker over `n` records queued before it starts (so they form one run); returns the
+    /// partition's done offset and the fatal reports.
+    async fn work_through(
+        stack: BoxService,
+        n: i64,
+        stopping: Arc<AtomicBool>,
+    ) -> (i64, Vec<String>) {
+        let (tx, rx) = mpsc::channel(64);
+        let st = Arc::new(PartState::new());
+        for offset in 0..n {
+            let event = hule_contracts::Event::BatchEssaysRegistered;
+            let d = hule_consumer::conformance::example_delivery(
+                event,
+                event.topic(),
+                uuid::Uuid::new_v4(),
+                offset,
+            );
+            st.queued_bytes.fetch_add(held_size(&d), Ordering::SeqCst);
+            tx.send(d).await.expect("queued");
+        }
+        drop(tx);
+        let metrics = ConsumerMetrics::detached();
+        let (fatal, mut reports) = mpsc::channel(8);
+        let shared = WorkerShared {
+            room: Arc::default(),
+            low_water: 0,
+            low_water_bytes: 0,
+            stack,
+            metrics: metrics.clone(),
+            stopping,
+            finished: Arc::default(),
+            stalls_count: Arc::default(),
+            stalls: Stalls::new(metrics),
+            fatal,
+        };
+        let key: PartKey = ("huleedu.batch.essays.registered.v1".into(), 0);
+        partition_worker(key, rx, st.clone(), shared).await;
+        let mut fatal = Vec::new();
+        while let Ok(r) = reports.try_recv() {
+            fatal.push(r);
+        }
+        (st.done.load(Ordering::SeqCst), fatal)
+    }
+
+    /// An undone record: the run's records handled before it are processed again alone, in order, then it, then
+    /// the run goes on; every offset counts as done at the end.
+    #[tokio::test]
+    async fn an_undone_record_has_the_records_before_it_redone_alone_first() {
+        let stack = Arc::new(Scripted {
+            undo_at: 2,
+            ..Default::default()
+        });
+        let (done, fatal) = work_through(stack.clone(), 5, Arc::default()).await;
+        assert_eq!(
+            *locked(&stack.log),
+            vec![
+                (0, true),
+                (1, true),
+                (2, true),
+                (0, false),
+                (1, false),
+                (2, false),
+                (3, true),
+                (4, true)
+            ]
+        );
+        assert_eq!((done, fatal), (5, vec![]));
+    }
+
+    /// The partition goes while records wait to be redone: none is redone, and no offset counts as done past them.
+    #[tokio::test]
+    async fn nothing_is_redone_or_counted_done_after_the_partition_went() {
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stack = Arc::new(Scripted {
+            undo_at: 2,
+            stop_on_redo: Some(stopping.clone()),
+            ..Default::default()
+        });
+        let (done, _) = work_through(stack.clone(), 5, stopping).await;
+        assert_eq!(*locked(&stack.log), vec![(0, true), (1, true), (2, true)]);
+        assert_eq!(done, -1, "no offset done");
+    }
+
+    /// A layer that passes `prepare` on but not `finish` leaves a batched inbox run uncommitted: the worker stops
+    /// with a fatal report instead of counting the run's offsets done (its effects would roll back with the run).
+    #[tokio::test]
+    async fn a_layer_that_drops_finish_stops_the_worker_before_an_offset_counts() {
+        struct PrepareOnly(BoxService);
+        impl Service for PrepareOnly {
+            fn call<'a>(&'a self, msg: &'a mut Message) -> BoxFuture<'a, Processed> {
+                self.0.call(msg)
+            }
+            fn prepare<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, ()> {
+                self.0.prepare(msgs)
+            }
+        }
+        let url = hule_outbox::testkit::pg_schema_url("hule_worker_runs").await;
+        let inbox = hule_consumer::PgInbox::connect(&url, "grp", 1)
+            .await
+            .expect("inbox");
+        let router = inbox.route_with(
+            hule_consumer::Router::new(),
+            hule_consumer::TopicChoice::Standard,
+            (),
+            |_: (),
+             _tx: &hule_consumer::inbox::Transaction<'_>,
+             _ctx: hule_consumer::Context,
+             _p: hule_contracts::payloads::BatchEssaysRegistered| async { Ok(()) },
+        );
+        let stack = hule_consumer::standard_stack(
+            router,
+            "svc",
+            None,
+            Arc::new(hule_consumer::MemorySink::default()),
+            ConsumerMetrics::detached(),
+        )
+        .expect("stack");
+        let (done, fatal) = work_through(Arc::new(PrepareOnly(stack)), 3, Arc::default()).await;
+        assert_eq!(done, -1, "no offset done");
+        assert!(
+            fatal.len() == 1 && fatal[0].contains("not `finish`"),
+            "{fatal:?}"
+        );
+    }
+}
