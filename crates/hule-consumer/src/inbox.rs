@@ -680,13 +680,12 @@ async fn drive_run(
             delete_unhandled,
             probe,
         } = &mut *conn;
-        let opened = match client.transaction().await {
-            Ok(tx) => open_run_transaction(&tx, insert_run, &inbox.group, &pending)
-                .await
-                .map(|fresh| (tx, fresh)),
-            Err(e) => Err(e),
+        let opened = async {
+            let tx = client.transaction().await?;
+            let fresh = open_run_transaction(&tx, insert_run, &inbox.group, &pending).await?;
+            Ok::<_, tokio_postgres::Error>((tx, fresh))
         };
-        let (tx, mut fresh) = match opened {
+        let (tx, mut fresh) = match opened.await {
             Ok(opened) => opened,
             Err(e) => {
                 pending.retain(|p| p.offset != row.offset);
@@ -758,6 +757,8 @@ async fn drive_run(
                 let _ = tx.rollback().await;
                 lock(&book).ended.insert(number, false);
                 poisoned |= members > 0;
+                // The connection back in the pool before the answer: the driver may need one at once.
+                drop(conn);
                 undone(reply, why);
                 continue 'transactions;
             }
@@ -785,10 +786,16 @@ async fn drive_run(
                                 .execute(&*delete_unhandled, &[&inbox.group, &unhandled])
                                 .await
                                 .is_ok();
-                        deleted && commit_run(tx, probe, &inbox.group, members).await
+                        if deleted {
+                            commit_run(tx, probe, &inbox.group, members).await
+                        } else {
+                            let _ = tx.rollback().await;
+                            false
+                        }
                     };
                     lock(&book).ended.insert(number, committed);
                     poisoned |= !committed;
+                    drop(conn);
                     let _ = reply.send(());
                     continue 'transactions;
                 }

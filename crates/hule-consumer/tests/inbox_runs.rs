@@ -102,7 +102,8 @@ async fn db_pooled(
         ))
         .await
         .expect("schema");
-    let url = format!("{base}?options=-csearch_path%3D{schema}");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
     let inbox = PgInbox::connect(&url, "grp", pool).await.expect("inbox");
     let script = Script::default();
     let router = inbox.route_with(Router::new(), TopicChoice::Standard, script.clone(), effect);

@@ -282,7 +282,14 @@ impl Partition<'_> {
                 outcome = &mut processing => return outcome,
                 _ = &mut flush, if may_flush && !flushed && !ended.is_empty() => {
                     flushed = true;
-                    self.finish_ended(ended).await;
+                    if !self.finish_ended(ended).await {
+                        // Records before this one that had to be processed again were not (the partition went, or
+                        // a fatal failure): this one must not go ahead of them. Dropping it is safe — it is not a
+                        // run's record, and one waiting to commit its run first has not got past that yet.
+                        return Err(hule_consumer::Failure::Undone(
+                            "records before it could not be processed again".into(),
+                        ));
+                    }
                 }
             }
         }
@@ -533,6 +540,63 @@ mod tests {
         assert!(
             fatal.len() == 1 && fatal[0].contains("not `finish`"),
             "{fatal:?}"
+        );
+    }
+
+    /// A run's record whose handler takes longer than the flush delay: the records before it are not finished
+    /// while it works (they commit with it), so the whole run commits in one transaction.
+    #[tokio::test]
+    async fn a_slow_record_of_an_inbox_run_does_not_split_its_transaction() {
+        async fn effect(
+            _: (),
+            tx: &hule_consumer::inbox::Transaction<'_>,
+            ctx: hule_consumer::Context,
+            _p: hule_contracts::payloads::BatchEssaysRegistered,
+        ) -> Result<(), hule_consumer::HandlerError> {
+            tx.execute("INSERT INTO effects VALUES ($1)", &[&ctx.event_id])
+                .await?;
+            if ctx.offset == 2 {
+                tokio::time::sleep(FLUSH_AFTER * 5).await;
+            }
+            Ok(())
+        }
+        let url = hule_outbox::testkit::pg_schema_url("hule_worker_runs").await;
+        let admin = hule_pg::connect(&url).await.expect("connect");
+        admin
+            .batch_execute("CREATE TABLE effects (event_id uuid NOT NULL)")
+            .await
+            .expect("effects");
+        let inbox = hule_consumer::PgInbox::connect(&url, "grp", 1)
+            .await
+            .expect("inbox");
+        let router = inbox.route_with(
+            hule_consumer::Router::new(),
+            hule_consumer::TopicChoice::Standard,
+            (),
+            effect,
+        );
+        let stack = hule_consumer::standard_stack(
+            router,
+            "svc",
+            None,
+            Arc::new(hule_consumer::MemorySink::default()),
+            ConsumerMetrics::detached(),
+        )
+        .expect("stack");
+        let (done, fatal) = work_through(stack, 5, Arc::default()).await;
+        assert_eq!((done, fatal), (5, vec![]));
+        let row = admin
+            .query_one(
+                "SELECT count(*), count(DISTINCT xmin::text) FROM effects",
+                &[],
+            )
+            .await
+            .expect("count");
+        let (effects, transactions): (i64, i64) = (row.get(0), row.get(1));
+        assert_eq!(
+            (effects, transactions),
+            (5, 1),
+            "one transaction for the run"
         );
     }
 }
