@@ -418,6 +418,18 @@ mod tests {
         }
     }
 
+    /// The standard stack around `router`, dead letters kept in memory.
+    fn standard_stack_of(router: hule_consumer::Router) -> BoxService {
+        hule_consumer::standard_stack(
+            router,
+            "svc",
+            None,
+            Arc::new(hule_consumer::MemorySink::default()),
+            ConsumerMetrics::detached(),
+        )
+        .expect("stack")
+    }
+
     /// Runs one partition's worker over `n` records queued before it starts (so they form one run); returns the
     /// partition's done offset and the fatal reports.
     async fn work_through(
@@ -527,14 +539,7 @@ mod tests {
              _ctx: hule_consumer::Context,
              _p: hule_contracts::payloads::BatchEssaysRegistered| async { Ok(()) },
         );
-        let stack = hule_consumer::standard_stack(
-            router,
-            "svc",
-            None,
-            Arc::new(hule_consumer::MemorySink::default()),
-            ConsumerMetrics::detached(),
-        )
-        .expect("stack");
+        let stack = standard_stack_of(router);
         let (done, fatal) = work_through(Arc::new(PrepareOnly(stack)), 3, Arc::default()).await;
         assert_eq!(done, -1, "no offset done");
         assert!(
@@ -575,14 +580,7 @@ mod tests {
             (),
             effect,
         );
-        let stack = hule_consumer::standard_stack(
-            router,
-            "svc",
-            None,
-            Arc::new(hule_consumer::MemorySink::default()),
-            ConsumerMetrics::detached(),
-        )
-        .expect("stack");
+        let stack = standard_stack_of(router);
         let (done, fatal) = work_through(stack, 5, Arc::default()).await;
         assert_eq!((done, fatal), (5, vec![]));
         let row = admin
