@@ -418,8 +418,25 @@ mod tests {
         }
     }
 
-    /// The standard stack around `router`, dead letters kept in memory.
-    fn standard_stack_of(router: hule_consumer::Router) -> BoxService {
+    /// The standard stack around an inbox of one connection on a schema of its own at `url`, whose
+    /// `BatchEssaysRegistered` handler is `handler`; dead letters kept in memory.
+    async fn inbox_stack<F>(url: &str, handler: F) -> BoxService
+    where
+        F: for<'t> hule_consumer::inbox::TxHandlerFn<
+            't,
+            (),
+            hule_contracts::payloads::BatchEssaysRegistered,
+        >,
+    {
+        let inbox = hule_consumer::PgInbox::connect(url, "grp", 1)
+            .await
+            .expect("inbox");
+        let router = inbox.route_with(
+            hule_consumer::Router::new(),
+            hule_consumer::TopicChoice::Standard,
+            (),
+            handler,
+        );
         hule_consumer::standard_stack(
             router,
             "svc",
@@ -526,20 +543,16 @@ mod tests {
                 self.0.prepare(msgs)
             }
         }
+        async fn nothing(
+            _: (),
+            _tx: &hule_consumer::inbox::Transaction<'_>,
+            _ctx: hule_consumer::Context,
+            _p: hule_contracts::payloads::BatchEssaysRegistered,
+        ) -> Result<(), hule_consumer::HandlerError> {
+            Ok(())
+        }
         let url = hule_outbox::testkit::pg_schema_url("hule_worker_runs").await;
-        let inbox = hule_consumer::PgInbox::connect(&url, "grp", 1)
-            .await
-            .expect("inbox");
-        let router = inbox.route_with(
-            hule_consumer::Router::new(),
-            hule_consumer::TopicChoice::Standard,
-            (),
-            |_: (),
-             _tx: &hule_consumer::inbox::Transaction<'_>,
-             _ctx: hule_consumer::Context,
-             _p: hule_contracts::payloads::BatchEssaysRegistered| async { Ok(()) },
-        );
-        let stack = standard_stack_of(router);
+        let stack = inbox_stack(&url, nothing).await;
         let (done, fatal) = work_through(Arc::new(PrepareOnly(stack)), 3, Arc::default()).await;
         assert_eq!(done, -1, "no offset done");
         assert!(
@@ -571,16 +584,7 @@ mod tests {
             .batch_execute("CREATE TABLE effects (event_id uuid NOT NULL)")
             .await
             .expect("effects");
-        let inbox = hule_consumer::PgInbox::connect(&url, "grp", 1)
-            .await
-            .expect("inbox");
-        let router = inbox.route_with(
-            hule_consumer::Router::new(),
-            hule_consumer::TopicChoice::Standard,
-            (),
-            effect,
-        );
-        let stack = standard_stack_of(router);
+        let stack = inbox_stack(&url, effect).await;
         let (done, fatal) = work_through(stack, 5, Arc::default()).await;
         assert_eq!((done, fatal), (5, vec![]));
         let row = admin
