@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use hule_contracts::DeliveryError;
 use hule_outbox::model::Claimed;
-use hule_outbox::relay::Publish;
+use hule_outbox::relay::{Handed, Publish};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -36,7 +36,14 @@ impl KafkaPublisher {
 }
 
 impl Publish for KafkaPublisher {
-    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), DeliveryError>> {
+    /// Hands every record to librdkafka in `seq` order (waiting while its queue is full), says so, then awaits
+    /// the delivery reports: the idempotent producer keeps the order of what was handed per partition, so the
+    /// relay may hand the next batch meanwhile.
+    async fn publish_handing(
+        &self,
+        batch: &[Claimed],
+        mut handed: Handed,
+    ) -> Vec<Result<(), DeliveryError>> {
         // Each record gets an `outbox.publish` span continuing its event's trace (only when spans are exported:
         // without an OpenTelemetry layer nothing per record is made), and its `traceparent` header names that span.
         let batch_span = tracing::Span::current();
@@ -89,6 +96,7 @@ impl Publish for KafkaPublisher {
                 }
             }
         }
+        handed.now();
         join_all(futures.into_iter().map(|(f, span)| async move {
             let result = match f {
                 Ok(delivery) => match delivery.await {

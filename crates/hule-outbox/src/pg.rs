@@ -435,6 +435,13 @@ impl PgOutbox {
 /// `$3` bytes of `event_data` (so always the first). The window runs over the limited rows only, and rows past the
 /// budget are not sent; the last column counts the rows the limit let through, so the caller knows the budget cut
 /// the claim. It locks nothing (no transaction): the leadership lock is what keeps a second relay away.
+///
+/// The exclusion is a `NOT IN` subquery, which PostgreSQL runs as a hashed subplan in every plan, generic or
+/// custom. `NOT (seq = ANY($2))` is hashed only when the array is a constant, that is in a custom plan; from the
+/// sixth run of a prepared statement PostgreSQL may choose the generic plan, which tests the array element by
+/// element for every row it walks. Measured with EXPLAIN ANALYZE on a 100,000-row backlog, a claim of 2,000 rows
+/// excluding the 4,000 in flight: 88–92 ms with that generic plan; 12–16 ms with the subquery (planning 0.2 ms,
+/// against 2.4–3.4 ms for a custom plan of the array).
 const CLAIM_SQL: &str = "SELECT seq, topic, event_key, data, headers, retry_count, created_us, considered FROM (
   SELECT *, sum(octet_length(data)) OVER (ORDER BY seq) AS upto, count(*) OVER () AS considered FROM (
     SELECT seq, topic, event_key, event_data::text AS data, headers::text AS headers, retry_count,
@@ -443,7 +450,7 @@ const CLAIM_SQL: &str = "SELECT seq, topic, event_key, data, headers, retry_coun
     WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
     AND NOT EXISTS (SELECT 1 FROM event_outbox b WHERE b.event_key = o.event_key AND b.seq < o.seq
         AND b.published_at IS NULL AND b.retry_count > 0 AND (b.parked_at IS NOT NULL OR b.next_attempt_at > now()))
-    AND NOT (seq = ANY($2))
+    AND seq NOT IN (SELECT unnest($2::bigint[]))
     ORDER BY seq LIMIT $1) limited) budgeted
  WHERE upto - octet_length(data) < $3
  ORDER BY seq";
