@@ -36,9 +36,9 @@ impl KafkaPublisher {
 }
 
 impl Publish for KafkaPublisher {
-    /// Hands every record to librdkafka in `seq` order (waiting while its queue is full), says so, then awaits
-    /// the delivery reports: the idempotent producer keeps the order of what was handed per partition, so the
-    /// relay may hand the next batch meanwhile.
+    /// Hands every record to librdkafka in `seq` order (waiting while its queue is full), says so (unless the
+    /// producer refused a record at once), then awaits the delivery reports: the idempotent producer keeps the
+    /// order of what was handed per partition, so the relay may hand the next batch meanwhile.
     async fn publish_handing(
         &self,
         batch: &[Claimed],
@@ -96,7 +96,11 @@ impl Publish for KafkaPublisher {
                 }
             }
         }
-        handed.now();
+        // A row refused at once (too large, say) holds its key's later rows back in this batch only; with the
+        // next batch handed now, that batch's rows of the key would overtake it. Said only when nothing was.
+        if refused.is_empty() {
+            handed.now();
+        }
         join_all(futures.into_iter().map(|(f, span)| async move {
             let result = match f {
                 Ok(delivery) => match delivery.await {

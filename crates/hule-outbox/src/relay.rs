@@ -45,7 +45,8 @@ pub trait Publish: Send + Sync + 'static {
 }
 
 /// Told by a publisher once every record of a batch has been handed to its transport
-/// ([`Publish::publish_handing`]).
+/// ([`Publish::publish_handing`]). It must not outlive the publisher's future: the relay waits for the word or
+/// for the `Handed` to be dropped.
 #[derive(Debug)]
 pub struct Handed(Option<futures::channel::oneshot::Sender<()>>);
 
@@ -67,9 +68,9 @@ impl Handed {
 /// of 1 KB, 2026-12-06): 2,000 against 500 took the PostgreSQL drain from 25.6k to 31.5–40.3k events/s on the mock
 /// cluster and from 11.3k to 25.9k on a real broker, because each batch waits for its slowest acknowledgement and
 /// the database's round trips are paid per batch. The memory a batch holds is its rows: 2,000 events of 1 KB are
-/// 2 MB, and two batches of events are held at once (the one being published and the next one claimed; the one
-/// before keeps only its rows' `seq` and topic until its outcomes are recorded); a claim also stops at
-/// [`crate::store::CLAIM_BYTES`] of events, so events near the 1 MiB limit hold at most about 34 MB.
+/// 2 MB, and up to three batches of events are held at once (the [`IN_FLIGHT_BATCHES`] being published and the
+/// next one claimed; a batch waiting to be recorded keeps only its rows' `seq` and topic); a claim also stops at
+/// [`crate::store::CLAIM_BYTES`] of events, so events near the 1 MiB limit hold at most about 51 MB.
 pub const DEFAULT_BATCH_SIZE: usize = 2_000;
 
 /// Relay settings.
@@ -400,18 +401,18 @@ async fn publish_leading<S: OutboxStore, P: Publish>(
 
 /// Batches the relay keeps in flight at once when its publisher hands records over in order
 /// ([`Publish::publish_handing`]): batch n+1 is handed to the producer as soon as batch n's records all are, not
-/// when batch n's acknowledgements are in. Measured with `hule bench --only drain`: see BENCHMARKS.md.
+/// when batch n's acknowledgements are in. What it changed is in BENCHMARKS.md (`hule bench --only drain`).
 pub const IN_FLIGHT_BATCHES: usize = 2;
 
 /// Drains until nothing is claimable or [`DRAIN_SLICE`] has passed, with up to [`IN_FLIGHT_BATCHES`] batches in
 /// flight and the database work done while they are; returns the rows moved.
 ///
 /// The cycle: when the oldest batch in flight (n) has every outcome, the relay sorts them ([`settle`]), records
-/// the batch before it (n−1: deletes or marks what was delivered, backs off what failed) and batch n itself when
-/// nothing in it failed, claims the next batch (excluding every row in flight or not yet recorded, and every key
-/// that failed in n), confirms its leadership
-/// and hands that batch to the publisher while batch n+1 is still in flight. With a publisher that keeps only the
-/// default [`Publish::publish_handing`] there is one batch in flight, and its database work is done while it is.
+/// the batch before it if that one was kept back (see Order) and batch n itself unless something in it failed or
+/// was held back, claims the next batch (excluding every row in flight or not yet recorded, and every key that
+/// failed in n), confirms its leadership and hands that batch to the publisher while batch n+1 is still in
+/// flight, so the database work is done while a batch flies. A publisher that never calls [`Handed::now`] has
+/// one batch in flight, and the database work waits for its outcomes.
 ///
 /// **Order.** A batch is handed only after every record of the one before is handed, so the transport sees each
 /// key's rows in `seq` order; Kafka's idempotent producer keeps that order per partition, so two batches in flight
@@ -431,7 +432,8 @@ pub const IN_FLIGHT_BATCHES: usize = 2;
 /// awaited and recorded if the store lets them, and the drain returns the error; rows it could not record are
 /// pending and go out again later, after rows already sent. That is the at-least-once of a crash between produce
 /// and delete: the copies carry their first event id, and a consumer deduplicating by event id (as this library's
-/// do) sees each key in order.
+/// do) sees each key in order. One case it cannot mend: a failed row overtaken by its key's row in the next batch,
+/// whose batch could not be recorded, is retried without its out-of-order mark (the warning is in the log).
 pub async fn drain<S: OutboxStore, P: Publish>(
     store: &S,
     publisher: &P,
@@ -455,6 +457,7 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         // claimed before the one in flight landed loses that one's failed keys first).
         while ended.is_none()
             && fatal.is_none()
+            && !stop.is_cancelled()
             && !next.is_empty()
             && sky.flights.len() < IN_FLIGHT_BATCHES
             && !sky.landed()
@@ -513,9 +516,9 @@ pub async fn drain<S: OutboxStore, P: Publish>(
         if !sky.held && ended.is_none() {
             ended = Some(StoreError::LeadershipLost);
         }
-        // Recorded before the next claim, so that the claim sees its failed keys held back. A batch with nothing
-        // failed or held back has nothing the batch after it could amend: recorded now, so that the next claim
-        // need not exclude its rows.
+        // A batch with nothing failed or held back has nothing the batch after it could amend: recorded now,
+        // before the next claim, which then need not exclude its rows. One with a failure waits for the batch
+        // after it; the claim meanwhile excludes its rows and its failed keys.
         let keep = !settled.failed_keys.is_empty();
         let now = match keep {
             true => unrecorded.replace(settled).into_iter().collect::<Vec<_>>(),
@@ -754,6 +757,8 @@ struct Settled {
     /// The keys whose row failed with an attempt counted, with that row's index in `failures`: a later row of the
     /// key (in this batch or the next, in flight with it) is held back as the claim query would hold it back.
     failed_at: std::collections::HashMap<String, usize>,
+    /// The keys of rows that stay due without an attempt counted (held back, fatal, no outcome).
+    held: std::collections::HashSet<String>,
     failed_keys: Vec<Option<String>>,
     fatal: Option<String>,
     /// When the batch was claimed.
@@ -785,6 +790,7 @@ fn settle(landed: &Landed, mut before: Option<&mut Settled>) -> Settled {
         delivered: Vec::with_capacity(batch.len()),
         failures: Vec::new(),
         failed_at: std::collections::HashMap::new(),
+        held: std::collections::HashSet::new(),
         failed_keys: Vec::new(),
         fatal: None,
         started: *started,
@@ -796,11 +802,23 @@ fn settle(landed: &Landed, mut before: Option<&mut Settled>) -> Settled {
             seq = row.seq,
             "the publisher returned no outcome for this row; it stays due"
         );
-        settled.failed_keys.push(row.key.clone());
+        settled.hold(row);
     }
     for (row, outcome) in batch.iter().zip(outcomes) {
-        // The key's earlier failed row: in this batch (rows are in `seq` order), else in the batch before.
-        let behind = row.key.as_deref().and_then(|k| {
+        // A fatal error is the relay's, not the row's: the row stays due (no attempt counted) and the relay stops.
+        if let Some(e) = outcome
+            .as_ref()
+            .err()
+            .filter(|e| e.kind == FailureKind::Fatal)
+        {
+            settled.fatal.get_or_insert_with(|| e.message.clone());
+            settled.hold(row);
+            continue;
+        }
+        // The key's earlier row that failed (in this batch, rows being in `seq` order, else in the batch before,
+        // which was in flight with this one), or that stays due without an attempt.
+        let key = row.key.as_deref();
+        let failed = key.and_then(|k| {
             settled.failed_at.get(k).map(|&i| (true, i)).or_else(|| {
                 before
                     .as_deref()
@@ -808,45 +826,44 @@ fn settle(landed: &Landed, mut before: Option<&mut Settled>) -> Settled {
                     .map(|&i| (false, i))
             })
         });
+        let held = key.is_some_and(|k| {
+            settled.held.contains(k) || before.as_deref().is_some_and(|b| b.held.contains(k))
+        });
         match outcome {
             Ok(()) => {
-                if let Some((here, i)) = behind {
-                    // The publisher sent it before its key's earlier row failed (a broker's late refusal): it is
-                    // out, so the earlier row, if retried, would follow it. Said where an operator will look.
+                if let Some((here, i)) = failed {
+                    // Sent before its key's earlier row failed (a broker's late refusal, or a timeout): it is out,
+                    // so the earlier row, if retried, would follow it. Said where an operator will look, once.
                     let failures = match (here, before.as_deref_mut()) {
                         (false, Some(b)) => &mut b.failures,
                         _ => &mut settled.failures,
                     };
                     tracing::warn!(seq = row.seq, before = failures[i].seq, topic = %row.topic, "delivered after an earlier row of its key failed: that row is now out of order");
-                    failures[i].error.push_str(&format!(
-                        " [row #{} of the same key was delivered after this failure: retrying this row delivers it out of order; discard it unless order does not matter]",
-                        row.seq
-                    ));
+                    if !failures[i].error.contains(OVERTAKEN) {
+                        failures[i].error.push_str(&format!(
+                            " [row #{} {OVERTAKEN}: retrying this row (and any row of its key still due before #{}) delivers it out of order; discard it unless order does not matter]",
+                            row.seq, row.seq
+                        ));
+                    }
+                } else if held {
+                    tracing::warn!(seq = row.seq, topic = %row.topic, "delivered while an earlier row of its key stays due without an attempt: that row is now out of order");
                 }
                 let age = (acked_at - row.created_at_micros) as f64 / 1e6;
                 settled.delivered.push((row.seq, row.topic.clone(), age));
             }
             // Held back behind its key's failed row: no attempt counted; it stays due, and the claim query keeps it
             // behind that row until the row is delivered or discarded.
-            Err(_) if behind.is_some() => settled.failed_keys.push(row.key.clone()),
+            Err(_) if failed.is_some() || held => settled.hold(row),
             Err(e) => {
                 tracing::warn!(seq = row.seq, topic = %row.topic, attempts = row.attempts + 1, error = %e, "publish failed");
                 let attempts = row.attempts + 1;
+                // Retrying cannot help a permanent error: park now instead of after max_attempts rounds of
+                // backoff (the count stays true: one attempt reads as one).
                 let failure = match e.kind {
-                    FailureKind::Retriable => {
-                        FailedAttempt::retriable(row.seq, attempts, e.to_string())
-                    }
-                    // Retrying cannot help: park now instead of after max_attempts rounds of backoff (the count
-                    // stays true: one attempt reads as one).
                     FailureKind::Permanent => {
                         FailedAttempt::permanent(row.seq, attempts, e.to_string())
                     }
-                    // Not the row's fault: the row stays due (no attempt counted) for the next relay.
-                    FailureKind::Fatal => {
-                        settled.fatal.get_or_insert_with(|| e.message.clone());
-                        settled.failed_keys.push(row.key.clone());
-                        continue;
-                    }
+                    _ => FailedAttempt::retriable(row.seq, attempts, e.to_string()),
                 };
                 if let Some(k) = &row.key {
                     settled.failed_at.insert(k.clone(), settled.failures.len());
@@ -857,6 +874,19 @@ fn settle(landed: &Landed, mut before: Option<&mut Settled>) -> Settled {
         }
     }
     settled
+}
+
+/// What a failed row's recorded error says once a later row of its key was delivered.
+const OVERTAKEN: &str = "of the same key was delivered after this failure";
+
+impl Settled {
+    /// A row that stays due without an attempt counted: its key's later rows are held back too.
+    fn hold(&mut self, row: &Claimed) {
+        if let Some(k) = &row.key {
+            self.held.insert(k.clone());
+        }
+        self.failed_keys.push(row.key.clone());
+    }
 }
 
 /// Writes a batch's outcomes to the store, then counts them (in `stats` and the metrics): what the store refused

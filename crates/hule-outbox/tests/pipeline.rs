@@ -550,6 +550,8 @@ struct Handing {
     last_wait: Duration,
     /// Drops `handed` unused instead of saying when the batch is handed over.
     drops_handed: bool,
+    /// A row that fails with a fatal error.
+    fatal_on: Option<i64>,
 }
 
 impl Handing {
@@ -560,8 +562,11 @@ impl Handing {
             handed: tokio::sync::watch::channel(0).0,
             in_flight: Default::default(),
             most_in_flight: Default::default(),
-            last_wait: Duration::from_millis(50),
+            // Long enough that the next batch is handed first even on busy cores; only the table's last batch
+            // waits it out.
+            last_wait: Duration::from_secs(1),
             drops_handed: false,
+            fatal_on: None,
         }
     }
 }
@@ -582,7 +587,9 @@ impl Publish for Handing {
                 .iter()
                 .map(|row| {
                     let n = counter_of(row);
-                    if fail.remove(&n) {
+                    if self.fatal_on == Some(n) {
+                        Err(hule_contracts::DeliveryError::fatal("producer fenced"))
+                    } else if fail.remove(&n) {
                         Err(hule_contracts::DeliveryError::retriable("broker refused"))
                     } else {
                         log.push(n);
@@ -641,6 +648,45 @@ async fn a_publisher_that_hands_early_has_two_batches_in_flight() {
         "two batches in flight at once, never more"
     );
     assert_eq!((stats.published, stats.failed, stats.batches), (40, 0, 10));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A fatal error in the batch in flight on a key that failed in the batch before still stops the relay (it is
+/// not taken for a row held back behind that failure), and both batches are recorded first.
+#[tokio::test]
+async fn a_fatal_error_behind_a_failed_key_still_stops_the_relay() {
+    let (dir, outbox) = committed_outbox("hule-pipe-fatal", 0..16, 4);
+    // Row 5 (batch-1) fails in batch 2; row 9 (batch-1) fails fatally in batch 3, in flight with it.
+    let publisher = Handing {
+        fatal_on: Some(9),
+        ..Handing::new(&[5])
+    };
+    let config = RelayConfig {
+        batch_size: 4,
+        ..RelayConfig::default()
+    };
+    let mut stats = RelayStats::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let leader = lead_now(&outbox, &stop).await;
+    let ended = drain(&outbox, &publisher, &config, &mut stats, &stop, &leader).await;
+    assert!(
+        matches!(ended, Err(hule_outbox::StoreError::PublisherFatal(_))),
+        "{ended:?}"
+    );
+    assert_eq!(
+        stats.failed, 1,
+        "row 5's attempt recorded; row 9 counts none"
+    );
+    assert_eq!(
+        stats.published, 13,
+        "batches 1 to 4 recorded (4 was in flight when the fatal error came in), less rows 5 and 9 and 13 (held \
+         back: its key failed in batch 2)"
+    );
+    assert_eq!(
+        outbox.depth().await.expect("depth"),
+        3,
+        "rows 5, 9 and 13 stay due"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -747,4 +793,8 @@ async fn a_failure_with_the_next_batch_in_flight_is_marked_out_of_order() {
         "row 10 held back, no attempt recorded"
     );
     std::fs::remove_dir_all(&dir).ok();
+    // Still due: rows 5 and 6 (backing off), 10 (held behind 6), and the failed keys' later rows 13, 14, 17,
+    // 18, 21, 22; every other row was delivered and deleted.
+    assert_eq!(outbox.depth().await.expect("depth"), 9);
+    assert_eq!(stats.published, 15);
 }
