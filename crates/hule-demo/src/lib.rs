@@ -41,7 +41,7 @@ use hule_kafka::EventConsumer;
 use hule_kafka::KafkaSettings;
 use hule_kafka::{KafkaPublisher, ProducerConfig};
 use hule_outbox::model::Claimed;
-use hule_outbox::relay::{Handed, Publish, RelayConfig};
+use hule_outbox::relay::{Publish, RelayConfig};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
@@ -202,13 +202,12 @@ struct DuplicatingPublisher {
 }
 
 impl Publish for DuplicatingPublisher {
-    async fn publish_handing(
+    async fn publish_batch(
         &self,
         batch: &[Claimed],
-        handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         let claimed_at = self.hops.claiming(batch);
-        let out = self.duplicating(batch, handed).await;
+        let out = self.duplicating(batch).await;
         self.hops
             .published(claimed_at, out.iter().map(Result::is_ok));
         out
@@ -219,10 +218,9 @@ impl DuplicatingPublisher {
     async fn duplicating(
         &self,
         batch: &[Claimed],
-        handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         if self.rate <= 0.0 {
-            return self.inner.publish_handing(batch, handed).await;
+            return self.inner.publish_batch(batch).await;
         }
         let mut extended = Vec::with_capacity(batch.len() * 2);
         let mut origin = Vec::with_capacity(batch.len() * 2);
@@ -237,7 +235,7 @@ impl DuplicatingPublisher {
                 }
             }
         }
-        let results = self.inner.publish_handing(&extended, handed).await;
+        let results = self.inner.publish_batch(&extended).await;
         let mut out = vec![Ok(()); batch.len()];
         let mut dups = lock(&self.duplicated);
         for ((o, r), row) in origin.iter().zip(results).zip(&extended) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use hule_contracts::DeliveryError;
 use hule_outbox::model::Claimed;
-use hule_outbox::relay::{Handed, Publish};
+use hule_outbox::relay::Publish;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -36,14 +36,7 @@ impl KafkaPublisher {
 }
 
 impl Publish for KafkaPublisher {
-    /// Hands every record to librdkafka in `seq` order (waiting while its queue is full), says so (unless the
-    /// producer refused a record at once), then awaits the delivery reports: the idempotent producer keeps the
-    /// order of what was handed per partition, so the relay may hand the next batch meanwhile.
-    async fn publish_handing(
-        &self,
-        batch: &[Claimed],
-        mut handed: Handed,
-    ) -> Vec<Result<(), DeliveryError>> {
+    async fn publish_batch(&self, batch: &[Claimed]) -> Vec<Result<(), DeliveryError>> {
         // Each record gets an `outbox.publish` span continuing its event's trace (only when spans are exported:
         // without an OpenTelemetry layer nothing per record is made), and its `traceparent` header names that span.
         let batch_span = tracing::Span::current();
@@ -95,11 +88,6 @@ impl Publish for KafkaPublisher {
                     }
                 }
             }
-        }
-        // A row refused at once (too large, say) holds its key's later rows back in this batch only; with the
-        // next batch handed now, that batch's rows of the key would overtake it. Said only when nothing was.
-        if refused.is_empty() {
-            handed.now();
         }
         join_all(futures.into_iter().map(|(f, span)| async move {
             let result = match f {

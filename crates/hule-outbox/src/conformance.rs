@@ -136,13 +136,12 @@ pub async fn discard_moves_failed_rows_aside_and_frees_their_key<H: Harness>(h: 
 pub async fn the_relay_holds_back_a_key_behind_its_row_refused_in_the_same_batch<H: Harness>(
     h: &H,
 ) {
-    use crate::relay::{drain, lead, Handed, Publish, RelayConfig, RelayStats};
+    use crate::relay::{drain, lead, Publish, RelayConfig, RelayStats};
     struct RefusesTwo(std::sync::Mutex<Vec<i64>>);
     impl Publish for RefusesTwo {
-        async fn publish_handing(
+        async fn publish_batch(
             &self,
             batch: &[Claimed],
-            _handed: Handed,
         ) -> Vec<std::result::Result<(), hule_contracts::DeliveryError>> {
             let mut refused_key = None;
             let mut out = Vec::new();

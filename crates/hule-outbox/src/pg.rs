@@ -436,12 +436,13 @@ impl PgOutbox {
 /// budget are not sent; the last column counts the rows the limit let through, so the caller knows the budget cut
 /// the claim. It locks nothing (no transaction): the leadership lock is what keeps a second relay away.
 ///
-/// The exclusion (`$2`: the rows in flight and those of a batch not yet recorded, up to 4,000 at batches of 2,000) is
-/// a `NOT IN` subquery, run as a hashed subplan whatever the plan. As `NOT (seq = ANY($2))` it is hashed only when
-/// the array is a constant: planning it then estimates every element (2.4–3.4 ms a claim at 4,000 rows, against
-/// 0.2–0.3 ms for the subquery, measured with EXPLAIN ANALYZE on a 100,000-row backlog), and a generic plan — what
-/// PostgreSQL may choose for a statement prepared once and run more than five times — tests the array element by
-/// element for every row it walks (88–92 ms a claim, against 12–16 ms with the subquery).
+/// The exclusion (`$2`, the batch in flight) is a `NOT IN` subquery, run as a hashed subplan whatever the plan.
+/// As `NOT (seq = ANY($2))` it is hashed only when the array is a constant: planning it then estimates every
+/// element (2.4–3.4 ms a claim excluding 4,000 rows, against 0.2–0.3 ms for the subquery, measured with EXPLAIN
+/// ANALYZE on a 100,000-row backlog), and a generic plan — what PostgreSQL may choose for a statement prepared once
+/// and run more than five times — tests the array element by element for every row it walks (88–92 ms a claim
+/// excluding 4,000, against 12–16 ms with the subquery). The hash table must fit `hash_mem_multiplier × work_mem`
+/// (8 MB by default), some hundreds of thousands of rows: far above any batch a relay should claim.
 const CLAIM_SQL: &str = "SELECT seq, topic, event_key, data, headers, retry_count, created_us, considered FROM (
   SELECT *, sum(octet_length(data)) OVER (ORDER BY seq) AS upto, count(*) OVER () AS considered FROM (
     SELECT seq, topic, event_key, event_data::text AS data, headers::text AS headers, retry_count,

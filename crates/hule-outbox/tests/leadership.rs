@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hule_outbox::model::Claimed;
 use hule_outbox::prepare::NewRow;
-use hule_outbox::relay::{run_relay, Handed, Publish, RelayConfig};
+use hule_outbox::relay::{run_relay, Publish, RelayConfig};
 use hule_outbox::store::OutboxStore;
 use hule_outbox::{PgOutbox, SqliteOutbox};
 use uuid::Uuid;
@@ -23,10 +23,9 @@ struct Recorder {
 }
 
 impl Publish for Recorder {
-    async fn publish_handing(
+    async fn publish_batch(
         &self,
         batch: &[Claimed],
-        _handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         record(&self.log, self.relay, batch);
         batch.iter().map(|_| Ok(())).collect()
@@ -256,10 +255,9 @@ struct Slow {
 }
 
 impl Publish for Slow {
-    async fn publish_handing(
+    async fn publish_batch(
         &self,
         batch: &[Claimed],
-        _handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         record(&self.log, self.relay, batch);
         if self.stall_first.swap(false, Ordering::SeqCst) {

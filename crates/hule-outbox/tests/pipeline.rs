@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hule_outbox::model::Claimed;
-use hule_outbox::relay::{drain, Handed, Publish, RelayConfig, RelayStats};
+use hule_outbox::relay::{drain, Publish, RelayConfig, RelayStats};
 use hule_outbox::store::{FailurePolicy, OutboxStore};
 use hule_outbox::SqliteOutbox;
 use uuid::Uuid;
@@ -20,10 +20,9 @@ fn counter_of(row: &Claimed) -> i64 {
 }
 
 impl Publish for Recorder {
-    async fn publish_handing(
+    async fn publish_batch(
         &self,
         batch: &[Claimed],
-        _handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         let mut out = Vec::new();
         for row in batch {
@@ -129,20 +128,19 @@ async fn a_failure_in_one_batch_holds_back_its_key_in_the_next_claimed_batch() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Hands everything over as [`Handing`] does; on its `steal_on`-th batch it first hands the SQLite relay lease to
-/// another owner, so the recording of the batch before (which lands while this one flies) is refused.
+/// Publishes everything; on its `steal_on`-th batch it first hands the SQLite relay lease to another owner, so the
+/// recording of the batch before (which runs while this one is published) is refused.
 struct Thief {
-    published: Handing,
+    published: Log,
     calls: Mutex<usize>,
     steal_on: usize,
     db: std::path::PathBuf,
 }
 
 impl Publish for Thief {
-    async fn publish_handing(
+    async fn publish_batch(
         &self,
         batch: &[Claimed],
-        handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         let call = {
             let mut calls = self.calls.lock().expect("lock");
@@ -157,18 +155,18 @@ impl Publish for Thief {
             )
             .expect("steal the lease");
         }
-        self.published.publish_handing(batch, handed).await
+        self.published.publish_batch(batch).await
     }
 }
 
-/// Batch n's outcomes are recorded while batch n+1 is in flight; when that recording is refused (here the lease
+/// Batch n's outcomes are recorded while batch n+1 is published; when that recording is refused (here the lease
 /// taken; a lost database is the same), n+1 is already out and n's rows stay pending: nothing is lost, n's rows
 /// go out again after n+1's (at least once, with their event ids), and the next relay to lead finishes the table.
 #[tokio::test]
 async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
     let (dir, outbox) = committed_outbox("hule-pipe-rec", 0..12, 3);
     let publisher = Thief {
-        published: Handing::new(&[]),
+        published: Log(Mutex::default()),
         calls: Mutex::default(),
         steal_on: 2,
         db: dir.join("o.db"),
@@ -186,7 +184,7 @@ async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
         "the refused recording ends the drain: {first:?}"
     );
     assert_eq!(
-        *publisher.published.log.lock().expect("lock"),
+        *publisher.published.0.lock().expect("lock"),
         (0..8).collect::<Vec<_>>(),
         "batch 2 was published while batch 1 was being recorded, and nothing after the refusal"
     );
@@ -206,7 +204,7 @@ async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
             .await
             .expect("drain");
     }
-    let published = publisher.published.log.lock().expect("lock").clone();
+    let published = publisher.published.0.lock().expect("lock").clone();
     assert_eq!(
         published[8..],
         (0..12).collect::<Vec<_>>(),
@@ -293,7 +291,26 @@ impl OutboxStore for DropsOneCompletion {
     }
 }
 
-/// When recording batch n fails while batch n+1 is in flight, the drain records n+1 (its records are out), claims
+/// Records every row it publishes, in order.
+struct Log(Mutex<Vec<i64>>);
+
+impl Publish for Log {
+    async fn publish_batch(
+        &self,
+        batch: &[Claimed],
+    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
+        let mut log = self.0.lock().expect("lock");
+        batch
+            .iter()
+            .map(|row| {
+                log.push(counter_of(row));
+                Ok(())
+            })
+            .collect()
+    }
+}
+
+/// When recording batch n fails while batch n+1 is published, the drain records n+1 (its records are out), claims
 /// and publishes nothing more, and returns the error; n's rows, still pending, go out again with the next drain,
 /// and every count is right.
 #[tokio::test]
@@ -303,7 +320,7 @@ async fn a_failed_recording_ends_the_drain_after_recording_the_batch_in_flight()
         inner: outbox,
         dropped: std::sync::atomic::AtomicBool::new(false),
     };
-    let publisher = Handing::new(&[]);
+    let publisher = Log(Mutex::default());
     let config = RelayConfig {
         batch_size: 4,
         ..RelayConfig::default()
@@ -317,7 +334,7 @@ async fn a_failed_recording_ends_the_drain_after_recording_the_batch_in_flight()
         "the failed recording ends the drain: {first:?}"
     );
     assert_eq!(
-        *publisher.log.lock().expect("lock"),
+        *publisher.0.lock().expect("lock"),
         (0..8).collect::<Vec<_>>(),
         "batch 2 went out while batch 1 was recorded; batch 3 was neither claimed nor published"
     );
@@ -335,7 +352,7 @@ async fn a_failed_recording_ends_the_drain_after_recording_the_batch_in_flight()
             .await
             .expect("drain");
     }
-    let published = publisher.log.lock().expect("lock").clone();
+    let published = publisher.0.lock().expect("lock").clone();
     assert_eq!(
         published[8..],
         [0, 1, 2, 3, 8, 9, 10, 11],
@@ -349,10 +366,9 @@ async fn a_failed_recording_ends_the_drain_after_recording_the_batch_in_flight()
 struct Failing(hule_contracts::FailureKind);
 
 impl Publish for Failing {
-    async fn publish_handing(
+    async fn publish_batch(
         &self,
         batch: &[Claimed],
-        _handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         let e = hule_contracts::DeliveryError {
             kind: self.0,
@@ -535,266 +551,4 @@ async fn an_idle_relay_and_a_standby_stop_at_once() {
         started.elapsed()
     );
     std::fs::remove_dir_all(dir).ok();
-}
-
-/// Hands a batch over at once (logging its rows in the order handed, as a transport that keeps it), then gives
-/// its outcomes only once the next batch has been handed too, or after `last_wait` when none comes (the table's
-/// last batch): so the relay has two batches in flight whenever it can. Refuses the first attempt of the rows in
-/// `fail_once`.
-struct Handing {
-    log: Mutex<Vec<i64>>,
-    fail_once: Mutex<std::collections::HashSet<i64>>,
-    handed: tokio::sync::watch::Sender<usize>,
-    in_flight: std::sync::atomic::AtomicUsize,
-    most_in_flight: std::sync::atomic::AtomicUsize,
-    last_wait: Duration,
-    /// Drops `handed` unused instead of saying when the batch is handed over.
-    drops_handed: bool,
-    /// A row that fails with a fatal error.
-    fatal_on: Option<i64>,
-}
-
-impl Handing {
-    fn new(fail_once: &[i64]) -> Self {
-        Handing {
-            log: Mutex::default(),
-            fail_once: Mutex::new(fail_once.iter().copied().collect()),
-            handed: tokio::sync::watch::channel(0).0,
-            in_flight: Default::default(),
-            most_in_flight: Default::default(),
-            // Long enough that the next batch is handed first even on busy cores; only the table's last batch
-            // waits it out.
-            last_wait: Duration::from_secs(1),
-            drops_handed: false,
-            fatal_on: None,
-        }
-    }
-}
-
-impl Publish for Handing {
-    async fn publish_handing(
-        &self,
-        batch: &[Claimed],
-        mut handed: Handed,
-    ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
-        self.most_in_flight.fetch_max(now, SeqCst);
-        let outcomes: Vec<_> = {
-            let mut log = self.log.lock().expect("lock");
-            let mut fail = self.fail_once.lock().expect("lock");
-            batch
-                .iter()
-                .map(|row| {
-                    let n = counter_of(row);
-                    if self.fatal_on == Some(n) {
-                        Err(hule_contracts::DeliveryError::fatal("producer fenced"))
-                    } else if fail.remove(&n) {
-                        Err(hule_contracts::DeliveryError::retriable("broker refused"))
-                    } else {
-                        log.push(n);
-                        Ok(())
-                    }
-                })
-                .collect()
-        };
-        let mine = {
-            let mut count = 0;
-            self.handed.send_modify(|n| {
-                *n += 1;
-                count = *n;
-            });
-            count
-        };
-        match self.drops_handed {
-            true => drop(handed),
-            false => handed.now(),
-        }
-        let mut watch = self.handed.subscribe();
-        let _ = tokio::time::timeout(self.last_wait, watch.wait_for(|n| *n > mine)).await;
-        self.in_flight.fetch_sub(1, SeqCst);
-        outcomes
-    }
-}
-
-/// With a publisher that hands a batch over before its outcomes are in, the drain keeps two batches in flight
-/// (never three), each row goes out once and in order, and every row is counted and completed.
-#[tokio::test]
-async fn a_publisher_that_hands_early_has_two_batches_in_flight() {
-    let (dir, outbox) = committed_outbox("hule-pipe-two", 0..40, 4);
-    let publisher = Handing::new(&[]);
-    let config = RelayConfig {
-        batch_size: 4,
-        ..RelayConfig::default()
-    };
-    let mut stats = RelayStats::default();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let leader = lead_now(&outbox, &stop).await;
-    while outbox.depth().await.expect("depth") > 0 {
-        drain(&outbox, &publisher, &config, &mut stats, &stop, &leader)
-            .await
-            .expect("drain");
-    }
-    assert_eq!(
-        *publisher.log.lock().expect("lock"),
-        (0..40).collect::<Vec<_>>(),
-        "every row once, in order"
-    );
-    assert_eq!(
-        publisher
-            .most_in_flight
-            .load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "two batches in flight at once, never more"
-    );
-    assert_eq!((stats.published, stats.failed, stats.batches), (40, 0, 10));
-    std::fs::remove_dir_all(&dir).ok();
-}
-
-/// A fatal error in the batch in flight on a key that failed in the batch before still stops the relay (it is
-/// not taken for a row held back behind that failure), and both batches are recorded first.
-#[tokio::test]
-async fn a_fatal_error_behind_a_failed_key_still_stops_the_relay() {
-    let (dir, outbox) = committed_outbox("hule-pipe-fatal", 0..16, 4);
-    // Row 5 (batch-1) fails in batch 2; row 9 (batch-1) fails fatally in batch 3, in flight with it.
-    let publisher = Handing {
-        fatal_on: Some(9),
-        ..Handing::new(&[5])
-    };
-    let config = RelayConfig {
-        batch_size: 4,
-        ..RelayConfig::default()
-    };
-    let mut stats = RelayStats::default();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let leader = lead_now(&outbox, &stop).await;
-    let ended = drain(&outbox, &publisher, &config, &mut stats, &stop, &leader).await;
-    assert!(
-        matches!(ended, Err(hule_outbox::StoreError::PublisherFatal(_))),
-        "{ended:?}"
-    );
-    assert_eq!(
-        stats.failed, 1,
-        "row 5's attempt recorded; row 9 counts none"
-    );
-    assert_eq!(
-        stats.published, 13,
-        "batches 1 to 4 recorded (4 was in flight when the fatal error came in), less rows 5 and 9 and 13 (held \
-         back: its key failed in batch 2)"
-    );
-    assert_eq!(
-        outbox.depth().await.expect("depth"),
-        3,
-        "rows 5, 9 and 13 stay due"
-    );
-    std::fs::remove_dir_all(&dir).ok();
-}
-
-/// A publisher that drops `handed` without saying when its batch is handed over has one batch in flight at a
-/// time: nothing is handed to it before its outcomes are in.
-#[tokio::test]
-async fn a_publisher_that_never_says_it_handed_has_one_batch_in_flight() {
-    let (dir, outbox) = committed_outbox("hule-pipe-one", 0..12, 4);
-    let publisher = Handing {
-        drops_handed: true,
-        last_wait: Duration::from_millis(20),
-        ..Handing::new(&[])
-    };
-    let config = RelayConfig {
-        batch_size: 4,
-        ..RelayConfig::default()
-    };
-    let mut stats = RelayStats::default();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let leader = lead_now(&outbox, &stop).await;
-    while outbox.depth().await.expect("depth") > 0 {
-        drain(&outbox, &publisher, &config, &mut stats, &stop, &leader)
-            .await
-            .expect("drain");
-    }
-    assert_eq!(
-        *publisher.log.lock().expect("lock"),
-        (0..12).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        publisher
-            .most_in_flight
-            .load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "one batch at a time"
-    );
-    assert_eq!(stats.published, 12);
-    std::fs::remove_dir_all(&dir).ok();
-}
-
-/// A row that fails while the next batch is already in flight: that batch's row of the same key went out, so the
-/// failed row is now out of order, and its recorded error says so where an operator looks (the outbox's last
-/// errors), with the row that overtook it. A row of the key that fails in the batch after is held back with no
-/// attempt counted; the batch claimed after the failure leaves the key's rows behind it; other keys go on.
-#[tokio::test]
-async fn a_failure_with_the_next_batch_in_flight_is_marked_out_of_order() {
-    let (dir, outbox) = committed_outbox("hule-pipe-late", 0..24, 4);
-    // Batches of 4: row 5 (key batch-1) fails in batch 2 while batch 3 (rows 8..12) is in flight; row 9 of the
-    // same key is delivered there. Row 6 (batch-2) fails in batch 2 and row 10 (batch-2) fails in batch 3: held.
-    let publisher = Handing::new(&[5, 6, 10]);
-    let config = RelayConfig {
-        batch_size: 4,
-        failure: FailurePolicy {
-            max_attempts: 5,
-            base_backoff: Duration::from_secs(3600),
-            max_backoff: Duration::from_secs(3600),
-        },
-        ..RelayConfig::default()
-    };
-    let mut stats = RelayStats::default();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let leader = lead_now(&outbox, &stop).await;
-    drain(&outbox, &publisher, &config, &mut stats, &stop, &leader)
-        .await
-        .expect("drain");
-    let log = publisher.log.lock().expect("lock").clone();
-    assert!(
-        log.contains(&9),
-        "row 9 went out in the batch in flight: {log:?}"
-    );
-    assert!(
-        !log.iter().any(|n| [13, 14, 17, 18, 21, 22].contains(n)),
-        "no later row of the failed keys went out after the failures were known: {log:?}"
-    );
-    assert!(
-        log.contains(&12) && log.contains(&23),
-        "other keys went on: {log:?}"
-    );
-    assert_eq!(
-        stats.failed, 2,
-        "rows 5 and 6 failed; row 10 was held back without an attempt"
-    );
-    let status = outbox.status().await.expect("status");
-    let error_of = |n: i64| {
-        status
-            .last_errors
-            .iter()
-            .find(|(seq, ..)| *seq == n + 1)
-            .map(|(.., attempts, error)| (*attempts, error.clone()))
-    };
-    let (attempts, error) = error_of(5).expect("row 5 failed");
-    assert_eq!(attempts, 1);
-    assert!(
-        error.contains("row #10 of the same key was delivered after this failure"),
-        "{error}"
-    );
-    let (_, error) = error_of(6).expect("row 6 failed");
-    assert!(
-        !error.contains("delivered after"),
-        "row 10 failed too: {error}"
-    );
-    assert!(
-        error_of(10).is_none(),
-        "row 10 held back, no attempt recorded"
-    );
-    std::fs::remove_dir_all(&dir).ok();
-    // Still due: rows 5 and 6 (backing off), 10 (held behind 6), and the failed keys' later rows 13, 14, 17,
-    // 18, 21, 22; every other row was delivered and deleted.
-    assert_eq!(outbox.depth().await.expect("depth"), 9);
-    assert_eq!(stats.published, 15);
 }

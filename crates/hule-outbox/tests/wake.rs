@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hule_outbox::model::Claimed;
-use hule_outbox::relay::{run_relay, Handed, Publish, RelayConfig};
+use hule_outbox::relay::{run_relay, Publish, RelayConfig};
 use hule_outbox::PgOutbox;
 use tokio_util::sync::CancellationToken;
 
@@ -20,10 +20,9 @@ type Log = Arc<Mutex<Vec<String>>>;
 struct Recorder(Log, Arc<tokio::sync::Semaphore>);
 
 impl Publish for Recorder {
-    async fn publish_handing(
+    async fn publish_batch(
         &self,
         batch: &[Claimed],
-        _handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
         self.1.acquire().await.expect("gate").forget();
         let mut log = self.0.lock().expect("lock");

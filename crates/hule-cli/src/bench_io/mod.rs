@@ -18,7 +18,7 @@ use hule_kafka::KafkaSettings;
 use hule_kafka::{KafkaPublisher, ProducerConfig};
 use hule_outbox::model::Claimed;
 use hule_outbox::prepare::{prepare, EnqueueOptions, NewRow};
-use hule_outbox::relay::{run_relay, Handed, Publish, RelayConfig};
+use hule_outbox::relay::{run_relay, Publish, RelayConfig};
 use hule_outbox::store::OutboxStore;
 use hule_outbox::{PgOutbox, SqliteOutbox};
 use rdkafka::consumer::{Consumer, StreamConsumer};

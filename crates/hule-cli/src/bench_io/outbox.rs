@@ -68,12 +68,11 @@ struct CountingPublisher {
 }
 
 impl Publish for CountingPublisher {
-    async fn publish_handing(
+    async fn publish_batch(
         &self,
         batch: &[Claimed],
-        handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
-        let out = self.inner.publish_handing(batch, handed).await;
+        let out = self.inner.publish_batch(batch).await;
         let ok = out.iter().filter(|r| r.is_ok()).count() as u64;
         self.delivered.fetch_add(ok, Ordering::SeqCst);
         out
@@ -307,12 +306,11 @@ struct TimingPublisher {
 }
 
 impl Publish for TimingPublisher {
-    async fn publish_handing(
+    async fn publish_batch(
         &self,
         batch: &[Claimed],
-        handed: Handed,
     ) -> Vec<Result<(), hule_contracts::DeliveryError>> {
-        let out = self.inner.publish_handing(batch, handed).await;
+        let out = self.inner.publish_batch(batch).await;
         let now = chrono::Utc::now().timestamp_micros();
         let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
         for (row, r) in batch.iter().zip(&out) {
