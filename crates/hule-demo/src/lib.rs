@@ -19,6 +19,7 @@ Pure parts: [`essays`] (generation), [`spell`] (checker), [`cj`] (judge, Bradley
 #![warn(missing_docs)]
 
 pub mod cj;
+pub mod cpu;
 pub mod essays;
 pub mod hops;
 pub mod outbox;
@@ -432,11 +433,11 @@ struct Observer {
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the observer (at the end of the topics when `at_end`: a real cluster's earlier records are not this run's).
+/// Starts the observer at the end of the topics (a real cluster's earlier records are not this run's; see the
+/// consumers' groups for the embedded cluster).
 fn start_observer(
     kafka: &KafkaSettings,
     run_id: &str,
-    at_end: bool,
     subscribers: &HashMap<String, u64>,
     shared: &Arc<Shared>,
     shutdown: &tokio_util::sync::CancellationToken,
@@ -462,13 +463,11 @@ fn start_observer(
             .map(|t| hule_contracts::naming::dlq_topic(t)),
     );
     let watched_refs: Vec<&str> = watched.iter().map(String::as_str).collect();
-    if at_end {
-        start_at_end(
-            kafka,
-            &format!("hule-demo-observer-{run_id}"),
-            &watched_refs,
-        )?;
-    }
+    start_at_end(
+        kafka,
+        &format!("hule-demo-observer-{run_id}"),
+        &watched_refs,
+    )?;
     observer
         .subscribe(&watched_refs)
         .map_err(|e| DemoError::Kafka(e.to_string()))?;
@@ -854,10 +853,11 @@ async fn run_inner(
             })
             .build()
             .map_err(|e| DemoError::Config(e.to_string()))?;
-        if embedded.is_none() {
-            // A real cluster may hold earlier runs' records: this run's groups start at the end of the topics.
-            start_at_end(&kafka, consumer.group(), consumer.topics())?;
-        }
+        // This run's groups start at the end of the topics, committed before they join: a real cluster may hold
+        // earlier runs' records, and a group without a committed offset waits before it fetches at all (librdkafka
+        // 2.12 queries the reset offset 100 ms after finding none, `rdkafka_offset.c`), which the first hop of every
+        // run paid on the embedded cluster (80–120 ms of a 180–240 ms run of one batch).
+        start_at_end(&kafka, consumer.group(), consumer.topics())?;
         all_metrics.push(consumer.metrics().clone());
         let task = tokio::spawn(consumer.run(shutdown.clone()));
         left.task(&task);
@@ -871,14 +871,7 @@ async fn run_inner(
         observed,
         joined: observer_joined,
         task: observer_task,
-    } = start_observer(
-        &kafka,
-        run_id,
-        embedded.is_none(),
-        &subscribers,
-        &shared,
-        &shutdown,
-    )?;
+    } = start_observer(&kafka, run_id, &subscribers, &shared, &shutdown)?;
     joined.push(observer_joined);
     left.task(&observer_task);
 
@@ -898,6 +891,8 @@ async fn run_inner(
     let joined_after = started.elapsed();
 
     // Register the batches.
+    let cpu_clock = cpu::CpuClock::start();
+    let mut pipeline_cpu = None;
     tracing::info!(batches = config.batches, "registering batches");
     let mut essays_by_batch = BTreeMap::new();
     for b in 0..config.batches {
@@ -977,6 +972,9 @@ async fn run_inner(
         }
         let p = &shared.progress;
         let ready = p.ready.load(Ordering::SeqCst);
+        if ready >= total_batches && pipeline_cpu.is_none() {
+            pipeline_cpu = cpu_clock.used();
+        }
         let dlq_total: u64 = lock(&observed).dlq.values().sum();
         let done = ready >= total_batches
             && dlq_total >= poison
@@ -1151,6 +1149,7 @@ async fn run_inner(
         relay_events_per_second: relay_events as f64
             / (wall - joined_after.as_secs_f64()).max(1e-9),
         startup_seconds: joined_after.as_secs_f64(),
+        pipeline_cpu,
         duplicates_injected,
         duplicates_expected,
         duplicates_suppressed,

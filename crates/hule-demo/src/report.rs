@@ -109,6 +109,9 @@ pub struct Report {
     pub relay_events_per_second: f64,
     /// Time until every consumer group had its partitions (before the first registration).
     pub startup_seconds: f64,
+    /// The process's CPU from the first registration until every batch's results were ready (absent where it
+    /// cannot be read): its floor is the shortest that stretch could be on these cores.
+    pub pipeline_cpu: Option<crate::cpu::CpuUse>,
     /// Records the relays published twice on purpose (`--duplicate-rate`).
     pub duplicates_injected: u64,
     /// Deliveries the consumers' dedup should suppress (each injected duplicate × its consumer groups).
@@ -163,6 +166,22 @@ impl Report {
                 o,
                 "  per hop: {part:<30} p50 {:>6.1} ms   p99 {:>6.1} ms  ({} samples)",
                 l.p50_ms, l.p99_ms, l.count
+            );
+        }
+        if let Some(c) = &self.pipeline_cpu {
+            let machine = c
+                .machine_cpu_seconds
+                .map(|m| format!(" (the whole machine: {m:.2} s)"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  cpu: {:.2} s{machine} over the pipeline's {:.2} s, {:.1} of {} cores busy; this process's work needs at least {:.0} ms on {} cores",
+                c.cpu_seconds,
+                c.wall_seconds,
+                c.busy_cores,
+                c.cores,
+                c.floor_seconds * 1000.0,
+                c.cores
             );
         }
         let _ = writeln!(

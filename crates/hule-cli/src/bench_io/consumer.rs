@@ -343,7 +343,7 @@ pub async fn pipeline(
         ratio: f64::NAN,
         peak_rss_mb: peak_rss_mb(),
         note: format!(
-            "{batches} batches × 24 essays, {events} events through 5 services; latency p50 {:.0} ms, p99 {:.0} ms; per hop p50: {}; tau {:.2}",
+            "{batches} batches × 24 essays, {events} events through 5 services; latency p50 {:.0} ms, p99 {:.0} ms; per hop p50: {}; {}; tau {:.2}",
             r.end_to_end_latency.p50_ms,
             r.end_to_end_latency.p99_ms,
             r.hops
@@ -351,6 +351,18 @@ pub async fn pipeline(
                 .map(|(part, l)| format!("{part} {:.1} ms", l.p50_ms))
                 .collect::<Vec<_>>()
                 .join(", "),
+            r.pipeline_cpu.as_ref().map_or_else(
+                || "CPU not read".to_owned(),
+                |c| format!(
+                    "CPU {:.2} s (machine {}) in {:.2} s ({:.1} of {} cores busy; the process's floor on them {:.0} ms)",
+                    c.cpu_seconds,
+                    c.machine_cpu_seconds.map_or_else(|| "not read".to_owned(), |m| format!("{m:.2} s")),
+                    c.wall_seconds,
+                    c.busy_cores,
+                    c.cores,
+                    c.floor_seconds * 1000.0
+                )
+            ),
             r.kendall_tau_mean
         ),
     })
