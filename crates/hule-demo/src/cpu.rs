@@ -1,10 +1,13 @@
-//! The CPU the whole process used while the pipeline ran, beside the wall time: the floor under the end-to-end
-//! latency. Every batch is registered at once and they progress together, so a batch's latency is close to the
-//! time the whole run's work takes, which no schedule brings below its CPU time divided by the cores.
+//! The CPU used while the pipeline ran, beside the wall time. Every batch is registered at once and they progress
+//! together, so the run is near CPU-bound when its busy cores approach the machine's; the CPU over the cores is then
+//! an estimate of the shortest the stretch could be with this much work (an estimate, not a bound: part of the CPU,
+//! the Kafka clients' polling, grows with the wall time).
 //!
 //! Read from `/proc/self/stat` (user and system time of every thread, in clock ticks of 1/100 s, the `USER_HZ`
-//! every Linux ABI reports in) and, for the whole machine (a real broker, PostgreSQL and Redis share the cores),
-//! from `/proc/stat`; elsewhere the figure is absent. Parsing is pure ([`ticks_of_stat`], [`busy_ticks_of_proc_stat`]).
+//! Linux reports in on the usual architectures; so ±0.01 s at each end) and, for the whole machine (a real broker,
+//! PostgreSQL and Redis share the cores), from `/proc/stat`, whose first line counts every online CPU of the host
+//! (the core count here is what this process may use, which differs inside a container with a CPU quota);
+//! elsewhere the figure is absent. Parsing is pure ([`ticks_of_stat`], [`busy_ticks_of_proc_stat`]).
 
 use std::time::Instant;
 
@@ -22,11 +25,12 @@ pub fn ticks_of_stat(stat: &str) -> Option<u64> {
     // After the name: state is field 3, utime field 14, stime field 15.
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    utime.checked_add(stime)
 }
 
-/// Busy ticks of every core from the text of `/proc/stat`: the first (`cpu`) line's total less its idle and iowait
-/// columns; `None` when it is not in that form.
+/// Busy ticks of every core from the text of `/proc/stat`: the first (`cpu`) line's user, nice, system, irq and
+/// softirq columns (not idle, not iowait, and not steal: a hypervisor's time, no process's on this machine);
+/// `None` when it is not in that form.
 pub fn busy_ticks_of_proc_stat(stat: &str) -> Option<u64> {
     let line = stat.lines().next()?;
     let mut fields = line.split_whitespace();
@@ -34,12 +38,13 @@ pub fn busy_ticks_of_proc_stat(stat: &str) -> Option<u64> {
         return None;
     }
     let values: Vec<u64> = fields.map(|f| f.parse().ok()).collect::<Option<_>>()?;
-    if values.len() < 5 {
+    if values.len() < 7 {
         return None;
     }
     // user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user and nice]
-    let total: u64 = values.iter().take(8).sum();
-    Some(total - values[3] - values[4])
+    [0, 1, 2, 5, 6]
+        .iter()
+        .try_fold(0u64, |sum, &i| sum.checked_add(values[i]))
 }
 
 fn process_ticks() -> Option<u64> {
@@ -95,7 +100,8 @@ pub struct CpuUse {
     pub cores: usize,
     /// Cores busy on average: CPU over wall time.
     pub busy_cores: f64,
-    /// The shortest the stretch could be with this CPU on these cores: CPU over cores.
+    /// The CPU over the cores: the stretch at full use of every core with this much work (an estimate of the
+    /// shortest it could be; see the module).
     pub floor_seconds: f64,
     /// CPU seconds every process on the machine used in the stretch (the process's own included), where
     /// `/proc/stat` can be read: with a real broker or database on the same cores, their work is the pipeline's too.
@@ -133,19 +139,22 @@ mod tests {
         assert_eq!(ticks_of_stat("4242 (hule) S 1 2"), None);
         assert_eq!(ticks_of_stat("no name here"), None);
         assert_eq!(ticks_of_stat("1 (a) S 1 1 1 0 -1 0 0 0 0 0 x 2 0 0"), None);
+        // Huge values are refused, not wrapped.
+        let huge = format!("1 (a) S 1 1 1 0 -1 0 0 0 0 0 {} 1", u64::MAX);
+        assert_eq!(ticks_of_stat(&huge), None);
     }
 
     #[test]
-    fn machine_busy_is_the_total_less_idle_and_iowait() {
+    fn machine_busy_counts_neither_idle_iowait_nor_steal() {
+        // user 100, nice 5, system 50, idle 1000, iowait 20, irq 3, softirq 2, steal 1, guest 7, guest_nice 0.
         let stat = "cpu  100 5 50 1000 20 3 2 1 7 0\ncpu0 50 2 25 500 10 1 1 0 3 0\n";
-        assert_eq!(
-            busy_ticks_of_proc_stat(stat),
-            Some(100 + 5 + 50 + 3 + 2 + 1)
-        );
-        assert_eq!(busy_ticks_of_proc_stat("cpu0 1 2 3 4 5\n"), None);
-        assert_eq!(busy_ticks_of_proc_stat("cpu 1 2 x 4 5\n"), None);
-        assert_eq!(busy_ticks_of_proc_stat("cpu 1 2 3\n"), None);
+        assert_eq!(busy_ticks_of_proc_stat(stat), Some(160));
+        assert_eq!(busy_ticks_of_proc_stat("cpu0 1 2 3 4 5 6 7\n"), None);
+        assert_eq!(busy_ticks_of_proc_stat("cpu 1 2 x 4 5 6 7\n"), None);
+        assert_eq!(busy_ticks_of_proc_stat("cpu 1 2 3 4 5\n"), None);
         assert_eq!(busy_ticks_of_proc_stat(""), None);
+        let huge = format!("cpu {} 1 0 0 0 0 0 0", u64::MAX);
+        assert_eq!(busy_ticks_of_proc_stat(&huge), None);
     }
 
     #[test]
@@ -161,14 +170,23 @@ mod tests {
     fn this_process_can_be_read_on_linux() {
         if cfg!(target_os = "linux") {
             let clock = CpuClock::start();
-            // Burn a little CPU so the reading moves or at least reads.
+            // Burn CPU until the kernel has counted at least two ticks of it (20 ms; bounded at 5 s of wall time).
+            let began = Instant::now();
+            let start = process_ticks().expect("/proc/self/stat readable on Linux");
             let mut x = 0u64;
-            for i in 0..2_000_000u64 {
-                x = x.wrapping_mul(31).wrapping_add(i);
+            while process_ticks().is_some_and(|t| t < start + 2) && began.elapsed().as_secs() < 5 {
+                for i in 0..1_000_000u64 {
+                    x = x.wrapping_mul(31).wrapping_add(i);
+                }
+                std::hint::black_box(x);
             }
-            std::hint::black_box(x);
             let used = clock.used().expect("/proc/self/stat readable on Linux");
-            assert!(used.cpu_seconds >= 0.0 && used.wall_seconds > 0.0);
+            assert!(used.cpu_seconds >= 0.02, "{used:?}");
+            assert!(used.wall_seconds > 0.0, "{used:?}");
+            assert!(
+                used.machine_cpu_seconds.is_some_and(|m| m > 0.0),
+                "/proc/stat read: {used:?}"
+            );
         }
     }
 }

@@ -321,6 +321,9 @@ fn start_at_end(kafka: &KafkaSettings, group: &str, topics: &[&str]) -> Result<(
 
 /// Injects poison: half not JSON at all, half a valid envelope whose payload breaks its schema.
 async fn inject_poison(kafka: &KafkaSettings, count: u64) -> Result<(), DemoError> {
+    if count == 0 {
+        return Ok(());
+    }
     let producer: FutureProducer = hule_kafka::ProducerConfig::with_settings(kafka)
         .future_producer()
         .map_err(|e| DemoError::Kafka(e.to_string()))?;

@@ -109,8 +109,8 @@ pub struct Report {
     pub relay_events_per_second: f64,
     /// Time until every consumer group had its partitions (before the first registration).
     pub startup_seconds: f64,
-    /// The process's CPU from the first registration until every batch's results were ready (absent where it
-    /// cannot be read): its floor is the shortest that stretch could be on these cores.
+    /// The process's and the machine's CPU from the first registration until every batch's results were seen ready
+    /// (absent where it cannot be read; see [`crate::cpu`]).
     pub pipeline_cpu: Option<crate::cpu::CpuUse>,
     /// Records the relays published twice on purpose (`--duplicate-rate`).
     pub duplicates_injected: u64,
@@ -175,13 +175,13 @@ impl Report {
                 .unwrap_or_default();
             let _ = writeln!(
                 o,
-                "  cpu: {:.2} s{machine} over the pipeline's {:.2} s, {:.1} of {} cores busy; this process's work needs at least {:.0} ms on {} cores",
+                "  cpu: {:.2} s{machine} over the pipeline's {:.2} s, {:.1} of {} cores busy; at full use of the {} cores this process's CPU would take {:.2} s",
                 c.cpu_seconds,
                 c.wall_seconds,
                 c.busy_cores,
                 c.cores,
-                c.floor_seconds * 1000.0,
-                c.cores
+                c.cores,
+                c.floor_seconds
             );
         }
         let _ = writeln!(

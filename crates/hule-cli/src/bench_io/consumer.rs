@@ -354,13 +354,13 @@ pub async fn pipeline(
             r.pipeline_cpu.as_ref().map_or_else(
                 || "CPU not read".to_owned(),
                 |c| format!(
-                    "CPU {:.2} s (machine {}) in {:.2} s ({:.1} of {} cores busy; the process's floor on them {:.0} ms)",
+                    "CPU {:.2} s (machine {}) in {:.2} s ({:.1} of {} cores busy; at full use of them {:.2} s)",
                     c.cpu_seconds,
                     c.machine_cpu_seconds.map_or_else(|| "not read".to_owned(), |m| format!("{m:.2} s")),
                     c.wall_seconds,
                     c.busy_cores,
                     c.cores,
-                    c.floor_seconds * 1000.0
+                    c.floor_seconds
                 )
             ),
             r.kendall_tau_mean
