@@ -309,14 +309,31 @@ fn observe(
 }
 
 /// Positions a group of this run at the end of its topics (see `hule_kafka::consumer::start_group_at_end`).
-fn start_at_end(kafka: &KafkaSettings, group: &str, topics: &[&str]) -> Result<(), DemoError> {
-    hule_kafka::consumer::start_group_at_end(kafka, group, topics, Duration::from_secs(10))
-        .map(|_| ())
-        .map_err(|e| {
-            DemoError::Kafka(format!(
-                "position group {group} at the end of its topics: {e}"
-            ))
-        })
+/// On the blocking pool: it waits on librdkafka's synchronous calls (and retries with a sleep) for up to 10 s.
+async fn start_at_end(
+    kafka: &KafkaSettings,
+    group: &str,
+    topics: &[&str],
+) -> Result<(), DemoError> {
+    let (kafka, owned_group) = (kafka.clone(), group.to_owned());
+    let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        hule_kafka::consumer::start_group_at_end(
+            &kafka,
+            &owned_group,
+            &topics,
+            Duration::from_secs(10),
+        )
+    })
+    .await
+    .map_err(|e| DemoError::Kafka(format!("position group {group}: {e}")))?
+    .map(|_| ())
+    .map_err(|e| {
+        DemoError::Kafka(format!(
+            "position group {group} at the end of its topics: {e}"
+        ))
+    })
 }
 
 /// Injects poison: half not JSON at all, half a valid envelope whose payload breaks its schema.
@@ -438,7 +455,7 @@ struct Observer {
 
 /// Starts the observer at the end of the topics (a real cluster's earlier records are not this run's; see the
 /// consumers' groups for the embedded cluster).
-fn start_observer(
+async fn start_observer(
     kafka: &KafkaSettings,
     run_id: &str,
     subscribers: &HashMap<String, u64>,
@@ -470,7 +487,8 @@ fn start_observer(
         kafka,
         &format!("hule-demo-observer-{run_id}"),
         &watched_refs,
-    )?;
+    )
+    .await?;
     observer
         .subscribe(&watched_refs)
         .map_err(|e| DemoError::Kafka(e.to_string()))?;
@@ -860,7 +878,7 @@ async fn run_inner(
         // earlier runs' records, and a group without a committed offset waits before it fetches at all (librdkafka
         // 2.12 queries the reset offset 100 ms after finding none, `rdkafka_offset.c`), which the first hop of every
         // run paid on the embedded cluster (80–120 ms of a 180–240 ms run of one batch).
-        start_at_end(&kafka, consumer.group(), consumer.topics())?;
+        start_at_end(&kafka, consumer.group(), consumer.topics()).await?;
         all_metrics.push(consumer.metrics().clone());
         let task = tokio::spawn(consumer.run(shutdown.clone()));
         left.task(&task);
@@ -874,7 +892,7 @@ async fn run_inner(
         observed,
         joined: observer_joined,
         task: observer_task,
-    } = start_observer(&kafka, run_id, &subscribers, &shared, &shutdown)?;
+    } = start_observer(&kafka, run_id, &subscribers, &shared, &shutdown).await?;
     joined.push(observer_joined);
     left.task(&observer_task);
 
