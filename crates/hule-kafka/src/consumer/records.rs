@@ -10,14 +10,15 @@ pub fn delivery_of(m: &impl rdkafka::Message) -> Delivery {
     let mut invalid_headers = Vec::new();
     if let Some(hs) = m.headers() {
         for h in hs.iter() {
-            let bytes = h.value.unwrap_or_default();
-            if std::str::from_utf8(bytes).is_err() {
-                invalid_headers.push(h.key.to_owned());
-            }
-            headers.0.push((
-                h.key.to_owned(),
-                String::from_utf8_lossy(bytes).into_owned(),
-            ));
+            // One UTF-8 check per value (the lossy copy only for a value that fails it).
+            let value = match String::from_utf8(h.value.unwrap_or_default().to_vec()) {
+                Ok(value) => value,
+                Err(e) => {
+                    invalid_headers.push(h.key.to_owned());
+                    String::from_utf8_lossy(e.as_bytes()).into_owned()
+                }
+            };
+            headers.0.push((h.key.to_owned(), value));
         }
     }
     Delivery {
@@ -72,4 +73,51 @@ pub fn owned_headers_traced(
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::message::{OwnedMessage, Timestamp};
+
+    #[test]
+    fn a_header_that_is_not_utf8_is_flagged_and_copied_lossily() {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "event_id",
+                value: Some("0190".as_bytes()),
+            })
+            .insert(Header {
+                key: "bad",
+                value: Some(&b"a\xffb"[..]),
+            })
+            .insert(Header::<&[u8]> {
+                key: "empty",
+                value: None,
+            });
+        let m = OwnedMessage::new(
+            Some(b"{}".to_vec()),
+            Some(b"k".to_vec()),
+            "t".into(),
+            Timestamp::NotAvailable,
+            3,
+            42,
+            Some(headers),
+        );
+        let d = delivery_of(&m);
+        assert_eq!(d.invalid_headers, vec!["bad".to_owned()]);
+        assert_eq!(
+            d.headers.0,
+            vec![
+                ("event_id".to_owned(), "0190".to_owned()),
+                ("bad".to_owned(), "a\u{fffd}b".to_owned()),
+                ("empty".to_owned(), String::new()),
+            ]
+        );
+        assert_eq!((d.topic.as_str(), d.partition, d.offset), ("t", 3, 42));
+        assert_eq!(
+            (d.key.as_deref(), d.payload.as_deref()),
+            (Some(&b"k"[..]), Some(&b"{}"[..]))
+        );
+    }
 }
