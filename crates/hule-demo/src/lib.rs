@@ -309,7 +309,8 @@ fn observe(
 }
 
 /// Positions a group of this run at the end of its topics (see `hule_kafka::consumer::start_group_at_end`).
-/// On the blocking pool: it waits on librdkafka's synchronous calls (and retries with a sleep) for up to 10 s.
+/// On the blocking pool: it waits on librdkafka's synchronous calls, each bounded by 10 s (the offsets' commit
+/// by librdkafka's own request timeout), and retries a partition's watermarks with a sleep.
 async fn start_at_end(
     kafka: &KafkaSettings,
     group: &str,
