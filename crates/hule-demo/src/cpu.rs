@@ -127,6 +127,22 @@ impl CpuUse {
     }
 }
 
+/// One line: the process's CPU (and the machine's), the wall time, the busy cores, the CPU at full use of them.
+impl std::fmt::Display for CpuUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.2} s", self.cpu_seconds)?;
+        if let Some(m) = self.machine_cpu_seconds {
+            write!(f, " (the whole machine: {m:.2} s)")?;
+        }
+        write!(
+            f,
+            " over the pipeline's {:.2} s, {:.1} of {} cores busy; at full use of the {} cores this process's CPU \
+             would take {:.2} s",
+            self.wall_seconds, self.busy_cores, self.cores, self.cores, self.floor_seconds
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +180,16 @@ mod tests {
         assert!((u.floor_seconds - 0.3).abs() < 1e-9);
         assert_eq!(CpuUse::new(0.6, 0.0, 0).busy_cores, 0.0);
         assert_eq!(CpuUse::new(0.6, 0.0, 0).cores, 1);
+        let mut line = CpuUse::new(0.6, 0.4, 2);
+        assert_eq!(
+            line.to_string(),
+            "0.60 s over the pipeline's 0.40 s, 1.5 of 2 cores busy; at full use of the 2 cores this process's CPU \
+             would take 0.30 s"
+        );
+        line.machine_cpu_seconds = Some(0.9);
+        assert!(line
+            .to_string()
+            .starts_with("0.60 s (the whole machine: 0.90 s) over"));
     }
 
     #[test]

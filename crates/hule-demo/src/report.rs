@@ -169,20 +169,7 @@ impl Report {
             );
         }
         if let Some(c) = &self.pipeline_cpu {
-            let machine = c
-                .machine_cpu_seconds
-                .map(|m| format!(" (the whole machine: {m:.2} s)"))
-                .unwrap_or_default();
-            let _ = writeln!(
-                o,
-                "  cpu: {:.2} s{machine} over the pipeline's {:.2} s, {:.1} of {} cores busy; at full use of the {} cores this process's CPU would take {:.2} s",
-                c.cpu_seconds,
-                c.wall_seconds,
-                c.busy_cores,
-                c.cores,
-                c.cores,
-                c.floor_seconds
-            );
+            let _ = writeln!(o, "  cpu: {c}");
         }
         let _ = writeln!(
             o,

@@ -351,18 +351,9 @@ pub async fn pipeline(
                 .map(|(part, l)| format!("{part} {:.1} ms", l.p50_ms))
                 .collect::<Vec<_>>()
                 .join(", "),
-            r.pipeline_cpu.as_ref().map_or_else(
-                || "CPU not read".to_owned(),
-                |c| format!(
-                    "CPU {:.2} s (machine {}) in {:.2} s ({:.1} of {} cores busy; at full use of them {:.2} s)",
-                    c.cpu_seconds,
-                    c.machine_cpu_seconds.map_or_else(|| "not read".to_owned(), |m| format!("{m:.2} s")),
-                    c.wall_seconds,
-                    c.busy_cores,
-                    c.cores,
-                    c.floor_seconds
-                )
-            ),
+            r.pipeline_cpu
+                .as_ref()
+                .map_or_else(|| "CPU not read".to_owned(), |c| format!("CPU {c}")),
             r.kendall_tau_mean
         ),
     })
