@@ -4,7 +4,9 @@ a relay that keeps per-key order, counts attempts, backs off and parks what keep
 
 - [`prepare::prepare`] turns a typed envelope into rows (topic mode standard / legacy / both, key from the
   event's partition contract, standard headers, size check before anything is written).
-- [`sqlite::enqueue`] and [`pg::enqueue`] insert the rows inside the caller's transaction.
+- [`sqlite::enqueue`] and [`pg::enqueue`] insert the rows inside the caller's transaction; [`Outbox::publish`] does
+  it from a typed payload; on PostgreSQL, [`Outbox::begin`] opens a [`PublishingTransaction`] whose events are
+  written with its `COMMIT`, in the same round trip.
 - [`store::OutboxStore`] is what the relay needs from a table; [`SqliteOutbox`] and [`PgOutbox`] implement it on
   the same columns (a superset of the original `event_outbox`).
 - [`relay::run_relay`] claims batches, hands them to a [`relay::Publish`] (Kafka lives in `hule-kafka`), and
@@ -32,6 +34,8 @@ pub mod metrics;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod pg;
+#[cfg(feature = "postgres")]
+pub mod pg_tx;
 pub mod prepare;
 pub mod publish;
 pub mod relay;
@@ -44,6 +48,8 @@ pub mod testkit;
 pub use error::StoreError;
 #[cfg(feature = "postgres")]
 pub use pg::PgOutbox;
+#[cfg(feature = "postgres")]
+pub use pg_tx::PublishingTransaction;
 pub use publish::{Outbox, OutboxTransaction, PublishOptions};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteOutbox;

@@ -103,7 +103,7 @@ impl Outbox {
         )
     }
 
-    fn rows<P: Payload>(
+    pub(crate) fn rows<P: Payload>(
         &self,
         payload: P,
         correlation_id: CorrelationId,

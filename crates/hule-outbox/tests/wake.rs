@@ -156,6 +156,20 @@ async fn a_sleeping_relay_is_woken_by_a_commit_not_by_its_poll() {
         // Back to sleep before the next row, so every row tests a wake-up.
         wait_until("the relay sleeps again", || relay_sleeps(&admin, &schema)).await;
     }
+    // The same wake-up when the outbox statement goes with the COMMIT (`Outbox::begin`).
+    let outbox = hule_outbox::Outbox::new("test");
+    let mut tx = outbox.begin(&mut writer).await.expect("begin");
+    tx.stage(hule_outbox::testkit::numbered_rows(3..4, 1).expect("rows"));
+    let committed = Instant::now();
+    tx.commit().await.expect("pipelined commit");
+    wait_until("the row published", || async {
+        log.lock().expect("lock").len() == 4
+    })
+    .await;
+    eprintln!(
+        "row 3 (statement sent with its COMMIT): published {:?} after its commit",
+        committed.elapsed()
+    );
     stop.cancel();
     relay.await.expect("relay task");
 }

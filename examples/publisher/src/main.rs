@@ -56,13 +56,13 @@ async fn main() -> Result<(), Error> {
             processing_duration_ms: 40 + n,
             timestamp: Timestamp::from_datetime(chrono::Utc::now()),
         };
-        let tx = client.transaction().await?;
+        let mut tx = outbox.begin(&mut client).await?;
         tx.execute(
             "INSERT INTO example_spellcheck_results VALUES ($1, $2)",
             &[&essay, &event.processing_duration_ms],
         )
         .await?;
-        let event_id = outbox.publish(&tx, event, CorrelationId::new()).await?;
+        let event_id = tx.publish(event, CorrelationId::new())?;
         tx.commit().await?;
         println!("committed {essay} with event {event_id}");
     }

@@ -1,0 +1,153 @@
+//! A PostgreSQL transaction that writes its events with its `COMMIT`: [`Outbox::begin`] opens it, the service runs
+//! its own statements on it as on any `tokio_postgres::Transaction` (it dereferences to one), each
+//! [`publish`](PublishingTransaction::publish) prepares its event's rows without I/O, and
+//! [`commit`](PublishingTransaction::commit) sends the outbox statement (every staged row, one call of
+//! `hule_outbox_enqueue`) and the `COMMIT` together, before reading either answer. The outbox then costs the
+//! transaction no round trip of its own, however many events it publishes; [`Outbox::publish`] on a transaction of
+//! the caller's costs one per call.
+//!
+//! The guarantee is unchanged: the events are stored if and only if the service's writes are. When the outbox
+//! statement fails, PostgreSQL answers the `COMMIT` that follows it by rolling the whole transaction back, and
+//! `commit` returns the statement's error. An error found before the statement is sent (a value that cannot be
+//! encoded) returns before the `COMMIT` is sent, and the transaction is rolled back as it is dropped.
+//!
+//! Why a transaction of the outbox's own rather than the caller's `tokio_postgres::Transaction`: a savepoint has
+//! the same type, and a `COMMIT` sent on one would end the outer transaction. This one is always begun here, at the
+//! top level.
+//!
+//! ```no_run
+//! # async fn f(client: &mut tokio_postgres::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
+//! # let payload: SpellcheckPhaseCompletedV1 = todo!();
+//! let outbox = hule_outbox::Outbox::new("spellchecker_service");
+//! let mut tx = outbox.begin(client).await?;
+//! tx.execute("UPDATE essays SET state = 'checked' WHERE id = $1", &[&"essay-1"]).await?;
+//! let event_id = tx.publish(payload, uuid::Uuid::new_v4())?;
+//! tx.commit().await?; // the row above, the event and the COMMIT: one round trip for the last two
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::task::Poll;
+
+use hule_contracts::{CorrelationId, Payload};
+use tokio_postgres::{Client, Transaction};
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::prepare::NewRow;
+use crate::publish::{Outbox, PublishOptions};
+
+/// A top-level transaction whose published events are written with its `COMMIT` (see the module's docs). Dropped
+/// without [`commit`](Self::commit), it rolls back and nothing is published.
+pub struct PublishingTransaction<'c> {
+    tx: Transaction<'c>,
+    outbox: Outbox,
+    rows: Vec<NewRow>,
+}
+
+impl Outbox {
+    /// Begins a transaction on `client` whose events this handle publishes with its `COMMIT`, in the same round
+    /// trip (see [`PublishingTransaction`]).
+    pub async fn begin<'c>(&self, client: &'c mut Client) -> Result<PublishingTransaction<'c>> {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| StoreError::db("begin", e))?;
+        Ok(PublishingTransaction {
+            tx,
+            outbox: self.clone(),
+            rows: Vec::new(),
+        })
+    }
+}
+
+impl<'c> std::ops::Deref for PublishingTransaction<'c> {
+    type Target = Transaction<'c>;
+
+    /// The transaction, for the service's own statements.
+    fn deref(&self) -> &Transaction<'c> {
+        &self.tx
+    }
+}
+
+impl PublishingTransaction<'_> {
+    /// Publishes `payload` under `correlation_id` when this transaction commits (as [`Outbox::publish`]: a new
+    /// event id, the payload's topic and key, the standard headers, the size check, now); returns the event's id.
+    /// Nothing is sent before [`commit`](Self::commit).
+    pub fn publish<P: Payload>(
+        &mut self,
+        payload: P,
+        correlation_id: impl Into<CorrelationId>,
+    ) -> Result<Uuid> {
+        self.publish_with(payload, correlation_id, &PublishOptions::default())
+    }
+
+    /// [`publish`](Self::publish) with options.
+    pub fn publish_with<P: Payload>(
+        &mut self,
+        payload: P,
+        correlation_id: impl Into<CorrelationId>,
+        opts: &PublishOptions,
+    ) -> Result<Uuid> {
+        let (id, rows) = self.outbox.rows(payload, correlation_id.into(), opts)?;
+        self.rows.extend(rows);
+        Ok(id)
+    }
+
+    /// Adds rows prepared elsewhere ([`crate::prepare::prepare_decoded`] for envelopes decoded at run time), to be
+    /// written with the commit after those staged before them.
+    pub fn stage(&mut self, rows: impl IntoIterator<Item = NewRow>) {
+        self.rows.extend(rows);
+    }
+
+    /// How many outbox rows the commit will write.
+    pub fn staged(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Writes the staged rows and commits, the outbox statement and the `COMMIT` sent together. On an error
+    /// nothing was committed, except when the connection was lost after the `COMMIT` was sent, when (as for any
+    /// commit) the outcome is unknown.
+    pub async fn commit(self) -> Result<()> {
+        let PublishingTransaction { tx, rows, .. } = self;
+        if rows.is_empty() {
+            return tx.commit().await.map_err(|e| StoreError::db("commit", e));
+        }
+        let sent = {
+            let client = tx.client();
+            let mut enqueue = std::pin::pin!(crate::pg::enqueue_on(client, &rows));
+            // The first poll sends the statement: tokio-postgres queues a request's messages on the connection
+            // before it awaits the answer. Only once it is queued is the COMMIT queued behind it, so the server
+            // runs them in that order; an error before it was sent ends here, and `tx`, dropped, rolls back.
+            match std::future::poll_fn(|cx| Poll::Ready(enqueue.as_mut().poll(cx))).await {
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(Ok(())) => None,
+                Poll::Pending => {
+                    let (enqueued, committed) =
+                        tokio::join!(enqueue, client.batch_execute("COMMIT"));
+                    Some((enqueued, committed))
+                }
+            }
+        };
+        let Some((enqueued, committed)) = sent else {
+            // Answered within its first poll (not seen in practice): commit as usual.
+            return tx.commit().await.map_err(|e| StoreError::db("commit", e));
+        };
+        // Both were sent, so the transaction is over whichever way they ended: committed; rolled back by the server
+        // (a COMMIT after a failed statement is answered with ROLLBACK); or lost with the connection. Dropping `tx`
+        // would send a second ROLLBACK, which the server answers with a warning in its log; it holds nothing else
+        // (a top-level transaction, begun by `Outbox::begin`), so it is forgotten instead.
+        std::mem::forget(tx);
+        enqueued?;
+        committed.map_err(|e| StoreError::db("commit", e))
+    }
+
+    /// Rolls back: nothing of the transaction is stored and nothing is published.
+    pub async fn rollback(self) -> Result<()> {
+        self.tx
+            .rollback()
+            .await
+            .map_err(|e| StoreError::db("rollback", e))
+    }
+}

@@ -1,0 +1,185 @@
+//! Events written with the `COMMIT` (`Outbox::begin`): the outbox statement and the `COMMIT` are sent together, and
+//! the events are stored exactly when the service's own writes are — on success, when the outbox statement fails
+//! (the server rolls the whole transaction back), when the transaction is dropped or rolled back. The connection is
+//! left outside any transaction, without a second `ROLLBACK` (whose warning the tests listen for). PostgreSQL runs
+//! on the local server (127.0.0.1:5432, database `test`) and the tests fail loudly when it is missing.
+
+use std::sync::{Arc, Mutex};
+
+use hule_contracts::enums::ProcessingStatus;
+use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
+use hule_contracts::Timestamp;
+use hule_outbox::Outbox;
+use tokio_postgres::{AsyncMessage, Client};
+use uuid::Uuid;
+
+/// Notices and warnings the server sent the writer's session.
+type Notices = Arc<Mutex<Vec<String>>>;
+
+/// A fresh schema with the outbox and a business table; the writer's client (its notices recorded) and an admin
+/// client on other sessions.
+async fn setup(prefix: &str) -> (Client, Notices, Client) {
+    let url = hule_outbox::testkit::pg_schema_url(prefix).await;
+    let (admin, _) = hule_outbox::pg::connect(&url).await.expect("admin");
+    hule_outbox::pg::migrate(&admin).await.expect("migrate");
+    admin
+        .batch_execute("CREATE TABLE business (name text PRIMARY KEY)")
+        .await
+        .expect("business table");
+    let notices: Notices = Arc::default();
+    let heard = notices.clone();
+    let writer = hule_pg::connect_with(&url, move |m| {
+        if let AsyncMessage::Notice(n) = m {
+            heard
+                .lock()
+                .expect("notices")
+                .push(format!("{}: {}", n.severity(), n.message()));
+        }
+    })
+    .await
+    .expect("writer");
+    (writer, notices, admin)
+}
+
+fn payload(n: i64) -> SpellcheckPhaseCompletedV1 {
+    SpellcheckPhaseCompletedV1 {
+        entity_id: format!("essay-{n}"),
+        batch_id: "batch-1".into(),
+        correlation_id: "c".into(),
+        status: ProcessingStatus::Completed,
+        corrected_text_storage_id: None,
+        error_code: None,
+        processing_duration_ms: n,
+        timestamp: Timestamp::from_datetime(chrono::Utc::now()),
+    }
+}
+
+async fn count(admin: &Client, sql: &str) -> i64 {
+    admin.query_one(sql, &[]).await.expect(sql).get(0)
+}
+
+/// The server's notices so far, after a round trip on `writer` (a message queued before it has been answered, its
+/// notices recorded, by then).
+async fn notices_after_round_trip(writer: &Client, notices: &Notices) -> Vec<String> {
+    writer.batch_execute("SELECT 1").await.expect("round trip");
+    notices.lock().expect("notices").clone()
+}
+
+#[tokio::test]
+async fn events_are_written_with_the_commit_in_publish_order() {
+    let (mut writer, notices, admin) = setup("hule_ptx").await;
+    let outbox = Outbox::new("test");
+    let mut tx = outbox.begin(&mut writer).await.expect("begin");
+    tx.execute("INSERT INTO business VALUES ('order-1')", &[])
+        .await
+        .expect("business write");
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(tx.publish(payload(n), Uuid::new_v4()).expect("publish"));
+    }
+    assert_eq!(tx.staged(), 3);
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM event_outbox").await,
+        0,
+        "nothing is sent before the commit"
+    );
+    tx.commit().await.expect("commit");
+
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM business").await,
+        1,
+        "the service's write"
+    );
+    let stored: Vec<Uuid> = admin
+        .query("SELECT event_id FROM event_outbox ORDER BY seq", &[])
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored, ids, "every event, in the order published");
+    let heard = notices_after_round_trip(&writer, &notices).await;
+    assert!(heard.is_empty(), "the server warned: {heard:?}");
+}
+
+#[tokio::test]
+async fn a_failing_outbox_statement_rolls_the_whole_transaction_back() {
+    let (mut writer, notices, admin) = setup("hule_ptx").await;
+    let outbox = Outbox::new("test");
+    let mut tx = outbox.begin(&mut writer).await.expect("begin");
+    tx.execute("INSERT INTO business VALUES ('order-1')", &[])
+        .await
+        .expect("business write");
+    tx.publish(payload(0), Uuid::new_v4()).expect("publish");
+    // A row the server refuses (`event_data` is a json column): the statement fails after it was sent, with the
+    // COMMIT already queued behind it.
+    let mut bad = hule_outbox::testkit::numbered_rows(1..2, 1).expect("row");
+    bad[0].event_data = "{not json".into();
+    tx.stage(bad);
+    let err = tx.commit().await.expect_err("the outbox statement fails");
+    assert!(err.to_string().contains("enqueue"), "{err}");
+
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM business").await,
+        0,
+        "the service's write was rolled back with the events"
+    );
+    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
+    // The session is outside any transaction: a write on it is at once visible to another session.
+    writer
+        .execute("INSERT INTO business VALUES ('order-2')", &[])
+        .await
+        .expect("write after the failed commit");
+    assert_eq!(
+        count(
+            &admin,
+            "SELECT count(*) FROM business WHERE name = 'order-2'"
+        )
+        .await,
+        1,
+        "the writer's session was left inside a transaction"
+    );
+    let heard = notices_after_round_trip(&writer, &notices).await;
+    assert!(heard.is_empty(), "the server warned: {heard:?}");
+    // The listener hears the warning a second ROLLBACK would cause (so its silence above means something).
+    writer.batch_execute("ROLLBACK").await.expect("rollback");
+    let heard = notices_after_round_trip(&writer, &notices).await;
+    assert!(
+        heard
+            .iter()
+            .any(|n| n.contains("no transaction in progress")),
+        "{heard:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_or_rolled_back_transaction_publishes_nothing() {
+    let (mut writer, notices, admin) = setup("hule_ptx").await;
+    let outbox = Outbox::new("test");
+    {
+        let mut tx = outbox.begin(&mut writer).await.expect("begin");
+        tx.execute("INSERT INTO business VALUES ('dropped')", &[])
+            .await
+            .expect("write");
+        tx.publish(payload(0), Uuid::new_v4()).expect("publish");
+    }
+    let mut tx = outbox.begin(&mut writer).await.expect("begin");
+    tx.execute("INSERT INTO business VALUES ('rolled back')", &[])
+        .await
+        .expect("write");
+    tx.publish(payload(1), Uuid::new_v4()).expect("publish");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 0);
+    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
+
+    // A transaction that publishes nothing commits as any other.
+    let tx = outbox.begin(&mut writer).await.expect("begin");
+    tx.execute("INSERT INTO business VALUES ('no events')", &[])
+        .await
+        .expect("write");
+    tx.commit().await.expect("commit");
+    assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 1);
+    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
+    let heard = notices_after_round_trip(&writer, &notices).await;
+    assert!(heard.is_empty(), "the server warned: {heard:?}");
+}
