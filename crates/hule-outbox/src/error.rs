@@ -21,6 +21,14 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The connection was lost after a `COMMIT` was sent and before its answer: the transaction may or may not have
+    /// committed. Retrying blindly may write everything twice; look first (the event ids are known).
+    #[error("outbox commit outcome unknown (the connection was lost after the COMMIT was sent): {}", hule_secrets::error_chain(source.as_ref()))]
+    CommitOutcomeUnknown {
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A bad configuration value (URL, option).
     #[error("invalid outbox configuration: {0}")]
     Config(String),

@@ -209,12 +209,17 @@ const ENQUEUE: &str = "SELECT hule_outbox_enqueue($1, $2, $3, $4, $5, $6, $7, $8
 /// Inserts prepared rows inside the caller's transaction, in one statement and one round trip, and wakes the relay
 /// on commit if it sleeps (see [`ENQUEUE`]).
 pub async fn enqueue(tx: &Transaction<'_>, rows: &[NewRow]) -> Result<()> {
-    enqueue_on(tx.client(), rows).await
+    enqueue_on(tx.client(), rows)
+        .await
+        .map_err(|e| StoreError::db("enqueue", e))
 }
 
 /// [`enqueue`] on the client of an open transaction. Its first poll sends the statement (nothing before it awaits),
 /// which [`crate::PublishingTransaction::commit`] relies on to queue the `COMMIT` behind it.
-pub(crate) async fn enqueue_on(client: &Client, rows: &[NewRow]) -> Result<()> {
+pub(crate) async fn enqueue_on(
+    client: &Client,
+    rows: &[NewRow],
+) -> std::result::Result<(), tokio_postgres::Error> {
     use tokio_postgres::types::{ToSql, Type};
     if rows.is_empty() {
         return Ok(());
@@ -243,11 +248,7 @@ pub(crate) async fn enqueue_on(client: &Client, rows: &[NewRow]) -> Result<()> {
     ];
     // `query_typed`: parse, bind and execute in one round trip (preparing would cost a second one per transaction,
     // as the writer's connection is not ours to keep a statement on; the function's own plan is cached).
-    client
-        .query_typed(ENQUEUE, &params)
-        .await
-        .map(drop)
-        .map_err(|e| StoreError::db("enqueue", e))
+    client.query_typed(ENQUEUE, &params).await.map(drop)
 }
 
 /// Column `i` of `row`: a type other than the relay expects (a table altered by hand) is an error, not a panic.

@@ -9,7 +9,12 @@
 //! The guarantee is unchanged: the events are stored if and only if the service's writes are. When the outbox
 //! statement fails, PostgreSQL answers the `COMMIT` that follows it by rolling the whole transaction back, and
 //! `commit` returns the statement's error. An error found before the statement is sent (a value that cannot be
-//! encoded) returns before the `COMMIT` is sent, and the transaction is rolled back as it is dropped.
+//! encoded) returns before the `COMMIT` is sent, and the transaction is rolled back as it is dropped. A connection
+//! lost once both are sent is [`StoreError::CommitOutcomeUnknown`]: as after any `COMMIT` whose answer never came,
+//! the transaction may have committed.
+//!
+//! It begins with the session's defaults; another isolation level or a read-only transaction is set by the first
+//! statement (`tx.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")`).
 //!
 //! Why a transaction of the outbox's own rather than the caller's `tokio_postgres::Transaction`: a savepoint has
 //! the same type, and a `COMMIT` sent on one would end the outer transaction. This one is always begun here, at the
@@ -37,6 +42,17 @@ use uuid::Uuid;
 use crate::error::{Result, StoreError};
 use crate::prepare::NewRow;
 use crate::publish::{Outbox, PublishOptions};
+
+/// A `COMMIT`'s error: refused by the server (nothing committed), or the connection lost (outcome unknown).
+fn commit_error(e: tokio_postgres::Error) -> StoreError {
+    if e.as_db_error().is_some() {
+        StoreError::db("commit", e)
+    } else {
+        StoreError::CommitOutcomeUnknown {
+            source: Box::new(e),
+        }
+    }
+}
 
 /// A top-level transaction whose published events are written with its `COMMIT` (see the module's docs). Dropped
 /// without [`commit`](Self::commit), it rolls back and nothing is published.
@@ -106,41 +122,56 @@ impl PublishingTransaction<'_> {
         self.rows.len()
     }
 
-    /// Writes the staged rows and commits, the outbox statement and the `COMMIT` sent together. On an error
-    /// nothing was committed, except when the connection was lost after the `COMMIT` was sent, when (as for any
-    /// commit) the outcome is unknown.
+    /// Writes the staged rows and commits, the outbox statement and the `COMMIT` sent together. On
+    /// [`StoreError::Database`] nothing was committed (the outbox statement or the `COMMIT` failed, and the server
+    /// rolled the transaction back); on [`StoreError::CommitOutcomeUnknown`] the connection was lost after the
+    /// `COMMIT` was sent, and (as for any commit) the transaction may have committed. It waits as long as any
+    /// statement on the client does: with [`hule_pg::connect`]'s keepalives, a half-open connection ends in about
+    /// 20 s; a client made without them may wait for the operating system's TCP timeouts.
     pub async fn commit(self) -> Result<()> {
         let PublishingTransaction { tx, rows, .. } = self;
         if rows.is_empty() {
-            return tx.commit().await.map_err(|e| StoreError::db("commit", e));
+            return tx.commit().await.map_err(commit_error);
         }
+        // Not dropped once the COMMIT is queued: its drop would queue a second ROLLBACK (a warning in the server's
+        // log), also when this future is cancelled. It holds nothing else (a top-level transaction, begun by
+        // `Outbox::begin`).
+        let tx = std::mem::ManuallyDrop::new(tx);
         let sent = {
             let client = tx.client();
             let mut enqueue = std::pin::pin!(crate::pg::enqueue_on(client, &rows));
             // The first poll sends the statement: tokio-postgres queues a request's messages on the connection
-            // before it awaits the answer. Only once it is queued is the COMMIT queued behind it, so the server
-            // runs them in that order; an error before it was sent ends here, and `tx`, dropped, rolls back.
+            // before it awaits the answer (`tests/publishing_tx.rs` fails if it did not). Only once it is queued is
+            // the COMMIT queued behind it, in the same poll, so the server runs them in that order.
             match std::future::poll_fn(|cx| Poll::Ready(enqueue.as_mut().poll(cx))).await {
-                Poll::Ready(Err(e)) => return Err(e),
-                Poll::Ready(Ok(())) => None,
-                Poll::Pending => {
-                    let (enqueued, committed) =
-                        tokio::join!(enqueue, client.batch_execute("COMMIT"));
-                    Some((enqueued, committed))
-                }
+                Poll::Ready(done) => Err(done),
+                Poll::Pending => Ok(tokio::join!(enqueue, client.batch_execute("COMMIT"))),
             }
         };
-        let Some((enqueued, committed)) = sent else {
-            // Answered within its first poll (not seen in practice): commit as usual.
-            return tx.commit().await.map_err(|e| StoreError::db("commit", e));
-        };
-        // Both were sent, so the transaction is over whichever way they ended: committed; rolled back by the server
-        // (a COMMIT after a failed statement is answered with ROLLBACK); or lost with the connection. Dropping `tx`
-        // would send a second ROLLBACK, which the server answers with a warning in its log; it holds nothing else
-        // (a top-level transaction, begun by `Outbox::begin`), so it is forgotten instead.
-        std::mem::forget(tx);
-        enqueued?;
-        committed.map_err(|e| StoreError::db("commit", e))
+        match sent {
+            // Ended before the COMMIT was sent (an error before the statement was, or an answer within the first
+            // poll): the transaction is still open; an error rolls it back as it drops.
+            Err(Err(e)) => {
+                drop(std::mem::ManuallyDrop::into_inner(tx));
+                Err(StoreError::db("enqueue", e))
+            }
+            Err(Ok(())) => std::mem::ManuallyDrop::into_inner(tx)
+                .commit()
+                .await
+                .map_err(commit_error),
+            // Both sent: the transaction is over — committed, rolled back by the server (a COMMIT after a failed
+            // statement is answered with ROLLBACK), or lost with the connection, when its outcome is unknown.
+            Ok((enqueued, committed)) => match (enqueued, committed) {
+                (Ok(()), Ok(())) => Ok(()),
+                // The server refused the statement, so it answered the COMMIT by rolling back.
+                (Err(e), _) if e.as_db_error().is_some() => Err(StoreError::db("enqueue", e)),
+                (Ok(()), Err(e)) => Err(commit_error(e)),
+                // The statement's answer was lost or unreadable: whether the COMMIT committed is not known.
+                (Err(e), _) => Err(StoreError::CommitOutcomeUnknown {
+                    source: Box::new(e),
+                }),
+            },
+        }
     }
 
     /// Rolls back: nothing of the transaction is stored and nothing is published.

@@ -153,6 +153,34 @@ async fn a_failing_outbox_statement_rolls_the_whole_transaction_back() {
 }
 
 #[tokio::test]
+async fn a_commit_the_server_refuses_after_the_statement_stores_nothing() {
+    let (mut writer, notices, admin) = setup("hule_ptx").await;
+    admin
+        .batch_execute(
+            "CREATE TABLE deferred (name text, CONSTRAINT unique_name UNIQUE (name) DEFERRABLE INITIALLY DEFERRED);
+             INSERT INTO deferred VALUES ('taken')",
+        )
+        .await
+        .expect("deferred table");
+    let outbox = Outbox::new("test");
+    let mut tx = outbox.begin(&mut writer).await.expect("begin");
+    // Checked only at the COMMIT, after the outbox statement has succeeded.
+    tx.execute("INSERT INTO deferred VALUES ('taken')", &[])
+        .await
+        .expect("deferred write");
+    tx.publish(payload(0), Uuid::new_v4()).expect("publish");
+    let err = tx.commit().await.expect_err("the COMMIT is refused");
+    match &err {
+        hule_outbox::StoreError::Database { op, .. } => assert_eq!(*op, "commit", "{err}"),
+        other => panic!("a refused COMMIT is a database error, not {other:?}"),
+    }
+    assert_eq!(count(&admin, "SELECT count(*) FROM deferred").await, 1);
+    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
+    let heard = notices_after_round_trip(&writer, &notices).await;
+    assert!(heard.is_empty(), "the server warned: {heard:?}");
+}
+
+#[tokio::test]
 async fn a_dropped_or_rolled_back_transaction_publishes_nothing() {
     let (mut writer, notices, admin) = setup("hule_ptx").await;
     let outbox = Outbox::new("test");

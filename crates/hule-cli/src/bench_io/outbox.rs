@@ -25,68 +25,88 @@ async fn business_write(
     .await
 }
 
-/// 2. Business transactions with and without one outbox insert, 8 connections.
+/// Scenario 2, business transactions with and without one outbox insert on 8 connections: each way of publishing
+/// runs for `seconds` in all, in three rounds with the order of the ways rotated each round (the machine's speed
+/// drifts), and the tables are emptied before each phase (so no way runs on a larger table or index than another).
 pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResult> {
-    let schema = Schema::new(base).await?;
-    let c = schema.client().await?;
-    hule_outbox::pg::migrate(&c).await?;
-    c.batch_execute("CREATE TABLE business (id uuid PRIMARY KEY, payload text NOT NULL)")
-        .await?;
-    reset_peak();
-    let mut rates = Vec::new();
-    let outbox = hule_outbox::Outbox::new("bench");
-    for mode in [
+    const MODES: [WriteMode; 3] = [
         WriteMode::Without,
         WriteMode::CallersTransaction,
         WriteMode::WithCommit,
-    ] {
-        let count = Arc::new(AtomicU64::new(0));
-        let until = Instant::now() + Duration::from_secs_f64(seconds);
-        let mut tasks = Vec::new();
-        for w in 0..8 {
-            let mut client = schema.client().await?;
-            let count = count.clone();
-            let outbox = outbox.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut n = 0i64;
-                while Instant::now() < until {
-                    let rows = || {
-                        prepare(
-                            &event_1kb(&format!("batch-{w}-{}", n % 50), n),
-                            &EnqueueOptions::default(),
-                        )
-                    };
-                    match mode {
-                        WriteMode::Without => {
-                            let tx = client.transaction().await?;
-                            business_write(&tx).await?;
-                            tx.commit().await?;
-                        }
-                        WriteMode::CallersTransaction => {
-                            let tx = client.transaction().await?;
-                            business_write(&tx).await?;
-                            hule_outbox::pg::enqueue(&tx, &rows()?).await?;
-                            tx.commit().await?;
-                        }
-                        WriteMode::WithCommit => {
-                            let mut tx = outbox.begin(&mut client).await?;
-                            business_write(&tx).await?;
-                            tx.stage(rows()?);
-                            tx.commit().await?;
-                        }
-                    }
-                    count.fetch_add(1, Ordering::Relaxed);
-                    n += 1;
-                }
-                anyhow::Ok(())
-            }));
-        }
-        let started = Instant::now();
-        for t in tasks {
-            t.await??;
-        }
-        rates.push(count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64());
+    ];
+    const ROUNDS: usize = 3;
+    let schema = Schema::new(base).await?;
+    let admin = schema.client().await?;
+    hule_outbox::pg::migrate(&admin).await?;
+    admin
+        .batch_execute("CREATE TABLE business (id uuid PRIMARY KEY, payload text NOT NULL)")
+        .await?;
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(schema.client().await?);
     }
+    reset_peak();
+    let outbox = hule_outbox::Outbox::new("bench");
+    let phase = Duration::from_secs_f64(seconds / ROUNDS as f64);
+    let (mut done, mut took) = ([0u64; 3], [0f64; 3]);
+    for round in 0..ROUNDS {
+        for k in 0..MODES.len() {
+            let m = (round + k) % MODES.len();
+            let mode = MODES[m];
+            admin
+                .batch_execute("TRUNCATE business, event_outbox")
+                .await?;
+            let started = Instant::now();
+            let until = started + phase;
+            let tasks: Vec<_> = clients
+                .drain(..)
+                .enumerate()
+                .map(|(w, mut client)| {
+                    let outbox = outbox.clone();
+                    tokio::spawn(async move {
+                        let mut n = 0i64;
+                        while Instant::now() < until {
+                            let rows = || {
+                                prepare(
+                                    &event_1kb(&format!("batch-{w}-{}", n % 50), n),
+                                    &EnqueueOptions::default(),
+                                )
+                            };
+                            match mode {
+                                WriteMode::Without => {
+                                    let tx = client.transaction().await?;
+                                    business_write(&tx).await?;
+                                    tx.commit().await?;
+                                }
+                                WriteMode::CallersTransaction => {
+                                    let tx = client.transaction().await?;
+                                    business_write(&tx).await?;
+                                    hule_outbox::pg::enqueue(&tx, &rows()?).await?;
+                                    tx.commit().await?;
+                                }
+                                WriteMode::WithCommit => {
+                                    let mut tx = outbox.begin(&mut client).await?;
+                                    business_write(&tx).await?;
+                                    tx.stage(rows()?);
+                                    tx.commit().await?;
+                                }
+                            }
+                            n += 1;
+                        }
+                        anyhow::Ok((client, n as u64))
+                    })
+                })
+                .collect();
+            for t in tasks {
+                let (client, n) = t.await??;
+                clients.push(client);
+                done[m] += n;
+            }
+            took[m] += started.elapsed().as_secs_f64();
+        }
+    }
+    let rates: Vec<f64> = done.iter().zip(took).map(|(&n, s)| n as f64 / s).collect();
+    drop(clients);
     schema.drop().await;
     Ok(ScenarioResult {
         scenario: "outbox write cost".into(),
@@ -98,8 +118,9 @@ pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResu
         peak_rss_mb: peak_rss_mb(),
         note: format!(
             "PostgreSQL, 8 connections, one business insert per tx; the outbox adds one 1 KB event row (one call of \
-             hule_outbox_enqueue; no NOTIFY, as no relay sleeps) sent with the COMMIT (Outbox::begin); \
-             pg::enqueue in the caller's own transaction, a round trip before its COMMIT: {:.0} tx/s = {:.2}",
+             hule_outbox_enqueue; no NOTIFY, as no relay sleeps) sent with the COMMIT (Outbox::begin); three \
+             rounds, the order rotated, the tables emptied before each phase; pg::enqueue in the caller's own \
+             transaction, a round trip before its COMMIT: {:.0} tx/s = {:.2}",
             rates[1],
             rates[1] / rates[0]
         ),
