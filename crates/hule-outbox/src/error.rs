@@ -21,9 +21,10 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// The connection was lost after a `COMMIT` was sent and before its answer: the transaction may or may not have
-    /// committed. Retrying blindly may write everything twice; look first (the event ids are known).
-    #[error("outbox commit outcome unknown (the connection was lost after the COMMIT was sent): {}", hule_secrets::error_chain(source.as_ref()))]
+    /// A `COMMIT` (or a statement sent with it) got no answer that says how it ended — the connection lost while
+    /// it was sent or answered, or a server error that may follow the commit (PANIC, FATAL): the transaction may or
+    /// may not have committed. Retrying blindly may write everything twice; look first (the event ids are known).
+    #[error("outbox commit outcome unknown (no answer that says how the COMMIT ended): {}", hule_secrets::error_chain(source.as_ref()))]
     CommitOutcomeUnknown {
         /// The cause.
         #[source]

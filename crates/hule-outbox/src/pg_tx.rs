@@ -11,7 +11,13 @@
 //! `commit` returns the statement's error. An error found before the statement is sent (a value that cannot be
 //! encoded) returns before the `COMMIT` is sent, and the transaction is rolled back as it is dropped. A connection
 //! lost once both are sent is [`StoreError::CommitOutcomeUnknown`]: as after any `COMMIT` whose answer never came,
-//! the transaction may have committed.
+//! the transaction may have committed. A `commit` cancelled (its future dropped) once both are sent leaves them to
+//! the server, which commits or rolls back as it would have.
+//!
+//! A statement of yours that failed, its error ignored, has already aborted the transaction: `commit` then fails on
+//! the outbox statement (SQLSTATE 25P02, "current transaction is aborted"), and nothing is stored; with no event
+//! staged, the server answers the `COMMIT` by rolling back and tokio-postgres reports success, as its own
+//! `Transaction::commit` does.
 //!
 //! It begins with the session's defaults; another isolation level or a read-only transaction is set by the first
 //! statement (`tx.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")`).
@@ -43,13 +49,72 @@ use crate::error::{Result, StoreError};
 use crate::prepare::NewRow;
 use crate::publish::{Outbox, PublishOptions};
 
-/// A `COMMIT`'s error: refused by the server (nothing committed), or the connection lost (outcome unknown).
+/// Whether PostgreSQL refused a statement with an error that ended the transaction without committing it (severity
+/// ERROR; a PANIC or FATAL may come after the commit was written, and a lost connection says nothing).
+fn refused(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|d| d.parsed_severity() == Some(tokio_postgres::error::Severity::Error))
+}
+
+/// A `COMMIT`'s error: refused by the server (nothing committed), or anything else (outcome unknown).
 fn commit_error(e: tokio_postgres::Error) -> StoreError {
-    if e.as_db_error().is_some() {
+    if refused(&e) {
         StoreError::db("commit", e)
     } else {
         StoreError::CommitOutcomeUnknown {
             source: Box::new(e),
+        }
+    }
+}
+
+/// The outcome of the outbox statement and the `COMMIT` sent together.
+fn outcome(
+    enqueued: std::result::Result<(), tokio_postgres::Error>,
+    committed: std::result::Result<(), tokio_postgres::Error>,
+) -> Result<()> {
+    match (enqueued, committed) {
+        (Ok(()), Ok(())) => Ok(()),
+        // The server refused the statement, so it answered the COMMIT by rolling back.
+        (Err(e), _) if refused(&e) => Err(StoreError::db("enqueue", e)),
+        (_, Err(e)) => Err(commit_error(e)),
+        // The statement's answer was lost or unreadable, and the COMMIT's was not an error: the transaction may
+        // have committed.
+        (Err(e), Ok(())) => Err(StoreError::CommitOutcomeUnknown {
+            source: Box::new(e),
+        }),
+    }
+}
+
+/// Holds the transaction while `commit` runs. Until the `COMMIT` is queued, dropping it (an error, a panic, the
+/// future cancelled) drops the transaction, which rolls back. Once it is queued, the transaction is over whatever
+/// happens next, and its drop would queue a second ROLLBACK (a warning in the server's log): it is forgotten instead.
+/// It holds nothing else (a top-level transaction, begun by `Outbox::begin`).
+struct Committing<'c> {
+    tx: Option<Transaction<'c>>,
+    sent: std::cell::Cell<bool>,
+}
+
+impl<'c> Committing<'c> {
+    fn transaction(&self) -> &Transaction<'c> {
+        self.tx
+            .as_ref()
+            .expect("the transaction is held until into_transaction or drop")
+    }
+
+    /// The transaction back, before the `COMMIT` was sent.
+    fn into_transaction(mut self) -> Transaction<'c> {
+        self.tx
+            .take()
+            .expect("the transaction is held until into_transaction or drop")
+    }
+}
+
+impl Drop for Committing<'_> {
+    fn drop(&mut self) {
+        if self.sent.get() {
+            if let Some(tx) = self.tx.take() {
+                std::mem::forget(tx);
+            }
         }
     }
 }
@@ -126,51 +191,40 @@ impl PublishingTransaction<'_> {
     /// [`StoreError::Database`] nothing was committed (the outbox statement or the `COMMIT` failed, and the server
     /// rolled the transaction back); on [`StoreError::CommitOutcomeUnknown`] the connection was lost after the
     /// `COMMIT` was sent, and (as for any commit) the transaction may have committed. It waits as long as any
-    /// statement on the client does: with [`hule_pg::connect`]'s keepalives, a half-open connection ends in about
-    /// 20 s; a client made without them may wait for the operating system's TCP timeouts.
+    /// statement on the client does: with [`hule_pg::connect`]'s keepalives and TCP user timeout, a half-open
+    /// connection ends in about 20 s (a client made without them may wait for the operating system's TCP
+    /// timeouts); a live server that is slow to commit (a lock, a synchronous standby) is waited for.
     pub async fn commit(self) -> Result<()> {
         let PublishingTransaction { tx, rows, .. } = self;
         if rows.is_empty() {
             return tx.commit().await.map_err(commit_error);
         }
-        // Not dropped once the COMMIT is queued: its drop would queue a second ROLLBACK (a warning in the server's
-        // log), also when this future is cancelled. It holds nothing else (a top-level transaction, begun by
-        // `Outbox::begin`).
-        let tx = std::mem::ManuallyDrop::new(tx);
-        let sent = {
-            let client = tx.client();
+        let guard = Committing {
+            tx: Some(tx),
+            sent: std::cell::Cell::new(false),
+        };
+        let first = {
+            let client = guard.transaction().client();
             let mut enqueue = std::pin::pin!(crate::pg::enqueue_on(client, &rows));
             // The first poll sends the statement: tokio-postgres queues a request's messages on the connection
             // before it awaits the answer (`tests/publishing_tx.rs` fails if it did not). Only once it is queued is
             // the COMMIT queued behind it, in the same poll, so the server runs them in that order.
             match std::future::poll_fn(|cx| Poll::Ready(enqueue.as_mut().poll(cx))).await {
-                Poll::Ready(done) => Err(done),
-                Poll::Pending => Ok(tokio::join!(enqueue, client.batch_execute("COMMIT"))),
+                Poll::Ready(done) => Some(done),
+                Poll::Pending => {
+                    guard.sent.set(true);
+                    let (enqueued, committed) =
+                        tokio::join!(enqueue, client.batch_execute("COMMIT"));
+                    return outcome(enqueued, committed);
+                }
             }
         };
-        match sent {
-            // Ended before the COMMIT was sent (an error before the statement was, or an answer within the first
-            // poll): the transaction is still open; an error rolls it back as it drops.
-            Err(Err(e)) => {
-                drop(std::mem::ManuallyDrop::into_inner(tx));
-                Err(StoreError::db("enqueue", e))
-            }
-            Err(Ok(())) => std::mem::ManuallyDrop::into_inner(tx)
-                .commit()
-                .await
-                .map_err(commit_error),
-            // Both sent: the transaction is over — committed, rolled back by the server (a COMMIT after a failed
-            // statement is answered with ROLLBACK), or lost with the connection, when its outcome is unknown.
-            Ok((enqueued, committed)) => match (enqueued, committed) {
-                (Ok(()), Ok(())) => Ok(()),
-                // The server refused the statement, so it answered the COMMIT by rolling back.
-                (Err(e), _) if e.as_db_error().is_some() => Err(StoreError::db("enqueue", e)),
-                (Ok(()), Err(e)) => Err(commit_error(e)),
-                // The statement's answer was lost or unreadable: whether the COMMIT committed is not known.
-                (Err(e), _) => Err(StoreError::CommitOutcomeUnknown {
-                    source: Box::new(e),
-                }),
-            },
+        // Ended before the COMMIT was sent (an error before the statement was, or an answer within the first
+        // poll): the transaction is still open, and rolls back as it drops.
+        let tx = guard.into_transaction();
+        match first {
+            Some(Err(e)) => Err(StoreError::db("enqueue", e)),
+            _ => tx.commit().await.map_err(commit_error),
         }
     }
 

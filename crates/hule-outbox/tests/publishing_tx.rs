@@ -117,7 +117,10 @@ async fn a_failing_outbox_statement_rolls_the_whole_transaction_back() {
     bad[0].event_data = "{not json".into();
     tx.stage(bad);
     let err = tx.commit().await.expect_err("the outbox statement fails");
-    assert!(err.to_string().contains("enqueue"), "{err}");
+    match &err {
+        hule_outbox::StoreError::Database { op, .. } => assert_eq!(*op, "enqueue", "{err}"),
+        other => panic!("a refused statement is a database error, not {other:?}"),
+    }
 
     assert_eq!(
         count(&admin, "SELECT count(*) FROM business").await,
@@ -150,6 +153,51 @@ async fn a_failing_outbox_statement_rolls_the_whole_transaction_back() {
             .any(|n| n.contains("no transaction in progress")),
         "{heard:?}"
     );
+}
+
+/// A `commit` cancelled while the server holds its statement back: the `COMMIT` already travels with it, so the
+/// server commits both once it can (a statement awaited before a `COMMIT` is sent would, cancelled, roll back), and
+/// no second `ROLLBACK` follows.
+#[tokio::test]
+async fn a_commit_cancelled_after_sending_is_finished_by_the_server() {
+    let (mut writer, notices, admin) = setup("hule_ptx").await;
+    let (blocker, _) = hule_outbox::pg::connect(&hule_outbox::testkit::pg_test_url())
+        .await
+        .expect("blocker");
+    let schema: String = admin
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .expect("schema")
+        .get(0);
+    blocker
+        .batch_execute(&format!(
+            "BEGIN; LOCK TABLE {schema}.event_outbox IN SHARE MODE"
+        ))
+        .await
+        .expect("lock the outbox table");
+    let outbox = Outbox::new("test");
+    let mut tx = outbox.begin(&mut writer).await.expect("begin");
+    tx.execute("INSERT INTO business VALUES ('order-1')", &[])
+        .await
+        .expect("business write");
+    tx.publish(payload(0), Uuid::new_v4()).expect("publish");
+    // The insert waits for the lock, so the commit cannot end before the timeout cancels it.
+    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(300), tx.commit()).await;
+    assert!(
+        cancelled.is_err(),
+        "the commit ended while the table was locked: {cancelled:?}"
+    );
+    assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 0);
+    blocker.batch_execute("COMMIT").await.expect("unlock");
+    // The writer's next round trip is answered after the statement and the COMMIT queued before it.
+    let heard = notices_after_round_trip(&writer, &notices).await;
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM business").await,
+        1,
+        "the service's write, committed by the COMMIT sent with the statement"
+    );
+    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 1);
+    assert!(heard.is_empty(), "the server warned: {heard:?}");
 }
 
 #[tokio::test]
