@@ -210,7 +210,7 @@ impl PublishingTransaction<'_> {
             // before it awaits the answer (`tests/publishing_tx.rs` fails if it did not). Only once it is queued is
             // the COMMIT queued behind it, in the same poll, so the server runs them in that order.
             match std::future::poll_fn(|cx| Poll::Ready(enqueue.as_mut().poll(cx))).await {
-                Poll::Ready(done) => Some(done),
+                Poll::Ready(done) => done,
                 Poll::Pending => {
                     guard.sent.set(true);
                     let (enqueued, committed) =
@@ -223,8 +223,8 @@ impl PublishingTransaction<'_> {
         // poll): the transaction is still open, and rolls back as it drops.
         let tx = guard.into_transaction();
         match first {
-            Some(Err(e)) => Err(StoreError::db("enqueue", e)),
-            _ => tx.commit().await.map_err(commit_error),
+            Err(e) => Err(StoreError::db("enqueue", e)),
+            Ok(()) => tx.commit().await.map_err(commit_error),
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use hule_contracts::enums::ProcessingStatus;
 use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
 use hule_contracts::Timestamp;
-use hule_outbox::Outbox;
+use hule_outbox::{Outbox, PublishingTransaction};
 use tokio_postgres::{AsyncMessage, Client};
 use uuid::Uuid;
 
@@ -65,18 +65,38 @@ async fn notices_after_round_trip(writer: &Client, notices: &Notices) -> Vec<Str
     notices.lock().expect("notices").clone()
 }
 
+/// Asserts the server sent the writer's session no notice or warning (a second `ROLLBACK` would cause one).
+async fn assert_no_warning(writer: &Client, notices: &Notices) {
+    let heard = notices_after_round_trip(writer, notices).await;
+    assert!(heard.is_empty(), "the server warned: {heard:?}");
+}
+
+/// A transaction on `writer` that has run the service's `write` and published `events` (numbered); their ids.
+async fn written<'c>(
+    outbox: &Outbox,
+    writer: &'c mut Client,
+    write: &str,
+    events: std::ops::Range<i64>,
+) -> (PublishingTransaction<'c>, Vec<Uuid>) {
+    let mut tx = outbox.begin(writer).await.expect("begin");
+    tx.execute(write, &[]).await.expect("the service's write");
+    let ids = events
+        .map(|n| tx.publish(payload(n), Uuid::new_v4()).expect("publish"))
+        .collect();
+    (tx, ids)
+}
+
 #[tokio::test]
 async fn events_are_written_with_the_commit_in_publish_order() {
     let (mut writer, notices, admin) = setup("hule_ptx").await;
     let outbox = Outbox::new("test");
-    let mut tx = outbox.begin(&mut writer).await.expect("begin");
-    tx.execute("INSERT INTO business VALUES ('order-1')", &[])
-        .await
-        .expect("business write");
-    let mut ids = Vec::new();
-    for n in 0..3 {
-        ids.push(tx.publish(payload(n), Uuid::new_v4()).expect("publish"));
-    }
+    let (tx, ids) = written(
+        &outbox,
+        &mut writer,
+        "INSERT INTO business VALUES ('order-1')",
+        0..3,
+    )
+    .await;
     assert_eq!(tx.staged(), 3);
     assert_eq!(
         count(&admin, "SELECT count(*) FROM event_outbox").await,
@@ -98,19 +118,20 @@ async fn events_are_written_with_the_commit_in_publish_order() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(stored, ids, "every event, in the order published");
-    let heard = notices_after_round_trip(&writer, &notices).await;
-    assert!(heard.is_empty(), "the server warned: {heard:?}");
+    assert_no_warning(&writer, &notices).await;
 }
 
 #[tokio::test]
 async fn a_failing_outbox_statement_rolls_the_whole_transaction_back() {
     let (mut writer, notices, admin) = setup("hule_ptx").await;
     let outbox = Outbox::new("test");
-    let mut tx = outbox.begin(&mut writer).await.expect("begin");
-    tx.execute("INSERT INTO business VALUES ('order-1')", &[])
-        .await
-        .expect("business write");
-    tx.publish(payload(0), Uuid::new_v4()).expect("publish");
+    let (mut tx, _) = written(
+        &outbox,
+        &mut writer,
+        "INSERT INTO business VALUES ('order-1')",
+        0..1,
+    )
+    .await;
     // A row the server refuses (`event_data` is a json column): the statement fails after it was sent, with the
     // COMMIT already queued behind it.
     let mut bad = hule_outbox::testkit::numbered_rows(1..2, 1).expect("row");
@@ -142,8 +163,7 @@ async fn a_failing_outbox_statement_rolls_the_whole_transaction_back() {
         1,
         "the writer's session was left inside a transaction"
     );
-    let heard = notices_after_round_trip(&writer, &notices).await;
-    assert!(heard.is_empty(), "the server warned: {heard:?}");
+    assert_no_warning(&writer, &notices).await;
     // The listener hears the warning a second ROLLBACK would cause (so its silence above means something).
     writer.batch_execute("ROLLBACK").await.expect("rollback");
     let heard = notices_after_round_trip(&writer, &notices).await;
@@ -176,11 +196,13 @@ async fn a_commit_cancelled_after_sending_is_finished_by_the_server() {
         .await
         .expect("lock the outbox table");
     let outbox = Outbox::new("test");
-    let mut tx = outbox.begin(&mut writer).await.expect("begin");
-    tx.execute("INSERT INTO business VALUES ('order-1')", &[])
-        .await
-        .expect("business write");
-    tx.publish(payload(0), Uuid::new_v4()).expect("publish");
+    let (tx, _) = written(
+        &outbox,
+        &mut writer,
+        "INSERT INTO business VALUES ('order-1')",
+        0..1,
+    )
+    .await;
     // The insert waits for the lock, so the commit cannot end before the timeout cancels it.
     let cancelled = tokio::time::timeout(std::time::Duration::from_millis(300), tx.commit()).await;
     assert!(
@@ -211,12 +233,14 @@ async fn a_commit_the_server_refuses_after_the_statement_stores_nothing() {
         .await
         .expect("deferred table");
     let outbox = Outbox::new("test");
-    let mut tx = outbox.begin(&mut writer).await.expect("begin");
-    // Checked only at the COMMIT, after the outbox statement has succeeded.
-    tx.execute("INSERT INTO deferred VALUES ('taken')", &[])
-        .await
-        .expect("deferred write");
-    tx.publish(payload(0), Uuid::new_v4()).expect("publish");
+    // The unique constraint is checked only at the COMMIT, after the outbox statement has succeeded.
+    let (tx, _) = written(
+        &outbox,
+        &mut writer,
+        "INSERT INTO deferred VALUES ('taken')",
+        0..1,
+    )
+    .await;
     let err = tx.commit().await.expect_err("the COMMIT is refused");
     match &err {
         hule_outbox::StoreError::Database { op, .. } => assert_eq!(*op, "commit", "{err}"),
@@ -224,38 +248,43 @@ async fn a_commit_the_server_refuses_after_the_statement_stores_nothing() {
     }
     assert_eq!(count(&admin, "SELECT count(*) FROM deferred").await, 1);
     assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
-    let heard = notices_after_round_trip(&writer, &notices).await;
-    assert!(heard.is_empty(), "the server warned: {heard:?}");
+    assert_no_warning(&writer, &notices).await;
 }
 
 #[tokio::test]
 async fn a_dropped_or_rolled_back_transaction_publishes_nothing() {
     let (mut writer, notices, admin) = setup("hule_ptx").await;
     let outbox = Outbox::new("test");
-    {
-        let mut tx = outbox.begin(&mut writer).await.expect("begin");
-        tx.execute("INSERT INTO business VALUES ('dropped')", &[])
-            .await
-            .expect("write");
-        tx.publish(payload(0), Uuid::new_v4()).expect("publish");
-    }
-    let mut tx = outbox.begin(&mut writer).await.expect("begin");
-    tx.execute("INSERT INTO business VALUES ('rolled back')", &[])
-        .await
-        .expect("write");
-    tx.publish(payload(1), Uuid::new_v4()).expect("publish");
+    drop(
+        written(
+            &outbox,
+            &mut writer,
+            "INSERT INTO business VALUES ('dropped')",
+            0..1,
+        )
+        .await,
+    );
+    let (tx, _) = written(
+        &outbox,
+        &mut writer,
+        "INSERT INTO business VALUES ('rolled back')",
+        1..2,
+    )
+    .await;
     tx.rollback().await.expect("rollback");
     assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 0);
     assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
 
     // A transaction that publishes nothing commits as any other.
-    let tx = outbox.begin(&mut writer).await.expect("begin");
-    tx.execute("INSERT INTO business VALUES ('no events')", &[])
-        .await
-        .expect("write");
+    let (tx, _) = written(
+        &outbox,
+        &mut writer,
+        "INSERT INTO business VALUES ('no events')",
+        0..0,
+    )
+    .await;
     tx.commit().await.expect("commit");
     assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 1);
     assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
-    let heard = notices_after_round_trip(&writer, &notices).await;
-    assert!(heard.is_empty(), "the server warned: {heard:?}");
+    assert_no_warning(&writer, &notices).await;
 }

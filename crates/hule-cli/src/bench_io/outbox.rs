@@ -1,5 +1,5 @@
-//! The outbox scenarios: write cost in the caller's transaction, relay drain (PostgreSQL, SQLite), commit-to-publish
-//! latency.
+//! The outbox scenarios: write cost (in the caller's transaction and with `Outbox::begin`), relay drain (PostgreSQL,
+//! SQLite), commit-to-publish latency.
 
 use super::*;
 
