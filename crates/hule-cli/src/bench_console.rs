@@ -29,7 +29,7 @@ fn record(i: u64, dead_every: u64, now_ms: i64) -> anyhow::Result<Followed> {
     let key = format!("batch-{}", i % 10_000);
     value["data"]["entity_id"] = key.clone().into();
     let payload = serde_json::to_vec(&value)?;
-    let headers = Headers(vec![
+    let headers = Headers::from(vec![
         ("event_id".into(), id.to_string()),
         ("event_type".into(), event.def().value.into()),
         ("X-Correlation-Id".into(), correlation.to_string()),

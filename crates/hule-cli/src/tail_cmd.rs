@@ -361,12 +361,7 @@ mod tests {
             partition: 0,
             offset: 0,
             key: None,
-            headers: hule_contracts::Headers(
-                headers
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-            ),
+            headers: headers.iter().copied().collect(),
             invalid_headers: Vec::new(),
             payload: Some(payload.to_vec()),
         }

@@ -72,7 +72,7 @@ async fn dlq_list_show_and_replay(backend: hule_kafka::testkit::Backend) {
             partition: 0,
             offset: i as i64,
             key: Some(format!("batch-{i}").into_bytes()),
-            headers: hule_contracts::Headers(vec![("event_id".into(), id.to_string())]),
+            headers: hule_contracts::Headers::from(vec![("event_id".into(), id.to_string())]),
             invalid_headers: Vec::new(),
             payload: Some(value),
         };

@@ -128,11 +128,7 @@ pub fn extract(d: &Delivery, ts_ms: i64) -> Row {
     let header = |name: &str| d.headers.get(name).map(str::to_owned);
     let size = d.key.as_ref().map_or(0, Vec::len)
         + d.payload.as_ref().map_or(0, Vec::len)
-        + d.headers
-            .0
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
+        + d.headers.byte_len();
     let mut row = Row {
         topic: d.topic.clone(),
         partition: d.partition,
@@ -1332,7 +1328,7 @@ mod tests {
 
     #[test]
     fn headers_win_and_a_replay_names_its_dead_letter() {
-        let h = Headers(vec![
+        let h = Headers::from(vec![
             (names::EVENT_ID.into(), "from-header".into()),
             (names::REPLAYED_FROM.into(), "t.dlq.v1:0:3".into()),
         ]);

@@ -186,7 +186,7 @@ fn envelope(
     v["data"]["essay_ids"] = serde_json::json!([format!("n-{n}")]);
     v["data"]["first_name"] = "Ada Secretname".into();
     v["data"]["email"] = "ada@school.example".into();
-    let headers = Headers(vec![
+    let headers = Headers::from(vec![
         ("event_id".into(), id.to_string()),
         ("event_type".into(), EVENT.def().value.into()),
         ("X-Correlation-Id".into(), correlation.to_string()),

@@ -52,7 +52,7 @@ fn dead_letters(brokers: &str) {
             partition: 0,
             offset: i as i64,
             key: Some(key.clone().into_bytes()),
-            headers: hule_contracts::Headers(vec![("event_id".into(), id.to_string())]),
+            headers: hule_contracts::Headers::from(vec![("event_id".into(), id.to_string())]),
             invalid_headers: Vec::new(),
             payload: Some(serde_json::to_vec(&v).expect("vec")),
         };

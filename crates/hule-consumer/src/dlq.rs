@@ -332,7 +332,7 @@ impl Service for DeadLetterService {
                         letter.headers.set(hule_trace::TRACEPARENT, trace.traceparent);
                         match trace.tracestate {
                             Some(ts) => letter.headers.set(hule_trace::TRACESTATE, ts),
-                            None => letter.headers.0.retain(|(k, _)| k != hule_trace::TRACESTATE),
+                            None => letter.headers.remove(hule_trace::TRACESTATE),
                         }
                     }
                     let position = msg.delivery.position();
@@ -468,7 +468,7 @@ impl Replay {
             self.headers.set(hule_trace::TRACEPARENT, trace.traceparent);
             match trace.tracestate {
                 Some(ts) => self.headers.set(hule_trace::TRACESTATE, ts),
-                None => self.headers.0.retain(|(k, _)| k != hule_trace::TRACESTATE),
+                None => self.headers.remove(hule_trace::TRACESTATE),
             }
         }
         span
@@ -515,13 +515,10 @@ pub fn replay_record(
             )))
         }
     };
-    let mut headers = Headers(
-        dlq_headers
-            .iter()
-            .filter(|(k, _)| *k != DLQ_REASON_HEADER && *k != "X-Original-Topic")
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-    );
+    let mut headers: Headers = dlq_headers
+        .iter()
+        .filter(|(k, _)| *k != DLQ_REASON_HEADER && *k != "X-Original-Topic")
+        .collect();
     headers.set(names::RETRY_COUNT, "0");
     headers.set(
         names::REPLAYED_FROM,

@@ -408,7 +408,8 @@ mod tests {
 
     /// The dead letter of source record `offset`, failed in `service`, read at DLQ offset `at`.
     fn letter(offset: i64, service: &str, at: i64, replay_count: Option<&str>) -> DlqMessage {
-        let mut headers = hule_contracts::Headers(vec![("event_id".into(), format!("e{offset}"))]);
+        let mut headers =
+            hule_contracts::Headers::from(vec![("event_id".into(), format!("e{offset}"))]);
         if let Some(n) = replay_count {
             headers.set(hule_contracts::headers::names::REPLAY_COUNT, n);
         }

@@ -73,9 +73,9 @@ pub fn from_row(
         if let Ok(env) =
             serde_json::from_value::<EventEnvelope<serde_json::Value>>(stripped.clone())
         {
-            for (k, v) in standard_headers(&env, &topic, key.as_deref().unwrap_or("")).0 {
-                if headers.get(&k).is_none() {
-                    headers.set(&k, v);
+            for (k, v) in standard_headers(&env, &topic, key.as_deref().unwrap_or("")).iter() {
+                if headers.get(k).is_none() {
+                    headers.push(k, v);
                 }
             }
         }

@@ -137,9 +137,8 @@ fn example(def: &EventDef, n: usize) -> Value {
         .and_then(|p| p.partition_key().map(|k| k.into_owned()))
         .unwrap_or_default();
     let headers: Map<String, Value> = standard_headers(&envelope, def.topic, &key)
-        .0
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
+        .iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
         .collect();
     json!({
         "name": "example",

@@ -208,7 +208,7 @@ async fn each_result_gets_one_note_and_one_notification_and_refusals_leave_nothi
     send(key, headers, value).await;
     send(
         "essay-999".into(),
-        Headers(Vec::new()),
+        Headers::default(),
         b"{not json".to_vec(),
     )
     .await;
