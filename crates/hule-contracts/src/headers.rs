@@ -114,10 +114,25 @@ impl std::fmt::Debug for Headers {
 impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut h = Headers::default();
-        for (k, v) in iter {
-            h.push(k.as_ref(), v.as_ref());
-        }
+        h.extend(iter);
         h
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a str, &'a str);
+    type IntoIter = Box<dyn Iterator<Item = (&'a str, &'a str)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Extend<(K, V)> for Headers {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (k, v) in iter {
+            self.push(k.as_ref(), v);
+        }
     }
 }
 
@@ -160,7 +175,8 @@ impl Headers {
     }
 
     /// Appends a header, keeping any of the same name (Kafka headers may repeat).
-    pub fn push(&mut self, name: &str, value: &str) {
+    pub fn push(&mut self, name: &str, value: impl AsRef<str>) {
+        let value = value.as_ref();
         let list = self.list_mut();
         list.text.push_str(name);
         let name_end = list.text.len();
@@ -168,12 +184,17 @@ impl Headers {
         list.ends.push((name_end, list.text.len()));
     }
 
-    /// Keeps only the headers `keep` says yes to, in order.
+    /// Keeps only the headers `keep` says yes to, in order; `keep` is called once for each header, in order.
     pub fn retain(&mut self, mut keep: impl FnMut(&str, &str) -> bool) {
-        if self.iter().all(|(k, v)| keep(k, v)) {
+        let kept: Vec<bool> = self.iter().map(|(k, v)| keep(k, v)).collect();
+        if kept.iter().all(|&k| k) {
             return;
         }
-        *self = self.iter().filter(|(k, v)| keep(k, v)).collect();
+        *self = self
+            .iter()
+            .zip(kept)
+            .filter_map(|(pair, k)| k.then_some(pair))
+            .collect();
     }
 
     /// Removes every header of this name.
@@ -206,12 +227,21 @@ impl Headers {
         self.0.ends.is_empty()
     }
 
-    /// Encodes as a JSON object (for storage in an outbox row).
+    /// The headers as owned pairs, in order.
+    pub fn to_vec(&self) -> Vec<(String, String)> {
+        self.iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// Encodes as a JSON object (for storage in an outbox row). A JSON object has one value per name: of a
+    /// repeated name the first value is kept, the one [`Headers::get`] answers.
     pub fn to_json(&self) -> String {
-        let map: serde_json::Map<String, serde_json::Value> = self
-            .iter()
-            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
-            .collect();
+        let mut map = serde_json::Map::with_capacity(self.len());
+        for (k, v) in self.iter() {
+            map.entry(k)
+                .or_insert_with(|| serde_json::Value::String(v.to_owned()));
+        }
         serde_json::Value::Object(map).to_string()
     }
 
@@ -443,12 +473,22 @@ mod tests {
             h.iter().collect::<Vec<_>>(),
             [("b", "a longer value"), ("c", ""), ("d", "new")]
         );
-        // Built in another order of calls, the same list is equal.
+        // Built in another order of calls, the same list is equal; the same bytes split otherwise are not.
         let same: Headers = [("b", "a longer value"), ("c", ""), ("d", "new")]
             .into_iter()
             .collect();
         assert_eq!(h, same);
         assert_ne!(h, shared);
+        let mut changed = same.clone();
+        changed.set("b", "short");
+        let mut want = Headers::default();
+        want.extend([("b", "short"), ("c", ""), ("d", "new")]);
+        assert_eq!(changed, want);
+        assert_ne!(
+            [("ab", "")].into_iter().collect::<Headers>(),
+            [("a", "b")].into_iter().collect::<Headers>()
+        );
+        assert!(Headers::default().is_empty() && !same.is_empty());
         assert_eq!(
             format!("{same:?}"),
             r#"[("b", "a longer value"), ("c", ""), ("d", "new")]"#
@@ -456,16 +496,35 @@ mod tests {
     }
 
     #[test]
-    fn json_round_trip_keeps_names_and_values() {
+    fn retain_asks_once_per_header_in_order() {
+        let mut h: Headers = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
+        let mut seen = Vec::new();
+        h.retain(|k, v| {
+            let first = !seen.iter().any(|(s, _): &(String, String)| s == k);
+            seen.push((k.to_owned(), v.to_owned()));
+            first
+        });
+        assert_eq!(
+            h.to_vec(),
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        assert_eq!(seen.len(), 3);
+    }
+
+    #[test]
+    fn json_round_trip_keeps_names_values_and_order() {
         let h: Headers = [("event_id", "e-1"), ("X-Retry-Count", "2"), ("é", "ü\"\\")]
             .into_iter()
             .collect();
         let back = Headers::from_json(&h.to_json()).expect("json");
-        let mut pairs: Vec<_> = back.iter().collect();
-        pairs.sort();
-        let mut want: Vec<_> = h.iter().collect();
-        want.sort();
-        assert_eq!(pairs, want);
+        assert_eq!(back, h);
+        // A repeated name keeps its first value, the one `get` answers.
+        let repeated: Headers = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
+        let back = Headers::from_json(&repeated.to_json()).expect("json");
+        assert_eq!(
+            back.to_vec(),
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
         assert!(Headers::from_json("[]").is_err());
         assert!(Headers::from_json(r#"{"n": 1, "s": "x"}"#)
             .expect("object")
@@ -478,5 +537,11 @@ mod tests {
         let bad: &[u8] = &[0xff, 0xfe];
         let err = Headers::from_raw([("event_id", Some(bad))]).expect_err("not utf8");
         assert_eq!(err.to_string(), "header `event_id` is not UTF-8");
+        let h = Headers::from_raw([("x", Some(&b"1"[..])), ("x", None), ("y", Some(b"2"))])
+            .expect("utf8");
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [("x", "1"), ("x", ""), ("y", "2")]
+        );
     }
 }

@@ -20,7 +20,7 @@ pub fn delivery_of(m: &impl rdkafka::Message) -> Delivery {
                     Ok(value) => headers.push(h.key, value),
                     Err(_) => {
                         invalid_headers.push(h.key.to_owned());
-                        headers.push(h.key, &String::from_utf8_lossy(value));
+                        headers.push(h.key, String::from_utf8_lossy(value));
                     }
                 }
             }
@@ -100,6 +100,10 @@ mod tests {
             .insert(Header::<&[u8]> {
                 key: "empty",
                 value: None,
+            })
+            .insert(Header {
+                key: "event_id",
+                value: Some("again".as_bytes()),
             });
         let m = OwnedMessage::new(
             Some(b"{}".to_vec()),
@@ -114,7 +118,12 @@ mod tests {
         assert_eq!(d.invalid_headers, vec!["bad".to_owned()]);
         assert_eq!(
             d.headers.iter().collect::<Vec<_>>(),
-            [("event_id", "0190"), ("bad", "a\u{fffd}b"), ("empty", "")]
+            [
+                ("event_id", "0190"),
+                ("bad", "a\u{fffd}b"),
+                ("empty", ""),
+                ("event_id", "again")
+            ]
         );
         assert_eq!((d.topic.as_str(), d.partition, d.offset), ("t", 3, 42));
         assert_eq!(
