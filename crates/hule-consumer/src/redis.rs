@@ -461,6 +461,35 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_those_of_the_format_string_they_replace() {
+        let store = RedisDedup::new("redis://127.0.0.1:6379").expect("url");
+        for (event_type, id) in [
+            (
+                "huleedu.essay.spellcheck.completed.v1",
+                0xabcd_ef01_2345_6789_abcd_ef01_2345_6789,
+            ),
+            ("ü.ß€.x", u128::MAX),
+            ("", 0),
+        ] {
+            let key = DedupKey {
+                service: "group-1".into(),
+                event_id: uuid::Uuid::from_u128(id),
+                event_type: event_type.into(),
+                correlation_id: uuid::Uuid::nil(),
+                source_service: "x".into(),
+                owner: uuid::Uuid::from_u128(1),
+            };
+            let hash = Sha256::digest(format!("{{\"event_id\":\"{}\"}}", key.event_id).as_bytes());
+            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            let want = format!(
+                "huleedu:idempotency:v2:group-1:{}:{hex}",
+                event_type.replace('.', "_")
+            );
+            assert_eq!(store.key(&key), want);
+        }
+    }
+
+    #[test]
     fn values_are_the_originals_json() {
         let key = DedupKey {
             service: "svc \"quoted\"".into(),
@@ -470,26 +499,50 @@ mod tests {
             source_service: "src".into(),
             owner: uuid::Uuid::from_u128(11),
         };
-        // Byte for byte what the format string wrote before the value was built piece by piece.
-        assert_eq!(
-            RedisDedup::value(&key, "completed", "1765000000.25"),
-            format!(
-                r#"{{"status":"completed","started_at":1765000000.25,"processed_by":"svc \"quoted\"","event_id":"{}","correlation_id":"{}","source_service":"src","claim_owner":"{}","completed_at":1765000000.25}}"#,
-                uuid::Uuid::from_u128(7),
-                uuid::Uuid::from_u128(9),
-                uuid::Uuid::from_u128(11)
-            )
-        );
-        for (name, json) in [
-            ("plain-name_1.x", r#""plain-name_1.x""#),
-            ("é\u{1}\\\u{7f}", "\"é\\u0001\\\\\u{7f}\""),
-            ("", r#""""#),
+        // Byte for byte what the format string wrote before the value was built piece by piece (ids with
+        // letters, so that a change of case shows).
+        let lettered = DedupKey {
+            event_id: uuid::Uuid::from_u128(0xabcd_ef01_2345_6789_abcd_ef01_2345_6789),
+            correlation_id: uuid::Uuid::from_u128(0xfedc_ba98_7654_3210_fedc_ba98_7654_3210),
+            owner: uuid::Uuid::from_u128(0xa1b2_c3d4_e5f6_0000_0000_0000_0000_000f),
+            ..key.clone()
+        };
+        for status in ["processing", "completed"] {
+            let completed = if status == "completed" {
+                ",\"completed_at\":1765000000.25"
+            } else {
+                ""
+            };
+            assert_eq!(
+                RedisDedup::value(&lettered, status, "1765000000.25"),
+                format!(
+                    r#"{{"status":"{status}","started_at":1765000000.25,"processed_by":"svc \"quoted\"","event_id":"{}","correlation_id":"{}","source_service":"src","claim_owner":"{}"{completed}}}"#,
+                    lettered.event_id, lettered.correlation_id, lettered.owner
+                )
+            );
+        }
+        // The fast path for names and serde_json agree on every kind of string, ASCII ones needing escapes too.
+        for name in [
+            "plain-name_1.x",
+            "back\\slash",
+            "ctl\u{1}",
+            "new\nline",
+            "tab\t",
+            "del\u{7f}",
+            "quote\"",
+            "é",
+            "",
+            " ~",
         ] {
             let mut out = String::new();
             push_json_string(&mut out, name);
-            assert_eq!(out, json);
-            assert_eq!(out, serde_json::to_string(name).expect("json"));
+            assert_eq!(out, serde_json::to_string(name).expect("json"), "{name:?}");
         }
+        // The time is written as the shortest decimal of the seconds, as f64's Display (and Python's repr) write it.
+        let now = RedisDedup::now();
+        let secs: f64 = now.parse().expect("a number");
+        assert!(secs > 1.6e9 && !now.contains(['e', 'E']), "{now}");
+        assert_eq!(secs.to_string(), now);
         for status in ["processing", "completed"] {
             let v: serde_json::Value =
                 serde_json::from_str(&RedisDedup::value(&key, status, &RedisDedup::now()))
