@@ -404,7 +404,8 @@ impl DedupStore for RedisDedup {
                     .arg(1)
                     .arg(&k)
                     .arg(owner_mark(key))
-                    .arg(ms),
+                    .arg(ms)
+                    .arg(Self::now()),
             )
             .await
             .map(|_| ())
@@ -425,10 +426,13 @@ const RELEASE_OWNED: &str = "local v = redis.call('GET', KEYS[1]) \
     return redis.call('DEL', KEYS[1]) end return 0";
 
 /// Renews the claim only while it is `processing` and holds the caller's owner token (a completion written
-/// meanwhile keeps its TTL; a successor's claim is not this consumer's to renew).
+/// meanwhile keeps its TTL; a successor's claim is not this consumer's to renew). Its `started_at` is renewed too
+/// (to `ARGV[3]`): the original deletes a `processing` value that started more than 300 s ago as abandoned, so a
+/// claim this consumer keeps alive past that must not look so to a Python consumer of the same namespace.
 const RENEW_OWNED: &str = "local v = redis.call('GET', KEYS[1]) \
     if v and string.find(v, '\"status\":\"processing\"', 1, true) and string.find(v, ARGV[1], 1, true) then \
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
+    local renewed = string.gsub(v, '\"started_at\":[^,}]*', '\"started_at\":' .. ARGV[3], 1) \
+    redis.call('SET', KEYS[1], renewed, 'PX', ARGV[2]) return 1 end return 0";
 
 #[cfg(test)]
 mod tests {

@@ -246,3 +246,89 @@ async fn passwords_acl_users_databases_and_tls_work_and_failures_say_why() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A renewal renews the claim's `started_at` too: the Python original deletes a `processing` value that started
+/// more than 300 s ago as abandoned, so a claim kept alive longer must not look so to it. A completion is left as
+/// it is.
+#[tokio::test]
+async fn renewing_a_claim_renews_its_start_and_leaves_a_completion_alone() {
+    let store = RedisDedup::new(&redis_url()).expect("url");
+    store
+        .ping()
+        .await
+        .expect("Redis must be running on 127.0.0.1:6379 (scripts/setup.sh starts it)");
+    let k = key(&format!("svc-{}", uuid::Uuid::new_v4().simple()), 1);
+    let lease = Duration::from_secs(30);
+    assert_eq!(
+        store.claim(&k, lease).await.expect("claim"),
+        Claim::Acquired
+    );
+    let mut conn = redis::Client::open(redis_url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection of the test's own");
+    let raw = store.key(&k);
+    let get = |conn: &mut redis::aio::MultiplexedConnection| {
+        let (mut conn, raw) = (conn.clone(), raw.clone());
+        async move {
+            let v: String = redis::cmd("GET")
+                .arg(&raw)
+                .query_async(&mut conn)
+                .await
+                .expect("GET");
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&raw)
+                .query_async(&mut conn)
+                .await
+                .expect("PTTL");
+            (v, ttl)
+        }
+    };
+    // The claim as if made ten minutes ago (its text otherwise as stored).
+    let (value, _) = get(&mut conn).await;
+    let json = |v: &str| serde_json::from_str::<serde_json::Value>(v).expect("JSON");
+    let started = json(&value)["started_at"].as_f64().expect("a number");
+    let at = value.find("\"started_at\":").expect("started_at") + "\"started_at\":".len();
+    let end = at + value[at..].find(',').expect("a field after it");
+    let aged = format!("{}{}{}", &value[..at], started - 600.0, &value[end..]);
+    redis::cmd("SET")
+        .arg(&raw)
+        .arg(&aged)
+        .arg("PX")
+        .arg(60_000)
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("SET");
+
+    store
+        .extend(&k, Duration::from_secs(20))
+        .await
+        .expect("renew");
+    let (renewed, ttl) = get(&mut conn).await;
+    let renewed = json(&renewed);
+    assert!(
+        renewed["started_at"].as_f64().expect("a number") >= started,
+        "{renewed}"
+    );
+    assert!(
+        ttl > 0 && ttl <= 20_000,
+        "the lease renewed to 20 s: {ttl} ms"
+    );
+    let mut want = json(&aged);
+    want["started_at"] = renewed["started_at"].clone();
+    assert_eq!(renewed, want, "only started_at changes");
+
+    store
+        .complete(&k, Duration::from_secs(120))
+        .await
+        .expect("complete");
+    let (completed, _) = get(&mut conn).await;
+    store
+        .extend(&k, Duration::from_secs(1))
+        .await
+        .expect("a late renewal");
+    let (after, ttl) = get(&mut conn).await;
+    assert_eq!(after, completed, "a completion is not renewed");
+    assert!(ttl > 100_000, "nor its TTL shortened: {ttl} ms");
+}
