@@ -6,7 +6,8 @@ a relay that keeps per-key order, counts attempts, backs off and parks what keep
   event's partition contract, standard headers, size check before anything is written).
 - [`sqlite::enqueue`] and [`pg::enqueue`] insert the rows inside the caller's transaction; [`Outbox::publish`] does
   it from a typed payload; on PostgreSQL, [`Outbox::begin`] opens a [`PublishingTransaction`] whose events are
-  written with its `COMMIT`, in the same round trip.
+  written with its `COMMIT`, in the same round trip; [`Outbox::begin_on`] does the same on a [`WriterConnection`],
+  which keeps the outbox's insert prepared.
 - [`store::OutboxStore`] is what the relay needs from a table; [`SqliteOutbox`] and [`PgOutbox`] implement it on
   the same columns (a superset of the original `event_outbox`).
 - [`relay::run_relay`] claims batches, hands them to a [`relay::Publish`] (Kafka lives in `hule-kafka`), and
@@ -36,6 +37,8 @@ pub mod model;
 pub mod pg;
 #[cfg(feature = "postgres")]
 pub mod pg_tx;
+#[cfg(feature = "postgres")]
+pub mod pg_writer;
 pub mod prepare;
 pub mod publish;
 pub mod relay;
@@ -50,6 +53,8 @@ pub use error::StoreError;
 pub use pg::PgOutbox;
 #[cfg(feature = "postgres")]
 pub use pg_tx::PublishingTransaction;
+#[cfg(feature = "postgres")]
+pub use pg_writer::WriterConnection;
 pub use publish::{Outbox, OutboxTransaction, PublishOptions};
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteOutbox;

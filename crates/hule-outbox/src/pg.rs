@@ -191,7 +191,7 @@ pub async fn migrate(client: &Client) -> Result<()> {
 
 /// First key of the wake lock ("wake"); the second is the schema's hash, as for [`LEADER_LOCK`]. The relay holds it
 /// (exclusively, on its session) while it sleeps; writers take it shared for their transaction.
-const WAKE_LOCK: i32 = 0x7761_6b65;
+pub(crate) const WAKE_LOCK: i32 = 0x7761_6b65;
 
 /// The writers' statement: every row in one call of `hule_outbox_enqueue` (made by [`MIGRATION`]), which inserts
 /// them in the order given (so `seq` follows it) and sends a `NOTIFY` only when the relay sleeps.

@@ -4,7 +4,9 @@
 //! [`commit`](PublishingTransaction::commit) sends the outbox statement (every staged row, one call of
 //! `hule_outbox_enqueue`) and the `COMMIT` together, before reading either answer. The outbox then costs the
 //! transaction no round trip of its own, however many events it publishes; [`Outbox::publish`] on a transaction of
-//! the caller's costs one per call.
+//! the caller's costs one per call. [`Outbox::begin_on`] opens the same transaction on a
+//! [`WriterConnection`], which keeps a plain one-row insert prepared: a commit that writes one event sends that
+//! instead of the function's call, and costs the server less (see [`crate::pg_writer`]).
 //!
 //! The guarantee is unchanged: the events are stored if and only if the service's writes are. When the outbox
 //! statement fails, PostgreSQL answers the `COMMIT` that follows it by rolling the whole transaction back, and
@@ -46,8 +48,10 @@ use tokio_postgres::{Client, Transaction};
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
+use crate::pg_writer::{PreparedInsert, WriterConnection};
 use crate::prepare::NewRow;
 use crate::publish::{Outbox, PublishOptions};
+use futures::future::Either;
 
 /// Whether PostgreSQL refused a statement with an error that ended the transaction without committing it (severity
 /// ERROR; a PANIC or FATAL may come after the commit was written, and a lost connection says nothing).
@@ -125,6 +129,8 @@ pub struct PublishingTransaction<'c> {
     tx: Transaction<'c>,
     outbox: Outbox,
     rows: Vec<NewRow>,
+    /// The connection's prepared one-row insert, when begun on a [`WriterConnection`].
+    insert: Option<PreparedInsert>,
 }
 
 impl Outbox {
@@ -139,7 +145,22 @@ impl Outbox {
             tx,
             outbox: self.clone(),
             rows: Vec::new(),
+            insert: None,
         })
+    }
+
+    /// [`begin`](Self::begin) on a [`WriterConnection`]: a commit that writes one event sends the connection's
+    /// prepared insert with the `COMMIT` (prepared on the connection's first use: two round trips, once), several
+    /// events one call of the function as `begin`'s do. Fails, and begins nothing, when the insert cannot be
+    /// prepared (no `event_outbox` on the connection's `search_path`).
+    pub async fn begin_on<'c>(
+        &self,
+        conn: &'c mut WriterConnection,
+    ) -> Result<PublishingTransaction<'c>> {
+        let (client, insert) = conn.prepared().await?;
+        let mut tx = self.begin(client).await?;
+        tx.insert = Some(insert);
+        Ok(tx)
     }
 }
 
@@ -195,7 +216,9 @@ impl PublishingTransaction<'_> {
     /// connection ends in about 20 s (a client made without them may wait for the operating system's TCP
     /// timeouts); a live server that is slow to commit (a lock, a synchronous standby) is waited for.
     pub async fn commit(self) -> Result<()> {
-        let PublishingTransaction { tx, rows, .. } = self;
+        let PublishingTransaction {
+            tx, rows, insert, ..
+        } = self;
         if rows.is_empty() {
             return tx.commit().await.map_err(commit_error);
         }
@@ -205,7 +228,10 @@ impl PublishingTransaction<'_> {
         };
         let first = {
             let client = guard.transaction().client();
-            let mut enqueue = std::pin::pin!(crate::pg::enqueue_on(client, &rows));
+            let mut enqueue = std::pin::pin!(match (&insert, rows.as_slice()) {
+                (Some(insert), [row]) => Either::Left(insert.insert(client, row)),
+                _ => Either::Right(crate::pg::enqueue_on(client, &rows)),
+            });
             // The first poll sends the statement: tokio-postgres queues a request's messages on the connection
             // before it awaits the answer (`tests/publishing_tx.rs` fails if it did not). Only once it is queued is
             // the COMMIT queued behind it, in the same poll, so the server runs them in that order.

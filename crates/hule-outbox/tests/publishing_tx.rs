@@ -1,20 +1,84 @@
 //! Events written with the `COMMIT` (`Outbox::begin`): the outbox statement and the `COMMIT` are sent together, and
 //! the events are stored exactly when the service's own writes are — on success, when the outbox statement fails
 //! (the server rolls the whole transaction back), when the transaction is dropped or rolled back. The connection is
-//! left outside any transaction, without a second `ROLLBACK` (whose warning the tests listen for). PostgreSQL runs
-//! on the local server (127.0.0.1:5432, database `test`) and the tests fail loudly when it is missing.
+//! left outside any transaction, without a second `ROLLBACK` (whose warning the tests listen for). Every test runs
+//! both ways a service writes: on a plain client (the function's call) and on a `WriterConnection` (its prepared
+//! one-row insert for a transaction of one event, the function's call for several). PostgreSQL runs on the local
+//! server (127.0.0.1:5432, database `test`) and the tests fail loudly when it is missing.
 
 use std::sync::{Arc, Mutex};
 
 use hule_contracts::enums::ProcessingStatus;
 use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
 use hule_contracts::Timestamp;
-use hule_outbox::{Outbox, PublishingTransaction};
+use hule_outbox::{Outbox, PublishingTransaction, WriterConnection};
 use tokio_postgres::{AsyncMessage, Client};
 use uuid::Uuid;
 
 /// Notices and warnings the server sent the writer's session.
 type Notices = Arc<Mutex<Vec<String>>>;
+
+/// The writer's connection, in one of the two ways a service writes.
+enum Writer {
+    /// A plain client: `Outbox::begin`.
+    Plain(Client),
+    /// `Outbox::begin_on`.
+    Prepared(WriterConnection),
+}
+
+impl Writer {
+    async fn begin<'c>(&'c mut self, outbox: &Outbox) -> PublishingTransaction<'c> {
+        match self {
+            Writer::Plain(client) => outbox.begin(client).await.expect("begin"),
+            Writer::Prepared(conn) => outbox.begin_on(conn).await.expect("begin_on"),
+        }
+    }
+
+    fn way(&self) -> &'static str {
+        match self {
+            Writer::Plain(_) => "plain client",
+            Writer::Prepared(_) => "writer connection",
+        }
+    }
+
+    /// How many times this session ran the outbox's prepared insert (0 for a plain client, which has none).
+    async fn prepared_runs(&self) -> i64 {
+        self.query_one(
+            "SELECT COALESCE(sum(generic_plans + custom_plans), 0)::bigint FROM pg_prepared_statements \
+             WHERE statement LIKE 'INSERT INTO event_outbox%'",
+            &[],
+        )
+        .await
+        .expect("prepared statements")
+        .get(0)
+    }
+}
+
+impl std::ops::Deref for Writer {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        match self {
+            Writer::Plain(client) => client,
+            Writer::Prepared(conn) => conn,
+        }
+    }
+}
+
+/// Both ways, each on a fresh schema: (the writer, its notices, an admin client on another session).
+async fn setups(prefix: &str) -> Vec<(Writer, Notices, Client)> {
+    let mut out = Vec::new();
+    for prepared in [false, true] {
+        let (client, notices, admin) = setup(prefix).await;
+        let writer = if prepared {
+            Writer::Prepared(WriterConnection::new(client))
+        } else {
+            Writer::Plain(client)
+        };
+        out.push((writer, notices, admin));
+    }
+    out
+}
 
 /// A fresh schema with the outbox and a business table; the writer's client (its notices recorded) and an admin
 /// client on other sessions.
@@ -74,11 +138,11 @@ async fn assert_no_warning(writer: &Client, notices: &Notices) {
 /// A transaction on `writer` that has run the service's `write` and published `events` (numbered); their ids.
 async fn written<'c>(
     outbox: &Outbox,
-    writer: &'c mut Client,
+    writer: &'c mut Writer,
     write: &str,
     events: std::ops::Range<i64>,
 ) -> (PublishingTransaction<'c>, Vec<Uuid>) {
-    let mut tx = outbox.begin(writer).await.expect("begin");
+    let mut tx = writer.begin(outbox).await;
     tx.execute(write, &[]).await.expect("the service's write");
     let ids = events
         .map(|n| tx.publish(payload(n), Uuid::new_v4()).expect("publish"))
@@ -88,91 +152,111 @@ async fn written<'c>(
 
 #[tokio::test]
 async fn events_are_written_with_the_commit_in_publish_order() {
-    let (mut writer, notices, admin) = setup("hule_ptx").await;
-    let outbox = Outbox::new("test");
-    let (tx, ids) = written(
-        &outbox,
-        &mut writer,
-        "INSERT INTO business VALUES ('order-1')",
-        0..3,
-    )
-    .await;
-    assert_eq!(tx.staged(), 3);
-    assert_eq!(
-        count(&admin, "SELECT count(*) FROM event_outbox").await,
-        0,
-        "nothing is sent before the commit"
-    );
-    tx.commit().await.expect("commit");
+    for (mut writer, notices, admin) in setups("hule_ptx").await {
+        let way = writer.way();
+        let outbox = Outbox::new("test");
+        let mut ids = Vec::new();
+        // One event (a writer connection's prepared insert), then three (the function's call).
+        for (order, events) in [("order-1", 0..1), ("order-2", 1..4)] {
+            let (tx, published) = written(
+                &outbox,
+                &mut writer,
+                &format!("INSERT INTO business VALUES ('{order}')"),
+                events.clone(),
+            )
+            .await;
+            assert_eq!(tx.staged(), events.count());
+            assert_eq!(
+                count(&admin, "SELECT count(*) FROM event_outbox").await,
+                ids.len() as i64,
+                "{way}: nothing is sent before the commit"
+            );
+            tx.commit().await.expect("commit");
+            ids.extend(published);
+        }
 
-    assert_eq!(
-        count(&admin, "SELECT count(*) FROM business").await,
-        1,
-        "the service's write"
-    );
-    let stored: Vec<Uuid> = admin
-        .query("SELECT event_id FROM event_outbox ORDER BY seq", &[])
-        .await
-        .expect("rows")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(stored, ids, "every event, in the order published");
-    assert_no_warning(&writer, &notices).await;
+        assert_eq!(
+            count(&admin, "SELECT count(*) FROM business").await,
+            2,
+            "{way}: the service's writes"
+        );
+        let stored: Vec<Uuid> = admin
+            .query("SELECT event_id FROM event_outbox ORDER BY seq", &[])
+            .await
+            .expect("rows")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(stored, ids, "{way}: every event, in the order published");
+        let expected_runs = match writer {
+            Writer::Plain(_) => 0,
+            Writer::Prepared(_) => 1,
+        };
+        assert_eq!(
+            writer.prepared_runs().await,
+            expected_runs,
+            "{way}: the prepared insert wrote the transaction of one event, and only it"
+        );
+        assert_no_warning(&writer, &notices).await;
+    }
 }
 
 #[tokio::test]
 async fn a_failing_outbox_statement_rolls_the_whole_transaction_back() {
-    let (mut writer, notices, admin) = setup("hule_ptx").await;
-    let outbox = Outbox::new("test");
-    let (mut tx, _) = written(
-        &outbox,
-        &mut writer,
-        "INSERT INTO business VALUES ('order-1')",
-        0..1,
-    )
-    .await;
-    // A row the server refuses (`event_data` is a json column): the statement fails after it was sent, with the
-    // COMMIT already queued behind it.
-    let mut bad = hule_outbox::testkit::numbered_rows(1..2, 1).expect("row");
-    bad[0].event_data = "{not json".into();
-    tx.stage(bad);
-    let err = tx.commit().await.expect_err("the outbox statement fails");
-    match &err {
-        hule_outbox::StoreError::Database { op, .. } => assert_eq!(*op, "enqueue", "{err}"),
-        other => panic!("a refused statement is a database error, not {other:?}"),
-    }
-
-    assert_eq!(
-        count(&admin, "SELECT count(*) FROM business").await,
-        0,
-        "the service's write was rolled back with the events"
-    );
-    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
-    // The session is outside any transaction: a write on it is at once visible to another session.
-    writer
-        .execute("INSERT INTO business VALUES ('order-2')", &[])
-        .await
-        .expect("write after the failed commit");
-    assert_eq!(
-        count(
-            &admin,
-            "SELECT count(*) FROM business WHERE name = 'order-2'"
+    for (mut writer, notices, admin) in setups("hule_ptx").await {
+        let way = writer.way();
+        let outbox = Outbox::new("test");
+        let (mut tx, _) = written(
+            &outbox,
+            &mut writer,
+            "INSERT INTO business VALUES ('order-1')",
+            0..0,
         )
-        .await,
-        1,
-        "the writer's session was left inside a transaction"
-    );
-    assert_no_warning(&writer, &notices).await;
-    // The listener hears the warning a second ROLLBACK would cause (so its silence above means something).
-    writer.batch_execute("ROLLBACK").await.expect("rollback");
-    let heard = notices_after_round_trip(&writer, &notices).await;
-    assert!(
-        heard
-            .iter()
-            .any(|n| n.contains("no transaction in progress")),
-        "{heard:?}"
-    );
+        .await;
+        // A row the server refuses (`event_data` is a json column): the statement fails after it was sent, with the
+        // COMMIT already queued behind it. One row, so a writer connection sends its prepared insert.
+        let mut bad = hule_outbox::testkit::numbered_rows(1..2, 1).expect("row");
+        bad[0].event_data = "{not json".into();
+        tx.stage(bad);
+        let err = tx.commit().await.expect_err("the outbox statement fails");
+        match &err {
+            hule_outbox::StoreError::Database { op, .. } => {
+                assert_eq!(*op, "enqueue", "{way}: {err}")
+            }
+            other => panic!("{way}: a refused statement is a database error, not {other:?}"),
+        }
+
+        assert_eq!(
+            count(&admin, "SELECT count(*) FROM business").await,
+            0,
+            "{way}: the service's write was rolled back with the events"
+        );
+        assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
+        // The session is outside any transaction: a write on it is at once visible to another session.
+        writer
+            .execute("INSERT INTO business VALUES ('order-2')", &[])
+            .await
+            .expect("write after the failed commit");
+        assert_eq!(
+            count(
+                &admin,
+                "SELECT count(*) FROM business WHERE name = 'order-2'"
+            )
+            .await,
+            1,
+            "{way}: the writer's session was left inside a transaction"
+        );
+        assert_no_warning(&writer, &notices).await;
+        // The listener hears the warning a second ROLLBACK would cause (so its silence above means something).
+        writer.batch_execute("ROLLBACK").await.expect("rollback");
+        let heard = notices_after_round_trip(&writer, &notices).await;
+        assert!(
+            heard
+                .iter()
+                .any(|n| n.contains("no transaction in progress")),
+            "{heard:?}"
+        );
+    }
 }
 
 /// A `commit` cancelled while the server holds its statement back: the `COMMIT` already travels with it, so the
@@ -180,111 +264,122 @@ async fn a_failing_outbox_statement_rolls_the_whole_transaction_back() {
 /// no second `ROLLBACK` follows.
 #[tokio::test]
 async fn a_commit_cancelled_after_sending_is_finished_by_the_server() {
-    let (mut writer, notices, admin) = setup("hule_ptx").await;
-    let (blocker, _) = hule_outbox::pg::connect(&hule_outbox::testkit::pg_test_url())
-        .await
-        .expect("blocker");
-    let schema: String = admin
-        .query_one("SELECT current_schema()", &[])
-        .await
-        .expect("schema")
-        .get(0);
-    blocker
-        .batch_execute(&format!(
-            "BEGIN; LOCK TABLE {schema}.event_outbox IN SHARE MODE"
-        ))
-        .await
-        .expect("lock the outbox table");
-    let outbox = Outbox::new("test");
-    let (tx, _) = written(
-        &outbox,
-        &mut writer,
-        "INSERT INTO business VALUES ('order-1')",
-        0..1,
-    )
-    .await;
-    // The insert waits for the lock, so the commit cannot end before the timeout cancels it.
-    let cancelled = tokio::time::timeout(std::time::Duration::from_millis(300), tx.commit()).await;
-    assert!(
-        cancelled.is_err(),
-        "the commit ended while the table was locked: {cancelled:?}"
-    );
-    assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 0);
-    blocker.batch_execute("COMMIT").await.expect("unlock");
-    // The writer's next round trip is answered after the statement and the COMMIT queued before it.
-    let heard = notices_after_round_trip(&writer, &notices).await;
-    assert_eq!(
-        count(&admin, "SELECT count(*) FROM business").await,
-        1,
-        "the service's write, committed by the COMMIT sent with the statement"
-    );
-    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 1);
-    assert!(heard.is_empty(), "the server warned: {heard:?}");
+    for (mut writer, notices, admin) in setups("hule_ptx").await {
+        let way = writer.way();
+        let outbox = Outbox::new("test");
+        // A writer connection prepares its insert on its first transaction, before the table is locked (preparing
+        // takes the table's lock too); this one is dropped, so it rolls back.
+        drop(writer.begin(&outbox).await);
+        let (blocker, _) = hule_outbox::pg::connect(&hule_outbox::testkit::pg_test_url())
+            .await
+            .expect("blocker");
+        let schema: String = admin
+            .query_one("SELECT current_schema()", &[])
+            .await
+            .expect("schema")
+            .get(0);
+        blocker
+            .batch_execute(&format!(
+                "BEGIN; LOCK TABLE {schema}.event_outbox IN SHARE MODE"
+            ))
+            .await
+            .expect("lock the outbox table");
+        let (tx, _) = written(
+            &outbox,
+            &mut writer,
+            "INSERT INTO business VALUES ('order-1')",
+            0..1,
+        )
+        .await;
+        // The insert waits for the lock, so the commit cannot end before the timeout cancels it.
+        let cancelled =
+            tokio::time::timeout(std::time::Duration::from_millis(300), tx.commit()).await;
+        assert!(
+            cancelled.is_err(),
+            "{way}: the commit ended while the table was locked: {cancelled:?}"
+        );
+        assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 0);
+        blocker.batch_execute("COMMIT").await.expect("unlock");
+        // The writer's next round trip is answered after the statement and the COMMIT queued before it.
+        let heard = notices_after_round_trip(&writer, &notices).await;
+        assert_eq!(
+            count(&admin, "SELECT count(*) FROM business").await,
+            1,
+            "{way}: the service's write, committed by the COMMIT sent with the statement"
+        );
+        assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 1);
+        assert!(heard.is_empty(), "{way}: the server warned: {heard:?}");
+    }
 }
 
 #[tokio::test]
 async fn a_commit_the_server_refuses_after_the_statement_stores_nothing() {
-    let (mut writer, notices, admin) = setup("hule_ptx").await;
-    admin
+    for (mut writer, notices, admin) in setups("hule_ptx").await {
+        let way = writer.way();
+        admin
         .batch_execute(
             "CREATE TABLE deferred (name text, CONSTRAINT unique_name UNIQUE (name) DEFERRABLE INITIALLY DEFERRED);
              INSERT INTO deferred VALUES ('taken')",
         )
         .await
         .expect("deferred table");
-    let outbox = Outbox::new("test");
-    // The unique constraint is checked only at the COMMIT, after the outbox statement has succeeded.
-    let (tx, _) = written(
-        &outbox,
-        &mut writer,
-        "INSERT INTO deferred VALUES ('taken')",
-        0..1,
-    )
-    .await;
-    let err = tx.commit().await.expect_err("the COMMIT is refused");
-    match &err {
-        hule_outbox::StoreError::Database { op, .. } => assert_eq!(*op, "commit", "{err}"),
-        other => panic!("a refused COMMIT is a database error, not {other:?}"),
+        let outbox = Outbox::new("test");
+        // The unique constraint is checked only at the COMMIT, after the outbox statement has succeeded.
+        let (tx, _) = written(
+            &outbox,
+            &mut writer,
+            "INSERT INTO deferred VALUES ('taken')",
+            0..1,
+        )
+        .await;
+        let err = tx.commit().await.expect_err("the COMMIT is refused");
+        match &err {
+            hule_outbox::StoreError::Database { op, .. } => {
+                assert_eq!(*op, "commit", "{way}: {err}")
+            }
+            other => panic!("a refused COMMIT is a database error, not {other:?}"),
+        }
+        assert_eq!(count(&admin, "SELECT count(*) FROM deferred").await, 1);
+        assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
+        assert_no_warning(&writer, &notices).await;
     }
-    assert_eq!(count(&admin, "SELECT count(*) FROM deferred").await, 1);
-    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
-    assert_no_warning(&writer, &notices).await;
 }
 
 #[tokio::test]
 async fn a_dropped_or_rolled_back_transaction_publishes_nothing() {
-    let (mut writer, notices, admin) = setup("hule_ptx").await;
-    let outbox = Outbox::new("test");
-    drop(
-        written(
+    for (mut writer, notices, admin) in setups("hule_ptx").await {
+        let outbox = Outbox::new("test");
+        drop(
+            written(
+                &outbox,
+                &mut writer,
+                "INSERT INTO business VALUES ('dropped')",
+                0..1,
+            )
+            .await,
+        );
+        let (tx, _) = written(
             &outbox,
             &mut writer,
-            "INSERT INTO business VALUES ('dropped')",
-            0..1,
+            "INSERT INTO business VALUES ('rolled back')",
+            1..2,
         )
-        .await,
-    );
-    let (tx, _) = written(
-        &outbox,
-        &mut writer,
-        "INSERT INTO business VALUES ('rolled back')",
-        1..2,
-    )
-    .await;
-    tx.rollback().await.expect("rollback");
-    assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 0);
-    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
+        .await;
+        tx.rollback().await.expect("rollback");
+        assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 0);
+        assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
 
-    // A transaction that publishes nothing commits as any other.
-    let (tx, _) = written(
-        &outbox,
-        &mut writer,
-        "INSERT INTO business VALUES ('no events')",
-        0..0,
-    )
-    .await;
-    tx.commit().await.expect("commit");
-    assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 1);
-    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
-    assert_no_warning(&writer, &notices).await;
+        // A transaction that publishes nothing commits as any other.
+        let (tx, _) = written(
+            &outbox,
+            &mut writer,
+            "INSERT INTO business VALUES ('no events')",
+            0..0,
+        )
+        .await;
+        tx.commit().await.expect("commit");
+        assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 1);
+        assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
+        assert_no_warning(&writer, &notices).await;
+    }
 }

@@ -170,6 +170,24 @@ async fn a_sleeping_relay_is_woken_by_a_commit_not_by_its_poll() {
         "row 3 (statement sent with its COMMIT): published {:?} after its commit",
         committed.elapsed()
     );
+    // And with a writer connection's prepared insert, whose wake key is looked up from the table its search_path
+    // finds (this schema's, though the path starts with another).
+    wait_until("the relay sleeps again", || relay_sleeps(&admin, &schema)).await;
+    let (client, _) = hule_outbox::pg::connect(&writer_url).await.expect("writer");
+    let mut conn = hule_outbox::WriterConnection::new(client);
+    let mut tx = outbox.begin_on(&mut conn).await.expect("begin_on");
+    tx.stage(hule_outbox::testkit::numbered_rows(4..5, 1).expect("rows"));
+    let committed = Instant::now();
+    tx.commit().await.expect("prepared commit");
+    assert!(conn.is_prepared());
+    wait_until("the row published", || async {
+        log.lock().expect("lock").len() == 5
+    })
+    .await;
+    eprintln!(
+        "row 4 (a writer connection's prepared insert): published {:?} after its commit",
+        committed.elapsed()
+    );
     stop.cancel();
     relay.await.expect("relay task");
 }

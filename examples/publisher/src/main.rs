@@ -15,7 +15,7 @@ use hule_contracts::payloads::SpellcheckPhaseCompletedV1;
 use hule_contracts::{CorrelationId, Timestamp};
 use hule_kafka::{KafkaSettings, Relay};
 use hule_outbox::store::OutboxStore;
-use hule_outbox::{Outbox, PgOutbox};
+use hule_outbox::{Outbox, PgOutbox, WriterConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -36,9 +36,10 @@ async fn main() -> Result<(), Error> {
 
     // The outbox table is migrated by the store; the service's own table is its business.
     let store = PgOutbox::connect(&database_url).await?;
-    let (mut client, _wake) = hule_outbox::pg::connect(&database_url).await?;
-    client
-        .batch_execute(
+    let (client, _wake) = hule_outbox::pg::connect(&database_url).await?;
+    // The service's own connection, on which the outbox keeps its insert prepared.
+    let mut conn = WriterConnection::new(client);
+    conn.batch_execute(
             "CREATE TABLE IF NOT EXISTS example_spellcheck_results (essay_id text PRIMARY KEY, duration_ms bigint)",
         )
         .await?;
@@ -56,7 +57,7 @@ async fn main() -> Result<(), Error> {
             processing_duration_ms: 40 + n,
             timestamp: Timestamp::from_datetime(chrono::Utc::now()),
         };
-        let mut tx = outbox.begin(&mut client).await?;
+        let mut tx = outbox.begin_on(&mut conn).await?;
         tx.execute(
             "INSERT INTO example_spellcheck_results VALUES ($1, $2)",
             &[&essay, &event.processing_duration_ms],

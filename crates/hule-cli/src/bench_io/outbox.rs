@@ -8,9 +8,9 @@ use super::*;
 enum WriteMode {
     /// Not at all: the limit.
     Without,
-    /// `pg::enqueue` in the caller's own transaction: one more round trip before its `COMMIT`.
-    CallersTransaction,
-    /// `Outbox::begin`: the outbox statement sent with the `COMMIT`.
+    /// `Outbox::begin` on a plain client: one call of `hule_outbox_enqueue` sent with the `COMMIT`.
+    PlainClient,
+    /// `Outbox::begin_on` a `WriterConnection`: the outbox's prepared insert sent with the `COMMIT`.
     WithCommit,
 }
 
@@ -32,7 +32,7 @@ async fn business_write(
 pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResult> {
     const MODES: [WriteMode; 3] = [
         WriteMode::Without,
-        WriteMode::CallersTransaction,
+        WriteMode::PlainClient,
         WriteMode::WithCommit,
     ];
     /// Every order of the three ways.
@@ -52,7 +52,7 @@ pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResu
         .await?;
     let mut clients = Vec::new();
     for _ in 0..8 {
-        clients.push(schema.client().await?);
+        clients.push(hule_outbox::WriterConnection::new(schema.client().await?));
     }
     reset_peak();
     let outbox = hule_outbox::Outbox::new("bench");
@@ -86,14 +86,14 @@ pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResu
                                     business_write(&tx).await?;
                                     tx.commit().await?;
                                 }
-                                WriteMode::CallersTransaction => {
-                                    let tx = client.transaction().await?;
+                                WriteMode::PlainClient => {
+                                    let mut tx = outbox.begin(&mut client).await?;
                                     business_write(&tx).await?;
-                                    hule_outbox::pg::enqueue(&tx, &rows()?).await?;
+                                    tx.stage(rows()?);
                                     tx.commit().await?;
                                 }
                                 WriteMode::WithCommit => {
-                                    let mut tx = outbox.begin(&mut client).await?;
+                                    let mut tx = outbox.begin_on(&mut client).await?;
                                     business_write(&tx).await?;
                                     tx.stage(rows()?);
                                     tx.commit().await?;
@@ -125,10 +125,11 @@ pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResu
         ratio: rates[2] / rates[0],
         peak_rss_mb: peak_rss_mb(),
         note: format!(
-            "PostgreSQL, 8 connections, one business insert per tx; the outbox adds one 1 KB event row (one call of \
-             hule_outbox_enqueue; no NOTIFY, as no relay sleeps) sent with the COMMIT (Outbox::begin); six \
-             rounds, one per order of the three ways, the tables emptied before each phase; pg::enqueue in the caller's own \
-             transaction, a round trip before its COMMIT: {:.0} tx/s = {:.2}",
+            "PostgreSQL, 8 connections, one business insert per tx; the outbox adds one 1 KB event row (the \
+             connection's prepared insert, Outbox::begin_on a WriterConnection; no NOTIFY, as no relay sleeps) sent \
+             with the COMMIT; six rounds, one per order of the three ways, the tables emptied before each phase; \
+             Outbox::begin on a plain client (one call of hule_outbox_enqueue sent with the COMMIT): {:.0} tx/s = \
+             {:.2}",
             rates[1],
             rates[1] / rates[0]
         ),
