@@ -204,20 +204,32 @@ pub(crate) const WAKE_LOCK: i32 = 0x7761_6b65;
 /// (take it exclusively) until every such writer has committed or rolled back: it looks again instead
 /// ([`PgOutbox`]'s `idle`). Lock state is not subject to snapshots, so this holds under every isolation level and
 /// however long the writer's transaction runs after the insert.
-const ENQUEUE: &str = "SELECT hule_outbox_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+pub(crate) const ENQUEUE: &str =
+    "SELECT hule_outbox_enqueue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
 /// Inserts prepared rows inside the caller's transaction, in one statement and one round trip, and wakes the relay
 /// on commit if it sleeps (see [`ENQUEUE`]).
 pub async fn enqueue(tx: &Transaction<'_>, rows: &[NewRow]) -> Result<()> {
-    enqueue_on(tx.client(), rows)
+    enqueue_on(tx.client(), ENQUEUE, rows)
         .await
         .map_err(|e| StoreError::db("enqueue", e))
 }
 
-/// [`enqueue`] on the client of an open transaction. Its first poll sends the statement (nothing before it awaits),
-/// which [`crate::PublishingTransaction::commit`] relies on to queue the `COMMIT` behind it.
+/// [`ENQUEUE`] with the function named in `schema` (quoted), for a connection tied to one outbox
+/// ([`crate::WriterConnection`]).
+pub(crate) fn enqueue_in(schema: &str) -> String {
+    ENQUEUE.replace(
+        "SELECT hule_outbox_enqueue(",
+        &format!("SELECT {schema}.hule_outbox_enqueue("),
+    )
+}
+
+/// [`enqueue`] on the client of an open transaction, with `statement` ([`ENQUEUE`], or [`enqueue_in`]'s). Its first
+/// poll sends the statement (nothing before it awaits), which [`crate::PublishingTransaction::commit`] relies on to
+/// queue the `COMMIT` behind it.
 pub(crate) async fn enqueue_on(
     client: &Client,
+    statement: &str,
     rows: &[NewRow],
 ) -> std::result::Result<(), tokio_postgres::Error> {
     use tokio_postgres::types::{ToSql, Type};
@@ -247,8 +259,9 @@ pub(crate) async fn enqueue_on(
         (&WAKE_LOCK, Type::INT4),
     ];
     // `query_typed`: parse, bind and execute in one round trip (preparing would cost a second one per transaction,
-    // as the writer's connection is not ours to keep a statement on; the function's own plan is cached).
-    client.query_typed(ENQUEUE, &params).await.map(drop)
+    // as a plain client of the writer's is not ours to keep a statement on — a `WriterConnection` is, and keeps its
+    // one-row insert prepared; the function's own plan is cached).
+    client.query_typed(statement, &params).await.map(drop)
 }
 
 /// Column `i` of `row`: a type other than the relay expects (a table altered by hand) is an error, not a panic.

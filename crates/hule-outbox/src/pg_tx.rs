@@ -1,8 +1,8 @@
 //! A PostgreSQL transaction that writes its events with its `COMMIT`: [`Outbox::begin`] opens it, the service runs
 //! its own statements on it as on any `tokio_postgres::Transaction` (it dereferences to one), each
 //! [`publish`](PublishingTransaction::publish) prepares its event's rows without I/O, and
-//! [`commit`](PublishingTransaction::commit) sends the outbox statement (every staged row, one call of
-//! `hule_outbox_enqueue`) and the `COMMIT` together, before reading either answer. The outbox then costs the
+//! [`commit`](PublishingTransaction::commit) sends the outbox statement (on a plain client every staged row in one
+//! call of `hule_outbox_enqueue`) and the `COMMIT` together, before reading either answer. The outbox then costs the
 //! transaction no round trip of its own, however many events it publishes; [`Outbox::publish`] on a transaction of
 //! the caller's costs one per call. [`Outbox::begin_on`] opens the same transaction on a
 //! [`WriterConnection`], which keeps a plain one-row insert prepared: a commit that writes one event sends that
@@ -230,7 +230,10 @@ impl PublishingTransaction<'_> {
             let client = guard.transaction().client();
             let mut enqueue = std::pin::pin!(match (&insert, rows.as_slice()) {
                 (Some(insert), [row]) => Either::Left(insert.insert(client, row)),
-                _ => Either::Right(crate::pg::enqueue_on(client, &rows)),
+                (Some(insert), _) =>
+                    Either::Right(crate::pg::enqueue_on(client, &insert.enqueue, &rows)),
+                (None, _) =>
+                    Either::Right(crate::pg::enqueue_on(client, crate::pg::ENQUEUE, &rows)),
             });
             // The first poll sends the statement: tokio-postgres queues a request's messages on the connection
             // before it awaits the answer (`tests/publishing_tx.rs` fails if it did not). Only once it is queued is

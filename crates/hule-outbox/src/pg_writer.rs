@@ -12,51 +12,75 @@
 //! statement pipelined with the `COMMIT`, every statement prepared, four interleaved rounds): the function call
 //! 0.69 of the transaction without the outbox, this statement 0.77–0.84.
 //!
-//! The wake protocol is the function's (see [`crate::pg`]): the lock is taken shared on the key of the schema the
-//! row went into, and `NOTIFY hule_outbox` is sent only when that fails, that is while the relay sleeps. The key is
-//! looked up once, with the statement, from the `event_outbox` this connection's `search_path` finds then (a table
-//! further down the path than the session's first schema still gets its own schema's key). A connection whose
-//! `search_path` is changed afterwards to reach another outbox should be wrapped anew.
+//! The wake protocol is the function's (see [`crate::pg`]): the lock is taken shared on the key of the outbox's
+//! schema, and `NOTIFY hule_outbox` is sent only when that fails, that is while the relay sleeps.
+//!
+//! A connection is tied to one outbox: at its first [`crate::Outbox::begin_on`] it looks up the schema of the
+//! `event_outbox` its `search_path` finds then (a table further down the path than the session's first schema
+//! still gets its own schema), and both its statements name that schema — the prepared insert, and the function's
+//! call for several events — with the wake lock's key of that schema. A `SET search_path` afterwards (or a
+//! `SET LOCAL` in one transaction) does not move it, so its rows, one event or several, always go to the outbox
+//! whose relay its wake-ups reach. To write to another outbox, wrap another connection.
+//!
+//! The statement is a named prepared statement of the session. A session that loses it (`DEALLOCATE ALL`,
+//! `DISCARD ALL`) fails the next commit that uses it (SQLSTATE 26000; the transaction rolls back and `commit`
+//! returns the error), and the connection prepares it again at its next `begin_on`. Behind PgBouncer in
+//! transaction mode, where a session's prepared statements do not follow it from one transaction to the next, use
+//! [`crate::Outbox::begin`] on a plain client, or PgBouncer 1.21 or later with `max_prepared_statements` set.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, Statement};
 
 use crate::error::{Result, StoreError};
 use crate::prepare::NewRow;
 
-/// The one-row insert. Everything it calls is named with its schema, so nothing earlier in the writer's
-/// `search_path` can stand in for it; only `event_outbox` is found through the path, as the function is.
+/// The one-row insert, `{outbox}` replaced by the outbox's schema (quoted). Everything in it is named with its
+/// schema, so nothing in the writer's `search_path` can stand in for any of it.
 const INSERT_ONE: &str =
-    "INSERT INTO event_outbox (id, aggregate_id, aggregate_type, event_type, event_data, \
+    "INSERT INTO {outbox}.event_outbox (id, aggregate_id, aggregate_type, event_type, event_data, \
     event_key, topic, event_id, headers) \
     VALUES ($1, $2, $3, $4, $5::pg_catalog.json, $6, $7, $8, $9::pg_catalog.json) \
     RETURNING CASE WHEN pg_catalog.pg_try_advisory_xact_lock_shared($10, $11) THEN NULL \
     ELSE pg_catalog.pg_notify('hule_outbox', '') END";
 
-/// The wake lock's second key for the `event_outbox` the session finds: the hash of its schema's name, as the
-/// relay's (`hashtext(current_schema())` in its own session).
-const WAKE_KEY: &str = "SELECT pg_catalog.hashtext(n.nspname::text) FROM pg_catalog.pg_class c \
+/// The schema of the `event_outbox` the session finds (quoted) and the wake lock's second key for it: the hash of the
+/// schema's name, as the relay's (`hashtext(current_schema())` in its own session).
+const OUTBOX_SCHEMA: &str =
+    "SELECT pg_catalog.quote_ident(n.nspname), pg_catalog.hashtext(n.nspname::text) \
+    FROM pg_catalog.pg_class c \
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.oid = pg_catalog.to_regclass('event_outbox')";
 
-/// The prepared insert and the wake lock's key of the table it fills.
+/// The prepared insert, the wake lock's key of the table it fills, and the function's call in the same schema.
 #[derive(Clone)]
 pub(crate) struct PreparedInsert {
     statement: Statement,
     wake_key: i32,
+    /// The call of `hule_outbox_enqueue` in the same schema, for a transaction of several events.
+    pub(crate) enqueue: Arc<str>,
+    /// Set when the server no longer knows the statement (SQLSTATE 26000): the connection prepares it again.
+    lost: Arc<AtomicBool>,
 }
 
 impl PreparedInsert {
-    /// Prepares the insert on `client` and looks up its wake key: two round trips, once per connection.
+    /// Looks up the outbox's schema and wake key, and prepares the insert on `client`: two round trips, once per
+    /// connection.
     async fn prepare(client: &Client) -> Result<Self> {
-        let wake_key: i32 = match client
-            .query_opt(WAKE_KEY, &[])
+        let (schema, wake_key): (String, i32) = match client
+            .query_opt(OUTBOX_SCHEMA, &[])
             .await
-            .map_err(|e| StoreError::db("outbox wake key", e))?
+            .map_err(|e| StoreError::db("find the outbox", e))?
         {
-            Some(row) => row
-                .try_get(0)
-                .map_err(|e| StoreError::db("outbox wake key", e))?,
+            Some(row) => (
+                row.try_get(0)
+                    .map_err(|e| StoreError::db("find the outbox", e))?,
+                row.try_get(1)
+                    .map_err(|e| StoreError::db("find the outbox", e))?,
+            ),
             None => {
                 return Err(StoreError::Config(
                     "this connection's search_path finds no event_outbox table: the relay makes it on its first \
@@ -68,7 +92,7 @@ impl PreparedInsert {
         let text = Type::TEXT;
         let statement = client
             .prepare_typed(
-                INSERT_ONE,
+                &INSERT_ONE.replace("{outbox}", &schema),
                 &[
                     Type::UUID,
                     text.clone(),
@@ -88,11 +112,13 @@ impl PreparedInsert {
         Ok(PreparedInsert {
             statement,
             wake_key,
+            enqueue: crate::pg::enqueue_in(&schema).into(),
+            lost: Arc::default(),
         })
     }
 
     /// Inserts `row`. Its first poll sends the statement (nothing before it awaits), as
-    /// [`crate::pg::enqueue_on`]'s does.
+    /// [`crate::pg::enqueue_on`]'s does. A server that no longer knows the statement marks it lost.
     pub(crate) async fn insert(
         &self,
         client: &Client,
@@ -117,6 +143,11 @@ impl PreparedInsert {
             )
             .await
             .map(drop)
+            .inspect_err(|e| {
+                if e.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) {
+                    self.lost.store(true, Ordering::Relaxed);
+                }
+            })
     }
 }
 
@@ -154,16 +185,12 @@ impl WriterConnection {
         self.client
     }
 
-    /// Whether the outbox's insert is prepared on this connection.
-    pub fn is_prepared(&self) -> bool {
-        self.insert.is_some()
-    }
-
-    /// The client and the prepared insert, preparing it first when this connection has not yet.
+    /// The client and the prepared insert, preparing it first when this connection has not yet (or the server
+    /// lost it).
     pub(crate) async fn prepared(&mut self) -> Result<(&mut Client, PreparedInsert)> {
         let insert = match &self.insert {
-            Some(insert) => insert.clone(),
-            None => {
+            Some(insert) if !insert.lost.load(Ordering::Relaxed) => insert.clone(),
+            _ => {
                 let insert = PreparedInsert::prepare(&self.client).await?;
                 self.insert = Some(insert.clone());
                 insert

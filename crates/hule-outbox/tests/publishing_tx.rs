@@ -43,14 +43,23 @@ impl Writer {
 
     /// How many times this session ran the outbox's prepared insert (0 for a plain client, which has none).
     async fn prepared_runs(&self) -> i64 {
+        // (Counted per plan: a plain client has no such statement and counts 0.)
         self.query_one(
             "SELECT COALESCE(sum(generic_plans + custom_plans), 0)::bigint FROM pg_prepared_statements \
-             WHERE statement LIKE 'INSERT INTO event_outbox%'",
+             WHERE statement LIKE 'INSERT INTO %event_outbox%'",
             &[],
         )
         .await
         .expect("prepared statements")
         .get(0)
+    }
+}
+
+/// How many runs of the prepared insert `writer` should have made after `prepared` transactions of one event.
+fn expected_runs(writer: &Writer, prepared: i64) -> i64 {
+    match writer {
+        Writer::Plain(_) => 0,
+        Writer::Prepared(_) => prepared,
     }
 }
 
@@ -188,13 +197,9 @@ async fn events_are_written_with_the_commit_in_publish_order() {
             .map(|r| r.get(0))
             .collect();
         assert_eq!(stored, ids, "{way}: every event, in the order published");
-        let expected_runs = match writer {
-            Writer::Plain(_) => 0,
-            Writer::Prepared(_) => 1,
-        };
         assert_eq!(
             writer.prepared_runs().await,
-            expected_runs,
+            expected_runs(&writer, 1),
             "{way}: the prepared insert wrote the transaction of one event, and only it"
         );
         assert_no_warning(&writer, &notices).await;
@@ -309,6 +314,11 @@ async fn a_commit_cancelled_after_sending_is_finished_by_the_server() {
         );
         assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 1);
         assert!(heard.is_empty(), "{way}: the server warned: {heard:?}");
+        assert_eq!(
+            writer.prepared_runs().await,
+            expected_runs(&writer, 1),
+            "{way}: the one event went through the prepared insert"
+        );
     }
 }
 
@@ -340,6 +350,11 @@ async fn a_commit_the_server_refuses_after_the_statement_stores_nothing() {
             other => panic!("a refused COMMIT is a database error, not {other:?}"),
         }
         assert_eq!(count(&admin, "SELECT count(*) FROM deferred").await, 1);
+        assert_eq!(
+            writer.prepared_runs().await,
+            expected_runs(&writer, 1),
+            "{way}: the one event went through the prepared insert"
+        );
         assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
         assert_no_warning(&writer, &notices).await;
     }
@@ -382,4 +397,108 @@ async fn a_dropped_or_rolled_back_transaction_publishes_nothing() {
         assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 0);
         assert_no_warning(&writer, &notices).await;
     }
+}
+
+/// A writer connection is tied to the outbox its `search_path` found at its first transaction: moving the path to
+/// another schema with an outbox of its own (a plain `SET`, or a `SET LOCAL` in the transaction) moves neither its
+/// one-event insert nor its several-event call, so every row goes where its wake-up goes.
+#[tokio::test]
+async fn a_writer_connection_stays_with_its_outbox_when_the_search_path_moves() {
+    let (client, notices, admin) = setup("hule_ptx").await;
+    let other_url = hule_outbox::testkit::pg_schema_url("hule_ptx").await;
+    let (other, _) = hule_outbox::pg::connect(&other_url).await.expect("other");
+    hule_outbox::pg::migrate(&other)
+        .await
+        .expect("migrate other");
+    let other_schema: String = other
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .expect("schema")
+        .get(0);
+    let mut writer = Writer::Prepared(WriterConnection::new(client));
+    let outbox = Outbox::new("test");
+    let (tx, _) = written(&outbox, &mut writer, "SELECT 1", 0..1).await;
+    tx.commit().await.expect("first commit, prepared");
+    writer
+        .batch_execute(&format!("SET search_path = {other_schema}"))
+        .await
+        .expect("move the search_path");
+    for events in [1..2, 2..5] {
+        let (tx, _) = written(&outbox, &mut writer, "SELECT 1", events).await;
+        tx.commit().await.expect("commit after the move");
+    }
+    let mut tx = writer.begin(&outbox).await;
+    tx.batch_execute(&format!("SET LOCAL search_path = {other_schema}"))
+        .await
+        .expect("SET LOCAL");
+    tx.publish(payload(5), Uuid::new_v4()).expect("publish");
+    tx.commit().await.expect("commit after SET LOCAL");
+
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM event_outbox").await,
+        6,
+        "every row in the first outbox"
+    );
+    assert_eq!(
+        count(&other, "SELECT count(*) FROM event_outbox").await,
+        0,
+        "nothing in the outbox the path moved to"
+    );
+    assert_eq!(writer.prepared_runs().await, 3);
+    assert_no_warning(&writer, &notices).await;
+}
+
+/// A session that lost the prepared insert (`DEALLOCATE ALL`, `DISCARD ALL`) fails the commit that finds it gone,
+/// storing nothing, and the connection prepares it again at its next transaction.
+#[tokio::test]
+async fn a_lost_prepared_insert_fails_one_commit_and_is_prepared_again() {
+    let (client, _notices, admin) = setup("hule_ptx").await;
+    let mut writer = Writer::Prepared(WriterConnection::new(client));
+    let outbox = Outbox::new("test");
+    let (tx, _) = written(
+        &outbox,
+        &mut writer,
+        "INSERT INTO business VALUES ('order-1')",
+        0..1,
+    )
+    .await;
+    tx.commit().await.expect("first commit");
+    writer
+        .batch_execute("DEALLOCATE ALL")
+        .await
+        .expect("deallocate");
+
+    let (tx, _) = written(
+        &outbox,
+        &mut writer,
+        "INSERT INTO business VALUES ('order-2')",
+        1..2,
+    )
+    .await;
+    let err = tx.commit().await.expect_err("the statement is gone");
+    match &err {
+        hule_outbox::StoreError::Database { op, .. } => assert_eq!(*op, "enqueue", "{err}"),
+        other => panic!("a lost statement is a database error, not {other:?}"),
+    }
+    assert_eq!(
+        count(&admin, "SELECT count(*) FROM business").await,
+        1,
+        "order-2 rolled back"
+    );
+
+    let (tx, _) = written(
+        &outbox,
+        &mut writer,
+        "INSERT INTO business VALUES ('order-3')",
+        2..3,
+    )
+    .await;
+    tx.commit().await.expect("prepared again");
+    assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 2);
+    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 2);
+    assert_eq!(
+        writer.prepared_runs().await,
+        1,
+        "the statement prepared again ran once"
+    );
 }

@@ -179,7 +179,16 @@ async fn a_sleeping_relay_is_woken_by_a_commit_not_by_its_poll() {
     tx.stage(hule_outbox::testkit::numbered_rows(4..5, 1).expect("rows"));
     let committed = Instant::now();
     tx.commit().await.expect("prepared commit");
-    assert!(conn.is_prepared());
+    let runs: i64 = conn
+        .query_one(
+            "SELECT COALESCE(sum(generic_plans + custom_plans), 0)::bigint FROM pg_prepared_statements \
+             WHERE statement LIKE 'INSERT INTO %event_outbox%'",
+            &[],
+        )
+        .await
+        .expect("prepared statements")
+        .get(0);
+    assert_eq!(runs, 1, "the row went through the prepared insert");
     wait_until("the row published", || async {
         log.lock().expect("lock").len() == 5
     })
