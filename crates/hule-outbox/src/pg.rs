@@ -109,17 +109,18 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION %I.hule_outbox_enqueue(uuid[], text[], text[], text[], text[], '
                    'text[], text[], uuid[], text[], integer) TO PUBLIC', current_schema());
     EXECUTE format('COMMENT ON FUNCTION %I.hule_outbox_enqueue(uuid[], text[], text[], text[], text[], text[], '
-                   'text[], uuid[], text[], integer) IS %L', current_schema(), 'hule outbox schema 2');
+                   'text[], uuid[], text[], integer) IS %L', current_schema(), 'hule outbox schema 3');
 END $do$;
 ";
 
 /// Whether this schema (the session's own, not one further down its search_path) has `event_outbox` and the last
 /// object [`MIGRATION`] makes, with a version at least this one's: then [`migrate`] changes nothing. Its `ALTER TABLE`s would otherwise wait for an exclusive lock on
 /// `event_outbox` behind every open writer transaction, and every new writer would queue behind them: a relay
-/// restarted during one long transaction stalled all writes.
+/// restarted during one long transaction stalled all writes. Version 3 is version 2's function with its schema
+/// written in (an earlier build labelled 2 a function that found its table through the caller's `search_path`).
 const MIGRATED: &str = "SELECT COALESCE(substring(obj_description(to_regprocedure(quote_ident(current_schema()) \
     || '.hule_outbox_enqueue(uuid[], text[], text[], text[], text[], text[], text[], uuid[], text[], integer)'), \
-    'pg_proc') FROM 'hule outbox schema ([0-9]+)')::int, 0) >= 2 \
+    'pg_proc') FROM 'hule outbox schema ([0-9]+)')::int, 0) >= 3 \
     AND to_regclass(quote_ident(current_schema()) || '.event_outbox') IS NOT NULL";
 
 /// A low-level connection for the relay's own store: the client, and the `Notify` its `LISTEN` notifications wake

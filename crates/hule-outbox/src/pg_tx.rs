@@ -231,7 +231,7 @@ impl PublishingTransaction<'_> {
             let mut enqueue = std::pin::pin!(match (&insert, rows.as_slice()) {
                 (Some(insert), [row]) => Either::Left(insert.insert(client, row)),
                 (Some(insert), _) =>
-                    Either::Right(crate::pg::enqueue_on(client, &insert.enqueue, &rows)),
+                    Either::Right(crate::pg::enqueue_on(client, insert.enqueue(), &rows)),
                 (None, _) =>
                     Either::Right(crate::pg::enqueue_on(client, crate::pg::ENQUEUE, &rows)),
             });

@@ -24,7 +24,8 @@
 //!
 //! The statement is a named prepared statement of the session. A session that loses it (`DEALLOCATE ALL`,
 //! `DISCARD ALL`) fails the next commit that uses it (SQLSTATE 26000; the transaction rolls back and `commit`
-//! returns the error), and the connection prepares it again at its next `begin_on`. Behind PgBouncer in
+//! returns the error), and the connection prepares it again at its next `begin_on`, into the same outbox (a
+//! commit cancelled before that error came back leaves one more commit to find it). Behind PgBouncer in
 //! transaction mode, where a session's prepared statements do not follow it from one transaction to the next, use
 //! [`crate::Outbox::begin`] on a plain client, or PgBouncer 1.21 or later with `max_prepared_statements` set.
 
@@ -55,44 +56,57 @@ const OUTBOX_SCHEMA: &str =
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
     WHERE c.oid = pg_catalog.to_regclass('event_outbox')";
 
-/// The prepared insert, the wake lock's key of the table it fills, and the function's call in the same schema.
+/// The outbox a connection is tied to: its schema (quoted), the wake lock's key for it, and the function's call in
+/// it for a transaction of several events. Found once, at the connection's first transaction.
+struct Target {
+    schema: String,
+    wake_key: i32,
+    enqueue: String,
+}
+
+impl Target {
+    /// The outbox the session's `search_path` finds now.
+    async fn find(client: &Client) -> Result<Self> {
+        let row = client
+            .query_opt(OUTBOX_SCHEMA, &[])
+            .await
+            .map_err(|e| StoreError::db("find the outbox", e))?
+            .ok_or_else(|| {
+                StoreError::Config(
+                    "this connection's search_path finds no event_outbox table: the relay makes it on its first \
+                     start (hule relay), in the schema of its own connection"
+                        .into(),
+                )
+            })?;
+        let schema: String = row
+            .try_get(0)
+            .map_err(|e| StoreError::db("find the outbox", e))?;
+        Ok(Target {
+            wake_key: row
+                .try_get(1)
+                .map_err(|e| StoreError::db("find the outbox", e))?,
+            enqueue: crate::pg::enqueue_in(&schema),
+            schema,
+        })
+    }
+}
+
+/// The prepared insert into its connection's outbox.
 #[derive(Clone)]
 pub(crate) struct PreparedInsert {
     statement: Statement,
-    wake_key: i32,
-    /// The call of `hule_outbox_enqueue` in the same schema, for a transaction of several events.
-    pub(crate) enqueue: Arc<str>,
+    target: Arc<Target>,
     /// Set when the server no longer knows the statement (SQLSTATE 26000): the connection prepares it again.
     lost: Arc<AtomicBool>,
 }
 
 impl PreparedInsert {
-    /// Looks up the outbox's schema and wake key, and prepares the insert on `client`: two round trips, once per
-    /// connection.
-    async fn prepare(client: &Client) -> Result<Self> {
-        let (schema, wake_key): (String, i32) = match client
-            .query_opt(OUTBOX_SCHEMA, &[])
-            .await
-            .map_err(|e| StoreError::db("find the outbox", e))?
-        {
-            Some(row) => (
-                row.try_get(0)
-                    .map_err(|e| StoreError::db("find the outbox", e))?,
-                row.try_get(1)
-                    .map_err(|e| StoreError::db("find the outbox", e))?,
-            ),
-            None => {
-                return Err(StoreError::Config(
-                    "this connection's search_path finds no event_outbox table: the relay makes it on its first \
-                     start (hule relay), in the schema of its own connection"
-                        .into(),
-                ))
-            }
-        };
+    /// Prepares the insert into `target` on `client`: one round trip.
+    async fn prepare(client: &Client, target: Arc<Target>) -> Result<Self> {
         let text = Type::TEXT;
         let statement = client
             .prepare_typed(
-                &INSERT_ONE.replace("{outbox}", &schema),
+                &INSERT_ONE.replace("{outbox}", &target.schema),
                 &[
                     Type::UUID,
                     text.clone(),
@@ -111,10 +125,14 @@ impl PreparedInsert {
             .map_err(|e| StoreError::db("prepare the outbox insert", e))?;
         Ok(PreparedInsert {
             statement,
-            wake_key,
-            enqueue: crate::pg::enqueue_in(&schema).into(),
+            target,
             lost: Arc::default(),
         })
+    }
+
+    /// The call of `hule_outbox_enqueue` in the same outbox, for a transaction of several events.
+    pub(crate) fn enqueue(&self) -> &str {
+        &self.target.enqueue
     }
 
     /// Inserts `row`. Its first poll sends the statement (nothing before it awaits), as
@@ -138,7 +156,7 @@ impl PreparedInsert {
                     &row.event_id,
                     &row.headers,
                     &crate::pg::WAKE_LOCK,
-                    &self.wake_key,
+                    &self.target.wake_key,
                 ],
             )
             .await
@@ -168,6 +186,8 @@ impl PreparedInsert {
 /// ```
 pub struct WriterConnection {
     client: Client,
+    /// The outbox, found at the first transaction and kept (a statement prepared again goes to the same one).
+    target: Option<Arc<Target>>,
     insert: Option<PreparedInsert>,
 }
 
@@ -176,6 +196,7 @@ impl WriterConnection {
     pub fn new(client: Client) -> Self {
         WriterConnection {
             client,
+            target: None,
             insert: None,
         }
     }
@@ -185,13 +206,21 @@ impl WriterConnection {
         self.client
     }
 
-    /// The client and the prepared insert, preparing it first when this connection has not yet (or the server
-    /// lost it).
+    /// The client and the prepared insert, preparing it first when this connection has not yet (finding its
+    /// outbox then), or when the server lost it (into the outbox found before, whatever the path says now).
     pub(crate) async fn prepared(&mut self) -> Result<(&mut Client, PreparedInsert)> {
         let insert = match &self.insert {
             Some(insert) if !insert.lost.load(Ordering::Relaxed) => insert.clone(),
             _ => {
-                let insert = PreparedInsert::prepare(&self.client).await?;
+                let target = match &self.target {
+                    Some(target) => target.clone(),
+                    None => {
+                        let target = Arc::new(Target::find(&self.client).await?);
+                        self.target = Some(target.clone());
+                        target
+                    }
+                };
+                let insert = PreparedInsert::prepare(&self.client, target).await?;
                 self.insert = Some(insert.clone());
                 insert
             }

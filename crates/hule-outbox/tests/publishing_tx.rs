@@ -449,56 +449,52 @@ async fn a_writer_connection_stays_with_its_outbox_when_the_search_path_moves() 
 }
 
 /// A session that lost the prepared insert (`DEALLOCATE ALL`, `DISCARD ALL`) fails the commit that finds it gone,
-/// storing nothing, and the connection prepares it again at its next transaction.
+/// storing nothing, and the connection prepares it again at its next transaction — into the outbox it was tied to,
+/// though its `search_path` has moved to another meanwhile.
 #[tokio::test]
-async fn a_lost_prepared_insert_fails_one_commit_and_is_prepared_again() {
+async fn a_lost_prepared_insert_fails_one_commit_and_is_prepared_again_for_the_same_outbox() {
     let (client, _notices, admin) = setup("hule_ptx").await;
+    let other_url = hule_outbox::testkit::pg_schema_url("hule_ptx").await;
+    let (other, _) = hule_outbox::pg::connect(&other_url).await.expect("other");
+    hule_outbox::pg::migrate(&other)
+        .await
+        .expect("migrate other");
+    let other_schema: String = other
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .expect("schema")
+        .get(0);
     let mut writer = Writer::Prepared(WriterConnection::new(client));
     let outbox = Outbox::new("test");
-    let (tx, _) = written(
-        &outbox,
-        &mut writer,
-        "INSERT INTO business VALUES ('order-1')",
-        0..1,
-    )
-    .await;
-    tx.commit().await.expect("first commit");
-    writer
-        .batch_execute("DEALLOCATE ALL")
-        .await
-        .expect("deallocate");
-
-    let (tx, _) = written(
-        &outbox,
-        &mut writer,
-        "INSERT INTO business VALUES ('order-2')",
-        1..2,
-    )
-    .await;
-    let err = tx.commit().await.expect_err("the statement is gone");
-    match &err {
-        hule_outbox::StoreError::Database { op, .. } => assert_eq!(*op, "enqueue", "{err}"),
-        other => panic!("a lost statement is a database error, not {other:?}"),
+    let mut n = 0;
+    for lose in [
+        format!("SET search_path = {other_schema}; DEALLOCATE ALL"),
+        "DISCARD ALL".to_owned(),
+    ] {
+        let (tx, _) = written(&outbox, &mut writer, "SELECT 1", n..n + 1).await;
+        tx.commit().await.expect("commit before the loss");
+        writer.batch_execute(&lose).await.expect(&lose);
+        let (tx, _) = written(&outbox, &mut writer, "SELECT 1", n + 1..n + 2).await;
+        let err = tx.commit().await.expect_err("the statement is gone");
+        match &err {
+            hule_outbox::StoreError::Database { op, .. } => {
+                assert_eq!(*op, "enqueue", "{lose}: {err}")
+            }
+            other => panic!("{lose}: a lost statement is a database error, not {other:?}"),
+        }
+        let (tx, _) = written(&outbox, &mut writer, "SELECT 1", n + 2..n + 3).await;
+        tx.commit().await.expect("prepared again");
+        assert_eq!(
+            writer.prepared_runs().await,
+            1,
+            "{lose}: the statement prepared again ran once"
+        );
+        n += 3;
     }
     assert_eq!(
-        count(&admin, "SELECT count(*) FROM business").await,
-        1,
-        "order-2 rolled back"
+        count(&admin, "SELECT count(*) FROM event_outbox").await,
+        4,
+        "two rows before the losses and two after, all in the first outbox"
     );
-
-    let (tx, _) = written(
-        &outbox,
-        &mut writer,
-        "INSERT INTO business VALUES ('order-3')",
-        2..3,
-    )
-    .await;
-    tx.commit().await.expect("prepared again");
-    assert_eq!(count(&admin, "SELECT count(*) FROM business").await, 2);
-    assert_eq!(count(&admin, "SELECT count(*) FROM event_outbox").await, 2);
-    assert_eq!(
-        writer.prepared_runs().await,
-        1,
-        "the statement prepared again ran once"
-    );
+    assert_eq!(count(&other, "SELECT count(*) FROM event_outbox").await, 0);
 }
