@@ -1,5 +1,5 @@
-//! The outbox scenarios: write cost (in the caller's transaction and with `Outbox::begin`), relay drain (PostgreSQL,
-//! SQLite), commit-to-publish latency.
+//! The outbox scenarios: write cost (`Outbox::begin_on` a `WriterConnection`, and `Outbox::begin` on a plain
+//! client), relay drain (PostgreSQL, SQLite), commit-to-publish latency.
 
 use super::*;
 
