@@ -104,6 +104,22 @@ impl OutboxMetrics {
         self.commit_to_publish
             .observe(&[&self.service], commit_to_publish_seconds.max(0.0));
     }
+    /// Counts acknowledged records, each `(topic, commit_to_publish_seconds)`, as [`published`](Self::published)
+    /// does one by one, but with the latency's series looked up once and each topic's counter once: looked up per
+    /// record, the two series cost the relay 7 ms of a 46 ms batch of 2,000 (traced in its drain, mock cluster).
+    pub fn published_all<'a>(&self, records: impl IntoIterator<Item = (&'a str, f64)>) {
+        let latency = self.commit_to_publish.series(&[&self.service]);
+        let mut per_topic: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for (topic, seconds) in records {
+            if let Some(latency) = &latency {
+                latency.observe(seconds.max(0.0));
+            }
+            *per_topic.entry(topic).or_default() += 1;
+        }
+        for (topic, n) in per_topic {
+            self.published.add(&[&self.service, topic], n);
+        }
+    }
     /// Published events of `topic` so far.
     pub fn published_count(&self, topic: &str) -> f64 {
         self.published.get(&[&self.service, topic])
@@ -129,5 +145,26 @@ impl OutboxMetrics {
     /// The queue-depth gauge's value.
     pub fn depth(&self) -> f64 {
         self.depth.get(&[&self.service])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_all_counts_each_topic_and_observes_each_record() {
+        let registry = hule_metrics::Registry::new();
+        let m = OutboxMetrics::new(&registry, "svc");
+        m.published_all([("a", 0.1), ("b", 0.2), ("a", -1.0)]);
+        m.published("b", 0.3);
+        assert_eq!(m.published_count("a"), 2.0);
+        assert_eq!(m.published_count("b"), 2.0);
+        let text = registry.render();
+        let count = text
+            .lines()
+            .find(|l| l.starts_with("outbox_commit_to_publish_seconds_count"))
+            .unwrap_or_else(|| panic!("no latency count in {text}"));
+        assert!(count.ends_with(" 4"), "{count}");
     }
 }

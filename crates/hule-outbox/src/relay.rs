@@ -613,9 +613,11 @@ async fn record<S: OutboxStore>(
         store.delivered(seqs, config.completion).await?;
         stats.published += delivered.len() as u64;
         if let Some(m) = &config.metrics {
-            for (_, topic, age) in &delivered {
-                m.published(topic, *age);
-            }
+            m.published_all(
+                delivered
+                    .iter()
+                    .map(|(_, topic, age)| (topic.as_str(), *age)),
+            );
         }
     }
     if !failures.is_empty() {
