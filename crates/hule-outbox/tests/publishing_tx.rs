@@ -399,22 +399,28 @@ async fn a_dropped_or_rolled_back_transaction_publishes_nothing() {
     }
 }
 
+/// Another schema with an outbox of its own: a client on it, and the schema's name.
+async fn another_outbox() -> (Client, String) {
+    let url = hule_outbox::testkit::pg_schema_url("hule_ptx").await;
+    let (other, _) = hule_outbox::pg::connect(&url).await.expect("other");
+    hule_outbox::pg::migrate(&other)
+        .await
+        .expect("migrate other");
+    let schema: String = other
+        .query_one("SELECT current_schema()", &[])
+        .await
+        .expect("schema")
+        .get(0);
+    (other, schema)
+}
+
 /// A writer connection is tied to the outbox its `search_path` found at its first transaction: moving the path to
 /// another schema with an outbox of its own (a plain `SET`, or a `SET LOCAL` in the transaction) moves neither its
 /// one-event insert nor its several-event call, so every row goes where its wake-up goes.
 #[tokio::test]
 async fn a_writer_connection_stays_with_its_outbox_when_the_search_path_moves() {
     let (client, notices, admin) = setup("hule_ptx").await;
-    let other_url = hule_outbox::testkit::pg_schema_url("hule_ptx").await;
-    let (other, _) = hule_outbox::pg::connect(&other_url).await.expect("other");
-    hule_outbox::pg::migrate(&other)
-        .await
-        .expect("migrate other");
-    let other_schema: String = other
-        .query_one("SELECT current_schema()", &[])
-        .await
-        .expect("schema")
-        .get(0);
+    let (other, other_schema) = another_outbox().await;
     let mut writer = Writer::Prepared(WriterConnection::new(client));
     let outbox = Outbox::new("test");
     let (tx, _) = written(&outbox, &mut writer, "SELECT 1", 0..1).await;
@@ -454,16 +460,7 @@ async fn a_writer_connection_stays_with_its_outbox_when_the_search_path_moves() 
 #[tokio::test]
 async fn a_lost_prepared_insert_fails_one_commit_and_is_prepared_again_for_the_same_outbox() {
     let (client, _notices, admin) = setup("hule_ptx").await;
-    let other_url = hule_outbox::testkit::pg_schema_url("hule_ptx").await;
-    let (other, _) = hule_outbox::pg::connect(&other_url).await.expect("other");
-    hule_outbox::pg::migrate(&other)
-        .await
-        .expect("migrate other");
-    let other_schema: String = other
-        .query_one("SELECT current_schema()", &[])
-        .await
-        .expect("schema")
-        .get(0);
+    let (other, other_schema) = another_outbox().await;
     let mut writer = Writer::Prepared(WriterConnection::new(client));
     let outbox = Outbox::new("test");
     let mut n = 0;
