@@ -245,13 +245,24 @@ impl Headers {
         serde_json::Value::Object(map).to_string()
     }
 
-    /// Decodes a JSON object of string values; other values are skipped.
+    /// Decodes a JSON object of string values; other values are skipped. A name given twice keeps its first place
+    /// and its last value (as a JSON map reads it), and is skipped when that value is not a string.
+    ///
+    /// Read straight into the header list, names and values borrowed from `text` unless escaped: the relay reads
+    /// one such object per outbox row, and going through a `serde_json::Map` (a string allocated per name and
+    /// value, then copied again into the list) cost about 2.9 µs a row of the 1 KB rows `hule bench` drains.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
-        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)?;
-        Ok(map
-            .iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k, s)))
-            .collect())
+        use serde::Deserialize as _;
+        let mut reader = serde_json::Deserializer::from_str(text);
+        let fields = JsonFields::deserialize(&mut reader)?;
+        reader.end()?;
+        let mut out = Headers::with_capacity(fields.0.len(), text.len());
+        for (name, value) in &fields.0 {
+            if let Some(value) = value {
+                out.push(name, value);
+            }
+        }
+        Ok(out)
     }
 
     /// Parses raw Kafka headers; a value that is not UTF-8 is an error naming the header.
@@ -419,6 +430,100 @@ pub fn occurred_at(h: &Headers) -> Option<Timestamp> {
         .and_then(|v| Timestamp::parse(v).ok())
 }
 
+/// A JSON object's fields in first-seen order, string values borrowed where unescaped and `None` for any other
+/// value (what [`Headers::from_json`] reads).
+struct JsonFields<'a>(Vec<(std::borrow::Cow<'a, str>, Option<std::borrow::Cow<'a, str>>)>);
+
+/// A JSON value that is kept when it is a string and skipped otherwise.
+struct MaybeText<'a>(Option<std::borrow::Cow<'a, str>>);
+
+impl<'de> serde::Deserialize<'de> for MaybeText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = MaybeText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MaybeText(Some(std::borrow::Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MaybeText(Some(std::borrow::Cow::Owned(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(MaybeText(Some(std::borrow::Cow::Owned(v))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MaybeText(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MaybeText(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MaybeText(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MaybeText(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(MaybeText(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(MaybeText(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(MaybeText(None))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonFields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = JsonFields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut fields: Vec<(
+                    std::borrow::Cow<'de, str>,
+                    Option<std::borrow::Cow<'de, str>>,
+                )> = Vec::with_capacity(a.size_hint().unwrap_or(8));
+                // A JSON object's names are strings: `MaybeText` borrows them as it does string values.
+                while let Some(MaybeText(name)) = a.next_key()? {
+                    let name = name.unwrap_or_default();
+                    let MaybeText(value) = a.next_value()?;
+                    // A handful of headers: a linear search is cheaper than any map.
+                    match fields.iter_mut().find(|(n, _)| *n == name) {
+                        Some(field) => field.1 = value,
+                        None => fields.push((name, value)),
+                    }
+                }
+                Ok(JsonFields(fields))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,6 +614,40 @@ mod tests {
             [("a".into(), "1".into()), ("b".into(), "2".into())]
         );
         assert_eq!(seen.len(), 3);
+    }
+
+    /// `from_json` reads what a `serde_json::Map` of the same text holds, its string values in its order.
+    #[test]
+    fn from_json_reads_what_a_json_map_reads() {
+        let by_map = |text: &str| -> Option<Vec<(String, String)>> {
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(text).ok()?;
+            Some(
+                map.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+                    .collect(),
+            )
+        };
+        for text in [
+            r#"{}"#,
+            r#"{"event_id": "e-1", "X-Retry-Count": "2"}"#,
+            r#"{"a": "1", "b": 2, "c": null, "d": [1, {"x": "y"}], "e": {"f": "g"}, "h": true, "i": -1.5e3}"#,
+            r#"{"a": "1", "b": "2", "a": "3"}"#,
+            r#"{"a": "1", "b": "2", "a": 3}"#,
+            r#"{"a": 1, "b": "2", "a": "3"}"#,
+            r#"{"a": "1", "a": 2, "a": "4"}"#,
+            r#"{"esc\"aped": "ü\"\\\n\u00e9", "\u0041": "\ud83d\ude00"}"#,
+            r#"  {"a" : "1"}  "#,
+            r#"[]"#,
+            r#""text""#,
+            r#"{"a": "1""#,
+            r#"{"a": "1"} trailing"#,
+            r#"{"a": "\ud800"}"#,
+            "",
+        ] {
+            let ours = Headers::from_json(text).ok().map(|h| h.to_vec());
+            assert_eq!(ours, by_map(text), "{text}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
-use tokio_postgres::{AsyncMessage, Client, Row, Transaction};
+use tokio_postgres::{AsyncMessage, Client, Row, Statement, Transaction};
 
 use crate::error::{Result, StoreError};
 use crate::model::{from_row, Claimed, Gauges, Status};
@@ -288,6 +288,9 @@ pub struct PgOutbox {
     sleeping: std::sync::atomic::AtomicBool,
     /// Whether the session LISTENs (again after a reconnection).
     listen: bool,
+    /// The claim, prepared on the session at its first claim (again after a reconnection, or after the session
+    /// lost it): parsed once rather than at every claim.
+    claim_statement: std::sync::Mutex<Option<Statement>>,
 }
 
 impl PgOutbox {
@@ -301,7 +304,12 @@ impl PgOutbox {
         let (client, wake) = connect(url).await?;
         migrate(&client).await?;
         prepare_session(&client, listen).await?;
-        Ok(PgOutbox {
+        Ok(Self::over(url, client, wake, listen))
+    }
+
+    /// The store over a connected and prepared session.
+    fn over(url: &str, client: Client, wake: Arc<Notify>, listen: bool) -> Self {
+        PgOutbox {
             url: url.to_owned(),
             client: Mutex::new(client),
             wake,
@@ -309,7 +317,8 @@ impl PgOutbox {
             claim_rows: std::sync::atomic::AtomicUsize::new(usize::MAX),
             sleeping: std::sync::atomic::AtomicBool::new(false),
             listen,
-        })
+            claim_statement: std::sync::Mutex::new(None),
+        }
     }
 
     /// Tries to take the session advisory lock `(first, hash of the schema)` on the relay's session.
@@ -331,8 +340,14 @@ impl PgOutbox {
     async fn reconnect(&self) -> Result<()> {
         let client = connect_waking(&self.url, self.wake.clone()).await?;
         prepare_session(&client, self.listen).await?;
-        *self.client.lock().await = client;
-        // The wake lock went with the old session.
+        let mut session = self.client.lock().await;
+        *session = client;
+        // The prepared claim and the wake lock went with the old session.
+        *self
+            .claim_statement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        drop(session);
         self.sleeping
             .store(false, std::sync::atomic::Ordering::SeqCst);
         tracing::info!(url = %redact(&self.url), "relay: reconnected to PostgreSQL");
@@ -366,15 +381,7 @@ impl PgOutbox {
                 redact(url)
             )));
         }
-        Ok(PgOutbox {
-            url: url.to_owned(),
-            client: Mutex::new(client),
-            wake,
-            leading: std::sync::atomic::AtomicBool::new(false),
-            claim_rows: std::sync::atomic::AtomicUsize::new(usize::MAX),
-            sleeping: std::sync::atomic::AtomicBool::new(false),
-            listen: false,
-        })
+        Ok(Self::over(url, client, wake, false))
     }
 
     /// Unpublished rows, oldest first: parked ones (`parked`), or those still to be published. At most `limit`.
@@ -492,25 +499,79 @@ fn next_claim_rows(cap: usize, asked: usize, considered: usize, returned: usize)
 }
 
 impl PgOutbox {
-    /// The plan PostgreSQL uses for this relay's claim of `limit` rows (`EXPLAIN`), for diagnosing a slow drain:
-    /// it should be an index scan of `hule_outbox_pending` stopped by the limit, with no sort.
-    pub async fn claim_plan(&self, limit: usize) -> Result<String> {
-        let none: Vec<i64> = Vec::new();
-        let rows = self
-            .client
+    /// The session's prepared claim, prepared now if it has none (`client` is the session, locked).
+    async fn claim_statement(&self, client: &Client) -> Result<Statement> {
+        if let Some(s) = &*self
+            .claim_statement
             .lock()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            return Ok(s.clone());
+        }
+        use tokio_postgres::types::Type;
+        let s = client
+            .prepare_typed(CLAIM_SQL, &[Type::INT8, Type::INT8_ARRAY, Type::INT8])
             .await
-            .query(
-                &format!("EXPLAIN {CLAIM_SQL}"),
-                &[&(limit as i64), &none, &(CLAIM_BYTES as i64)],
-            )
-            .await
-            .map_err(|e| StoreError::db("explain claim", e))?;
-        Ok(rows
-            .iter()
-            .map(|r| col::<String>(r, 0, "explain claim"))
-            .collect::<Result<Vec<_>>>()?
-            .join("\n"))
+            .map_err(|e| StoreError::db("prepare claim", e))?;
+        *self
+            .claim_statement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(s.clone());
+        Ok(s)
+    }
+
+    /// The plan PostgreSQL uses for this relay's claim of `limit` rows (`EXPLAIN`), for diagnosing a slow drain:
+    /// it should be an index scan of `hule_outbox_pending` stopped by the limit, with no sort. With `generic`, the
+    /// plan made without the parameters' values: the claim is prepared once per session, and PostgreSQL may run a
+    /// prepared statement with that plan from its sixth execution on, so it must be as good.
+    pub async fn claim_plan(&self, limit: usize, generic: bool) -> Result<String> {
+        let client = self.client.lock().await;
+        let op = "explain claim";
+        let rows = if generic {
+            // A statement of its own, prepared and explained inside one transaction whose `SET LOCAL` forces the
+            // generic plan and ends with it.
+            client
+                .batch_execute(&format!(
+                    "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
+                     PREPARE hule_claim_plan(bigint, bigint[], bigint) AS {CLAIM_SQL}"
+                ))
+                .await
+                .map_err(|e| StoreError::db(op, e))?;
+            let explained = client
+                .simple_query(&format!(
+                    "EXPLAIN EXECUTE hule_claim_plan({limit}, '{{}}', {CLAIM_BYTES})"
+                ))
+                .await;
+            let ended = client
+                .batch_execute("DEALLOCATE hule_claim_plan; COMMIT")
+                .await;
+            if ended.is_err() {
+                let _ = client.batch_execute("ROLLBACK").await;
+            }
+            let lines = explained
+                .map_err(|e| StoreError::db(op, e))?
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            ended.map_err(|e| StoreError::db(op, e))?;
+            lines
+        } else {
+            let none: Vec<i64> = Vec::new();
+            client
+                .query(
+                    &format!("EXPLAIN {CLAIM_SQL}"),
+                    &[&(limit as i64), &none, &(CLAIM_BYTES as i64)],
+                )
+                .await
+                .map_err(|e| StoreError::db(op, e))?
+                .iter()
+                .map(|r| col::<String>(r, 0, op))
+                .collect::<Result<Vec<_>>>()?
+        };
+        Ok(rows.join("\n"))
     }
 }
 
@@ -530,36 +591,48 @@ impl OutboxStore for PgOutbox {
     }
 
     async fn claim_excluding(&self, limit: usize, exclude: &[i64]) -> Result<Vec<Claimed>> {
+        use futures::TryStreamExt as _;
         use std::sync::atomic::Ordering::Relaxed;
         let cap = self.claim_rows.load(Relaxed);
         let asked = limit.min(cap).max(1);
         let client = self.client.lock().await;
-        let rows = client
-            .query(
-                CLAIM_SQL,
-                &[&(asked as i64), &exclude, &(CLAIM_BYTES as i64)],
-            )
-            .await
-            .map_err(|e| StoreError::db("claim", e))?;
-        let considered = match rows.first() {
-            Some(r) => col::<i64>(r, 7, "claim")? as usize,
-            None => 0,
+        let statement = self.claim_statement(&client).await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&(asked as i64), &exclude, &(CLAIM_BYTES as i64)];
+        let forget = |e: tokio_postgres::Error| {
+            // A statement the session no longer has (DISCARD ALL, DEALLOCATE): prepared again at the next claim.
+            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME) {
+                *self
+                    .claim_statement
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = None;
+            }
+            StoreError::db("claim", e)
         };
-        self.claim_rows
-            .store(next_claim_rows(cap, asked, considered, rows.len()), Relaxed);
-        rows.iter()
-            .map(|r| {
-                Ok(from_row(
-                    col(r, 0, "claim")?,
-                    col(r, 1, "claim")?,
-                    col(r, 2, "claim")?,
-                    col(r, 3, "claim")?,
-                    col(r, 4, "claim")?,
-                    col(r, 5, "claim")?,
-                    col(r, 6, "claim")?,
-                ))
-            })
-            .collect()
+        // Each row is turned into a `Claimed` as it arrives, while the server is still sending the next ones.
+        let rows = client.query_raw(&statement, params).await.map_err(forget)?;
+        futures::pin_mut!(rows);
+        let mut claimed = Vec::with_capacity(asked);
+        let mut considered = 0;
+        while let Some(r) = rows.try_next().await.map_err(forget)? {
+            if claimed.is_empty() {
+                considered = col::<i64>(&r, 7, "claim")? as usize;
+            }
+            claimed.push(from_row(
+                col(&r, 0, "claim")?,
+                col(&r, 1, "claim")?,
+                col(&r, 2, "claim")?,
+                col(&r, 3, "claim")?,
+                col(&r, 4, "claim")?,
+                col(&r, 5, "claim")?,
+                col(&r, 6, "claim")?,
+            ));
+        }
+        self.claim_rows.store(
+            next_claim_rows(cap, asked, considered, claimed.len()),
+            Relaxed,
+        );
+        Ok(claimed)
     }
 
     async fn delivered(&self, seqs: Vec<i64>, completion: Completion) -> Result<()> {

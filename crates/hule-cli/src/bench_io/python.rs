@@ -178,7 +178,7 @@ pub async fn versus_python(
     let ours = async {
         // Connecting upgrades the original's table in place, as `hule relay` does on a Python service's database.
         let outbox = PgOutbox::connect(&schema.url).await?;
-        drain_until_empty(&outbox, kafka, n, batch).await
+        drain_until_empty(outbox, kafka, n, batch).await
     }
     .await;
     let rss = peak_rss_mb();
