@@ -288,6 +288,34 @@ fn envelope_scenarios(budget: Duration) -> anyhow::Result<Vec<ScenarioResult>> {
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.
+/// The machine's busy CPU time so far, in core-seconds, from `/proc/stat` (every process, the database's and the
+/// broker's included; idle and I/O wait left out); `None` where there is no `/proc/stat`. Its figures are in
+/// `USER_HZ`, 100 a second on Linux whatever the kernel's tick.
+pub fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal …: busy is all but idle (3) and iowait (4), up to steal.
+    let busy: u64 = fields
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    Some(busy as f64 / 100.0)
+}
+
+/// The cores this machine has (what [`machine_busy_seconds`] counts).
+pub fn machine_cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
+}
+
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

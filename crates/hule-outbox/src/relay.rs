@@ -422,16 +422,43 @@ pub async fn drain<S: OutboxStore, P: Publish>(
                 (published, chrono::Utc::now().timestamp_micros())
             },
             async {
-                // Recorded before the next claim, so that the claim sees its failed keys held back.
-                let recorded = match previous {
-                    Some(settled) => record(store, config, counted, settled).await,
-                    None => Ok(()),
-                };
-                let next = match (&recorded, more) {
-                    (Ok(()), true) => store.claim_excluding(config.batch_size, &exclude).await,
-                    _ => Ok(Vec::new()),
-                };
-                (recorded, next)
+                match previous {
+                    // Every row delivered: its completion and the next claim, which leaves its rows out too, run
+                    // at once (a store with a session for each runs them side by side). A claim made while the
+                    // completion failed is dropped unpublished, as if never made.
+                    Some(settled) if settled.failures.is_empty() => {
+                        let mut both = exclude.clone();
+                        both.extend(settled.delivered.iter().map(|(seq, ..)| *seq));
+                        let (recorded, next) =
+                            futures::join!(record(store, config, counted, settled), async {
+                                if more {
+                                    store.claim_excluding(config.batch_size, &both).await
+                                } else {
+                                    Ok(Vec::new())
+                                }
+                            });
+                        let next = if recorded.is_ok() {
+                            next
+                        } else {
+                            Ok(Vec::new())
+                        };
+                        (recorded, next)
+                    }
+                    // Failed rows recorded before the next claim, so that the claim sees their keys held back.
+                    previous => {
+                        let recorded = match previous {
+                            Some(settled) => record(store, config, counted, settled).await,
+                            None => Ok(()),
+                        };
+                        let next = match (&recorded, more) {
+                            (Ok(()), true) => {
+                                store.claim_excluding(config.batch_size, &exclude).await
+                            }
+                            _ => Ok(Vec::new()),
+                        };
+                        (recorded, next)
+                    }
+                }
             }
         );
         let settled = settle(&current, outcomes, acked_at, started);

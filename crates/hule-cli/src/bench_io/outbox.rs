@@ -268,13 +268,77 @@ async fn plain_produce(kafka: &KafkaSettings, n: usize, batch: usize) -> anyhow:
 /// Produces the drain's `n` records with the relay's producer configuration and no database, every record handed
 /// to librdkafka at once (no batch awaited before the next: librdkafka bounds what is in flight by its own queue
 /// and `max.in.flight`); returns records per second. The producer half of the relay's limit.
-async fn unbounded_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<f64> {
+async fn unbounded_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<(f64, CpuUse)> {
     let producer = ProducerConfig::with_settings(kafka).future_producer()?;
     let topic = Event::SpellcheckPhaseCompleted.topic();
     let records = super::consumer::bench_records(topic, 0, n)?;
+    let cpu = CpuUse::start();
     let started = Instant::now();
     produce_all(&producer, &records, "unbounded produce").await?;
-    Ok(n as f64 / started.elapsed().as_secs_f64())
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    Ok((rate, cpu.stop(n)))
+}
+
+/// The machine's CPU time over a stretch of a scenario (every process on it: the database's, the broker's, this
+/// one's), per event; `None` where it cannot be read.
+#[derive(Clone, Copy)]
+struct CpuUse {
+    busy_at_start: Option<f64>,
+    started: Instant,
+    /// Core-microseconds per event.
+    per_event_us: Option<f64>,
+    /// Cores busy on average.
+    cores_busy: Option<f64>,
+}
+
+impl CpuUse {
+    fn start() -> Self {
+        CpuUse {
+            busy_at_start: crate::bench::machine_busy_seconds(),
+            started: Instant::now(),
+            per_event_us: None,
+            cores_busy: None,
+        }
+    }
+
+    fn stop(self, events: usize) -> Self {
+        let busy = match (self.busy_at_start, crate::bench::machine_busy_seconds()) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        CpuUse {
+            per_event_us: busy.map(|b| b * 1e6 / events.max(1) as f64),
+            cores_busy: busy.map(|b| b / self.started.elapsed().as_secs_f64()),
+            ..self
+        }
+    }
+
+    fn us(&self) -> String {
+        self.per_event_us.map_or("?".into(), |u| format!("{u:.1}"))
+    }
+}
+
+/// What the relay's two halves together need of the machine: at most this many events a second fit on its cores
+/// when the relay's database side takes `db` and its producer `produce` (core-microseconds per event, each
+/// measured alone).
+fn cpu_bound(db: &CpuUse, produce: &CpuUse) -> Option<f64> {
+    let per_event = db.per_event_us? + produce.per_event_us?;
+    Some(crate::bench::machine_cores() * 1e6 / per_event)
+}
+
+/// The note's sentence on the machine's CPU during a drain scenario.
+fn cpu_note(sql: &CpuUse, relay: &CpuUse, db: &CpuUse, produce: &CpuUse) -> String {
+    format!(
+        "machine CPU per event (core-µs, every process): SQL loop {}, relay {} ({} of {} cores busy), the relay's \
+         database side alone {}, producer alone {}; those two halves together fit {} events/s on these cores",
+        sql.us(),
+        relay.us(),
+        relay.cores_busy.map_or("?".into(), |c| format!("{c:.2}")),
+        crate::bench::machine_cores(),
+        db.us(),
+        produce.us(),
+        cpu_bound(db, produce).map_or("?".into(), |b| format!("{b:.0}")),
+    )
 }
 
 /// The relay's limit: the smaller of its SQL loop alone and its producer alone with unbounded batches in flight.
@@ -298,6 +362,7 @@ pub async fn drain_pg(
     let schema = Schema::new(base).await?;
     pg_fill(&schema, n).await?;
     let c = schema.client().await?;
+    let sql_cpu = CpuUse::start();
     let started = Instant::now();
     loop {
         let rows = c
@@ -312,22 +377,28 @@ pub async fn drain_pg(
         }
     }
     let baseline = n as f64 / started.elapsed().as_secs_f64();
+    let sql_cpu = sql_cpu.stop(n);
     schema.drop().await;
 
     let schema = Schema::new(base).await?;
     pg_fill(&schema, n).await?;
     let outbox = PgOutbox::connect(&schema.url).await?;
+    let relay_cpu = CpuUse::start();
     let figure = drain_until_empty(outbox, kafka, n, batch).await?;
+    let relay_cpu = relay_cpu.stop(n);
     let rss = peak_rss_mb();
     schema.drop().await;
     // The relay's database side alone: the same drain with a publisher that acknowledges at once.
     let schema = Schema::new(base).await?;
     pg_fill(&schema, n).await?;
     let outbox = PgOutbox::connect(&schema.url).await?;
+    let db_cpu = CpuUse::start();
     let instant = drain_with(outbox, InstantPublisher, n, batch).await?;
+    let db_cpu = db_cpu.stop(n);
     schema.drop().await;
     let produce = plain_produce(kafka, n, batch).await?;
-    let unbounded = unbounded_produce(kafka, n).await?;
+    let (unbounded, produce_cpu) = unbounded_produce(kafka, n).await?;
+    let cpu = cpu_note(&sql_cpu, &relay_cpu, &db_cpu, &produce_cpu);
     let (limit_name, limit) = relay_limit("SQL claim+delete", baseline, unbounded);
     let vs_produce = ScenarioResult {
         scenario: "relay drain vs awaited produce".into(),
@@ -347,7 +418,7 @@ pub async fn drain_pg(
         baseline: limit,
         ratio: figure / limit,
         peak_rss_mb: rss,
-        note: format!("{n} events of 1 KB over 500 keys into Kafka ({TOPIC_PARTITIONS} partitions), batches of {batch}; the relay's limit is the smaller of its SQL loop alone (claim+delete {baseline:.0}/s) and its producer alone with every record in flight ({unbounded:.0}/s); the relay with a publisher that acknowledges at once (its database side alone): {instant:.0}/s; target ratio ≥ 0.8 and ≥ 60,000/s"),
+        note: format!("{n} events of 1 KB over 500 keys into Kafka ({TOPIC_PARTITIONS} partitions), batches of {batch}; the relay's limit is the smaller of its SQL loop alone (claim+delete {baseline:.0}/s) and its producer alone with every record in flight ({unbounded:.0}/s); the relay with a publisher that acknowledges at once (its database side alone): {instant:.0}/s; {cpu}; target ratio ≥ 0.8 and ≥ 60,000/s"),
     }, vs_produce])
 }
 
@@ -397,7 +468,7 @@ pub async fn drain_sqlite(
     let figure = drain_until_empty(outbox, kafka, n, batch).await?;
     let rss = peak_rss_mb();
     let _ = std::fs::remove_dir_all(&dir);
-    let unbounded = unbounded_produce(kafka, n).await?;
+    let (unbounded, _) = unbounded_produce(kafka, n).await?;
     let (limit_name, limit) = relay_limit("SQL select+delete", baseline, unbounded);
     Ok(ScenarioResult {
         scenario: "relay drain (SQLite)".into(),
