@@ -287,10 +287,10 @@ fn envelope_scenarios(budget: Duration) -> anyhow::Result<Vec<ScenarioResult>> {
     ])
 }
 
-/// Peak resident memory of this process (VmHWM), in MiB.
 /// The machine's busy CPU time so far, in core-seconds, from `/proc/stat` (every process, the database's and the
 /// broker's included; idle and I/O wait left out); `None` where there is no `/proc/stat`. Its figures are in
-/// `USER_HZ`, 100 a second on Linux whatever the kernel's tick.
+/// `USER_HZ`, 100 a second on Linux whatever the kernel's tick. Steal time counts as busy: the hypervisor gave
+/// those cycles to another guest, and this machine could not use them.
 pub fn machine_busy_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<u64> = stat
@@ -316,6 +316,7 @@ pub fn machine_cores() -> f64 {
     std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 
+/// Peak resident memory of this process (VmHWM), in MiB.
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

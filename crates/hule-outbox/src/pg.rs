@@ -5,14 +5,16 @@
 //! Exclusivity: one relay at a time holds a session advisory lock keyed by the outbox's schema, taken by
 //! [`crate::relay::run_relay`] itself ([`OutboxStore::try_lead`]); other instances wait as hot standbys and take
 //! over when the leader's connection ends (the server releases the lock with the session). That lock is the only
-//! guard: the claim is a plain `SELECT` outside any transaction, so it locks nothing, and every statement of the
-//! relay runs on the connection that holds the lock — a leader whose connection is gone can no longer claim or
-//! complete anything.
+//! guard: the claim is a plain `SELECT` outside any transaction, so it locks nothing, and every claim runs on the
+//! connection that holds the lock — a leader whose connection is gone can no longer claim anything. Completions
+//! (deleting or marking what was delivered) run on a second session while the next claim runs; a leader deposed
+//! meanwhile may still complete the rows it delivered itself, which loses nothing and sends nothing twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, Notify};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client, Row, Statement, Transaction};
 
 use crate::error::{Result, StoreError};
@@ -274,6 +276,13 @@ fn col<'a, T: tokio_postgres::types::FromSql<'a>>(
     row.try_get(i).map_err(|e| StoreError::db(op, e))
 }
 
+/// The relay's completion session, and when one was last tried.
+#[derive(Default)]
+struct Completer {
+    session: Mutex<Option<Client>>,
+    tried: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
 /// The PostgreSQL outbox as the relay sees it.
 pub struct PgOutbox {
     url: String,
@@ -291,11 +300,12 @@ pub struct PgOutbox {
     /// The claim, prepared on the session at its first claim (again after a reconnection, or after the session
     /// lost it): parsed once rather than at every claim.
     claim_statement: std::sync::Mutex<Option<Statement>>,
-    /// A second session for completing delivered rows, connected at the first completion (and again after it
-    /// closed): a drain completes batch n there while its own session claims batch n+2, the two statements running
-    /// at once on two server processes instead of one after the other. Boxed: a store held in an enum beside
-    /// SQLite's stays small.
-    completer: Box<Mutex<Option<Client>>>,
+    /// A second session for completing delivered rows, opened when this relay takes the lead (before it publishes
+    /// anything): a drain completes batch n there while its own session claims batch n+2, the two statements
+    /// running at once on two server processes instead of one after the other. Dropped on any error, and then the
+    /// leading session completes (one statement after the other, as before) until a new one opens: at the next
+    /// leadership, or a minute later. Boxed: a store held in an enum beside SQLite's stays small.
+    completer: Box<Completer>,
 }
 
 impl PgOutbox {
@@ -323,8 +333,36 @@ impl PgOutbox {
             sleeping: std::sync::atomic::AtomicBool::new(false),
             listen,
             claim_statement: std::sync::Mutex::new(None),
-            completer: Box::new(Mutex::new(None)),
+            completer: Box::default(),
         }
+    }
+
+    /// Opens the completion session when there is none; `retry` limits a new try to one a minute. A server that
+    /// refuses a second session (a role's connection limit, `max_connections`) leaves the leading session to
+    /// complete, said once in the log.
+    async fn open_completer(&self, retry: bool) {
+        let mut completer = self.completer.session.lock().await;
+        if completer.as_ref().is_some_and(|c| !c.is_closed()) {
+            return;
+        }
+        {
+            let mut tried = self
+                .completer
+                .tried
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if retry && tried.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+                return;
+            }
+            *tried = Some(std::time::Instant::now());
+        }
+        *completer = match connect_waking(&self.url, Arc::new(Notify::new())).await {
+            Ok(client) => Some(client),
+            Err(e) => {
+                tracing::warn!(error = %e, "relay: no second PostgreSQL session for completions; the leading session completes");
+                None
+            }
+        };
     }
 
     /// Tries to take the session advisory lock `(first, hash of the schema)` on the relay's session.
@@ -354,6 +392,8 @@ impl PgOutbox {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
         drop(session);
+        // A new leadership opens a new completion session, to the server this one reached.
+        *self.completer.session.lock().await = None;
         self.sleeping
             .store(false, std::sync::atomic::Ordering::SeqCst);
         tracing::info!(url = %redact(&self.url), "relay: reconnected to PostgreSQL");
@@ -480,7 +520,7 @@ impl PgOutbox {
 /// (8 MB by default), some hundreds of thousands of rows: far above any batch a relay should claim.
 const CLAIM_SQL: &str = "SELECT seq, topic, event_key, data, headers, retry_count, created_us, considered FROM (
   SELECT *, sum(octet_length(data)) OVER (ORDER BY seq) AS upto, count(*) OVER () AS considered FROM (
-    SELECT seq, topic, event_key, event_data::text AS data, headers::text AS headers, retry_count,
+    SELECT seq, topic::text AS topic, event_key::text AS event_key, event_data::text AS data, headers::text AS headers, retry_count,
         (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
     FROM event_outbox o
     WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
@@ -536,24 +576,26 @@ impl PgOutbox {
         let rows = if generic {
             // A statement of its own, prepared and explained inside one transaction whose `SET LOCAL` forces the
             // generic plan and ends with it.
-            client
+            let explained = match client
                 .batch_execute(&format!(
                     "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; \
                      PREPARE hule_claim_plan(bigint, bigint[], bigint) AS {CLAIM_SQL}"
                 ))
                 .await
-                .map_err(|e| StoreError::db(op, e))?;
-            let explained = client
-                .simple_query(&format!(
-                    "EXPLAIN EXECUTE hule_claim_plan({limit}, '{{}}', {CLAIM_BYTES})"
-                ))
-                .await;
-            let ended = client
-                .batch_execute("DEALLOCATE hule_claim_plan; COMMIT")
-                .await;
-            if ended.is_err() {
-                let _ = client.batch_execute("ROLLBACK").await;
-            }
+            {
+                Ok(()) => {
+                    client
+                        .simple_query(&format!(
+                            "EXPLAIN EXECUTE hule_claim_plan({limit}, '{{}}', {CLAIM_BYTES})"
+                        ))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            // Whatever happened, the transaction ends (a failed one would refuse the relay's every statement until
+            // it did), and the statement is dropped outside it: a PREPARE outlives the ROLLBACK of its transaction.
+            let ended = client.batch_execute("ROLLBACK").await;
+            let _ = client.batch_execute("DEALLOCATE hule_claim_plan").await;
             let lines = explained
                 .map_err(|e| StoreError::db(op, e))?
                 .into_iter()
@@ -602,21 +644,38 @@ impl OutboxStore for PgOutbox {
         let cap = self.claim_rows.load(Relaxed);
         let asked = limit.min(cap).max(1);
         let client = self.client.lock().await;
-        let statement = self.claim_statement(&client).await?;
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
             [&(asked as i64), &exclude, &(CLAIM_BYTES as i64)];
         let forget = |e: tokio_postgres::Error| {
-            // A statement the session no longer has (DISCARD ALL, DEALLOCATE): prepared again at the next claim.
-            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_SQL_STATEMENT_NAME) {
-                *self
-                    .claim_statement
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = None;
-            }
+            // Prepared again at the next claim, whatever went wrong.
+            *self
+                .claim_statement
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
             StoreError::db("claim", e)
         };
+        // A statement the session no longer has (26000: DISCARD ALL, DEALLOCATE) or whose result type changed
+        // under it (0A000: an application altered `topic` or `event_key`) is prepared again and run once more.
+        let mut again = true;
+        let rows = loop {
+            let statement = self.claim_statement(&client).await?;
+            match client.query_raw(&statement, params).await {
+                Ok(rows) => break rows,
+                Err(e)
+                    if again
+                        && matches!(
+                            e.code(),
+                            Some(&SqlState::INVALID_SQL_STATEMENT_NAME)
+                                | Some(&SqlState::FEATURE_NOT_SUPPORTED)
+                        ) =>
+                {
+                    again = false;
+                    drop(forget(e));
+                }
+                Err(e) => return Err(forget(e)),
+            }
+        };
         // Each row is turned into a `Claimed` as it arrives, while the server is still sending the next ones.
-        let rows = client.query_raw(&statement, params).await.map_err(forget)?;
         futures::pin_mut!(rows);
         let mut claimed = Vec::with_capacity(asked);
         let mut considered = 0;
@@ -649,18 +708,30 @@ impl OutboxStore for PgOutbox {
                 "UPDATE event_outbox SET published_at = now() WHERE seq = ANY($1)"
             }
         };
-        // On the completion session: the claim's session stays free for the next claim.
-        let mut completer = self.completer.lock().await;
-        let client = match completer.take() {
-            Some(client) if !client.is_closed() => client,
-            _ => connect_waking(&self.url, Arc::new(Notify::new())).await?,
-        };
-        // Parsed, bound and run in one round trip.
-        let done = client.query_typed(sql, &[(&seqs, Type::INT8_ARRAY)]).await;
-        if !client.is_closed() {
-            *completer = Some(client);
+        let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 1] =
+            [(&seqs, Type::INT8_ARRAY)];
+        // On the completion session, the claim's session staying free for the next claim; parsed, bound and run
+        // in one round trip. A completion session that fails is dropped, and the completion (which may be made
+        // twice) is made on the leading session, which completes until a new completion session opens.
+        let mut completer = self.completer.session.lock().await;
+        if let Some(client) = completer.take().filter(|c| !c.is_closed()) {
+            match client.query_typed(sql, &params).await {
+                Ok(_) => {
+                    *completer = Some(client);
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay: the completion session failed; completing on the leading session")
+                }
+            }
         }
-        done.map_err(|e| StoreError::db("complete", e))?;
+        drop(completer);
+        self.client
+            .lock()
+            .await
+            .query_typed(sql, &params)
+            .await
+            .map_err(|e| StoreError::db("complete", e))?;
         Ok(())
     }
 
@@ -895,6 +966,8 @@ impl OutboxStore for PgOutbox {
 
     async fn try_lead(&self) -> Result<bool> {
         if self.leading.load(std::sync::atomic::Ordering::SeqCst) {
+            // Leading again after an error: a completion session lost meanwhile is tried again, once a minute.
+            self.open_completer(true).await;
             return Ok(true);
         }
         if self.client.lock().await.is_closed() {
@@ -907,6 +980,9 @@ impl OutboxStore for PgOutbox {
         }
         let got = self.try_session_lock(LEADER_LOCK, "leader lock").await?;
         self.leading.store(got, std::sync::atomic::Ordering::SeqCst);
+        if got {
+            self.open_completer(false).await;
+        }
         Ok(got)
     }
 

@@ -222,6 +222,11 @@ impl SqliteOutbox {
         op: &'static str,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
+        // An in-memory database exists on its one connection only: a second would open another, empty one.
+        let name = self.path.to_string_lossy();
+        if name.is_empty() || name == ":memory:" || name.starts_with("file::memory:") {
+            return self.with(op, f).await;
+        }
         let (completer, path) = (self.completer.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || {
             let mut guard = completer

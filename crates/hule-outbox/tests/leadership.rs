@@ -553,6 +553,23 @@ async fn postgres_a_black_holed_leader_is_replaced_within_the_half_open_bound() 
 /// loses its lock with it, connects again, leads again and publishes the rest, rather than ending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_relay_whose_session_the_server_ends_connects_again_and_leads() {
+    sessions_ended(Ended::Both).await;
+}
+
+/// Only the completion session ended: the leading session completes, and every row still goes out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_relay_whose_completion_session_the_server_ends_goes_on() {
+    sessions_ended(Ended::CompletionOnly).await;
+}
+
+/// Which of a leading relay's two sessions the server ends.
+#[derive(PartialEq)]
+enum Ended {
+    Both,
+    CompletionOnly,
+}
+
+async fn sessions_ended(ended: Ended) {
     let name = format!("relay-{}", Uuid::new_v4().simple());
     let url = format!(
         "{}&application_name={name}",
@@ -630,6 +647,10 @@ async fn postgres_a_relay_whose_session_the_server_ends_connects_again_and_leads
         1,
         "one session leads: {leading:?} of {old:?}"
     );
+    let old: Vec<i32> = match ended {
+        Ended::Both => old,
+        Ended::CompletionOnly => old.into_iter().filter(|p| *p != leading[0]).collect(),
+    };
     for pid in &old {
         admin
             .execute("SELECT pg_terminate_backend($1)", &[pid])
@@ -662,13 +683,17 @@ async fn postgres_a_relay_whose_session_the_server_ends_connects_again_and_leads
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let after = resumed.elapsed();
-    // The rest completed too, through a new completion session.
+    // The rest completed too (through a new completion session, or the leading one).
     wait_recorded(&admin, &schema).await;
     let now = sessions(name.clone()).await;
-    assert!(
-        now.len() == 2 && !now.iter().any(|pid| old.contains(pid)),
-        "new sessions in place of the old: {old:?} → {now:?}"
-    );
+    match ended {
+        Ended::Both => assert!(
+            now.len() == 2 && !now.iter().any(|pid| old.contains(pid)),
+            "new sessions in place of the old: {old:?} → {now:?}"
+        ),
+        // Within the minute, no new completion session: the leading one completed the rest.
+        Ended::CompletionOnly => assert_eq!(now, leading, "the leading session alone goes on"),
+    }
     stop.cancel();
     relay.await.expect("join").expect("relay");
     assert_once_in_key_order(&log.lock().expect("lock"), 40);

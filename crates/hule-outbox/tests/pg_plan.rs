@@ -56,6 +56,14 @@ async fn the_claim_walks_the_pending_index_even_with_empty_table_statistics() {
     outbox.claim_plan(500, true).await.expect("explain again");
     use hule_outbox::store::OutboxStore as _;
     assert_eq!(outbox.claim(10).await.expect("claim").len(), 10);
+    // An application widening `topic` and `event_key` under the relay's prepared claim does not stop it.
+    admin
+        .batch_execute(&format!(
+            "ALTER TABLE {schema}.event_outbox ALTER COLUMN topic TYPE text, ALTER COLUMN event_key TYPE varchar(512)"
+        ))
+        .await
+        .expect("alter");
+    assert_eq!(outbox.claim(10).await.expect("claim after alter").len(), 10);
     admin
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await

@@ -214,27 +214,70 @@ async fn a_recording_refused_while_the_next_batch_is_out_loses_nothing() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// A SQLite outbox whose first `delivered` fails with a database error (the lease intact), as a database that
-/// drops one statement.
-struct DropsOneCompletion {
+/// A SQLite outbox whose completions are twisted: the first fails with a database error (the lease intact), as a
+/// database that drops one statement; or each waits until a claim made after it began has returned (at most 2 s:
+/// the last completion of a drain has no claim beside it), so that the claim beside a completion surely runs
+/// before the completed rows are gone.
+struct Twisted {
     inner: SqliteOutbox,
-    dropped: std::sync::atomic::AtomicBool,
+    twist: Twist,
 }
 
-impl OutboxStore for DropsOneCompletion {
+enum Twist {
+    DropsOneCompletion(std::sync::atomic::AtomicBool),
+    CompletesAfterTheNextClaim {
+        claims: std::sync::atomic::AtomicU64,
+        claimed: tokio::sync::Notify,
+    },
+}
+
+impl Twisted {
+    fn dropping_one(inner: SqliteOutbox) -> Self {
+        let twist = Twist::DropsOneCompletion(std::sync::atomic::AtomicBool::new(false));
+        Twisted { inner, twist }
+    }
+
+    fn completing_after_claims(inner: SqliteOutbox) -> Self {
+        let twist = Twist::CompletesAfterTheNextClaim {
+            claims: std::sync::atomic::AtomicU64::new(0),
+            claimed: tokio::sync::Notify::new(),
+        };
+        Twisted { inner, twist }
+    }
+}
+
+impl OutboxStore for Twisted {
     async fn claim(&self, limit: usize) -> hule_outbox::error::Result<Vec<Claimed>> {
-        self.inner.claim(limit).await
+        self.claim_excluding(limit, &[]).await
     }
     async fn delivered(
         &self,
         seqs: Vec<i64>,
         completion: hule_outbox::store::Completion,
     ) -> hule_outbox::error::Result<()> {
-        if !self.dropped.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(hule_outbox::StoreError::Database {
-                op: "complete",
-                source: "connection reset by peer".into(),
-            });
+        use std::sync::atomic::Ordering::SeqCst;
+        match &self.twist {
+            Twist::DropsOneCompletion(dropped) => {
+                if !dropped.swap(true, SeqCst) {
+                    return Err(hule_outbox::StoreError::Database {
+                        op: "complete",
+                        source: "connection reset by peer".into(),
+                    });
+                }
+            }
+            Twist::CompletesAfterTheNextClaim { claims, claimed } => {
+                let before = claims.load(SeqCst);
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    loop {
+                        let woken = claimed.notified();
+                        if claims.load(SeqCst) > before {
+                            break;
+                        }
+                        woken.await;
+                    }
+                })
+                .await;
+            }
         }
         self.inner.delivered(seqs, completion).await
     }
@@ -250,7 +293,12 @@ impl OutboxStore for DropsOneCompletion {
         limit: usize,
         exclude: &[i64],
     ) -> hule_outbox::error::Result<Vec<Claimed>> {
-        self.inner.claim_excluding(limit, exclude).await
+        let claimed = self.inner.claim_excluding(limit, exclude).await;
+        if let Twist::CompletesAfterTheNextClaim { claims, claimed } = &self.twist {
+            claims.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            claimed.notify_waiters();
+        }
+        claimed
     }
     async fn wait_for_work(&self, timeout: Duration) {
         self.inner.wait_for_work(timeout).await
@@ -316,10 +364,7 @@ impl Publish for Log {
 #[tokio::test]
 async fn a_failed_recording_ends_the_drain_after_recording_the_batch_in_flight() {
     let (dir, outbox) = committed_outbox("hule-pipe-drop", 0..12, 3);
-    let store = DropsOneCompletion {
-        inner: outbox,
-        dropped: std::sync::atomic::AtomicBool::new(false),
-    };
+    let store = Twisted::dropping_one(outbox);
     let publisher = Log(Mutex::default());
     let config = RelayConfig {
         batch_size: 4,
@@ -359,6 +404,34 @@ async fn a_failed_recording_ends_the_drain_after_recording_the_batch_in_flight()
         "batch 1 sent again, then batch 3"
     );
     assert_eq!(stats.published, 12, "each row counted once, when recorded");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The claim made beside a completion runs while the completed rows are still in the table (the store here
+/// completes only once that claim has returned): it leaves them out, and every row goes out once, in order.
+#[tokio::test]
+async fn the_claim_beside_a_completion_leaves_the_completing_rows_out() {
+    let (dir, outbox) = committed_outbox("hule-pipe-beside", 0..12, 3);
+    let store = Twisted::completing_after_claims(outbox);
+    let publisher = Log(Mutex::default());
+    let config = RelayConfig {
+        batch_size: 4,
+        ..RelayConfig::default()
+    };
+    let mut stats = RelayStats::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let leader = lead_now(&store, &stop).await;
+    while store.depth().await.expect("depth") > 0 {
+        drain(&store, &publisher, &config, &mut stats, &stop, &leader)
+            .await
+            .expect("drain");
+    }
+    assert_eq!(
+        *publisher.0.lock().expect("lock"),
+        (0..12).collect::<Vec<_>>(),
+        "each row once, in order"
+    );
+    assert_eq!(stats.published, 12);
     std::fs::remove_dir_all(&dir).ok();
 }
 

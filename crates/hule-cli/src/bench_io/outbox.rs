@@ -136,7 +136,6 @@ pub async fn write_cost(base: &str, seconds: f64) -> anyhow::Result<ScenarioResu
     })
 }
 
-/// Counts what the relay delivered, so the benchmark knows when it is done without asking the database.
 /// Counts the records its inner publisher delivered: how the drain scenarios see their end.
 struct CountingPublisher<P> {
     inner: P,
