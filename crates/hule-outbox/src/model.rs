@@ -57,8 +57,7 @@ pub fn from_row(
         }
     }
     let mut headers = Headers::default();
-    let mut value = event_data.clone().into_bytes();
-    if let Ok(serde_json::Value::Object(mut map)) =
+    let value = if let Ok(serde_json::Value::Object(mut map)) =
         serde_json::from_str::<serde_json::Value>(&event_data)
     {
         map.remove("topic");
@@ -70,17 +69,20 @@ pub fn from_row(
             }
         }
         let stripped = serde_json::Value::Object(map);
-        if let Ok(env) =
-            serde_json::from_value::<EventEnvelope<serde_json::Value>>(stripped.clone())
-        {
+        // Read in place, the payload skipped: only the envelope's own fields make the headers (a copy of the whole
+        // tree and a second one of its payload cost more than the rest of a legacy row's translation).
+        use serde::Deserialize as _;
+        if let Ok(env) = EventEnvelope::<serde::de::IgnoredAny>::deserialize(&stripped) {
             for (k, v) in standard_headers(&env, &topic, key.as_deref().unwrap_or("")).iter() {
                 if headers.get(k).is_none() {
                     headers.push(k, v);
                 }
             }
         }
-        value = stripped.to_string().into_bytes();
-    }
+        stripped.to_string().into_bytes()
+    } else {
+        event_data.into_bytes()
+    };
     Claimed {
         seq,
         topic,
@@ -161,6 +163,56 @@ pub struct Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A row the original wrote (no headers column; `topic` and maybe `headers` inside `event_data`, in Python's
+    /// spaced JSON) goes out as the compact envelope without those keys, with the given headers and the standard
+    /// ones made from the envelope; a JSON object that is no envelope (here without `data`) gets no standard headers.
+    #[test]
+    fn a_legacy_row_is_published_as_its_envelope_with_the_standard_headers() {
+        let row = &crate::testkit::numbered_rows(3..4, 1).expect("rows")[0];
+        let envelope: serde_json::Value = serde_json::from_str(&row.event_data).expect("json");
+        let mut legacy = envelope.as_object().expect("object").clone();
+        legacy.insert("topic".into(), row.topic.clone().into());
+        legacy.insert(
+            "headers".into(),
+            serde_json::json!({"x-given": "yes", "n": 1}),
+        );
+        // Python's `json.dumps` separators.
+        let spaced = serde_json::to_string(&legacy)
+            .expect("json")
+            .replace("\",\"", "\", \"")
+            .replace("\":", "\": ");
+        let claimed = from_row(
+            1,
+            row.topic.clone(),
+            Some(row.event_key.clone()),
+            spaced,
+            None,
+            0,
+            0,
+        );
+        assert_eq!(claimed.value, envelope.to_string().into_bytes());
+        assert_eq!(claimed.headers.get("x-given"), Some("yes"));
+        assert_eq!(claimed.headers.get("n"), None);
+        let id = envelope["event_id"].as_str().expect("id");
+        assert_eq!(claimed.headers.get("event_id"), Some(id));
+
+        let mut no_data = legacy.clone();
+        no_data.remove("data");
+        let text = serde_json::Value::Object(no_data).to_string();
+        let claimed = from_row(1, row.topic.clone(), None, text, None, 0, 0);
+        assert_eq!(
+            claimed.headers.get("event_id"),
+            None,
+            "{:?}",
+            claimed.headers
+        );
+        assert_eq!(claimed.headers.get("x-given"), Some("yes"));
+        let text = "[1, 2]".to_owned();
+        let claimed = from_row(1, row.topic.clone(), None, text.clone(), None, 0, 0);
+        assert_eq!(claimed.value, text.into_bytes());
+        assert!(claimed.headers.is_empty());
+    }
 
     #[test]
     fn a_corrupt_headers_column_is_rebuilt_from_the_envelope_not_dropped() {
