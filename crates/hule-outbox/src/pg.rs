@@ -283,6 +283,9 @@ struct Completer {
     tried: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
+/// How long opening the completion session may take before the relay gives up on it for a minute.
+const COMPLETER_CONNECT: Duration = Duration::from_secs(10);
+
 /// The PostgreSQL outbox as the relay sees it.
 pub struct PgOutbox {
     url: String,
@@ -300,12 +303,15 @@ pub struct PgOutbox {
     /// The claim, prepared on the session at its first claim (again after a reconnection, or after the session
     /// lost it): parsed once rather than at every claim.
     claim_statement: std::sync::Mutex<Option<Statement>>,
-    /// A second session for completing delivered rows, opened when this relay takes the lead (before it publishes
-    /// anything): a drain completes batch n there while its own session claims batch n+2, the two statements
-    /// running at once on two server processes instead of one after the other. Dropped on any error, and then the
-    /// leading session completes (one statement after the other, as before) until a new one opens: at the next
-    /// leadership, or a minute later. Boxed: a store held in an enum beside SQLite's stays small.
-    completer: Box<Completer>,
+    /// A second session for completing delivered rows, opened in the background when this relay takes the lead: a
+    /// drain completes batch n there while its own session claims batch n+2, the two statements running at once on
+    /// two server processes instead of one after the other. Dropped on any error, and then the leading session
+    /// completes (one statement after the other, as before) until a new one opens: at the next leadership, or a
+    /// minute later. Behind an `Arc`: the background open fills it, and a store held in an enum beside SQLite's
+    /// stays small.
+    completer: Arc<Completer>,
+    /// Whether the session was found reset (its prepared claim gone): the next `try_lead` connects again.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl PgOutbox {
@@ -333,36 +339,49 @@ impl PgOutbox {
             sleeping: std::sync::atomic::AtomicBool::new(false),
             listen,
             claim_statement: std::sync::Mutex::new(None),
-            completer: Box::default(),
+            completer: Arc::default(),
+            stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// Opens the completion session when there is none; `retry` limits a new try to one a minute. A server that
-    /// refuses a second session (a role's connection limit, `max_connections`) leaves the leading session to
-    /// complete, said once in the log.
-    async fn open_completer(&self, retry: bool) {
-        let mut completer = self.completer.session.lock().await;
-        if completer.as_ref().is_some_and(|c| !c.is_closed()) {
-            return;
-        }
+    /// Opens the completion session in the background when there is none and none was tried in the last minute
+    /// (`now`: whatever the last try) — never in the relay's way: until it is open, and when the server refuses a
+    /// second session (a role's connection limit, `max_connections`), the leading session completes. The connect
+    /// is bounded by [`COMPLETER_CONNECT`].
+    fn open_completer(&self, now: bool) {
         {
             let mut tried = self
                 .completer
                 .tried
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            if retry && tried.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            if !now && tried.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
                 return;
             }
             *tried = Some(std::time::Instant::now());
         }
-        *completer = match connect_waking(&self.url, Arc::new(Notify::new())).await {
-            Ok(client) => Some(client),
-            Err(e) => {
-                tracing::warn!(error = %e, "relay: no second PostgreSQL session for completions; the leading session completes");
-                None
+        let (completer, url) = (self.completer.clone(), self.url.clone());
+        tokio::spawn(async move {
+            if completer
+                .session
+                .lock()
+                .await
+                .as_ref()
+                .is_some_and(|c| !c.is_closed())
+            {
+                return;
             }
-        };
+            let connected = tokio::time::timeout(
+                COMPLETER_CONNECT,
+                connect_waking(&url, Arc::new(Notify::new())),
+            )
+            .await;
+            match connected {
+                Ok(Ok(client)) => *completer.session.lock().await = Some(client),
+                Ok(Err(e)) => tracing::warn!(error = %e, "relay: no second PostgreSQL session for completions; the leading session completes"),
+                Err(_) => tracing::warn!("relay: no second PostgreSQL session for completions within {COMPLETER_CONNECT:?}; the leading session completes"),
+            }
+        });
     }
 
     /// Tries to take the session advisory lock `(first, hash of the schema)` on the relay's session.
@@ -392,7 +411,7 @@ impl PgOutbox {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = None;
         drop(session);
-        // A new leadership opens a new completion session, to the server this one reached.
+        // A new leadership opens a new completion session.
         *self.completer.session.lock().await = None;
         self.sleeping
             .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -520,7 +539,7 @@ impl PgOutbox {
 /// (8 MB by default), some hundreds of thousands of rows: far above any batch a relay should claim.
 const CLAIM_SQL: &str = "SELECT seq, topic, event_key, data, headers, retry_count, created_us, considered FROM (
   SELECT *, sum(octet_length(data)) OVER (ORDER BY seq) AS upto, count(*) OVER () AS considered FROM (
-    SELECT seq, topic::text AS topic, event_key::text AS event_key, event_data::text AS data, headers::text AS headers, retry_count,
+    SELECT seq, topic::text AS topic, event_key::text AS event_key, event_data::text AS data, headers::text AS headers, retry_count::int4 AS retry_count,
         (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
     FROM event_outbox o
     WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= now()
@@ -654,21 +673,24 @@ impl OutboxStore for PgOutbox {
                 .unwrap_or_else(|p| p.into_inner()) = None;
             StoreError::db("claim", e)
         };
-        // A statement the session no longer has (26000: DISCARD ALL, DEALLOCATE) or whose result type changed
-        // under it (0A000: an application altered `topic` or `event_key`) is prepared again and run once more.
+        // A claim whose result type changed under it (0A000: an application altered a column it reads) is prepared
+        // again and run once more. A statement the session no longer has (26000) means the session was reset
+        // (`DISCARD ALL`, a pooler handing it to another client): its advisory locks, LISTEN and settings went with
+        // its statements, so this relay no longer leads, and leads again only on a new session.
         let mut again = true;
         let rows = loop {
             let statement = self.claim_statement(&client).await?;
             match client.query_raw(&statement, params).await {
                 Ok(rows) => break rows,
-                Err(e)
-                    if again
-                        && matches!(
-                            e.code(),
-                            Some(&SqlState::INVALID_SQL_STATEMENT_NAME)
-                                | Some(&SqlState::FEATURE_NOT_SUPPORTED)
-                        ) =>
-                {
+                Err(e) if e.code() == Some(&SqlState::INVALID_SQL_STATEMENT_NAME) => {
+                    tracing::warn!(error = %e, "relay: the session lost its prepared claim (reset?); connecting again");
+                    self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
+                    self.leading
+                        .store(false, std::sync::atomic::Ordering::SeqCst);
+                    drop(forget(e));
+                    return Err(StoreError::LeadershipLost);
+                }
+                Err(e) if again && e.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED) => {
                     again = false;
                     drop(forget(e));
                 }
@@ -726,6 +748,7 @@ impl OutboxStore for PgOutbox {
             }
         }
         drop(completer);
+        self.open_completer(false);
         self.client
             .lock()
             .await
@@ -967,13 +990,18 @@ impl OutboxStore for PgOutbox {
     async fn try_lead(&self) -> Result<bool> {
         if self.leading.load(std::sync::atomic::Ordering::SeqCst) {
             // Leading again after an error: a completion session lost meanwhile is tried again, once a minute.
-            self.open_completer(true).await;
+            self.open_completer(false);
             return Ok(true);
         }
-        if self.client.lock().await.is_closed() {
+        let stale = self.stale.swap(false, std::sync::atomic::Ordering::SeqCst);
+        if stale || self.client.lock().await.is_closed() {
             // A standby (or a leader that lost its session) connects again rather than ending: with every relay's
-            // session cut at once (a failover), one of them must lead afterwards.
+            // session cut at once (a failover), one of them must lead afterwards. A session found reset is replaced
+            // the same way.
             if let Err(e) = self.reconnect().await {
+                if stale {
+                    self.stale.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
                 tracing::warn!(error = %e, "relay: cannot reconnect to PostgreSQL yet; standing by");
                 return Ok(false);
             }
@@ -981,7 +1009,7 @@ impl OutboxStore for PgOutbox {
         let got = self.try_session_lock(LEADER_LOCK, "leader lock").await?;
         self.leading.store(got, std::sync::atomic::Ordering::SeqCst);
         if got {
-            self.open_completer(false).await;
+            self.open_completer(true);
         }
         Ok(got)
     }

@@ -367,7 +367,9 @@ async fn publish_leading<S: OutboxStore, P: Publish>(
 /// database work around it; returns the rows moved.
 ///
 /// While batch n+1 is being published, the relay records batch n's outcomes (deletes or marks what was delivered,
-/// backs off what failed) and then claims batch n+2, excluding batch n+1's rows. Order is kept: batch n+1 is handed
+/// backs off what failed) and claims batch n+2, excluding batch n+1's rows: after the recording when n had a
+/// failure (the claim must see its key held back), at the same time when every row of n was delivered (the claim
+/// then excludes n's rows too, and is dropped if the recording fails). Order is kept: batch n+1 is handed
 /// to the publisher only after every delivery report of batch n is in, and loses every row whose key failed in
 /// batch n (those stay pending behind their failed row, which the claim query holds back until its retry); a fatal
 /// publisher error in batch n stops the drain before n+1 is published. Leadership is confirmed right before each

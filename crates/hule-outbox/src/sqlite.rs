@@ -117,6 +117,8 @@ pub struct SqliteOutbox {
     /// A second connection for completing delivered rows, opened at the first completion: in WAL mode its write
     /// and the next claim's read run at once, on two threads, instead of one after the other on one connection.
     completer: Arc<Mutex<Option<Connection>>>,
+    /// Whether the database is in memory (SQLite names no file for it): then it completes on `conn`.
+    in_memory: bool,
     wake: Arc<Notify>,
     path: PathBuf,
     owner: Arc<str>,
@@ -129,7 +131,9 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 impl SqliteOutbox {
     /// The outbox on an open connection, with an owner id of its own for the relay lease.
     fn on(conn: Connection, path: PathBuf) -> Self {
+        let in_memory = conn.path().is_none_or(str::is_empty);
         SqliteOutbox {
+            in_memory,
             conn: Arc::new(Mutex::new(conn)),
             completer: Arc::new(Mutex::new(None)),
             wake: Arc::new(Notify::new()),
@@ -222,9 +226,9 @@ impl SqliteOutbox {
         op: &'static str,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
-        // An in-memory database exists on its one connection only: a second would open another, empty one.
-        let name = self.path.to_string_lossy();
-        if name.is_empty() || name == ":memory:" || name.starts_with("file::memory:") {
+        // An in-memory database (`:memory:`, `file:…?mode=memory`) exists on its one connection only: a second
+        // would open another, empty one.
+        if self.in_memory {
             return self.with(op, f).await;
         }
         let (completer, path) = (self.completer.clone(), self.path.clone());

@@ -628,10 +628,20 @@ async fn sessions_ended(ended: Ended) {
                 .collect::<Vec<i32>>()
         }
     };
-    // Its own session, holding the leadership lock, and the one it completes delivered rows on: both ended, as a
-    // server restart ends them.
-    let old = sessions(name.clone()).await;
-    assert_eq!(old.len(), 2, "the relay's two sessions: {old:?}");
+    // Its own session, holding the leadership lock, and the one it completes delivered rows on (opened in the
+    // background when it took the lead): both ended, as a server restart ends them.
+    let waited = Instant::now();
+    let old = loop {
+        let old = sessions(name.clone()).await;
+        if old.len() == 2 {
+            break old;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the relay's two sessions: {old:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     let leading: Vec<i32> = admin
         .query(
             "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = ANY($1)",

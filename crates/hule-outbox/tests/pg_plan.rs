@@ -56,7 +56,9 @@ async fn the_claim_walks_the_pending_index_even_with_empty_table_statistics() {
     outbox.claim_plan(500, true).await.expect("explain again");
     use hule_outbox::store::OutboxStore as _;
     assert_eq!(outbox.claim(10).await.expect("claim").len(), 10);
-    // An application widening `topic` and `event_key` under the relay's prepared claim does not stop it.
+    // An application widening `topic` and `event_key` under the relay's prepared claim does not stop it: the claim
+    // casts what it reads, so its result type stays (without the casts PostgreSQL refuses the prepared statement,
+    // 0A000 "cached plan must not change result type", on every claim).
     admin
         .batch_execute(&format!(
             "ALTER TABLE {schema}.event_outbox ALTER COLUMN topic TYPE text, ALTER COLUMN event_key TYPE varchar(512)"

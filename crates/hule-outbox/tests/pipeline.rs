@@ -228,6 +228,8 @@ enum Twist {
     CompletesAfterTheNextClaim {
         claims: std::sync::atomic::AtomicU64,
         claimed: tokio::sync::Notify,
+        /// Completions made after a claim beside them (not after the bound).
+        overlapped: std::sync::atomic::AtomicU64,
     },
 }
 
@@ -241,6 +243,7 @@ impl Twisted {
         let twist = Twist::CompletesAfterTheNextClaim {
             claims: std::sync::atomic::AtomicU64::new(0),
             claimed: tokio::sync::Notify::new(),
+            overlapped: std::sync::atomic::AtomicU64::new(0),
         };
         Twisted { inner, twist }
     }
@@ -265,9 +268,13 @@ impl OutboxStore for Twisted {
                     });
                 }
             }
-            Twist::CompletesAfterTheNextClaim { claims, claimed } => {
+            Twist::CompletesAfterTheNextClaim {
+                claims,
+                claimed,
+                overlapped,
+            } => {
                 let before = claims.load(SeqCst);
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let waited = tokio::time::timeout(Duration::from_secs(2), async {
                     loop {
                         let woken = claimed.notified();
                         if claims.load(SeqCst) > before {
@@ -277,6 +284,9 @@ impl OutboxStore for Twisted {
                     }
                 })
                 .await;
+                if waited.is_ok() {
+                    overlapped.fetch_add(1, SeqCst);
+                }
             }
         }
         self.inner.delivered(seqs, completion).await
@@ -294,7 +304,10 @@ impl OutboxStore for Twisted {
         exclude: &[i64],
     ) -> hule_outbox::error::Result<Vec<Claimed>> {
         let claimed = self.inner.claim_excluding(limit, exclude).await;
-        if let Twist::CompletesAfterTheNextClaim { claims, claimed } = &self.twist {
+        if let Twist::CompletesAfterTheNextClaim {
+            claims, claimed, ..
+        } = &self.twist
+        {
             claims.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             claimed.notify_waiters();
         }
@@ -432,6 +445,11 @@ async fn the_claim_beside_a_completion_leaves_the_completing_rows_out() {
         "each row once, in order"
     );
     assert_eq!(stats.published, 12);
+    // Batches 1 and 2 were completed beside the claims of batches 3 and 4 (empty); batch 3 alone, after the bound.
+    let Twist::CompletesAfterTheNextClaim { overlapped, .. } = &store.twist else {
+        unreachable!("made above")
+    };
+    assert_eq!(overlapped.load(std::sync::atomic::Ordering::SeqCst), 2);
     std::fs::remove_dir_all(&dir).ok();
 }
 
