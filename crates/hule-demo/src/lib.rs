@@ -38,6 +38,7 @@ use hule_consumer::{DeadLetterRecord, MemoryDedup, RedisDedup, Router};
 use hule_contracts::headers::names;
 use hule_contracts::Event;
 use hule_kafka::consumer::AssignSignal;
+use hule_kafka::consumer::KafkaDeadLetterSink;
 use hule_kafka::EventConsumer;
 use hule_kafka::KafkaSettings;
 use hule_kafka::{KafkaPublisher, ProducerConfig};
@@ -807,10 +808,14 @@ async fn run_inner(
     let duplicated: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let hops: Arc<hops::Hops> = Arc::default();
     let mut relays = Vec::new();
+    // One producer for the five relays and one for the four consumers' dead letters, as one process hosting these
+    // services would have: each Kafka client keeps threads, connections and polls of its own, and fourteen of them
+    // took a good part of the run's CPU on two cores.
+    let producer = KafkaPublisher::new(&ProducerConfig::with_settings(&kafka))
+        .map_err(|e| DemoError::Kafka(e.to_string()))?;
     for (i, s) in services.into_iter().enumerate() {
         let publisher = DuplicatingPublisher {
-            inner: KafkaPublisher::new(&ProducerConfig::with_settings(&kafka))
-                .map_err(|e| DemoError::Kafka(e.to_string()))?,
+            inner: producer.clone(),
             rate: config.duplicate_rate,
             rng: Mutex::new(Rng::new(config.seed ^ ((i as u64 + 1) * 0x5851_F42D))),
             duplicated: duplicated.clone(),
@@ -856,6 +861,8 @@ async fn run_inner(
     let mut consumers = Vec::new();
     let mut all_metrics = Vec::new();
     let mut joined = Vec::new();
+    let dead_letters =
+        KafkaDeadLetterSink::with_settings(&kafka).map_err(|e| DemoError::Kafka(e.to_string()))?;
     for (name, router) in routers {
         let group = format!("hule-demo-{name}-{run_id}");
         left.group(&group);
@@ -864,6 +871,7 @@ async fn run_inner(
         let consumer = EventConsumer::builder(&kafka, &group, name)
             .router(router)
             .dedup_shared(dedup.clone())
+            .dead_letters(dead_letters.clone())
             .metrics(&registry)
             .layer(hops.layer())
             .configure(|c| {

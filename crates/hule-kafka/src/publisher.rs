@@ -11,7 +11,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::{consumer, delivery_error, metadata, Error, ProducerConfig};
 
-/// Publishes relay batches to Kafka.
+/// Publishes relay batches to Kafka. Clones share the producer: the relays of one process (one per outbox) may
+/// publish through one set of connections, the producer keeping each partition's order.
+#[derive(Clone)]
 pub struct KafkaPublisher {
     producer: FutureProducer,
 }

@@ -13,7 +13,9 @@ use super::records::owned_headers;
 use crate::settings::KafkaSettings;
 use crate::Error;
 
-/// Sends dead letters with an idempotent producer and waits for the broker's acknowledgement.
+/// Sends dead letters with an idempotent producer and waits for the broker's acknowledgement. Clones share the
+/// producer: the consumers of one process may dead-letter through one set of connections.
+#[derive(Clone)]
 pub struct KafkaDeadLetterSink {
     producer: FutureProducer,
     timeout: Duration,
