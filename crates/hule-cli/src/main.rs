@@ -145,11 +145,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Transparent huge pages off for this process (unless `MIMALLOC_ALLOW_THP` says otherwise, which mimalloc
 /// itself reads). mimalloc asks for huge pages for its arenas, and each first touch of a fresh 2 MiB area then
-/// faults in and zeroes all of it: a quarter of `hule demo`'s CPU in `clear_page_erms` under
-/// `do_huge_pmd_anonymous_page` (perf, the pipeline's stretch), p50 271–368 ms with them and 201–233 ms without;
-/// `hule bench --only consumer` without dedup 0.24–0.26 of the plain loop with them, 0.32–0.37 without, its peak
-/// RSS a quarter lower. The flag holds for the whole process and is inherited by its children. Called before
-/// anything allocates much; a refusal (a kernel without the `prctl`) is returned to be logged once logs are set up.
+/// faults in and zeroes all of it: a quarter of `hule demo`'s CPU was `clear_page_erms` under
+/// `do_huge_pmd_anonymous_page` (perf, the pipeline's stretch); without them the run's CPU fell from 0.47–0.60 s
+/// to 0.39–0.44 s and its p50 from 271–368 ms to 185–233 ms (same hour). The consumer's and the relay's rates
+/// moved within this machine's noise. The flag holds for the whole process and is inherited by its children.
+/// Called before anything allocates much; a refusal (a kernel without the `prctl`) is returned to be logged once
+/// logs are set up.
 fn without_huge_pages() -> Option<String> {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
@@ -158,6 +159,30 @@ fn without_huge_pages() -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod huge_pages {
+    /// The kernel's own word on the process: `THP_enabled` in `/proc/self/status`.
+    fn thp_enabled() -> Option<String> {
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("THP_enabled:"))
+            .map(|v| v.trim().to_owned())
+    }
+
+    #[test]
+    fn the_process_runs_without_transparent_huge_pages() {
+        if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
+            // The operator's choice wins: nothing is turned off (mimalloc reads the variable itself).
+            assert_eq!(super::without_huge_pages(), None);
+            assert_eq!(thp_enabled().as_deref(), Some("1"));
+            return;
+        }
+        assert_eq!(super::without_huge_pages(), None, "the prctl was refused");
+        assert_eq!(thp_enabled().as_deref(), Some("0"));
+    }
 }
 
 fn main() -> ExitCode {
