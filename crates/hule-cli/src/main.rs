@@ -175,9 +175,8 @@ mod huge_pages {
     #[test]
     fn the_process_runs_without_transparent_huge_pages() {
         if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
-            // The operator's choice wins: nothing is turned off (mimalloc reads the variable itself).
+            // The operator's choice wins: nothing is turned off here (mimalloc reads the variable itself).
             assert_eq!(super::without_huge_pages(), None);
-            assert_eq!(thp_enabled().as_deref(), Some("1"));
             return;
         }
         assert_eq!(super::without_huge_pages(), None, "the prctl was refused");

@@ -508,3 +508,40 @@ fn demo_console_serves_the_embedded_clusters_dead_letters_until_stopped() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// The `hule` process runs without transparent huge pages (their first-touch zeroing was a quarter of the demo's
+/// CPU): the kernel's own word, `THP_enabled` in the running process's `/proc/<pid>/status`.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_hule_process_runs_without_transparent_huge_pages() {
+    use std::time::{Duration, Instant};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hule"))
+        .args(["demo", "--no-progress", "--max-time", "60"])
+        .env_remove("MIMALLOC_ALLOW_THP")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start hule demo");
+    let status = format!("/proc/{}/status", child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = None;
+    // The flag is set as `main` starts; until then the status shows the parent's.
+    while Instant::now() < deadline {
+        last = std::fs::read_to_string(&status).ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("THP_enabled:"))
+                .map(|v| v.trim().to_owned())
+        });
+        if last.as_deref() == Some("0") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        last.as_deref(),
+        Some("0"),
+        "THP_enabled of the running hule"
+    );
+}

@@ -75,7 +75,8 @@ pub const PIPELINE_EVENTS: &[Event] = &[
 /// expires, so the wait is paid at every hop: 4 ms there (`hule demo`, three runs each: p50 127–153 ms against
 /// 141–218 ms with 10 ms). A real broker answers as soon as a record arrives, and a short wait there only sends
 /// the broker empty fetches (its JVM's CPU on a small machine: 0.62–0.65 s of the machine's CPU over a run with
-/// 10 ms, 0.46–0.51 s with librdkafka's default of 500 ms, which it keeps).
+/// 10 ms, 0.46–0.51 s with librdkafka's default of 500 ms, which it keeps; a partition assigned or resumed while
+/// a fetch waits may wait that long for its first records, which the demo's hops do not meet once running).
 fn fetch_wait_ms(embedded: bool) -> &'static str {
     if embedded {
         "4"
@@ -1035,6 +1036,14 @@ async fn run_inner(
             ));
         }
         if done {
+            break;
+        }
+        // A relay or consumer that ended on its own (a fatal error: the relays share one producer, the consumers
+        // one dead-letter producer) would leave the run waiting for its timeout; its error is logged below.
+        if relays.iter().any(tokio::task::JoinHandle::is_finished)
+            || consumers.iter().any(tokio::task::JoinHandle::is_finished)
+        {
+            tracing::warn!("a relay or consumer stopped before the run finished: ending the run");
             break;
         }
         if started.elapsed() > config.timeout {

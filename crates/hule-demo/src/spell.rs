@@ -184,7 +184,38 @@ mod tests {
             .flat_map(|e| e.text.split(' '))
             .map(|w| w.trim_end_matches('.'))
             .collect();
-        words.extend(["", "a", "é", "naïve", "xq", "studnet", "essya", "zzzzzzzz"]);
+        words.extend([
+            "", "a", "é", "naïve", "xq", "studnet", "essya", "zzzzzzzz", "Essay", "ESSAY",
+        ]);
+        // Every one-edit variant of every tenth dictionary word, first and last letters too (the generated
+        // misspellings never touch those), and with letters outside a–z.
+        let mut variants: Vec<String> = Vec::new();
+        for w in WORDS.split_whitespace().step_by(10) {
+            let chars: Vec<char> = w.chars().collect();
+            for i in 0..=chars.len() {
+                for c in ['a', 'e', 's', 'z', 'é', 'X'] {
+                    let mut ins = chars.clone();
+                    ins.insert(i, c);
+                    variants.push(ins.into_iter().collect());
+                    if i < chars.len() {
+                        let mut rep = chars.clone();
+                        rep[i] = c;
+                        variants.push(rep.into_iter().collect());
+                    }
+                }
+                if i < chars.len() {
+                    let mut del = chars.clone();
+                    del.remove(i);
+                    variants.push(del.into_iter().collect());
+                }
+                if i + 1 < chars.len() {
+                    let mut swap = chars.clone();
+                    swap.swap(i, i + 1);
+                    variants.push(swap.into_iter().collect());
+                }
+            }
+        }
+        words.extend(variants.iter().map(String::as_str));
         let mut corrected = 0;
         for w in words {
             let fast = s.correct(w);

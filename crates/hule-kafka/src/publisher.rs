@@ -12,7 +12,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use crate::{consumer, delivery_error, metadata, Error, ProducerConfig};
 
 /// Publishes relay batches to Kafka. Clones share the producer: the relays of one process (one per outbox) may
-/// publish through one set of connections, the producer keeping each partition's order.
+/// publish through one set of connections, the producer keeping each partition's order. They share its fate too:
+/// a fatal error (librdkafka's belong to the whole client) stops every relay publishing through it, and a
+/// partition's timeout that makes the idempotent producer drain and bump its epoch holds them all meanwhile.
 #[derive(Clone)]
 pub struct KafkaPublisher {
     producer: FutureProducer,

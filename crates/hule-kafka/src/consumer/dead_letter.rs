@@ -14,7 +14,8 @@ use crate::settings::KafkaSettings;
 use crate::Error;
 
 /// Sends dead letters with an idempotent producer and waits for the broker's acknowledgement. Clones share the
-/// producer: the consumers of one process may dead-letter through one set of connections.
+/// producer: the consumers of one process may dead-letter through one set of connections, and a fatal error of
+/// that producer then ends every consumer that dead-letters through it.
 #[derive(Clone)]
 pub struct KafkaDeadLetterSink {
     producer: FutureProducer,
