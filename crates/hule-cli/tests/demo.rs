@@ -53,6 +53,22 @@ fn assert_reconciled(r: &serde_json::Value) {
         r["duplicates_suppressed"], r["duplicates_expected"],
         "every duplicate suppressed"
     );
+    // The hops per topic: the spellcheck requests were relayed, consumed and handled, each part timed.
+    let by_topic = r["hops_by_topic"].as_array().expect("hops_by_topic");
+    for part in [
+        "outbox write → relay claim",
+        "relay claim → consumer call",
+        "consumer call → outcome",
+    ] {
+        assert!(
+            by_topic
+                .iter()
+                .any(|h| h["topic"] == "huleedu.essay.spellcheck.requested.v1"
+                    && h["part"] == part
+                    && h["latency"]["count"].as_u64().unwrap_or(0) > 0),
+            "{part} of the spellcheck requests: {by_topic:#?}"
+        );
+    }
     assert!(
         r["kendall_tau_mean"].as_f64().expect("tau") > 0.3,
         "{}",

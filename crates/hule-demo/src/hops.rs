@@ -12,7 +12,7 @@
 //! takes. The relays' publisher records parts 1 and the claim time per event id; a layer around each consumer's
 //! stack records parts 2 and 3. A record redelivered or read by several services counts once per call.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
@@ -37,7 +37,16 @@ struct Samples {
     claim_to_call: Vec<f64>,
     claim_to_ack: Vec<f64>,
     call_to_outcome: Vec<f64>,
+    /// The same three parts for each topic (of the record relayed or consumed).
+    by_topic: BTreeMap<String, [Vec<f64>; 3]>,
 }
+
+/// The three parts' names, in order.
+const PARTS: [&str; 3] = [
+    "outbox write → relay claim",
+    "relay claim → consumer call",
+    "consumer call → outcome",
+];
 
 fn now_micros() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -60,7 +69,9 @@ impl Hops {
         let mut s = crate::services::lock(&self.inner);
         for row in batch {
             if row.created_at_micros > 0 {
-                s.write_to_claim.push(ms(row.created_at_micros, claimed_at));
+                let waited = ms(row.created_at_micros, claimed_at);
+                s.write_to_claim.push(waited);
+                s.topic(&row.topic)[0].push(waited);
             }
             if let Some(id) = event_id(&row.headers) {
                 s.claimed_at.insert(id, claimed_at);
@@ -83,19 +94,60 @@ impl Hops {
         HopTimer(self.clone())
     }
 
+    /// Each topic's three parts with their percentiles (parts without samples left out), slowest median first:
+    /// where a batch's time goes when one hop holds most of it (the spellcheck requests, arriving at once, queue
+    /// in their partitions).
+    pub fn by_topic(&self) -> Vec<TopicHop> {
+        let s = crate::services::lock(&self.inner);
+        let mut hops: Vec<TopicHop> = s
+            .by_topic
+            .iter()
+            .flat_map(|(topic, parts)| {
+                PARTS
+                    .iter()
+                    .zip(parts)
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(part, v)| TopicHop {
+                        topic: topic.clone(),
+                        part: (*part).to_owned(),
+                        latency: Latency::of(v.clone()),
+                    })
+            })
+            .collect();
+        hops.sort_by(|a, b| b.latency.p50_ms.total_cmp(&a.latency.p50_ms));
+        hops
+    }
+
     /// The three parts, in order, then the produce's share of part 2, with their percentiles.
     pub fn breakdown(&self) -> Vec<(String, Latency)> {
         let s = crate::services::lock(&self.inner);
         [
-            ("outbox write → relay claim", &s.write_to_claim),
-            ("relay claim → consumer call", &s.claim_to_call),
-            ("consumer call → outcome", &s.call_to_outcome),
+            (PARTS[0], &s.write_to_claim),
+            (PARTS[1], &s.claim_to_call),
+            (PARTS[2], &s.call_to_outcome),
             ("(relay claim → produce ack)", &s.claim_to_ack),
         ]
         .into_iter()
         .map(|(name, v)| (name.to_owned(), Latency::of(v.clone())))
         .collect()
     }
+}
+
+impl Samples {
+    fn topic(&mut self, topic: &str) -> &mut [Vec<f64>; 3] {
+        self.by_topic.entry(topic.to_owned()).or_default()
+    }
+}
+
+/// One part of the trip for the records of one topic.
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+pub struct TopicHop {
+    /// The topic of the record relayed (part 1) or consumed (parts 2 and 3).
+    pub topic: String,
+    /// The part, as in the breakdown.
+    pub part: String,
+    /// Its percentiles.
+    pub latency: Latency,
 }
 
 /// The layer of [`Hops::layer`].
@@ -125,8 +177,10 @@ impl Service for Timed {
             let mut s = crate::services::lock(&self.hops.inner);
             if let Some(claimed) = id.and_then(|id| s.claimed_at.get(&id).copied()) {
                 s.claim_to_call.push(ms(claimed, called));
+                s.topic(&msg.delivery.topic)[1].push(ms(claimed, called));
             }
             s.call_to_outcome.push(ms(called, done));
+            s.topic(&msg.delivery.topic)[2].push(ms(called, done));
             out
         }
         .boxed()
@@ -142,5 +196,31 @@ impl Service for Timed {
 
     fn finish<'a>(&'a self, msgs: &'a mut [Message]) -> BoxFuture<'a, hule_consumer::Finished> {
         self.inner.finish(msgs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_come_slowest_median_first_without_empty_parts() {
+        let hops = Hops::default();
+        {
+            let mut s = crate::services::lock(&hops.inner);
+            s.topic("a")[0].extend([1.0, 2.0, 3.0]);
+            s.topic("b")[1].extend([40.0, 50.0, 60.0]);
+            s.topic("b")[2].extend([0.1]);
+        }
+        let by: Vec<(String, String, f64)> = hops
+            .by_topic()
+            .into_iter()
+            .map(|h| (h.topic, h.part, h.latency.p50_ms))
+            .collect();
+        assert_eq!(by.len(), 3, "{by:?}");
+        assert_eq!((by[0].0.as_str(), by[0].1.as_str()), ("b", PARTS[1]));
+        assert_eq!((by[1].0.as_str(), by[1].1.as_str()), ("a", PARTS[0]));
+        assert_eq!((by[2].0.as_str(), by[2].1.as_str()), ("b", PARTS[2]));
+        assert!(by[0].2 > by[1].2 && by[1].2 > by[2].2, "{by:?}");
     }
 }

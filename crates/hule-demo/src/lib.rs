@@ -1195,6 +1195,7 @@ async fn run_inner(
             .collect(),
         end_to_end_latency: Latency::of(observed.ready_ms.values().copied().collect()),
         hops: hops.breakdown(),
+        hops_by_topic: hops.by_topic(),
         relay_events,
         relay_events_per_second: relay_events as f64
             / (wall - joined_after.as_secs_f64()).max(1e-9),

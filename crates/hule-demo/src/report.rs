@@ -103,6 +103,8 @@ pub struct Report {
     pub end_to_end_latency: Latency,
     /// One event's trip from a service to the next, in parts ([`crate::hops`]).
     pub hops: Vec<(String, Latency)>,
+    /// The same parts per topic, slowest median first.
+    pub hops_by_topic: Vec<crate::hops::TopicHop>,
     /// Events the relays delivered.
     pub relay_events: u64,
     /// Relay events per second from the first registration to the end.
@@ -166,6 +168,13 @@ impl Report {
                 o,
                 "  per hop: {part:<30} p50 {:>6.1} ms   p99 {:>6.1} ms  ({} samples)",
                 l.p50_ms, l.p99_ms, l.count
+            );
+        }
+        for h in self.hops_by_topic.iter().take(3) {
+            let _ = writeln!(
+                o,
+                "  slowest: {:<44} {:<28} p50 {:>6.1} ms   p99 {:>6.1} ms  ({} samples)",
+                h.topic, h.part, h.latency.p50_ms, h.latency.p99_ms, h.latency.count
             );
         }
         if let Some(c) = &self.pipeline_cpu {
