@@ -150,7 +150,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// to 0.39–0.44 s and its p50 from 271–368 ms to 185–233 ms (same hour). The consumer's and the relay's rates
 /// moved within this machine's noise. The flag holds for the whole process and is inherited by its children.
 /// Called before anything allocates much; a refusal (a kernel without the `prctl`) is returned to be logged once
-/// logs are set up.
+/// logs are set up. Tested on the running binary (`tests/demo.rs`).
 fn without_huge_pages() -> Option<String> {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
@@ -159,29 +159,6 @@ fn without_huge_pages() -> Option<String> {
         }
     }
     None
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod huge_pages {
-    /// The kernel's own word on the process: `THP_enabled` in `/proc/self/status`.
-    fn thp_enabled() -> Option<String> {
-        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("THP_enabled:"))
-            .map(|v| v.trim().to_owned())
-    }
-
-    #[test]
-    fn the_process_runs_without_transparent_huge_pages() {
-        if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
-            // The operator's choice wins: nothing is turned off here (mimalloc reads the variable itself).
-            assert_eq!(super::without_huge_pages(), None);
-            return;
-        }
-        assert_eq!(super::without_huge_pages(), None, "the prctl was refused");
-        assert_eq!(thp_enabled().as_deref(), Some("0"));
-    }
 }
 
 fn main() -> ExitCode {

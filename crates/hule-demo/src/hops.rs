@@ -176,12 +176,15 @@ impl Service for Timed {
             let out = self.inner.call(msg).await;
             let done = now_micros();
             let mut s = crate::services::lock(&self.hops.inner);
-            if let Some(claimed) = id.and_then(|id| s.claimed_at.get(&id).copied()) {
-                s.claim_to_call.push(ms(claimed, called));
-                s.topic(&msg.delivery.topic)[1].push(ms(claimed, called));
-            }
-            s.call_to_outcome.push(ms(called, done));
-            s.topic(&msg.delivery.topic)[2].push(ms(called, done));
+            let to_call = id
+                .and_then(|id| s.claimed_at.get(&id).copied())
+                .map(|claimed| ms(claimed, called));
+            let to_outcome = ms(called, done);
+            s.claim_to_call.extend(to_call);
+            s.call_to_outcome.push(to_outcome);
+            let per_topic = s.topic(&msg.delivery.topic);
+            per_topic[1].extend(to_call);
+            per_topic[2].push(to_outcome);
             out
         }
         .boxed()

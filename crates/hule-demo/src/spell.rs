@@ -140,36 +140,43 @@ mod tests {
         assert_eq!((c.corrections, c.words), (2, 6));
     }
 
+    /// Every word one edit from `word` (deletion, transposition, replacement or insertion of one of `letters`), each
+    /// built as its own string.
+    fn one_edit_from(word: &str, letters: &[char]) -> Vec<String> {
+        let chars: Vec<char> = word.chars().collect();
+        let mut edits: Vec<String> = Vec::new();
+        for i in 0..=chars.len() {
+            if i < chars.len() {
+                let mut d = chars.clone();
+                d.remove(i);
+                edits.push(d.iter().collect());
+            }
+            if i + 1 < chars.len() {
+                let mut t = chars.clone();
+                t.swap(i, i + 1);
+                edits.push(t.iter().collect());
+            }
+            for &c in letters {
+                if i < chars.len() {
+                    let mut r = chars.clone();
+                    r[i] = c;
+                    edits.push(r.iter().collect());
+                }
+                let mut ins = chars.clone();
+                ins.insert(i, c);
+                edits.push(ins.iter().collect());
+            }
+        }
+        edits
+    }
+
     /// Norvig's corrector as written first: every candidate built as its own string, then the best kept.
     fn correct_by_listing(s: &SpellChecker, word: &str) -> Option<String> {
         if s.words.contains(word) {
             return None;
         }
-        let chars: Vec<char> = word.chars().collect();
-        let mut candidates: Vec<String> = Vec::new();
-        for i in 0..=chars.len() {
-            if i < chars.len() {
-                let mut d = chars.clone();
-                d.remove(i);
-                candidates.push(d.iter().collect());
-            }
-            if i + 1 < chars.len() {
-                let mut t = chars.clone();
-                t.swap(i, i + 1);
-                candidates.push(t.iter().collect());
-            }
-            for c in 'a'..='z' {
-                if i < chars.len() {
-                    let mut r = chars.clone();
-                    r[i] = c;
-                    candidates.push(r.iter().collect());
-                }
-                let mut ins = chars.clone();
-                ins.insert(i, c);
-                candidates.push(ins.iter().collect());
-            }
-        }
-        candidates
+        let letters: Vec<char> = ('a'..='z').collect();
+        one_edit_from(word, &letters)
             .into_iter()
             .filter(|c| s.words.contains(c))
             .min_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)))
@@ -189,32 +196,11 @@ mod tests {
         ]);
         // Every one-edit variant of every tenth dictionary word, first and last letters too (the generated
         // misspellings never touch those), and with letters outside a–z.
-        let mut variants: Vec<String> = Vec::new();
-        for w in WORDS.split_whitespace().step_by(10) {
-            let chars: Vec<char> = w.chars().collect();
-            for i in 0..=chars.len() {
-                for c in ['a', 'e', 's', 'z', 'é', 'X'] {
-                    let mut ins = chars.clone();
-                    ins.insert(i, c);
-                    variants.push(ins.into_iter().collect());
-                    if i < chars.len() {
-                        let mut rep = chars.clone();
-                        rep[i] = c;
-                        variants.push(rep.into_iter().collect());
-                    }
-                }
-                if i < chars.len() {
-                    let mut del = chars.clone();
-                    del.remove(i);
-                    variants.push(del.into_iter().collect());
-                }
-                if i + 1 < chars.len() {
-                    let mut swap = chars.clone();
-                    swap.swap(i, i + 1);
-                    variants.push(swap.into_iter().collect());
-                }
-            }
-        }
+        let variants: Vec<String> = WORDS
+            .split_whitespace()
+            .step_by(10)
+            .flat_map(|w| one_edit_from(w, &['a', 'e', 's', 'z', 'é', 'X']))
+            .collect();
         words.extend(variants.iter().map(String::as_str));
         let mut corrected = 0;
         for w in words {
@@ -223,7 +209,7 @@ mod tests {
             assert_eq!(fast, correct_by_listing(&s, w), "{w:?}");
         }
         assert!(
-            corrected > 50,
+            corrected > 1_000,
             "only {corrected} words corrected: the comparison saw too few corrections"
         );
     }
