@@ -31,6 +31,7 @@ outbox.notify();
 #[cfg(any(test, feature = "testkit"))]
 pub mod conformance;
 pub mod error;
+mod legacy;
 pub mod metrics;
 pub mod model;
 #[cfg(feature = "postgres")]

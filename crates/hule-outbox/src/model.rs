@@ -1,7 +1,6 @@
 //! What the relay reads from the store and what it reports back.
 
-use hule_contracts::headers::{standard_headers, Headers};
-use hule_contracts::EventEnvelope;
+use hule_contracts::headers::Headers;
 
 /// A claimed row, ready to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +23,7 @@ pub struct Claimed {
 
 /// Turns a stored row into what is published. Rows written by the Python `OutboxManager` (no `headers` column
 /// value) keep the envelope in `event_data` with extra `topic` and optional `headers` keys: those are removed,
-/// the caller's headers kept, and the standard headers added. A `headers` value that is not a JSON object of
+/// the caller's headers kept, and the standard headers added (see [`crate::legacy`]). A `headers` value that is not a JSON object of
 /// strings is treated the same way (logged), never published as no headers.
 pub fn from_row(
     seq: i64,
@@ -56,33 +55,11 @@ pub fn from_row(
             ),
         }
     }
-    let mut headers = Headers::default();
-    let value = if let Ok(serde_json::Value::Object(mut map)) =
-        serde_json::from_str::<serde_json::Value>(&event_data)
-    {
-        map.remove("topic");
-        if let Some(serde_json::Value::Object(given)) = map.remove("headers") {
-            for (k, v) in given {
-                if let Some(s) = v.as_str() {
-                    headers.set(&k, s);
-                }
-            }
-        }
-        let stripped = serde_json::Value::Object(map);
-        // Read in place, the payload skipped: only the envelope's own fields make the headers (a copy of the whole
-        // tree and a second one of its payload cost more than the rest of a legacy row's translation).
-        use serde::Deserialize as _;
-        if let Ok(env) = EventEnvelope::<serde::de::IgnoredAny>::deserialize(&stripped) {
-            for (k, v) in standard_headers(&env, &topic, key.as_deref().unwrap_or("")).iter() {
-                if headers.get(k).is_none() {
-                    headers.push(k, v);
-                }
-            }
-        }
-        stripped.to_string().into_bytes()
-    } else {
-        event_data.into_bytes()
-    };
+    let (value, headers) =
+        match crate::legacy::translate(&event_data, &topic, key.as_deref().unwrap_or("")) {
+            Some(translated) => translated,
+            None => (event_data.into_bytes(), Headers::default()),
+        };
     Claimed {
         seq,
         topic,
