@@ -1,5 +1,6 @@
 //! The two-phase decode of a Kafka record, as a consumer runs it: any bytes, under any registered topic or none.
-//! It must return (never panic, never overflow the stack), and whatever it accepts must encode and decode again.
+//! It must return (never panic, never overflow the stack), every path must agree with the tree path, and whatever
+//! it accepts must encode and decode again.
 #![no_main]
 
 use hule_contracts::{decode, decode_as, payloads::SpellcheckPhaseCompletedV1, EVENTS};
@@ -12,6 +13,14 @@ fuzz_target!(|data: &[u8]| {
     let topic = EVENTS
         .get(usize::from(choice) % (EVENTS.len() + 1))
         .map(|e| e.topic);
+    // Every path that may only accept (strict, streaming) agrees with the tree path, whose verdict is the record's:
+    // the same value (by its Debug text: NaN is a value) or the same error.
+    let tree = hule_contracts::decode::decode_tree(topic, record);
+    match (&decode(topic, record), &tree) {
+        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "the paths decode differently"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => panic!("the paths disagree: {:?} / {:?}", a.as_ref().map(|_| "ok"), b.as_ref().map(|_| "ok")),
+    }
     if let Ok(env) = decode(topic, record) {
         let bytes = env.to_json().expect("a decoded envelope encodes");
         let again = decode(topic, &bytes).expect("an encoded envelope decodes");

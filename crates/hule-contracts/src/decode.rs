@@ -5,9 +5,10 @@
 //! pydantic's lax coercions by [`crate::lax`]. A failure is deserialized again with path tracking, so the error
 //! names the field (`data.essay_results[0].normalized_score`) without slowing valid records down.
 //!
-//! Records whose topic is known are first tried on a streaming fast path ([`crate::fast`]: the same parser and
-//! coercions, no parsed tree), which may only accept; whatever it does not accept is decoded on the tree path,
-//! whose verdict is the record's.
+//! Records whose topic is known are first tried on two paths that may only accept: the strict path
+//! ([`crate::strict`]: sonic-rs, no coercion, guarded to what pydantic reads alike), then the streaming path
+//! ([`crate::fast`]: the same parser and coercions as the tree path, no parsed tree). Whatever neither accepts is
+//! decoded on the tree path, whose verdict is the record's.
 
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
@@ -185,9 +186,12 @@ pub fn check_depth(bytes: &[u8]) -> Result<(), DecodeError> {
 
 /// Decodes a record completely: envelope, route, payload.
 pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, DecodeError> {
-    utf8(bytes)?;
+    let text = utf8(bytes)?;
     check_depth(bytes)?;
     if let Some(event) = topic.and_then(|t| Event::from_topic(t).ok()) {
+        if let Some(env) = crate::registry::decode_envelope_strict(event, text) {
+            return Ok(env);
+        }
         if let Ok(env) = crate::fast::envelope(bytes, event) {
             return Ok(env);
         }
@@ -210,8 +214,11 @@ pub fn decode_tree(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope,
 
 /// Decodes a record whose payload type is known statically.
 pub fn decode_as<P: Payload>(bytes: &[u8]) -> Result<EventEnvelope<P>, DecodeError> {
-    utf8(bytes)?;
+    let text = utf8(bytes)?;
     check_depth(bytes)?;
+    if let Some(env) = crate::strict::value::<EventEnvelope<P>>(text) {
+        return Ok(env);
+    }
     if let Ok(env) = crate::fast::value::<EventEnvelope<P>>(bytes) {
         return Ok(env);
     }

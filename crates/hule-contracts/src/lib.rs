@@ -56,6 +56,7 @@ mod pyjson;
 pub mod registry;
 pub mod sensitive;
 pub mod size;
+mod strict;
 pub mod time;
 
 pub use decode::{decode, decode_as, DecodedEnvelope};

@@ -250,6 +250,14 @@ macro_rules! registry {
             match event { $(Event::$variant => <$payload as serde::Deserialize>::deserialize(crate::lax::LaxDeserializer(data)).map(TypedEvent::$variant),)+ }
         }
 
+        /// A whole record of `event` on the strict path ([`crate::strict`]); `None` when that path refuses it.
+        pub(crate) fn decode_envelope_strict(
+            event: Event,
+            text: &str,
+        ) -> Option<crate::envelope::EventEnvelope<TypedEvent>> {
+            match event { $(Event::$variant => crate::strict::value::<crate::envelope::EventEnvelope<$payload>>(text).map(|e| e.map_data(TypedEvent::$variant)),)+ }
+        }
+
         /// As [`decode_payload_lax`], on the streaming fast path ([`crate::fast`]).
         pub(crate) fn decode_payload_fast(
             event: Event,
