@@ -23,8 +23,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(env) = decode(topic, record) {
         let bytes = env.to_json().expect("a decoded envelope encodes");
-        let again = decode(topic, &bytes).expect("an encoded envelope decodes");
-        assert_eq!(again.event_id, env.event_id);
+        // A float beyond f64's range is read as infinity and written as `null`, as pydantic writes it; a required
+        // float then does not decode again, in pydantic either. Anything else must.
+        match decode(topic, &bytes) {
+            Ok(again) => assert_eq!(again.event_id, env.event_id),
+            Err(e) => assert!(format!("{env:?}").contains("inf"), "an encoded envelope decodes: {e}"),
+        }
     }
     let _ = decode_as::<SpellcheckPhaseCompletedV1>(record);
     let _ = hule_contracts::decode::decode_envelope(record);

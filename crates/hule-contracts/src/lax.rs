@@ -358,12 +358,10 @@ impl<'de, 'j: 'de> de::Deserializer<'de> for LaxDeserializer<'de, 'j> {
         _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, LaxError> {
+        // Only the value: pydantic's enums are values, and every enum of the registry is one (serde would also read
+        // an externally tagged `{"VARIANT": …}`, which pydantic refuses).
         match self.0 {
             JsonValue::Str(s) => visitor.visit_enum(s.as_ref().into_deserializer()),
-            JsonValue::Object(entries) if entries.len() == 1 => visitor.visit_enum(Variant {
-                name: &entries[0].0,
-                value: &entries[0].1,
-            }),
             other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
         }
     }
@@ -461,25 +459,6 @@ impl<'de, 'j: 'de> de::MapAccess<'de> for Map<'de, 'j> {
             Some(v) => seed.deserialize(LaxDeserializer(v)),
             None => Err(LaxError("a value was asked for before its key".into())),
         }
-    }
-}
-
-/// An externally tagged enum variant written as a one-key object.
-struct Variant<'a, 'j> {
-    name: &'a str,
-    value: &'a JsonValue<'j>,
-}
-
-impl<'de, 'j: 'de> de::EnumAccess<'de> for Variant<'de, 'j> {
-    type Error = LaxError;
-    type Variant = LaxDeserializer<'de, 'j>;
-    fn variant_seed<V: DeserializeSeed<'de>>(
-        self,
-        seed: V,
-    ) -> Result<(V::Value, Self::Variant), LaxError> {
-        let name: de::value::BorrowedStrDeserializer<'de, LaxError> =
-            de::value::BorrowedStrDeserializer::new(self.name);
-        Ok((seed.deserialize(name)?, LaxDeserializer(self.value)))
     }
 }
 

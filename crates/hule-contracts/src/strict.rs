@@ -8,9 +8,10 @@
 //!
 //! - every byte is still parsed and checked (sonic-rs validates the values no field reads, refuses control
 //!   characters in strings, `NaN`, trailing bytes; UTF-8 and depth are checked before any parser runs);
-//! - a record with a `\u` escape anywhere, or a run of a thousand digits, is refused: lone surrogates are where JSON parsers disagree, and the other
+//! - a record with a `\uD…` escape anywhere (a surrogate), or a run of 300 digits, is refused: lone surrogates are where JSON parsers disagree, and the other
 //!   escapes (`\n`, `\"`, `\\`, …) have one meaning; pydantic refuses an integer of over 4,300 digits even where
-//!   no field reads it, and sonic-rs skips it;
+//!   no field reads it, and sonic-rs skips it; sonic-rs caps an exponent at 1,000, which only a long mantissa can
+//!   make matter (see [`LONG_DIGIT_RUN`]);
 //! - no coercion happens: a field gets only the JSON type its Rust type asks for (a `"5"` for an integer, `1.0` for
 //!   an integer, `"true"` for a bool are refused here and coerced on the lax paths), and the types' own rules
 //!   (timestamps, bounds, enums' values) are the same code on every path;
@@ -28,9 +29,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, Visitor};
 
 /// Decodes `text` as a `T` on the strict path; `None` when the path refuses it (the caller goes on to the next).
 pub(crate) fn value<T: de::DeserializeOwned>(text: &str) -> Option<T> {
-    if memchr::memmem::find(text.as_bytes(), b"\\u").is_some()
-        || has_long_digit_run(text.as_bytes())
-    {
+    if has_surrogate_escape(text.as_bytes()) || has_long_digit_run(text.as_bytes()) {
         return None;
     }
     let mut de = sonic_rs::Deserializer::from_str(text);
@@ -39,13 +38,24 @@ pub(crate) fn value<T: de::DeserializeOwned>(text: &str) -> Option<T> {
     Some(v)
 }
 
-/// The longest run of digits the strict path reads. pydantic's parser refuses an integer of more than 4,300 digits
-/// (Python's own limit) even in a field nobody reads, where sonic-rs skips it; such runs, and any of this length,
-/// are left to the other paths.
-const LONG_DIGIT_RUN: usize = 1000;
+/// Whether `bytes` has a `\uD…` escape: the surrogates (`\uD800`–`\uDFFF`), alone or in pairs, are where JSON
+/// parsers disagree; the other escapes, `\u00e5` as Python's `json.dumps` writes `å` among them, have one meaning.
+/// (A `\\` followed by `ud` is refused too, needlessly but safely.)
+fn has_surrogate_escape(bytes: &[u8]) -> bool {
+    memchr::memmem::find_iter(bytes, b"\\u")
+        .any(|at| matches!(bytes.get(at + 2), Some(b'd' | b'D')))
+}
+
+/// The shortest run of digits the strict path leaves to the other paths. pydantic's parser refuses an integer of
+/// more than 4,300 digits (Python's own limit) even in a field nobody reads, where sonic-rs skips it. And sonic-rs
+/// stops reading an exponent once it reaches 1,000 (`1e10000` is read as `1e1000`), which a long mantissa can bring
+/// back into range (`0.000…0001e10000`, 997 zeros, read as 10.0 where pydantic reads infinity): with every run of
+/// digits shorter than 300, a mantissa of two runs moves an exponent of 1,000 or more by under 600 orders, and the
+/// value stays infinite (or zero, which the guard refuses) as pydantic reads it.
+const LONG_DIGIT_RUN: usize = 300;
 
 /// Whether `bytes` has a run of at least [`LONG_DIGIT_RUN`] ASCII digits. Such a run covers a multiple of half that
-/// length, so only those positions are looked at (18 of them in a 9 KB record), and the run measured around a
+/// length, so only those positions are looked at (62 of them in a 9 KB record), and the run measured around a
 /// digit found there.
 fn has_long_digit_run(bytes: &[u8]) -> bool {
     const STRIDE: usize = LONG_DIGIT_RUN / 2;
@@ -521,9 +531,8 @@ mod tests {
                 );
                 taken += 1;
             } else {
-                let zero = text.contains(":0.0") || text.contains("\\u");
                 assert!(
-                    zero,
+                    has_zero_float(&text) || has_surrogate_escape(text.as_bytes()),
                     "{} refused without a reason the path names: {text}",
                     event.name()
                 );
@@ -553,8 +562,8 @@ mod tests {
         let cases = [
             ("an enum as an object", enum_object),
             (
-                "a \\u escape",
-                text.replacen("\"essay-", "\"\\u0065ssay-", 1),
+                "a surrogate escape",
+                text.replacen("\"essay-", "\"\\ud83d\\ude00ssay-", 1),
             ),
             (
                 "a repeated key",
@@ -586,6 +595,10 @@ mod tests {
             assert_ne!(case, &text, "{what}: the case was not made");
             assert!(value::<Env>(case).is_none(), "{what} taken: {case}");
         }
+        // And pydantic refuses an enum written as an object: so does every path.
+        let topic = Event::SpellcheckPhaseCompleted.topic();
+        let refused = crate::decode::decode(Some(topic), cases[0].1.as_bytes());
+        assert!(refused.is_err(), "{:?}", refused.map(|e| e.data));
         let mut many = String::from("\"metadata\":{");
         for i in 0..MAX_KEYS {
             many.push_str(&format!("\"k{i}\":{i},"));
@@ -610,10 +623,89 @@ mod tests {
         env.to_string()
     }
 
+    /// Whether `text` has a float literal that is zero (`0.0`, `-0.0`, `0.00`), the kind the guard refuses.
+    fn has_zero_float(text: &str) -> bool {
+        let b = text.as_bytes();
+        (0..b.len()).any(|i| {
+            matches!(b[i], b':' | b',' | b'[') && {
+                let mut j = i + 1;
+                j += usize::from(b.get(j) == Some(&b'-'));
+                let start = j;
+                while b.get(j).is_some_and(|c| *c == b'0' || *c == b'.') {
+                    j += 1;
+                }
+                j > start + 2
+                    && b[start..j].contains(&b'.')
+                    && !b.get(j).is_some_and(|c| c.is_ascii_digit())
+            }
+        })
+    }
+
+    /// An escape that is no surrogate reads as on the tree path (as `json.dumps` writes Swedish text).
+    #[test]
+    fn other_unicode_escapes_are_read_as_on_the_tree_path() {
+        type Env = EventEnvelope<crate::payloads::SpellcheckPhaseCompletedV1>;
+        let text = example(Event::SpellcheckPhaseCompleted);
+        let case = text.replacen("\"essay-", "\"\\u00c5sa \\u0000\\u00e5\\u20ac essay-", 1);
+        assert_ne!(case, text);
+        assert!(value::<Env>(&case).is_some(), "taken");
+        let strict = decode_envelope_strict(Event::SpellcheckPhaseCompleted, &case).expect("taken");
+        let topic = Event::SpellcheckPhaseCompleted.topic();
+        let tree = crate::decode::decode_tree(Some(topic), case.as_bytes()).expect("decodes");
+        assert_eq!(format!("{strict:?}"), format!("{tree:?}"));
+        assert!(
+            format!("{strict:?}").contains("Åsa \\0å€ essay-"),
+            "{strict:?}"
+        );
+    }
+
+    #[test]
+    fn zero_floats_are_told_from_small_ones() {
+        assert!(has_zero_float(r#"{"a":0.0}"#));
+        assert!(has_zero_float(r#"{"a":[1,-0.00]}"#));
+        assert!(!has_zero_float(r#"{"a":0.017,"b":0.0071}"#));
+        assert!(!has_zero_float(r#"{"a":"x;0.0"}"#));
+    }
+
+    /// sonic-rs caps an exponent at 1,000; a mantissa long enough to make that matter is refused, and with one just
+    /// short of it the record decodes as on the tree path (sonic-rs refusing the infinity, or the guard the zero).
+    #[test]
+    fn an_exponent_sonic_rs_caps_is_read_as_pydantic_reads_it() {
+        type Env = EventEnvelope<crate::payloads::SpellcheckPhaseCompletedV1>;
+        let text = example(Event::SpellcheckPhaseCompleted);
+        let topic = Event::SpellcheckPhaseCompleted.topic();
+        for (zeros, exponent) in [
+            (997, "e10000"),
+            (400, "e10000"),
+            (298, "e10000"),
+            (298, "e1000"),
+        ] {
+            let number = format!("0.{}1{exponent}", "0".repeat(zeros));
+            let case = text.replacen(
+                "\"metadata\":{",
+                &format!("\"metadata\":{{\"n\":{number},"),
+                1,
+            );
+            if zeros >= LONG_DIGIT_RUN {
+                assert!(value::<Env>(&case).is_none(), "{zeros} zeros");
+            }
+            let ours = crate::decode::decode(Some(topic), case.as_bytes()).expect("decodes");
+            let tree = crate::decode::decode_tree(Some(topic), case.as_bytes()).expect("decodes");
+            assert_eq!(
+                format!("{ours:?}"),
+                format!("{tree:?}"),
+                "{zeros} zeros, {exponent}"
+            );
+        }
+        let big = format!("1{}e-10000", "0".repeat(998));
+        let case = text.replacen("\"metadata\":{", &format!("\"metadata\":{{\"n\":{big},"), 1);
+        assert!(value::<Env>(&case).is_none());
+    }
+
     #[test]
     fn a_long_digit_run_is_found_wherever_it_lies() {
-        for len in [999, 1000, 1001, 2500] {
-            for start in [0, 1, 499, 500, 501, 3000] {
+        for len in [299, 300, 301, 1000, 2500] {
+            for start in [0, 1, 149, 150, 151, 3000] {
                 let mut bytes = vec![b'"'; 6000];
                 bytes[start..start + len].fill(b'7');
                 assert_eq!(

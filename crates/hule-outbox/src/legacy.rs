@@ -28,13 +28,28 @@ const GIVEN_HEADERS: &str = "headers";
 /// then published as it is, without headers).
 pub(crate) fn translate(event_data: &str, topic: &str, key: &str) -> Option<(Vec<u8>, Headers)> {
     match serde_json::from_str::<Members<'_>>(event_data) {
-        Ok(members) if !members.repeats_a_key() => Some(from_members(&members, topic, key)),
+        Ok(members) if !members.repeats_a_key() => {
+            Some(from_members(&members, topic, key).unwrap_or_else(|value| {
+                // A field of the envelope's own repeated inside it (`metadata`'s, say) fails the headers' read
+                // here; the tree path keeps its last value, as pydantic does, so the row keeps its headers.
+                let headers = translate_tree(event_data, topic, key)
+                    .map(|(_, headers)| headers)
+                    .unwrap_or_default();
+                (value, headers)
+            }))
+        }
         Ok(_) => translate_tree(event_data, topic, key),
         Err(_) => None,
     }
 }
 
-fn from_members(members: &Members<'_>, topic: &str, key: &str) -> (Vec<u8>, Headers) {
+/// The value and headers; the value alone when the members hold an envelope (a `data` key) whose fields do not
+/// read as one.
+fn from_members(
+    members: &Members<'_>,
+    topic: &str,
+    key: &str,
+) -> Result<(Vec<u8>, Headers), Vec<u8>> {
     let mut headers = Headers::default();
     let mut value = String::with_capacity(members.len + 2);
     // The envelope without its payload, to read the standard headers' fields from (not the whole value a second
@@ -72,11 +87,12 @@ fn from_members(members: &Members<'_>, topic: &str, key: &str) -> (Vec<u8>, Head
         } else {
             "\"data\":0}"
         });
-        if let Ok(envelope) = serde_json::from_str::<EventEnvelope<IgnoredAny>>(&head) {
-            add_standard(&mut headers, &envelope, topic, key);
+        match serde_json::from_str::<EventEnvelope<IgnoredAny>>(&head) {
+            Ok(envelope) => add_standard(&mut headers, &envelope, topic, key),
+            Err(_) => return Err(value.into_bytes()),
         }
     }
-    (value.into_bytes(), headers)
+    Ok((value.into_bytes(), headers))
 }
 
 /// Appends `name` as a JSON string, escaped as serde_json escapes it (the original's keys are plain identifiers,
@@ -121,8 +137,9 @@ fn translate_tree(event_data: &str, topic: &str, key: &str) -> Option<(Vec<u8>, 
         return None;
     };
     let mut headers = Headers::default();
-    map.remove(TOPIC);
-    if let Some(serde_json::Value::Object(given)) = map.remove(GIVEN_HEADERS) {
+    // `shift_remove`: the keys keep their order (`remove` moves the last key into the removed one's place).
+    map.shift_remove(TOPIC);
+    if let Some(serde_json::Value::Object(given)) = map.shift_remove(GIVEN_HEADERS) {
         add_given(given, &mut headers);
     }
     let stripped = serde_json::Value::Object(map);
@@ -179,11 +196,17 @@ struct Members<'a> {
 }
 
 impl Members<'_> {
+    /// Whether a key comes twice: compared pairwise for an envelope's dozen keys, through a set for a row of many.
     fn repeats_a_key(&self) -> bool {
-        self.list
-            .iter()
-            .enumerate()
-            .any(|(i, (a, _))| self.list[..i].iter().any(|(b, _)| a == b))
+        if self.list.len() <= 16 {
+            return self
+                .list
+                .iter()
+                .enumerate()
+                .any(|(i, (a, _))| self.list[..i].iter().any(|(b, _)| a == b));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(self.list.len());
+        !self.list.iter().all(|(name, _)| seen.insert(name.as_ref()))
     }
 }
 
@@ -309,6 +332,27 @@ mod tests {
         );
     }
 
+    /// A field repeated inside the envelope (not at its top) fails the headers' read on the fast path: the row
+    /// keeps its value as written and takes its standard headers from the tree path.
+    #[test]
+    fn a_field_repeated_inside_the_envelope_keeps_the_headers() {
+        let row = &crate::testkit::numbered_rows(5..6, 1).expect("rows")[0];
+        let text = legacy_of(row, serde_json::Value::Null);
+        let repeated = text.replacen(
+            "\"metadata\": null",
+            "\"metadata\": {\"baggage\": \"a\", \"baggage\": \"b\"}",
+            1,
+        );
+        assert_ne!(repeated, text);
+        let (value, headers) = translate(&repeated, &row.topic, &row.event_key).expect("object");
+        assert!(headers.get("event_id").is_some(), "{headers:?}");
+        let value = String::from_utf8(value).expect("utf-8");
+        assert!(
+            value.contains("\"baggage\":\"a\",\"baggage\":\"b\""),
+            "the value as written: {value}"
+        );
+    }
+
     /// What only the fast path keeps: a number's digits and a string's escapes, as written.
     #[test]
     fn values_are_copied_as_written() {
@@ -340,6 +384,15 @@ mod tests {
         ] {
             assert!(translate(other, "t", "k").is_none(), "{other}");
         }
+        let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\": {i}")).collect();
+        let repeated = format!("{{{}, \"k3\": \"last\"}}", many.join(", "));
+        let (value, _) = translate(&repeated, "t", "k").expect("object");
+        assert!(
+            String::from_utf8(value)
+                .expect("utf-8")
+                .contains("\"k3\":\"last\""),
+            "a set finds the repeat"
+        );
         let (value, _) = translate("{\"k\\u0065y\": 1, \"topic\": 2}", "t", "k").expect("object");
         assert_eq!(value, br#"{"key":1}"#, "an escaped key is written plain");
         let (value, _) = translate(r#"{"a\"b\u0001": 1}"#, "t", "k").expect("object");
