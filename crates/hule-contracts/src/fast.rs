@@ -364,7 +364,7 @@ impl<'de> de::Deserializer<'de> for &mut Stream<'_> {
                 let s = self.jiter.known_str().map_err(failed)?;
                 visitor.visit_enum(s.into_deserializer())
             }
-            // An enum written as a one-key object: rare, left to the tree path.
+            // Anything else is refused on the tree path too (pydantic's enums are values).
             _ => Err(refused("an enum not written as a string")),
         }
     }

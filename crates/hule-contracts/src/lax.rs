@@ -461,23 +461,3 @@ impl<'de, 'j: 'de> de::MapAccess<'de> for Map<'de, 'j> {
         }
     }
 }
-
-impl<'de, 'j: 'de> de::VariantAccess<'de> for LaxDeserializer<'de, 'j> {
-    type Error = LaxError;
-    fn unit_variant(self) -> Result<(), LaxError> {
-        de::Deserialize::deserialize(self)
-    }
-    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, LaxError> {
-        seed.deserialize(self)
-    }
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, LaxError> {
-        de::Deserializer::deserialize_seq(self, visitor)
-    }
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, LaxError> {
-        de::Deserializer::deserialize_map(self, visitor)
-    }
-}

@@ -29,27 +29,30 @@ const GIVEN_HEADERS: &str = "headers";
 pub(crate) fn translate(event_data: &str, topic: &str, key: &str) -> Option<(Vec<u8>, Headers)> {
     match serde_json::from_str::<Members<'_>>(event_data) {
         Ok(members) if !members.repeats_a_key() => {
-            Some(from_members(&members, topic, key).unwrap_or_else(|value| {
-                // A field of the envelope's own repeated inside it (`metadata`'s, say) fails the headers' read
-                // here; the tree path keeps its last value, as pydantic does, so the row keeps its headers.
-                let headers = translate_tree(event_data, topic, key)
-                    .map(|(_, headers)| headers)
-                    .unwrap_or_default();
-                (value, headers)
-            }))
+            Some(
+                from_members(&members, topic, key).unwrap_or_else(|(value, given)| {
+                    // A field of the envelope's own repeated inside it (`metadata`'s, say) fails the headers' read
+                    // here; the tree path keeps its last value, as pydantic does, so the row keeps its headers. Where
+                    // the tree path fails too (a number out of range, deep nesting), the given headers stay.
+                    let headers = translate_tree(event_data, topic, key)
+                        .map(|(_, headers)| headers)
+                        .unwrap_or(given);
+                    (value, headers)
+                }),
+            )
         }
         Ok(_) => translate_tree(event_data, topic, key),
         Err(_) => None,
     }
 }
 
-/// The value and headers; the value alone when the members hold an envelope (a `data` key) whose fields do not
-/// read as one.
+/// The value and headers; the value and the given headers alone when the members hold an envelope (a `data` key)
+/// whose fields do not read as one.
 fn from_members(
     members: &Members<'_>,
     topic: &str,
     key: &str,
-) -> Result<(Vec<u8>, Headers), Vec<u8>> {
+) -> Result<(Vec<u8>, Headers), (Vec<u8>, Headers)> {
     let mut headers = Headers::default();
     let mut value = String::with_capacity(members.len + 2);
     // The envelope without its payload, to read the standard headers' fields from (not the whole value a second
@@ -89,7 +92,7 @@ fn from_members(
         });
         match serde_json::from_str::<EventEnvelope<IgnoredAny>>(&head) {
             Ok(envelope) => add_standard(&mut headers, &envelope, topic, key),
-            Err(_) => return Err(value.into_bytes()),
+            Err(_) => return Err((value.into_bytes(), headers)),
         }
     }
     Ok((value.into_bytes(), headers))
@@ -353,6 +356,19 @@ mod tests {
         );
     }
 
+    /// When neither path reads the envelope's fields (a number beyond f64 inside it, which only the full parse
+    /// checks), the caller's headers are still published.
+    #[test]
+    fn the_given_headers_stay_when_no_path_reads_the_envelope() {
+        let text = r#"{"event_id": "e", "data": {}, "metadata": {"n": 1e400}, "topic": "t", "headers": {"x-given": "yes"}}"#;
+        let (value, headers) = translate(text, "t", "k").expect("object");
+        assert_eq!(headers.get("x-given"), Some("yes"), "{headers:?}");
+        assert_eq!(
+            value,
+            br#"{"event_id":"e","data":{},"metadata":{"n":1e400}}"#
+        );
+    }
+
     /// What only the fast path keeps: a number's digits and a string's escapes, as written.
     #[test]
     fn values_are_copied_as_written() {
@@ -387,11 +403,16 @@ mod tests {
         let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\": {i}")).collect();
         let repeated = format!("{{{}, \"k3\": \"last\"}}", many.join(", "));
         let (value, _) = translate(&repeated, "t", "k").expect("object");
+        let value = String::from_utf8(value).expect("utf-8");
         assert!(
-            String::from_utf8(value)
-                .expect("utf-8")
-                .contains("\"k3\":\"last\""),
-            "a set finds the repeat"
+            value.contains("\"k3\":\"last\"") && !value.contains("\"k3\":3"),
+            "a set finds the repeat: {value}"
+        );
+        let (value, _) =
+            translate(r#"{"topic": "x", "a": 1, "b": 2, "a": 3}"#, "t", "k").expect("object");
+        assert_eq!(
+            value, br#"{"a":3,"b":2}"#,
+            "the tree path keeps the keys' order"
         );
         let (value, _) = translate("{\"k\\u0065y\": 1, \"topic\": 2}", "t", "k").expect("object");
         assert_eq!(value, br#"{"key":1}"#, "an escaped key is written plain");
