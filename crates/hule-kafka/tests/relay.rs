@@ -561,7 +561,17 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
         );
         relays.push(tokio::spawn(async move {
             let outbox = PgOutbox::connect(&url).await.expect("outbox");
-            let publisher = KafkaPublisher::new(&ProducerConfig::new(&brokers)).expect("producer");
+            // One request in flight per connection: librdkafka's mock cluster checks an idempotent producer's
+            // sequence numbers only for a transactional one, so with requests pipelined it may append a later
+            // request after refusing an earlier one (an injected error), and the client, seeing the later one
+            // acknowledged, takes the earlier one as delivered too (an implicit acknowledgement a real broker would
+            // have refused with OUT_OF_ORDER_SEQUENCE_NUMBER). Seen once under CI load: 3 of 4,000 records
+            // acknowledged and never stored. The real-broker fault tests keep the default pipelining.
+            let mut config = ProducerConfig::new(&brokers);
+            config
+                .extra
+                .push(("max.in.flight.requests.per.connection".into(), "1".into()));
+            let publisher = KafkaPublisher::new(&config).expect("producer");
             // Both instances run; the advisory lock lets one drain while the other stands by.
             tokio::select! {
                 r = outbox.acquire_leadership(Duration::from_millis(20)) => r.expect("leader"),
@@ -629,7 +639,29 @@ async fn pg_drain_survives_produce_errors_a_broker_outage_and_two_relays_at_once
         Duration::from_millis(800),
     );
     let ids: std::collections::HashSet<Uuid> = got.iter().map(|r| r.event_id).collect();
-    assert_eq!(ids.len(), total, "every event arrived");
+    if ids.len() != total {
+        // What the topic holds, to tell records never stored from records not read.
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("consumer");
+        let stored: i64 = (0..PARTITIONS)
+            .map(|p| {
+                let (low, high) = consumer
+                    .fetch_watermarks(
+                        Event::SpellcheckPhaseCompleted.topic(),
+                        p,
+                        Duration::from_secs(5),
+                    )
+                    .expect("watermarks");
+                high - low
+            })
+            .sum();
+        panic!(
+            "{} of {total} events read back; the topic holds {stored} records",
+            ids.len()
+        );
+    }
     assert_eq!(got.len(), total, "no event arrived twice");
     assert_eq!(assert_key_order(&got), 100);
     // The metrics saw the same.

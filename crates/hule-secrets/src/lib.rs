@@ -263,6 +263,19 @@ fn parsed_userinfo(u: &url::Url) -> String {
     }
 }
 
+/// Whether `value` itself reads `…name=…` with a secret name (an escaped space or a quote run into the next pair,
+/// a keyword string inside a query value): it holds what a client may take for a password.
+fn holds_secret_pair(value: &str) -> bool {
+    value.match_indices('=').any(|(at, _)| {
+        let name: String = value[..at]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            .collect();
+        is_secret_name(&name.chars().rev().collect::<String>())
+    })
+}
+
 fn redact_parsed(mut u: url::Url) -> String {
     if u.password().is_some() {
         // Fails only for URLs that cannot carry credentials, which then show none.
@@ -270,11 +283,19 @@ fn redact_parsed(mut u: url::Url) -> String {
     } else if !u.username().is_empty() && !user_is_a_name(u.scheme()) {
         let _ = u.set_username(MASK);
     }
-    if u.query_pairs().any(|(k, _)| is_secret_name(&k)) {
+    // A value that itself reads `…password=…` is masked too: a keyword string run into a URL's query
+    // (`?x=a password=…`) would otherwise show it, percent-encoded.
+    if u.query_pairs()
+        .any(|(k, v)| is_secret_name(&k) || holds_secret_pair(&v))
+    {
         let pairs: Vec<(String, String)> = u
             .query_pairs()
             .map(|(k, v)| {
-                let v = redact_property(&k, &v).to_owned();
+                let v = if holds_secret_pair(&v) {
+                    MASK.to_owned()
+                } else {
+                    redact_property(&k, &v).to_owned()
+                };
                 (k.into_owned(), v)
             })
             .collect();
@@ -348,15 +369,7 @@ fn redact_keywords(s: &str) -> String {
         .map(|kw| {
             // A value that itself reads `…password=…` (an escaped space or a quote run into the next pair) holds
             // what libpq may take for a password, or a user meant as one.
-            let holds_secret_pair = kw.value.match_indices('=').any(|(at, _)| {
-                let name: String = kw.value[..at]
-                    .chars()
-                    .rev()
-                    .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
-                    .collect();
-                is_secret_name(&name.chars().rev().collect::<String>())
-            });
-            if is_secret_name(&kw.key) || kw.unclosed || holds_secret_pair {
+            if is_secret_name(&kw.key) || kw.unclosed || holds_secret_pair(&kw.value) {
                 // An unclosed quote swallows the pairs after it (`host='db password=…`): none of it is shown.
                 format!("{}={MASK}", kw.key)
             } else if !identifier(&kw.key) {
@@ -374,6 +387,23 @@ fn redact_keywords(s: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A keyword string run into a URL's query value (found by the `db_url` fuzz target): the value is masked,
+    /// not shown percent-encoded.
+    #[test]
+    fn a_password_pair_inside_a_query_value_is_masked() {
+        for text in [
+            "retsql://alsl%?sjaas[\0\0\0&\x0c=\0/ password=fuzzS3cretValue",
+            "postgres://db/app?options=-c password=fuzzS3cretValue",
+        ] {
+            let shown = redact_url(text);
+            assert!(!shown.contains("fuzzS3cretValue"), "{text} → {shown}");
+        }
+        assert_eq!(
+            redact_url("postgres://db/app?application_name=relay"),
+            "postgres://db/app?application_name=relay"
+        );
+    }
 
     #[test]
     fn an_unclosed_quote_hides_what_follows_it() {
