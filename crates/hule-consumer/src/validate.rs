@@ -84,7 +84,7 @@ impl ValidateService {
                 });
             }
         }
-        if REQUIRED.iter().any(|h| d.headers.get(h).is_none()) {
+        if !d.headers.has_all(REQUIRED) {
             self.metrics.headers_missing(env.data.event().topic());
         }
         Ok(env)

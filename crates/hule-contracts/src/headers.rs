@@ -207,6 +207,26 @@ impl Headers {
         self.0.position(name).map(|i| self.0.pair(i).1)
     }
 
+    /// Whether every one of `names` is present. One pass when the headers carry them in the order given (as
+    /// [`standard_headers`] writes [`REQUIRED`]): each name is looked for from where the last was found, wrapping
+    /// round, so headers in another order cost at most the lookups one by one.
+    pub fn has_all(&self, names: &[&str]) -> bool {
+        let list = &*self.0;
+        let n = list.ends.len();
+        let mut from = 0;
+        names.iter().all(|name| {
+            let found = (0..n).map(|k| (from + k) % n).find(|&i| {
+                let (start, name_end) = (list.start(i), list.ends[i].0);
+                name_end - start == name.len()
+                    && list.text.as_bytes().get(start..name_end) == Some(name.as_bytes())
+            });
+            if let Some(i) = found {
+                from = i + 1;
+            }
+            found.is_some()
+        })
+    }
+
     /// Iterates over the headers in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         (0..self.0.ends.len()).map(|i| self.0.pair(i))
@@ -527,6 +547,40 @@ impl<'de> serde::Deserialize<'de> for JsonFields<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_all_finds_names_in_any_order_and_misses_an_absent_one() {
+        let h: Headers = [("a", "1"), ("bb", "2"), ("c", "3"), ("bb", "4")]
+            .into_iter()
+            .collect();
+        assert!(h.has_all(&["a", "bb", "c"]));
+        assert!(h.has_all(&["c", "a", "bb", "bb"]));
+        assert!(h.has_all(&[]));
+        assert!(
+            !h.has_all(&["a", "b"]),
+            "a prefix of a name is not the name"
+        );
+        assert!(!h.has_all(&["c", "d", "a"]));
+        assert!(!Headers::default().has_all(&["a"]));
+        // Each required name alone and all together, as the standard headers write them and reversed.
+        let env = crate::EventEnvelope::new(
+            uuid::Uuid::nil(),
+            "t",
+            crate::Timestamp::from_datetime(chrono::Utc::now()),
+            "s",
+            uuid::Uuid::nil(),
+            serde_json::json!({}),
+        );
+        let standard = standard_headers(&env, "topic", "key");
+        assert!(standard.has_all(REQUIRED));
+        let reversed: Vec<&str> = REQUIRED.iter().rev().copied().collect();
+        assert!(standard.has_all(&reversed));
+        for missing in REQUIRED {
+            let mut h = standard.clone();
+            h.remove(missing);
+            assert!(!h.has_all(REQUIRED), "{missing} removed");
+        }
+    }
 
     #[test]
     fn retry_policy_from_headers() {

@@ -75,6 +75,45 @@ impl Sizes {
     }
 }
 
+/// The machine's CPU time over a stretch of a scenario (every process on it: the database's, the broker's, this
+/// one's), per event; `None` where it cannot be read.
+#[derive(Clone, Copy)]
+pub(super) struct CpuUse {
+    busy_at_start: Option<f64>,
+    started: Instant,
+    /// Core-microseconds per event.
+    pub(super) per_event_us: Option<f64>,
+    /// Cores busy on average.
+    pub(super) cores_busy: Option<f64>,
+}
+
+impl CpuUse {
+    pub(super) fn start() -> Self {
+        CpuUse {
+            busy_at_start: crate::bench::machine_busy_seconds(),
+            started: Instant::now(),
+            per_event_us: None,
+            cores_busy: None,
+        }
+    }
+
+    pub(super) fn stop(self, events: usize) -> Self {
+        let busy = match (self.busy_at_start, crate::bench::machine_busy_seconds()) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        CpuUse {
+            per_event_us: busy.map(|b| b * 1e6 / events.max(1) as f64),
+            cores_busy: busy.map(|b| b / self.started.elapsed().as_secs_f64()),
+            ..self
+        }
+    }
+
+    pub(super) fn us(&self) -> String {
+        self.per_event_us.map_or("?".into(), |u| format!("{u:.1}"))
+    }
+}
+
 /// Resets the peak-RSS counter (Linux `clear_refs` 5), so the next reading covers one scenario.
 fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");

@@ -278,45 +278,6 @@ async fn unbounded_produce(kafka: &KafkaSettings, n: usize) -> anyhow::Result<(f
     Ok((rate, cpu.stop(n)))
 }
 
-/// The machine's CPU time over a stretch of a scenario (every process on it: the database's, the broker's, this
-/// one's), per event; `None` where it cannot be read.
-#[derive(Clone, Copy)]
-struct CpuUse {
-    busy_at_start: Option<f64>,
-    started: Instant,
-    /// Core-microseconds per event.
-    per_event_us: Option<f64>,
-    /// Cores busy on average.
-    cores_busy: Option<f64>,
-}
-
-impl CpuUse {
-    fn start() -> Self {
-        CpuUse {
-            busy_at_start: crate::bench::machine_busy_seconds(),
-            started: Instant::now(),
-            per_event_us: None,
-            cores_busy: None,
-        }
-    }
-
-    fn stop(self, events: usize) -> Self {
-        let busy = match (self.busy_at_start, crate::bench::machine_busy_seconds()) {
-            (Some(a), Some(b)) => Some(b - a),
-            _ => None,
-        };
-        CpuUse {
-            per_event_us: busy.map(|b| b * 1e6 / events.max(1) as f64),
-            cores_busy: busy.map(|b| b / self.started.elapsed().as_secs_f64()),
-            ..self
-        }
-    }
-
-    fn us(&self) -> String {
-        self.per_event_us.map_or("?".into(), |u| format!("{u:.1}"))
-    }
-}
-
 /// What the relay's two halves together need of the machine: at most this many events a second fit on its cores
 /// when the relay's database side takes `db` and its producer `produce` (core-microseconds per event, each
 /// measured alone).

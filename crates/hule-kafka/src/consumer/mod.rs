@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::{FutureExt, StreamExt};
 use hule_consumer::{BoxService, ConsumerMetrics};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -107,6 +108,62 @@ fn client_config(config: &ConsumerConfig) -> ClientConfig {
     cc
 }
 
+/// Records taken from the stream in one turn of the driver's loop when they are already fetched.
+const DRAIN: usize = 64;
+
+/// The held-records budget: over it, the partitions holding a lot are paused (polling goes on).
+struct Budget {
+    /// Bytes held beside full queues, all partitions together, above which partitions are paused.
+    limit: usize,
+    /// A partition is paused over the budget only when it holds at least this much itself.
+    floor: usize,
+    /// Whether the last check found the budget crossed.
+    over: bool,
+    /// Lanes paused, so that the scans for resuming run only when needed.
+    paused_lanes: usize,
+    /// Pauses in the run.
+    pauses: u64,
+}
+
+impl Budget {
+    /// Pauses partitions when `held` is over the budget. All lanes are looked at when the budget is crossed, then
+    /// only `offered` (the lane that just took a record): a partition stuck in a long retry behind its backlog stops
+    /// itself, and the others keep flowing (one filling its queue now and then while catching up holds less than
+    /// `floor` and is not paused and resumed on every fill, which would cost each time its prefetched records).
+    /// Past twice the budget (many partitions each holding less than the floor: a store-wide outage with every
+    /// partition retrying), every live partition holding anything is paused: held bytes stay within about twice
+    /// the budget plus what one fetch brings.
+    fn check(
+        &mut self,
+        consumer: &StreamConsumer<DriverContext>,
+        lanes: &mut HashMap<PartKey, Lane>,
+        held: usize,
+        offered: Option<&PartKey>,
+    ) {
+        if held <= self.limit {
+            self.over = false;
+            return;
+        }
+        let hard = held > self.limit.saturating_mul(2);
+        let floor = if hard { 1 } else { self.floor };
+        let check_all = !self.over || hard;
+        for (key, lane) in lanes.iter_mut() {
+            if (check_all || Some(key) == offered)
+                && !lane.paused
+                && lane.live()
+                && lane.held_bytes() >= floor
+            {
+                tracing::debug!(topic = %key.0, partition = key.1, held_bytes = held, "held records over the budget; pausing the partition");
+                pause_partition(consumer, key, true);
+                lane.paused = true;
+                self.paused_lanes += 1;
+                self.pauses += 1;
+            }
+        }
+        self.over = true;
+    }
+}
+
 /// Consumes `topics` with `stack` until `stop` is cancelled (the one stop signal of the library, as for the relay
 /// and the builders), then finishes the records in flight, commits and leaves the group.
 pub async fn run_consumer(
@@ -153,13 +210,16 @@ pub async fn run_consumer(
     // Bytes of the records held beside full queues, all partitions together.
     let mut held_bytes = 0usize;
     // Over the budget, the partitions holding records are paused (polling goes on); each is resumed once its held
-    // records have all gone into its queue. `paused_lanes` counts them, so the scans run only when needed.
-    let mut paused_lanes = 0usize;
-    let mut pauses = 0u64;
-    // A partition is paused over the budget only when it holds at least this much itself.
-    let pause_floor = queue_bytes.min(config.held_bytes / 4).max(1);
-    let mut over_budget = false;
-    let mut last_offered: Option<PartKey> = None;
+    // records have all gone into its queue.
+    let mut budget = Budget {
+        limit: config.held_bytes,
+        floor: queue_bytes.min(config.held_bytes / 4).max(1),
+        over: false,
+        paused_lanes: 0,
+        pauses: 0,
+    };
+    // One stream for the run (a stream per receive registers and drops a waker slot under a lock each time).
+    let mut messages = consumer.stream();
     let mut workers = JoinSet::new();
     let mut commit_tick = tokio::time::interval(config.commit_interval);
     let mut lag_tick = tokio::time::interval(config.lag_interval.max(Duration::from_millis(10)));
@@ -191,7 +251,7 @@ pub async fn run_consumer(
                 for lane in lanes.values_mut() {
                     held_bytes -= lane.refill();
                 }
-                paused_lanes -= resume_drained(&consumer, &mut lanes, paused_lanes);
+                budget.paused_lanes -= resume_drained(&consumer, &mut lanes, budget.paused_lanes);
             }
             _ = commit_tick.tick() => {
                 // Lanes of revoked partitions let go of what they held (no worker signals for them) and are dropped,
@@ -199,12 +259,12 @@ pub async fn run_consumer(
                 for lane in lanes.values_mut() {
                     held_bytes -= lane.refill();
                 }
-                paused_lanes -= resume_drained(&consumer, &mut lanes, paused_lanes);
+                budget.paused_lanes -= resume_drained(&consumer, &mut lanes, budget.paused_lanes);
                 lanes.retain(|_, lane| {
                     let keep = lane.live();
                     if !keep && lane.paused {
                         // Its pause was cleared by the rebalance that revoked it.
-                        paused_lanes -= 1;
+                        budget.paused_lanes -= 1;
                     }
                     keep
                 });
@@ -228,81 +288,76 @@ pub async fn run_consumer(
                     });
                 }
             }
-            received = consumer.recv() => {
-                let m = match received {
-                    Ok(m) => m,
-                    Err(e) if crate::classify(&e) == hule_contracts::FailureKind::Fatal => {
-                        tracing::error!(error = %e, "fatal consumer error; the consumer stops");
-                        fatal = Some(e.to_string());
+            received = messages.next() => {
+                // This record, then those already fetched (up to `DRAIN`) without going round the `select!`, whose
+                // futures are made anew and polled on every turn.
+                let mut received = received;
+                let mut taken = 0;
+                loop {
+                    let m = match received {
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) if crate::classify(&e) == hule_contracts::FailureKind::Fatal => {
+                            tracing::error!(error = %e, "fatal consumer error; the consumer stops");
+                            fatal = Some(e.to_string());
+                            break;
+                        }
+                        Some(Err(e)) => {
+                            // librdkafka retries by itself; the health board says once that the group is unwell,
+                            // and once that it is well again.
+                            tracing::debug!(error = %e, "consumer error");
+                            metrics.broker(false, &e.to_string());
+                            last_broker_error = Some(Instant::now());
+                            break;
+                        }
+                        None => {
+                            fatal = Some("the consumer's message stream ended".into());
+                            break;
+                        }
+                    };
+                    let delivery = delivery_of(&m);
+                    drop(m);
+                    let key = (delivery.topic.clone(), delivery.partition);
+                    let lane = match lanes.get_mut(&key) {
+                        Some(lane) if lane.live() => Some(lane),
+                        // Its worker ended without a revoke (a fatal failure, which ends the run): no new worker may
+                        // go on past the record it stopped at.
+                        Some(lane) if !lane.st.revoked.load(Ordering::SeqCst) => None,
+                        _ => {
+                            if let Some(mut old) = lanes.remove(&key) {
+                                held_bytes -= old.refill();
+                                if old.paused {
+                                    budget.paused_lanes -= 1;
+                                }
+                            }
+                            let st = Arc::new(PartState::new());
+                            shared.parts().insert(key.clone(), st.clone());
+                            let (tx, rx) = mpsc::channel(capacity);
+                            workers.spawn(partition_worker(key.clone(), rx, st.clone(), worker_shared.clone()));
+                            Some(lanes.entry(key.clone()).or_insert(Lane::new(st, tx, queue_bytes)))
+                        }
+                    };
+                    if let Some(lane) = lane {
+                        held_bytes += lane.offer(delivery);
+                        budget.check(&consumer, &mut lanes, held_bytes, Some(&key));
+                    }
+                    taken += 1;
+                    if taken == DRAIN {
                         break;
                     }
-                    Err(e) => {
-                        // librdkafka retries by itself; the health board says once that the group is unwell,
-                        // and once that it is well again.
-                        tracing::debug!(error = %e, "consumer error");
-                        metrics.broker(false, &e.to_string());
-                        last_broker_error = Some(Instant::now());
-                        continue;
+                    match messages.next().now_or_never() {
+                        Some(next) => received = next,
+                        None => break,
                     }
-                };
-                let delivery = delivery_of(&m);
-                drop(m);
-                let key = (delivery.topic.clone(), delivery.partition);
-                if lanes.get(&key).is_some_and(|l| !l.live() && !l.st.revoked.load(Ordering::SeqCst)) {
-                    // Its worker ended without a revoke (a fatal failure, which ends the run): no new worker may go
-                    // on past the record it stopped at.
-                    continue;
                 }
-                if !lanes.get(&key).is_some_and(Lane::live) {
-                    if let Some(mut old) = lanes.remove(&key) {
-                        held_bytes -= old.refill();
-                        if old.paused {
-                            paused_lanes -= 1;
-                        }
-                    }
-                    let st = Arc::new(PartState::new());
-                    shared.parts().insert(key.clone(), st.clone());
-                    let (tx, rx) = mpsc::channel(capacity);
-                    workers.spawn(partition_worker(key.clone(), rx, st.clone(), worker_shared.clone()));
-                    lanes.insert(key.clone(), Lane::new(st, tx, queue_bytes));
+                if fatal.is_some() {
+                    break;
                 }
-                if let Some(lane) = lanes.get_mut(&key) {
-                    held_bytes += lane.offer(delivery);
-                }
-                last_offered = Some(key);
+                continue;
             }
         }
-        if held_bytes > config.held_bytes {
-            // Over the budget, the partitions holding a lot are paused: a partition stuck in a long retry behind its
-            // backlog stops itself, and the others keep flowing (one filling its queue now and then while catching
-            // up holds less than `pause_floor` and is not paused and resumed on every fill, which would cost each
-            // time its prefetched records). All lanes are looked at when the budget is crossed, then only the lane
-            // that just took a record.
-            // Past twice the budget (many partitions each holding less than the floor: a store-wide outage with
-            // every partition retrying), every live partition holding anything is paused: held bytes stay within
-            // about twice the budget plus what one fetch brings.
-            let hard = held_bytes > config.held_bytes.saturating_mul(2);
-            let floor = if hard { 1 } else { pause_floor };
-            let check_all = !over_budget || hard;
-            for (key, lane) in lanes.iter_mut() {
-                if (check_all || Some(key) == last_offered.as_ref())
-                    && !lane.paused
-                    && lane.live()
-                    && lane.held_bytes() >= floor
-                {
-                    tracing::debug!(topic = %key.0, partition = key.1, held_bytes, "held records over the budget; pausing the partition");
-                    pause_partition(&consumer, key, true);
-                    lane.paused = true;
-                    paused_lanes += 1;
-                    pauses += 1;
-                }
-            }
-            over_budget = true;
-        } else {
-            over_budget = false;
-        }
-        last_offered = None;
+        budget.check(&consumer, &mut lanes, held_bytes, None);
     }
+    drop(messages);
 
     // Stop: finish the records in flight, commit, leave the group.
     stopping.store(true, Ordering::SeqCst);
@@ -323,7 +378,7 @@ pub async fn run_consumer(
     let stats = ConsumerStats {
         finished: finished.load(Ordering::SeqCst).max(0) as u64,
         stalls: stalls.load(Ordering::SeqCst).max(0) as u64,
-        pauses,
+        pauses: budget.pauses,
     };
     tracing::info!(target: "hule", group = %config.group, finished = stats.finished, stalls = stats.stalls, pauses = stats.pauses, "consumer stopped: offsets committed, group left");
     Ok(stats)
