@@ -1,6 +1,6 @@
 //! The two-phase decode of a Kafka record, as a consumer runs it: any bytes, under any registered topic or none.
-//! It must return (never panic, never overflow the stack), every path must agree with the tree path, and whatever
-//! it accepts must encode and decode again.
+//! It must return (never panic, never overflow the stack), every path must agree with the tree path (`decode`'s and
+//! `decode_as`'s alike), and whatever it accepts must encode and decode again.
 #![no_main]
 
 use hule_contracts::{decode, decode_as, payloads::SpellcheckPhaseCompletedV1, EVENTS};
@@ -44,6 +44,14 @@ fuzz_target!(|data: &[u8]| {
             ),
         }
     }
-    let _ = decode_as::<SpellcheckPhaseCompletedV1>(record);
+    // The statically typed decode too, against its own tree path.
+    match (
+        &decode_as::<SpellcheckPhaseCompletedV1>(record),
+        &hule_contracts::decode::decode_as_tree::<SpellcheckPhaseCompletedV1>(record),
+    ) {
+        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "decode_as's paths decode differently"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => panic!("decode_as's paths disagree: {:?} / {:?}", a.as_ref().map(|_| "ok"), b.as_ref().map(|_| "ok")),
+    }
     let _ = hule_contracts::decode::decode_envelope(record);
 });

@@ -290,3 +290,62 @@ fn versioned_events_are_distinct() {
     assert_eq!((v1.version(), v2.version()), (1, 2));
     assert_ne!(v1.payload_type, v2.payload_type);
 }
+
+/// An object whose first key is `serde_json`'s private raw-value token is a dict like any other, as pydantic keeps
+/// it: `serde_json::Value`'s own `Deserialize` reads it as the JSON text of its string (here `[1, 2]`, or an error
+/// for text that is not JSON). Every decode path, as a member of a flattened map (`metadata`'s extras) and deeper
+/// in one (`assessment_metadata`).
+#[test]
+fn an_object_keyed_by_serde_jsons_raw_value_token_stays_an_object() {
+    use hule_contracts::payloads::AssessmentResultV1;
+    const TOKEN: &str = "$serde_json::private::RawValue";
+    let ts = Timestamp::from_unix_micros(1_763_748_252_345_678).expect("ts");
+    let event = Event::AssessmentResultPublished;
+    let env = example_envelope(event, Uuid::from_u128(1), Uuid::from_u128(2), ts).expect("example");
+    let text = String::from_utf8(env.to_json().expect("json")).expect("utf8");
+    for inner in ["[1, 2]", "not json"] {
+        let raw = format!(
+            "{{\"{TOKEN}\":{}}}",
+            serde_json::to_string(inner).expect("str")
+        );
+        let doc = text
+            .replacen("\"metadata\":{", &format!("\"metadata\":{{\"x\":{raw},"), 1)
+            .replacen(
+                "\"assessment_metadata\":{",
+                &format!("\"assessment_metadata\":{{\"y\":{{\"z\":{raw}}},"),
+                1,
+            );
+        assert_ne!(doc, text, "the example has both maps");
+        let expected: serde_json::Value = serde_json::json!({ TOKEN: inner });
+        let check =
+            |how: &str, meta: &hule_contracts::EnvelopeMetadata, data: &AssessmentResultV1| {
+                assert_eq!(
+                    meta.extra.get("x"),
+                    Some(&expected),
+                    "{how}, {inner}: metadata"
+                );
+                let y = serde_json::to_value(&data.assessment_metadata).expect("value");
+                assert_eq!(y["y"]["z"], expected, "{how}, {inner}: assessment_metadata");
+            };
+        for (how, decoded) in [
+            ("decode", decode(Some(event.topic()), doc.as_bytes())),
+            (
+                "decode_tree",
+                hule_contracts::decode::decode_tree(Some(event.topic()), doc.as_bytes()),
+            ),
+        ] {
+            let env = decoded.unwrap_or_else(|e| panic!("{how}, {inner}: {e}"));
+            let TypedEvent::AssessmentResultPublished(data) = &env.data else {
+                panic!("{how}: another event")
+            };
+            check(how, env.metadata.as_ref().expect("metadata"), data);
+        }
+        let env = hule_contracts::decode_as::<AssessmentResultV1>(doc.as_bytes())
+            .unwrap_or_else(|e| panic!("decode_as, {inner}: {e}"));
+        check(
+            "decode_as",
+            env.metadata.as_ref().expect("metadata"),
+            &env.data,
+        );
+    }
+}

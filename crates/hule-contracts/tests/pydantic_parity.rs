@@ -389,6 +389,14 @@ fn cases() -> Vec<Case> {
                 ),
             ),
             (
+                "metadata holding an object keyed by serde_json's raw-value token",
+                text.replacen(
+                    "\"metadata\":{",
+                    "\"metadata\":{\"x\":{\"$serde_json::private::RawValue\":\"not json\"},",
+                    1,
+                ),
+            ),
+            (
                 "an escaped key",
                 text.replacen("\"source_service\":", "\"source_servic\\u0065\":", 1),
             ),
@@ -487,25 +495,15 @@ fn hule_judges_json_as_pydantic_does() {
         let ours = hule_contracts::decode(Some(c.topic), c.doc.as_bytes());
         // The fast path may only accept what the tree path accepts, with the same value.
         let tree = hule_contracts::decode::decode_tree(Some(c.topic), c.doc.as_bytes());
-        match (&ours, &tree) {
-            // Compared by their Debug text: NaN is a value pydantic accepts and NaN != NaN.
-            (Ok(a), Ok(b)) => assert_eq!(
-                format!("{a:?}"),
-                format!("{b:?}"),
-                "{} / {}: the paths decode differently",
-                c.model,
-                c.label
-            ),
-            (Err(a), Err(b)) => {
-                assert_eq!(a.to_string(), b.to_string(), "{} / {}", c.model, c.label)
+        paths_agree("decode", c, &ours, &tree);
+        match c.model {
+            "SpellcheckPhaseCompletedV1" => {
+                typed_paths_agree::<hule_contracts::payloads::SpellcheckPhaseCompletedV1>(c)
             }
-            _ => panic!(
-                "{} / {}: fast path {:?}, tree path {:?}",
-                c.model,
-                c.label,
-                ours.as_ref().map(|_| "ok"),
-                tree.as_ref().map(|_| "ok")
-            ),
+            "AssessmentResultV1" => {
+                typed_paths_agree::<hule_contracts::payloads::AssessmentResultV1>(c)
+            }
+            other => panic!("no typed decode for {other}"),
         }
         let py_ok = py == "ok";
         if py_ok {
@@ -560,5 +558,42 @@ fn hule_judges_json_as_pydantic_does() {
             k.0,
             k.1
         );
+    }
+}
+
+/// `decode_as` (strict and streaming paths first) and its tree path alone agree on a case.
+fn typed_paths_agree<P: hule_contracts::Payload + std::fmt::Debug>(c: &Case) {
+    paths_agree(
+        "decode_as",
+        c,
+        &hule_contracts::decode_as::<P>(c.doc.as_bytes()),
+        &hule_contracts::decode::decode_as_tree::<P>(c.doc.as_bytes()),
+    );
+}
+
+/// A decode (the strict and streaming paths first) and its tree path alone agree on a case: the same value (by its
+/// Debug text: NaN is a value pydantic accepts and NaN != NaN) or the same error.
+fn paths_agree<T: std::fmt::Debug>(
+    what: &str,
+    c: &Case,
+    fast: &Result<T, hule_contracts::DecodeError>,
+    tree: &Result<T, hule_contracts::DecodeError>,
+) {
+    match (fast, tree) {
+        (Ok(a), Ok(b)) => assert_eq!(
+            format!("{a:?}"),
+            format!("{b:?}"),
+            "{} / {}: {what}'s paths decode differently",
+            c.model,
+            c.label
+        ),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{} / {}", c.model, c.label),
+        _ => panic!(
+            "{} / {}: {what} {:?}, its tree path {:?}",
+            c.model,
+            c.label,
+            fast.as_ref().map(|_| "ok"),
+            tree.as_ref().map(|_| "ok")
+        ),
     }
 }

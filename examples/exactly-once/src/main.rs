@@ -50,10 +50,9 @@ async fn on_spellchecked(
         notification_type: "spellcheck_feedback_ready".into(),
         category: WebSocketEventCategory::ProcessingResults,
         priority: NotificationPriority::Standard,
-        payload: serde_json::json!({ "essay_id": done.entity_id })
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
+        payload: [("essay_id".to_owned(), done.entity_id.clone().into())]
+            .into_iter()
+            .collect(),
         action_required: false,
         deadline_timestamp: None,
         correlation_id: ctx.correlation_id.to_string(),

@@ -9,8 +9,201 @@ use uuid::Uuid;
 use crate::enums::{ContentType, ErrorCode, ProcessingStage};
 use crate::time::Timestamp;
 
-/// A free-form JSON object (`dict[str, Any]` in the original), kept as given.
-pub type JsonMap = serde_json::Map<String, serde_json::Value>;
+/// A free-form JSON object (`dict[str, Any]` in the original), kept as given: a `serde_json` map, which it derefs
+/// to.
+///
+/// Not the map's own `Deserialize`: `serde_json::Value`'s reads an object whose first key is its private raw-value
+/// token (`$serde_json::private::RawValue`) as the JSON text of that key's string, where pydantic keeps the dict
+/// as given. This one reads every value inside with [`PlainValue`], which has no such case.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct JsonMap(pub serde_json::Map<String, serde_json::Value>);
+
+/// The map's own schema, inline as the map's is (the catalog and the contract schemas unchanged).
+impl JsonSchema for JsonMap {
+    fn inline_schema() -> bool {
+        <serde_json::Map<String, serde_json::Value>>::inline_schema()
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        <serde_json::Map<String, serde_json::Value>>::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        <serde_json::Map<String, serde_json::Value>>::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <serde_json::Map<String, serde_json::Value>>::json_schema(generator)
+    }
+}
+
+impl JsonMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        JsonMap::default()
+    }
+}
+
+impl std::ops::Deref for JsonMap {
+    type Target = serde_json::Map<String, serde_json::Value>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for JsonMap {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl From<serde_json::Map<String, serde_json::Value>> for JsonMap {
+    fn from(map: serde_json::Map<String, serde_json::Value>) -> Self {
+        JsonMap(map)
+    }
+}
+
+impl From<JsonMap> for serde_json::Map<String, serde_json::Value> {
+    fn from(map: JsonMap) -> Self {
+        map.0
+    }
+}
+
+impl FromIterator<(String, serde_json::Value)> for JsonMap {
+    fn from_iter<I: IntoIterator<Item = (String, serde_json::Value)>>(iter: I) -> Self {
+        JsonMap(iter.into_iter().collect())
+    }
+}
+
+impl IntoIterator for JsonMap {
+    type Item = (String, serde_json::Value);
+    type IntoIter = serde_json::map::IntoIter;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a JsonMap {
+    type Item = (&'a String, &'a serde_json::Value);
+    type IntoIter = serde_json::map::Iter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(PlainValue).and_then(|v| match v {
+            serde_json::Value::Object(map) => Ok(JsonMap(map)),
+            other => Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Other(json_kind(&other)),
+                &"a JSON object",
+            )),
+        })
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Reads any JSON value as `serde_json::Value`'s own `Deserialize` does, with one difference: an object is always a
+/// map of its members (that one reads an object whose first key is its private raw-value token as raw JSON).
+#[derive(Clone, Copy)]
+pub struct PlainValue;
+
+impl<'de> serde::de::DeserializeSeed<'de> for PlainValue {
+    type Value = serde_json::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PlainValue {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Number(v.into()))
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<serde_json::Value, E> {
+        serde_json::Number::deserialize(serde::de::value::I128Deserializer::<E>::new(v))
+            .map(serde_json::Value::Number)
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Number(v.into()))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<serde_json::Value, E> {
+        serde_json::Number::deserialize(serde::de::value::U128Deserializer::<E>::new(v))
+            .map(serde_json::Value::Number)
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Number::from_f64(v)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::String(v))
+    }
+
+    fn visit_none<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<serde_json::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> Result<serde_json::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(item) = seq.next_element_seed(PlainValue)? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<serde_json::Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(PlainValue)?;
+            members.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(members))
+    }
+}
 
 /// Deserializes a field that is required but may be `null` (`x: str | None` with no default).
 pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
