@@ -3,7 +3,8 @@
 //! `decode_as`'s alike), and whatever it accepts must encode and decode again.
 #![no_main]
 
-use hule_contracts::{decode, decode_as, payloads::SpellcheckPhaseCompletedV1, EVENTS};
+use hule_contracts::payloads::{AssessmentResultV1, SpellcheckPhaseCompletedV1};
+use hule_contracts::{decode, decode_as, Payload, EVENTS};
 use libfuzzer_sys::fuzz_target;
 
 /// Whether a value's Debug text shows an infinite float (`inf` or `-inf` standing alone, not inside a word or a
@@ -15,6 +16,15 @@ fn has_infinity(debug: &str) -> bool {
         !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"')
             && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '"')
     })
+}
+
+/// `decode_as` (strict and streaming paths first) and its tree path alone: the same value or the same error.
+fn typed_paths_agree<P: Payload + std::fmt::Debug>(record: &[u8]) {
+    match (&decode_as::<P>(record), &hule_contracts::decode::decode_as_tree::<P>(record)) {
+        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "decode_as's paths decode differently"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => panic!("decode_as's paths disagree: {:?} / {:?}", a.as_ref().map(|_| "ok"), b.as_ref().map(|_| "ok")),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -44,14 +54,8 @@ fuzz_target!(|data: &[u8]| {
             ),
         }
     }
-    // The statically typed decode too, against its own tree path.
-    match (
-        &decode_as::<SpellcheckPhaseCompletedV1>(record),
-        &hule_contracts::decode::decode_as_tree::<SpellcheckPhaseCompletedV1>(record),
-    ) {
-        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "decode_as's paths decode differently"),
-        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
-        (a, b) => panic!("decode_as's paths disagree: {:?} / {:?}", a.as_ref().map(|_| "ok"), b.as_ref().map(|_| "ok")),
-    }
+    // The statically typed decode too, against its own tree path: a thin payload, and one with free-form dicts.
+    typed_paths_agree::<SpellcheckPhaseCompletedV1>(record);
+    typed_paths_agree::<AssessmentResultV1>(record);
     let _ = hule_contracts::decode::decode_envelope(record);
 });

@@ -293,8 +293,9 @@ fn versioned_events_are_distinct() {
 
 /// An object whose first key is `serde_json`'s private raw-value token is a dict like any other, as pydantic keeps
 /// it: `serde_json::Value`'s own `Deserialize` reads it as the JSON text of its string (here `[1, 2]`, or an error
-/// for text that is not JSON). Every decode path, as a member of a flattened map (`metadata`'s extras) and deeper
-/// in one (`assessment_metadata`).
+/// for text that is not JSON). As a member of a flattened map (`metadata`'s extras), deeper in one and in an array
+/// there (`assessment_metadata`); through `decode` and `decode_as` (the strict path first), the same documents with
+/// an escaped key the strict path refuses (so that another path reads them), and the tree path alone.
 #[test]
 fn an_object_keyed_by_serde_jsons_raw_value_token_stays_an_object() {
     use hule_contracts::payloads::AssessmentResultV1;
@@ -312,10 +313,11 @@ fn an_object_keyed_by_serde_jsons_raw_value_token_stays_an_object() {
             .replacen("\"metadata\":{", &format!("\"metadata\":{{\"x\":{raw},"), 1)
             .replacen(
                 "\"assessment_metadata\":{",
-                &format!("\"assessment_metadata\":{{\"y\":{{\"z\":{raw}}},"),
+                &format!("\"assessment_metadata\":{{\"y\":{{\"z\":{raw},\"w\":[{raw}]}},"),
                 1,
             );
         assert_ne!(doc, text, "the example has both maps");
+        let escaped = doc.replacen('{', "{\"extr\\u0061\":1,", 1);
         let expected: serde_json::Value = serde_json::json!({ TOKEN: inner });
         let check =
             |how: &str, meta: &hule_contracts::EnvelopeMetadata, data: &AssessmentResultV1| {
@@ -326,9 +328,14 @@ fn an_object_keyed_by_serde_jsons_raw_value_token_stays_an_object() {
                 );
                 let y = serde_json::to_value(&data.assessment_metadata).expect("value");
                 assert_eq!(y["y"]["z"], expected, "{how}, {inner}: assessment_metadata");
+                assert_eq!(y["y"]["w"][0], expected, "{how}, {inner}: in an array");
             };
         for (how, decoded) in [
             ("decode", decode(Some(event.topic()), doc.as_bytes())),
+            (
+                "decode, escaped key",
+                decode(Some(event.topic()), escaped.as_bytes()),
+            ),
             (
                 "decode_tree",
                 hule_contracts::decode::decode_tree(Some(event.topic()), doc.as_bytes()),
@@ -340,12 +347,48 @@ fn an_object_keyed_by_serde_jsons_raw_value_token_stays_an_object() {
             };
             check(how, env.metadata.as_ref().expect("metadata"), data);
         }
-        let env = hule_contracts::decode_as::<AssessmentResultV1>(doc.as_bytes())
-            .unwrap_or_else(|e| panic!("decode_as, {inner}: {e}"));
-        check(
+        for (how, doc) in [("decode_as", &doc), ("decode_as, escaped key", &escaped)] {
+            let env = hule_contracts::decode_as::<AssessmentResultV1>(doc.as_bytes())
+                .unwrap_or_else(|e| panic!("{how}, {inner}: {e}"));
+            check(how, env.metadata.as_ref().expect("metadata"), &env.data);
+        }
+    }
+}
+
+/// A free-form dict given `null` is refused on every path, as pydantic refuses it ("Input should be an object"):
+/// none of the decoder's deserializers offers a `null` to a map's visitor as a unit, which `serde_json`'s map would
+/// take for an empty map.
+#[test]
+fn a_free_form_dict_given_null_is_refused() {
+    let ts = Timestamp::from_unix_micros(1_763_748_252_345_678).expect("ts");
+    let event = Event::TeacherNotificationRequested;
+    let env = example_envelope(event, Uuid::from_u128(1), Uuid::from_u128(2), ts).expect("example");
+    let text = String::from_utf8(env.to_json().expect("json")).expect("utf8");
+    let mut doc: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert!(
+        doc["data"]["payload"].is_object(),
+        "the example has the dict"
+    );
+    doc["data"]["payload"] = serde_json::Value::Null;
+    let doc = doc.to_string();
+    for (how, decoded) in [
+        (
+            "decode",
+            decode(Some(event.topic()), doc.as_bytes()).map(|_| ()),
+        ),
+        (
+            "decode_tree",
+            hule_contracts::decode::decode_tree(Some(event.topic()), doc.as_bytes()).map(|_| ()),
+        ),
+        (
             "decode_as",
-            env.metadata.as_ref().expect("metadata"),
-            &env.data,
-        );
+            hule_contracts::decode_as::<hule_contracts::payloads::TeacherNotificationRequestedV1>(
+                doc.as_bytes(),
+            )
+            .map(|_| ()),
+        ),
+    ] {
+        let err = decoded.expect_err(how);
+        assert!(err.to_string().contains("payload"), "{how}: {err}");
     }
 }

@@ -135,8 +135,11 @@ fn add_standard<P>(headers: &mut Headers, envelope: &EventEnvelope<P>, topic: &s
 }
 
 /// The tree path: the whole row as a `serde_json::Value` (its last value of a repeated key winning), re-serialised.
+/// Read without `serde_json::Value`'s raw-value case, which would rewrite an object keyed by its private token.
 fn translate_tree(event_data: &str, topic: &str, key: &str) -> Option<(Vec<u8>, Headers)> {
-    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(event_data) else {
+    let Ok(serde_json::Value::Object(mut map)) =
+        hule_contracts::payloads::plain_value_from_str(event_data)
+    else {
         return None;
     };
     let mut headers = Headers::default();
@@ -333,6 +336,31 @@ mod tests {
             String::from_utf8(value).expect("utf-8"),
             r#"{"event_id":"a b","data":{"text":"one ,  two :\t\"three\" \\"}}"#
         );
+    }
+
+    /// A row on the tree path (a repeated top-level key) keeps an object keyed by serde_json's private raw-value
+    /// token as written, with its standard headers (`serde_json::Value` read its string as JSON: `[1]` published
+    /// for it, or, text that is not JSON, the row published without headers).
+    #[test]
+    fn the_tree_path_keeps_an_object_keyed_by_the_raw_value_token() {
+        let row = &crate::testkit::numbered_rows(7..8, 1).expect("rows")[0];
+        for inner in ["[1]", "not json"] {
+            let kept = format!(r#"{{"$serde_json::private::RawValue":"{inner}"}}"#);
+            let text = legacy_of(row, serde_json::Value::Null).replacen(
+                '{',
+                &format!(r#"{{"k": {kept}, "twice": 1, "twice": 2, "#),
+                1,
+            );
+            let (value, headers) =
+                translate(&text, &row.topic, &row.event_key).expect("translated");
+            let value = String::from_utf8(value).expect("utf-8");
+            assert!(
+                value.contains(&format!(r#""k":{kept}"#)),
+                "{inner}: {value}"
+            );
+            assert!(value.contains(r#""twice":2"#), "the tree path: {value}");
+            assert!(headers.get("event_id").is_some(), "{inner}: headers");
+        }
     }
 
     /// A field repeated inside the envelope (not at its top) fails the headers' read on the fast path: the row

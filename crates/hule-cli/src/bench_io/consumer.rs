@@ -302,7 +302,9 @@ pub async fn consumer(
                 continue;
             }
             bare_passes.sort_by(|a, b| a.0.total_cmp(&b.0));
-            (rate, rss, cpu) = bare_passes[1];
+            // The median pass's rate and CPU; the largest peak of the three.
+            (rate, _, cpu) = bare_passes[1];
+            rss = bare_passes.iter().map(|p| p.1).fold(rss, f64::max);
             passes = format!(
                 " (median of three passes: {:.0}, {:.0}, {:.0}/s)",
                 bare_passes[0].0, bare_passes[1].0, bare_passes[2].0

@@ -102,6 +102,9 @@ impl CpuUse {
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
         };
+        // The machine's counters tick every 10 ms on each core: under a tenth of a second measured, the figure
+        // would be mostly rounding (the quick sizes), and is not given.
+        let busy = busy.filter(|&b| b >= 0.1);
         CpuUse {
             per_event_us: busy.map(|b| b * 1e6 / events.max(1) as f64),
             cores_busy: busy.map(|b| b / self.started.elapsed().as_secs_f64()),

@@ -14,10 +14,24 @@ use crate::time::Timestamp;
 ///
 /// Not the map's own `Deserialize`: `serde_json::Value`'s reads an object whose first key is its private raw-value
 /// token (`$serde_json::private::RawValue`) as the JSON text of that key's string, where pydantic keeps the dict
-/// as given. This one reads every value inside with [`PlainValue`], which has no such case.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// as given. This one reads every value inside with [`PlainValue`], which has no raw-value case, and takes only an
+/// object (`null` refused, as pydantic refuses it: "Input should be an object").
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct JsonMap(pub serde_json::Map<String, serde_json::Value>);
+
+/// As the map shows itself (a payload's Debug text unchanged by the wrapper).
+impl std::fmt::Debug for JsonMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Extend<(String, serde_json::Value)> for JsonMap {
+    fn extend<I: IntoIterator<Item = (String, serde_json::Value)>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
 
 /// The map's own schema, inline as the map's is (the catalog and the contract schemas unchanged).
 impl JsonSchema for JsonMap {
@@ -94,30 +108,46 @@ impl<'a> IntoIterator for &'a JsonMap {
 
 impl<'de> Deserialize<'de> for JsonMap {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(PlainValue).and_then(|v| match v {
-            serde_json::Value::Object(map) => Ok(JsonMap(map)),
-            other => Err(serde::de::Error::invalid_type(
-                serde::de::Unexpected::Other(json_kind(&other)),
-                &"a JSON object",
-            )),
-        })
+        struct Object;
+        impl<'de> serde::de::Visitor<'de> for Object {
+            type Value = JsonMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<JsonMap, A::Error> {
+                members(map).map(JsonMap)
+            }
+        }
+        d.deserialize_map(Object)
     }
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
+/// An object's members, each value read with [`PlainValue`]; a repeated key's last value wins, in its first place.
+fn members<'de, A: serde::de::MapAccess<'de>>(
+    mut map: A,
+) -> Result<serde_json::Map<String, serde_json::Value>, A::Error> {
+    let mut members = serde_json::Map::new();
+    while let Some(key) = map.next_key::<String>()? {
+        let value = map.next_value_seed(PlainValue)?;
+        members.insert(key, value);
     }
+    Ok(members)
+}
+
+/// Parses JSON text into a `serde_json::Value` as [`PlainValue`] reads it (`serde_json::from_str` without its
+/// raw-value case): for code that must keep a document as written.
+pub fn plain_value_from_str(text: &str) -> serde_json::Result<serde_json::Value> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde::de::DeserializeSeed::deserialize(PlainValue, &mut de)?;
+    de.end()?;
+    Ok(value)
 }
 
 /// Reads any JSON value as `serde_json::Value`'s own `Deserialize` does, with one difference: an object is always a
 /// map of its members (that one reads an object whose first key is its private raw-value token as raw JSON).
-#[derive(Clone, Copy)]
+/// Numbers as that one reads them too: `serde_json`'s `arbitrary_precision` feature, which would hand numbers over
+/// as objects of another private key, is off in this build (a unit test holds it).
+#[derive(Clone, Copy, Debug)]
 pub struct PlainValue;
 
 impl<'de> serde::de::DeserializeSeed<'de> for PlainValue {
@@ -194,14 +224,9 @@ impl<'de> serde::de::Visitor<'de> for PlainValue {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(
         self,
-        mut map: A,
+        map: A,
     ) -> Result<serde_json::Value, A::Error> {
-        let mut members = serde_json::Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(PlainValue)?;
-            members.insert(key, value);
-        }
-        Ok(serde_json::Value::Object(members))
+        members(map).map(serde_json::Value::Object)
     }
 }
 
@@ -373,5 +398,57 @@ impl Default for ProcessingSummary {
             processing_time_seconds: Some(0.0),
             extra: JsonMap::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "$serde_json::private::RawValue";
+
+    #[test]
+    fn plain_values_are_serde_jsons_but_for_the_raw_value_token() {
+        // Numbers stay numbers (not objects of `arbitrary_precision`'s private key), nested as given.
+        let text = r#"{"a":{"b":1,"c":1.5,"d":-2,"e":[true,null,"s",{"f":18446744073709551615}]}}"#;
+        let plain = plain_value_from_str(text).expect("plain");
+        assert_eq!(
+            plain,
+            serde_json::from_str::<serde_json::Value>(text).expect("serde_json")
+        );
+        let map: JsonMap = serde_json::from_str(text).expect("map");
+        assert_eq!(serde_json::Value::Object(map.0), plain);
+        // The token: serde_json reads its string as JSON; these keep the object.
+        let text = format!(r#"{{"{TOKEN}":"[1]","x":2}}"#);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&format!(r#"{{"{TOKEN}":"[1]"}}"#))
+                .expect("serde_json"),
+            serde_json::json!([1]),
+            "serde_json's own reading, which the type exists to avoid"
+        );
+        let plain = plain_value_from_str(&text).expect("plain");
+        assert_eq!(plain[TOKEN], "[1]");
+        assert_eq!(plain["x"], 2);
+        let nested: JsonMap = serde_json::from_str(&format!(r#"{{"k":[{text}]}}"#)).expect("map");
+        assert_eq!(nested["k"][0][TOKEN], "[1]");
+        assert!(plain_value_from_str("{} x").is_err(), "trailing text");
+    }
+
+    #[test]
+    fn a_json_map_takes_an_object_only_as_pydantic_does() {
+        for text in ["null", "[]", "1", "\"{}\""] {
+            let err = serde_json::from_str::<JsonMap>(text).expect_err(text);
+            assert!(err.to_string().contains("expected a map"), "{text}: {err}");
+        }
+        let repeated: JsonMap = serde_json::from_str(r#"{"a":1,"b":2,"a":3}"#).expect("map");
+        assert_eq!(
+            serde_json::to_string(&repeated).expect("json"),
+            r#"{"a":3,"b":2}"#
+        );
+        assert_eq!(
+            format!("{repeated:?}"),
+            format!("{:?}", repeated.0),
+            "Debug as the map's"
+        );
     }
 }

@@ -341,7 +341,8 @@ pub async fn run_consumer(
                         budget.check(&consumer, &mut lanes, held_bytes, Some(&key));
                     }
                     taken += 1;
-                    if taken == DRAIN {
+                    // A stop or a worker's fatal report ends the turn, as it would have ended the one before.
+                    if taken == DRAIN || stop.is_cancelled() || !fatal_rx.is_empty() {
                         break;
                     }
                     match messages.next().now_or_never() {
