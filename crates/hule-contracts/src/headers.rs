@@ -562,7 +562,7 @@ mod tests {
         );
         assert!(!h.has_all(&["c", "d", "a"]));
         assert!(!Headers::default().has_all(&["a"]));
-        // Each required name alone and all together, as the standard headers write them and reversed.
+        // All the required names, in the order the standard headers write them and reversed; then each taken out.
         let env = crate::EventEnvelope::new(
             uuid::Uuid::nil(),
             "t",

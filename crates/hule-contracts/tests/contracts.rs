@@ -47,6 +47,21 @@ fn registry_equals_events_tsv() {
     }
 }
 
+/// The topic map finds, for every standard and legacy topic, the event a scan of the definitions in order finds first.
+#[test]
+fn topic_lookups_agree_with_a_scan_of_the_definitions() {
+    for d in EVENTS {
+        for topic in [d.topic, d.legacy_topic] {
+            let scanned = EVENTS
+                .iter()
+                .find(|e| e.topic == topic || e.legacy_topic == topic)
+                .map(|e| e.event);
+            assert_eq!(Event::from_topic(topic).ok(), scanned, "{topic}");
+        }
+    }
+    assert!(Event::from_topic("huleedu.no.such.topic.v1").is_err());
+}
+
 #[test]
 fn lookups_by_name_value_and_either_topic() {
     let e = Event::CjAssessmentCompleted;

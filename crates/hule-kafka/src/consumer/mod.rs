@@ -146,19 +146,22 @@ impl Budget {
         }
         let hard = held > self.limit.saturating_mul(2);
         let floor = if hard { 1 } else { self.floor };
-        let check_all = !self.over || hard;
-        for (key, lane) in lanes.iter_mut() {
-            if (check_all || Some(key) == offered)
-                && !lane.paused
-                && lane.live()
-                && lane.held_bytes() >= floor
-            {
+        let mut pause = |key: &PartKey, lane: &mut Lane| {
+            if !lane.paused && lane.live() && lane.held_bytes() >= floor {
                 tracing::debug!(topic = %key.0, partition = key.1, held_bytes = held, "held records over the budget; pausing the partition");
                 pause_partition(consumer, key, true);
                 lane.paused = true;
                 self.paused_lanes += 1;
                 self.pauses += 1;
             }
+        };
+        if !self.over || hard {
+            for (key, lane) in lanes.iter_mut() {
+                pause(key, lane);
+            }
+        } else if let Some((key, lane)) = offered.and_then(|k| lanes.get_mut(k).map(|l| (k, l))) {
+            // Only the lane that just took a record: one look-up, not a scan of every lane per record.
+            pause(key, lane);
         }
         self.over = true;
     }
