@@ -4,7 +4,7 @@
 #![no_main]
 
 use hule_contracts::payloads::{AssessmentResultV1, SpellcheckPhaseCompletedV1};
-use hule_contracts::{decode, decode_as, Payload, EVENTS};
+use hule_contracts::{decode, decode_as, DecodeError, Payload, EVENTS};
 use libfuzzer_sys::fuzz_target;
 
 /// Whether a value's Debug text shows an infinite float (`inf` or `-inf` standing alone, not inside a word or a
@@ -18,13 +18,19 @@ fn has_infinity(debug: &str) -> bool {
     })
 }
 
-/// `decode_as` (strict and streaming paths first) and its tree path alone: the same value or the same error.
-fn typed_paths_agree<P: Payload + std::fmt::Debug>(record: &[u8]) {
-    match (&decode_as::<P>(record), &hule_contracts::decode::decode_as_tree::<P>(record)) {
-        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "decode_as's paths decode differently"),
+/// A decode (strict and streaming paths first) and its tree path alone, whose verdict is the record's: the same
+/// value (by its Debug text: NaN is a value) or the same error.
+fn paths_agree<T: std::fmt::Debug>(what: &str, fast: &Result<T, DecodeError>, tree: &Result<T, DecodeError>) {
+    match (fast, tree) {
+        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "{what}'s paths decode differently"),
         (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
-        (a, b) => panic!("decode_as's paths disagree: {:?} / {:?}", a.as_ref().map(|_| "ok"), b.as_ref().map(|_| "ok")),
+        (a, b) => panic!("{what}'s paths disagree: {:?} / {:?}", a.as_ref().map(|_| "ok"), b.as_ref().map(|_| "ok")),
     }
+}
+
+/// `decode_as` against its own tree path.
+fn typed_paths_agree<P: Payload + std::fmt::Debug>(record: &[u8]) {
+    paths_agree("decode_as", &decode_as::<P>(record), &hule_contracts::decode::decode_as_tree::<P>(record));
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -34,15 +40,10 @@ fuzz_target!(|data: &[u8]| {
     let topic = EVENTS
         .get(usize::from(choice) % (EVENTS.len() + 1))
         .map(|e| e.topic);
-    // Every path that may only accept (strict, streaming) agrees with the tree path, whose verdict is the record's:
-    // the same value (by its Debug text: NaN is a value) or the same error.
-    let tree = hule_contracts::decode::decode_tree(topic, record);
-    match (&decode(topic, record), &tree) {
-        (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}"), "the paths decode differently"),
-        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
-        (a, b) => panic!("the paths disagree: {:?} / {:?}", a.as_ref().map(|_| "ok"), b.as_ref().map(|_| "ok")),
-    }
-    if let Ok(env) = decode(topic, record) {
+    // Every path that may only accept (strict, streaming) agrees with the tree path.
+    let decoded = decode(topic, record);
+    paths_agree("decode", &decoded, &hule_contracts::decode::decode_tree(topic, record));
+    if let Ok(env) = decoded {
         let bytes = env.to_json().expect("a decoded envelope encodes");
         // A float beyond f64's range is read as infinity and written as `null`, as pydantic writes it; a required
         // float then does not decode again, in pydantic either. Anything else must.

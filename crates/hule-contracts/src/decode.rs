@@ -196,7 +196,7 @@ pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, Deco
             return Ok(env);
         }
     }
-    decode_tree(topic, bytes)
+    tree(topic, bytes)
 }
 
 /// [`decode`] on the tree path only (the fast path skipped): for tests that hold the two paths to the same
@@ -205,6 +205,11 @@ pub fn decode(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, Deco
 pub fn decode_tree(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, DecodeError> {
     utf8(bytes)?;
     check_depth(bytes)?;
+    tree(topic, bytes)
+}
+
+/// The tree path of a record already checked (UTF-8, depth).
+fn tree(topic: Option<&str>, bytes: &[u8]) -> Result<DecodedEnvelope, DecodeError> {
     let value = lax::parse(bytes).map_err(|e| DecodeError::new(DecodePhase::Envelope, ".", e))?;
     let (env, data) = envelope_of(&value)?;
     let event = route(topic, &env.event_type)?;
@@ -222,7 +227,7 @@ pub fn decode_as<P: Payload>(bytes: &[u8]) -> Result<EventEnvelope<P>, DecodeErr
     if let Ok(env) = crate::fast::value::<EventEnvelope<P>>(bytes) {
         return Ok(env);
     }
-    decode_as_tree(bytes)
+    tree_as(bytes)
 }
 
 /// [`decode_as`] on the tree path only (the strict and streaming paths skipped): for tests that hold the paths to
@@ -231,6 +236,11 @@ pub fn decode_as<P: Payload>(bytes: &[u8]) -> Result<EventEnvelope<P>, DecodeErr
 pub fn decode_as_tree<P: Payload>(bytes: &[u8]) -> Result<EventEnvelope<P>, DecodeError> {
     utf8(bytes)?;
     check_depth(bytes)?;
+    tree_as(bytes)
+}
+
+/// The typed tree path of a record already checked (UTF-8, depth).
+fn tree_as<P: Payload>(bytes: &[u8]) -> Result<EventEnvelope<P>, DecodeError> {
     let value = lax::parse(bytes).map_err(|e| DecodeError::new(DecodePhase::Envelope, ".", e))?;
     let (env, data) = envelope_of(&value)?;
     match P::deserialize(LaxDeserializer(data)) {
